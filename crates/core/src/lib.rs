@@ -1,0 +1,62 @@
+//! The vocabulary every Plexus part speaks.
+//!
+//! `plexus-core` is small and meant to change rarely: the other crates (the bus, the
+//! resilience layers, the registry, the gateway) depend on it and on nothing of each
+//! other's for these types.
+//!
+//! - [`Envelope`]: one event or request on the bus: a UUID v7 id, a [`Topic`], an
+//!   optional source [`Member`], a [`Target`], a [`Priority`], correlation and
+//!   causation ids, a [`Timestamp`], [`Headers`], a [`Payload`] and an optional expiry.
+//! - [`Topic`] and [`TopicPattern`]: dot-separated names and NATS-style patterns
+//!   (`a.*` matches one token, `a.>` one or more trailing tokens).
+//! - [`Target`]: who an envelope is for: one instance, a service, a service type,
+//!   everyone, or several of those.
+//! - [`Event`]: a Rust type bound to a topic. In process its value travels as an
+//!   `Arc<T>` and comes back as the same type with no serialization; it is encoded to
+//!   JSON only when it leaves the process.
+//! - [`Envelope::follow_up`]: the event a handler emits in reaction to another keeps
+//!   the correlation id and points its causation id at the cause.
+//!
+//! ```
+//! use plexus_core::{Envelope, Event, Priority, Topic};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Serialize, Deserialize, PartialEq)]
+//! struct Captured { window: String }
+//! impl Event for Captured {
+//!     const TOPIC: Topic = Topic::from_static("assistant.captured");
+//! }
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! struct Stored { row: u64 }
+//! impl Event for Stored {
+//!     const TOPIC: Topic = Topic::from_static("assistant.stored");
+//! }
+//!
+//! let cause = Envelope::event(Captured { window: "editor".into() }).with_priority(Priority::High);
+//! assert_eq!(cause.payload().get::<Captured>().unwrap().window, "editor");
+//!
+//! let effect = cause.follow_up_event(Stored { row: 7 });
+//! assert_eq!(effect.correlation_id(), cause.correlation_id());
+//! assert_eq!(effect.causation_id(), Some(cause.id()));
+//! ```
+
+mod envelope;
+mod headers;
+mod id;
+mod member;
+mod payload;
+mod priority;
+mod target;
+mod time;
+mod topic;
+
+pub use envelope::{Envelope, WireError};
+pub use headers::Headers;
+pub use id::{CorrelationId, EventId};
+pub use member::{InstanceId, Member, ServiceName, ServiceType};
+pub use payload::{Event, Payload, PayloadError};
+pub use priority::{ParsePriorityError, Priority};
+pub use target::Target;
+pub use time::Timestamp;
+pub use topic::{MAX_TOPIC_LEN, Topic, TopicError, TopicPattern};

@@ -1,0 +1,2 @@
+//! The plexus command.
+fn main() {}

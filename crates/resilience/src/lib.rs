@@ -1,0 +1,1 @@
+//! Fault tolerance for every call Plexus makes (being built: see issue 4).

@@ -160,7 +160,7 @@ impl Report {
     /// The report as a table for people.
     pub fn to_table(&self) -> Table {
         let mut table = Table::new();
-        table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        table.load_style(UTF8_FULL_CONDENSED).set_header(vec![
             "result", "value", "unit", "ceiling", "ceiling value", "ratio", "target",
         ]);
         for r in &self.results {

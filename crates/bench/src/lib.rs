@@ -11,4 +11,6 @@
 pub mod bus;
 mod support;
 
-pub use support::{BenchError, Options, Progress, Report, Result as BenchResult, Unit};
+pub use support::{
+    BenchError, Options, Progress, Report, Result as BenchResult, Unit, format_value,
+};

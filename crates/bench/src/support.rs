@@ -161,7 +161,13 @@ impl Report {
     pub fn to_table(&self) -> Table {
         let mut table = Table::new();
         table.load_style(UTF8_FULL_CONDENSED).set_header(vec![
-            "result", "value", "unit", "ceiling", "ceiling value", "ratio", "target",
+            "result",
+            "value",
+            "unit",
+            "ceiling",
+            "ceiling value",
+            "ratio",
+            "target",
         ]);
         for r in &self.results {
             let opt = |v: Option<f64>| v.map(format_value).unwrap_or_default();
@@ -208,8 +214,10 @@ impl Progress {
             ProgressBar::hidden()
         };
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.enable_steady_tick(Duration::from_millis(100));
         Self(bar)

@@ -2,8 +2,10 @@
 //!
 //! Each lane is a lock-free bounded ring (`crossbeam_queue::ArrayQueue`), so a full
 //! Normal lane never stands in the way of a Critical event. A receiver that finds
-//! every lane empty parks on `readable`; a publisher that finds a lane full and must
-//! wait parks on `writable`, which receivers signal only while someone is parked.
+//! every lane empty raises `receiver_parked` and waits on `readable`; publishers only
+//! read that flag, so while the receiver is busy a push touches no line the receiver
+//! writes. A publisher that finds a lane full and must wait parks on `writable`,
+//! which receivers signal only while someone is parked there.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
@@ -40,6 +42,7 @@ pub(crate) enum Offer {
 pub(crate) struct Queue {
     lanes: [ArrayQueue<Arc<Envelope>>; 4],
     readable: Notify,
+    receiver_parked: CachePadded<AtomicBool>,
     writable: Notify,
     parked_publishers: AtomicUsize,
     closed: AtomicBool,
@@ -51,6 +54,7 @@ impl Queue {
         Self {
             lanes: std::array::from_fn(|_| ArrayQueue::new(capacity)),
             readable: Notify::new(),
+            receiver_parked: CachePadded::new(AtomicBool::new(false)),
             writable: Notify::new(),
             parked_publishers: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -76,8 +80,18 @@ impl Queue {
                 Err(back) => return Offer::Full(back),
             }
         };
-        self.readable.notify_one();
+        self.wake_receiver();
         offer
+    }
+
+    /// Wakes the receiver if it is (or is about to be) parked.
+    fn wake_receiver(&self) {
+        // Pairs with the fence in `pop_waiting`: either the receiver sees the event
+        // just queued, or this sees the flag it raised.
+        fence(Ordering::SeqCst);
+        if self.receiver_parked.load(Ordering::Relaxed) {
+            self.readable.notify_one();
+        }
     }
 
     /// Waits up to `timeout` for room in the envelope's lane, then queues it.
@@ -136,7 +150,16 @@ impl Queue {
                 // An event queued just before closing is still handed out.
                 return self.pop();
             }
+            self.receiver_parked.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if let Some(envelope) = self.pop() {
+                self.receiver_parked.store(false, Ordering::Relaxed);
+                return Some(envelope);
+            }
+            // `notify_one` leaves a permit when nobody waits yet, so a wake between
+            // the check above and this await is not lost.
             self.readable.notified().await;
+            self.receiver_parked.store(false, Ordering::Relaxed);
         }
     }
 

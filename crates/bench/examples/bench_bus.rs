@@ -1,0 +1,12 @@
+//! Runs the bus benchmark without the CLI: `cargo run --release -p plexus-bench --example bench_bus [-- --quick]`.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let report = plexus_bench::bus::run(plexus_bench::Options {
+        quick,
+        progress: true,
+    })?;
+    println!("{}", report.to_table());
+    println!("{}", report.to_json());
+    Ok(())
+}

@@ -1,0 +1,505 @@
+//! Load balancer over a changing set of instances, skipping the unavailable ones.
+//!
+//! A [`Balancer`] holds instances (each a service with an [`InstanceId`], a weight,
+//! a health flag and optionally the [`CircuitBreaker`] guarding it) and chooses one
+//! per call by its [`Strategy`]: round-robin, weighted, least outstanding requests,
+//! power of two choices, or consistent hashing on a request key. Every strategy is
+//! health-aware: it skips an instance marked unhealthy or whose breaker does not let
+//! calls through, and when none is left the call fails with [`NoInstanceAvailable`],
+//! which says why for each instance.
+//!
+//! The set changes while calls run ([`Balancer::insert`], [`Balancer::remove`],
+//! [`Balancer::set_healthy`]): a call reads one immutable snapshot of it without a
+//! lock. A balancer is a `tower::Service` itself, and [`Balancer::pick`] chooses an
+//! instance for callers that drive the service by hand.
+//!
+//! tower's own p2c balancer needs a `Discover` stream and learns readiness only by
+//! polling every instance; it neither explains an empty choice nor hashes on keys,
+//! so the strategies here are written for Plexus.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use plexus_resilience::balance::{Balancer, Instance, Strategy};
+//! use tower::{ServiceExt, service_fn};
+//!
+//! let echo = |name: &'static str| service_fn(move |_: ()| async move { Ok::<_, std::io::Error>(name) });
+//! let balancer = Balancer::new("storage", Strategy::RoundRobin);
+//! balancer.insert(Instance::new("a", echo("a")));
+//! balancer.insert(Instance::new("b", echo("b")));
+//! assert_eq!(balancer.clone().oneshot(()).await.unwrap(), "a");
+//! assert_eq!(balancer.clone().oneshot(()).await.unwrap(), "b");
+//! balancer.set_healthy(&"a".into(), false);
+//! assert_eq!(balancer.clone().oneshot(()).await.unwrap(), "b");
+//! # }
+//! ```
+
+mod config;
+mod error;
+mod future;
+
+use std::any::Any;
+use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use plexus_core::InstanceId;
+use tower::Service;
+use tower::util::Oneshot;
+
+pub use config::{BalancerConfig, Strategy};
+pub use error::{NoInstanceAvailable, Unavailable};
+pub use future::ResponseFuture;
+
+use crate::{BoxError, CircuitBreaker, CircuitBreakerService, ConfigError, rng};
+
+/// One instance to balance over.
+#[derive(Clone, Debug)]
+pub struct Instance<S> {
+    id: InstanceId,
+    service: S,
+    weight: u32,
+    breaker: Option<CircuitBreaker>,
+}
+
+impl<S> Instance<S> {
+    /// An instance of weight 1, healthy, with no breaker.
+    pub fn new(id: impl Into<InstanceId>, service: S) -> Self {
+        Self {
+            id: id.into(),
+            service,
+            weight: 1,
+            breaker: None,
+        }
+    }
+
+    /// Its weight, for the weighted and consistent-hash strategies (at least 1).
+    pub fn weight(mut self, weight: u32) -> Self {
+        self.weight = weight.max(1);
+        self
+    }
+
+    /// Skip the instance while `breaker` does not let calls through. The breaker
+    /// should guard this instance's service, as [`Instance::guarded`] arranges.
+    pub fn watch_breaker(mut self, breaker: &CircuitBreaker) -> Self {
+        self.breaker = Some(breaker.clone());
+        self
+    }
+}
+
+impl<S> Instance<CircuitBreakerService<S>> {
+    /// An instance whose service is guarded by `breaker`, which the balancer watches.
+    pub fn guarded(id: impl Into<InstanceId>, service: S, breaker: &CircuitBreaker) -> Self {
+        Instance::new(id, breaker.layer(service)).watch_breaker(breaker)
+    }
+}
+
+struct Entry<S> {
+    id: InstanceId,
+    service: S,
+    weight: u32,
+    breaker: Option<CircuitBreaker>,
+    healthy: AtomicBool,
+    outstanding: AtomicUsize,
+}
+
+impl<S> Entry<S> {
+    fn unavailable(&self) -> Option<Unavailable> {
+        if !self.healthy.load(Ordering::Acquire) {
+            return Some(Unavailable::Unhealthy);
+        }
+        match &self.breaker {
+            Some(b) if !b.is_call_permitted() => Some(Unavailable::BreakerOpen {
+                retry_after: b.retry_after(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn available(&self) -> bool {
+        self.unavailable().is_none()
+    }
+}
+
+struct Set<S> {
+    entries: Vec<Arc<Entry<S>>>,
+    /// Hash ring: (point, entry index), sorted by point.
+    ring: Vec<(u64, usize)>,
+}
+
+type KeyFn = Arc<dyn Fn(&dyn Any) -> Option<u64> + Send + Sync>;
+
+struct Shared<S> {
+    name: String,
+    config: BalancerConfig,
+    set: ArcSwap<Set<S>>,
+    edit: Mutex<()>,
+    next: AtomicU64,
+    key: Option<KeyFn>,
+}
+
+/// A load balancer; clones share the set of instances.
+pub struct Balancer<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> Clone for Balancer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> fmt::Debug for Balancer<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Balancer")
+            .field("name", &self.shared.name)
+            .field("config", &self.shared.config)
+            .field("instances", &self.instances())
+            .finish()
+    }
+}
+
+/// What the balancer knows about one instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceInfo {
+    /// Its id.
+    pub id: InstanceId,
+    /// Its weight.
+    pub weight: u32,
+    /// Calls in flight on it through this balancer.
+    pub outstanding: usize,
+    /// Why it would be skipped now, if it would.
+    pub unavailable: Option<Unavailable>,
+}
+
+/// A call counted as in flight on an instance until dropped.
+pub struct InFlight {
+    entry: Arc<dyn Counted>,
+}
+
+trait Counted: Send + Sync {
+    fn done(&self);
+}
+
+impl<S: Send + Sync> Counted for Entry<S> {
+    fn done(&self) {
+        self.outstanding.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.entry.done();
+    }
+}
+
+impl fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InFlight")
+    }
+}
+
+/// The instance chosen for one call.
+#[derive(Debug)]
+pub struct Picked<S> {
+    /// Its id.
+    pub id: InstanceId,
+    /// A clone of its service, to call.
+    pub service: S,
+    /// Keeps the call counted as in flight; drop it when the call ends.
+    pub in_flight: InFlight,
+}
+
+fn hash_of(value: impl Hash) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    let mut h = hasher.finish();
+    rng::mix(&mut h)
+}
+
+impl<S: Clone + Send + Sync + 'static> Balancer<S> {
+    /// An empty balancer with `strategy`.
+    pub fn new(name: impl Into<String>, strategy: Strategy) -> Self {
+        Self::build(
+            name.into(),
+            BalancerConfig {
+                strategy,
+                ..BalancerConfig::default()
+            },
+            None,
+        )
+    }
+
+    /// An empty balancer from a configuration, after validating it.
+    pub fn from_config(
+        name: impl Into<String>,
+        config: BalancerConfig,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::build(name.into(), config, None))
+    }
+
+    /// An empty consistent-hash balancer keyed by `key` of each request.
+    pub fn consistent_hash<Req: 'static, K: Hash>(
+        name: impl Into<String>,
+        key: impl Fn(&Req) -> K + Send + Sync + 'static,
+    ) -> Self {
+        let key: KeyFn =
+            Arc::new(move |any: &dyn Any| any.downcast_ref::<Req>().map(|r| hash_of(key(r))));
+        Self::build(
+            name.into(),
+            BalancerConfig {
+                strategy: Strategy::ConsistentHash,
+                ..BalancerConfig::default()
+            },
+            Some(key),
+        )
+    }
+
+    fn build(name: String, config: BalancerConfig, key: Option<KeyFn>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                name,
+                config,
+                set: ArcSwap::from_pointee(Set {
+                    entries: Vec::new(),
+                    ring: Vec::new(),
+                }),
+                edit: Mutex::new(()),
+                next: AtomicU64::new(0),
+                key,
+            }),
+        }
+    }
+
+    /// Adds an instance, or replaces the one with the same id.
+    pub fn insert(&self, instance: Instance<S>) {
+        self.edit(|entries| {
+            entries.retain(|e| e.id != instance.id);
+            entries.push(Arc::new(Entry {
+                id: instance.id,
+                service: instance.service,
+                weight: instance.weight,
+                breaker: instance.breaker,
+                healthy: AtomicBool::new(true),
+                outstanding: AtomicUsize::new(0),
+            }));
+        });
+    }
+
+    /// Removes an instance; calls in flight on it finish normally.
+    pub fn remove(&self, id: &InstanceId) -> bool {
+        let mut found = false;
+        self.edit(|entries| {
+            let before = entries.len();
+            entries.retain(|e| e.id != *id);
+            found = entries.len() != before;
+        });
+        found
+    }
+
+    /// Marks an instance healthy or not; returns whether it exists.
+    pub fn set_healthy(&self, id: &InstanceId, healthy: bool) -> bool {
+        let set = self.shared.set.load();
+        match set.entries.iter().find(|e| e.id == *id) {
+            Some(e) => {
+                e.healthy.store(healthy, Ordering::Release);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn edit(&self, change: impl FnOnce(&mut Vec<Arc<Entry<S>>>)) {
+        let _guard = self.shared.edit.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.shared.set.load().entries.clone();
+        change(&mut entries);
+        let ring = if self.shared.config.strategy == Strategy::ConsistentHash {
+            let vnodes = u64::from(self.shared.config.virtual_nodes);
+            let mut ring: Vec<(u64, usize)> = entries
+                .iter()
+                .enumerate()
+                .flat_map(|(i, e)| {
+                    let points = vnodes * u64::from(e.weight);
+                    (0..points).map(move |p| (hash_of((e.id.as_str(), p)), i))
+                })
+                .collect();
+            ring.sort_unstable();
+            ring
+        } else {
+            Vec::new()
+        };
+        self.shared.set.store(Arc::new(Set { entries, ring }));
+    }
+
+    /// The instances and their state.
+    pub fn instances(&self) -> Vec<InstanceInfo> {
+        self.shared
+            .set
+            .load()
+            .entries
+            .iter()
+            .map(|e| InstanceInfo {
+                id: e.id.clone(),
+                weight: e.weight,
+                outstanding: e.outstanding.load(Ordering::Acquire),
+                unavailable: e.unavailable(),
+            })
+            .collect()
+    }
+
+    /// Chooses an instance for a call with no key.
+    pub fn pick(&self) -> Result<Picked<S>, NoInstanceAvailable> {
+        self.pick_hashed(None)
+    }
+
+    /// Chooses an instance for a call whose key is `key` (used by consistent hashing).
+    pub fn pick_for(&self, key: impl Hash) -> Result<Picked<S>, NoInstanceAvailable> {
+        self.pick_hashed(Some(hash_of(key)))
+    }
+
+    fn pick_hashed(&self, key: Option<u64>) -> Result<Picked<S>, NoInstanceAvailable> {
+        let set = self.shared.set.load();
+        let entries = &set.entries;
+        let n = entries.len();
+        let chosen = if n == 0 {
+            None
+        } else {
+            match self.shared.config.strategy {
+                Strategy::RoundRobin => self.round_robin(entries),
+                Strategy::Weighted => weighted(entries),
+                Strategy::LeastOutstanding => self.least_outstanding(entries),
+                Strategy::PowerOfTwoChoices => self.two_choices(entries),
+                Strategy::ConsistentHash => match key {
+                    Some(k) => on_ring(&set.ring, entries, k),
+                    None => self.round_robin(entries),
+                },
+            }
+        };
+        match chosen {
+            Some(i) => {
+                let e = &entries[i];
+                e.outstanding.fetch_add(1, Ordering::AcqRel);
+                Ok(Picked {
+                    id: e.id.clone(),
+                    service: e.service.clone(),
+                    in_flight: InFlight { entry: e.clone() },
+                })
+            }
+            None => Err(NoInstanceAvailable {
+                name: self.shared.name.clone(),
+                reasons: entries
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.id.clone(),
+                            e.unavailable().unwrap_or(Unavailable::Unhealthy),
+                        )
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    fn round_robin(&self, entries: &[Arc<Entry<S>>]) -> Option<usize> {
+        let n = entries.len();
+        let start = (self.shared.next.fetch_add(1, Ordering::Relaxed) % n as u64) as usize;
+        (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&i| entries[i].available())
+    }
+
+    fn least_outstanding(&self, entries: &[Arc<Entry<S>>]) -> Option<usize> {
+        let n = entries.len();
+        let start = (self.shared.next.fetch_add(1, Ordering::Relaxed) % n as u64) as usize;
+        (0..n)
+            .map(|i| (start + i) % n)
+            .filter(|&i| entries[i].available())
+            .min_by_key(|&i| entries[i].outstanding.load(Ordering::Acquire))
+    }
+
+    fn two_choices(&self, entries: &[Arc<Entry<S>>]) -> Option<usize> {
+        let n = entries.len();
+        if n == 1 {
+            return entries[0].available().then_some(0);
+        }
+        let a = rng::below(n as u64) as usize;
+        let b = (a + 1 + rng::below(n as u64 - 1) as usize) % n;
+        match (entries[a].available(), entries[b].available()) {
+            (true, true) => {
+                let load = |i: usize| entries[i].outstanding.load(Ordering::Acquire);
+                Some(if load(b) < load(a) { b } else { a })
+            }
+            (true, false) => Some(a),
+            (false, true) => Some(b),
+            (false, false) => self.least_outstanding(entries),
+        }
+    }
+}
+
+fn weighted<S>(entries: &[Arc<Entry<S>>]) -> Option<usize> {
+    let total: u64 = entries
+        .iter()
+        .filter(|e| e.available())
+        .map(|e| u64::from(e.weight))
+        .sum();
+    if total == 0 {
+        return None;
+    }
+    let mut point = rng::below(total);
+    for (i, e) in entries.iter().enumerate() {
+        if !e.available() {
+            continue;
+        }
+        let w = u64::from(e.weight);
+        if point < w {
+            return Some(i);
+        }
+        point -= w;
+    }
+    // The set of available instances changed between the two passes.
+    entries.iter().position(|e| e.available())
+}
+
+fn on_ring<S>(ring: &[(u64, usize)], entries: &[Arc<Entry<S>>], key: u64) -> Option<usize> {
+    if ring.is_empty() {
+        return None;
+    }
+    let start = ring.partition_point(|&(point, _)| point < key);
+    (0..ring.len())
+        .map(|i| ring[(start + i) % ring.len()].1)
+        .find(|&i| entries[i].available())
+}
+
+impl<S, Req> Service<Req> for Balancer<S>
+where
+    S: Service<Req> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    Req: 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, Req>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Instances are readied one call at a time, after the choice.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let key = match (&self.shared.key, self.shared.config.strategy) {
+            (Some(key), Strategy::ConsistentHash) => key(&req as &dyn Any),
+            _ => None,
+        };
+        match self.pick_hashed(key) {
+            Ok(picked) => {
+                ResponseFuture::called(Oneshot::new(picked.service, req), picked.in_flight)
+            }
+            Err(none) => ResponseFuture::rejected(none),
+        }
+    }
+}

@@ -41,6 +41,12 @@ macro_rules! name_type {
                 Self::new(name)
             }
         }
+
+        impl From<String> for $name {
+            fn from(name: String) -> Self {
+                Self(Arc::from(name))
+            }
+        }
     };
 }
 

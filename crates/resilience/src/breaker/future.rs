@@ -12,20 +12,22 @@ use crate::BoxError;
 pin_project! {
     /// Runs the inner call and records its outcome, or returns the rejection.
     #[project = Proj]
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<F, E> {
         #[pin]
         inner: Option<F>,
         permit: Option<Permit>,
         rejected: Option<CircuitOpen>,
+        convert: fn(E) -> BoxError,
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F, E: Into<BoxError>> ResponseFuture<F, E> {
     pub(super) fn called(inner: F, permit: Permit) -> Self {
         Self {
             inner: Some(inner),
             permit: Some(permit),
             rejected: None,
+            convert: Into::into,
         }
     }
 
@@ -34,14 +36,14 @@ impl<F> ResponseFuture<F> {
             inner: None,
             permit: None,
             rejected: Some(open),
+            convert: Into::into,
         }
     }
 }
 
-impl<F, T, E> Future for ResponseFuture<F>
+impl<F, T, E> Future for ResponseFuture<F, E>
 where
     F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
 {
     type Output = Result<T, BoxError>;
 
@@ -53,7 +55,7 @@ where
                 None => "circuit breaker future polled after completion".into(),
             }));
         };
-        let result = ready!(inner.poll(cx)).map_err(Into::into);
+        let result = ready!(inner.poll(cx)).map_err(*this.convert);
         if let Some(permit) = this.permit.take() {
             permit.record(&result);
         }

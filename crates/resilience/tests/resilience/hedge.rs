@@ -16,7 +16,7 @@ fn hedge() -> Hedge<bool> {
         },
         |idempotent: &bool| *idempotent,
     )
-    .unwrap()
+    .expect("a valid hedge configuration")
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,0 +1,47 @@
+//! `plexus bench PART`: run one benchmark and print its report.
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use plexus_bench::{Options, Report};
+
+/// Arguments of `plexus bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// The part to measure.
+    part: Part,
+    /// A short run, for smoke tests in CI.
+    #[arg(long)]
+    quick: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The parts that have a benchmark.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Part {
+    /// The in-process event bus.
+    Bus,
+}
+
+pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let options = Options {
+        quick: args.quick,
+        progress: true,
+    };
+    let report: Report = match args.part {
+        Part::Bus => plexus_bench::bus::run(options).context("the bus benchmark failed")?,
+    };
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        println!(
+            "bench {} on {} cores{}",
+            report.bench,
+            report.cores,
+            if report.quick { " (quick)" } else { "" }
+        );
+        println!("{}", report.to_table());
+    }
+    Ok(())
+}

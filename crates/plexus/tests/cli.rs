@@ -1,0 +1,113 @@
+//! The `plexus` command, run as a user runs it.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a test failure.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn plexus(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_plexus"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn demo_pipeline_json_counts_are_measured() {
+    let (code, stdout, stderr) = plexus(&[
+        "demo",
+        "pipeline",
+        "--events",
+        "2001",
+        "--publishers",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["captured"], 2001);
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["duplicated"], 0);
+    assert!(report["events_per_s"].as_f64().unwrap() > 0.0);
+    let stages = report["stages"].as_object().unwrap();
+    // Stages are printed in flow order (serde_json's map would sort them, so look at
+    // the text).
+    let flow = [
+        "DataCapture",
+        "Storage",
+        "AnalysisEngine",
+        "Gamification",
+        "AI",
+        "CuteFigurine",
+    ];
+    let at: Vec<usize> = flow
+        .iter()
+        .map(|s| stdout.find(&format!("\"{s}\":")).unwrap())
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{stdout}");
+    assert_eq!(stages.len(), 6);
+    assert!(stages.values().all(|v| v == 2001));
+}
+
+#[test]
+fn demo_pipeline_prints_tables_for_people() {
+    let (code, stdout, stderr) = plexus(&["demo", "pipeline", "--events", "500"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("CuteFigurine"), "{stdout}");
+    assert!(stdout.contains("events/s"), "{stdout}");
+}
+
+#[test]
+fn bench_bus_quick_json_follows_the_convention() {
+    let (code, stdout, stderr) = plexus(&["bench", "bus", "--quick", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["bench"], "bus");
+    assert!(report["cores"].as_u64().unwrap() >= 1);
+    let results = report["results"].as_array().unwrap();
+    let get = |name: &str| {
+        results
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    for name in ["delivered_1to1", "delivered_4to4", "fanout_1to8"] {
+        let r = get(name);
+        assert_eq!(r["unit"], "events/s");
+        let (value, ceiling) = (
+            r["value"].as_f64().unwrap(),
+            r["ceiling_value"].as_f64().unwrap(),
+        );
+        assert!(value > 0.0 && ceiling > 0.0, "{name}");
+        let ratio = r["ratio"].as_f64().unwrap();
+        assert!(
+            (ratio - value / ceiling).abs() < 0.001,
+            "{name}: ratio is value/ceiling"
+        );
+        assert_eq!(r["higher_is_better"], true);
+    }
+    for name in ["critical_p50", "critical_p99", "critical_p999"] {
+        let r = get(name);
+        assert_eq!(r["unit"], "us");
+        assert!(r["value"].as_f64().unwrap() > 0.0);
+        assert_eq!(r["higher_is_better"], false);
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2_and_bad_values_exit_1_with_a_hint() {
+    let (code, _, stderr) = plexus(&["bench", "nonsense"]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = plexus(&["demo", "pipeline", "--publishers", "0"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("--publishers must be at least 1"),
+        "{stderr}"
+    );
+}

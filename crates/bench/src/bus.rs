@@ -101,7 +101,11 @@ struct Rate {
 
 impl Rate {
     fn max(self, other: Rate) -> Rate {
-        if other.per_second > self.per_second { other } else { self }
+        if other.per_second > self.per_second {
+            other
+        } else {
+            self
+        }
     }
 }
 
@@ -438,9 +442,14 @@ pub fn run(options: Options) -> Result<Report, BenchError> {
         || rate(|| mpsc_run(1, n)),
     )?;
     report.results.push(
-        BenchResult::new("delivered_1to1", Unit::EventsPerSecond, ours.per_second, true)
-            .with_ceiling("tokio::sync::mpsc bounded(1024)", ceiling.per_second)
-            .with_target("ratio >= 0.6"),
+        BenchResult::new(
+            "delivered_1to1",
+            Unit::EventsPerSecond,
+            ours.per_second,
+            true,
+        )
+        .with_ceiling("tokio::sync::mpsc bounded(1024)", ceiling.per_second)
+        .with_target("ratio >= 0.6"),
     );
     progress.done_step();
 
@@ -474,8 +483,13 @@ pub fn run(options: Options) -> Result<Report, BenchError> {
         || rate(|| mpsc_run(4, quarter)),
     )?;
     report.results.push(
-        BenchResult::new("delivered_4to4", Unit::EventsPerSecond, ours.per_second, true)
-            .with_ceiling("4 x tokio::sync::mpsc bounded(1024)", ceiling.per_second),
+        BenchResult::new(
+            "delivered_4to4",
+            Unit::EventsPerSecond,
+            ours.per_second,
+            true,
+        )
+        .with_ceiling("4 x tokio::sync::mpsc bounded(1024)", ceiling.per_second),
     );
     progress.done_step();
 

@@ -13,6 +13,9 @@
 //! lock. A balancer is a `tower::Service` itself, and [`Balancer::pick`] chooses an
 //! instance for callers that drive the service by hand.
 //!
+//! Instance services must be `Clone + Send + Sync` (a call clones the chosen one);
+//! box them with `tower::util::BoxCloneSyncService` to mix kinds.
+//!
 //! tower's own p2c balancer needs a `Discover` stream and learns readiness only by
 //! polling every instance; it neither explains an empty choice nor hashes on keys,
 //! so the strategies here are written for Plexus.

@@ -38,7 +38,9 @@ impl Envelope {
     /// A new root envelope: fresh id, its own correlation id, no cause, broadcast,
     /// normal priority, stamped now.
     pub fn new(topic: Topic, payload: Payload) -> Self {
-        let id = EventId::new();
+        // One clock read serves both the timestamp and the id.
+        let timestamp = Timestamp::now();
+        let id = EventId::at(timestamp);
         Self {
             id,
             topic,
@@ -47,7 +49,7 @@ impl Envelope {
             priority: Priority::Normal,
             correlation_id: CorrelationId::from(id),
             causation_id: None,
-            timestamp: Timestamp::now(),
+            timestamp,
             headers: Headers::new(),
             payload,
             expires_at: None,

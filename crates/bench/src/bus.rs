@@ -144,6 +144,34 @@ fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, BenchError> {
     r.map_err(failed)
 }
 
+/// A task that counts what `rx` receives until every sender is gone.
+fn count_mpsc<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut got = 0u64;
+        while rx.recv().await.is_some() {
+            got += 1;
+        }
+        got
+    })
+}
+
+/// Waits for the senders, then sums what the receivers counted.
+async fn settle(
+    senders: Vec<tokio::task::JoinHandle<Result<(), BenchError>>>,
+    receivers: Vec<tokio::task::JoinHandle<u64>>,
+) -> Result<u64, BenchError> {
+    for s in senders {
+        joined(s.await)??;
+    }
+    let mut total = 0;
+    for r in receivers {
+        total += joined(r.await)?;
+    }
+    Ok(total)
+}
+
 /// `publishers` publish `events` each on topics `bench.{i % topics}`; `subscribers`
 /// subscribe to `bench.{i % topics}`. Returns events received.
 async fn bus_run(
@@ -189,14 +217,7 @@ async fn bus_run(
             Ok::<(), BenchError>(())
         }));
     }
-    for s in senders {
-        joined(s.await)??;
-    }
-    let mut total = 0;
-    for r in receivers {
-        total += joined(r.await)?;
-    }
-    Ok(total)
+    settle(senders, receivers).await
 }
 
 /// `pairs` independent bounded mpsc channels, one sender and one receiver each.
@@ -205,14 +226,8 @@ async fn mpsc_run(pairs: u64, events: u64) -> Result<u64, BenchError> {
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
     for _ in 0..pairs {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Envelope>(CAPACITY);
-        receivers.push(tokio::spawn(async move {
-            let mut got = 0u64;
-            while rx.recv().await.is_some() {
-                got += 1;
-            }
-            got
-        }));
+        let (tx, rx) = tokio::sync::mpsc::channel::<Envelope>(CAPACITY);
+        receivers.push(count_mpsc(rx));
         let topic = topic.clone();
         senders.push(tokio::spawn(async move {
             for seq in 0..events {
@@ -221,14 +236,7 @@ async fn mpsc_run(pairs: u64, events: u64) -> Result<u64, BenchError> {
             Ok::<(), BenchError>(())
         }));
     }
-    for s in senders {
-        joined(s.await)??;
-    }
-    let mut total = 0;
-    for r in receivers {
-        total += joined(r.await)?;
-    }
-    Ok(total)
+    settle(senders, receivers).await
 }
 
 /// One sender, `fan` receivers of a tokio broadcast channel.
@@ -258,13 +266,9 @@ async fn broadcast_run(fan: u64, events: u64) -> Result<u64, BenchError> {
                 tokio::task::yield_now().await;
             }
         }
+        Ok(())
     });
-    joined(sender.await)?;
-    let mut total = 0;
-    for r in receivers {
-        total += joined(r.await)?;
-    }
-    Ok(total)
+    settle(vec![sender], receivers).await
 }
 
 /// One sender cloning each envelope into `fan` bounded mpsc channels.
@@ -272,15 +276,9 @@ async fn mpsc_fanout_run(fan: u64, events: u64) -> Result<u64, BenchError> {
     let mut txs = Vec::new();
     let mut receivers = Vec::new();
     for _ in 0..fan {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Arc<Envelope>>(CAPACITY);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Arc<Envelope>>(CAPACITY);
         txs.push(tx);
-        receivers.push(tokio::spawn(async move {
-            let mut got = 0u64;
-            while rx.recv().await.is_some() {
-                got += 1;
-            }
-            got
-        }));
+        receivers.push(count_mpsc(rx));
     }
     let topic = Tick::TOPIC;
     let sender = tokio::spawn(async move {
@@ -292,12 +290,7 @@ async fn mpsc_fanout_run(fan: u64, events: u64) -> Result<u64, BenchError> {
         }
         Ok::<(), BenchError>(())
     });
-    joined(sender.await)??;
-    let mut total = 0;
-    for r in receivers {
-        total += joined(r.await)?;
-    }
-    Ok(total)
+    settle(vec![sender], receivers).await
 }
 
 fn crossbeam_1to1(events: u64) -> Result<f64, BenchError> {

@@ -22,6 +22,20 @@ fn main() {
     divan::main();
 }
 
+/// Builds an envelope, hands it over with `send`, takes it back with `recv`.
+fn hand_over<R>(
+    bencher: Bencher<'_, '_>,
+    mut send: impl FnMut(Envelope),
+    mut recv: impl FnMut() -> R,
+) {
+    let mut seq = 0;
+    bencher.bench_local(|| {
+        seq += 1;
+        send(envelope(seq));
+        recv()
+    });
+}
+
 #[divan::bench]
 fn bus_1to1(bencher: Bencher<'_, '_>) {
     let bus = Bus::new();
@@ -31,45 +45,43 @@ fn bus_1to1(bencher: Bencher<'_, '_>) {
             SubscribeOptions::new().overflow(Overflow::Reject),
         )
         .unwrap();
-    let mut seq = 0;
-    bencher.bench_local(|| {
-        seq += 1;
-        bus.try_publish(envelope(seq)).unwrap();
-        sub.try_recv().unwrap()
-    });
+    hand_over(
+        bencher,
+        |e| {
+            bus.try_publish(e).unwrap();
+        },
+        || sub.try_recv().unwrap(),
+    );
 }
 
 #[divan::bench]
 fn mpsc_1to1(bencher: Bencher<'_, '_>) {
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-    let mut seq = 0;
-    bencher.bench_local(|| {
-        seq += 1;
-        tx.try_send(envelope(seq)).unwrap();
-        rx.try_recv().unwrap()
-    });
+    hand_over(
+        bencher,
+        |e| tx.try_send(e).unwrap(),
+        || rx.try_recv().unwrap(),
+    );
 }
 
 #[divan::bench]
 fn flume_1to1(bencher: Bencher<'_, '_>) {
     let (tx, rx) = flume::bounded(1024);
-    let mut seq = 0;
-    bencher.bench_local(|| {
-        seq += 1;
-        tx.try_send(envelope(seq)).unwrap();
-        rx.try_recv().unwrap()
-    });
+    hand_over(
+        bencher,
+        |e| tx.try_send(e).unwrap(),
+        || rx.try_recv().unwrap(),
+    );
 }
 
 #[divan::bench]
 fn crossbeam_1to1(bencher: Bencher<'_, '_>) {
     let (tx, rx) = crossbeam_channel::bounded(1024);
-    let mut seq = 0;
-    bencher.bench_local(|| {
-        seq += 1;
-        tx.try_send(envelope(seq)).unwrap();
-        rx.try_recv().unwrap()
-    });
+    hand_over(
+        bencher,
+        |e| tx.try_send(e).unwrap(),
+        || rx.try_recv().unwrap(),
+    );
 }
 
 #[divan::bench]
@@ -84,26 +96,24 @@ fn bus_fanout_1to8(bencher: Bencher<'_, '_>) {
             .unwrap()
         })
         .collect();
-    let mut seq = 0;
-    bencher.bench_local(|| {
-        seq += 1;
-        bus.try_publish(envelope(seq)).unwrap();
-        for sub in &mut subs {
-            divan::black_box(sub.try_recv().unwrap());
-        }
-    });
+    hand_over(
+        bencher,
+        |e| {
+            bus.try_publish(e).unwrap();
+        },
+        || subs.iter_mut().map(|s| s.try_recv().unwrap()).count(),
+    );
 }
 
 #[divan::bench]
 fn broadcast_fanout_1to8(bencher: Bencher<'_, '_>) {
     let (tx, _) = tokio::sync::broadcast::channel(1024);
     let mut rxs: Vec<_> = (0..8).map(|_| tx.subscribe()).collect();
-    let mut seq = 0;
-    bencher.bench_local(|| {
-        seq += 1;
-        tx.send(envelope(seq)).unwrap();
-        for rx in &mut rxs {
-            divan::black_box(rx.try_recv().unwrap());
-        }
-    });
+    hand_over(
+        bencher,
+        |e| {
+            tx.send(e).unwrap();
+        },
+        || rxs.iter_mut().map(|r| r.try_recv().unwrap()).count(),
+    );
 }

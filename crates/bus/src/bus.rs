@@ -134,13 +134,17 @@ struct Step {
 impl Bus {
     /// A bus with the default [`BusConfig`].
     pub fn new() -> Self {
-        Self::with_config(BusConfig::default()).unwrap_or_else(|_| unreachable!())
+        Self::build(BusConfig::default())
     }
 
     /// A bus with `config`, checked first.
     pub fn with_config(config: BusConfig) -> Result<Self, BusError> {
         config.validate()?;
-        Ok(Self {
+        Ok(Self::build(config))
+    }
+
+    fn build(config: BusConfig) -> Self {
+        Self {
             inner: Arc::new(BusInner {
                 config,
                 gate: Gate::new(),
@@ -150,7 +154,7 @@ impl Bus {
                 counters: BusCounters::default(),
                 pending: Mutex::new(HashMap::new()),
             }),
-        })
+        }
     }
 
     /// The configuration in force.

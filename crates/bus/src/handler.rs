@@ -91,7 +91,8 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 
 impl Bus {
     /// Runs `handler` on a tokio task for every event matching `pattern`, one at a
-    /// time, in delivery order. Must be called inside a tokio runtime.
+    /// time, in delivery order, until the bus shuts down (and its queue is drained)
+    /// or [`HandlerHandle::stop`] is called. Must be called inside a tokio runtime.
     pub fn handle<F, Fut, R, E>(
         &self,
         pattern: &str,

@@ -123,6 +123,12 @@ impl fmt::Display for CorrelationId {
     }
 }
 
+impl fmt::Debug for CorrelationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CorrelationId({})", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,11 +148,5 @@ mod tests {
         let ms = |u: &Uuid| u.get_timestamp().map(|t| t.to_unix()).unwrap();
         assert!(ms(last) > ms(first));
         assert_eq!(ms(first).0, now.as_micros() / 1_000_000);
-    }
-}
-
-impl fmt::Debug for CorrelationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CorrelationId({})", self.0)
     }
 }

@@ -6,9 +6,10 @@
 //! `ratio = value / ceiling_value` (inverted for lower-is-better figures). A
 //! [`Report`] prints as a table for people or as one JSON object for scripts.
 //!
-//! Parts: [`bus`].
+//! Parts: [`bus`], [`resilience`].
 
 pub mod bus;
+pub mod resilience;
 mod support;
 
 pub use support::{

@@ -194,6 +194,13 @@ impl<S: Send + Sync> Counted for Entry<S> {
     }
 }
 
+impl InFlight {
+    fn start<S: Send + Sync + 'static>(entry: Arc<Entry<S>>) -> Self {
+        entry.outstanding.fetch_add(1, Ordering::AcqRel);
+        Self { entry }
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.entry.done();
@@ -366,10 +373,18 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> {
     }
 
     fn pick_hashed(&self, key: Option<u64>) -> Result<Picked<S>, NoInstanceAvailable> {
+        let entry = self.choose(key)?;
+        Ok(Picked {
+            id: entry.id.clone(),
+            service: entry.service.clone(),
+            in_flight: InFlight::start(entry),
+        })
+    }
+
+    fn choose(&self, key: Option<u64>) -> Result<Arc<Entry<S>>, NoInstanceAvailable> {
         let set = self.shared.set.load();
         let entries = &set.entries;
-        let n = entries.len();
-        let chosen = if n == 0 {
+        let chosen = if entries.is_empty() {
             None
         } else {
             match self.shared.config.strategy {
@@ -384,15 +399,7 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> {
             }
         };
         match chosen {
-            Some(i) => {
-                let e = &entries[i];
-                e.outstanding.fetch_add(1, Ordering::AcqRel);
-                Ok(Picked {
-                    id: e.id.clone(),
-                    service: e.service.clone(),
-                    in_flight: InFlight { entry: e.clone() },
-                })
-            }
+            Some(i) => Ok(entries[i].clone()),
             None => Err(NoInstanceAvailable {
                 name: self.shared.name.clone(),
                 reasons: entries
@@ -498,9 +505,10 @@ where
             (Some(key), Strategy::ConsistentHash) => key(&req as &dyn Any),
             _ => None,
         };
-        match self.pick_hashed(key) {
-            Ok(picked) => {
-                ResponseFuture::called(Oneshot::new(picked.service, req), picked.in_flight)
+        match self.choose(key) {
+            Ok(entry) => {
+                let service = entry.service.clone();
+                ResponseFuture::called(Oneshot::new(service, req), InFlight::start(entry))
             }
             Err(none) => ResponseFuture::rejected(none),
         }

@@ -166,7 +166,10 @@ enum Recorder {
 
 #[derive(Debug, Default)]
 struct Totals64 {
+    /// Successes not recorded in a count window (those are counted by the window).
     successful: AtomicU64,
+    /// Failures recorded in a count window.
+    window_failed: AtomicU64,
     failed: AtomicU64,
     slow: AtomicU64,
     ignored: AtomicU64,
@@ -486,7 +489,11 @@ impl CircuitBreaker {
             buffered_calls: totals.calls,
             buffered_failed_calls: totals.failed,
             buffered_slow_calls: totals.slow,
-            successful_calls_total: get(&s.totals.successful),
+            successful_calls_total: get(&s.totals.successful)
+                + match &s.window {
+                    Recorder::Count(w) => w.records().saturating_sub(get(&s.totals.window_failed)),
+                    Recorder::Time(_) => 0,
+                },
             failed_calls_total: get(&s.totals.failed),
             slow_calls_total: get(&s.totals.slow),
             ignored_calls_total: get(&s.totals.ignored),
@@ -635,60 +642,77 @@ impl CircuitBreaker {
     fn on_outcome(&self, word: u64, class: ErrorClass, elapsed: Option<Duration>) {
         let s = &self.shared;
         let slow = matches!((elapsed, s.slow_after), (Some(e), Some(after)) if e >= after);
-        let counter = match class {
-            ErrorClass::Success => &s.totals.successful,
-            ErrorClass::Failure => &s.totals.failed,
+        let failed = match class {
+            ErrorClass::Success => false,
+            ErrorClass::Failure => true,
             ErrorClass::Ignored => {
                 s.totals.ignored.fetch_add(1, Ordering::Relaxed);
                 self.give_back(word);
                 return;
             }
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            s.totals.failed.fetch_add(1, Ordering::Relaxed);
+        }
         if slow {
             s.totals.slow.fetch_add(1, Ordering::Relaxed);
         }
-        if s.state.load(Ordering::Acquire) != word {
-            // Admitted under an earlier state: counted above, but not in this window.
-            return;
-        }
-        let failed = class == ErrorClass::Failure;
-        match State::from_word(word) {
-            State::Closed | State::MetricsOnly => {
+        let state = State::from_word(word);
+        let current = s.state.load(Ordering::Acquire) == word;
+        match state {
+            State::Closed | State::MetricsOnly if current => {
                 let totals = match &s.window {
-                    Recorder::Count(w) => w.record(failed, slow),
-                    Recorder::Time(w) => w.record(s.origin.now_nanos(), failed, slow),
+                    Recorder::Count(w) => {
+                        // A success recorded here is counted by the window's record
+                        // counter: the hot path spares itself one shared counter.
+                        if failed {
+                            s.totals.window_failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        w.record(failed, slow)
+                    }
+                    Recorder::Time(w) => {
+                        if !failed {
+                            s.totals.successful.fetch_add(1, Ordering::Relaxed);
+                        }
+                        w.record(s.origin.now_nanos(), failed, slow)
+                    }
                 };
-                if State::from_word(word) == State::Closed {
+                if state == State::Closed {
                     if let Some(reason) = self.exceeded(totals) {
                         self.transition_from(word, State::Open, reason);
                     }
                 }
+                return;
             }
-            State::HalfOpen => {
-                let add =
-                    1 | u64::from(failed) << TRIAL_SHIFT | u64::from(slow) << (2 * TRIAL_SHIFT);
-                let packed = s.trials.fetch_add(add, Ordering::AcqRel) + add;
-                let done = packed & TRIAL_MASK;
-                if done >= u64::from(s.config.permitted_calls_in_half_open) {
-                    let totals = Totals {
-                        calls: done,
-                        failed: (packed >> TRIAL_SHIFT) & TRIAL_MASK,
-                        slow: (packed >> (2 * TRIAL_SHIFT)) & TRIAL_MASK,
-                    };
-                    match self.exceeded_over(totals, 1) {
-                        Some(_) => {
-                            self.transition_from(word, State::Open, TransitionReason::TrialsFailed)
-                        }
-                        None => self.transition_from(
-                            word,
-                            State::Closed,
-                            TransitionReason::TrialsSucceeded,
-                        ),
+            _ => {
+                if !failed {
+                    s.totals.successful.fetch_add(1, Ordering::Relaxed);
+                }
+                if !current {
+                    // Admitted under an earlier state: counted, but not in this window.
+                    return;
+                }
+            }
+        }
+        if state == State::HalfOpen {
+            let add = 1 | u64::from(failed) << TRIAL_SHIFT | u64::from(slow) << (2 * TRIAL_SHIFT);
+            let packed = s.trials.fetch_add(add, Ordering::AcqRel) + add;
+            let done = packed & TRIAL_MASK;
+            if done >= u64::from(s.config.permitted_calls_in_half_open) {
+                let totals = Totals {
+                    calls: done,
+                    failed: (packed >> TRIAL_SHIFT) & TRIAL_MASK,
+                    slow: (packed >> (2 * TRIAL_SHIFT)) & TRIAL_MASK,
+                };
+                match self.exceeded_over(totals, 1) {
+                    Some(_) => {
+                        self.transition_from(word, State::Open, TransitionReason::TrialsFailed)
+                    }
+                    None => {
+                        self.transition_from(word, State::Closed, TransitionReason::TrialsSucceeded)
                     }
                 }
             }
-            State::Open | State::ForcedOpen | State::Disabled => {}
         }
     }
 

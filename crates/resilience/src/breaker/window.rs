@@ -81,7 +81,12 @@ impl CountWindow {
     pub fn record(&self, failed: bool, slow: bool) -> Totals {
         let code = PRESENT | if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 };
         let at = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len() as u64;
-        let old = self.slots[at as usize].swap(code, Ordering::AcqRel);
+        let slot = &self.slots[at as usize];
+        if slot.load(Ordering::Acquire) == code {
+            // Same outcome as the call it replaces: nothing to write, totals unchanged.
+            return self.totals.totals();
+        }
+        let old = slot.swap(code, Ordering::AcqRel);
         if old != code {
             let bit = |c: u8, b: u8| i64::from(c & b != 0);
             self.totals.add(
@@ -96,6 +101,11 @@ impl CountWindow {
     /// The current totals.
     pub fn totals(&self) -> Totals {
         self.totals.totals()
+    }
+
+    /// Calls recorded since the window was built (resets included).
+    pub fn records(&self) -> u64 {
+        self.next.load(Ordering::Acquire)
     }
 
     /// Forgets every call.

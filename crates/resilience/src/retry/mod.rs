@@ -6,7 +6,9 @@
 //! must start before `max_elapsed` and before the caller's deadline
 //! ([`crate::deadline::current`]), and the retry budget (tower's `TpsBudget`: every
 //! call deposits, every retry withdraws) must allow it. When it stops, the caller
-//! gets the last attempt's outcome unchanged.
+//! gets the last attempt's outcome unchanged. A [`crate::RateLimited`] or
+//! [`crate::CircuitOpen`] rejection that says when to come back is not retried
+//! sooner than that.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
@@ -313,7 +315,13 @@ impl Retry {
             s.counters.exhausted.fetch_add(1, Ordering::Relaxed);
             return Verdict::Done;
         }
-        let delay = s.backoff.delay(attempts);
+        let mut delay = s.backoff.delay(attempts);
+        if let Err(error) = result {
+            // A rejection that says when to come back is not retried any sooner.
+            if let Some(after) = retry_after(error) {
+                delay = delay.max(after);
+            }
+        }
         if limits.started.is_some() || limits.deadline.is_some() {
             let next = Instant::now() + delay;
             let too_late = limits.deadline.is_some_and(|d| next >= d)
@@ -332,6 +340,16 @@ impl Retry {
         s.counters.retries.fetch_add(1, Ordering::Relaxed);
         Verdict::RetryAfter(delay)
     }
+}
+
+/// The wait a typed rejection asks for, if any.
+fn retry_after(error: &BoxError) -> Option<Duration> {
+    if let Some(limited) = error.downcast_ref::<crate::RateLimited>() {
+        return Some(limited.retry_after);
+    }
+    error
+        .downcast_ref::<crate::CircuitOpen>()
+        .and_then(|open| open.retry_after)
 }
 
 /// A service whose calls are retried by a [`Retry`] policy. The request must be

@@ -275,3 +275,38 @@ fn equal_jitter_and_no_jitter_stay_in_their_bounds() {
     }));
     assert_eq!(custom.delay(3), Duration::from_millis(21));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_limited_call_is_retried_no_sooner_than_it_was_told() {
+    use plexus_resilience::{RateLimitConfig, RateLimiter};
+    let limiter = RateLimiter::new(
+        "api",
+        RateLimitConfig::Gcra {
+            per_second: 2.0,
+            burst: 1,
+        },
+    )
+    .unwrap();
+    let retry = Retry::builder()
+        .max_attempts(2)
+        .backoff(fixed(1))
+        .no_budget()
+        .build()
+        .unwrap();
+    let mock = Mock::new();
+    let mut service = ServiceBuilder::new()
+        .retry_with(retry)
+        .rate_limiter(&limiter)
+        .service(mock.healthy::<()>());
+    call(&mut service, ()).await.unwrap();
+    let started = Instant::now();
+    call(&mut service, ())
+        .await
+        .expect("the retry waits out the limit");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(500),
+        "waited retry_after, not 1 ms"
+    );
+    assert_eq!(mock.count(), 2);
+}

@@ -8,6 +8,8 @@ use crate::error::{ConfigError, check_percent, check_positive};
 
 /// The largest count-based window, in calls.
 pub const MAX_COUNT_WINDOW: u32 = 1 << 20;
+/// The most trial calls in half-open.
+pub const MAX_HALF_OPEN_CALLS: u32 = (1 << 16) - 1;
 /// The largest time-based window, in seconds.
 pub const MAX_TIME_WINDOW_SECS: u32 = 3600;
 
@@ -123,10 +125,10 @@ impl BreakerConfig {
             "permitted_calls_in_half_open",
             self.permitted_calls_in_half_open.into(),
         )?;
-        if self.permitted_calls_in_half_open > MAX_COUNT_WINDOW {
+        if self.permitted_calls_in_half_open > MAX_HALF_OPEN_CALLS {
             return Err(ConfigError::new(
                 "permitted_calls_in_half_open",
-                format!("is over the maximum {MAX_COUNT_WINDOW}"),
+                format!("is over the maximum {MAX_HALF_OPEN_CALLS}"),
             ));
         }
         check_positive("wait_in_open_ms", self.wait_in_open_ms)?;

@@ -41,7 +41,7 @@ pub mod window;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -50,7 +50,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tower::Service;
 
-pub use config::{BreakerConfig, MAX_COUNT_WINDOW, MAX_TIME_WINDOW_SECS, Window};
+pub use config::{
+    BreakerConfig, MAX_COUNT_WINDOW, MAX_HALF_OPEN_CALLS, MAX_TIME_WINDOW_SECS, Window,
+};
 pub use error::CircuitOpen;
 pub use event::{StateTransition, TransitionReason};
 pub use future::ResponseFuture;
@@ -183,9 +185,16 @@ struct Transitions {
     reopenings: u32,
 }
 
-// Half-open trials, packed: completed | failed << 21 | slow << 42.
-const TRIAL_SHIFT: u32 = 21;
+// Half-open bookkeeping is tagged with the state's generation so that a call from
+// one half-open period can never take or return a trial of the next one.
+// Permits: generation << 32 | remaining. Trials: generation << 48 | slow << 32 |
+// failed << 16 | completed.
+const TRIAL_SHIFT: u32 = 16;
 const TRIAL_MASK: u64 = (1 << TRIAL_SHIFT) - 1;
+
+fn generation(word: u64) -> u64 {
+    word >> 3
+}
 
 struct Shared {
     config: BreakerConfig,
@@ -195,7 +204,7 @@ struct Shared {
     state: AtomicU64,
     /// While open: nanoseconds after the origin when trials may start.
     open_until: AtomicU64,
-    half_open_permits: AtomicU32,
+    half_open_permits: AtomicU64,
     trials: AtomicU64,
     window: Recorder,
     minimum_calls: u64,
@@ -333,7 +342,7 @@ impl CircuitBreaker {
             origin: Origin::new(),
             state: AtomicU64::new(State::Closed.code()),
             open_until: AtomicU64::new(0),
-            half_open_permits: AtomicU32::new(0),
+            half_open_permits: AtomicU64::new(0),
             trials: AtomicU64::new(0),
             window,
             minimum_calls: config.effective_minimum_calls(),
@@ -368,9 +377,13 @@ impl CircuitBreaker {
     /// uses this to skip instances). Open after its wait counts as permitted.
     pub fn is_call_permitted(&self) -> bool {
         let s = &self.shared;
-        match State::from_word(s.state.load(Ordering::Acquire)) {
+        let word = s.state.load(Ordering::Acquire);
+        match State::from_word(word) {
             State::Closed | State::Disabled | State::MetricsOnly => true,
-            State::HalfOpen => s.half_open_permits.load(Ordering::Acquire) > 0,
+            State::HalfOpen => {
+                let permits = s.half_open_permits.load(Ordering::Acquire);
+                permits >> 32 == generation(word) & 0xFFFF_FFFF && permits & 0xFFFF_FFFF > 0
+            }
             State::ForcedOpen => false,
             State::Open => s.origin.now_nanos() >= s.open_until.load(Ordering::Acquire),
         }
@@ -408,15 +421,16 @@ impl CircuitBreaker {
                     return Ok(self.permit(word, state));
                 }
                 State::HalfOpen => {
+                    let tag = generation(word) & 0xFFFF_FFFF;
                     let taken = s.half_open_permits.fetch_update(
                         Ordering::AcqRel,
                         Ordering::Acquire,
-                        |n| n.checked_sub(1),
+                        |p| (p >> 32 == tag && p & 0xFFFF_FFFF > 0).then(|| p - 1),
                     );
                     if taken.is_ok() {
-                        if s.state.load(Ordering::Acquire) == word {
-                            return Ok(self.permit(word, state));
-                        }
+                        return Ok(self.permit(word, state));
+                    }
+                    if s.state.load(Ordering::Acquire) != word {
                         // The state moved on meanwhile; start over.
                         continue;
                     }
@@ -583,9 +597,12 @@ impl CircuitBreaker {
                 open_until = Some(until);
             }
             State::HalfOpen => {
-                s.trials.store(0, Ordering::Release);
-                s.half_open_permits
-                    .store(s.config.permitted_calls_in_half_open, Ordering::Release);
+                let next = generation(from).wrapping_add(1);
+                s.trials.store((next & 0xFFFF) << 48, Ordering::Release);
+                s.half_open_permits.store(
+                    (next & 0xFFFF_FFFF) << 32 | u64::from(s.config.permitted_calls_in_half_open),
+                    Ordering::Release,
+                );
             }
             State::Closed | State::MetricsOnly | State::Disabled | State::ForcedOpen => {
                 if to == State::Closed {
@@ -597,9 +614,8 @@ impl CircuitBreaker {
                 }
             }
         }
-        let generation = (from >> 3).wrapping_add(1);
-        s.state
-            .store(generation << 3 | to.code(), Ordering::Release);
+        let next = generation(from).wrapping_add(1);
+        s.state.store(next << 3 | to.code(), Ordering::Release);
         s.totals.transitions.fetch_add(1, Ordering::Relaxed);
         let event = StateTransition {
             breaker: s.name.to_string(),
@@ -617,7 +633,7 @@ impl CircuitBreaker {
         }
         drop(guard);
         if let (Some(until), true) = (open_until, s.config.automatic_transition) {
-            self.schedule_half_open(generation << 3 | to.code(), until);
+            self.schedule_half_open(next << 3 | to.code(), until);
         }
     }
 
@@ -696,7 +712,17 @@ impl CircuitBreaker {
         }
         if state == State::HalfOpen {
             let add = 1 | u64::from(failed) << TRIAL_SHIFT | u64::from(slow) << (2 * TRIAL_SHIFT);
-            let packed = s.trials.fetch_add(add, Ordering::AcqRel) + add;
+            let tag = generation(word) & 0xFFFF;
+            let Ok(before) = s
+                .trials
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                    (t >> 48 == tag).then(|| t + add)
+                })
+            else {
+                // A later half-open period has begun: this trial is not one of its own.
+                return;
+            };
+            let packed = before + add;
             let done = packed & TRIAL_MASK;
             if done >= u64::from(s.config.permitted_calls_in_half_open) {
                 let totals = Totals {
@@ -740,8 +766,13 @@ impl CircuitBreaker {
     /// Returns an unused half-open trial.
     fn give_back(&self, word: u64) {
         let s = &self.shared;
-        if State::from_word(word) == State::HalfOpen && s.state.load(Ordering::Acquire) == word {
-            s.half_open_permits.fetch_add(1, Ordering::AcqRel);
+        if State::from_word(word) == State::HalfOpen {
+            let tag = generation(word) & 0xFFFF_FFFF;
+            let _ = s
+                .half_open_permits
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                    (p >> 32 == tag).then(|| p + 1)
+                });
         }
     }
 }

@@ -614,3 +614,31 @@ fn counts_from_many_threads_are_exact() {
     assert!(m.buffered_failed_calls <= 1000);
     assert_eq!(m.state, State::Closed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_trial_from_an_earlier_half_open_period_cannot_touch_the_next() {
+    let breaker = CircuitBreaker::builder("periods")
+        .count_window(1)
+        .minimum_calls(1)
+        .permitted_calls_in_half_open(1)
+        .wait_in_open(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    breaker
+        .call(async { Err::<(), _>(MockError("x")) })
+        .await
+        .unwrap_err();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let old_trial = breaker.try_acquire().unwrap();
+    breaker.open();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let new_trial = breaker.try_acquire().unwrap();
+    assert_eq!(breaker.state(), State::HalfOpen);
+    drop(old_trial);
+    assert!(
+        breaker.try_acquire().is_err(),
+        "the old trial did not add a permit"
+    );
+    new_trial.record_outcome(ErrorClass::Success);
+    assert_eq!(breaker.state(), State::Closed);
+}

@@ -57,6 +57,9 @@ pub struct BreakerConfig {
     /// Trial calls let through in half-open; their rates decide between closing and
     /// reopening once all of them have completed.
     pub permitted_calls_in_half_open: u32,
+    /// Reopen when the half-open trials have not all completed this long after
+    /// half-open began (a trial that hangs must not hold the breaker half-open).
+    pub max_wait_in_half_open_ms: Option<u64>,
     /// How long the breaker stays open before it allows trials.
     pub wait_in_open_ms: u64,
     /// Each reopening without a close in between multiplies the wait by this (1 = fixed).
@@ -78,6 +81,7 @@ impl Default for BreakerConfig {
             slow_call_duration_ms: None,
             minimum_calls: 100,
             permitted_calls_in_half_open: 10,
+            max_wait_in_half_open_ms: None,
             wait_in_open_ms: 60_000,
             wait_multiplier: 1.0,
             max_wait_in_open_ms: 60_000,
@@ -129,6 +133,12 @@ impl BreakerConfig {
             return Err(ConfigError::new(
                 "permitted_calls_in_half_open",
                 format!("is over the maximum {MAX_HALF_OPEN_CALLS}"),
+            ));
+        }
+        if self.max_wait_in_half_open_ms == Some(0) {
+            return Err(ConfigError::new(
+                "max_wait_in_half_open_ms",
+                "must be at least 1",
             ));
         }
         check_positive("wait_in_open_ms", self.wait_in_open_ms)?;

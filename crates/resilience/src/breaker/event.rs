@@ -19,6 +19,8 @@ pub enum TransitionReason {
     TrialsSucceeded,
     /// The half-open trials failed.
     TrialsFailed,
+    /// The half-open trials did not complete within `max_wait_in_half_open_ms`.
+    TrialsTimedOut,
     /// An operator asked for it.
     Manual,
 }

@@ -204,6 +204,8 @@ struct Shared {
     state: AtomicU64,
     /// While open: nanoseconds after the origin when trials may start.
     open_until: AtomicU64,
+    /// While half-open: nanoseconds after the origin when it began.
+    half_open_since: AtomicU64,
     half_open_permits: AtomicU64,
     trials: AtomicU64,
     window: Recorder,
@@ -291,6 +293,11 @@ impl BreakerBuilder {
         self.config.max_wait_in_open_ms = max.as_millis() as u64;
         self
     }
+    /// Reopen when the trials have not completed `max` after half-open began.
+    pub fn max_wait_in_half_open(mut self, max: Duration) -> Self {
+        self.config.max_wait_in_half_open_ms = Some(max.as_millis() as u64);
+        self
+    }
     /// Move to half-open as soon as the wait is over.
     pub fn automatic_transition(mut self, on: bool) -> Self {
         self.config.automatic_transition = on;
@@ -342,6 +349,7 @@ impl CircuitBreaker {
             origin: Origin::new(),
             state: AtomicU64::new(State::Closed.code()),
             open_until: AtomicU64::new(0),
+            half_open_since: AtomicU64::new(0),
             half_open_permits: AtomicU64::new(0),
             trials: AtomicU64::new(0),
             window,
@@ -432,6 +440,10 @@ impl CircuitBreaker {
                     }
                     if s.state.load(Ordering::Acquire) != word {
                         // The state moved on meanwhile; start over.
+                        continue;
+                    }
+                    if self.half_open_expired() {
+                        self.transition_from(word, State::Open, TransitionReason::TrialsTimedOut);
                         continue;
                     }
                     return Err(self.reject(state, None));
@@ -597,6 +609,8 @@ impl CircuitBreaker {
                 open_until = Some(until);
             }
             State::HalfOpen => {
+                s.half_open_since
+                    .store(s.origin.now_nanos(), Ordering::Release);
                 let next = generation(from).wrapping_add(1);
                 s.trials.store((next & 0xFFFF) << 48, Ordering::Release);
                 s.half_open_permits.store(
@@ -761,6 +775,17 @@ impl CircuitBreaker {
         } else {
             None
         }
+    }
+
+    /// Whether half-open has lasted longer than `max_wait_in_half_open_ms`.
+    fn half_open_expired(&self) -> bool {
+        let s = &self.shared;
+        s.config.max_wait_in_half_open_ms.is_some_and(|ms| {
+            s.origin
+                .now_nanos()
+                .saturating_sub(s.half_open_since.load(Ordering::Acquire))
+                >= ms.saturating_mul(1_000_000)
+        })
     }
 
     /// Returns an unused half-open trial.

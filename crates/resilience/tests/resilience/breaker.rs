@@ -642,3 +642,34 @@ async fn a_trial_from_an_earlier_half_open_period_cannot_touch_the_next() {
     new_trial.record_outcome(ErrorClass::Success);
     assert_eq!(breaker.state(), State::Closed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn hanging_trials_reopen_after_the_half_open_limit() {
+    let breaker = CircuitBreaker::builder("hang")
+        .count_window(1)
+        .minimum_calls(1)
+        .permitted_calls_in_half_open(1)
+        .wait_in_open(Duration::from_secs(1))
+        .max_wait_in_half_open(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let seen = record_transitions(&breaker);
+    breaker
+        .call(async { Err::<(), _>(MockError("x")) })
+        .await
+        .unwrap_err();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let _hanging = breaker.try_acquire().unwrap();
+    tokio::time::advance(Duration::from_millis(4999)).await;
+    assert_eq!(breaker.try_acquire().unwrap_err().state, State::HalfOpen);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    let err = breaker.try_acquire().unwrap_err();
+    assert_eq!(
+        (err.state, err.retry_after),
+        (State::Open, Some(Duration::from_secs(1)))
+    );
+    assert_eq!(
+        seen.lock().unwrap().last().map(|t| t.reason),
+        Some(TransitionReason::TrialsTimedOut)
+    );
+}

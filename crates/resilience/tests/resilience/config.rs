@@ -108,6 +108,13 @@ fn breaker_config_rejects_nonsense_naming_the_field() {
             },
             "name",
         ),
+        (
+            BreakerConfig {
+                max_wait_in_half_open_ms: Some(0),
+                ..ok.clone()
+            },
+            "max_wait_in_half_open_ms",
+        ),
     ];
     for (config, expected) in cases {
         assert_eq!(field(config.validate()), expected, "{config:?}");

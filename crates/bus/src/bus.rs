@@ -234,6 +234,10 @@ impl Bus {
     /// Events from one publisher reach each subscriber in the order they were
     /// published, per priority lane.
     pub async fn publish(&self, envelope: Envelope) -> Result<Receipt, BusError> {
+        // Take part in tokio's cooperative scheduling, as its own channels do: a
+        // publisher that always finds room still yields now and then, so the
+        // subscribers it wakes get to run instead of waiting behind it.
+        tokio::task::consume_budget().await;
         let _pass = self.inner.gate.enter()?;
         self.inner.check_limits(&envelope)?;
         let envelope = Arc::new(envelope);

@@ -1,18 +1,22 @@
 //! One subscriber's queue: four bounded lanes, one per priority, drained highest first.
 //!
 //! Each lane is a lock-free bounded ring (`crossbeam_queue::ArrayQueue`), so a full
-//! Normal lane never stands in the way of a Critical event. A receiver that finds
-//! every lane empty raises `receiver_parked` and waits on `readable`; publishers only
-//! read that flag, so while the receiver is busy a push touches no line the receiver
-//! writes. A publisher that finds a lane full and must wait parks on `writable`,
+//! Normal lane never stands in the way of a Critical event. A subscription has one
+//! receiver: when it finds every lane empty it registers its waker (an `AtomicWaker`,
+//! lock-free) and raises `receiver_parked`. Publishers only read that flag, so while
+//! the receiver is busy a push touches no line the receiver writes; the first
+//! publisher to see it raised lowers it and wakes the receiver. A publisher that finds a lane full and must wait parks on `writable`,
 //! which receivers signal only while someone is parked there.
 
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use std::task::Poll;
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
+use futures::task::AtomicWaker;
 use plexus_core::{Envelope, Priority};
 use tokio::sync::Notify;
 
@@ -41,7 +45,7 @@ pub(crate) enum Offer {
 
 pub(crate) struct Queue {
     lanes: [ArrayQueue<Arc<Envelope>>; 4],
-    readable: Notify,
+    reader: AtomicWaker,
     receiver_parked: CachePadded<AtomicBool>,
     writable: Notify,
     parked_publishers: AtomicUsize,
@@ -53,7 +57,7 @@ impl Queue {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             lanes: std::array::from_fn(|_| ArrayQueue::new(capacity)),
-            readable: Notify::new(),
+            reader: AtomicWaker::new(),
             receiver_parked: CachePadded::new(AtomicBool::new(false)),
             writable: Notify::new(),
             parked_publishers: AtomicUsize::new(0),
@@ -89,8 +93,10 @@ impl Queue {
         // Pairs with the fence in `pop_waiting`: either the receiver sees the event
         // just queued, or this sees the flag it raised.
         fence(Ordering::SeqCst);
-        if self.receiver_parked.load(Ordering::Relaxed) {
-            self.readable.notify_one();
+        if self.receiver_parked.load(Ordering::Relaxed)
+            && self.receiver_parked.swap(false, Ordering::AcqRel)
+        {
+            self.reader.wake();
         }
     }
 
@@ -140,27 +146,33 @@ impl Queue {
         Some(popped)
     }
 
-    /// Takes the next event, waiting for one; `None` once closed and empty.
+    /// Takes the next event, waiting for one; `None` once closed and empty. Only the
+    /// subscription's single receiver calls this.
     pub(crate) async fn pop_waiting(&self) -> Option<Arc<Envelope>> {
-        loop {
+        poll_fn(|cx| {
             if let Some(envelope) = self.pop() {
-                return Some(envelope);
+                return Poll::Ready(Some(envelope));
             }
             if self.closed.load(Ordering::SeqCst) {
                 // An event queued just before closing is still handed out.
-                return self.pop();
+                return Poll::Ready(self.pop());
             }
+            self.reader.register(cx.waker());
             self.receiver_parked.store(true, Ordering::Relaxed);
+            // Pairs with the fence in `wake_receiver`: either this sees the event a
+            // publisher just queued, or that publisher sees the flag and wakes us.
             fence(Ordering::SeqCst);
             if let Some(envelope) = self.pop() {
                 self.receiver_parked.store(false, Ordering::Relaxed);
-                return Some(envelope);
+                return Poll::Ready(Some(envelope));
             }
-            // `notify_one` leaves a permit when nobody waits yet, so a wake between
-            // the check above and this await is not lost.
-            self.readable.notified().await;
-            self.receiver_parked.store(false, Ordering::Relaxed);
-        }
+            if self.closed.load(Ordering::SeqCst) {
+                self.receiver_parked.store(false, Ordering::Relaxed);
+                return Poll::Ready(self.pop());
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// How many events wait in each lane, `Low` first.
@@ -176,7 +188,7 @@ impl Queue {
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.writable.notify_waiters();
-        self.readable.notify_one();
+        self.reader.wake();
     }
 
     /// Takes every queued event, highest priority first.

@@ -22,6 +22,8 @@ pub(crate) struct BenchArgs {
 enum Part {
     /// The in-process event bus.
     Bus,
+    /// Circuit breaker, retry, deadline, bulkhead, balancer: overhead per call.
+    Resilience,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -31,6 +33,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     };
     let report: Report = match args.part {
         Part::Bus => plexus_bench::bus::run(options).context("the bus benchmark failed")?,
+        Part::Resilience => {
+            plexus_bench::resilience::run(options).context("the resilience benchmark failed")?
+        }
     };
     if args.json {
         println!("{}", report.to_json());

@@ -101,6 +101,31 @@ fn bench_bus_quick_json_follows_the_convention() {
 }
 
 #[test]
+fn bench_resilience_quick_json_has_the_named_results() {
+    let (code, stdout, stderr) = plexus(&["bench", "resilience", "--quick", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["bench"], "resilience");
+    let results = report["results"].as_array().unwrap();
+    for name in [
+        "breaker_overhead_ns",
+        "retry_overhead_ns",
+        "stack_overhead_ns",
+        "stack_overhead_p99_ns",
+        "stack_overhead_contended_ns",
+        "tower_resilience_breaker_overhead_ns",
+        "tower_timeout_overhead_ns",
+    ] {
+        let r = results
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(r["unit"], "ns", "{name}");
+        assert!(r["value"].as_f64().unwrap().is_finite(), "{name}");
+    }
+}
+
+#[test]
 fn bad_arguments_exit_2_and_bad_values_exit_1_with_a_hint() {
     let (code, _, stderr) = plexus(&["bench", "nonsense"]);
     assert_eq!(code, 2, "{stderr}");

@@ -100,6 +100,11 @@ impl fmt::Debug for EventId {
 pub struct CorrelationId(Uuid);
 
 impl CorrelationId {
+    /// A fresh correlation id (a new UUID v7), for a call or event that starts a chain.
+    pub fn new() -> Self {
+        Self::from(EventId::new())
+    }
+
     /// Wraps an existing UUID, for correlation ids that arrive from outside.
     pub const fn from_uuid(uuid: Uuid) -> Self {
         Self(uuid)
@@ -108,6 +113,12 @@ impl CorrelationId {
     /// The UUID inside.
     pub const fn as_uuid(&self) -> &Uuid {
         &self.0
+    }
+}
+
+impl Default for CorrelationId {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -14,6 +14,8 @@
 //! - [`Event`]: a Rust type bound to a topic. In process its value travels as an
 //!   `Arc<T>` and comes back as the same type with no serialization; it is encoded to
 //!   JSON only when it leaves the process.
+//! - [`ServiceDescriptor`] and [`Service`]: what a service declares (methods with
+//!   JSON Schemas, topics, tags) and the trait an in-process service implements.
 //! - [`Envelope::follow_up`]: the event a handler emits in reaction to another keeps
 //!   the correlation id and points its causation id at the cause.
 //!
@@ -41,22 +43,30 @@
 //! assert_eq!(effect.causation_id(), Some(cause.id()));
 //! ```
 
+mod descriptor;
 mod envelope;
 mod headers;
 mod id;
 mod member;
 mod payload;
 mod priority;
+mod service;
 mod target;
 mod time;
 mod topic;
 
+/// Re-exported so service implementations use the same `async_trait` as [`Service`].
+pub use async_trait::async_trait;
+pub use descriptor::{
+    DescriptorError, MAX_NAME_LEN, MethodDescriptor, ServiceDescriptor, ServiceStatus,
+};
 pub use envelope::{Envelope, WireError};
 pub use headers::Headers;
 pub use id::{CorrelationId, EventId};
 pub use member::{InstanceId, Member, ServiceName, ServiceType};
 pub use payload::{Event, Payload, PayloadError};
 pub use priority::{ParsePriorityError, Priority};
+pub use service::{CallContext, HealthReport, HealthState, Service, ServiceError};
 pub use target::Target;
 pub use time::Timestamp;
 pub use topic::{MAX_TOPIC_LEN, Topic, TopicError, TopicPattern};

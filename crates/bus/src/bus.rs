@@ -46,6 +46,9 @@ pub struct Receipt {
 /// Bus-wide counters: what happened to events outside any one subscription.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BusStats {
+    /// Publishes admitted (the bus was accepting); each then was delivered, queued,
+    /// refused or counted in one of the other counters.
+    pub published: u64,
     /// Events that matched no subscription.
     pub unmatched: u64,
     /// Events that had expired when published.
@@ -277,6 +280,7 @@ impl Bus {
     pub fn stats(&self) -> BusStats {
         let c = &self.inner.counters;
         BusStats {
+            published: self.inner.gate.admitted(),
             unmatched: c.unmatched.load(Ordering::Relaxed),
             expired: c.expired.load(Ordering::Relaxed),
             dead_lettered: c.dead_lettered.load(Ordering::Relaxed),

@@ -6,7 +6,7 @@
 //! publishers do not contend on one atomic.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 
@@ -31,9 +31,16 @@ fn my_shard() -> usize {
     })
 }
 
+/// One shard's counters, on one cache line: publishes inside now, and ever admitted.
+#[derive(Default)]
+struct Shard {
+    in_flight: AtomicIsize,
+    admitted: AtomicU64,
+}
+
 pub(crate) struct Gate {
     accepting: AtomicBool,
-    in_flight: [CachePadded<AtomicIsize>; SHARDS],
+    shards: [CachePadded<Shard>; SHARDS],
 }
 
 /// Proof of being inside the gate; leaving happens on drop.
@@ -46,17 +53,19 @@ impl Gate {
     pub(crate) fn new() -> Self {
         Self {
             accepting: AtomicBool::new(true),
-            in_flight: std::array::from_fn(|_| CachePadded::new(AtomicIsize::new(0))),
+            shards: std::array::from_fn(|_| CachePadded::new(Shard::default())),
         }
     }
 
     pub(crate) fn enter(&self) -> Result<Pass<'_>, BusError> {
         let shard = my_shard();
-        self.in_flight[shard].fetch_add(1, Ordering::SeqCst);
+        let counters = &self.shards[shard];
+        counters.in_flight.fetch_add(1, Ordering::SeqCst);
         if !self.accepting.load(Ordering::SeqCst) {
-            self.in_flight[shard].fetch_sub(1, Ordering::SeqCst);
+            counters.in_flight.fetch_sub(1, Ordering::SeqCst);
             return Err(BusError::ShuttingDown);
         }
+        counters.admitted.fetch_add(1, Ordering::Relaxed);
         Ok(Pass { gate: self, shard })
     }
 
@@ -71,16 +80,26 @@ impl Gate {
 
     /// True when no publish is inside the gate.
     pub(crate) fn is_quiet(&self) -> bool {
-        self.in_flight
+        self.shards
             .iter()
-            .map(|c| c.load(Ordering::SeqCst))
+            .map(|c| c.in_flight.load(Ordering::SeqCst))
             .sum::<isize>()
             == 0
+    }
+
+    /// Publishes ever admitted through the gate.
+    pub(crate) fn admitted(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|c| c.admitted.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
 impl Drop for Pass<'_> {
     fn drop(&mut self) {
-        self.gate.in_flight[self.shard].fetch_sub(1, Ordering::SeqCst);
+        self.gate.shards[self.shard]
+            .in_flight
+            .fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -29,6 +29,8 @@ async fn wildcards_route_as_in_nats() {
     assert_eq!(drain(&mut one), ["a.b"]);
     assert_eq!(drain(&mut rest), ["a.b", "a.b.c"]);
     assert_eq!(drain(&mut exact), ["a.b"]);
+    let stats = bus.stats();
+    assert_eq!((stats.published, stats.unmatched), (4, 1));
 }
 
 #[tokio::test]

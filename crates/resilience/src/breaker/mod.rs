@@ -330,6 +330,15 @@ impl CircuitBreaker {
         }
     }
 
+    /// A builder starting from `config`, to add what a configuration cannot hold
+    /// (an error classifier).
+    pub fn builder_from(config: BreakerConfig) -> BreakerBuilder {
+        BreakerBuilder {
+            config,
+            classifier: None,
+        }
+    }
+
     /// A breaker from a configuration, after validating it.
     pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
         Self::with_classifier(config, None)

@@ -229,6 +229,17 @@ impl Retry {
         }
     }
 
+    /// A builder starting from `config`, to add what a configuration cannot hold
+    /// (retry predicates).
+    pub fn builder_from(config: RetryConfig) -> RetryBuilder {
+        RetryBuilder {
+            config,
+            backoff: None,
+            on_error: None,
+            on_result: None,
+        }
+    }
+
     /// A policy from a configuration, after validating it.
     pub fn new(config: RetryConfig) -> Result<Self, ConfigError> {
         RetryBuilder {

@@ -1,0 +1,506 @@
+//! The call path: every call to a service goes down one stack of layers.
+//!
+//! ```text
+//! call("service.method", params, ctx)
+//!   resolve        the service's route and the method's compiled schema (lock-free)
+//!   validate       params against the method's JSON Schema, before anything runs
+//!   deadline       the whole call, retries included, ends by min(ctx deadline, policy)
+//!   retry          idempotent methods only, retryable errors only, inside the budget
+//!   rate limit     per service, when configured
+//!   bulkhead       per service, when configured
+//!   balance        a healthy instance (registry status) whose breaker lets calls through
+//!   breaker        per instance: counts this instance's failures, opens, half-opens
+//!   dispatch       the instance's transport (in process, or a WebSocket session)
+//!   metrics        count by service, method and outcome; latency histogram
+//! ```
+//!
+//! A route is built per service from its instances in the registry and its policy in
+//! the configuration, and rebuilt when either changes: instance sets are re-read when
+//! the registry's snapshot for the service changes (a pointer comparison per call),
+//! policies when the configuration is applied. Breakers are per instance and survive
+//! a re-sync; a policy change replaces them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use plexus_core::{CallContext, InstanceId, Service, ServiceDescriptor, ServiceError, ServiceName};
+use plexus_registry::Registration;
+use plexus_resilience::balance::{Balancer, Instance};
+use plexus_resilience::{
+    BoxError, BreakerConfig, BulkheadFull, CircuitBreaker, CircuitBreakerService, CircuitOpen,
+    DeadlineExceeded, ErrorClass, NoInstanceAvailable, RateLimited, ResilienceBuilderExt, Retry,
+    deadline,
+};
+use serde_json::Value;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
+
+use crate::CallError;
+use crate::metrics::{MethodMetrics, Metrics};
+use crate::policy::ServicePolicy;
+use crate::schema::ParamsSchema;
+
+/// What a service's instances are reached through: an in-process service, or a proxy
+/// for one in another process (the gateway's WebSocket sessions).
+pub type Transport = Arc<dyn Service>;
+
+/// One call as it moves down the stack.
+#[derive(Clone)]
+pub(crate) struct Call {
+    method: Arc<str>,
+    params: Arc<Value>,
+    ctx: CallContext,
+}
+
+/// The last hop: hands the call to one instance's transport.
+#[derive(Clone)]
+struct Dispatch {
+    instance: InstanceId,
+    transport: Transport,
+}
+
+/// A service's own error, with the instance that returned it.
+#[derive(Debug, thiserror::Error)]
+#[error("{instance}: {error}")]
+struct InstanceError {
+    instance: InstanceId,
+    error: ServiceError,
+}
+
+impl tower::Service<Call> for Dispatch {
+    type Response = Value;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Value, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut ctx = call.ctx;
+            ctx.deadline = deadline::current().or(ctx.deadline);
+            let params = Arc::unwrap_or_clone(call.params);
+            this.transport
+                .call(&call.method, params, ctx)
+                .await
+                .map_err(|error| {
+                    Box::new(InstanceError {
+                        instance: this.instance,
+                        error,
+                    }) as BoxError
+                })
+        })
+    }
+}
+
+/// What a failed call means to the instance's breaker: the instance failed only when
+/// it was unavailable, timed out, or said a retry could help; a caller's mistake or a
+/// business error is an answer.
+fn classify(error: &BoxError) -> ErrorClass {
+    match error.downcast_ref::<InstanceError>() {
+        Some(e) if e.error.is_retryable() => ErrorClass::Failure,
+        Some(_) => ErrorClass::Success,
+        None => ErrorClass::Failure,
+    }
+}
+
+/// Whether the retry layer may try again: a retryable service error, or an open
+/// breaker (another instance may take it). Load shedding and deadlines are final.
+fn retryable(error: &BoxError) -> bool {
+    if let Some(e) = error.downcast_ref::<InstanceError>() {
+        return e.error.is_retryable();
+    }
+    error.downcast_ref::<CircuitOpen>().is_some()
+}
+
+type Stack = BoxCloneSyncService<Call, Value, BoxError>;
+type Guarded = CircuitBreakerService<Dispatch>;
+
+/// One method of a routed service.
+pub(crate) struct MethodRoute {
+    name: Arc<str>,
+    full: String,
+    schema: ParamsSchema,
+    metrics: MethodMetrics,
+    stack: Stack,
+}
+
+/// A service's route: its balancer, breakers, methods and the policy they follow.
+pub(crate) struct ServiceRoute {
+    name: ServiceName,
+    policy: Arc<ServicePolicy>,
+    balancer: Balancer<Guarded>,
+    methods: HashMap<String, Arc<MethodRoute>>,
+    synced: Mutex<Synced>,
+}
+
+#[derive(Default)]
+struct Synced {
+    seen: Option<Arc<[Registration]>>,
+    breakers: HashMap<InstanceId, CircuitBreaker>,
+}
+
+impl fmt::Debug for ServiceRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceRoute")
+            .field("name", &self.name)
+            .field("methods", &self.methods.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Everything a route needs from the node to build and re-sync itself.
+pub(crate) trait Resolver: Send + Sync {
+    /// The transport of an instance, if this node can reach it.
+    fn transport(&self, instance: &InstanceId) -> Option<Transport>;
+}
+
+impl ServiceRoute {
+    /// Builds the route of a service from the descriptor of one of its instances.
+    pub(crate) fn build(
+        descriptor: &ServiceDescriptor,
+        policy: ServicePolicy,
+        metrics: &Metrics,
+    ) -> Result<Self, CallError> {
+        let name = descriptor.name.clone();
+        let balancer = Balancer::<Guarded>::new(name.as_str(), policy.balancer);
+        let at = format!("calls.services.{name}");
+        let mut methods = HashMap::new();
+        for method in &descriptor.methods {
+            let full = format!("{name}.{}", method.name);
+            let schema =
+                ParamsSchema::compile(&full, &method.params).map_err(|e| CallError::Internal {
+                    message: e.to_string(),
+                })?;
+            let method_policy =
+                policy
+                    .method(&method.name, &at)
+                    .map_err(|e| CallError::Internal {
+                        message: e.to_string(),
+                    })?;
+            let retry = if method.idempotent && method_policy.retry.max_attempts > 1 {
+                let retry = Retry::builder_from(method_policy.retry.clone())
+                    .retry_if(retryable)
+                    .build()
+                    .map_err(|e| CallError::Internal {
+                        message: format!("{at}.methods.{}.retry: {e}", method.name),
+                    })?;
+                Some(retry)
+            } else {
+                None
+            };
+            let stack = stack(&policy, method_policy.timeout(), retry, &balancer, &name)?;
+            methods.insert(
+                method.name.clone(),
+                Arc::new(MethodRoute {
+                    name: Arc::from(method.name.as_str()),
+                    full,
+                    schema,
+                    metrics: metrics.method(name.as_str(), &method.name),
+                    stack,
+                }),
+            );
+        }
+        Ok(Self {
+            name,
+            policy: Arc::new(policy),
+            balancer,
+            methods,
+            synced: Mutex::new(Synced::default()),
+        })
+    }
+
+    /// The service's name.
+    pub(crate) fn name(&self) -> &ServiceName {
+        &self.name
+    }
+
+    /// The policy the route was built with.
+    pub(crate) fn policy(&self) -> &ServicePolicy {
+        &self.policy
+    }
+
+    /// Each instance's breaker.
+    pub(crate) fn breakers(&self) -> Vec<(InstanceId, CircuitBreaker)> {
+        let synced = self.synced.lock();
+        let mut all: Vec<_> = synced
+            .breakers
+            .iter()
+            .map(|(id, b)| (id.clone(), b.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Brings the balancer in line with the registry's instances of the service, if
+    /// they changed since the last call.
+    pub(crate) fn sync(&self, instances: Arc<[Registration]>, resolver: &dyn Resolver) {
+        let mut synced = self.synced.lock();
+        if synced
+            .seen
+            .as_ref()
+            .is_some_and(|seen| Arc::ptr_eq(seen, &instances))
+        {
+            return;
+        }
+        let live: Vec<&InstanceId> = instances.iter().map(|r| r.instance()).collect();
+        synced.breakers.retain(|id, _| {
+            let keep = live.contains(&id);
+            if !keep {
+                self.balancer.remove(id);
+            }
+            keep
+        });
+        for registration in instances.iter() {
+            let id = registration.instance();
+            let Some(transport) = resolver.transport(id) else {
+                self.balancer.remove(id);
+                continue;
+            };
+            if !synced.breakers.contains_key(id) {
+                let breaker = match instance_breaker(&self.policy.breaker, id) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(instance = %id, error = %e, "breaker config rejected");
+                        continue;
+                    }
+                };
+                let dispatch = Dispatch {
+                    instance: id.clone(),
+                    transport,
+                };
+                let weight = registration
+                    .descriptor
+                    .metadata
+                    .get("weight")
+                    .and_then(|w| w.parse().ok())
+                    .unwrap_or(1);
+                self.balancer
+                    .insert(Instance::guarded(id.clone(), dispatch, &breaker).weight(weight));
+                synced.breakers.insert(id.clone(), breaker);
+            }
+            self.balancer
+                .set_healthy(id, registration.status.accepts_calls());
+        }
+        synced.seen = Some(instances);
+    }
+
+    /// The route of `method`, if the service has it.
+    pub(crate) fn method(&self, method: &str) -> Option<&Arc<MethodRoute>> {
+        self.methods.get(method)
+    }
+
+    /// The names of its methods, for hints.
+    pub(crate) fn method_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.methods.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+fn instance_breaker(config: &BreakerConfig, id: &InstanceId) -> Result<CircuitBreaker, BoxError> {
+    let mut config = config.clone();
+    config.name = id.to_string();
+    Ok(CircuitBreaker::builder_from(config)
+        .classify(classify)
+        .build()?)
+}
+
+/// The layers under the balancer's choice, top to bottom, for one method.
+fn stack(
+    policy: &ServicePolicy,
+    timeout: std::time::Duration,
+    retry: Option<Retry>,
+    balancer: &Balancer<Guarded>,
+    service: &ServiceName,
+) -> Result<Stack, CallError> {
+    let internal = |e: plexus_resilience::ConfigError| CallError::Internal {
+        message: format!("calls.services.{service}: {e}"),
+    };
+    let bulkhead = match &policy.bulkhead {
+        Some(config) => {
+            let mut config = config.clone();
+            config.name = service.to_string();
+            Some(plexus_resilience::Bulkhead::new(config).map_err(internal)?)
+        }
+        None => None,
+    };
+    let limiter = match &policy.rate_limit {
+        Some(config) => Some(
+            plexus_resilience::RateLimiter::new(service.as_str(), config.clone())
+                .map_err(internal)?,
+        ),
+        None => None,
+    };
+    let stack = ServiceBuilder::new()
+        // the whole call, retries included, ends by its deadline
+        .deadline(timeout)
+        // idempotent methods retry retryable errors, inside the retry budget
+        .option_layer(retry.map(plexus_resilience::RetryLayer::new))
+        // the service's rate limit refuses what is over it
+        .option_layer(limiter.map(plexus_resilience::RateLimitLayer::new))
+        // the service's bulkhead bounds the calls in flight
+        .option_layer(bulkhead.map(plexus_resilience::BulkheadLayer::new))
+        // a healthy instance whose breaker lets calls through; its breaker records
+        // the outcome; dispatch hands the call to its transport
+        .service(balancer.clone())
+        .map_err(Into::<BoxError>::into);
+    Ok(BoxCloneSyncService::new(stack))
+}
+
+impl MethodRoute {
+    /// Runs one call down the stack and records it.
+    pub(crate) async fn call(
+        &self,
+        route: &ServiceRoute,
+        params: Value,
+        ctx: CallContext,
+    ) -> Result<Value, CallError> {
+        let started = tokio::time::Instant::now();
+        let result = self.run(route, params, ctx).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.outcome(),
+        };
+        self.metrics.record(outcome, started.elapsed());
+        result
+    }
+
+    async fn run(
+        &self,
+        route: &ServiceRoute,
+        params: Value,
+        ctx: CallContext,
+    ) -> Result<Value, CallError> {
+        self.schema.check(&self.full, &params)?;
+        let call_deadline = ctx.deadline;
+        let call = Call {
+            method: self.name.clone(),
+            params: Arc::new(params),
+            ctx,
+        };
+        let stack = self.stack.clone();
+        let result = match call_deadline {
+            Some(at) => deadline::until(at, stack.oneshot(call)).await,
+            None => stack.oneshot(call).await,
+        };
+        result.map_err(|e| self.error(route, e))
+    }
+
+    /// Turns the stack's boxed error into the typed one.
+    fn error(&self, route: &ServiceRoute, error: BoxError) -> CallError {
+        let service = route.name.to_string();
+        if let Some(e) = error.downcast_ref::<InstanceError>() {
+            return match &e.error {
+                ServiceError::MethodNotFound { .. } => CallError::MethodNotFound {
+                    method: self.full.clone(),
+                    hint: Some(format!("instance {} does not answer it", e.instance)),
+                },
+                ServiceError::InvalidParams { field, reason } => CallError::InvalidParams {
+                    method: self.full.clone(),
+                    field: field.clone(),
+                    reason: reason.clone(),
+                },
+                ServiceError::Unavailable { reason } => CallError::Unavailable {
+                    service,
+                    reason: reason.clone(),
+                    instances: vec![(e.instance.to_string(), reason.clone())],
+                },
+                ServiceError::Timeout => CallError::Timeout {
+                    method: self.full.clone(),
+                    timeout: route.policy.timeout(),
+                },
+                ServiceError::Failed {
+                    message,
+                    data,
+                    retryable,
+                } => CallError::Failed {
+                    method: self.full.clone(),
+                    instance: Some(e.instance.to_string()),
+                    message: message.clone(),
+                    retryable: *retryable,
+                    detail: data.clone(),
+                },
+                other => CallError::Failed {
+                    method: self.full.clone(),
+                    instance: Some(e.instance.to_string()),
+                    message: other.to_string(),
+                    retryable: other.is_retryable(),
+                    detail: None,
+                },
+            };
+        }
+        if error.downcast_ref::<DeadlineExceeded>().is_some() {
+            return CallError::Timeout {
+                method: self.full.clone(),
+                timeout: route.policy.timeout(),
+            };
+        }
+        if let Some(e) = error.downcast_ref::<NoInstanceAvailable>() {
+            let all_open = !e.reasons.is_empty()
+                && e.reasons.iter().all(|(_, why)| {
+                    matches!(
+                        why,
+                        plexus_resilience::balance::Unavailable::BreakerOpen { .. }
+                    )
+                });
+            if all_open {
+                let retry_after = e
+                    .reasons
+                    .iter()
+                    .filter_map(|(_, why)| match why {
+                        plexus_resilience::balance::Unavailable::BreakerOpen { retry_after } => {
+                            *retry_after
+                        }
+                        plexus_resilience::balance::Unavailable::Unhealthy => None,
+                    })
+                    .min();
+                return CallError::CircuitOpen {
+                    service,
+                    retry_after,
+                };
+            }
+            let reason = if e.reasons.is_empty() {
+                "no instance is registered".to_owned()
+            } else {
+                "no instance can take the call".to_owned()
+            };
+            return CallError::Unavailable {
+                service,
+                reason,
+                instances: e
+                    .reasons
+                    .iter()
+                    .map(|(id, why)| (id.to_string(), why.to_string()))
+                    .collect(),
+            };
+        }
+        if let Some(e) = error.downcast_ref::<CircuitOpen>() {
+            return CallError::CircuitOpen {
+                service,
+                retry_after: e.retry_after,
+            };
+        }
+        if let Some(e) = error.downcast_ref::<RateLimited>() {
+            return CallError::RateLimited {
+                service,
+                retry_after: e.retry_after,
+            };
+        }
+        if let Some(e) = error.downcast_ref::<BulkheadFull>() {
+            return CallError::Overloaded {
+                service,
+                max_concurrent: e.max_concurrent,
+            };
+        }
+        CallError::Internal {
+            message: error.to_string(),
+        }
+    }
+}

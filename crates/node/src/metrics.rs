@@ -1,0 +1,471 @@
+//! The node's metrics, defined in one place: every name, unit, help text and label set.
+//!
+//! One `prometheus-client` registry per node. Calls are counted and timed on the hot
+//! path through handles cached per method ([`MethodMetrics`]); everything else (the
+//! bus, the registry, health, breakers) is read from its owner's counters at scrape
+//! time by a [`Snapshot`] collector, so the hot paths of those parts carry no metrics
+//! code of their own. Names follow the Prometheus conventions: a `plexus_` prefix,
+//! base units (`_seconds`), `_total` on counters.
+//!
+//! | name | type | labels |
+//! | --- | --- | --- |
+//! | `plexus_calls_total` | counter | service, method, outcome |
+//! | `plexus_call_duration_seconds` | histogram | service, method |
+//! | `plexus_bus_published_total` | counter | |
+//! | `plexus_bus_unmatched_total`, `plexus_bus_expired_total`, `plexus_bus_dead_letter_lost_total` | counter | |
+//! | `plexus_bus_delivered_total`, `plexus_bus_dropped_total`, `plexus_bus_dead_lettered_total`, `plexus_bus_rejected_total` | counter | subscription |
+//! | `plexus_bus_lag` | gauge | subscription |
+//! | `plexus_registry_instances` | gauge | status |
+//! | `plexus_health_checks_total`, `plexus_health_check_failures_total`, `plexus_health_heal_attempts_total` | counter | component |
+//! | `plexus_health_status` | gauge (1 = the component's status) | component, status |
+//! | `plexus_breaker_state` | gauge (1 = the breaker's state) | service, instance, state |
+//! | `plexus_breaker_calls_total` | counter | service, instance, outcome |
+//! | `plexus_breaker_rejected_total` | counter | service, instance |
+//!
+//! [`Metrics::render`] writes the Prometheus text format (0.0.4) or OpenMetrics.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Which exposition format to render.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// The Prometheus text format, version 0.0.4.
+    Prometheus,
+    /// OpenMetrics 1.0 text.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The `Content-Type` of this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// The format an HTTP `Accept` header asks for (Prometheus text unless OpenMetrics
+    /// is named).
+    pub fn from_accept(accept: Option<&str>) -> Self {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Self::OpenMetrics,
+            _ => Self::Prometheus,
+        }
+    }
+}
+
+type CallLabels = [(&'static str, String); 3];
+type MethodLabels = [(&'static str, String); 2];
+
+/// The node's metrics registry and its hot-path families.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: RwLock<Registry>,
+    calls: Family<CallLabels, Counter>,
+    durations: Family<MethodLabels, Histogram>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn duration_histogram() -> Histogram {
+    // 10 µs to about 10 s.
+    Histogram::new(exponential_buckets(0.000_01, 4.0, 11))
+}
+
+impl Metrics {
+    /// An empty registry with the call families registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let calls = Family::<CallLabels, Counter>::default();
+        let durations = Family::<MethodLabels, Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "plexus_calls",
+            "Calls through the call path, by service, method and outcome",
+            calls.clone(),
+        );
+        registry.register(
+            "plexus_call_duration_seconds",
+            "Time from entering the call path to the answer, retries included",
+            durations.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                registry: RwLock::new(registry),
+                calls,
+                durations,
+            }),
+        }
+    }
+
+    /// Handles for one method's counters and histogram, to keep on its route.
+    pub fn method(&self, service: &str, method: &str) -> MethodMetrics {
+        let labels = [
+            ("service", service.to_owned()),
+            ("method", method.to_owned()),
+        ];
+        let duration = self.inner.durations.get_or_create(&labels).clone();
+        let ok = self
+            .inner
+            .calls
+            .get_or_create(&outcome_labels(service, method, "ok"))
+            .clone();
+        MethodMetrics {
+            service: service.into(),
+            method: method.into(),
+            ok,
+            errors: Arc::new(Mutex::new(Vec::new())),
+            duration,
+            calls: self.inner.calls.clone(),
+        }
+    }
+
+    /// Adds a collector read at every scrape.
+    pub fn register_collector(&self, collector: impl Collector) {
+        self.inner
+            .registry
+            .write()
+            .register_collector(Box::new(collector));
+    }
+
+    /// Gives direct access to the registry, for parts that register their own metrics.
+    pub fn with_registry<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
+        f(&mut self.inner.registry.write())
+    }
+
+    /// Renders every metric in `format`.
+    pub fn render(&self, format: Format) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let registry = self.inner.registry.read();
+        let written = match format {
+            Format::Prometheus => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+            }
+            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
+        };
+        // Writing into a String cannot fail; a collector that fails leaves its part out.
+        if written.is_err() {
+            tracing::warn!("a metrics collector failed to encode; the exposition is partial");
+        }
+        out
+    }
+}
+
+fn outcome_labels(service: &str, method: &str, outcome: &str) -> CallLabels {
+    [
+        ("service", service.to_owned()),
+        ("method", method.to_owned()),
+        ("outcome", outcome.to_owned()),
+    ]
+}
+
+/// One method's call metrics, cached so that recording a call takes no lookup.
+#[derive(Clone)]
+pub struct MethodMetrics {
+    service: Arc<str>,
+    method: Arc<str>,
+    ok: Counter,
+    errors: Arc<Mutex<Vec<(&'static str, Counter)>>>,
+    duration: Histogram,
+    calls: Family<CallLabels, Counter>,
+}
+
+impl fmt::Debug for MethodMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MethodMetrics({}.{})", self.service, self.method)
+    }
+}
+
+impl MethodMetrics {
+    /// Records one call's outcome (`ok` or a [`CallError::outcome`](crate::CallError::outcome))
+    /// and its duration.
+    pub fn record(&self, outcome: &'static str, elapsed: Duration) {
+        self.duration.observe(elapsed.as_secs_f64());
+        if outcome == "ok" {
+            self.ok.inc();
+            return;
+        }
+        let mut errors = self.errors.lock();
+        if let Some((_, counter)) = errors.iter().find(|(o, _)| *o == outcome) {
+            counter.inc();
+            return;
+        }
+        let counter = self
+            .calls
+            .get_or_create(&outcome_labels(&self.service, &self.method, outcome))
+            .clone();
+        counter.inc();
+        errors.push((outcome, counter));
+    }
+}
+
+/// One sample of a family read at scrape time: label pairs and a value.
+pub type Row = (Vec<(&'static str, String)>, f64);
+
+/// A family of samples read at scrape time.
+#[derive(Clone, Debug)]
+pub struct SnapshotFamily {
+    /// Its name (for counters, without `_total`: the encoder adds it).
+    pub name: &'static str,
+    /// Its help text.
+    pub help: &'static str,
+    /// Counter or gauge.
+    pub kind: SnapshotKind,
+    /// Its samples.
+    pub rows: Vec<Row>,
+}
+
+/// The type of a [`SnapshotFamily`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotKind {
+    /// A monotonic count.
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+}
+
+impl SnapshotFamily {
+    /// A counter family.
+    pub fn counter(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            help,
+            kind: SnapshotKind::Counter,
+            rows: Vec::new(),
+        }
+    }
+
+    /// A gauge family.
+    pub fn gauge(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            help,
+            kind: SnapshotKind::Gauge,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a sample.
+    pub fn row(mut self, labels: Vec<(&'static str, String)>, value: impl Into<f64>) -> Self {
+        self.rows.push((labels, value.into()));
+        self
+    }
+
+    /// Adds a sample in place.
+    pub fn push(&mut self, labels: Vec<(&'static str, String)>, value: impl Into<f64>) {
+        self.rows.push((labels, value.into()));
+    }
+}
+
+/// A collector that calls a function at every scrape for the families to expose.
+pub struct Snapshot {
+    read: Box<dyn Fn() -> Vec<SnapshotFamily> + Send + Sync>,
+}
+
+impl Snapshot {
+    /// A collector around `read`.
+    pub fn new(read: impl Fn() -> Vec<SnapshotFamily> + Send + Sync + 'static) -> Self {
+        Self {
+            read: Box::new(read),
+        }
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Snapshot")
+    }
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        for family in (self.read)() {
+            let kind = match family.kind {
+                SnapshotKind::Counter => MetricType::Counter,
+                SnapshotKind::Gauge => MetricType::Gauge,
+            };
+            let mut metric = encoder.encode_descriptor(family.name, family.help, None, kind)?;
+            for (labels, value) in &family.rows {
+                let sample = metric.encode_family(labels)?;
+                match family.kind {
+                    SnapshotKind::Counter => ConstCounter::new(*value).encode(sample)?,
+                    SnapshotKind::Gauge => ConstGauge::new(*value).encode(sample)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The bus's counters as families (see the table in the module docs).
+pub fn bus_families(bus: &plexus_bus::Bus) -> Vec<SnapshotFamily> {
+    let stats = bus.stats();
+    let mut delivered =
+        SnapshotFamily::counter("plexus_bus_delivered", "Events delivered to a subscription");
+    let mut dropped = SnapshotFamily::counter(
+        "plexus_bus_dropped",
+        "Events a subscription dropped (drop-oldest overflow)",
+    );
+    let mut dead = SnapshotFamily::counter(
+        "plexus_bus_dead_lettered",
+        "Events a subscription sent to the dead-letter topic",
+    );
+    let mut rejected = SnapshotFamily::counter(
+        "plexus_bus_rejected",
+        "Publishes a subscription refused (reject overflow or block timeout)",
+    );
+    let mut lag = SnapshotFamily::gauge("plexus_bus_lag", "Events queued for a subscription");
+    for sub in bus.subscriptions() {
+        let name = sub
+            .name
+            .unwrap_or_else(|| format!("{}#{}", sub.pattern, sub.id));
+        let labels = vec![("subscription", name)];
+        delivered.push(labels.clone(), sub.stats.delivered as f64);
+        dropped.push(labels.clone(), sub.stats.dropped as f64);
+        dead.push(labels.clone(), sub.stats.dead_lettered as f64);
+        rejected.push(labels.clone(), sub.stats.rejected as f64);
+        lag.push(labels, sub.stats.queued as f64);
+    }
+    vec![
+        SnapshotFamily::counter("plexus_bus_published", "Events published on the bus")
+            .row(vec![], stats.published as f64),
+        SnapshotFamily::counter(
+            "plexus_bus_unmatched",
+            "Events that matched no subscription",
+        )
+        .row(vec![], stats.unmatched as f64),
+        SnapshotFamily::counter("plexus_bus_expired", "Events that expired before delivery")
+            .row(vec![], stats.expired as f64),
+        SnapshotFamily::counter(
+            "plexus_bus_dead_letter_lost",
+            "Dead letters no dead-letter subscriber could take",
+        )
+        .row(vec![], stats.dead_letter_lost as f64),
+        delivered,
+        dropped,
+        dead,
+        rejected,
+        lag,
+    ]
+}
+
+/// Reads one value back from a rendered exposition: the sample `name` whose labels
+/// include every pair in `labels`. For tests and for the CLI.
+pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, series_labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if series_name != name {
+                return None;
+            }
+            let all = labels.iter().all(|(k, v)| {
+                series_labels
+                    .split(',')
+                    .any(|pair| pair == format!("{k}=\"{v}\""))
+            });
+            if !all {
+                return None;
+            }
+            value.parse().ok()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_render_in_both_formats_and_read_back() {
+        let metrics = Metrics::new();
+        let echo = metrics.method("echo", "say");
+        echo.record("ok", Duration::from_micros(50));
+        echo.record("ok", Duration::from_micros(70));
+        echo.record("timeout", Duration::from_secs(1));
+        let text = metrics.render(Format::Prometheus);
+        assert!(text.contains("# TYPE plexus_calls_total counter"), "{text}");
+        let ok = [("service", "echo"), ("method", "say"), ("outcome", "ok")];
+        assert_eq!(sample(&text, "plexus_calls_total", &ok), Some(2.0));
+        assert_eq!(
+            sample(&text, "plexus_calls_total", &[("outcome", "timeout")]),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "plexus_call_duration_seconds_count",
+                &[("method", "say")]
+            ),
+            Some(3.0)
+        );
+        let open = metrics.render(Format::OpenMetrics);
+        assert!(open.ends_with("# EOF\n"), "{open}");
+        assert_eq!(sample(&open, "plexus_calls_total", &ok), Some(2.0));
+    }
+
+    #[test]
+    fn snapshot_families_are_read_at_scrape_time() {
+        let metrics = Metrics::new();
+        let n = Arc::new(std::sync::atomic::AtomicU64::new(1));
+        let read = n.clone();
+        metrics.register_collector(Snapshot::new(move || {
+            vec![
+                SnapshotFamily::gauge("plexus_registry_instances", "Instances by status").row(
+                    vec![("status", "healthy".to_owned())],
+                    read.load(std::sync::atomic::Ordering::Relaxed) as f64,
+                ),
+            ]
+        }));
+        let first = metrics.render(Format::Prometheus);
+        assert_eq!(
+            sample(
+                &first,
+                "plexus_registry_instances",
+                &[("status", "healthy")]
+            ),
+            Some(1.0)
+        );
+        n.store(5, std::sync::atomic::Ordering::Relaxed);
+        let second = metrics.render(Format::Prometheus);
+        assert_eq!(
+            sample(
+                &second,
+                "plexus_registry_instances",
+                &[("status", "healthy")]
+            ),
+            Some(5.0)
+        );
+    }
+}

@@ -1,0 +1,294 @@
+//! Resilience policies for calls: node defaults, per service, per method.
+//!
+//! The `calls` section of the node's configuration:
+//!
+//! ```toml
+//! [calls.default]            # every service starts from these
+//! timeout_ms = 5000          # the deadline of a whole call, retries included
+//! balancer = "round_robin"   # round_robin | weighted | least_outstanding | power_of_two_choices | consistent_hash
+//! breaker = { failure_rate_threshold = 50, minimum_calls = 20, window = { kind = "count", size = 50 }, wait_in_open_ms = 10000 }
+//! retry = { max_attempts = 3 }   # idempotent methods only
+//! # bulkhead = { max_concurrent = 64, max_queue = 256, max_wait_ms = 100 }
+//! # rate_limit = { kind = "gcra", per_second = 1000, burst = 100 }
+//!
+//! [calls.services.storage]   # overrides, merged key by key over the default
+//! breaker = { failure_rate_threshold = 25 }
+//!
+//! [calls.services.storage.methods.get]   # per method: timeout_ms and retry
+//! timeout_ms = 200
+//! ```
+//!
+//! A service's table is merged over `default` key by key (nested tables too), and a
+//! method's table over its service's, so a change names only what differs. Every
+//! effective policy is validated when the configuration is applied: an invalid one is
+//! rejected with the full path of the field, such as
+//! `calls.services.storage.breaker.failure_rate_threshold`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use plexus_resilience::{BreakerConfig, BulkheadConfig, RateLimitConfig, RetryConfig, Strategy};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The most a single call may be given, in milliseconds (one hour).
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+
+/// The `calls` section: defaults plus overrides per service and method.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallsConfig {
+    /// What every service starts from.
+    pub default: Value,
+    /// Overrides per service name.
+    pub services: BTreeMap<String, Value>,
+}
+
+/// The policy in force for one service's calls.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServicePolicy {
+    /// The deadline of a whole call, retries included, in milliseconds.
+    pub timeout_ms: u64,
+    /// How an instance is chosen.
+    pub balancer: Strategy,
+    /// One breaker per instance, shaped by this (its name is set per instance).
+    pub breaker: BreakerConfig,
+    /// Retries for idempotent methods.
+    pub retry: RetryConfig,
+    /// Concurrency limit for the service, if any.
+    pub bulkhead: Option<BulkheadConfig>,
+    /// Rate limit for the service, if any.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Per-method overrides of `timeout_ms` and `retry`.
+    pub methods: BTreeMap<String, Value>,
+}
+
+impl Default for ServicePolicy {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 5_000,
+            balancer: Strategy::RoundRobin,
+            breaker: BreakerConfig {
+                minimum_calls: 20,
+                wait_in_open_ms: 10_000,
+                max_wait_in_open_ms: 60_000,
+                window: plexus_resilience::breaker::Window::Count { size: 50 },
+                ..BreakerConfig::default()
+            },
+            retry: RetryConfig::default(),
+            bulkhead: None,
+            rate_limit: None,
+            methods: BTreeMap::new(),
+        }
+    }
+}
+
+/// The policy in force for one method.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MethodPolicy {
+    /// The deadline of a whole call, retries included, in milliseconds.
+    pub timeout_ms: u64,
+    /// Retries, when the method is idempotent.
+    pub retry: RetryConfig,
+}
+
+/// A policy field that is not acceptable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}` {reason}")]
+pub struct PolicyError {
+    /// The full dotted path of the field.
+    pub field: String,
+    /// Why it is not acceptable.
+    pub reason: String,
+}
+
+impl PolicyError {
+    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Merges `over` into `base`: objects key by key, recursively; anything else replaces.
+pub fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (key, value) in over {
+                match base.get_mut(key) {
+                    Some(slot) => merge(slot, value),
+                    None => {
+                        base.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over.clone(),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: Value, at: &str) -> Result<T, PolicyError> {
+    serde_json::from_value(value).map_err(|e| PolicyError::new(at, e.to_string()))
+}
+
+fn check_timeout(ms: u64, at: &str) -> Result<(), PolicyError> {
+    if ms == 0 || ms > MAX_TIMEOUT_MS {
+        return Err(PolicyError::new(
+            format!("{at}.timeout_ms"),
+            format!("must be between 1 and {MAX_TIMEOUT_MS}, got {ms}"),
+        ));
+    }
+    Ok(())
+}
+
+impl CallsConfig {
+    /// The effective policy of `service`, validated; `at` is this section's path.
+    pub fn service(&self, service: &str) -> Result<ServicePolicy, PolicyError> {
+        self.resolve(service, "calls")
+    }
+
+    fn resolve(&self, service: &str, at: &str) -> Result<ServicePolicy, PolicyError> {
+        let mut merged = serde_json::to_value(ServicePolicy::default())
+            .map_err(|e| PolicyError::new(at, e.to_string()))?;
+        if !self.default.is_null() {
+            merge(&mut merged, &self.default);
+        }
+        let path = match self.services.get(service) {
+            Some(over) => {
+                merge(&mut merged, over);
+                format!("{at}.services.{service}")
+            }
+            None => format!("{at}.default"),
+        };
+        let policy: ServicePolicy = decode(merged, &path)?;
+        check_timeout(policy.timeout_ms, &path)?;
+        policy
+            .breaker
+            .validate()
+            .map_err(|e| PolicyError::new(format!("{path}.breaker.{}", e.field), e.reason))?;
+        policy
+            .retry
+            .validate()
+            .map_err(|e| PolicyError::new(format!("{path}.retry.{}", e.field), e.reason))?;
+        if let Some(b) = &policy.bulkhead {
+            b.validate()
+                .map_err(|e| PolicyError::new(format!("{path}.bulkhead.{}", e.field), e.reason))?;
+        }
+        if let Some(r) = &policy.rate_limit {
+            r.validate().map_err(|e| {
+                PolicyError::new(format!("{path}.rate_limit.{}", e.field), e.reason)
+            })?;
+        }
+        for name in policy.methods.keys() {
+            policy.method(name, &path)?;
+        }
+        Ok(policy)
+    }
+
+    /// Validates the default and every service listed, naming the first bad field.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        self.resolve("", "calls")?;
+        for service in self.services.keys() {
+            self.resolve(service, "calls")?;
+        }
+        Ok(())
+    }
+}
+
+impl ServicePolicy {
+    /// The effective policy of `method`; `at` is the service's path, for errors.
+    pub fn method(&self, method: &str, at: &str) -> Result<MethodPolicy, PolicyError> {
+        let mut merged = serde_json::json!({
+            "timeout_ms": self.timeout_ms,
+            "retry": serde_json::to_value(&self.retry).map_err(|e| PolicyError::new(at, e.to_string()))?,
+        });
+        let path = format!("{at}.methods.{method}");
+        if let Some(over) = self.methods.get(method) {
+            merge(&mut merged, over);
+        }
+        let policy: MethodPolicy = decode(merged, &path)?;
+        check_timeout(policy.timeout_ms, &path)?;
+        policy
+            .retry
+            .validate()
+            .map_err(|e| PolicyError::new(format!("{path}.retry.{}", e.field), e.reason))?;
+        Ok(policy)
+    }
+
+    /// The whole-call deadline.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+impl MethodPolicy {
+    /// The whole-call deadline.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn services_and_methods_merge_over_the_default() {
+        let calls: CallsConfig = serde_json::from_value(json!({
+            "default": {"timeout_ms": 1000, "breaker": {"failure_rate_threshold": 40}},
+            "services": {"storage": {
+                "breaker": {"minimum_calls": 5},
+                "methods": {"get": {"timeout_ms": 200}}
+            }}
+        }))
+        .unwrap();
+        let storage = calls.service("storage").unwrap();
+        assert_eq!(storage.timeout_ms, 1000);
+        assert_eq!(storage.breaker.failure_rate_threshold, 40.0);
+        assert_eq!(storage.breaker.minimum_calls, 5);
+        assert_eq!(
+            storage
+                .method("get", "calls.services.storage")
+                .unwrap()
+                .timeout_ms,
+            200
+        );
+        assert_eq!(
+            storage
+                .method("put", "calls.services.storage")
+                .unwrap()
+                .timeout_ms,
+            1000
+        );
+        let other = calls.service("ai").unwrap();
+        assert_eq!(other.breaker.minimum_calls, 20);
+    }
+
+    #[test]
+    fn a_bad_field_is_named_by_its_full_path() {
+        let calls: CallsConfig = serde_json::from_value(json!({
+            "services": {"storage": {"breaker": {"failure_rate_threshold": 150}}}
+        }))
+        .unwrap();
+        let err = calls.validate().unwrap_err();
+        assert_eq!(
+            err.field,
+            "calls.services.storage.breaker.failure_rate_threshold"
+        );
+        let calls: CallsConfig = serde_json::from_value(json!({
+            "services": {"s": {"methods": {"m": {"timeout_ms": 0}}}}
+        }))
+        .unwrap();
+        assert_eq!(
+            calls.validate().unwrap_err().field,
+            "calls.services.s.methods.m.timeout_ms"
+        );
+        let calls: CallsConfig =
+            serde_json::from_value(json!({"default": {"timeout_ms": "soon"}})).unwrap();
+        assert_eq!(calls.validate().unwrap_err().field, "calls.default");
+    }
+}

@@ -25,9 +25,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
-use plexus_core::{CallContext, InstanceId, Service, ServiceDescriptor, ServiceError, ServiceName};
+use plexus_core::{
+    CallContext, InstanceId, MethodDescriptor, Service, ServiceDescriptor, ServiceError,
+    ServiceName,
+};
 use plexus_registry::Registration;
 use plexus_resilience::balance::{Balancer, Instance};
 use plexus_resilience::{
@@ -137,13 +141,16 @@ pub(crate) struct ServiceRoute {
     policy: Arc<ServicePolicy>,
     balancer: Balancer<Guarded>,
     methods: HashMap<String, Arc<MethodRoute>>,
-    synced: Mutex<Synced>,
+    /// The methods the route was built from, to notice a re-registration that
+    /// changes them.
+    source: Vec<MethodDescriptor>,
+    /// The registry's instance list last synced, compared by pointer on every call.
+    seen: ArcSwap<Seen>,
+    breakers: Mutex<HashMap<InstanceId, CircuitBreaker>>,
 }
 
-#[derive(Default)]
-struct Synced {
-    seen: Option<Arc<[Registration]>>,
-    breakers: HashMap<InstanceId, CircuitBreaker>,
+struct Seen {
+    instances: Option<Arc<[Registration]>>,
 }
 
 impl fmt::Debug for ServiceRoute {
@@ -212,7 +219,9 @@ impl ServiceRoute {
             policy: Arc::new(policy),
             balancer,
             methods,
-            synced: Mutex::new(Synced::default()),
+            source: descriptor.methods.clone(),
+            seen: ArcSwap::from_pointee(Seen { instances: None }),
+            breakers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -221,16 +230,10 @@ impl ServiceRoute {
         &self.name
     }
 
-    /// The policy the route was built with.
-    pub(crate) fn policy(&self) -> &ServicePolicy {
-        &self.policy
-    }
-
     /// Each instance's breaker.
     pub(crate) fn breakers(&self) -> Vec<(InstanceId, CircuitBreaker)> {
-        let synced = self.synced.lock();
-        let mut all: Vec<_> = synced
-            .breakers
+        let breakers = self.breakers.lock();
+        let mut all: Vec<_> = breakers
             .iter()
             .map(|(id, b)| (id.clone(), b.clone()))
             .collect();
@@ -238,19 +241,35 @@ impl ServiceRoute {
         all
     }
 
-    /// Brings the balancer in line with the registry's instances of the service, if
-    /// they changed since the last call.
-    pub(crate) fn sync(&self, instances: Arc<[Registration]>, resolver: &dyn Resolver) {
-        let mut synced = self.synced.lock();
-        if synced
-            .seen
+    fn is_synced(&self, instances: &Arc<[Registration]>) -> bool {
+        self.seen
+            .load()
+            .instances
             .as_ref()
-            .is_some_and(|seen| Arc::ptr_eq(seen, &instances))
-        {
+            .is_some_and(|seen| Arc::ptr_eq(seen, instances))
+    }
+
+    /// Whether the route still fits the service's instances: some are registered and
+    /// the newest declares the methods the route was built from.
+    pub(crate) fn serves(&self, instances: &Arc<[Registration]>) -> bool {
+        if self.is_synced(instances) {
+            return true;
+        }
+        instances
+            .iter()
+            .max_by_key(|r| r.registered_at)
+            .is_some_and(|newest| newest.descriptor.methods == self.source)
+    }
+
+    /// Brings the balancer in line with the registry's instances of the service, if
+    /// they changed since the last call (one pointer comparison when they did not).
+    pub(crate) fn sync(&self, instances: Arc<[Registration]>, resolver: &dyn Resolver) {
+        if self.is_synced(&instances) {
             return;
         }
+        let mut breakers = self.breakers.lock();
         let live: Vec<&InstanceId> = instances.iter().map(|r| r.instance()).collect();
-        synced.breakers.retain(|id, _| {
+        breakers.retain(|id, _| {
             let keep = live.contains(&id);
             if !keep {
                 self.balancer.remove(id);
@@ -260,10 +279,11 @@ impl ServiceRoute {
         for registration in instances.iter() {
             let id = registration.instance();
             let Some(transport) = resolver.transport(id) else {
+                breakers.remove(id);
                 self.balancer.remove(id);
                 continue;
             };
-            if !synced.breakers.contains_key(id) {
+            if !breakers.contains_key(id) {
                 let breaker = match instance_breaker(&self.policy.breaker, id) {
                     Ok(b) => b,
                     Err(e) => {
@@ -283,12 +303,14 @@ impl ServiceRoute {
                     .unwrap_or(1);
                 self.balancer
                     .insert(Instance::guarded(id.clone(), dispatch, &breaker).weight(weight));
-                synced.breakers.insert(id.clone(), breaker);
+                breakers.insert(id.clone(), breaker);
             }
             self.balancer
                 .set_healthy(id, registration.status.accepts_calls());
         }
-        synced.seen = Some(instances);
+        self.seen.store(Arc::new(Seen {
+            instances: Some(instances),
+        }));
     }
 
     /// The route of `method`, if the service has it.

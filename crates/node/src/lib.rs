@@ -6,6 +6,8 @@ pub mod policy;
 pub mod schema;
 
 mod callpath;
+mod node;
 
 pub use callpath::Transport;
 pub use error::{CallError, codes};
+pub use node::{MAX_METHOD_LEN, Node, NodeBuilder, NodeError, NodeShutdown, ServiceOptions};

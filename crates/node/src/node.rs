@@ -1,0 +1,804 @@
+//! One running node: its bus, registry, services, call path, configuration and metrics.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use parking_lot::{Mutex, RwLock};
+use plexus_bus::Bus;
+use plexus_core::{
+    CallContext, InstanceId, Service, ServiceDescriptor, ServiceName, ServiceStatus,
+};
+use plexus_registry::health::{
+    CheckPolicy, ComponentSpec, ComponentStatus, HealAction, HealthError, HealthMonitor,
+    MonitorConfig, SystemHealth,
+};
+use plexus_registry::{Registration, Registry, RegistryConfig, RegistryError};
+use plexus_resilience::CircuitBreaker;
+use plexus_supervisor::{
+    ChildSpec, ChildState, ProcessSpec, Restart, Strategy, Supervisor, SupervisorError,
+    SupervisorEvent, SupervisorHandle,
+};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::CallError;
+use crate::callpath::{Resolver, ServiceRoute, Transport};
+use crate::metrics::{Metrics, Snapshot, SnapshotFamily, bus_families};
+use crate::policy::{CallsConfig, PolicyError};
+
+/// The longest method name a call may ask for, in bytes (`service.method`).
+pub const MAX_METHOD_LEN: usize = 257;
+
+pub(crate) struct Core {
+    pub(crate) bus: Bus,
+    pub(crate) registry: Registry,
+    pub(crate) metrics: Metrics,
+    transports: RwLock<HashMap<InstanceId, Transport>>,
+    routes: ArcSwap<HashMap<ServiceName, Arc<ServiceRoute>>>,
+    route_edit: Mutex<()>,
+    calls: ArcSwap<CallsConfig>,
+    accepting: AtomicBool,
+}
+
+impl Resolver for Core {
+    fn transport(&self, instance: &InstanceId) -> Option<Transport> {
+        self.transports.read().get(instance).cloned()
+    }
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core")
+            .field("routes", &self.routes.load().keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Core {
+    pub(crate) fn new(
+        bus: Bus,
+        registry: Registry,
+        metrics: Metrics,
+        calls: CallsConfig,
+    ) -> Arc<Self> {
+        let core = Arc::new(Self {
+            bus,
+            registry,
+            metrics,
+            transports: RwLock::new(HashMap::new()),
+            routes: ArcSwap::from_pointee(HashMap::new()),
+            route_edit: Mutex::new(()),
+            calls: ArcSwap::from_pointee(calls),
+            accepting: AtomicBool::new(true),
+        });
+        core.register_collectors();
+        core
+    }
+
+    fn register_collectors(self: &Arc<Self>) {
+        let bus = self.bus.clone();
+        self.metrics
+            .register_collector(Snapshot::new(move || bus_families(&bus)));
+        let registry = self.registry.clone();
+        self.metrics.register_collector(Snapshot::new(move || {
+            let mut family = SnapshotFamily::gauge(
+                "plexus_registry_instances",
+                "Registered instances by status",
+            );
+            for (status, n) in registry.counts() {
+                family.push(vec![("status", status.as_str().to_owned())], n as f64);
+            }
+            vec![family]
+        }));
+        let weak = Arc::downgrade(self);
+        self.metrics.register_collector(Snapshot::new(move || {
+            weak.upgrade()
+                .map(|core| core.breaker_families())
+                .unwrap_or_default()
+        }));
+    }
+
+    fn breaker_families(&self) -> Vec<SnapshotFamily> {
+        let mut state = SnapshotFamily::gauge(
+            "plexus_breaker_state",
+            "Each instance breaker's state (1 for the state it is in)",
+        );
+        let mut calls = SnapshotFamily::counter(
+            "plexus_breaker_calls",
+            "Calls recorded by each instance breaker, by outcome",
+        );
+        let mut rejected = SnapshotFamily::counter(
+            "plexus_breaker_rejected",
+            "Calls an instance breaker refused",
+        );
+        for route in self.routes.load().values() {
+            for (instance, breaker) in route.breakers() {
+                let m = breaker.metrics();
+                let labels = |extra: Option<(&'static str, &str)>| {
+                    let mut l = vec![
+                        ("service", route.name().to_string()),
+                        ("instance", instance.to_string()),
+                    ];
+                    if let Some((k, v)) = extra {
+                        l.push((k, v.to_owned()));
+                    }
+                    l
+                };
+                for s in [
+                    "closed",
+                    "open",
+                    "half_open",
+                    "forced_open",
+                    "disabled",
+                    "metrics_only",
+                ] {
+                    let on = if m.state.as_str() == s { 1.0 } else { 0.0 };
+                    state.push(labels(Some(("state", s))), on);
+                }
+                calls.push(
+                    labels(Some(("outcome", "success"))),
+                    m.successful_calls_total as f64,
+                );
+                calls.push(
+                    labels(Some(("outcome", "failure"))),
+                    m.failed_calls_total as f64,
+                );
+                calls.push(
+                    labels(Some(("outcome", "ignored"))),
+                    m.ignored_calls_total as f64,
+                );
+                rejected.push(labels(None), m.rejected_calls_total as f64);
+            }
+        }
+        vec![state, calls, rejected]
+    }
+
+    /// Makes an instance reachable through `transport`.
+    pub(crate) fn add_transport(&self, instance: InstanceId, transport: Transport) {
+        self.transports.write().insert(instance, transport);
+    }
+
+    /// Forgets an instance's transport.
+    pub(crate) fn remove_transport(&self, instance: &InstanceId) -> bool {
+        self.transports.write().remove(instance).is_some()
+    }
+
+    /// Replaces the call policies; routes are rebuilt on their next call.
+    pub(crate) fn set_calls(&self, calls: CallsConfig) {
+        let _edit = self.route_edit.lock();
+        self.calls.store(Arc::new(calls));
+        self.routes.store(Arc::new(HashMap::new()));
+    }
+
+    /// Stops or resumes taking calls.
+    pub(crate) fn set_accepting(&self, on: bool) {
+        self.accepting.store(on, Ordering::SeqCst);
+    }
+
+    /// The route of `service`, built on first use from the registry.
+    fn route(&self, service: &str) -> Result<(Arc<ServiceRoute>, Arc<[Registration]>), CallError> {
+        let name = ServiceName::new(service);
+        let instances = self.registry.instances(&name);
+        if let Some(route) = self.routes.load().get(&name) {
+            if route.serves(&instances) {
+                route.sync(instances.clone(), self);
+                return Ok((route.clone(), instances));
+            }
+        }
+        let Some(source) = instances.iter().max_by_key(|r| r.registered_at) else {
+            return Err(CallError::MethodNotFound {
+                method: service.to_owned(),
+                hint: Some(format!(
+                    "no service `{service}` is registered; `plexus services` lists them"
+                )),
+            });
+        };
+        let descriptor: Arc<ServiceDescriptor> = source.descriptor.clone();
+        let _edit = self.route_edit.lock();
+        let policy = self
+            .calls
+            .load()
+            .service(service)
+            .map_err(|e| CallError::Internal {
+                message: e.to_string(),
+            })?;
+        let route = Arc::new(ServiceRoute::build(&descriptor, policy, &self.metrics)?);
+        route.sync(instances.clone(), self);
+        let mut routes = HashMap::clone(&self.routes.load());
+        routes.insert(name, route.clone());
+        self.routes.store(Arc::new(routes));
+        Ok((route, instances))
+    }
+
+    /// The whole call path for one call.
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        ctx: CallContext,
+    ) -> Result<Value, CallError> {
+        if method.len() > MAX_METHOD_LEN {
+            return Err(CallError::MethodNotFound {
+                method: method.chars().take(64).collect::<String>() + "…",
+                hint: Some(format!("method names are at most {MAX_METHOD_LEN} bytes")),
+            });
+        }
+        let Some((service, name)) = method.split_once('.') else {
+            return Err(CallError::MethodNotFound {
+                method: method.to_owned(),
+                hint: Some("methods are called as `service.method`".to_owned()),
+            });
+        };
+        if !self.accepting.load(Ordering::Acquire) {
+            return Err(CallError::Unavailable {
+                service: service.to_owned(),
+                reason: "the node is shutting down".to_owned(),
+                instances: Vec::new(),
+            });
+        }
+        let (route, _) = self.route(service)?;
+        let Some(m) = route.method(name) else {
+            return Err(CallError::MethodNotFound {
+                method: method.to_owned(),
+                hint: Some(format!(
+                    "`{service}` has: {}",
+                    route.method_names().join(", ")
+                )),
+            });
+        };
+        m.call(&route, params, ctx).await
+    }
+
+    /// Registers a remote instance reached through `transport`.
+    pub(crate) async fn attach(
+        &self,
+        descriptor: ServiceDescriptor,
+        transport: Transport,
+    ) -> Result<Registration, RegistryError> {
+        let instance = descriptor.instance.clone();
+        self.add_transport(instance.clone(), transport);
+        match self.registry.register(descriptor).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.remove_transport(&instance);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// How the node runs one in-process service.
+#[derive(Clone, Debug)]
+pub struct ServiceOptions {
+    /// How its health is checked, and whether it is critical to the system.
+    pub health: CheckPolicy,
+    /// When the supervisor starts it again.
+    pub restart: Restart,
+    /// How long its `stop()` may take before it is abandoned.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        Self {
+            health: CheckPolicy::default(),
+            restart: Restart::Permanent,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ServiceOptions {
+    /// Sets the health policy.
+    pub fn with_health(mut self, policy: CheckPolicy) -> Self {
+        self.health = policy;
+        self
+    }
+
+    /// Sets the restart type.
+    pub fn with_restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+}
+
+/// Everything that can stop a node from starting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// A service could not be registered.
+    #[error("registering `{instance}`: {source}")]
+    Register {
+        /// The instance.
+        instance: String,
+        /// Why.
+        source: RegistryError,
+    },
+    /// The registry's configuration was refused.
+    #[error("registry: {0}")]
+    Registry(#[from] RegistryError),
+    /// The health monitor refused a component or its configuration.
+    #[error("health: {0}")]
+    Health(#[from] HealthError),
+    /// The supervisor could not start the services.
+    #[error("supervision: {0}")]
+    Supervisor(#[from] SupervisorError),
+    /// A call policy is invalid.
+    #[error("call policy: {0}")]
+    Policy(#[from] PolicyError),
+}
+
+struct Local {
+    service: Arc<dyn Service>,
+    instance: InstanceId,
+    options: ServiceOptions,
+}
+
+/// Builds and starts a [`Node`].
+#[must_use]
+pub struct NodeBuilder {
+    name: String,
+    bus: Option<Bus>,
+    registry: RegistryConfig,
+    monitor: MonitorConfig,
+    calls: CallsConfig,
+    strategy: Strategy,
+    intensity: (u32, Duration),
+    services: Vec<Local>,
+    processes: Vec<(String, ProcessSpec, Restart)>,
+    components: Vec<ComponentSpec>,
+}
+
+impl fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("name", &self.name)
+            .field("services", &self.services.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeBuilder {
+    /// Uses `bus` instead of a new one.
+    pub fn bus(mut self, bus: Bus) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Sets the registry's configuration (heartbeat TTL, grace, …).
+    pub fn registry_config(mut self, config: RegistryConfig) -> Self {
+        self.registry = config;
+        self
+    }
+
+    /// Sets the health monitor's configuration.
+    pub fn monitor_config(mut self, config: MonitorConfig) -> Self {
+        self.monitor = config;
+        self
+    }
+
+    /// Sets the call policies.
+    pub fn calls(mut self, calls: CallsConfig) -> Self {
+        self.calls = calls;
+        self
+    }
+
+    /// Sets how the node's supervisor restarts services: strategy, then at most
+    /// `max_restarts` within `within` before it gives up (default one-for-one, 5 in
+    /// 60 s).
+    pub fn supervision(mut self, strategy: Strategy, max_restarts: u32, within: Duration) -> Self {
+        self.strategy = strategy;
+        self.intensity = (max_restarts, within);
+        self
+    }
+
+    /// Runs `service` with the default options.
+    pub fn service(self, service: Arc<dyn Service>) -> Self {
+        self.service_with(service, ServiceOptions::default())
+    }
+
+    /// Runs `service` with `options`.
+    pub fn service_with(mut self, service: Arc<dyn Service>, options: ServiceOptions) -> Self {
+        let instance = service.descriptor().instance;
+        self.services.push(Local {
+            service,
+            instance,
+            options,
+        });
+        self
+    }
+
+    /// Supervises an external child process.
+    pub fn process(mut self, name: impl Into<String>, spec: ProcessSpec, restart: Restart) -> Self {
+        self.processes.push((name.into(), spec, restart));
+        self
+    }
+
+    /// Watches one more component (a database client, a dependency).
+    pub fn component(mut self, spec: ComponentSpec) -> Self {
+        self.components.push(spec);
+        self
+    }
+
+    /// Registers the services, starts them in order under the supervisor, and
+    /// starts watching their health.
+    pub async fn start(self) -> Result<Node, NodeError> {
+        self.calls.validate()?;
+        let bus = self.bus.unwrap_or_default();
+        let registry = Registry::new(self.registry, bus.clone())?;
+        registry.spawn_sweeper();
+        let core = Core::new(bus.clone(), registry.clone(), Metrics::new(), self.calls);
+        let health = HealthMonitor::new(self.monitor, bus.clone(), Some(registry.clone()))?;
+        register_health_metrics(&core.metrics, &health);
+
+        for local in &self.services {
+            let descriptor = local.service.descriptor();
+            registry
+                .register(descriptor)
+                .await
+                .map_err(|source| NodeError::Register {
+                    instance: local.instance.to_string(),
+                    source,
+                })?;
+            core.add_transport(local.instance.clone(), local.service.clone());
+        }
+
+        let mut supervisor = Supervisor::builder(self.name.clone())
+            .strategy(self.strategy)
+            .intensity(self.intensity.0, self.intensity.1)
+            .bus(bus.clone());
+        for local in &self.services {
+            supervisor = supervisor.child(
+                ChildSpec::service(local.instance.as_str(), local.service.clone())
+                    .restart(local.options.restart)
+                    .shutdown_timeout(local.options.shutdown_timeout),
+            );
+        }
+        for (name, spec, restart) in &self.processes {
+            supervisor =
+                supervisor.child(ChildSpec::process(name.clone(), spec.clone()).restart(*restart));
+        }
+        let supervisor = supervisor.build()?.start().await?;
+
+        for local in &self.services {
+            // Started: routable until its checks say otherwise.
+            let _ = registry
+                .set_status(
+                    &local.instance,
+                    ServiceStatus::Healthy,
+                    Some("started".to_owned()),
+                )
+                .await;
+            let handle = supervisor.clone();
+            let child = local.instance.to_string();
+            let heal = HealAction::restart("restart", move || {
+                let handle = handle.clone();
+                let child = child.clone();
+                async move {
+                    handle
+                        .report_failure(&child, "health check")
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+            });
+            health.add(
+                ComponentSpec::service(local.service.clone())
+                    .with_policy(local.options.health.clone())
+                    .with_heal(heal),
+            )?;
+        }
+        for component in self.components {
+            health.add(component)?;
+        }
+
+        let local: Vec<InstanceId> = self.services.iter().map(|l| l.instance.clone()).collect();
+        let tasks = vec![
+            spawn_heartbeats(registry.clone(), supervisor.clone(), local.clone()),
+            spawn_supervision_watch(registry.clone(), supervisor.clone()),
+        ];
+        Ok(Node {
+            inner: Arc::new(NodeInner {
+                name: self.name,
+                core,
+                health,
+                supervisor,
+                local,
+                tasks: Mutex::new(tasks),
+            }),
+        })
+    }
+}
+
+/// Heartbeats every local instance whose supervised child runs, three times per TTL.
+fn spawn_heartbeats(
+    registry: Registry,
+    supervisor: SupervisorHandle,
+    local: Vec<InstanceId>,
+) -> JoinHandle<()> {
+    let every = registry.config().heartbeat_ttl / 3;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            for instance in &local {
+                let running = supervisor
+                    .child(instance.as_str())
+                    .is_some_and(|c| c.state == ChildState::Running);
+                if running {
+                    let _ = registry.heartbeat(instance).await;
+                }
+            }
+        }
+    })
+}
+
+/// Writes what the supervisor does into the registry: an abnormal exit makes the
+/// instance Unhealthy until its restart and checks say otherwise; giving up marks
+/// every instance it ran Unhealthy for good.
+fn spawn_supervision_watch(registry: Registry, supervisor: SupervisorHandle) -> JoinHandle<()> {
+    let mut events = supervisor.events();
+    tokio::spawn(async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            match event {
+                SupervisorEvent::ChildExited {
+                    child,
+                    reason,
+                    abnormal: true,
+                    ..
+                } => {
+                    let _ = registry
+                        .set_status(
+                            &InstanceId::new(&child),
+                            ServiceStatus::Unhealthy,
+                            Some(format!("exited: {reason}")),
+                        )
+                        .await;
+                }
+                SupervisorEvent::GaveUp {
+                    child, restarts, ..
+                } => {
+                    for info in supervisor.children() {
+                        let _ = registry
+                            .set_status(
+                                &InstanceId::new(&info.name),
+                                ServiceStatus::Unhealthy,
+                                Some(format!(
+                                    "supervisor gave up after {restarts} restarts of `{child}`"
+                                )),
+                            )
+                            .await;
+                    }
+                }
+                _ => {}
+            }
+        }
+    })
+}
+
+fn register_health_metrics(metrics: &Metrics, health: &HealthMonitor) {
+    let health = health.clone();
+    metrics.register_collector(Snapshot::new(move || {
+        let mut checks =
+            SnapshotFamily::counter("plexus_health_checks", "Health checks run, per component");
+        let mut failures = SnapshotFamily::counter(
+            "plexus_health_check_failures",
+            "Health checks that errored or timed out, per component",
+        );
+        let mut heals = SnapshotFamily::counter(
+            "plexus_health_heal_attempts",
+            "Heal actions run, per component",
+        );
+        let mut status = SnapshotFamily::gauge(
+            "plexus_health_status",
+            "Each component's health status (1 for the status it is in)",
+        );
+        for c in health.components() {
+            let l = vec![("component", c.component.clone())];
+            checks.push(l.clone(), c.checks as f64);
+            failures.push(l.clone(), c.check_failures as f64);
+            heals.push(l.clone(), c.heal_attempts as f64);
+            for s in [
+                ComponentStatus::Unknown,
+                ComponentStatus::Healthy,
+                ComponentStatus::Degraded,
+                ComponentStatus::Unhealthy,
+            ] {
+                let mut ls = l.clone();
+                ls.push(("status", s.as_str().to_owned()));
+                status.push(ls, if c.status == s { 1.0 } else { 0.0 });
+            }
+        }
+        vec![checks, failures, heals, status]
+    }));
+}
+
+struct NodeInner {
+    name: String,
+    core: Arc<Core>,
+    health: HealthMonitor,
+    supervisor: SupervisorHandle,
+    local: Vec<InstanceId>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for NodeInner {
+    fn drop(&mut self) {
+        for task in self.tasks.get_mut().drain(..) {
+            task.abort();
+        }
+        self.health.shutdown();
+        self.core.registry.shutdown();
+    }
+}
+
+/// A running node. Cheap to clone; clones share it.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a node's shutdown did.
+#[derive(Debug)]
+pub struct NodeShutdown {
+    /// How the services were stopped, in order.
+    pub services: plexus_supervisor::ShutdownReport,
+    /// What the bus drained and what it could not deliver.
+    pub bus: plexus_bus::ShutdownReport,
+}
+
+impl Node {
+    /// A builder for a node called `name`.
+    pub fn builder(name: impl Into<String>) -> NodeBuilder {
+        NodeBuilder {
+            name: name.into(),
+            bus: None,
+            registry: RegistryConfig::default(),
+            monitor: MonitorConfig::default(),
+            calls: CallsConfig::default(),
+            strategy: Strategy::OneForOne,
+            intensity: (5, Duration::from_secs(60)),
+            services: Vec::new(),
+            processes: Vec::new(),
+            components: Vec::new(),
+        }
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Calls `method` (`service.method`) through the call path.
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        ctx: CallContext,
+    ) -> Result<Value, CallError> {
+        self.inner.core.call(method, params, ctx).await
+    }
+
+    /// Registers an instance that lives elsewhere and is reached through
+    /// `transport` (the gateway's WebSocket sessions). It starts as Starting; the
+    /// caller sets its status and heartbeats it.
+    pub async fn attach(
+        &self,
+        descriptor: ServiceDescriptor,
+        transport: Transport,
+    ) -> Result<Registration, RegistryError> {
+        self.inner.core.attach(descriptor, transport).await
+    }
+
+    /// Forgets a remote instance: no more calls go to it and it is deregistered.
+    pub async fn detach(&self, instance: &InstanceId) -> Result<Registration, RegistryError> {
+        self.inner.core.remove_transport(instance);
+        self.inner.core.registry.deregister(instance).await
+    }
+
+    /// Replaces the call policies after validating them; routes are rebuilt with
+    /// them on their next call.
+    pub fn set_calls(&self, calls: CallsConfig) -> Result<(), PolicyError> {
+        calls.validate()?;
+        self.inner.core.set_calls(calls);
+        Ok(())
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &Bus {
+        &self.inner.core.bus
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.core.registry
+    }
+
+    /// The health monitor.
+    pub fn health(&self) -> &HealthMonitor {
+        &self.inner.health
+    }
+
+    /// The system's health, aggregated.
+    pub fn system_health(&self) -> SystemHealth {
+        self.inner.health.system()
+    }
+
+    /// The supervisor running the in-process services and child processes.
+    pub fn supervisor(&self) -> &SupervisorHandle {
+        &self.inner.supervisor
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.core.metrics
+    }
+
+    /// Every instance's breaker, by service.
+    pub fn breakers(&self) -> Vec<(ServiceName, InstanceId, CircuitBreaker)> {
+        let routes = self.inner.core.routes.load();
+        let mut all = Vec::new();
+        for route in routes.values() {
+            for (id, breaker) in route.breakers() {
+                all.push((route.name().clone(), id, breaker));
+            }
+        }
+        all
+    }
+
+    /// Stops taking calls, marks the local services ShuttingDown, stops them in
+    /// reverse start order, deregisters them, and drains the bus within `drain`.
+    pub async fn shutdown(&self, drain: Duration) -> NodeShutdown {
+        let inner = &self.inner;
+        inner.core.set_accepting(false);
+        for task in inner.tasks.lock().drain(..) {
+            task.abort();
+        }
+        inner.health.shutdown();
+        for instance in &inner.local {
+            let _ = inner
+                .core
+                .registry
+                .set_status(
+                    instance,
+                    ServiceStatus::ShuttingDown,
+                    Some("node shutdown".to_owned()),
+                )
+                .await;
+        }
+        let services = inner.supervisor.shutdown().await;
+        for instance in &inner.local {
+            let _ = inner
+                .core
+                .registry
+                .set_status(
+                    instance,
+                    ServiceStatus::Stopped,
+                    Some("node shutdown".to_owned()),
+                )
+                .await;
+            let _ = inner.core.registry.deregister(instance).await;
+        }
+        inner.core.registry.shutdown();
+        let bus = inner.core.bus.shutdown(drain).await;
+        NodeShutdown { services, bus }
+    }
+}

@@ -1,0 +1,602 @@
+//! [`Registry`]: the facade over a backend and the bus.
+//!
+//! Writes (register, deregister, heartbeat, status) are serialized by one async lock,
+//! applied to the backend, mirrored in memory and turned into a new immutable
+//! [`Snapshot`] that readers load without a lock ([`Registry::instances`] is what the
+//! call path calls on every request). Each change then goes to the watchers and to
+//! the bus, in the order the changes were made.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use futures::StreamExt;
+use parking_lot::Mutex;
+use plexus_bus::Bus;
+use plexus_core::{
+    Envelope, InstanceId, Payload, ServiceDescriptor, ServiceName, ServiceStatus, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::change::INSTANCE_HEADER;
+use crate::clock::{Clock, between};
+use crate::{
+    DeregisterReason, Lagged, MemoryBackend, Query, Registration, RegistryBackend, RegistryChange,
+    RegistryConfig, RegistryError, STALE_REASON, StaleMark, StatusUpdate, Watch,
+};
+
+/// The reason recorded when a heartbeat revives a stale instance.
+pub const HEARTBEAT_RESUMED_REASON: &str = "heartbeat resumed";
+
+/// The service registry. Cheap to clone: clones share one registry.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use plexus_bus::Bus;
+/// use plexus_core::{MethodDescriptor, ServiceDescriptor, ServiceStatus};
+/// use plexus_registry::{Query, Registry, RegistryConfig};
+///
+/// let registry = Registry::new(RegistryConfig::default(), Bus::new())?;
+/// let storage = ServiceDescriptor::new("storage", "persistence")
+///     .with_instance("storage-1")
+///     .with_method(MethodDescriptor::new("get").idempotent());
+/// registry.register(storage).await?;
+/// registry.set_status(&"storage-1".into(), ServiceStatus::Healthy, None).await?;
+///
+/// assert_eq!(registry.routable(&"storage".into()).len(), 1);
+/// assert_eq!(registry.discover(&Query::new().method("get")).len(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RegistryConfig,
+    backend: Arc<dyn RegistryBackend>,
+    bus: Bus,
+    clock: Clock,
+    /// The mirror of the backend; holding it serializes writes.
+    state: tokio::sync::Mutex<BTreeMap<InstanceId, Registration>>,
+    snapshot: ArcSwap<Snapshot>,
+    changes: broadcast::Sender<RegistryChange>,
+    published: AtomicU64,
+    publish_failures: AtomicU64,
+    sweeper: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(sweeper) = self.sweeper.get_mut().take() {
+            sweeper.abort();
+        }
+    }
+}
+
+/// An immutable view of the registry, rebuilt on every change.
+struct Snapshot {
+    all: Vec<Registration>,
+    index: HashMap<InstanceId, usize>,
+    services: HashMap<ServiceName, ServiceInstances>,
+    empty: Arc<[Registration]>,
+}
+
+struct ServiceInstances {
+    all: Arc<[Registration]>,
+    routable: Arc<[Registration]>,
+}
+
+impl Snapshot {
+    fn build(state: &BTreeMap<InstanceId, Registration>) -> Self {
+        let all: Vec<Registration> = state.values().cloned().collect();
+        let index = all
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.instance().clone(), i))
+            .collect();
+        let mut grouped: HashMap<ServiceName, Vec<Registration>> = HashMap::new();
+        for registration in &all {
+            grouped
+                .entry(registration.service().clone())
+                .or_default()
+                .push(registration.clone());
+        }
+        let services = grouped
+            .into_iter()
+            .map(|(name, instances)| {
+                let routable: Arc<[Registration]> = instances
+                    .iter()
+                    .filter(|r| r.accepts_calls())
+                    .cloned()
+                    .collect();
+                let entry = ServiceInstances {
+                    all: instances.into(),
+                    routable,
+                };
+                (name, entry)
+            })
+            .collect();
+        Self {
+            all,
+            index,
+            services,
+            empty: Arc::from(Vec::new()),
+        }
+    }
+}
+
+/// Counters of the registry, for metrics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryStats {
+    /// Registered instances.
+    pub instances: usize,
+    /// Instances per status; every status is present, with 0 where none.
+    pub by_status: BTreeMap<ServiceStatus, usize>,
+    /// Changes published on the bus.
+    pub published: u64,
+    /// Changes the bus refused (a full subscriber, a bus shutting down); watchers
+    /// still received them.
+    pub publish_failures: u64,
+}
+
+/// What the registry holds, for `/health` pages and the CLI.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegistrySnapshot {
+    /// When it was taken.
+    pub at: Timestamp,
+    /// Every instance, sorted by instance id.
+    pub instances: Vec<Registration>,
+    /// Instances per status.
+    pub by_status: BTreeMap<ServiceStatus, usize>,
+}
+
+/// What one sweep did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Instances marked stale (now Unhealthy with reason `"stale"`).
+    pub marked_stale: Vec<InstanceId>,
+    /// Instances deregistered after the grace period.
+    pub deregistered: Vec<InstanceId>,
+}
+
+impl Registry {
+    /// A registry on a [`MemoryBackend`], publishing on `bus`.
+    ///
+    /// The stale sweeper does not run until [`spawn_sweeper`](Self::spawn_sweeper).
+    pub fn new(config: RegistryConfig, bus: Bus) -> Result<Self, RegistryError> {
+        config.validate()?;
+        Ok(Self::build(
+            config,
+            bus,
+            Arc::new(MemoryBackend::new()),
+            BTreeMap::new(),
+        ))
+    }
+
+    /// A registry on `backend`, starting from what the backend already holds.
+    pub async fn with_backend(
+        config: RegistryConfig,
+        bus: Bus,
+        backend: Arc<dyn RegistryBackend>,
+    ) -> Result<Self, RegistryError> {
+        config.validate()?;
+        let state = backend
+            .list()
+            .await?
+            .into_iter()
+            .map(|r| (r.instance().clone(), r))
+            .collect();
+        Ok(Self::build(config, bus, backend, state))
+    }
+
+    fn build(
+        config: RegistryConfig,
+        bus: Bus,
+        backend: Arc<dyn RegistryBackend>,
+        state: BTreeMap<InstanceId, Registration>,
+    ) -> Self {
+        let (changes, _) = broadcast::channel(config.watch_capacity);
+        let snapshot = ArcSwap::from_pointee(Snapshot::build(&state));
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                backend,
+                bus,
+                clock: Clock::new(),
+                state: tokio::sync::Mutex::new(state),
+                snapshot,
+                changes,
+                published: AtomicU64::new(0),
+                publish_failures: AtomicU64::new(0),
+                sweeper: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.inner.config
+    }
+
+    /// The registry's wall-clock time (it follows tokio's clock, so paused time
+    /// applies).
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// Registers an instance, status [`ServiceStatus::Starting`].
+    ///
+    /// The descriptor is validated first ([`RegistryError::InvalidDescriptor`] names
+    /// the field). Registering an instance id again replaces the registration when it
+    /// is the same service (a restarted instance) and fails with
+    /// [`RegistryError::DuplicateInstance`] when it is another.
+    pub async fn register(
+        &self,
+        descriptor: ServiceDescriptor,
+    ) -> Result<Registration, RegistryError> {
+        descriptor.validate()?;
+        let mut state = self.inner.state.lock().await;
+        match state.get(&descriptor.instance) {
+            Some(existing) if existing.service() != &descriptor.name => {
+                return Err(RegistryError::DuplicateInstance {
+                    instance: descriptor.instance.clone(),
+                    existing: existing.service().clone(),
+                    requested: descriptor.name.clone(),
+                });
+            }
+            Some(_) => {}
+            None if state.len() >= self.inner.config.max_instances => {
+                return Err(RegistryError::Full {
+                    limit: self.inner.config.max_instances,
+                });
+            }
+            None => {}
+        }
+        let registration = Registration::new(descriptor, self.now());
+        let previous = self.inner.backend.put(registration.clone()).await?;
+        state.insert(registration.instance().clone(), registration.clone());
+        self.commit(&state);
+        self.emit(RegistryChange::Registered {
+            registration: registration.clone(),
+            replaced: previous.is_some(),
+        });
+        Ok(registration)
+    }
+
+    /// Removes an instance and returns its last registration.
+    pub async fn deregister(&self, instance: &InstanceId) -> Result<Registration, RegistryError> {
+        let mut state = self.inner.state.lock().await;
+        self.remove_locked(&mut state, instance, DeregisterReason::Requested)
+            .await
+    }
+
+    /// Records a heartbeat. A heartbeat from an instance marked stale (within the
+    /// grace period) restores the status it had before, with reason
+    /// [`HEARTBEAT_RESUMED_REASON`].
+    pub async fn heartbeat(&self, instance: &InstanceId) -> Result<Registration, RegistryError> {
+        let mut state = self.inner.state.lock().await;
+        let stale = known(&state, instance)?.stale;
+        let now = self.now();
+        let mut registration = self.inner.backend.heartbeat(instance, now).await?;
+        if let Some(mark) = stale {
+            let update = StatusUpdate {
+                status: mark.previous,
+                reason: Some(HEARTBEAT_RESUMED_REASON.to_owned()),
+                at: now,
+                stale: None,
+            };
+            let updated = self.inner.backend.update_status(instance, update).await?;
+            registration = updated.registration;
+            state.insert(instance.clone(), registration.clone());
+            self.commit(&state);
+            self.emit_status(updated.previous, &registration);
+        } else {
+            state.insert(instance.clone(), registration.clone());
+            self.commit(&state);
+        }
+        Ok(registration)
+    }
+
+    /// Sets an instance's status, with why. Setting the status it already has with
+    /// the same reason changes nothing and publishes nothing; setting it clears a
+    /// stale mark (the sweeper marks the instance again if it stays silent).
+    pub async fn set_status(
+        &self,
+        instance: &InstanceId,
+        status: ServiceStatus,
+        reason: Option<String>,
+    ) -> Result<Registration, RegistryError> {
+        let mut state = self.inner.state.lock().await;
+        let current = known(&state, instance)?;
+        if current.status == status && current.reason == reason && current.stale.is_none() {
+            return Ok(current.clone());
+        }
+        let update = StatusUpdate {
+            status,
+            reason,
+            at: self.now(),
+            stale: None,
+        };
+        let updated = self.inner.backend.update_status(instance, update).await?;
+        state.insert(instance.clone(), updated.registration.clone());
+        self.commit(&state);
+        self.emit_status(updated.previous, &updated.registration);
+        Ok(updated.registration)
+    }
+
+    /// The instance's registration, if it is registered.
+    pub fn get(&self, instance: &InstanceId) -> Option<Registration> {
+        let snapshot = self.inner.snapshot.load();
+        snapshot
+            .index
+            .get(instance)
+            .and_then(|&i| snapshot.all.get(i))
+            .cloned()
+    }
+
+    /// Every registration, sorted by instance id.
+    pub fn list(&self) -> Vec<Registration> {
+        self.inner.snapshot.load().all.clone()
+    }
+
+    /// The registrations `query` matches, sorted by instance id.
+    pub fn discover(&self, query: &Query) -> Vec<Registration> {
+        self.inner
+            .snapshot
+            .load()
+            .all
+            .iter()
+            .filter(|r| query.matches(r))
+            .cloned()
+            .collect()
+    }
+
+    /// Every instance of `service`, in any status, sorted by instance id. Lock-free
+    /// and allocation-free: a shared slice of the current snapshot.
+    pub fn instances(&self, service: &ServiceName) -> Arc<[Registration]> {
+        let snapshot = self.inner.snapshot.load();
+        match snapshot.services.get(service) {
+            Some(entry) => Arc::clone(&entry.all),
+            None => Arc::clone(&snapshot.empty),
+        }
+    }
+
+    /// The instances of `service` that accept calls (Healthy or Degraded), sorted by
+    /// instance id. Lock-free and allocation-free, for the call path.
+    pub fn routable(&self, service: &ServiceName) -> Arc<[Registration]> {
+        let snapshot = self.inner.snapshot.load();
+        match snapshot.services.get(service) {
+            Some(entry) => Arc::clone(&entry.routable),
+            None => Arc::clone(&snapshot.empty),
+        }
+    }
+
+    /// Every change from now on, in order. Bounded by
+    /// [`RegistryConfig::watch_capacity`]: a watcher that falls further behind gets
+    /// [`Lagged`] and the registry never waits for it.
+    pub fn watch(&self) -> Watch {
+        let receiver = self.inner.changes.subscribe();
+        futures::stream::unfold(receiver, |mut receiver| async move {
+            match receiver.recv().await {
+                Ok(change) => Some((Ok(change), receiver)),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    Some((Err(Lagged { missed }), receiver))
+                }
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
+        })
+        .boxed()
+    }
+
+    /// Instances per status; every status is present, with 0 where none.
+    pub fn counts(&self) -> BTreeMap<ServiceStatus, usize> {
+        count_by_status(&self.inner.snapshot.load().all)
+    }
+
+    /// The registry's counters.
+    pub fn stats(&self) -> RegistryStats {
+        let snapshot = self.inner.snapshot.load();
+        RegistryStats {
+            instances: snapshot.all.len(),
+            by_status: count_by_status(&snapshot.all),
+            published: self.inner.published.load(Ordering::Relaxed),
+            publish_failures: self.inner.publish_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A serializable view of every instance.
+    pub fn snapshot(&self) -> RegistrySnapshot {
+        let snapshot = self.inner.snapshot.load();
+        RegistrySnapshot {
+            at: self.now(),
+            instances: snapshot.all.clone(),
+            by_status: count_by_status(&snapshot.all),
+        }
+    }
+
+    /// Runs one sweep now: marks instances whose last heartbeat is older than
+    /// [`RegistryConfig::heartbeat_ttl`] stale (status Unhealthy, reason `"stale"`;
+    /// a [`RegistryChange::Stale`] then a [`RegistryChange::StatusChanged`]), and
+    /// deregisters those whose last heartbeat is older than the TTL plus
+    /// [`RegistryConfig::deregister_after`]. Stopped instances are not marked stale
+    /// but are deregistered the same way.
+    pub async fn sweep(&self) -> Result<SweepReport, RegistryError> {
+        let mut state = self.inner.state.lock().await;
+        let now = self.now();
+        let ttl = self.inner.config.heartbeat_ttl;
+        let limit = ttl.saturating_add(self.inner.config.deregister_after);
+        let mut report = SweepReport::default();
+        let silent: Vec<(InstanceId, std::time::Duration)> = state
+            .values()
+            .map(|r| (r.instance().clone(), between(r.last_heartbeat, now)))
+            .filter(|(_, age)| *age > ttl)
+            .collect();
+        for (instance, age) in silent {
+            if age > limit {
+                self.remove_locked(&mut state, &instance, DeregisterReason::Stale)
+                    .await?;
+                report.deregistered.push(instance);
+                continue;
+            }
+            let Some(current) = state.get(&instance) else {
+                continue;
+            };
+            if current.stale.is_some() || current.status == ServiceStatus::Stopped {
+                continue;
+            }
+            let last_heartbeat = current.last_heartbeat;
+            let update = StatusUpdate {
+                status: ServiceStatus::Unhealthy,
+                reason: Some(STALE_REASON.to_owned()),
+                at: now,
+                stale: Some(StaleMark {
+                    since: now,
+                    previous: current.status,
+                }),
+            };
+            let updated = self.inner.backend.update_status(&instance, update).await?;
+            state.insert(instance.clone(), updated.registration.clone());
+            self.commit(&state);
+            self.emit(RegistryChange::Stale {
+                instance: instance.clone(),
+                service: updated.registration.service().clone(),
+                last_heartbeat,
+                at: now,
+            });
+            self.emit_status(updated.previous, &updated.registration);
+            report.marked_stale.push(instance);
+        }
+        Ok(report)
+    }
+
+    /// Starts the sweeper: a task that runs [`sweep`](Self::sweep) every
+    /// [`RegistryConfig::sweep_interval`], the first one interval from now. It stops
+    /// when the registry is dropped or [`shutdown`](Self::shutdown) is called. Calling
+    /// it while a sweeper runs does nothing. Must be called inside a tokio runtime.
+    pub fn spawn_sweeper(&self) {
+        let mut slot = self.inner.sweeper.lock();
+        if slot.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let period = self.inner.config.sweep_interval;
+        *slot = Some(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                if let Err(error) = (Registry { inner }).sweep().await {
+                    tracing::warn!(%error, "registry sweep failed");
+                }
+            }
+        }));
+    }
+
+    /// Whether the sweeper task is running.
+    pub fn sweeper_running(&self) -> bool {
+        self.inner
+            .sweeper
+            .lock()
+            .as_ref()
+            .is_some_and(|task| !task.is_finished())
+    }
+
+    /// Stops the sweeper. Registrations stay; writes and reads keep working.
+    pub fn shutdown(&self) {
+        if let Some(sweeper) = self.inner.sweeper.lock().take() {
+            sweeper.abort();
+        }
+    }
+
+    async fn remove_locked(
+        &self,
+        state: &mut BTreeMap<InstanceId, Registration>,
+        instance: &InstanceId,
+        reason: DeregisterReason,
+    ) -> Result<Registration, RegistryError> {
+        known(state, instance)?;
+        let removed = self.inner.backend.remove(instance).await?;
+        let removed = match (state.remove(instance), removed) {
+            (_, Some(stored)) => stored,
+            (Some(mirrored), None) => mirrored,
+            (None, None) => {
+                return Err(RegistryError::NotFound {
+                    instance: instance.clone(),
+                });
+            }
+        };
+        self.commit(state);
+        self.emit(RegistryChange::Deregistered {
+            instance: instance.clone(),
+            service: removed.service().clone(),
+            reason,
+            at: self.now(),
+        });
+        Ok(removed)
+    }
+
+    fn commit(&self, state: &BTreeMap<InstanceId, Registration>) {
+        self.inner.snapshot.store(Arc::new(Snapshot::build(state)));
+    }
+
+    fn emit_status(&self, from: ServiceStatus, registration: &Registration) {
+        if from != registration.status {
+            self.emit(RegistryChange::StatusChanged {
+                instance: registration.instance().clone(),
+                service: registration.service().clone(),
+                from,
+                to: registration.status,
+                reason: registration.reason.clone(),
+                at: registration.status_since,
+            });
+        }
+    }
+
+    /// Sends a change to the watchers and the bus, never waiting for either.
+    fn emit(&self, change: RegistryChange) {
+        let envelope = Envelope::new(change.topic(), Payload::typed(change.clone()))
+            .with_header(INSTANCE_HEADER, change.instance().as_str());
+        // No watcher is not an error.
+        let _ = self.inner.changes.send(change);
+        match self.inner.bus.try_publish(envelope) {
+            Ok(_) => self.inner.published.fetch_add(1, Ordering::Relaxed),
+            Err(error) => {
+                tracing::warn!(%error, "registry change not published on the bus");
+                self.inner.publish_failures.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("instances", &self.inner.snapshot.load().all.len())
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn known<'a>(
+    state: &'a BTreeMap<InstanceId, Registration>,
+    instance: &InstanceId,
+) -> Result<&'a Registration, RegistryError> {
+    state.get(instance).ok_or_else(|| RegistryError::NotFound {
+        instance: instance.clone(),
+    })
+}
+
+fn count_by_status(all: &[Registration]) -> BTreeMap<ServiceStatus, usize> {
+    let mut counts: BTreeMap<ServiceStatus, usize> =
+        ServiceStatus::ALL.into_iter().map(|s| (s, 0)).collect();
+    for registration in all {
+        *counts.entry(registration.status).or_default() += 1;
+    }
+    counts
+}

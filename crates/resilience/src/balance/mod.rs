@@ -415,11 +415,13 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> {
         }
     }
 
+    /// Each call takes the next turn; a turn that falls on an unavailable instance is
+    /// used up and the next one taken, so the available instances keep an even share
+    /// (with one of three out, the other two alternate rather than one taking its turns).
     fn round_robin(&self, entries: &[Arc<Entry<S>>]) -> Option<usize> {
         let n = entries.len();
-        let start = (self.shared.next.fetch_add(1, Ordering::Relaxed) % n as u64) as usize;
         (0..n)
-            .map(|i| (start + i) % n)
+            .map(|_| (self.shared.next.fetch_add(1, Ordering::Relaxed) % n as u64) as usize)
             .find(|&i| entries[i].available())
     }
 

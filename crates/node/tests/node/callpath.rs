@@ -1,0 +1,206 @@
+//! Calls through the whole path: resolve, schema, balancer, breakers, errors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use plexus_core::{CallContext, ServiceStatus};
+use plexus_node::policy::CallsConfig;
+use plexus_node::{CallError, Node, codes};
+use serde_json::json;
+
+use crate::support::*;
+
+fn calls(value: serde_json::Value) -> CallsConfig {
+    serde_json::from_value(value).unwrap()
+}
+
+/// Breakers that open after 5 calls at 50% failures and wait 30 s; no retries.
+fn strict() -> CallsConfig {
+    calls(json!({"default": {
+        "breaker": {"window": {"kind": "count", "size": 10}, "minimum_calls": 5,
+                    "failure_rate_threshold": 50, "wait_in_open_ms": 30000,
+                    "max_wait_in_open_ms": 30000, "permitted_calls_in_half_open": 2},
+        "retry": {"max_attempts": 1}
+    }}))
+}
+
+async fn work(node: &Node, n: u64) -> Result<serde_json::Value, CallError> {
+    node.call("storage.work", json!({"n": n}), CallContext::new())
+        .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn traffic_leaves_a_failing_instance_and_returns_when_it_recovers() {
+    let [s1, s2, s3] = ["storage-1", "storage-2", "storage-3"].map(|i| Module::new("storage", i));
+    let node = Node::builder("lb")
+        .calls(strict())
+        .service(s1.clone())
+        .service(s2.clone())
+        .service(s3.clone())
+        .start()
+        .await
+        .unwrap();
+
+    for n in 0..30 {
+        work(&node, n).await.unwrap();
+    }
+    assert_eq!([s1.calls(), s2.calls(), s3.calls()], [10, 10, 10]);
+
+    // storage-2's dependency goes down: its breaker opens after 5 failed calls and
+    // every later call goes to the other two.
+    s2.fail(true);
+    let mut failures = 0;
+    for n in 0..60 {
+        if work(&node, n).await.is_err() {
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 5);
+    assert_eq!(s2.calls(), 15);
+    let (a, b) = (s1.calls() - 10, s3.calls() - 10);
+    assert_eq!(a + b, 55);
+    assert!(a.abs_diff(b) <= 1, "{a} vs {b}");
+    let breaker = |id: &str| {
+        node.breakers()
+            .into_iter()
+            .find(|(_, i, _)| i.as_str() == id)
+            .unwrap()
+            .2
+    };
+    assert_eq!(breaker("storage-2").state().as_str(), "open");
+
+    // It recovers; once the breaker's wait is over its trial calls succeed, it
+    // closes, and traffic is shared by three again.
+    s2.fail(false);
+    tokio::time::advance(Duration::from_secs(31)).await;
+    for n in 0..6 {
+        work(&node, n).await.unwrap();
+    }
+    assert_eq!(breaker("storage-2").state().as_str(), "closed");
+    let before = [s1.calls(), s2.calls(), s3.calls()];
+    for n in 0..30 {
+        work(&node, n).await.unwrap();
+    }
+    let after = [s1.calls(), s2.calls(), s3.calls()];
+    assert_eq!(
+        [after[0] - before[0], after[1] - before[1], after[2] - before[2]],
+        [10, 10, 10]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unhealthy_instance_gets_no_calls() {
+    let [s1, s2] = ["storage-1", "storage-2"].map(|i| Module::new("storage", i));
+    let node = Node::builder("lb")
+        .service(s1.clone())
+        .service(s2.clone())
+        .start()
+        .await
+        .unwrap();
+    node.registry()
+        .set_status(&"storage-1".into(), ServiceStatus::Unhealthy, Some("test".into()))
+        .await
+        .unwrap();
+    for n in 0..10 {
+        work(&node, n).await.unwrap();
+    }
+    assert_eq!([s1.calls(), s2.calls()], [0, 10]);
+    node.registry()
+        .set_status(&"storage-2".into(), ServiceStatus::Unhealthy, Some("test".into()))
+        .await
+        .unwrap();
+    let err = work(&node, 1).await.unwrap_err();
+    assert_eq!(err.code(), codes::UNAVAILABLE, "{err}");
+    let CallError::Unavailable { instances, .. } = err else { unreachable!() };
+    assert_eq!(instances.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_params_never_reach_the_service() {
+    let storage = Module::new("storage", "storage-1");
+    let node = Node::builder("schema").service(storage.clone()).start().await.unwrap();
+    let bad = [
+        (json!({"n": "seven"}), "/n"),
+        (json!({}), "/n"),
+        (json!({"n": 1, "extra": true}), "/extra"),
+        (json!({"n": -1}), "/n"),
+        (json!([1, 2]), ""),
+    ];
+    for (params, field) in bad {
+        let err = node
+            .call("storage.work", params.clone(), CallContext::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), codes::INVALID_PARAMS, "{params}: {err}");
+        assert_eq!(err.data()["field"], field, "{params}: {err}");
+    }
+    assert_eq!(storage.calls(), 0);
+    let ok = node
+        .call("storage.work", json!({"n": 3, "tag": "x"}), CallContext::new())
+        .await
+        .unwrap();
+    assert_eq!(ok, json!({"n": 3, "instance": "storage-1"}));
+    assert_eq!(storage.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_methods_and_services_say_what_exists() {
+    let node = Node::builder("names")
+        .service(Module::new("storage", "storage-1"))
+        .start()
+        .await
+        .unwrap();
+    for (method, hint) in [
+        ("storage.nope", "echo, work"),
+        ("nothing.here", "no service `nothing`"),
+        ("noservice", "service.method"),
+    ] {
+        let err = node.call(method, json!({}), CallContext::new()).await.unwrap_err();
+        assert_eq!(err.code(), codes::METHOD_NOT_FOUND);
+        assert!(err.to_string().contains(hint), "{err}");
+    }
+    let long = "a".repeat(300) + ".b";
+    let err = node.call(&long, json!({}), CallContext::new()).await.unwrap_err();
+    assert_eq!(err.code(), codes::METHOD_NOT_FOUND);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idempotent_calls_retry_on_another_instance_and_deadlines_hold() {
+    let [s1, s2] = ["storage-1", "storage-2"].map(|i| Module::new("storage", i));
+    let node = Node::builder("retry")
+        .calls(calls(json!({"default": {"retry": {"max_attempts": 2, "budget": null,
+            "backoff": {"kind": "fixed", "delay_ms": 10}}}})))
+        .service(s1.clone())
+        .service(s2.clone())
+        .start()
+        .await
+        .unwrap();
+    s1.fail(true);
+    // Turns alternate: each call's first attempt lands on storage-1, fails, and its
+    // retry takes the next turn, storage-2, which answers.
+    for n in 0..10 {
+        work(&node, n).await.unwrap();
+    }
+    assert_eq!([s1.calls(), s2.calls()], [10, 10]);
+    // `echo` is not idempotent: a failure on storage-1 comes back to the caller.
+    let mut failed = 0;
+    for _ in 0..4 {
+        if node.call("storage.echo", json!({}), CallContext::new()).await.is_err() {
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_deadline_that_passed_fails_as_a_timeout() {
+    let node = Node::builder("deadline")
+        .service(Module::new("storage", "storage-1"))
+        .start()
+        .await
+        .unwrap();
+    let ctx = CallContext::new().with_timeout(Duration::ZERO);
+    let err = node.call("storage.work", json!({"n": 1}), ctx).await.unwrap_err();
+    assert_eq!(err.code(), codes::TIMEOUT, "{err}");
+    let _ = Arc::new(());
+}

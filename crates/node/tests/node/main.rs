@@ -1,0 +1,6 @@
+//! The node through its public API: the call path, services, health and healing,
+//! metrics read back from the exposition, runtime configuration.
+#![allow(clippy::unwrap_used)]
+
+mod callpath;
+mod support;

@@ -1,0 +1,167 @@
+//! A configurable in-process module and helpers shared by the node tests.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use plexus_core::{
+    CallContext, HealthReport, MethodDescriptor, Service, ServiceDescriptor, ServiceError,
+    async_trait,
+};
+use plexus_registry::health::{HealthEvent, HealthWatch};
+use serde_json::{Value, json};
+use futures::StreamExt;
+
+/// How a module answers its health check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Reports Healthy.
+    Healthy,
+    /// Reports Unhealthy with a detail.
+    Unhealthy(&'static str),
+    /// The check itself errors.
+    CheckErrors,
+}
+
+/// A module: answers `work` (idempotent, schema-checked) and `echo`; can be made to
+/// fail its calls and its health check; a restart (`start`) cures it when
+/// `cured_by_restart` is set.
+pub struct Module {
+    descriptor: ServiceDescriptor,
+    pub calls: AtomicU64,
+    pub starts: AtomicU64,
+    pub stops: AtomicU64,
+    pub failing: AtomicBool,
+    pub health: Mutex<Health>,
+    pub cured_by_restart: AtomicBool,
+}
+
+pub fn work_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"n": {"type": "integer", "minimum": 0}, "tag": {"type": "string"}},
+        "required": ["n"],
+        "additionalProperties": false
+    })
+}
+
+impl Module {
+    pub fn new(service: &str, instance: &str) -> Arc<Self> {
+        Self::typed(service, "module", instance)
+    }
+
+    pub fn typed(service: &str, service_type: &str, instance: &str) -> Arc<Self> {
+        let descriptor = ServiceDescriptor::new(service, service_type)
+            .with_instance(instance)
+            .with_version("1.0.0")
+            .with_description(format!("the {service} module"))
+            .with_tag("assistant")
+            .with_method(
+                MethodDescriptor::new("work")
+                    .with_description("does one unit of work")
+                    .with_params(work_schema())
+                    .idempotent(),
+            )
+            .with_method(MethodDescriptor::new("echo").with_description("returns its params"));
+        Arc::new(Self {
+            descriptor,
+            calls: AtomicU64::new(0),
+            starts: AtomicU64::new(0),
+            stops: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+            health: Mutex::new(Health::Healthy),
+            cured_by_restart: AtomicBool::new(true),
+        })
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn fail(&self, on: bool) {
+        self.failing.store(on, Ordering::SeqCst);
+    }
+
+    pub fn set_health(&self, health: Health) {
+        *self.health.lock() = health;
+    }
+
+    /// Crashes: calls fail and the health check reports Unhealthy until a restart.
+    pub fn crash(&self) {
+        self.fail(true);
+        self.set_health(Health::Unhealthy("crashed"));
+    }
+}
+
+#[async_trait]
+impl Service for Module {
+    fn descriptor(&self) -> ServiceDescriptor {
+        self.descriptor.clone()
+    }
+
+    async fn start(&self) -> Result<(), ServiceError> {
+        self.starts.fetch_add(1, Ordering::SeqCst);
+        if self.cured_by_restart.load(Ordering::SeqCst) {
+            self.fail(false);
+            self.set_health(Health::Healthy);
+        }
+        Ok(())
+    }
+
+    async fn stop(&self) -> Result<(), ServiceError> {
+        self.stops.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        _ctx: CallContext,
+    ) -> Result<Value, ServiceError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(ServiceError::unavailable("dependency down"));
+        }
+        match method {
+            "work" => Ok(json!({"n": params["n"], "instance": self.descriptor.instance.as_str()})),
+            "echo" => Ok(params),
+            other => Err(ServiceError::MethodNotFound {
+                method: other.to_owned(),
+            }),
+        }
+    }
+
+    async fn health(&self) -> Result<HealthReport, ServiceError> {
+        match self.health.lock().clone() {
+            Health::Healthy => Ok(HealthReport::healthy()),
+            Health::Unhealthy(why) => Ok(HealthReport::unhealthy(why)),
+            Health::CheckErrors => Err(ServiceError::failed("probe refused")),
+        }
+    }
+}
+
+/// Waits (bounded, in virtual time) for the first health event `pick` accepts.
+pub async fn wait_for<T>(
+    watch: &mut HealthWatch,
+    what: &str,
+    mut pick: impl FnMut(&HealthEvent) -> Option<T>,
+) -> T {
+    let found = tokio::time::timeout(Duration::from_secs(600), async {
+        while let Some(event) = watch.next().await {
+            if let Ok(event) = event {
+                if let Some(t) = pick(&event) {
+                    return Some(t);
+                }
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(t)) => t,
+        Ok(None) => panic!("health events ended before {what}"),
+        Err(_) => panic!("timed out waiting for {what}"),
+    }
+}

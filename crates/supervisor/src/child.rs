@@ -14,8 +14,7 @@ use crate::handle::SharedState;
 use crate::process::{self, Ask, Origin};
 use crate::spec::Body;
 use crate::{
-    ChildContext, ChildSpec, ExitReason, Shutdown, StartError, SupervisorHandle,
-    SupervisorConfig,
+    ChildContext, ChildSpec, ExitReason, Shutdown, StartError, SupervisorConfig, SupervisorHandle,
 };
 
 /// Completes with the child's exit reason; cloned to both the supervisor's watch
@@ -107,12 +106,9 @@ pub(crate) async fn start(
             )
         }
         Body::Supervisor(supervisor) => {
-            let handle = bounded(
-                spec.start_timeout,
-                supervisor.start_with(cx.bus.cloned()),
-            )
-            .await?
-            .map_err(|err| StartError::Supervisor(Box::new(err)))?;
+            let handle = bounded(spec.start_timeout, supervisor.start_with(cx.bus.cloned()))
+                .await?
+                .map_err(|err| StartError::Supervisor(Box::new(err)))?;
             let state = Arc::clone(&handle.shared);
             let exit = async move { nested_exit(&state).await }.boxed().shared();
             (None, Control::Supervisor(handle), Some(exit))

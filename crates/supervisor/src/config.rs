@@ -44,8 +44,16 @@ impl SupervisorConfig {
     pub fn validate(&self, supervisor: &str) -> Result<(), SupervisorError> {
         let fields = [
             ("event_capacity", self.event_capacity, Self::MAX_CAPACITY),
-            ("bus_queue_capacity", self.bus_queue_capacity, Self::MAX_CAPACITY),
-            ("command_capacity", self.command_capacity, Self::MAX_CAPACITY),
+            (
+                "bus_queue_capacity",
+                self.bus_queue_capacity,
+                Self::MAX_CAPACITY,
+            ),
+            (
+                "command_capacity",
+                self.command_capacity,
+                Self::MAX_CAPACITY,
+            ),
             ("max_line_bytes", self.max_line_bytes, Self::MAX_LINE_BYTES),
         ];
         for (field, value, max) in fields {

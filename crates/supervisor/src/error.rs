@@ -19,7 +19,9 @@ pub enum SupervisorError {
         reason: &'static str,
     },
     /// Two children of one supervisor have the same name.
-    #[error("supervisor `{supervisor}` has two children named `{child}`; child names must be unique")]
+    #[error(
+        "supervisor `{supervisor}` has two children named `{child}`; child names must be unique"
+    )]
     DuplicateChild {
         /// The supervisor.
         supervisor: String,

@@ -229,12 +229,7 @@ mod tests {
         assert!(!ExitReason::Shutdown.is_abnormal());
         assert!(ExitReason::Killed.is_abnormal());
         assert!(ExitReason::Exited { code: 1 }.is_abnormal());
-        assert!(
-            ExitReason::Failed {
-                reason: "x".into()
-            }
-            .is_abnormal()
-        );
+        assert!(ExitReason::Failed { reason: "x".into() }.is_abnormal());
     }
 
     #[test]

@@ -140,7 +140,10 @@ impl ShutdownReport {
 
     /// The names of the stopped children in stop order.
     pub fn order(&self) -> Vec<&str> {
-        self.stopped.iter().map(|stop| stop.child.as_str()).collect()
+        self.stopped
+            .iter()
+            .map(|stop| stop.child.as_str())
+            .collect()
     }
 }
 

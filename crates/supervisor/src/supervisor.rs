@@ -393,7 +393,9 @@ impl Actor {
                 tracing::warn!(supervisor = %self.def.name, child = %child, %reason,
                     "child reported failed; stopping it");
                 child::stop(incarnation, self.def.children[index].shutdown).await;
-                let flow = self.child_exited(index, ExitReason::Failed { reason }).await;
+                let flow = self
+                    .child_exited(index, ExitReason::Failed { reason })
+                    .await;
                 let _ = reply.send(Ok(self.info(index)));
                 flow
             }
@@ -549,8 +551,7 @@ impl Actor {
             supervisor: self.def.name.to_string(),
             killed: report.killed().into_iter().map(str::to_owned).collect(),
         });
-        self.shared
-            .terminate(Termination::Shutdown(report.clone()));
+        self.shared.terminate(Termination::Shutdown(report.clone()));
         report
     }
 

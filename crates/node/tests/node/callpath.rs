@@ -83,7 +83,11 @@ async fn traffic_leaves_a_failing_instance_and_returns_when_it_recovers() {
     }
     let after = [s1.calls(), s2.calls(), s3.calls()];
     assert_eq!(
-        [after[0] - before[0], after[1] - before[1], after[2] - before[2]],
+        [
+            after[0] - before[0],
+            after[1] - before[1],
+            after[2] - before[2]
+        ],
         [10, 10, 10]
     );
 }
@@ -98,7 +102,11 @@ async fn an_unhealthy_instance_gets_no_calls() {
         .await
         .unwrap();
     node.registry()
-        .set_status(&"storage-1".into(), ServiceStatus::Unhealthy, Some("test".into()))
+        .set_status(
+            &"storage-1".into(),
+            ServiceStatus::Unhealthy,
+            Some("test".into()),
+        )
         .await
         .unwrap();
     for n in 0..10 {
@@ -106,19 +114,29 @@ async fn an_unhealthy_instance_gets_no_calls() {
     }
     assert_eq!([s1.calls(), s2.calls()], [0, 10]);
     node.registry()
-        .set_status(&"storage-2".into(), ServiceStatus::Unhealthy, Some("test".into()))
+        .set_status(
+            &"storage-2".into(),
+            ServiceStatus::Unhealthy,
+            Some("test".into()),
+        )
         .await
         .unwrap();
     let err = work(&node, 1).await.unwrap_err();
     assert_eq!(err.code(), codes::UNAVAILABLE, "{err}");
-    let CallError::Unavailable { instances, .. } = err else { unreachable!() };
+    let CallError::Unavailable { instances, .. } = err else {
+        unreachable!()
+    };
     assert_eq!(instances.len(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn invalid_params_never_reach_the_service() {
     let storage = Module::new("storage", "storage-1");
-    let node = Node::builder("schema").service(storage.clone()).start().await.unwrap();
+    let node = Node::builder("schema")
+        .service(storage.clone())
+        .start()
+        .await
+        .unwrap();
     let bad = [
         (json!({"n": "seven"}), "/n"),
         (json!({}), "/n"),
@@ -136,7 +154,11 @@ async fn invalid_params_never_reach_the_service() {
     }
     assert_eq!(storage.calls(), 0);
     let ok = node
-        .call("storage.work", json!({"n": 3, "tag": "x"}), CallContext::new())
+        .call(
+            "storage.work",
+            json!({"n": 3, "tag": "x"}),
+            CallContext::new(),
+        )
         .await
         .unwrap();
     assert_eq!(ok, json!({"n": 3, "instance": "storage-1"}));
@@ -155,12 +177,18 @@ async fn unknown_methods_and_services_say_what_exists() {
         ("nothing.here", "no service `nothing`"),
         ("noservice", "service.method"),
     ] {
-        let err = node.call(method, json!({}), CallContext::new()).await.unwrap_err();
+        let err = node
+            .call(method, json!({}), CallContext::new())
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), codes::METHOD_NOT_FOUND);
         assert!(err.to_string().contains(hint), "{err}");
     }
     let long = "a".repeat(300) + ".b";
-    let err = node.call(&long, json!({}), CallContext::new()).await.unwrap_err();
+    let err = node
+        .call(&long, json!({}), CallContext::new())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), codes::METHOD_NOT_FOUND);
 }
 
@@ -168,8 +196,10 @@ async fn unknown_methods_and_services_say_what_exists() {
 async fn idempotent_calls_retry_on_another_instance_and_deadlines_hold() {
     let [s1, s2] = ["storage-1", "storage-2"].map(|i| Module::new("storage", i));
     let node = Node::builder("retry")
-        .calls(calls(json!({"default": {"retry": {"max_attempts": 2, "budget": null,
-            "backoff": {"kind": "fixed", "delay_ms": 10}}}})))
+        .calls(calls(
+            json!({"default": {"retry": {"max_attempts": 2, "budget": null,
+            "backoff": {"kind": "fixed", "delay_ms": 10}}}}),
+        ))
         .service(s1.clone())
         .service(s2.clone())
         .start()
@@ -185,7 +215,11 @@ async fn idempotent_calls_retry_on_another_instance_and_deadlines_hold() {
     // `echo` is not idempotent: a failure on storage-1 comes back to the caller.
     let mut failed = 0;
     for _ in 0..4 {
-        if node.call("storage.echo", json!({}), CallContext::new()).await.is_err() {
+        if node
+            .call("storage.echo", json!({}), CallContext::new())
+            .await
+            .is_err()
+        {
             failed += 1;
         }
     }
@@ -200,7 +234,10 @@ async fn a_caller_deadline_that_passed_fails_as_a_timeout() {
         .await
         .unwrap();
     let ctx = CallContext::new().with_timeout(Duration::ZERO);
-    let err = node.call("storage.work", json!({"n": 1}), ctx).await.unwrap_err();
+    let err = node
+        .call("storage.work", json!({"n": 1}), ctx)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), codes::TIMEOUT, "{err}");
     let _ = Arc::new(());
 }

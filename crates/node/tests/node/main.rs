@@ -3,4 +3,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod callpath;
+mod modules;
 mod support;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
 use parking_lot::Mutex;
 use plexus_core::{
     CallContext, HealthReport, MethodDescriptor, Service, ServiceDescriptor, ServiceError,
@@ -11,7 +12,6 @@ use plexus_core::{
 };
 use plexus_registry::health::{HealthEvent, HealthWatch};
 use serde_json::{Value, json};
-use futures::StreamExt;
 
 /// How a module answers its health check.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use plexus_bus::Bus;
+use plexus_config::{ConfigError, ConfigOptions, ConfigStore, STARTUP_AUTHOR, Section};
 use plexus_core::{
     CallContext, InstanceId, Service, ServiceDescriptor, ServiceName, ServiceStatus,
 };
@@ -41,6 +42,8 @@ pub(crate) struct Core {
     routes: ArcSwap<HashMap<ServiceName, Arc<ServiceRoute>>>,
     route_edit: Mutex<()>,
     calls: ArcSwap<CallsConfig>,
+    /// Where new policies come from: the configuration's `calls` section.
+    policies: Section<CallsConfig>,
     accepting: AtomicBool,
 }
 
@@ -63,8 +66,9 @@ impl Core {
         bus: Bus,
         registry: Registry,
         metrics: Metrics,
-        calls: CallsConfig,
+        policies: Section<CallsConfig>,
     ) -> Arc<Self> {
+        let calls = ArcSwap::new(policies.current());
         let core = Arc::new(Self {
             bus,
             registry,
@@ -72,7 +76,8 @@ impl Core {
             transports: RwLock::new(HashMap::new()),
             routes: ArcSwap::from_pointee(HashMap::new()),
             route_edit: Mutex::new(()),
-            calls: ArcSwap::from_pointee(calls),
+            calls,
+            policies,
             accepting: AtomicBool::new(true),
         });
         core.register_collectors();
@@ -167,10 +172,16 @@ impl Core {
         self.transports.write().remove(instance).is_some()
     }
 
-    /// Replaces the call policies; routes are rebuilt on their next call.
-    pub(crate) fn set_calls(&self, calls: CallsConfig) {
+    /// Picks up new call policies from the configuration: when the section's value
+    /// is not the one the routes were built with, the routes are dropped and rebuilt
+    /// on their next call. One pointer comparison when nothing changed.
+    fn refresh_policies(&self) {
+        let current = self.policies.current();
+        if Arc::ptr_eq(&current, &self.calls.load()) {
+            return;
+        }
         let _edit = self.route_edit.lock();
-        self.calls.store(Arc::new(calls));
+        self.calls.store(current);
         self.routes.store(Arc::new(HashMap::new()));
     }
 
@@ -240,6 +251,7 @@ impl Core {
                 instances: Vec::new(),
             });
         }
+        self.refresh_policies();
         let (route, _) = self.route(service)?;
         let Some(m) = route.method(name) else {
             return Err(CallError::MethodNotFound {
@@ -330,6 +342,9 @@ pub enum NodeError {
     /// A call policy is invalid.
     #[error("call policy: {0}")]
     Policy(#[from] PolicyError),
+    /// The configuration was refused.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
 }
 
 struct Local {
@@ -345,7 +360,8 @@ pub struct NodeBuilder {
     bus: Option<Bus>,
     registry: RegistryConfig,
     monitor: MonitorConfig,
-    calls: CallsConfig,
+    calls: Option<CallsConfig>,
+    config: Option<ConfigStore>,
     strategy: Strategy,
     intensity: (u32, Duration),
     services: Vec<Local>,
@@ -381,9 +397,17 @@ impl NodeBuilder {
         self
     }
 
-    /// Sets the call policies.
+    /// Sets the call policies: written into the configuration's `calls` section at
+    /// start (author `startup`).
     pub fn calls(mut self, calls: CallsConfig) -> Self {
-        self.calls = calls;
+        self.calls = Some(calls);
+        self
+    }
+
+    /// Uses `store` as the node's runtime configuration (default: an empty one
+    /// announcing changes on the node's bus). The node reads its `calls` section.
+    pub fn config(mut self, store: ConfigStore) -> Self {
+        self.config = Some(store);
         self
     }
 
@@ -427,11 +451,32 @@ impl NodeBuilder {
     /// Registers the services, starts them in order under the supervisor, and
     /// starts watching their health.
     pub async fn start(self) -> Result<Node, NodeError> {
-        self.calls.validate()?;
         let bus = self.bus.unwrap_or_default();
+        let config = match self.config {
+            Some(store) => store,
+            None => {
+                ConfigStore::builder()
+                    .options(ConfigOptions {
+                        bus: Some(bus.clone()),
+                        ..ConfigOptions::default()
+                    })
+                    .build()
+                    .await?
+            }
+        };
+        let policies = config.register_section::<CallsConfig>("calls").await?;
+        if let Some(calls) = self.calls {
+            let value = serde_json::to_value(&calls).map_err(|e| {
+                NodeError::Policy(PolicyError {
+                    field: "calls".to_owned(),
+                    reason: e.to_string(),
+                })
+            })?;
+            config.set("calls", value, STARTUP_AUTHOR).await?;
+        }
         let registry = Registry::new(self.registry, bus.clone())?;
         registry.spawn_sweeper();
-        let core = Core::new(bus.clone(), registry.clone(), Metrics::new(), self.calls);
+        let core = Core::new(bus.clone(), registry.clone(), Metrics::new(), policies);
         let health = HealthMonitor::new(self.monitor, bus.clone(), Some(registry.clone()))?;
         register_health_metrics(&core.metrics, &health);
 
@@ -504,6 +549,7 @@ impl NodeBuilder {
         Ok(Node {
             inner: Arc::new(NodeInner {
                 name: self.name,
+                config,
                 core,
                 health,
                 supervisor,
@@ -625,6 +671,7 @@ fn register_health_metrics(metrics: &Metrics, health: &HealthMonitor) {
 
 struct NodeInner {
     name: String,
+    config: ConfigStore,
     core: Arc<Core>,
     health: HealthMonitor,
     supervisor: SupervisorHandle,
@@ -673,7 +720,8 @@ impl Node {
             bus: None,
             registry: RegistryConfig::default(),
             monitor: MonitorConfig::default(),
-            calls: CallsConfig::default(),
+            calls: None,
+            config: None,
             strategy: Strategy::OneForOne,
             intensity: (5, Duration::from_secs(60)),
             services: Vec::new(),
@@ -714,12 +762,10 @@ impl Node {
         self.inner.core.registry.deregister(instance).await
     }
 
-    /// Replaces the call policies after validating them; routes are rebuilt with
-    /// them on their next call.
-    pub fn set_calls(&self, calls: CallsConfig) -> Result<(), PolicyError> {
-        calls.validate()?;
-        self.inner.core.set_calls(calls);
-        Ok(())
+    /// The node's runtime configuration. Changing its `calls` section changes the
+    /// call policies of a running node; the next call uses them.
+    pub fn config(&self) -> &ConfigStore {
+        &self.inner.config
     }
 
     /// The bus.

@@ -205,6 +205,15 @@ impl CallsConfig {
     }
 }
 
+impl plexus_config::Validate for CallsConfig {
+    fn validate(&self) -> Result<(), plexus_config::FieldErrors> {
+        CallsConfig::validate(self).map_err(|e| {
+            let relative = e.field.strip_prefix("calls.").unwrap_or(&e.field);
+            plexus_config::FieldErrors::one(relative, e.reason)
+        })
+    }
+}
+
 impl ServicePolicy {
     /// The effective policy of `method`; `at` is the service's path, for errors.
     pub fn method(&self, method: &str, at: &str) -> Result<MethodPolicy, PolicyError> {

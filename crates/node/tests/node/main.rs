@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod callpath;
+mod config;
 mod modules;
 mod support;

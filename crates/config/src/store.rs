@@ -21,6 +21,9 @@ use crate::{
     Validate, path,
 };
 
+/// A section and its next value, checked and waiting to be put in force.
+type Ready = (Arc<dyn Slot>, Prepared);
+
 /// The author of the versions the store makes itself when it starts.
 pub const STARTUP_AUTHOR: &str = "startup";
 
@@ -695,11 +698,7 @@ impl ConfigStore {
     }
 
     /// Reads and validates every section whose part of the document changes.
-    fn prepare(
-        &self,
-        before: &Value,
-        after: &Value,
-    ) -> Result<Vec<(Arc<dyn Slot>, Prepared)>, ConfigError> {
+    fn prepare(&self, before: &Value, after: &Value) -> Result<Vec<Ready>, ConfigError> {
         let sections = self.inner.sections.read();
         let mut errors = FieldErrors::new();
         let mut prepared = Vec::new();

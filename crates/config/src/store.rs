@@ -36,7 +36,9 @@ pub const STARTUP_AUTHOR: &str = "startup";
 /// validated, the version is recorded in the [`HistoryStore`], and only then is it
 /// put in force and announced ([`ConfigChanged`] on the bus and on
 /// [`ConfigStore::events`]). A refused change leaves the version in force as it
-/// was and announces [`ConfigRejected`]. Events are published in version order.
+/// was and announces [`ConfigRejected`]. Events are published in version order,
+/// before the change returns: a bus subscriber on `plexus.config.>` whose queue
+/// is full holds up the next change for as long as its overflow policy says.
 #[derive(Clone)]
 pub struct ConfigStore {
     inner: Arc<Inner>,

@@ -198,3 +198,21 @@ async fn handles_share_one_section_and_types_are_checked() {
         Err(ConfigError::InvalidPath { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_section_outliving_its_store_keeps_its_last_value_and_stops_waiting() {
+    let store = store_from(&node_toml(0.5), ConfigOptions::default()).await;
+    let mut section = store.register_section::<Breaker>(BREAKER).await.unwrap();
+    store.set(FAILURE_RATE, json!(0.25), "ops").await.unwrap();
+    drop(store);
+    // The change made before the store went is still delivered, then nothing.
+    assert_eq!(
+        crate::support::within(section.changed())
+            .await
+            .unwrap()
+            .failure_rate,
+        0.25
+    );
+    assert!(crate::support::within(section.changed()).await.is_none());
+    assert_eq!(section.current().failure_rate, 0.25);
+}

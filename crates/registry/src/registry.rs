@@ -79,6 +79,9 @@ impl Drop for Inner {
 }
 
 /// An immutable view of the registry, rebuilt on every change.
+///
+/// The per-service slices are rebuilt only for the service a change touched, and
+/// not for heartbeats, so a reader can tell "unchanged" with `Arc::ptr_eq`.
 struct Snapshot {
     all: Vec<Registration>,
     index: HashMap<InstanceId, usize>,
@@ -86,46 +89,75 @@ struct Snapshot {
     empty: Arc<[Registration]>,
 }
 
+#[derive(Clone)]
 struct ServiceInstances {
     all: Arc<[Registration]>,
     routable: Arc<[Registration]>,
 }
 
+impl ServiceInstances {
+    fn of(service: &ServiceName, state: &BTreeMap<InstanceId, Registration>) -> Option<Self> {
+        let all: Arc<[Registration]> = state
+            .values()
+            .filter(|r| r.service() == service)
+            .cloned()
+            .collect();
+        if all.is_empty() {
+            return None;
+        }
+        let routable = all.iter().filter(|r| r.accepts_calls()).cloned().collect();
+        Some(Self { all, routable })
+    }
+}
+
+/// Which per-service slices a change replaces.
+enum Touched<'a> {
+    /// Every service's (the first snapshot).
+    All,
+    /// One service's.
+    Service(&'a ServiceName),
+    /// None: only a heartbeat time changed.
+    Heartbeat,
+}
+
 impl Snapshot {
-    fn build(state: &BTreeMap<InstanceId, Registration>) -> Self {
+    fn build(
+        state: &BTreeMap<InstanceId, Registration>,
+        previous: Option<&Snapshot>,
+        touched: Touched<'_>,
+    ) -> Self {
         let all: Vec<Registration> = state.values().cloned().collect();
         let index = all
             .iter()
             .enumerate()
             .map(|(i, r)| (r.instance().clone(), i))
             .collect();
-        let mut grouped: HashMap<ServiceName, Vec<Registration>> = HashMap::new();
-        for registration in &all {
-            grouped
-                .entry(registration.service().clone())
-                .or_default()
-                .push(registration.clone());
+        let mut services = match touched {
+            Touched::All => HashMap::new(),
+            _ => previous.map(|p| p.services.clone()).unwrap_or_default(),
+        };
+        let mut rebuild = |name: &ServiceName| match ServiceInstances::of(name, state) {
+            Some(entry) => {
+                services.insert(name.clone(), entry);
+            }
+            None => {
+                services.remove(name);
+            }
+        };
+        match touched {
+            Touched::All => {
+                let names: std::collections::BTreeSet<&ServiceName> =
+                    all.iter().map(Registration::service).collect();
+                names.into_iter().for_each(&mut rebuild);
+            }
+            Touched::Service(name) => rebuild(name),
+            Touched::Heartbeat => {}
         }
-        let services = grouped
-            .into_iter()
-            .map(|(name, instances)| {
-                let routable: Arc<[Registration]> = instances
-                    .iter()
-                    .filter(|r| r.accepts_calls())
-                    .cloned()
-                    .collect();
-                let entry = ServiceInstances {
-                    all: instances.into(),
-                    routable,
-                };
-                (name, entry)
-            })
-            .collect();
         Self {
             all,
             index,
             services,
-            empty: Arc::from(Vec::new()),
+            empty: previous.map_or_else(|| Arc::from(Vec::new()), |p| Arc::clone(&p.empty)),
         }
     }
 }
@@ -201,7 +233,7 @@ impl Registry {
         state: BTreeMap<InstanceId, Registration>,
     ) -> Self {
         let (changes, _) = broadcast::channel(config.watch_capacity);
-        let snapshot = ArcSwap::from_pointee(Snapshot::build(&state));
+        let snapshot = ArcSwap::from_pointee(Snapshot::build(&state, None, Touched::All));
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -260,7 +292,7 @@ impl Registry {
         let registration = Registration::new(descriptor, self.now());
         let previous = self.inner.backend.put(registration.clone()).await?;
         state.insert(registration.instance().clone(), registration.clone());
-        self.commit(&state);
+        self.commit(&state, Touched::Service(registration.service()));
         self.emit(RegistryChange::Registered {
             registration: registration.clone(),
             replaced: previous.is_some(),
@@ -293,11 +325,11 @@ impl Registry {
             let updated = self.inner.backend.update_status(instance, update).await?;
             registration = updated.registration;
             state.insert(instance.clone(), registration.clone());
-            self.commit(&state);
+            self.commit(&state, Touched::Service(registration.service()));
             self.emit_status(updated.previous, &registration);
         } else {
             state.insert(instance.clone(), registration.clone());
-            self.commit(&state);
+            self.commit(&state, Touched::Heartbeat);
         }
         Ok(registration)
     }
@@ -324,7 +356,7 @@ impl Registry {
         };
         let updated = self.inner.backend.update_status(instance, update).await?;
         state.insert(instance.clone(), updated.registration.clone());
-        self.commit(&state);
+        self.commit(&state, Touched::Service(updated.registration.service()));
         self.emit_status(updated.previous, &updated.registration);
         Ok(updated.registration)
     }
@@ -358,6 +390,11 @@ impl Registry {
 
     /// Every instance of `service`, in any status, sorted by instance id. Lock-free
     /// and allocation-free: a shared slice of the current snapshot.
+    ///
+    /// The slice is replaced only when that service's instances change (registered,
+    /// deregistered, status): until then every call returns the same `Arc`, so
+    /// `Arc::ptr_eq` tells a caller nothing changed. Heartbeats do not replace it:
+    /// `last_heartbeat` in it may be older than [`get`](Self::get) says.
     pub fn instances(&self, service: &ServiceName) -> Arc<[Registration]> {
         let snapshot = self.inner.snapshot.load();
         match snapshot.services.get(service) {
@@ -367,7 +404,8 @@ impl Registry {
     }
 
     /// The instances of `service` that accept calls (Healthy or Degraded), sorted by
-    /// instance id. Lock-free and allocation-free, for the call path.
+    /// instance id. Lock-free and allocation-free, for the call path; replaced as
+    /// [`instances`](Self::instances) is.
     pub fn routable(&self, service: &ServiceName) -> Arc<[Registration]> {
         let snapshot = self.inner.snapshot.load();
         match snapshot.services.get(service) {
@@ -461,7 +499,7 @@ impl Registry {
             };
             let updated = self.inner.backend.update_status(&instance, update).await?;
             state.insert(instance.clone(), updated.registration.clone());
-            self.commit(&state);
+            self.commit(&state, Touched::Service(updated.registration.service()));
             self.emit(RegistryChange::Stale {
                 instance: instance.clone(),
                 service: updated.registration.service().clone(),
@@ -531,7 +569,7 @@ impl Registry {
                 });
             }
         };
-        self.commit(state);
+        self.commit(state, Touched::Service(removed.service()));
         self.emit(RegistryChange::Deregistered {
             instance: instance.clone(),
             service: removed.service().clone(),
@@ -541,8 +579,11 @@ impl Registry {
         Ok(removed)
     }
 
-    fn commit(&self, state: &BTreeMap<InstanceId, Registration>) {
-        self.inner.snapshot.store(Arc::new(Snapshot::build(state)));
+    /// Publishes a new snapshot after a change to `touched`.
+    fn commit(&self, state: &BTreeMap<InstanceId, Registration>, touched: Touched<'_>) {
+        let previous = self.inner.snapshot.load();
+        let next = Snapshot::build(state, Some(&previous), touched);
+        self.inner.snapshot.store(Arc::new(next));
     }
 
     fn emit_status(&self, from: ServiceStatus, registration: &Registration) {

@@ -318,3 +318,35 @@ async fn a_registry_on_a_backend_starts_from_what_it_holds() {
     registry.deregister(&"storage-9".into()).await.unwrap();
     assert_eq!(backend.list().await.unwrap(), vec![]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_service_slice_is_replaced_only_when_that_service_changes() {
+    let registry = populated().await;
+    let storage = "storage".into();
+    let cache = "cache".into();
+    let (storage_before, cache_before) = (registry.instances(&storage), registry.instances(&cache));
+
+    // A heartbeat is not a change of the slice (the call path resyncs on a new one).
+    tokio::time::advance(Duration::from_secs(3)).await;
+    registry.heartbeat(&"storage-1".into()).await.unwrap();
+    assert!(Arc::ptr_eq(&storage_before, &registry.instances(&storage)));
+    let beat = registry.get(&"storage-1".into()).unwrap().last_heartbeat;
+    assert_eq!(
+        beat.as_micros() - storage_before[0].last_heartbeat.as_micros(),
+        3_000_000
+    );
+
+    // A change to the cache replaces the cache's slice only.
+    registry
+        .set_status(&"cache-1".into(), ServiceStatus::Healthy, None)
+        .await
+        .unwrap();
+    assert!(Arc::ptr_eq(&storage_before, &registry.instances(&storage)));
+    assert!(!Arc::ptr_eq(&cache_before, &registry.instances(&cache)));
+    assert_eq!(registry.instances(&cache)[0].status, ServiceStatus::Healthy);
+
+    // Deregistering the last instance removes the service.
+    registry.deregister(&"cache-1".into()).await.unwrap();
+    assert!(registry.instances(&cache).is_empty());
+    assert!(Arc::ptr_eq(&storage_before, &registry.instances(&storage)));
+}

@@ -1,0 +1,68 @@
+//! The Plexus store: SQLite and PostgreSQL behind one trait, the DataStore document
+//! service on top, and query observability.
+//!
+//! - [`Store::connect`] opens the database a [`StoreConfig`]'s URL names
+//!   (`sqlite://<path>` by default, `postgres://…` at scale), runs the migrations and
+//!   keeps a pool whose bounds come from the configuration.
+//! - [`DataStore`]: collections of JSON documents with ids and versions; put (insert,
+//!   replace, upsert, with an optional expected version), get, delete, merge patch,
+//!   query ([`Filter`], sort, projection, stable keyset cursors), count, secondary
+//!   indexes declared per collection ([`CollectionSpec`]) and all-or-nothing
+//!   transactions over several [`Op`]s. SQLite and PostgreSQL return the same
+//!   results: one conformance suite (`tests/store/conformance.rs`) runs unchanged on
+//!   both.
+//! - [`DataStoreService`]: the same as a Plexus service, `datastore.put` … with a JSON
+//!   Schema per method.
+//! - [`StoreMetrics`]: statement latency by kind and collection, a bounded slow-query
+//!   log, pool gauges and acquire latency, error counts by kind, transaction counts
+//!   and durations, all under `plexus_store_*`.
+//!
+//! SQL is assembled only by [`SqlBuilder`]: every value is a bound `$N` parameter,
+//! and the few names rendered into SQL (collection and index names, field paths) pass
+//! a strict grammar first.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), plexus_store::StoreError> {
+//! use plexus_store::{CollectionSpec, DataStore, Filter, IndexSpec, PutMode, Query, StoreConfig};
+//! use serde_json::json;
+//!
+//! let store = DataStore::connect(&StoreConfig::sqlite_in("data")).await?;
+//! store
+//!     .create_collection("cases", CollectionSpec::default().with_index(IndexSpec::new("by_status", &["status"])))
+//!     .await?;
+//! store.put("cases", "c1", &json!({"status": "open", "score": 4}), PutMode::Insert, None).await?;
+//! let open = Filter::from_json(&json!({"field": "status", "eq": "open"}))?;
+//! let page = store.query("cases", &Query::filter(open).limit(50)).await?;
+//! assert_eq!(page.docs.len(), 1);
+//! # Ok(()) }
+//! ```
+
+mod backend;
+mod config;
+mod datastore;
+mod document;
+mod error;
+mod filter;
+mod metrics;
+pub mod postgres;
+mod query;
+mod service;
+mod sql;
+pub mod sqlite;
+mod store;
+
+pub use backend::{Backend, CmpOp, Dialect, DocRow, Param, PoolState, Scalar, Session, Statement};
+pub use config::{BackendKind, StoreConfig};
+pub use datastore::{
+    DataStore, MAX_COLLECTION_NAME, MAX_INDEX_FIELDS, MAX_INDEX_NAME, PATCH_ATTEMPTS,
+};
+pub use document::{
+    CollectionSpec, Document, IndexSpec, MAX_ID_LEN, Op, OpResult, PutMode, Stored, merge_patch,
+};
+pub use error::StoreError;
+pub use filter::{Condition, Filter, MAX_FILTER_DEPTH};
+pub use metrics::{MAX_SLOW_SQL_LEN, SlowQuery, StatementKind, StoreMetrics};
+pub use query::{MAX_PROJECTION, MAX_SORT_KEYS, Page, Query, Sort};
+pub use service::{DataStoreService, service_error};
+pub use sql::{FieldPath, MAX_PATH_SEGMENTS, MAX_SEGMENT_LEN, SqlBuilder, check_identifier};
+pub use store::{Store, StoreSession};

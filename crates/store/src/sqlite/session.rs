@@ -1,0 +1,95 @@
+//! One pooled SQLite connection running the store's statements.
+
+use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{AssertSqlSafe, Row, Sqlite};
+
+use crate::backend::{DocRow, Param, Session, Statement};
+
+
+pub(super) struct SqliteSession {
+    conn: PoolConnection<Sqlite>,
+    in_transaction: bool,
+}
+
+impl SqliteSession {
+    pub(super) fn new(conn: PoolConnection<Sqlite>) -> Self {
+        Self {
+            conn,
+            in_transaction: false,
+        }
+    }
+}
+
+fn query(stmt: &Statement) -> sqlx::query::Query<'_, Sqlite, SqliteArguments> {
+    let mut q = sqlx::query(AssertSqlSafe(stmt.sql.clone()));
+    for param in &stmt.params {
+        q = match param {
+            Param::Text(s) | Param::Json(s) => q.bind(s.as_str()),
+            Param::Int(i) => q.bind(*i),
+            Param::Float(f) => q.bind(*f),
+        };
+    }
+    q
+}
+
+#[async_trait]
+impl Session for SqliteSession {
+    async fn begin(&mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *self.conn).await?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<(), sqlx::Error> {
+        // On failure the transaction may still be open: it stays marked, so dropping
+        // the session closes the connection instead of pooling it.
+        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    async fn rollback(&mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("ROLLBACK").execute(&mut *self.conn).await?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    async fn fetch_docs(&mut self, stmt: &Statement) -> Result<Vec<DocRow>, sqlx::Error> {
+        let rows = query(stmt).fetch_all(&mut *self.conn).await?;
+        rows.iter()
+            .map(|row| {
+                let text: &str = row.try_get(2)?;
+                Ok(DocRow {
+                    id: row.try_get(0)?,
+                    version: row.try_get(1)?,
+                    doc: serde_json::from_str(text)
+                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn fetch_i64(&mut self, stmt: &Statement) -> Result<Option<i64>, sqlx::Error> {
+        let row = query(stmt).fetch_optional(&mut *self.conn).await?;
+        row.map(|r| r.try_get(0)).transpose()
+    }
+
+    async fn execute(&mut self, stmt: &Statement) -> Result<u64, sqlx::Error> {
+        Ok(query(stmt)
+            .execute(&mut *self.conn)
+            .await?
+            .rows_affected())
+    }
+}
+
+impl Drop for SqliteSession {
+    fn drop(&mut self) {
+        if self.in_transaction {
+            // Dropped mid-transaction (a cancelled call, a failed commit): close the
+            // connection rather than pool it, so the database rolls the work back.
+            self.conn.close_on_drop();
+        }
+    }
+}

@@ -1,0 +1,12 @@
+#![allow(clippy::unwrap_used)]
+//! The store's integration tests: one binary, a module per area. The conformance
+//! suite runs unchanged against SQLite (a temp file) and PostgreSQL (the server at
+//! `PLEXUS_TEST_POSTGRES_URL`, each test in a fresh schema); PostgreSQL being
+//! unreachable fails the tests.
+
+mod concurrency;
+mod conformance;
+mod invalid;
+mod observability;
+mod service;
+mod support;

@@ -4,5 +4,6 @@
 
 mod callpath;
 mod config;
+mod healing;
 mod modules;
 mod support;

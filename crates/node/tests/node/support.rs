@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 /// How a module answers its health check.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Health {
+pub(crate) enum Health {
     /// Reports Healthy.
     Healthy,
     /// Reports Unhealthy with a detail.
@@ -27,17 +27,17 @@ pub enum Health {
 /// A module: answers `work` (idempotent, schema-checked) and `echo`; can be made to
 /// fail its calls and its health check; a restart (`start`) cures it when
 /// `cured_by_restart` is set.
-pub struct Module {
+pub(crate) struct Module {
     descriptor: ServiceDescriptor,
-    pub calls: AtomicU64,
-    pub starts: AtomicU64,
-    pub stops: AtomicU64,
-    pub failing: AtomicBool,
-    pub health: Mutex<Health>,
-    pub cured_by_restart: AtomicBool,
+    pub(crate) calls: AtomicU64,
+    pub(crate) starts: AtomicU64,
+    pub(crate) stops: AtomicU64,
+    pub(crate) failing: AtomicBool,
+    pub(crate) health: Mutex<Health>,
+    pub(crate) cured_by_restart: AtomicBool,
 }
 
-pub fn work_schema() -> Value {
+pub(crate) fn work_schema() -> Value {
     json!({
         "type": "object",
         "properties": {"n": {"type": "integer", "minimum": 0}, "tag": {"type": "string"}},
@@ -47,11 +47,11 @@ pub fn work_schema() -> Value {
 }
 
 impl Module {
-    pub fn new(service: &str, instance: &str) -> Arc<Self> {
+    pub(crate) fn new(service: &str, instance: &str) -> Arc<Self> {
         Self::typed(service, "module", instance)
     }
 
-    pub fn typed(service: &str, service_type: &str, instance: &str) -> Arc<Self> {
+    pub(crate) fn typed(service: &str, service_type: &str, instance: &str) -> Arc<Self> {
         let descriptor = ServiceDescriptor::new(service, service_type)
             .with_instance(instance)
             .with_version("1.0.0")
@@ -75,20 +75,20 @@ impl Module {
         })
     }
 
-    pub fn calls(&self) -> u64 {
+    pub(crate) fn calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
     }
 
-    pub fn fail(&self, on: bool) {
+    pub(crate) fn fail(&self, on: bool) {
         self.failing.store(on, Ordering::SeqCst);
     }
 
-    pub fn set_health(&self, health: Health) {
+    pub(crate) fn set_health(&self, health: Health) {
         *self.health.lock() = health;
     }
 
     /// Crashes: calls fail and the health check reports Unhealthy until a restart.
-    pub fn crash(&self) {
+    pub(crate) fn crash(&self) {
         self.fail(true);
         self.set_health(Health::Unhealthy("crashed"));
     }
@@ -143,7 +143,7 @@ impl Service for Module {
 }
 
 /// Waits (bounded, in virtual time) for the first health event `pick` accepts.
-pub async fn wait_for<T>(
+pub(crate) async fn wait_for<T>(
     watch: &mut HealthWatch,
     what: &str,
     mut pick: impl FnMut(&HealthEvent) -> Option<T>,

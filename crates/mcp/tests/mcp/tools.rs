@@ -1,0 +1,135 @@
+//! tools/list and tools/call in a 2025-11-25 session.
+
+use serde_json::json;
+
+use crate::support::Harness;
+
+#[tokio::test]
+async fn tools_are_the_registry_methods_with_their_schemas() {
+    let h = Harness::start().await;
+    let session = h.session().await;
+    let reply = h.call_in(&session, 2, "tools/list", json!({})).await;
+    let tools = reply.response(2)["result"]["tools"].as_array().unwrap().clone();
+    let names: Vec<_> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["echo.fail", "echo.say"]);
+    let say = &tools[1];
+    assert_eq!(say["description"], "says the text back");
+    assert_eq!(say["inputSchema"]["required"], json!(["text"]));
+    assert_eq!(say["inputSchema"]["type"], "object");
+    assert_eq!(say["outputSchema"]["type"], "object");
+    // No description of its own: the service's. Params `true`: an object schema.
+    let fail = &tools[0];
+    assert_eq!(fail["description"], "the echo service");
+    assert_eq!(fail["inputSchema"], json!({"type": "object"}));
+    assert!(fail.get("outputSchema").is_none());
+}
+
+#[tokio::test]
+async fn a_call_goes_through_the_call_path_and_returns_structured_content() {
+    let h = Harness::start().await;
+    let session = h.session().await;
+    let reply = h
+        .call_in(
+            &session,
+            3,
+            "tools/call",
+            json!({"name": "echo.say", "arguments": {"text": "hi"}}),
+        )
+        .await;
+    let result = &reply.response(3)["result"];
+    assert_eq!(result["isError"], false);
+    assert_eq!(result["structuredContent"]["text"], "hi");
+    let text: serde_json::Value =
+        serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(text["text"], "hi");
+}
+
+#[tokio::test]
+async fn bad_params_and_service_failures_are_error_results() {
+    let h = Harness::start().await;
+    let session = h.session().await;
+    let reply = h
+        .call_in(
+            &session,
+            4,
+            "tools/call",
+            json!({"name": "echo.say", "arguments": {"text": 5}}),
+        )
+        .await;
+    let result = &reply.response(4)["result"];
+    assert_eq!(result["isError"], true);
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("error -32602 (invalid_params)"), "{text}");
+    assert!(text.contains("/text"), "{text}");
+
+    let reply = h
+        .call_in(&session, 5, "tools/call", json!({"name": "echo.fail"}))
+        .await;
+    let result = &reply.response(5)["result"];
+    assert_eq!(result["isError"], true);
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("-32000") && text.contains("it always fails"), "{text}");
+}
+
+#[tokio::test]
+async fn an_unknown_tool_is_a_json_rpc_error() {
+    let h = Harness::start().await;
+    let session = h.session().await;
+    let reply = h
+        .call_in(&session, 6, "tools/call", json!({"name": "nope.nothing"}))
+        .await;
+    let error = &reply.response(6)["error"];
+    assert_eq!(error["code"], -32602);
+    assert!(error["message"].as_str().unwrap().contains("nope.nothing"));
+}
+
+#[tokio::test]
+async fn the_callers_identity_reaches_the_call_context() {
+    use axum::extract::Request;
+    use axum::middleware::Next;
+
+    let h = Harness::start().await;
+    // The gateway's auth layer in miniature: every request is `alice`.
+    let app = axum::Router::new()
+        .nest("/mcp", h.server.router())
+        .layer(axum::middleware::from_fn(|mut r: Request, next: Next| async move {
+            r.extensions_mut().insert(plexus_mcp::Caller("alice".into()));
+            next.run(r).await
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let authed = Harness {
+        node: h.node.clone(),
+        server: h.server.clone(),
+        addr,
+        url: format!("http://{addr}/mcp"),
+        http: reqwest::Client::new(),
+    };
+    let session = authed.session().await;
+    let reply = authed
+        .call_in(
+            &session,
+            7,
+            "tools/call",
+            json!({"name": "echo.say", "arguments": {"text": "x"}}),
+        )
+        .await;
+    assert_eq!(reply.response(7)["result"]["structuredContent"]["caller"], "alice");
+    // Without the layer, no caller.
+    let session = h.session().await;
+    let reply = h
+        .call_in(
+            &session,
+            8,
+            "tools/call",
+            json!({"name": "echo.say", "arguments": {"text": "x"}}),
+        )
+        .await;
+    assert_eq!(
+        reply.response(8)["result"]["structuredContent"]["caller"],
+        serde_json::Value::Null
+    );
+}

@@ -4,7 +4,7 @@
 //! as `#[tokio::test]`s with [`backend_conformance!`](crate::backend_conformance),
 //! giving it an async closure that builds a fresh backend:
 //!
-//! ```ignore
+//! ```no_run
 //! plexus_registry::backend_conformance!(|| async { plexus_registry::MemoryBackend::new() });
 //! ```
 //!

@@ -19,7 +19,8 @@
 //! run under paused time in tests.
 //!
 //! ## Feature flags
-//! - `test-util`: the backend conformance suite, [`conformance`].
+//! - `test-util`: the backend conformance suite, module `conformance`, and the
+//!   `backend_conformance!` macro that runs it as `#[tokio::test]`s.
 
 mod backend;
 mod change;

@@ -5,6 +5,11 @@
 //! [`Snapshot`] that readers load without a lock ([`Registry::instances`] is what the
 //! call path calls on every request). Each change then goes to the watchers and to
 //! the bus, in the order the changes were made.
+//!
+//! A write future dropped while its backend call is in flight may leave the backend
+//! changed and the snapshot not; with [`MemoryBackend`] a backend call never waits,
+//! so this cannot happen. Remote backends should not be written through futures
+//! that may be cancelled.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -5,9 +5,11 @@ pub mod metrics;
 pub mod policy;
 pub mod schema;
 
+mod admin;
 mod callpath;
 mod node;
 
+pub use admin::NODE_SERVICE;
 pub use callpath::Transport;
 pub use error::{CallError, codes};
 pub use node::{MAX_METHOD_LEN, Node, NodeBuilder, NodeError, NodeShutdown, ServiceOptions};

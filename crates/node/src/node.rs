@@ -27,6 +27,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use crate::CallError;
+use crate::admin::NodeService;
 use crate::callpath::{Resolver, ServiceRoute, Transport};
 use crate::metrics::{Metrics, Snapshot, SnapshotFamily, bus_families};
 use crate::policy::{CallsConfig, PolicyError};
@@ -541,9 +542,42 @@ impl NodeBuilder {
             health.add(component)?;
         }
 
-        let local: Vec<InstanceId> = self.services.iter().map(|l| l.instance.clone()).collect();
+        // The node's own service: services, health and configuration, callable like
+        // any other.
+        let admin: Arc<dyn Service> = Arc::new(NodeService::new(
+            &self.name,
+            registry.clone(),
+            health.clone(),
+            config.clone(),
+        ));
+        let admin_descriptor = admin.descriptor();
+        let admin_instance = admin_descriptor.instance.clone();
+        registry
+            .register(admin_descriptor)
+            .await
+            .map_err(|source| NodeError::Register {
+                instance: admin_instance.to_string(),
+                source,
+            })?;
+        core.add_transport(admin_instance.clone(), admin);
+        let _ = registry
+            .set_status(
+                &admin_instance,
+                ServiceStatus::Healthy,
+                Some("started".to_owned()),
+            )
+            .await;
+
+        let mut local: Vec<InstanceId> = self.services.iter().map(|l| l.instance.clone()).collect();
+        let services = local.clone();
+        local.push(admin_instance);
         let tasks = vec![
-            spawn_heartbeats(registry.clone(), supervisor.clone(), local.clone()),
+            spawn_heartbeats(
+                registry.clone(),
+                supervisor.clone(),
+                services,
+                local.clone(),
+            ),
             spawn_supervision_watch(registry.clone(), supervisor.clone()),
         ];
         Ok(Node {
@@ -564,6 +598,7 @@ impl NodeBuilder {
 fn spawn_heartbeats(
     registry: Registry,
     supervisor: SupervisorHandle,
+    supervised: Vec<InstanceId>,
     local: Vec<InstanceId>,
 ) -> JoinHandle<()> {
     let every = registry.config().heartbeat_ttl / 3;
@@ -573,9 +608,10 @@ fn spawn_heartbeats(
         loop {
             tick.tick().await;
             for instance in &local {
-                let running = supervisor
-                    .child(instance.as_str())
-                    .is_some_and(|c| c.state == ChildState::Running);
+                let running = !supervised.contains(instance)
+                    || supervisor
+                        .child(instance.as_str())
+                        .is_some_and(|c| c.state == ChildState::Running);
                 if running {
                     let _ = registry.heartbeat(instance).await;
                 }

@@ -106,3 +106,61 @@ async fn a_threshold_changes_on_a_live_node_and_a_bad_one_is_refused() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_node_service_answers_about_services_health_and_configuration() {
+    let node = Node::builder("admin")
+        .calls(calls())
+        .service(Module::new("flaky", "flaky-1"))
+        .start()
+        .await
+        .unwrap();
+    let ops = || CallContext::new().with_caller("ops");
+    let services = node.call("node.services", json!({}), ops()).await.unwrap();
+    let names: Vec<&str> = services
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["descriptor"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["flaky", "node"]);
+    let health = node.call("node.health", json!({}), ops()).await.unwrap();
+    assert!(health["system"]["status"].is_string(), "{health}");
+
+    let path = "calls.default.breaker.failure_rate_threshold";
+    let set = node
+        .call("node.config_set", json!({"path": path, "value": 70}), ops())
+        .await
+        .unwrap();
+    assert_eq!(set["author"], "ops");
+    let got = node
+        .call("node.config_get", json!({"path": path}), ops())
+        .await
+        .unwrap();
+    assert_eq!(got.as_f64(), Some(70.0));
+    let refused = node
+        .call(
+            "node.config_set",
+            json!({"path": path, "value": 150}),
+            ops(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), codes::INVALID_PARAMS);
+    assert_eq!(refused.data()["field"], path);
+    let history = node
+        .call("node.config_history", json!({}), ops())
+        .await
+        .unwrap();
+    let first = history[0]["version"].as_u64().unwrap();
+    let back = node
+        .call("node.config_rollback", json!({"version": first}), ops())
+        .await
+        .unwrap();
+    assert_eq!(back["rollback_of"], first);
+    let bad = node
+        .call("node.config_rollback", json!({"version": "one"}), ops())
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), codes::INVALID_PARAMS);
+}

@@ -130,8 +130,12 @@ pub trait Dialect: Send + Sync + 'static {
     /// `path` is present (a JSON null counts as present).
     fn exists(&self, path: &FieldPath) -> String;
     /// `path` holds a string containing `needle` (case-sensitive).
-    fn contains(&self, path: &FieldPath, needle: &str, n: &mut dyn FnMut(Param) -> String)
-    -> String;
+    fn contains(
+        &self,
+        path: &FieldPath,
+        needle: &str,
+        n: &mut dyn FnMut(Param) -> String,
+    ) -> String;
     /// The sort rank of `path`'s value: 0 absent or null, 1 number, 2 string,
     /// 3 boolean, 4 array or object.
     fn sort_rank(&self, path: &FieldPath) -> String;

@@ -206,7 +206,9 @@ mod tests {
             StoreConfig::with_url("postgresql://u@h/db").backend().ok(),
             Some(BackendKind::Postgres)
         );
-        let err = StoreConfig::with_url("mysql://h/db").validate().unwrap_err();
+        let err = StoreConfig::with_url("mysql://h/db")
+            .validate()
+            .unwrap_err();
         assert!(matches!(err, StoreError::Config { ref field, .. } if field == "url"));
     }
 

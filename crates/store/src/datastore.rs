@@ -39,6 +39,10 @@ pub const MAX_INDEX_FIELDS: usize = 8;
 /// another writer before it gives up with [`StoreError::Busy`].
 pub const PATCH_ATTEMPTS: usize = 16;
 
+/// Reads a collection's spec, shaped as a document row.
+const READ_COLLECTION: &str = "SELECT name AS id, CAST(1 AS BIGINT) AS version, spec AS doc \
+                               FROM plexus_collections WHERE name = $1";
+
 /// The prepared SQL of one collection.
 struct Collection {
     name: String,
@@ -268,25 +272,17 @@ impl DataStore {
         let dialect = self.store.dialect();
         let spec_json = serde_json::to_string(&spec)
             .map_err(|e| StoreError::invalid_argument("indexes", e.to_string()))?;
-        let read = Statement::new(
-            format!(
-                "SELECT name AS id, CAST(1 AS BIGINT) AS version, spec AS doc \
-                 FROM plexus_collections WHERE name = $1"
-            )
-            .into(),
-            vec![Param::Text(name.to_owned())],
-        );
+        let read = Statement::new(READ_COLLECTION.into(), vec![Param::Text(name.to_owned())]);
         let mut session = self.store.session().await?;
         for _ in 0..3 {
             session.begin().await?;
             let existing = session.fetch_docs(StatementKind::Ddl, name, &read).await?;
             if let Some(row) = existing.into_iter().next() {
                 session.rollback().await?;
-                let stored: CollectionSpec = serde_json::from_value(row.doc).map_err(|e| {
-                    StoreError::Backend {
+                let stored: CollectionSpec =
+                    serde_json::from_value(row.doc).map_err(|e| StoreError::Backend {
                         reason: format!("stored spec of `{name}` is unreadable: {e}"),
-                    }
-                })?;
+                    })?;
                 return if stored == spec {
                     self.cache(name, stored);
                     Ok(false)
@@ -347,12 +343,7 @@ impl DataStore {
             return Ok(c.clone());
         }
         check_identifier("collection", name, MAX_COLLECTION_NAME)?;
-        let read = Statement::new(
-            "SELECT name AS id, CAST(1 AS BIGINT) AS version, spec AS doc \
-             FROM plexus_collections WHERE name = $1"
-                .into(),
-            vec![Param::Text(name.to_owned())],
-        );
+        let read = Statement::new(READ_COLLECTION.into(), vec![Param::Text(name.to_owned())]);
         let mut session = self.store.session().await?;
         let row = session
             .fetch_docs(StatementKind::Ddl, name, &read)
@@ -362,11 +353,10 @@ impl DataStore {
             .ok_or_else(|| StoreError::UnknownCollection {
                 name: name.to_owned(),
             })?;
-        let spec: CollectionSpec = serde_json::from_value(row.doc).map_err(|e| {
-            StoreError::Backend {
+        let spec: CollectionSpec =
+            serde_json::from_value(row.doc).map_err(|e| StoreError::Backend {
                 reason: format!("stored spec of `{name}` is unreadable: {e}"),
-            }
-        })?;
+            })?;
         Ok(self.cache(name, spec))
     }
 
@@ -551,9 +541,11 @@ impl DataStore {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        let at = |index: usize| move |e: StoreError| StoreError::Transaction {
-            index,
-            source: Box::new(e),
+        let at = |index: usize| {
+            move |e: StoreError| StoreError::Transaction {
+                index,
+                source: Box::new(e),
+            }
         };
         // Check everything that needs no database before taking a connection.
         let mut prepared = Vec::with_capacity(ops.len());
@@ -650,6 +642,19 @@ async fn put_in(
     mode: PutMode,
     expected: Option<u64>,
 ) -> Result<Stored, StoreError> {
+    put_unchecked(s, c, id, doc, mode, expected)
+        .await
+        .map_err(|e| c.fix(e))
+}
+
+async fn put_unchecked(
+    s: &mut StoreSession,
+    c: &Collection,
+    id: &str,
+    doc: Encoded,
+    mode: PutMode,
+    expected: Option<u64>,
+) -> Result<Stored, StoreError> {
     let conflict = |expected: u64, actual: u64| StoreError::VersionConflict {
         collection: c.name.clone(),
         id: id.to_owned(),
@@ -659,7 +664,7 @@ async fn put_in(
     let id_param = Param::Text(id.to_owned());
     let doc_param = Param::Json(doc.text);
     let run = |sql: &Arc<str>, params: Vec<Param>| Statement::new(sql.clone(), params);
-    let result = match (mode, expected) {
+    match (mode, expected) {
         (PutMode::Insert, Some(v)) if v != 0 => Err(StoreError::invalid_argument(
             "expected_version",
             "an insert can only expect version 0 (absent)",
@@ -671,7 +676,9 @@ async fn put_in(
         (PutMode::Insert, _) | (PutMode::Upsert, Some(0)) => {
             let stmt = run(&c.insert, vec![id_param, doc_param]);
             match s.fetch_i64(StatementKind::Insert, &c.name, &stmt).await? {
-                Some(v) => Ok(Stored { version: version(v) }),
+                Some(v) => Ok(Stored {
+                    version: version(v),
+                }),
                 None if expected.is_none() => Err(StoreError::AlreadyExists {
                     collection: c.name.clone(),
                     id: id.to_owned(),
@@ -682,17 +689,25 @@ async fn put_in(
         (PutMode::Replace | PutMode::Upsert, Some(v)) => {
             let stmt = run(
                 &c.replace_if,
-                vec![id_param, doc_param, Param::Int(i64::try_from(v).unwrap_or(i64::MAX))],
+                vec![
+                    id_param,
+                    doc_param,
+                    Param::Int(i64::try_from(v).unwrap_or(i64::MAX)),
+                ],
             );
             match s.fetch_i64(StatementKind::Replace, &c.name, &stmt).await? {
-                Some(v) => Ok(Stored { version: version(v) }),
+                Some(v) => Ok(Stored {
+                    version: version(v),
+                }),
                 None => Err(conflict(v, current_version(s, c, id).await?)),
             }
         }
         (PutMode::Replace, None) => {
             let stmt = run(&c.replace, vec![id_param, doc_param]);
             match s.fetch_i64(StatementKind::Replace, &c.name, &stmt).await? {
-                Some(v) => Ok(Stored { version: version(v) }),
+                Some(v) => Ok(Stored {
+                    version: version(v),
+                }),
                 None => Err(StoreError::NotFound {
                     collection: c.name.clone(),
                     id: id.to_owned(),
@@ -706,8 +721,7 @@ async fn put_in(
                 version: v.map_or(0, version),
             })
         }
-    };
-    result.map_err(|e| c.fix(e))
+    }
 }
 
 async fn get_in(
@@ -716,7 +730,11 @@ async fn get_in(
     id: &str,
     for_update: bool,
 ) -> Result<Option<Document>, StoreError> {
-    let sql = if for_update { &c.get_for_update } else { &c.get };
+    let sql = if for_update {
+        &c.get_for_update
+    } else {
+        &c.get
+    };
     let stmt = Statement::new(sql.clone(), vec![Param::Text(id.to_owned())]);
     let rows = s.fetch_docs(StatementKind::Get, &c.name, &stmt).await?;
     Ok(rows.into_iter().next().map(to_document))

@@ -242,15 +242,17 @@ pub(crate) fn connect_error(err: sqlx::Error) -> StoreError {
 /// SQLite BUSY/LOCKED (primary codes 5 and 6, with their extended codes) and
 /// PostgreSQL serialization failure, deadlock and lock-not-available.
 fn is_busy_code(code: &str) -> bool {
-    if let Ok(n) = code.parse::<u32>() {
-        return matches!(n & 0xff, 5 | 6);
+    // PostgreSQL SQLSTATEs are five characters; SQLite codes are shorter numbers.
+    if code.len() == 5 {
+        return matches!(code, "40001" | "40P01" | "55P03");
     }
-    matches!(code, "40001" | "40P01" | "55P03")
+    code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
 }
 
 /// PostgreSQL connection exceptions (class 08), shutdowns and too many connections.
 fn is_connection_code(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+    code.len() == 5 && code.starts_with("08")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
 /// Whether a driver error is a unique-constraint violation, and its text (the

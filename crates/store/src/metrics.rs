@@ -340,9 +340,19 @@ mod tests {
     #[test]
     fn slow_log_is_bounded_and_counted() {
         let m = StoreMetrics::new(Duration::from_millis(10), 2);
-        m.statement(StatementKind::Get, "c", "SELECT 1", Duration::from_millis(1));
+        m.statement(
+            StatementKind::Get,
+            "c",
+            "SELECT 1",
+            Duration::from_millis(1),
+        );
         for i in 0..3 {
-            m.statement(StatementKind::Query, "c", &format!("q{i}"), Duration::from_millis(20));
+            m.statement(
+                StatementKind::Query,
+                "c",
+                &format!("q{i}"),
+                Duration::from_millis(20),
+            );
         }
         let log = m.slow_queries();
         assert_eq!(log.len(), 2);

@@ -111,7 +111,10 @@ impl Query {
     /// optional.
     pub fn from_json(value: &Value) -> Result<Self, StoreError> {
         let Value::Object(map) = value else {
-            return Err(StoreError::invalid_argument("query", "must be a JSON object"));
+            return Err(StoreError::invalid_argument(
+                "query",
+                "must be a JSON object",
+            ));
         };
         let mut query = Query::default();
         for (key, v) in map {
@@ -146,9 +149,12 @@ impl Query {
                     query.projection = Some(paths);
                 }
                 "limit" => {
-                    let limit = v.as_u64().and_then(|l| u32::try_from(l).ok()).ok_or_else(|| {
-                        StoreError::invalid_argument("limit", "must be a positive integer")
-                    })?;
+                    let limit =
+                        v.as_u64()
+                            .and_then(|l| u32::try_from(l).ok())
+                            .ok_or_else(|| {
+                                StoreError::invalid_argument("limit", "must be a positive integer")
+                            })?;
                     query.limit = Some(limit);
                 }
                 "cursor" => match v {
@@ -175,7 +181,11 @@ impl Query {
                 format!("at most {MAX_SORT_KEYS} keys"),
             ));
         }
-        if self.projection.as_ref().is_some_and(|p| p.len() > MAX_PROJECTION) {
+        if self
+            .projection
+            .as_ref()
+            .is_some_and(|p| p.len() > MAX_PROJECTION)
+        {
             return Err(StoreError::invalid_argument(
                 "projection",
                 format!("at most {MAX_PROJECTION} fields"),
@@ -193,10 +203,9 @@ fn sort_from_json(item: &Value, i: usize) -> Result<Sort, StoreError> {
             "must be {\"field\": path, \"order\": \"asc\"|\"desc\"}",
         ));
     };
-    let path = map
-        .get("field")
-        .and_then(Value::as_str)
-        .ok_or_else(|| StoreError::invalid_argument(format!("{field}.field"), "must be a string"))?;
+    let path = map.get("field").and_then(Value::as_str).ok_or_else(|| {
+        StoreError::invalid_argument(format!("{field}.field"), "must be a string")
+    })?;
     let path = FieldPath::parse(path)
         .map_err(|r| StoreError::invalid_argument(format!("{field}.field"), r))?;
     let descending = match map.get("order").map(|o| o.as_str()) {
@@ -345,7 +354,10 @@ mod tests {
             .unwrap();
         assert!(q.sort[0].descending);
         for (v, field) in [
-            (json!({"sort": [{"field": "a", "order": "up"}]}), "sort[0].order"),
+            (
+                json!({"sort": [{"field": "a", "order": "up"}]}),
+                "sort[0].order",
+            ),
             (json!({"projection": ["a", 3]}), "projection[1]"),
             (json!({"limit": -1}), "limit"),
             (json!({"limits": 1}), "limits"),

@@ -191,7 +191,10 @@ struct Params<'a>(&'a Map<String, Value>);
 impl<'a> Params<'a> {
     fn new(value: &'a Value, allowed: &[&str]) -> Result<Self, ServiceError> {
         let Value::Object(map) = value else {
-            return Err(ServiceError::invalid_params("", "params must be a JSON object"));
+            return Err(ServiceError::invalid_params(
+                "",
+                "params must be a JSON object",
+            ));
         };
         if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(ServiceError::invalid_params(
@@ -280,7 +283,9 @@ pub fn service_error(err: &StoreError, doc_field: &str, prefix: &str) -> Service
                     let mut data = data.unwrap_or_else(|| json!({}));
                     data["op"] = json!(index);
                     ServiceError::Failed {
-                        message: format!("transaction rolled back: operation {index} failed: {message}"),
+                        message: format!(
+                            "transaction rolled back: operation {index} failed: {message}"
+                        ),
                         data: Some(data),
                         retryable,
                     }
@@ -336,11 +341,20 @@ impl DataStoreService {
         let fail = |doc_field: &'static str| move |e: StoreError| service_error(&e, doc_field, "");
         match method {
             "put" => {
-                let p = Params::new(params, &["collection", "id", "doc", "mode", "expected_version"])?;
+                let p = Params::new(
+                    params,
+                    &["collection", "id", "doc", "mode", "expected_version"],
+                )?;
                 let (collection, id) = (p.str("collection")?, p.str("id")?);
                 let mode: PutMode = p.typed("mode")?.unwrap_or_default();
                 let stored = s
-                    .put(collection, id, p.value("doc")?, mode, p.opt_u64("expected_version")?)
+                    .put(
+                        collection,
+                        id,
+                        p.value("doc")?,
+                        mode,
+                        p.opt_u64("expected_version")?,
+                    )
                     .await
                     .map_err(fail("/doc"))?;
                 Ok(json!({"id": id, "version": stored.version}))
@@ -356,7 +370,11 @@ impl DataStoreService {
             "delete" => {
                 let p = Params::new(params, &["collection", "id", "expected_version"])?;
                 let deleted = s
-                    .delete(p.str("collection")?, p.str("id")?, p.opt_u64("expected_version")?)
+                    .delete(
+                        p.str("collection")?,
+                        p.str("id")?,
+                        p.opt_u64("expected_version")?,
+                    )
                     .await
                     .map_err(fail("/doc"))?;
                 Ok(json!({"deleted": deleted}))
@@ -365,7 +383,12 @@ impl DataStoreService {
                 let p = Params::new(params, &["collection", "id", "patch", "expected_version"])?;
                 let id = p.str("id")?;
                 let stored = s
-                    .patch(p.str("collection")?, id, p.value("patch")?, p.opt_u64("expected_version")?)
+                    .patch(
+                        p.str("collection")?,
+                        id,
+                        p.value("patch")?,
+                        p.opt_u64("expected_version")?,
+                    )
                     .await
                     .map_err(fail("/patch"))?;
                 Ok(json!({"id": id, "version": stored.version}))
@@ -373,7 +396,14 @@ impl DataStoreService {
             "query" => {
                 let p = Params::new(
                     params,
-                    &["collection", "filter", "sort", "projection", "limit", "cursor"],
+                    &[
+                        "collection",
+                        "filter",
+                        "sort",
+                        "projection",
+                        "limit",
+                        "cursor",
+                    ],
                 )?;
                 let collection = p.str("collection")?;
                 let mut rest = p.0.clone();
@@ -425,7 +455,10 @@ impl DataStoreService {
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                let patch_at: Vec<bool> = ops.iter().map(|op| matches!(op, Op::Patch { .. })).collect();
+                let patch_at: Vec<bool> = ops
+                    .iter()
+                    .map(|op| matches!(op, Op::Patch { .. }))
+                    .collect();
                 let results = s.transaction(ops).await.map_err(|e| {
                     let doc_field = match &e {
                         StoreError::Transaction { index, .. }

@@ -275,10 +275,7 @@ mod tests {
         let p = FieldPath::parse("meta.score_2").unwrap();
         assert_eq!(p.sqlite(), "$.meta.score_2");
         assert_eq!(p.postgres(), "{meta,score_2}");
-        assert_eq!(
-            p.lookup(&json!({"meta": {"score_2": 3}})),
-            Some(&json!(3))
-        );
+        assert_eq!(p.lookup(&json!({"meta": {"score_2": 3}})), Some(&json!(3)));
         for bad in [
             "",
             "a..b",

@@ -101,11 +101,7 @@ impl Store {
                 store: self.clone(),
                 tx_started: None,
             }),
-            Err(e) => {
-                let err = StoreError::from_sqlx(e, waited);
-                metrics.error(err.kind());
-                Err(err)
-            }
+            Err(e) => Err(StoreError::from_sqlx(e, waited)),
         }
     }
 

@@ -92,7 +92,12 @@ impl Dialect for PostgresDialect {
         format!("{} IS NOT NULL", raw(path))
     }
 
-    fn contains(&self, path: &FieldPath, needle: &str, n: &mut dyn FnMut(Param) -> String) -> String {
+    fn contains(
+        &self,
+        path: &FieldPath,
+        needle: &str,
+        n: &mut dyn FnMut(Param) -> String,
+    ) -> String {
         format!(
             "{} = 'string' AND strpos({}, {}) > 0",
             json_type(path),

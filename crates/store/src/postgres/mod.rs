@@ -29,10 +29,11 @@ impl PostgresBackend {
     /// (every connection's `search_path` is then that schema alone), and runs the
     /// migrations.
     pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
-        let mut options = PgConnectOptions::from_str(&config.url).map_err(|e| StoreError::Config {
-            field: "url".to_owned(),
-            reason: e.to_string(),
-        })?;
+        let mut options =
+            PgConnectOptions::from_str(&config.url).map_err(|e| StoreError::Config {
+                field: "url".to_owned(),
+                reason: e.to_string(),
+            })?;
         options = options.application_name("plexus-store");
         if let Some(schema) = &config.schema {
             crate::sql::check_identifier("schema", schema, 48)?;

@@ -9,7 +9,6 @@ use sqlx::{AssertSqlSafe, Postgres, Row};
 
 use crate::backend::{DocRow, Param, Session, Statement};
 
-
 pub(super) struct PgSession {
     conn: PoolConnection<Postgres>,
     in_transaction: bool,
@@ -78,10 +77,7 @@ impl Session for PgSession {
     }
 
     async fn execute(&mut self, stmt: &Statement) -> Result<u64, sqlx::Error> {
-        Ok(query(stmt)
-            .execute(&mut *self.conn)
-            .await?
-            .rows_affected())
+        Ok(query(stmt).execute(&mut *self.conn).await?.rows_affected())
     }
 }
 

@@ -96,7 +96,12 @@ impl Dialect for SqliteDialect {
         format!("{} IS NOT NULL", json_type(path))
     }
 
-    fn contains(&self, path: &FieldPath, needle: &str, n: &mut dyn FnMut(Param) -> String) -> String {
+    fn contains(
+        &self,
+        path: &FieldPath,
+        needle: &str,
+        n: &mut dyn FnMut(Param) -> String,
+    ) -> String {
         format!(
             "{} = 'text' AND instr({}, {}) > 0",
             json_type(path),

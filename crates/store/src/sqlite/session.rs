@@ -7,7 +7,6 @@ use sqlx::{AssertSqlSafe, Row, Sqlite};
 
 use crate::backend::{DocRow, Param, Session, Statement};
 
-
 pub(super) struct SqliteSession {
     conn: PoolConnection<Sqlite>,
     in_transaction: bool,
@@ -37,7 +36,9 @@ fn query(stmt: &Statement) -> sqlx::query::Query<'_, Sqlite, SqliteArguments> {
 #[async_trait]
 impl Session for SqliteSession {
     async fn begin(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *self.conn).await?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *self.conn)
+            .await?;
         self.in_transaction = true;
         Ok(())
     }
@@ -77,10 +78,7 @@ impl Session for SqliteSession {
     }
 
     async fn execute(&mut self, stmt: &Statement) -> Result<u64, sqlx::Error> {
-        Ok(query(stmt)
-            .execute(&mut *self.conn)
-            .await?
-            .rows_affected())
+        Ok(query(stmt).execute(&mut *self.conn).await?.rows_affected())
     }
 }
 

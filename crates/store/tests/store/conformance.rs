@@ -28,14 +28,38 @@ async fn put_get_and_versions(ds: &DataStore) {
     let put = |id: &'static str, doc: Value, mode, expected| async move {
         ds.put("docs", id, &doc, mode, expected).await
     };
-    assert_eq!(put("a", json!({"n": 1}), PutMode::Insert, None).await.unwrap().version, 1);
+    assert_eq!(
+        put("a", json!({"n": 1}), PutMode::Insert, None)
+            .await
+            .unwrap()
+            .version,
+        1
+    );
     assert!(matches!(
         put("a", json!({"n": 2}), PutMode::Insert, None).await,
         Err(StoreError::AlreadyExists { ref id, .. }) if id == "a"
     ));
-    assert_eq!(put("a", json!({"n": 2}), PutMode::Replace, None).await.unwrap().version, 2);
-    assert_eq!(put("a", json!({"n": 3}), PutMode::Upsert, None).await.unwrap().version, 3);
-    assert_eq!(put("b", json!({"n": 1}), PutMode::Upsert, None).await.unwrap().version, 1);
+    assert_eq!(
+        put("a", json!({"n": 2}), PutMode::Replace, None)
+            .await
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(
+        put("a", json!({"n": 3}), PutMode::Upsert, None)
+            .await
+            .unwrap()
+            .version,
+        3
+    );
+    assert_eq!(
+        put("b", json!({"n": 1}), PutMode::Upsert, None)
+            .await
+            .unwrap()
+            .version,
+        1
+    );
     assert!(matches!(
         put("zz", json!({"n": 1}), PutMode::Replace, None).await,
         Err(StoreError::NotFound { .. })
@@ -43,18 +67,42 @@ async fn put_get_and_versions(ds: &DataStore) {
     // Conditional writes.
     assert!(matches!(
         put("a", json!({"n": 4}), PutMode::Replace, Some(2)).await,
-        Err(StoreError::VersionConflict { expected: 2, actual: 3, .. })
+        Err(StoreError::VersionConflict {
+            expected: 2,
+            actual: 3,
+            ..
+        })
     ));
-    assert_eq!(put("a", json!({"n": 4}), PutMode::Upsert, Some(3)).await.unwrap().version, 4);
+    assert_eq!(
+        put("a", json!({"n": 4}), PutMode::Upsert, Some(3))
+            .await
+            .unwrap()
+            .version,
+        4
+    );
     assert!(matches!(
         put("a", json!({"n": 5}), PutMode::Upsert, Some(0)).await,
-        Err(StoreError::VersionConflict { expected: 0, actual: 4, .. })
+        Err(StoreError::VersionConflict {
+            expected: 0,
+            actual: 4,
+            ..
+        })
     ));
     assert!(matches!(
         put("c", json!({"n": 5}), PutMode::Upsert, Some(7)).await,
-        Err(StoreError::VersionConflict { expected: 7, actual: 0, .. })
+        Err(StoreError::VersionConflict {
+            expected: 7,
+            actual: 0,
+            ..
+        })
     ));
-    assert_eq!(put("c", json!({"n": 5}), PutMode::Upsert, Some(0)).await.unwrap().version, 1);
+    assert_eq!(
+        put("c", json!({"n": 5}), PutMode::Upsert, Some(0))
+            .await
+            .unwrap()
+            .version,
+        1
+    );
 
     let a = ds.get("docs", "a").await.unwrap().unwrap();
     assert_eq!((a.id.as_str(), a.version, a.doc), ("a", 4, json!({"n": 4})));
@@ -63,7 +111,11 @@ async fn put_get_and_versions(ds: &DataStore) {
     // Deletes.
     assert!(matches!(
         ds.delete("docs", "a", Some(1)).await,
-        Err(StoreError::VersionConflict { expected: 1, actual: 4, .. })
+        Err(StoreError::VersionConflict {
+            expected: 1,
+            actual: 4,
+            ..
+        })
     ));
     assert!(ds.delete("docs", "a", Some(4)).await.unwrap());
     assert!(!ds.delete("docs", "a", None).await.unwrap());
@@ -83,23 +135,52 @@ async fn seed_filter_docs(ds: &DataStore) {
     .await
     .unwrap();
     let docs = [
-        ("d01", json!({"status": "open", "n": 1, "title": "fraud in acct", "meta": {"score": 3, "tags": ["a"]}, "type": "a"})),
-        ("d02", json!({"status": "open", "n": 1.0, "title": "Fraud alert", "meta": {"score": 7}, "type": "b"})),
-        ("d03", json!({"status": "closed", "n": "1", "title": "nothing", "meta": {"score": 10}, "type": "c"})),
-        ("d04", json!({"status": "closed", "n": true, "meta": {"score": "3"}, "type": "a"})),
-        ("d05", json!({"status": null, "n": 2.5, "title": "defrauded", "meta": {}})),
-        ("d06", json!({"n": -4, "title": 42, "meta": {"score": 2.5}, "type": "b"})),
-        ("d07", json!({"status": "open", "n": null, "title": "zebra", "meta": "flat"})),
-        ("d08", json!({"status": "pending", "n": {"x": 1}, "title": "ábc", "meta": {"score": null}})),
+        (
+            "d01",
+            json!({"status": "open", "n": 1, "title": "fraud in acct", "meta": {"score": 3, "tags": ["a"]}, "type": "a"}),
+        ),
+        (
+            "d02",
+            json!({"status": "open", "n": 1.0, "title": "Fraud alert", "meta": {"score": 7}, "type": "b"}),
+        ),
+        (
+            "d03",
+            json!({"status": "closed", "n": "1", "title": "nothing", "meta": {"score": 10}, "type": "c"}),
+        ),
+        (
+            "d04",
+            json!({"status": "closed", "n": true, "meta": {"score": "3"}, "type": "a"}),
+        ),
+        (
+            "d05",
+            json!({"status": null, "n": 2.5, "title": "defrauded", "meta": {}}),
+        ),
+        (
+            "d06",
+            json!({"n": -4, "title": 42, "meta": {"score": 2.5}, "type": "b"}),
+        ),
+        (
+            "d07",
+            json!({"status": "open", "n": null, "title": "zebra", "meta": "flat"}),
+        ),
+        (
+            "d08",
+            json!({"status": "pending", "n": {"x": 1}, "title": "ábc", "meta": {"score": null}}),
+        ),
     ];
     for (id, doc) in docs {
-        ds.put("items", id, &doc, PutMode::Insert, None).await.unwrap();
+        ds.put("items", id, &doc, PutMode::Insert, None)
+            .await
+            .unwrap();
     }
 }
 
 async fn ids(ds: &DataStore, filter: Value) -> Vec<String> {
     let f = Filter::from_json(&filter).unwrap();
-    let page = ds.query("items", &Query::filter(f.clone()).limit(100)).await.unwrap();
+    let page = ds
+        .query("items", &Query::filter(f.clone()).limit(100))
+        .await
+        .unwrap();
     let found: Vec<String> = page.docs.into_iter().map(|d| d.id).collect();
     assert_eq!(
         ds.count("items", &f).await.unwrap(),
@@ -112,8 +193,14 @@ async fn ids(ds: &DataStore, filter: Value) -> Vec<String> {
 async fn every_filter_operator(ds: &DataStore) {
     seed_filter_docs(ds).await;
     let cases = [
-        (json!({}), vec!["d01", "d02", "d03", "d04", "d05", "d06", "d07", "d08"]),
-        (json!({"field": "status", "eq": "open"}), vec!["d01", "d02", "d07"]),
+        (
+            json!({}),
+            vec!["d01", "d02", "d03", "d04", "d05", "d06", "d07", "d08"],
+        ),
+        (
+            json!({"field": "status", "eq": "open"}),
+            vec!["d01", "d02", "d07"],
+        ),
         // Typed equality: 1 matches 1 and 1.0, never "1" or true.
         (json!({"field": "n", "eq": 1}), vec!["d01", "d02"]),
         (json!({"field": "n", "eq": "1"}), vec!["d03"]),
@@ -121,29 +208,59 @@ async fn every_filter_operator(ds: &DataStore) {
         (json!({"field": "n", "eq": null}), vec!["d07"]),
         (json!({"field": "status", "eq": null}), vec!["d05"]),
         // ne is the exact complement of eq, missing fields included.
-        (json!({"field": "status", "ne": "open"}), vec!["d03", "d04", "d05", "d06", "d08"]),
+        (
+            json!({"field": "status", "ne": "open"}),
+            vec!["d03", "d04", "d05", "d06", "d08"],
+        ),
         // Ranges compare numbers with numbers and strings with strings.
         (json!({"field": "n", "gt": 1}), vec!["d05"]),
         (json!({"field": "n", "gte": 1}), vec!["d01", "d02", "d05"]),
         (json!({"field": "n", "lt": 1}), vec!["d06"]),
         (json!({"field": "n", "lte": 1.0}), vec!["d01", "d02", "d06"]),
-        (json!({"field": "title", "gte": "f", "lt": "z"}), vec!["d01", "d03"]),
+        (
+            json!({"field": "title", "gte": "f", "lt": "z"}),
+            vec!["d01", "d03"],
+        ),
         (json!({"field": "title", "gt": "zebra"}), vec!["d08"]),
         (json!({"field": "title", "lt": "F"}), Vec::<&str>::new()),
         // Nested fields.
-        (json!({"field": "meta.score", "gte": 3}), vec!["d01", "d02", "d03"]),
+        (
+            json!({"field": "meta.score", "gte": 3}),
+            vec!["d01", "d02", "d03"],
+        ),
         (json!({"field": "meta.score", "eq": "3"}), vec!["d04"]),
         (json!({"field": "meta.tags", "exists": true}), vec!["d01"]),
-        (json!({"field": "meta.score", "exists": true}), vec!["d01", "d02", "d03", "d04", "d06", "d08"]),
-        (json!({"field": "meta.score", "exists": false}), vec!["d05", "d07"]),
-        (json!({"field": "meta.score.deeper", "exists": true}), Vec::<&str>::new()),
-        (json!({"field": "type", "in": ["a", "b"]}), vec!["d01", "d02", "d04", "d06"]),
-        (json!({"field": "n", "in": [2.5, "1", null]}), vec!["d03", "d05", "d07"]),
+        (
+            json!({"field": "meta.score", "exists": true}),
+            vec!["d01", "d02", "d03", "d04", "d06", "d08"],
+        ),
+        (
+            json!({"field": "meta.score", "exists": false}),
+            vec!["d05", "d07"],
+        ),
+        (
+            json!({"field": "meta.score.deeper", "exists": true}),
+            Vec::<&str>::new(),
+        ),
+        (
+            json!({"field": "type", "in": ["a", "b"]}),
+            vec!["d01", "d02", "d04", "d06"],
+        ),
+        (
+            json!({"field": "n", "in": [2.5, "1", null]}),
+            vec!["d03", "d05", "d07"],
+        ),
         (json!({"field": "type", "in": []}), Vec::<&str>::new()),
         // contains: case-sensitive substring of strings only.
-        (json!({"field": "title", "contains": "fraud"}), vec!["d01", "d05"]),
+        (
+            json!({"field": "title", "contains": "fraud"}),
+            vec!["d01", "d05"],
+        ),
         (json!({"field": "title", "contains": "Fraud"}), vec!["d02"]),
-        (json!({"field": "title", "contains": "4"}), Vec::<&str>::new()),
+        (
+            json!({"field": "title", "contains": "4"}),
+            Vec::<&str>::new(),
+        ),
         (json!({"field": "title", "contains": "á"}), vec!["d08"]),
         // Combinators.
         (
@@ -154,13 +271,22 @@ async fn every_filter_operator(ds: &DataStore) {
             json!({"or": [{"field": "type", "eq": "c"}, {"field": "n", "lt": 0}]}),
             vec!["d03", "d06"],
         ),
-        (json!({"not": {"field": "type", "exists": true}}), vec!["d05", "d07", "d08"]),
+        (
+            json!({"not": {"field": "type", "exists": true}}),
+            vec!["d05", "d07", "d08"],
+        ),
         (
             json!({"not": {"field": "meta.score", "gte": 3}}),
             vec!["d04", "d05", "d06", "d07", "d08"],
         ),
-        (json!({"not": {"not": {"field": "status", "eq": "open"}}}), vec!["d01", "d02", "d07"]),
-        (json!({"and": []}), vec!["d01", "d02", "d03", "d04", "d05", "d06", "d07", "d08"]),
+        (
+            json!({"not": {"not": {"field": "status", "eq": "open"}}}),
+            vec!["d01", "d02", "d07"],
+        ),
+        (
+            json!({"and": []}),
+            vec!["d01", "d02", "d03", "d04", "d05", "d06", "d07", "d08"],
+        ),
         (json!({"or": []}), Vec::<&str>::new()),
         (
             json!({"and": [{"field": "status", "in": ["open", "closed"]}, {"not": {"or": [{"field": "type", "eq": "a"}, {"field": "title", "contains": "zeb"}]}}]}),
@@ -195,7 +321,10 @@ async fn all_pages(ds: &DataStore, query: Query) -> Vec<String> {
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
-        let page = ds.query("ranked", &query.clone().after(cursor)).await.unwrap();
+        let page = ds
+            .query("ranked", &query.clone().after(cursor))
+            .await
+            .unwrap();
         assert!(page.docs.len() <= query.limit.unwrap() as usize);
         out.extend(page.docs.into_iter().map(|d| d.id));
         match page.next_cursor {
@@ -220,7 +349,9 @@ fn score_for(i: usize) -> Value {
 }
 
 async fn sort_and_pages_survive_inserts_between_pages(ds: &DataStore) {
-    ds.create_collection("ranked", CollectionSpec::default()).await.unwrap();
+    ds.create_collection("ranked", CollectionSpec::default())
+        .await
+        .unwrap();
     let mut docs = Vec::new();
     for i in 0..30 {
         let mut doc = json!({"i": i});
@@ -228,7 +359,9 @@ async fn sort_and_pages_survive_inserts_between_pages(ds: &DataStore) {
             doc["score"] = score_for(i);
         }
         let id = format!("r{i:02}");
-        ds.put("ranked", &id, &doc, PutMode::Insert, None).await.unwrap();
+        ds.put("ranked", &id, &doc, PutMode::Insert, None)
+            .await
+            .unwrap();
         docs.push((id, doc));
     }
     let mut expected = docs.clone();
@@ -245,18 +378,35 @@ async fn sort_and_pages_survive_inserts_between_pages(ds: &DataStore) {
     let mut inserted_after = BTreeSet::new();
     let mut round = 0;
     loop {
-        let page = ds.query("ranked", &query.clone().after(cursor)).await.unwrap();
+        let page = ds
+            .query("ranked", &query.clone().after(cursor))
+            .await
+            .unwrap();
         seen.extend(page.docs.iter().map(|d| d.id.clone()));
         let Some(next) = page.next_cursor else { break };
         cursor = Some(next);
         if round < 5 {
             // Far before everything (a null score) and far after (an object).
             let before = format!("a_new{round}");
-            ds.put("ranked", &before, &json!({"score": null}), PutMode::Insert, None).await.unwrap();
+            ds.put(
+                "ranked",
+                &before,
+                &json!({"score": null}),
+                PutMode::Insert,
+                None,
+            )
+            .await
+            .unwrap();
             let after = format!("z_new{round}");
-            ds.put("ranked", &after, &json!({"score": {"o": 1}}), PutMode::Insert, None)
-                .await
-                .unwrap();
+            ds.put(
+                "ranked",
+                &after,
+                &json!({"score": {"o": 1}}),
+                PutMode::Insert,
+                None,
+            )
+            .await
+            .unwrap();
             inserted_after.insert(after);
         }
         round += 1;
@@ -267,19 +417,26 @@ async fn sort_and_pages_survive_inserts_between_pages(ds: &DataStore) {
         assert!(unique.contains(id), "{id} was skipped");
     }
     for id in &inserted_after {
-        assert!(unique.contains(id), "{id}, inserted after the cursor, was not seen");
+        assert!(
+            unique.contains(id),
+            "{id}, inserted after the cursor, was not seen"
+        );
     }
     assert!(!unique.iter().any(|id| id.starts_with("a_new")));
 }
 
 async fn descending_and_two_key_sorts(ds: &DataStore) {
-    ds.create_collection("ranked", CollectionSpec::default()).await.unwrap();
+    ds.create_collection("ranked", CollectionSpec::default())
+        .await
+        .unwrap();
     let mut docs = Vec::new();
     for i in 0..23 {
         let g = ["x", "y", "z"][i % 3];
         let doc = json!({"g": g, "score": score_for(i)});
         let id = format!("k{i:02}");
-        ds.put("ranked", &id, &doc, PutMode::Insert, None).await.unwrap();
+        ds.put("ranked", &id, &doc, PutMode::Insert, None)
+            .await
+            .unwrap();
         docs.push((id, doc));
     }
     let mut expected = docs.clone();
@@ -301,7 +458,9 @@ async fn descending_and_two_key_sorts(ds: &DataStore) {
     assert_eq!(all_pages(ds, query.clone()).await, want);
     // A cursor made for one sort is refused by another.
     let page = ds.query("ranked", &query).await.unwrap();
-    let other = Query::default().sort(Sort::asc("g").unwrap()).after(page.next_cursor);
+    let other = Query::default()
+        .sort(Sort::asc("g").unwrap())
+        .after(page.next_cursor);
     assert!(matches!(
         ds.query("ranked", &other).await,
         Err(StoreError::InvalidArgument { ref field, .. }) if field == "cursor"
@@ -325,7 +484,10 @@ async fn projection_and_count(ds: &DataStore) {
         ]
     );
     // The cursor was cut from the whole document, so the next page still works.
-    let next = ds.query("items", &q.clone().after(page.next_cursor)).await.unwrap();
+    let next = ds
+        .query("items", &q.clone().after(page.next_cursor))
+        .await
+        .unwrap();
     assert_eq!(next.docs.len(), 1);
     assert_eq!(next.docs[0].doc, json!({"title": "zebra"}));
     assert_eq!(next.next_cursor, None);
@@ -340,8 +502,18 @@ async fn unique_indexes_are_typed(ds: &DataStore) {
     let put = |id: &'static str, doc: Value| async move {
         ds.put("users", id, &doc, PutMode::Upsert, None).await
     };
-    put("u1", json!({"contact": {"email": "a@x"}, "team": "t", "role": "r"})).await.unwrap();
-    put("u2", json!({"contact": {"email": "b@x"}, "team": "t", "role": "r"})).await.unwrap();
+    put(
+        "u1",
+        json!({"contact": {"email": "a@x"}, "team": "t", "role": "r"}),
+    )
+    .await
+    .unwrap();
+    put(
+        "u2",
+        json!({"contact": {"email": "b@x"}, "team": "t", "role": "r"}),
+    )
+    .await
+    .unwrap();
     let dup = put("u3", json!({"contact": {"email": "a@x"}})).await;
     assert!(
         matches!(dup, Err(StoreError::UniqueViolation { ref collection, ref index })
@@ -358,8 +530,12 @@ async fn unique_indexes_are_typed(ds: &DataStore) {
     // Missing and null keys never conflict.
     put("n1", json!({"contact": {}})).await.unwrap();
     put("n2", json!({"contact": {}})).await.unwrap();
-    put("n3", json!({"contact": {"email": null}})).await.unwrap();
-    put("n4", json!({"contact": {"email": null}})).await.unwrap();
+    put("n3", json!({"contact": {"email": null}}))
+        .await
+        .unwrap();
+    put("n4", json!({"contact": {"email": null}}))
+        .await
+        .unwrap();
     // A number and a string with the same text are different keys.
     put("s1", json!({"contact": {"email": 5}})).await.unwrap();
     put("s2", json!({"contact": {"email": "5"}})).await.unwrap();
@@ -379,17 +555,33 @@ async fn collections_are_idempotent(ds: &DataStore) {
     assert_eq!(ds.collection_spec("c").await.unwrap(), spec);
     // A second DataStore on the same database finds the collection.
     let other = DataStore::new(ds.store().clone());
-    other.put("c", "x", &json!({"a": 1}), PutMode::Insert, None).await.unwrap();
+    other
+        .put("c", "x", &json!({"a": 1}), PutMode::Insert, None)
+        .await
+        .unwrap();
     assert_eq!(ds.get("c", "x").await.unwrap().unwrap().version, 1);
 }
 
 async fn merge_patch_with_versions(ds: &DataStore) {
-    ds.create_collection("p", CollectionSpec::default()).await.unwrap();
-    ds.put("p", "a", &json!({"name": "x", "meta": {"k": 1, "drop": true}, "tags": [1]}), PutMode::Insert, None)
+    ds.create_collection("p", CollectionSpec::default())
         .await
         .unwrap();
+    ds.put(
+        "p",
+        "a",
+        &json!({"name": "x", "meta": {"k": 1, "drop": true}, "tags": [1]}),
+        PutMode::Insert,
+        None,
+    )
+    .await
+    .unwrap();
     let stored = ds
-        .patch("p", "a", &json!({"meta": {"drop": null, "new": "v"}, "tags": [2, 3]}), None)
+        .patch(
+            "p",
+            "a",
+            &json!({"meta": {"drop": null, "new": "v"}, "tags": [2, 3]}),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(stored.version, 2);
@@ -399,28 +591,65 @@ async fn merge_patch_with_versions(ds: &DataStore) {
     );
     assert!(matches!(
         ds.patch("p", "a", &json!({"name": "y"}), Some(1)).await,
-        Err(StoreError::VersionConflict { expected: 1, actual: 2, .. })
+        Err(StoreError::VersionConflict {
+            expected: 1,
+            actual: 2,
+            ..
+        })
     ));
-    assert_eq!(ds.patch("p", "a", &json!({"name": "y"}), Some(2)).await.unwrap().version, 3);
+    assert_eq!(
+        ds.patch("p", "a", &json!({"name": "y"}), Some(2))
+            .await
+            .unwrap()
+            .version,
+        3
+    );
     assert!(matches!(
         ds.patch("p", "missing", &json!({"a": 1}), None).await,
         Err(StoreError::NotFound { .. })
     ));
     // A patch that would leave an empty document is refused, and nothing changes.
     assert!(matches!(
-        ds.patch("p", "a", &json!({"name": null, "meta": null, "tags": null}), None).await,
+        ds.patch(
+            "p",
+            "a",
+            &json!({"name": null, "meta": null, "tags": null}),
+            None
+        )
+        .await,
         Err(StoreError::InvalidDocument { .. })
     ));
     assert_eq!(ds.get("p", "a").await.unwrap().unwrap().version, 3);
 }
 
 async fn transactions_are_all_or_nothing(ds: &DataStore) {
-    ds.create_collection("acct", CollectionSpec::default().with_index(IndexSpec::new("by_no", &["no"]).unique()))
+    ds.create_collection(
+        "acct",
+        CollectionSpec::default().with_index(IndexSpec::new("by_no", &["no"]).unique()),
+    )
+    .await
+    .unwrap();
+    ds.create_collection("log", CollectionSpec::default())
         .await
         .unwrap();
-    ds.create_collection("log", CollectionSpec::default()).await.unwrap();
-    ds.put("acct", "a", &json!({"no": 1, "bal": 100}), PutMode::Insert, None).await.unwrap();
-    ds.put("acct", "b", &json!({"no": 2, "bal": 0}), PutMode::Insert, None).await.unwrap();
+    ds.put(
+        "acct",
+        "a",
+        &json!({"no": 1, "bal": 100}),
+        PutMode::Insert,
+        None,
+    )
+    .await
+    .unwrap();
+    ds.put(
+        "acct",
+        "b",
+        &json!({"no": 2, "bal": 0}),
+        PutMode::Insert,
+        None,
+    )
+    .await
+    .unwrap();
 
     let put = |collection: &str, id: &str, doc: Value, expected: Option<u64>| Op::Put {
         collection: collection.to_owned(),
@@ -438,8 +667,16 @@ async fn transactions_are_all_or_nothing(ds: &DataStore) {
                 patch: json!({"bal": 40}),
                 expected_version: Some(1),
             },
-            put("log", "t1", json!({"from": "a", "to": "b", "amount": 40}), None),
-            Op::Get { collection: "acct".into(), id: "b".into() },
+            put(
+                "log",
+                "t1",
+                json!({"from": "a", "to": "b", "amount": 40}),
+                None,
+            ),
+            Op::Get {
+                collection: "acct".into(),
+                id: "b".into(),
+            },
         ])
         .await
         .unwrap();
@@ -454,16 +691,30 @@ async fn transactions_are_all_or_nothing(ds: &DataStore) {
         .transaction(vec![
             put("acct", "a", json!({"no": 1, "bal": 0}), Some(2)),
             put("log", "t2", json!({"amount": 60}), None),
-            Op::Delete { collection: "acct".into(), id: "b".into(), expected_version: Some(1) },
+            Op::Delete {
+                collection: "acct".into(),
+                id: "b".into(),
+                expected_version: Some(1),
+            },
         ])
         .await;
     match failed {
         Err(StoreError::Transaction { index: 2, source }) => {
-            assert!(matches!(*source, StoreError::VersionConflict { expected: 1, actual: 2, .. }));
+            assert!(matches!(
+                *source,
+                StoreError::VersionConflict {
+                    expected: 1,
+                    actual: 2,
+                    ..
+                }
+            ));
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(ds.get("acct", "a").await.unwrap().unwrap().doc["bal"], json!(60));
+    assert_eq!(
+        ds.get("acct", "a").await.unwrap().unwrap().doc["bal"],
+        json!(60)
+    );
     assert_eq!(ds.get("log", "t2").await.unwrap(), None);
 
     // So does a unique violation in the middle.
@@ -485,6 +736,7 @@ async fn transactions_are_all_or_nothing(ds: &DataStore) {
         Err(StoreError::Transaction { index: 0, ref source })
             if matches!(**source, StoreError::UnknownCollection { .. })
     ));
-    assert_eq!(ds.store().metrics().transaction_count(true), 1);
+    // Two collections were created in a transaction each, then one transfer.
+    assert_eq!(ds.store().metrics().transaction_count(true), 3);
     assert_eq!(ds.store().metrics().transaction_count(false), 2);
 }

@@ -18,7 +18,9 @@ async fn pool_exhaustion_times_out(kind: BackendKind) {
     })
     .await;
     let ds = &t.ds;
-    ds.create_collection("c", CollectionSpec::default()).await.unwrap();
+    ds.create_collection("c", CollectionSpec::default())
+        .await
+        .unwrap();
     let held = ds.store().session().await.unwrap();
     let result = tokio::time::timeout(Duration::from_secs(10), ds.get("c", "x"))
         .await
@@ -57,8 +59,12 @@ async fn slow_queries_are_logged(kind: BackendKind) {
     })
     .await;
     let ds = &t.ds;
-    ds.create_collection("c", CollectionSpec::default()).await.unwrap();
-    ds.put("c", "a", &json!({"status": "open"}), PutMode::Insert, None).await.unwrap();
+    ds.create_collection("c", CollectionSpec::default())
+        .await
+        .unwrap();
+    ds.put("c", "a", &json!({"status": "open"}), PutMode::Insert, None)
+        .await
+        .unwrap();
     let f = Filter::from_json(&json!({"field": "status", "eq": "open"})).unwrap();
     assert_eq!(ds.count("c", &f).await.unwrap(), 1);
     let log = ds.slow_queries();
@@ -69,12 +75,25 @@ async fn slow_queries_are_logged(kind: BackendKind) {
     assert!(last.sql.contains("COUNT(*)"));
     // Values are bound, never in the logged SQL.
     assert!(!last.sql.contains("open"));
-    assert!(ds.store().metrics().slow_query_count(StatementKind::Insert, "c") >= 1);
+    assert!(
+        ds.store()
+            .metrics()
+            .slow_query_count(StatementKind::Insert, "c")
+            >= 1
+    );
 
     // With the default 100 ms threshold, the same fast statements are not logged.
     let quiet = store(kind, |_| {}).await;
-    quiet.ds.create_collection("c", CollectionSpec::default()).await.unwrap();
-    quiet.ds.put("c", "a", &json!({"x": 1}), PutMode::Insert, None).await.unwrap();
+    quiet
+        .ds
+        .create_collection("c", CollectionSpec::default())
+        .await
+        .unwrap();
+    quiet
+        .ds
+        .put("c", "a", &json!({"x": 1}), PutMode::Insert, None)
+        .await
+        .unwrap();
     let slow: Vec<_> = quiet
         .ds
         .slow_queries()
@@ -98,11 +117,17 @@ async fn postgres_slow_queries_are_logged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_exported_under_plexus_store_names() {
-    let t = store(BackendKind::Sqlite, |_| {}).await;
+    let t = store(BackendKind::Sqlite, |c| c.slow_query_threshold_ms = 0).await;
     let ds = &t.ds;
-    ds.create_collection("c", CollectionSpec::default()).await.unwrap();
-    ds.put("c", "a", &json!({"x": 1}), PutMode::Insert, None).await.unwrap();
-    let _ = ds.put("c", "a", &json!({"x": 1}), PutMode::Insert, None).await;
+    ds.create_collection("c", CollectionSpec::default())
+        .await
+        .unwrap();
+    ds.put("c", "a", &json!({"x": 1}), PutMode::Insert, None)
+        .await
+        .unwrap();
+    let _ = ds
+        .put("c", "a", &json!({"x": 1}), PutMode::Insert, None)
+        .await;
     let _ = ds.get("missing_collection", "a").await;
     let mut registry = Registry::default();
     ds.store().metrics().register(&mut registry);
@@ -118,7 +143,7 @@ async fn metrics_are_exported_under_plexus_store_names() {
         "plexus_store_pool_acquire_timeouts_total 0",
         "plexus_store_transactions_total{outcome=\"commit\"} 1",
         "plexus_store_transaction_duration_seconds_count 1",
-        "plexus_store_slow_queries_total",
+        "plexus_store_slow_queries_total{kind=\"insert\",collection=\"c\"} 2",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
@@ -153,12 +178,19 @@ async fn sqlite_data_survives_a_reopen() {
     let dir = std::env::temp_dir().join(format!("plexus-reopen-{}", uuid::Uuid::new_v4().simple()));
     let config = StoreConfig::sqlite_in(dir.join("nested"));
     let ds = DataStore::connect(&config).await.unwrap();
-    ds.create_collection("c", CollectionSpec::default()).await.unwrap();
-    ds.put("c", "a", &json!({"x": 1}), PutMode::Insert, None).await.unwrap();
+    ds.create_collection("c", CollectionSpec::default())
+        .await
+        .unwrap();
+    ds.put("c", "a", &json!({"x": 1}), PutMode::Insert, None)
+        .await
+        .unwrap();
     ds.store().close().await;
     // Migrations run again on connect and find their work done.
     let again = DataStore::connect(&config).await.unwrap();
-    assert_eq!(again.get("c", "a").await.unwrap().unwrap().doc, json!({"x": 1}));
+    assert_eq!(
+        again.get("c", "a").await.unwrap().unwrap().doc,
+        json!({"x": 1})
+    );
     again.store().close().await;
     let _ = std::fs::remove_dir_all(dir);
 }

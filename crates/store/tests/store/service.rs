@@ -20,9 +20,9 @@ fn field_of(e: ServiceError) -> String {
 
 fn kind_of(e: &ServiceError) -> (String, Value) {
     match e {
-        ServiceError::Failed { data: Some(data), .. } => {
-            (data["kind"].as_str().unwrap().to_owned(), data.clone())
-        }
+        ServiceError::Failed {
+            data: Some(data), ..
+        } => (data["kind"].as_str().unwrap().to_owned(), data.clone()),
         other => panic!("expected a failure with data, got {other:?}"),
     }
 }
@@ -30,38 +30,74 @@ fn kind_of(e: &ServiceError) -> (String, Value) {
 async fn service_round_trip(kind: BackendKind) {
     let t = store(kind, |c| c.slow_query_threshold_ms = 0).await;
     let s = DataStoreService::new(t.ds.clone());
-    let created = call(&s, "create_collection", json!({"name": "cases", "indexes": [
-        {"name": "by_ref", "fields": ["ref"], "unique": true}]}))
+    let created = call(
+        &s,
+        "create_collection",
+        json!({"name": "cases", "indexes": [
+        {"name": "by_ref", "fields": ["ref"], "unique": true}]}),
+    )
     .await
     .unwrap();
     assert_eq!(created, json!({"created": true}));
-    let put = call(&s, "put", json!({"collection": "cases", "id": "c1",
-        "doc": {"ref": "R1", "status": "open", "score": 4}, "mode": "insert"}))
+    let put = call(
+        &s,
+        "put",
+        json!({"collection": "cases", "id": "c1",
+        "doc": {"ref": "R1", "status": "open", "score": 4}, "mode": "insert"}),
+    )
     .await
     .unwrap();
     assert_eq!(put, json!({"id": "c1", "version": 1}));
-    call(&s, "put", json!({"collection": "cases", "id": "c2", "doc": {"ref": "R2", "status": "closed"}}))
-        .await
-        .unwrap();
-    let got = call(&s, "get", json!({"collection": "cases", "id": "c1"})).await.unwrap();
-    assert_eq!(got["doc"]["score"], json!(4));
-    assert_eq!(call(&s, "get", json!({"collection": "cases", "id": "zz"})).await.unwrap(), Value::Null);
-    let patched = call(&s, "patch", json!({"collection": "cases", "id": "c1", "patch": {"score": 5}, "expected_version": 1}))
-        .await
-        .unwrap();
-    assert_eq!(patched["version"], json!(2));
-    let page = call(&s, "query", json!({"collection": "cases",
-        "filter": {"field": "status", "eq": "open"}, "sort": [{"field": "score", "order": "desc"}],
-        "projection": ["score"], "limit": 10}))
+    call(
+        &s,
+        "put",
+        json!({"collection": "cases", "id": "c2", "doc": {"ref": "R2", "status": "closed"}}),
+    )
     .await
     .unwrap();
-    assert_eq!(page["docs"], json!([{"id": "c1", "version": 2, "doc": {"score": 5}}]));
+    let got = call(&s, "get", json!({"collection": "cases", "id": "c1"}))
+        .await
+        .unwrap();
+    assert_eq!(got["doc"]["score"], json!(4));
+    assert_eq!(
+        call(&s, "get", json!({"collection": "cases", "id": "zz"}))
+            .await
+            .unwrap(),
+        Value::Null
+    );
+    let patched = call(
+        &s,
+        "patch",
+        json!({"collection": "cases", "id": "c1", "patch": {"score": 5}, "expected_version": 1}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(patched["version"], json!(2));
+    let page = call(
+        &s,
+        "query",
+        json!({"collection": "cases",
+        "filter": {"field": "status", "eq": "open"}, "sort": [{"field": "score", "order": "desc"}],
+        "projection": ["score"], "limit": 10}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page["docs"],
+        json!([{"id": "c1", "version": 2, "doc": {"score": 5}}])
+    );
     assert_eq!(page["next_cursor"], Value::Null);
-    let count = call(&s, "count", json!({"collection": "cases"})).await.unwrap();
+    let count = call(&s, "count", json!({"collection": "cases"}))
+        .await
+        .unwrap();
     assert_eq!(count, json!({"count": 2}));
-    let tx = call(&s, "transaction", json!({"ops": [
+    let tx = call(
+        &s,
+        "transaction",
+        json!({"ops": [
         {"op": "put", "collection": "cases", "id": "c3", "doc": {"ref": "R3"}},
-        {"op": "delete", "collection": "cases", "id": "c2"}]}))
+        {"op": "delete", "collection": "cases", "id": "c2"}]}),
+    )
     .await
     .unwrap();
     assert_eq!(tx["results"][1], json!({"op": "delete", "deleted": true}));
@@ -71,27 +107,87 @@ async fn service_round_trip(kind: BackendKind) {
     // Bad params name the field.
     let bad = [
         ("put", json!({"id": "x", "doc": {"a": 1}}), "/collection"),
-        ("put", json!({"collection": "cases", "id": "x", "doc": {}}), "/doc"),
-        ("put", json!({"collection": "cases", "id": "x", "doc": [1]}), "/doc"),
-        ("put", json!({"collection": "cases", "id": "x", "doc": {"a": "x".repeat(2 * 1024 * 1024)}}), "/doc"),
-        ("put", json!({"collection": "cases", "id": "x", "doc": {"a": 1}, "mode": "merge"}), "/mode"),
-        ("put", json!({"collection": "cases", "id": "", "doc": {"a": 1}}), "/id"),
-        ("put", json!({"collection": "cases", "id": "x", "doc": {"a": 1}, "extra": 1}), "/extra"),
-        ("get", json!({"collection": "nope", "id": "x"}), "/collection"),
+        (
+            "put",
+            json!({"collection": "cases", "id": "x", "doc": {}}),
+            "/doc",
+        ),
+        (
+            "put",
+            json!({"collection": "cases", "id": "x", "doc": [1]}),
+            "/doc",
+        ),
+        (
+            "put",
+            json!({"collection": "cases", "id": "x", "doc": {"a": "x".repeat(2 * 1024 * 1024)}}),
+            "/doc",
+        ),
+        (
+            "put",
+            json!({"collection": "cases", "id": "x", "doc": {"a": 1}, "mode": "merge"}),
+            "/mode",
+        ),
+        (
+            "put",
+            json!({"collection": "cases", "id": "", "doc": {"a": 1}}),
+            "/id",
+        ),
+        (
+            "put",
+            json!({"collection": "cases", "id": "x", "doc": {"a": 1}, "extra": 1}),
+            "/extra",
+        ),
+        (
+            "get",
+            json!({"collection": "nope", "id": "x"}),
+            "/collection",
+        ),
         ("get", json!({"collection": 3, "id": "x"}), "/collection"),
         ("get", json!([1]), ""),
-        ("patch", json!({"collection": "cases", "id": "c1", "patch": {"ref": null, "status": null, "score": null}}), "/patch"),
-        ("query", json!({"collection": "cases", "filter": {"and": [{"field": "a'--", "eq": 1}]}}), "/filter/and/0/field"),
-        ("query", json!({"collection": "cases", "sort": [{"field": "a", "order": "sideways"}]}), "/sort/0/order"),
-        ("query", json!({"collection": "cases", "limit": 100000}), "/limit"),
-        ("query", json!({"collection": "cases", "cursor": "bogus"}), "/cursor"),
-        ("count", json!({"collection": "cases", "filter": {"field": "a", "gt": true}}), "/filter/gt"),
+        (
+            "patch",
+            json!({"collection": "cases", "id": "c1", "patch": {"ref": null, "status": null, "score": null}}),
+            "/patch",
+        ),
+        (
+            "query",
+            json!({"collection": "cases", "filter": {"and": [{"field": "a'--", "eq": 1}]}}),
+            "/filter/and/0/field",
+        ),
+        (
+            "query",
+            json!({"collection": "cases", "sort": [{"field": "a", "order": "sideways"}]}),
+            "/sort/0/order",
+        ),
+        (
+            "query",
+            json!({"collection": "cases", "limit": 100000}),
+            "/limit",
+        ),
+        (
+            "query",
+            json!({"collection": "cases", "cursor": "bogus"}),
+            "/cursor",
+        ),
+        (
+            "count",
+            json!({"collection": "cases", "filter": {"field": "a", "gt": true}}),
+            "/filter/gt",
+        ),
         ("create_collection", json!({"name": "Bad Name"}), "/name"),
-        ("create_collection", json!({"name": "ok", "indexes": [{"name": "i"}]}), "/indexes"),
+        (
+            "create_collection",
+            json!({"name": "ok", "indexes": [{"name": "i"}]}),
+            "/indexes",
+        ),
         ("transaction", json!({"ops": [{"op": "smash"}]}), "/ops/0"),
-        ("transaction", json!({"ops": [
+        (
+            "transaction",
+            json!({"ops": [
             {"op": "put", "collection": "cases", "id": "t", "doc": {"a": 1}},
-            {"op": "put", "collection": "cases", "id": "t2", "doc": {}}]}), "/ops/1/doc"),
+            {"op": "put", "collection": "cases", "id": "t2", "doc": {}}]}),
+            "/ops/1/doc",
+        ),
         ("slow_queries", json!({"x": 1}), "/x"),
     ];
     for (method, params, field) in bad {
@@ -99,25 +195,48 @@ async fn service_round_trip(kind: BackendKind) {
         assert_eq!(field_of(err), field, "{method} {params}");
     }
     // Store failures carry their kind.
-    let conflict = call(&s, "put", json!({"collection": "cases", "id": "c1", "doc": {"a": 1}, "expected_version": 1}))
-        .await
-        .unwrap_err();
+    let conflict = call(
+        &s,
+        "put",
+        json!({"collection": "cases", "id": "c1", "doc": {"a": 1}, "expected_version": 1}),
+    )
+    .await
+    .unwrap_err();
     let (kind, data) = kind_of(&conflict);
     assert_eq!(kind, "version_conflict");
-    assert_eq!((data["expected"].clone(), data["actual"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        (data["expected"].clone(), data["actual"].clone()),
+        (json!(1), json!(2))
+    );
     assert!(!conflict.is_retryable());
-    let dup = call(&s, "put", json!({"collection": "cases", "id": "c9", "doc": {"ref": "R1"}}))
-        .await
-        .unwrap_err();
+    let dup = call(
+        &s,
+        "put",
+        json!({"collection": "cases", "id": "c9", "doc": {"ref": "R1"}}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(kind_of(&dup).1["index"], json!("by_ref"));
-    let failed_tx = call(&s, "transaction", json!({"ops": [
+    let failed_tx = call(
+        &s,
+        "transaction",
+        json!({"ops": [
         {"op": "put", "collection": "cases", "id": "t9", "doc": {"a": 1}},
-        {"op": "put", "collection": "cases", "id": "c1", "doc": {"a": 1}, "mode": "insert"}]}))
+        {"op": "put", "collection": "cases", "id": "c1", "doc": {"a": 1}, "mode": "insert"}]}),
+    )
     .await
     .unwrap_err();
     let (kind, data) = kind_of(&failed_tx);
-    assert_eq!((kind.as_str(), data["op"].clone()), ("already_exists", json!(1)));
-    assert_eq!(call(&s, "get", json!({"collection": "cases", "id": "t9"})).await.unwrap(), Value::Null);
+    assert_eq!(
+        (kind.as_str(), data["op"].clone()),
+        ("already_exists", json!(1))
+    );
+    assert_eq!(
+        call(&s, "get", json!({"collection": "cases", "id": "t9"}))
+            .await
+            .unwrap(),
+        Value::Null
+    );
     assert!(matches!(
         call(&s, "drop_everything", json!({})).await,
         Err(ServiceError::MethodNotFound { .. })

@@ -1,1 +1,159 @@
-//! todo
+//! 2025-11-25 sessions: `Mcp-Session-Id` required, unknown → 404, idle expiry,
+//! DELETE, `Origin` and `Host` checks, the session cap.
+
+use plexus_mcp::{McpConfig, McpEvent};
+use serde_json::json;
+
+use crate::support::{Harness, initialize, session_headers};
+
+#[tokio::test]
+async fn initialize_negotiates_2025_11_25_and_opens_a_session() {
+    let h = Harness::start().await;
+    let mut events = h.server.events();
+    let reply = h.post(&[], initialize(1, "2025-11-25")).await;
+    assert_eq!(reply.status, 200);
+    let result = &reply.response(1)["result"];
+    assert_eq!(result["protocolVersion"], "2025-11-25");
+    assert_eq!(result["serverInfo"]["name"], "plexus");
+    assert_eq!(result["capabilities"]["tools"]["listChanged"], true);
+    let id = reply.headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let opened = Harness::wait_for(&mut events, |e| match e {
+        McpEvent::SessionOpened { id } => Some(id.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(opened, id);
+    // A client offering an older version is answered with the one served.
+    let older = h.post(&[], initialize(2, "2025-06-18")).await;
+    assert_eq!(older.response(2)["result"]["protocolVersion"], "2025-11-25");
+}
+
+#[tokio::test]
+async fn a_request_without_a_session_is_refused_and_an_unknown_one_is_404() {
+    let h = Harness::start().await;
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let missing = h
+        .post(&[("mcp-protocol-version", "2025-11-25")], list.clone())
+        .await;
+    assert_eq!(missing.status, 400, "{}", missing.text);
+    assert_eq!(missing.error()["code"], -32600);
+    assert!(missing.error()["message"].as_str().unwrap().contains("Session ID is required"));
+
+    let unknown = h.post(&session_headers("no-such-session"), list).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+    assert_eq!(unknown.error()["code"], -32600);
+    assert_eq!(unknown.response(1)["error"]["code"], -32600);
+}
+
+#[tokio::test]
+async fn an_idle_session_expires_and_then_answers_404() {
+    let config = McpConfig {
+        session_ttl_ms: 300,
+        ..McpConfig::default()
+    };
+    let h = Harness::with_config(config).await;
+    let mut events = h.server.events();
+    let session = h.session().await;
+    // In use: answers.
+    let reply = h.call_in(&session, 2, "tools/list", json!({})).await;
+    assert_eq!(reply.status, 200);
+    // Idle past its TTL: the server closes it (the event, not a sleep, says when).
+    let closed = Harness::wait_for(&mut events, |e| match e {
+        McpEvent::SessionClosed { id } => Some(id.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(closed, session);
+    let reply = h.call_in(&session, 3, "tools/list", json!({})).await;
+    assert_eq!(reply.status, 404, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn delete_ends_a_session() {
+    let h = Harness::start().await;
+    let mut events = h.server.events();
+    let session = h.session().await;
+    let response = h
+        .http
+        .delete(&h.url)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    Harness::wait_for(&mut events, |e| {
+        matches!(e, McpEvent::SessionClosed { id } if *id == session).then_some(())
+    })
+    .await;
+    let reply = h.call_in(&session, 2, "tools/list", json!({})).await;
+    assert_eq!(reply.status, 404);
+    // Other sessions are untouched.
+    let other = h.session().await;
+    assert_eq!(h.call_in(&other, 3, "tools/list", json!({})).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_forbidden_and_loopback_origins_pass() {
+    let h = Harness::start().await;
+    let bad = h
+        .post(&[("origin", "https://evil.example")], initialize(1, "2025-11-25"))
+        .await;
+    assert_eq!(bad.status, 403, "{}", bad.text);
+    assert_eq!(bad.error()["code"], -32600);
+    let port = h.addr.port().to_string();
+    let origin = format!("http://localhost:{port}");
+    let good = h
+        .post(&[("origin", origin.as_str())], initialize(2, "2025-11-25"))
+        .await;
+    assert_eq!(good.status, 200, "{}", good.text);
+    // Configured origins replace the loopback default.
+    let config = McpConfig {
+        allowed_origins: vec!["https://app.example:443".into()],
+        ..McpConfig::default()
+    };
+    let h = Harness::with_config(config).await;
+    let app = h
+        .post(&[("origin", "https://app.example")], initialize(3, "2025-11-25"))
+        .await;
+    assert_eq!(app.status, 200, "{}", app.text);
+    let local = h
+        .post(&[("origin", origin.as_str())], initialize(4, "2025-11-25"))
+        .await;
+    assert_eq!(local.status, 403);
+}
+
+#[tokio::test]
+async fn a_foreign_host_header_is_forbidden() {
+    let h = Harness::start().await;
+    let bad = h
+        .post(&[("host", "attacker.example")], initialize(1, "2025-11-25"))
+        .await;
+    assert_eq!(bad.status, 403, "{}", bad.text);
+}
+
+#[tokio::test]
+async fn sessions_beyond_the_cap_are_refused_until_one_ends() {
+    let config = McpConfig {
+        max_sessions: 2,
+        ..McpConfig::default()
+    };
+    let h = Harness::with_config(config).await;
+    let first = h.session().await;
+    let _second = h.session().await;
+    let refused = h.post(&[], initialize(9, "2025-11-25")).await;
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(refused.response(9)["error"]["code"], -32603);
+    assert!(refused.text.contains("max_sessions"));
+    let mut events = h.server.events();
+    h.http
+        .delete(&h.url)
+        .header("mcp-session-id", &first)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    Harness::wait_for(&mut events, |e| matches!(e, McpEvent::SessionClosed { .. }).then_some(()))
+        .await;
+    h.session().await;
+}

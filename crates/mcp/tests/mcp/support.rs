@@ -198,6 +198,34 @@ impl Harness {
         self.post(&headers, stateless_request(id, method, params)).await
     }
 
+    /// Opens a 2026-07-28 `subscriptions/listen` stream for tool-list changes and
+    /// waits for its acknowledgement.
+    pub(crate) async fn listen(&self, id: u64) -> SseStream {
+        let body = stateless_request(
+            id,
+            "subscriptions/listen",
+            json!({"notifications": {"toolsListChanged": true}}),
+        );
+        let response = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "subscriptions/listen")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let mut stream = SseStream::new(response);
+        let ack = stream
+            .wait_method("notifications/subscriptions/acknowledged")
+            .await;
+        assert_eq!(ack["params"]["notifications"]["toolsListChanged"], true, "{ack}");
+        stream
+    }
+
     /// Opens the session's standalone stream (GET).
     pub(crate) async fn open_stream(&self, session: &str) -> SseStream {
         let response = self

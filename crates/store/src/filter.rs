@@ -34,7 +34,7 @@
 //!     {"field": "meta.score", "gte": 3, "lt": 10},
 //!     {"not": {"field": "type", "in": ["a", "b"]}},
 //! ]})).unwrap();
-//! assert_eq!(f.terms(), 8);
+//! assert_eq!(f.terms(), 9);
 //! let bad = Filter::from_json(&json!({"field": "a'--", "eq": 1})).unwrap_err();
 //! assert!(bad.to_string().contains("/field"));
 //! ```

@@ -1,0 +1,248 @@
+//! The HTTP endpoints: `POST /rpc`, `GET /metrics`, `/health`, `/ready`, `/livez`, and
+//! the auth layer in front of them.
+//!
+//! `POST /rpc` reads as a stack, top to bottom:
+//!
+//! ```text
+//! auth          Authorization: Bearer → Caller, or 401 with -32001 (counted)
+//! content type  application/json, or 415 (keeps browsers' simple cross-site posts out)
+//! body limit    Content-Length, then the bytes read, at most max_body_bytes, or 413 with -32008
+//! decode        JSON-RPC 2.0: parse error, invalid request, batch limits
+//! dispatch      each request: scope check (-32002), then node.call (the call path)
+//! encode        one response, an array for a batch, or 204 when only notifications came
+//! ```
+//!
+//! JSON-RPC errors travel in a `200 OK` body; HTTP statuses other than 200 and 204
+//! mean the request never reached JSON-RPC (401, 413, 415).
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use plexus_node::metrics::Format;
+use plexus_registry::health::SystemStatus;
+use tokio::time::Instant;
+
+use crate::auth::{Caller, Need};
+use crate::jsonrpc::{self, RpcError};
+use crate::methods;
+use crate::server::Shared;
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// A JSON-RPC error body with `status`.
+pub(crate) fn error_response(status: StatusCode, error: &RpcError) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, JSON)],
+        jsonrpc::error_body(error),
+    )
+        .into_response()
+}
+
+fn endpoint_of(path: &str) -> &'static str {
+    match path {
+        "/rpc" => "rpc",
+        "/ws" => "ws",
+        "/metrics" => "metrics",
+        "/health" => "health",
+        _ => "other",
+    }
+}
+
+/// The auth layer: puts the [`Caller`] in the request's extensions, or answers 401.
+/// `/livez` and `/ready` pass without a token.
+pub(crate) async fn authenticate(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if !shared.auth.enabled() {
+        request.extensions_mut().insert(shared.open.clone());
+        return next.run(request).await;
+    }
+    let path = request.uri().path();
+    if path == "/livez" || path == "/ready" {
+        return next.run(request).await;
+    }
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    match shared.auth.authenticate(header) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(failure) => {
+            shared.metrics.auth_failure(failure.reason());
+            shared
+                .metrics
+                .request(endpoint_of(request.uri().path()), "unauthorized");
+            let mut response = error_response(StatusCode::UNAUTHORIZED, &RpcError::from(failure));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            error_response(
+                StatusCode::UNAUTHORIZED,
+                &RpcError::from(crate::auth::AuthFailure::Missing),
+            )
+        })
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// `POST /rpc`.
+pub(crate) async fn rpc(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let response = rpc_inner(&shared, &caller, &headers, body).await;
+    shared.metrics.rpc_duration(started.elapsed());
+    response
+}
+
+async fn rpc_inner(shared: &Shared, caller: &Caller, headers: &HeaderMap, body: Body) -> Response {
+    let metrics = &shared.metrics;
+    if !is_json(headers) {
+        metrics.request("rpc", "invalid_request");
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &RpcError::invalid_request("send the request with `Content-Type: application/json`"),
+        );
+    }
+    let limit = shared.config.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        metrics.request("rpc", "too_large");
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &RpcError::too_large("the request body", limit),
+        )
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let bytes = match to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            // With a declared length within the limit, hyper holds the body to it, so
+            // only a chunked body can run over; anything else broke off before its end.
+            if declared.is_none() && e.to_string().contains("length limit") {
+                return too_large();
+            }
+            metrics.request("rpc", "parse_error");
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &RpcError::parse_error(format!("the request body could not be read: {e}")),
+            );
+        }
+    };
+    let payload = jsonrpc::decode(&bytes, shared.config.max_batch);
+    let answer = jsonrpc::execute(
+        payload,
+        |request| methods::http_request(shared, caller, request),
+        |outcome| metrics.request("rpc", outcome),
+    )
+    .await;
+    match answer {
+        Some(body) => ([(header::CONTENT_TYPE, JSON)], body).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+/// Checks the `ops` scope for `endpoint`, answering 403 when it is missing.
+fn ops_denied(shared: &Shared, caller: &Caller, endpoint: &'static str) -> Option<Response> {
+    let denied = methods::check(shared, caller, Need::Ops).err()?;
+    shared.metrics.request(endpoint, "forbidden");
+    Some(error_response(StatusCode::FORBIDDEN, &denied))
+}
+
+/// `GET /metrics`: Prometheus text, or OpenMetrics when `Accept` names it. Needs `ops`.
+pub(crate) async fn metrics(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(denied) = ops_denied(&shared, &caller, "metrics") {
+        return denied;
+    }
+    shared.metrics.request("metrics", "ok");
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(accept);
+    let body = shared.node.metrics().render(format);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /health`: the system's health with every component, as JSON; 503 when it is
+/// Critical. Needs `ops`.
+pub(crate) async fn health(State(shared): State<Arc<Shared>>, caller: Caller) -> Response {
+    if let Some(denied) = ops_denied(&shared, &caller, "health") {
+        return denied;
+    }
+    shared.metrics.request("health", "ok");
+    let health = shared.node.system_health();
+    let status = if health.status == SystemStatus::Critical {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, axum::Json(health)).into_response()
+}
+
+/// `GET /ready`: 200 while the gateway accepts work and the system is not Critical,
+/// 503 otherwise. No token needed.
+pub(crate) async fn ready(State(shared): State<Arc<Shared>>) -> Response {
+    let system = shared.node.system_health().status;
+    let ready = shared.accepting() && system != SystemStatus::Critical;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "ready": ready,
+        "accepting": shared.accepting(),
+        "status": system.as_str(),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// `GET /livez`: 200 while the process serves HTTP. No token needed.
+pub(crate) async fn livez() -> &'static str {
+    "ok"
+}

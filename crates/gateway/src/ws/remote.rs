@@ -1,0 +1,251 @@
+//! An external service's instance as the call path sees it: a [`Service`] whose calls
+//! travel as JSON-RPC requests over the service's WebSocket.
+//!
+//! Each call gets an id `n-<k>` unique on its connection and waits in a bounded map of
+//! pending calls until the matching response arrives, the call's deadline passes
+//! ([`ServiceError::Timeout`]) or the socket drops ([`ServiceError::Unavailable`],
+//! which the call path retries on another instance when the method is idempotent).
+//!
+//! A service's error object is read back as a [`ServiceError`]: -32601 method not
+//! found, -32602 invalid params (`data.field` names the field), -32006 unavailable,
+//! -32004 timeout; any other code is a failure of the service's own, retryable when
+//! `data.retryable` is `true`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use axum::extract::ws::Message;
+use parking_lot::Mutex;
+use plexus_core::{CallContext, Service, ServiceDescriptor, ServiceError, async_trait};
+use plexus_node::codes;
+use serde_json::{Map, Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+/// The node's side of one WebSocket: where to send, and the calls awaiting answers.
+pub(crate) struct Link {
+    /// The connection's id, unique for the gateway's life.
+    pub(crate) conn: u64,
+    out: mpsc::Sender<Message>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Value>>>,
+    next: AtomicU64,
+    closed: AtomicBool,
+    max_pending: usize,
+}
+
+impl Link {
+    pub(crate) fn new(conn: u64, out: mpsc::Sender<Message>, max_pending: usize) -> Self {
+        Self {
+            conn,
+            out,
+            pending: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            max_pending,
+        }
+    }
+
+    /// The sending end of the connection's bounded queue.
+    pub(crate) fn sender(&self) -> &mpsc::Sender<Message> {
+        &self.out
+    }
+
+    /// Hands a response from the service to the call waiting for it. Returns false
+    /// when nobody waits for that id (it timed out, or never was).
+    pub(crate) fn complete(&self, response: Value) -> bool {
+        let id = response
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| id.strip_prefix("n-"))
+            .and_then(|k| k.parse::<u64>().ok());
+        let Some(id) = id else {
+            return false;
+        };
+        match self.pending.lock().remove(&id) {
+            Some(waiter) => waiter.send(response).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Marks the connection gone: every waiting call fails as unavailable.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.pending.lock().clear();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) || self.out.is_closed()
+    }
+}
+
+/// Removes a pending call when its future ends early (deadline, cancellation).
+struct Pending<'a> {
+    link: &'a Link,
+    id: u64,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.link.pending.lock().remove(&self.id);
+    }
+}
+
+/// An instance served over a WebSocket.
+pub(crate) struct RemoteService {
+    link: Arc<Link>,
+    descriptor: ServiceDescriptor,
+}
+
+impl RemoteService {
+    pub(crate) fn new(link: Arc<Link>, descriptor: ServiceDescriptor) -> Self {
+        Self { link, descriptor }
+    }
+}
+
+fn lost() -> ServiceError {
+    ServiceError::unavailable("connection lost")
+}
+
+#[async_trait]
+impl Service for RemoteService {
+    fn descriptor(&self) -> ServiceDescriptor {
+        self.descriptor.clone()
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        ctx: CallContext,
+    ) -> Result<Value, ServiceError> {
+        let link = &self.link;
+        if link.is_closed() {
+            return Err(lost());
+        }
+        let id = link.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = link.pending.lock();
+            if pending.len() >= link.max_pending {
+                return Err(ServiceError::unavailable(format!(
+                    "{} calls already wait for this connection (max_pending_calls)",
+                    link.max_pending
+                )));
+            }
+            pending.insert(id, tx);
+        }
+        let _pending = Pending { link, id };
+        let mut meta = Map::new();
+        meta.insert("instance".into(), self.descriptor.instance.as_str().into());
+        meta.insert(
+            "correlation_id".into(),
+            ctx.correlation_id.to_string().into(),
+        );
+        if let Some(caller) = &ctx.caller {
+            meta.insert("caller".into(), caller.as_str().into());
+        }
+        if let Some(left) = ctx.remaining() {
+            meta.insert(
+                "timeout_ms".into(),
+                u64::try_from(left.as_millis()).unwrap_or(u64::MAX).into(),
+            );
+        }
+        let request = json!({
+            "jsonrpc": "2.0",
+            "id": format!("n-{id}"),
+            "method": format!("{}.{method}", self.descriptor.name),
+            "params": params,
+            "plexus": meta,
+        });
+        let exchange = async {
+            link.out
+                .send(Message::Text(request.to_string().into()))
+                .await
+                .map_err(|_| lost())?;
+            rx.await.map_err(|_| lost())
+        };
+        let response = match ctx.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, exchange)
+                .await
+                .map_err(|_| ServiceError::Timeout)??,
+            None => exchange.await?,
+        };
+        read_response(method, response)
+    }
+}
+
+/// A service's JSON-RPC response as the call's outcome.
+fn read_response(method: &str, mut response: Value) -> Result<Value, ServiceError> {
+    if let Some(result) = response.get_mut("result") {
+        return Ok(result.take());
+    }
+    let Some(error) = response.get("error") else {
+        return Err(ServiceError::failed(
+            "the service answered with neither `result` nor `error`",
+        ));
+    };
+    let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("the service reported an error without a message")
+        .to_owned();
+    let data = error.get("data").cloned();
+    let field = || {
+        data.as_ref()
+            .and_then(|d| d.get("field"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Err(match code {
+        codes::METHOD_NOT_FOUND => ServiceError::MethodNotFound {
+            method: method.to_owned(),
+        },
+        codes::INVALID_PARAMS => ServiceError::invalid_params(field(), message),
+        codes::UNAVAILABLE => ServiceError::unavailable(message),
+        codes::TIMEOUT => ServiceError::Timeout,
+        _ => {
+            let retryable = data
+                .as_ref()
+                .and_then(|d| d.get("retryable"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            ServiceError::Failed {
+                message,
+                data,
+                retryable,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_objects_become_service_errors() {
+        let r = |v: Value| read_response("say", v);
+        assert_eq!(r(json!({"result": 3})), Ok(json!(3)));
+        assert_eq!(
+            r(json!({"error": {"code": -32601, "message": "no"}})),
+            Err(ServiceError::MethodNotFound {
+                method: "say".into()
+            })
+        );
+        assert_eq!(
+            r(json!({"error": {"code": -32602, "message": "bad", "data": {"field": "/text"}}})),
+            Err(ServiceError::invalid_params("/text", "bad"))
+        );
+        assert!(
+            r(json!({"error": {"code": -32006, "message": "down"}}))
+                .unwrap_err()
+                .is_retryable()
+        );
+        let failed =
+            r(json!({"error": {"code": 7, "message": "boom", "data": {"retryable": true}}}));
+        assert!(failed.unwrap_err().is_retryable());
+        assert!(r(json!({"id": "n-1"})).is_err());
+    }
+}

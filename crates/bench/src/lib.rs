@@ -6,9 +6,10 @@
 //! `ratio = value / ceiling_value` (inverted for lower-is-better figures). A
 //! [`Report`] prints as a table for people or as one JSON object for scripts.
 //!
-//! Parts: [`bus`], [`resilience`].
+//! Parts: [`bus`], [`resilience`], [`callpath`].
 
 pub mod bus;
+pub mod callpath;
 pub mod resilience;
 mod support;
 

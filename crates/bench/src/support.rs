@@ -37,6 +37,15 @@ pub enum Unit {
     /// Calls per second.
     #[serde(rename = "calls/s")]
     CallsPerSecond,
+    /// Store operations per second.
+    #[serde(rename = "ops/s")]
+    OpsPerSecond,
+    /// HTTP requests per second.
+    #[serde(rename = "requests/s")]
+    RequestsPerSecond,
+    /// Request/response round trips per second.
+    #[serde(rename = "round trips/s")]
+    RoundTripsPerSecond,
     /// Microseconds.
     #[serde(rename = "us")]
     Micros,
@@ -50,6 +59,9 @@ impl Unit {
         match self {
             Unit::EventsPerSecond => "events/s",
             Unit::CallsPerSecond => "calls/s",
+            Unit::OpsPerSecond => "ops/s",
+            Unit::RequestsPerSecond => "requests/s",
+            Unit::RoundTripsPerSecond => "round trips/s",
             Unit::Micros => "us",
             Unit::Nanos => "ns",
         }

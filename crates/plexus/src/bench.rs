@@ -24,6 +24,8 @@ enum Part {
     Bus,
     /// Circuit breaker, retry, deadline, bulkhead, balancer: overhead per call.
     Resilience,
+    /// The whole call path to an in-process service: overhead per call.
+    Callpath,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -35,6 +37,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Part::Bus => plexus_bench::bus::run(options).context("the bus benchmark failed")?,
         Part::Resilience => {
             plexus_bench::resilience::run(options).context("the resilience benchmark failed")?
+        }
+        Part::Callpath => {
+            plexus_bench::callpath::run(options).context("the call path benchmark failed")?
         }
     };
     if args.json {

@@ -193,6 +193,11 @@ async fn as_json_rpc(response: Response, id: Option<&Value>) -> Response {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(_) => return Response::from_parts(parts, Body::empty()),
     };
+    let text = if status == StatusCode::NOT_FOUND {
+        "session not found: it expired, was deleted or never existed; send `initialize` for a new one".to_owned()
+    } else {
+        text
+    };
     let code = match status {
         StatusCode::PAYLOAD_TOO_LARGE => codes::TOO_LARGE,
         s if s.is_server_error() => codes::INTERNAL_ERROR,

@@ -43,6 +43,7 @@ async fn a_request_without_a_session_is_refused_and_an_unknown_one_is_404() {
     assert_eq!(unknown.status, 404, "{}", unknown.text);
     assert_eq!(unknown.error()["code"], -32600);
     assert_eq!(unknown.response(1)["error"]["code"], -32600);
+    assert!(unknown.text.contains("session not found"), "{}", unknown.text);
 }
 
 #[tokio::test]

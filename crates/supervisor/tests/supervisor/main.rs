@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod escalation;
+mod events;
 mod intensity;
 mod process;
 mod restart;

@@ -6,13 +6,13 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use plexus_bus::{Bus, SubscribeOptions};
 use plexus_supervisor::{
-    ChildSpec, ChildState, ExitReason, OUTPUT_TARGET, ProcessSpec, StartError, Supervisor,
-    SupervisorConfig, SupervisorError, SupervisorEvent, SupervisorState,
+    ChildSpec, ChildState, ExitReason, ProcessSpec, StartError, Supervisor, SupervisorConfig,
+    SupervisorError, SupervisorEvent, SupervisorState,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::support::{Capture, Line, TempDir, is_exit_of, is_restart_of, wait_for};
+use crate::support::{Line, TempDir, captured_output, is_exit_of, is_restart_of, wait_for};
 
 const WITHIN: Duration = Duration::from_secs(10);
 
@@ -20,16 +20,22 @@ fn sh(script: &str) -> ProcessSpec {
     ProcessSpec::new("/bin/sh").arg(script)
 }
 
-/// Waits (bounded) until a captured line matches.
+/// Waits (bounded) until a line written by `child` matches.
 async fn wait_line(
     lines: &mut watch::Receiver<Vec<Line>>,
+    child: &str,
     matches: impl Fn(&Line) -> bool,
 ) -> Line {
-    let found = tokio::time::timeout(WITHIN, lines.wait_for(|all| all.iter().any(&matches)))
-        .await
-        .expect("no matching output line in time")
-        .unwrap();
-    found.iter().find(|l| matches(l)).cloned().unwrap()
+    let matches = |l: &Line| l.get("child") == child && matches(l);
+    let found = tokio::time::timeout(WITHIN, lines.wait_for(|all| all.iter().any(matches))).await;
+    let found = found.map(|all| all.unwrap().iter().find(|l| matches(l)).cloned());
+    match found {
+        Ok(line) => line.unwrap(),
+        Err(_) => panic!(
+            "no line from `{child}` matched in time; captured: {:?}",
+            *lines.borrow()
+        ),
+    }
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -38,6 +44,7 @@ fn pid_alive(pid: u32) -> bool {
 
 #[tokio::test]
 async fn a_killed_process_is_restarted_with_a_new_pid() {
+    let _ = captured_output();
     let dir = TempDir::new();
     let script = dir.script("sleeper.sh", "while :; do sleep 1; done\n");
     let sup = Supervisor::builder("procs")
@@ -90,6 +97,7 @@ async fn a_killed_process_is_restarted_with_a_new_pid() {
 
 #[tokio::test]
 async fn a_process_that_dies_too_fast_is_given_up_on() {
+    let _ = captured_output();
     let dir = TempDir::new();
     let script = dir.script("crash.sh", "echo 'cannot open config' >&2\nexit 1\n");
     let bus = Bus::new();
@@ -168,7 +176,7 @@ async fn a_process_that_dies_too_fast_is_given_up_on() {
 
 #[tokio::test]
 async fn output_lines_reach_tracing_with_the_childs_name() {
-    let (_guard, mut lines) = Capture::install(OUTPUT_TARGET);
+    let mut lines = captured_output();
     let dir = TempDir::new();
     let script = dir.script(
         "talk.sh",
@@ -187,7 +195,10 @@ async fn output_lines_reach_tracing_with_the_childs_name() {
     let pid = handle.child("talker").unwrap().pid.unwrap().to_string();
 
     // Lines longer than 10 bytes are cut to 10 and marked truncated.
-    let hello = wait_line(&mut lines, |l| l.get("message").starts_with("hello from")).await;
+    let hello = wait_line(&mut lines, "talker", |l| {
+        l.get("message").starts_with("hello from")
+    })
+    .await;
     assert_eq!(hello.get("message"), "hello from");
     assert_eq!(hello.get("truncated"), "true");
     assert_eq!(hello.get("child"), "talker");
@@ -195,21 +206,27 @@ async fn output_lines_reach_tracing_with_the_childs_name() {
     assert_eq!(hello.get("stream"), "stdout");
     assert_eq!(hello.get("pid"), pid);
 
-    let err = wait_line(&mut lines, |l| l.get("stream") == "stderr").await;
+    let err = wait_line(&mut lines, "talker", |l| l.get("stream") == "stderr").await;
     assert_eq!(err.get("message"), "to stderr");
     assert_eq!(err.get("truncated"), "false");
     assert_eq!(err.get("child"), "talker");
 
-    let alphabet = wait_line(&mut lines, |l| l.get("message").starts_with("abc")).await;
+    let alphabet = wait_line(&mut lines, "talker", |l| {
+        l.get("message").starts_with("abc")
+    })
+    .await;
     assert_eq!(alphabet.get("message"), "abcdefghij");
-    let tail = wait_line(&mut lines, |l| l.get("message").starts_with("no newline")).await;
+    let tail = wait_line(&mut lines, "talker", |l| {
+        l.get("message").starts_with("no newline")
+    })
+    .await;
     assert_eq!(tail.get("message"), "no newline");
     handle.shutdown().await;
 }
 
 #[tokio::test]
 async fn env_and_working_directory_are_applied() {
-    let (_guard, mut lines) = Capture::install(OUTPUT_TARGET);
+    let mut lines = captured_output();
     let dir = TempDir::new();
     let script = dir.script("where.sh", "echo \"$GREETING\"\npwd\nexec sleep 30\n");
     let spec = sh(&script).env("GREETING", "plexus").cwd(dir.path());
@@ -220,9 +237,9 @@ async fn env_and_working_directory_are_applied() {
         .start()
         .await
         .unwrap();
-    wait_line(&mut lines, |l| l.get("message") == "plexus").await;
+    wait_line(&mut lines, "where", |l| l.get("message") == "plexus").await;
     let cwd = std::fs::canonicalize(dir.path()).unwrap();
-    wait_line(&mut lines, |l| {
+    wait_line(&mut lines, "where", |l| {
         std::path::Path::new(l.get("message")) == cwd
     })
     .await;
@@ -231,11 +248,11 @@ async fn env_and_working_directory_are_applied() {
 
 #[tokio::test]
 async fn a_process_that_traps_sigterm_stops_gracefully() {
-    let (_guard, mut lines) = Capture::install(OUTPUT_TARGET);
+    let mut lines = captured_output();
     let dir = TempDir::new();
     let script = dir.script(
         "polite.sh",
-        "trap 'echo bye; exit 0' TERM\necho ready\nwhile :; do sleep 1; done\n",
+        "trap 'echo bye; exit 0' TERM\necho ready\nwhile :; do sleep 1 & wait $!; done\n",
     );
     let handle = Supervisor::builder("procs")
         .child(ChildSpec::process("polite", sh(&script)).shutdown_timeout(Duration::from_secs(5)))
@@ -244,7 +261,7 @@ async fn a_process_that_traps_sigterm_stops_gracefully() {
         .start()
         .await
         .unwrap();
-    wait_line(&mut lines, |l| l.get("message") == "ready").await;
+    wait_line(&mut lines, "polite", |l| l.get("message") == "ready").await;
 
     let started = Instant::now();
     let report = handle.shutdown().await;
@@ -255,12 +272,12 @@ async fn a_process_that_traps_sigterm_stops_gracefully() {
     );
     assert!(report.killed().is_empty());
     assert_eq!(report.stopped[0].reason, ExitReason::Shutdown);
-    wait_line(&mut lines, |l| l.get("message") == "bye").await;
+    wait_line(&mut lines, "polite", |l| l.get("message") == "bye").await;
 }
 
 #[tokio::test]
 async fn a_process_that_ignores_sigterm_is_killed_after_the_timeout() {
-    let (_guard, mut lines) = Capture::install(OUTPUT_TARGET);
+    let mut lines = captured_output();
     let dir = TempDir::new();
     let script = dir.script(
         "stubborn.sh",
@@ -275,7 +292,7 @@ async fn a_process_that_ignores_sigterm_is_killed_after_the_timeout() {
         .await
         .unwrap();
     let pid = handle.child("stubborn").unwrap().pid.unwrap();
-    wait_line(&mut lines, |l| l.get("message") == "ready").await;
+    wait_line(&mut lines, "stubborn", |l| l.get("message") == "ready").await;
 
     let started = Instant::now();
     let report = handle.shutdown().await;
@@ -293,6 +310,7 @@ async fn a_process_that_ignores_sigterm_is_killed_after_the_timeout() {
 
 #[tokio::test]
 async fn a_command_that_cannot_be_spawned_fails_the_start() {
+    let _ = captured_output();
     let err = Supervisor::builder("procs")
         .child(ChildSpec::process(
             "ghost",

@@ -236,24 +236,30 @@ impl Line {
 }
 
 /// A `tracing` subscriber of our own that keeps the events of one target.
-pub(crate) struct Capture {
+struct Capture {
     target: &'static str,
     lines: watch::Sender<Vec<Line>>,
 }
 
-impl Capture {
-    /// Installs the capture as this thread's default (the tests run on a
-    /// current-thread runtime, so every task logs through it).
-    pub(crate) fn install(
-        target: &'static str,
-    ) -> (
-        tracing::subscriber::DefaultGuard,
-        watch::Receiver<Vec<Line>>,
-    ) {
-        let (lines, receiver) = watch::channel(Vec::new());
-        let guard = tracing::subscriber::set_default(Capture { target, lines });
-        (guard, receiver)
-    }
+/// The lines every child process has written so far in this test binary.
+///
+/// The capture is installed once, as the global default, before any test spawns a
+/// process: a per-thread default would race with `tracing`'s per-callsite interest
+/// cache when tests run in parallel threads of one process. Tests tell their lines
+/// apart by the unique child names they use.
+pub(crate) fn captured_output() -> watch::Receiver<Vec<Line>> {
+    static LINES: std::sync::OnceLock<watch::Sender<Vec<Line>>> = std::sync::OnceLock::new();
+    LINES
+        .get_or_init(|| {
+            let (lines, _) = watch::channel(Vec::new());
+            let capture = Capture {
+                target: plexus_supervisor::OUTPUT_TARGET,
+                lines: lines.clone(),
+            };
+            tracing::subscriber::set_global_default(capture).unwrap();
+            lines
+        })
+        .subscribe()
 }
 
 struct Fields<'a>(&'a mut BTreeMap<String, String>);

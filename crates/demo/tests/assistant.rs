@@ -202,5 +202,17 @@ async fn run_pipeline_measures_a_small_run() {
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["stages"]["CuteFigurine"], 1_003);
     assert_eq!(json["lost"], 0);
+    // Each module is a registered service whose health check pings it over the bus.
+    let modules = json["modules"].as_array().unwrap();
+    let names: Vec<&str> = modules
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, plexus_demo::assistant::MODULES);
+    assert!(
+        modules.iter().all(|m| m["status"] == "healthy"),
+        "{modules:?}"
+    );
+    assert_eq!(json["system_health"], "healthy");
     let _ = Topic::from_static("assistant.unused");
 }

@@ -96,6 +96,16 @@ fn print_report(report: &PipelineReport) {
     }
     println!("{stages}");
 
+    let mut modules = Table::new();
+    modules
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_header(vec!["module", "registry status"]);
+    for module in &report.modules {
+        modules.add_row(vec![Cell::new(&module.name), Cell::new(&module.status)]);
+    }
+    println!("{modules}");
+    println!("system health: {}", report.system_health);
+
     let mut summary = Table::new();
     summary
         .load_style(UTF8_FULL_CONDENSED)

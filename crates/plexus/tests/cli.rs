@@ -53,6 +53,13 @@ fn demo_pipeline_json_counts_are_measured() {
     assert!(at.windows(2).all(|w| w[0] < w[1]), "{stdout}");
     assert_eq!(stages.len(), 6);
     assert!(stages.values().all(|v| v == 2001));
+    let modules = report["modules"].as_array().unwrap();
+    assert_eq!(modules.len(), 8);
+    assert!(
+        modules.iter().all(|m| m["status"] == "healthy"),
+        "{modules:?}"
+    );
+    assert_eq!(report["system_health"], "healthy");
 }
 
 #[test]

@@ -14,6 +14,7 @@
 mod messages;
 mod modules;
 mod report;
+mod services;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ use plexus_core::{Envelope, Member, Target, Topic};
 pub use messages::*;
 use modules::{Shared, control, gamification_achievements, orchestrator, stage};
 pub use report::{ChainCheck, PipelineReport, StageCounts, StageRecord, check_chain};
+pub use services::ModuleStatus;
 
 /// The eight modules, in the order they are listed in reports.
 pub const MODULES: [&str; 8] = [
@@ -312,12 +314,22 @@ pub async fn run_pipeline(
 ) -> Result<PipelineReport, AssistantError> {
     let bus = Bus::with_config(bus_config())?;
     let assistant = Assistant::start(&bus, config).await?;
+    // The modules as services of a node: registered, health-checked by pinging each
+    // module over the bus.
+    let node = services::start_node(&bus, config.step_timeout)
+        .await
+        .map_err(|e| AssistantError::Config(format!("the node did not start: {e}")))?;
     let elapsed = assistant
         .capture(config.captured, config.publishers, progress)
         .await?;
+    let modules = services::module_statuses(&node);
+    let system_health = node.system_health().status.as_str().to_owned();
+    drop(node);
     let shared = Arc::clone(&assistant.shared);
     let shutdown = assistant.stop().await?;
     let mut report = PipelineReport::measure(&shared, elapsed, config.publishers);
+    report.modules = modules;
+    report.system_health = system_health;
     report.undelivered_at_shutdown = shutdown.undelivered.len() as u64;
     report.dead_letters = bus.stats().dead_lettered + bus.stats().dead_letter_lost;
     Ok(report)

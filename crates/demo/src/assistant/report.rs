@@ -85,6 +85,10 @@ pub struct PipelineReport {
     pub undelivered_at_shutdown: u64,
     /// Dead letters (handler failures, overflow, unmatched).
     pub dead_letters: u64,
+    /// Each module's status in the node's registry after the run.
+    pub modules: Vec<super::ModuleStatus>,
+    /// The system's health, as the node's health aggregator has it after the run.
+    pub system_health: String,
 }
 
 impl PipelineReport {
@@ -124,6 +128,8 @@ impl PipelineReport {
             modules_stopped: *shared.stopped.borrow(),
             undelivered_at_shutdown: 0,
             dead_letters: 0,
+            modules: Vec::new(),
+            system_health: "unknown".to_owned(),
         }
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// At most `max_restarts` restarts within any `within` window; one more and the
-/// supervisor gives up (OTP's `intensity` and `period`).
+/// supervisor gives up (OTP's `intensity` and `period`). The supervisor remembers the
+/// time of at most `max_restarts + 1` restarts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Intensity {
     /// Restarts allowed within the window. Zero means the first restart is refused.

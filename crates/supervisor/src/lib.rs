@@ -7,7 +7,8 @@
 //!   external process ([`ProcessSpec`]: command, args, env, working directory; exit 0
 //!   is normal, anything else or a signal abnormal; its output is logged line by line
 //!   under the `tracing` target [`OUTPUT_TARGET`] with the child's name), or a nested
-//!   [`Supervisor`].
+//!   [`Supervisor`]. A process child can come from configuration
+//!   ([`ProcessChildConfig`], serde).
 //! - **Restart types** ([`Restart`]): permanent children are always restarted,
 //!   transient ones only after an abnormal exit, temporary ones never.
 //! - **Strategies** ([`Strategy`]): one-for-one restarts the child that exited;
@@ -53,5 +54,8 @@ pub use handle::{
 };
 pub use intensity::Intensity;
 pub use process::OUTPUT_TARGET;
-pub use spec::{ChildContext, ChildKind, ChildSpec, MAX_NAME_LEN, ProcessSpec, Restart, Shutdown};
+pub use spec::{
+    ChildContext, ChildKind, ChildSpec, MAX_NAME_LEN, ProcessChildConfig, ProcessSpec, Restart,
+    Shutdown,
+};
 pub use supervisor::{Strategy, Supervisor, SupervisorBuilder};

@@ -163,6 +163,49 @@ impl ProcessSpec {
     }
 }
 
+/// A process child as written in configuration: its name, restart type, shutdown
+/// timeout and command. Turned into a [`ChildSpec`] with `ChildSpec::from`.
+///
+/// ```
+/// # use plexus_supervisor::{ChildKind, ChildSpec, ProcessChildConfig, Restart, Shutdown};
+/// # use std::time::Duration;
+/// let config: ProcessChildConfig = toml::from_str(r#"
+///     name = "indexer"
+///     restart = "transient"
+///     shutdown_timeout_ms = 2000
+///     process = { command = "/usr/bin/indexer", args = ["--watch", "/srv"] }
+/// "#).unwrap();
+/// let spec = ChildSpec::from(config);
+/// assert_eq!((spec.name(), spec.kind(), spec.restart_type()), ("indexer", ChildKind::Process, Restart::Transient));
+/// assert_eq!(spec.shutdown_policy(), Shutdown::Timeout(Duration::from_secs(2)));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessChildConfig {
+    /// The child's name, unique within its supervisor.
+    pub name: String,
+    /// When it is restarted; permanent when unset.
+    #[serde(default)]
+    pub restart: Restart,
+    /// How long it has to exit after `SIGTERM` before it gets `SIGKILL`, in
+    /// milliseconds; five seconds when unset, `SIGKILL` at once when 0.
+    #[serde(default)]
+    pub shutdown_timeout_ms: Option<u64>,
+    /// What to run.
+    pub process: ProcessSpec,
+}
+
+impl From<ProcessChildConfig> for ChildSpec {
+    fn from(config: ProcessChildConfig) -> Self {
+        let spec = ChildSpec::process(config.name, config.process).restart(config.restart);
+        match config.shutdown_timeout_ms {
+            Some(0) => spec.shutdown(Shutdown::BrutalKill),
+            Some(ms) => spec.shutdown_timeout(Duration::from_millis(ms)),
+            None => spec,
+        }
+    }
+}
+
 /// What a task child is given: its name, and a way to learn that it should stop.
 #[derive(Clone, Debug)]
 pub struct ChildContext {
@@ -307,7 +350,9 @@ impl ChildSpec {
 
     /// Bounds how long a start may take (a service's `start()`, a nested supervisor's
     /// start); unbounded by default. A start that takes longer fails with
-    /// [`crate::StartError::Timeout`].
+    /// [`crate::StartError::Timeout`] and is dropped where it stood: a service is not
+    /// stopped, and a nested supervisor cut off mid-start leaves its tasks told to stop
+    /// and its processes killed, but any service it had started running.
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = Some(timeout);
         self

@@ -113,13 +113,22 @@ mod tests {
 
     #[test]
     fn schemas_become_object_schemas() {
-        assert_eq!(input_schema(&json!(true)), json!({"type": "object"}).as_object().cloned().unwrap_or_default());
+        assert_eq!(
+            input_schema(&json!(true)),
+            json!({"type": "object"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        );
         let with_props = json!({"properties": {"a": {"type": "string"}}});
         assert_eq!(
             Value::Object(input_schema(&with_props)),
             json!({"type": "object", "properties": {"a": {"type": "string"}}})
         );
-        assert_eq!(Value::Object(input_schema(&json!({"type": "string"}))), json!({"type": "object"}));
+        assert_eq!(
+            Value::Object(input_schema(&json!({"type": "string"}))),
+            json!({"type": "object"})
+        );
         assert!(output_schema(&json!(true)).is_none());
         assert!(output_schema(&json!({"type": "string"})).is_none());
         assert!(output_schema(&json!({"type": "object"})).is_some());

@@ -129,7 +129,8 @@ impl McpConfig {
             return invalid("call_timeout_ms", "must be longer than zero".into());
         }
         for origin in &self.allowed_origins {
-            if origin != "null" && !(origin.starts_with("http://") || origin.starts_with("https://"))
+            if origin != "null"
+                && !(origin.starts_with("http://") || origin.starts_with("https://"))
             {
                 return invalid(
                     "allowed_origins",

@@ -170,7 +170,9 @@ async fn guard(State(state): State<HttpState>, request: Request, next: Next) -> 
                 StatusCode::SERVICE_UNAVAILABLE,
                 id.as_ref(),
                 codes::INTERNAL_ERROR,
-                format!("{max_sessions} sessions are live, the most allowed (max_sessions); try again later"),
+                format!(
+                    "{max_sessions} sessions are live, the most allowed (max_sessions); try again later"
+                ),
             );
         }
     }

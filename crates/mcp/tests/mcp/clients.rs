@@ -39,7 +39,9 @@ impl Script {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("{name}: cannot run `{program}`: {e}; it must be installed"));
+            .unwrap_or_else(|e| {
+                panic!("{name}: cannot run `{program}`: {e}; it must be installed")
+            });
         let stdout = child.stdout.take().unwrap();
         Self {
             child,
@@ -59,7 +61,10 @@ impl Script {
                 if let Some(mut stderr) = self.child.stderr.take() {
                     let _ = tokio::time::timeout(WAIT, stderr.read_to_string(&mut err)).await;
                 }
-                panic!("{}: no `{expected}` step ({other:?}); stderr:\n{err}", self.name);
+                panic!(
+                    "{}: no `{expected}` step ({other:?}); stderr:\n{err}",
+                    self.name
+                );
             }
         };
         let step: Value = serde_json::from_str(&line)
@@ -100,8 +105,15 @@ fn strings(value: &Value) -> Vec<String> {
 fn assert_listed(step: &Value, client: &str) {
     let tools = strings(&step["tools"]);
     assert!(tools.contains(&"echo.say".to_owned()), "{client}: {step}");
-    assert!(!tools.contains(&"weather.say".to_owned()), "{client}: {step}");
-    assert_eq!(step["structured"]["text"], format!("from {client}"), "{step}");
+    assert!(
+        !tools.contains(&"weather.say".to_owned()),
+        "{client}: {step}"
+    );
+    assert_eq!(
+        step["structured"]["text"],
+        format!("from {client}"),
+        "{step}"
+    );
     assert_eq!(step["is_error"], false, "{step}");
     assert_eq!(step["bad_is_error"], true, "{step}");
     assert!(
@@ -142,7 +154,10 @@ async fn session_scenario(
     wait_event(&mut events, |e| matches!(e, McpEvent::StreamOpened { .. })).await;
     h.add_service("weather").await;
     let changed = script.step("changed", WAIT).await;
-    assert!(strings(&changed["tools"]).contains(&"weather.say".to_owned()), "{changed}");
+    assert!(
+        strings(&changed["tools"]).contains(&"weather.say".to_owned()),
+        "{changed}"
+    );
     script.step("idle", WAIT).await;
     wait_event(&mut events, |e| matches!(e, McpEvent::SessionClosed { .. })).await;
     script.go().await;
@@ -198,6 +213,9 @@ async fn python_sdk_stateless_2026_07_28() {
     wait_event(&mut events, |e| matches!(e, McpEvent::ListenStarted)).await;
     h.add_service("weather").await;
     let changed = script.step("changed", WAIT).await;
-    assert!(strings(&changed["tools"]).contains(&"weather.say".to_owned()), "{changed}");
+    assert!(
+        strings(&changed["tools"]).contains(&"weather.say".to_owned()),
+        "{changed}"
+    );
     script.finish().await;
 }

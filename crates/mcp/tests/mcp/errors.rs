@@ -10,15 +10,28 @@ use crate::support::{Harness, WAIT, initialize};
 async fn still_serves(h: &Harness) {
     let session = h.session().await;
     let reply = h
-        .call_in(&session, 99, "tools/call", json!({"name": "echo.say", "arguments": {"text": "ok"}}))
+        .call_in(
+            &session,
+            99,
+            "tools/call",
+            json!({"name": "echo.say", "arguments": {"text": "ok"}}),
+        )
         .await;
-    assert_eq!(reply.response(99)["result"]["structuredContent"]["text"], "ok");
+    assert_eq!(
+        reply.response(99)["result"]["structuredContent"]["text"],
+        "ok"
+    );
 }
 
 #[tokio::test]
 async fn a_body_that_is_not_json_is_a_parse_error() {
     let h = Harness::start().await;
-    for body in [&b"{not json"[..], b"", b"\xff\xfe", b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/li"] {
+    for body in [
+        &b"{not json"[..],
+        b"",
+        b"\xff\xfe",
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/li",
+    ] {
         let reply = h.post_raw(&[], body.to_vec()).await;
         assert_eq!(reply.status, 400, "{}", reply.text);
         assert_eq!(reply.error()["code"], -32700, "{}", reply.text);
@@ -30,7 +43,11 @@ async fn a_body_that_is_not_json_is_a_parse_error() {
 #[tokio::test]
 async fn a_batch_or_a_scalar_is_an_invalid_request() {
     let h = Harness::start().await;
-    for body in [json!([initialize(1, "2025-11-25")]), json!(3), json!("tools/list")] {
+    for body in [
+        json!([initialize(1, "2025-11-25")]),
+        json!(3),
+        json!("tools/list"),
+    ] {
         let reply = h.post(&[], body).await;
         assert_eq!(reply.status, 400, "{}", reply.text);
         assert_eq!(reply.error()["code"], -32600);
@@ -93,11 +110,16 @@ async fn a_connection_that_dies_mid_body_does_not_hurt_the_server() {
         h.addr.port()
     );
     socket.write_all(head.as_bytes()).await.unwrap();
-    socket.write_all(br#"{"jsonrpc":"2.0","id":1,"me"#).await.unwrap();
+    socket
+        .write_all(br#"{"jsonrpc":"2.0","id":1,"me"#)
+        .await
+        .unwrap();
     socket.shutdown().await.unwrap();
     // Whatever the server answers (or not), it closes this connection …
     let mut rest = Vec::new();
-    let _ = tokio::time::timeout(WAIT, socket.read_to_end(&mut rest)).await.unwrap();
+    let _ = tokio::time::timeout(WAIT, socket.read_to_end(&mut rest))
+        .await
+        .unwrap();
     // … and keeps serving everyone else.
     still_serves(&h).await;
 }

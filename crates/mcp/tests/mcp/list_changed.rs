@@ -18,15 +18,19 @@ async fn every_session_and_listener_hears_a_service_come_and_go() {
     let mut listener = h.listen(1).await;
     let before = h.server.tool_names();
     for _ in 0..2 {
-        Harness::wait_for(&mut events, |e| matches!(e, McpEvent::StreamOpened { .. }).then_some(()))
-            .await;
+        Harness::wait_for(&mut events, |e| {
+            matches!(e, McpEvent::StreamOpened { .. }).then_some(())
+        })
+        .await;
     }
 
     let instance = h.add_service("weather").await;
     for stream in [&mut stream_a, &mut stream_b] {
         stream.wait_method("notifications/tools/list_changed").await;
     }
-    let note = listener.wait_method("notifications/tools/list_changed").await;
+    let note = listener
+        .wait_method("notifications/tools/list_changed")
+        .await;
     assert_eq!(
         note["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 1,
         "{note}"
@@ -39,7 +43,10 @@ async fn every_session_and_listener_hears_a_service_come_and_go() {
         .map(|t| t["name"].as_str().unwrap().to_owned())
         .filter(|n| !n.starts_with("node."))
         .collect();
-    assert_eq!(names, ["echo.fail", "echo.say", "weather.fail", "weather.say"]);
+    assert_eq!(
+        names,
+        ["echo.fail", "echo.say", "weather.fail", "weather.say"]
+    );
     let call = h
         .call_in(
             &b,
@@ -48,7 +55,10 @@ async fn every_session_and_listener_hears_a_service_come_and_go() {
             json!({"name": "weather.say", "arguments": {"text": "sun"}}),
         )
         .await;
-    assert_eq!(call.response(3)["result"]["structuredContent"]["text"], "sun");
+    assert_eq!(
+        call.response(3)["result"]["structuredContent"]["text"],
+        "sun"
+    );
 
     // It goes away: told again, and the tools are gone.
     h.node.detach(&instance).await.unwrap();
@@ -57,7 +67,12 @@ async fn every_session_and_listener_hears_a_service_come_and_go() {
     }
     assert_eq!(h.server.tool_names(), before);
     let call = h
-        .call_in(&b, 4, "tools/call", json!({"name": "weather.say", "arguments": {"text": "x"}}))
+        .call_in(
+            &b,
+            4,
+            "tools/call",
+            json!({"name": "weather.say", "arguments": {"text": "x"}}),
+        )
         .await;
     assert_eq!(call.response(4)["error"]["code"], -32602);
 }
@@ -90,7 +105,10 @@ async fn a_status_change_that_leaves_the_tools_alone_sends_nothing() {
         _ => None,
     })
     .await;
-    assert_eq!(next, before, "the Degraded step must not have counted as a change");
+    assert_eq!(
+        next, before,
+        "the Degraded step must not have counted as a change"
+    );
 }
 
 #[tokio::test]
@@ -110,4 +128,28 @@ async fn a_closed_listener_frees_its_slot() {
     .await
     .unwrap();
     assert_eq!(h.server.listeners(), 0);
+}
+
+#[tokio::test]
+async fn listeners_beyond_the_cap_are_refused() {
+    let config = plexus_mcp::McpConfig {
+        max_listeners: 1,
+        ..plexus_mcp::McpConfig::default()
+    };
+    let h = Harness::with_config(config).await;
+    let _first = h.listen(1).await;
+    let mut second = h.listen(2).await;
+    let refused = tokio::time::timeout(WAIT, second.next_message())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(refused["id"], 2, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_listeners"),
+        "{refused}"
+    );
+    assert_eq!(h.server.listeners(), 1);
 }

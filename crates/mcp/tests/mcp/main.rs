@@ -4,7 +4,9 @@
 
 mod support;
 
+mod bench;
 mod clients;
+mod config;
 mod errors;
 mod list_changed;
 mod sessions;

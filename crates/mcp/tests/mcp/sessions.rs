@@ -37,13 +37,22 @@ async fn a_request_without_a_session_is_refused_and_an_unknown_one_is_404() {
         .await;
     assert_eq!(missing.status, 400, "{}", missing.text);
     assert_eq!(missing.error()["code"], -32600);
-    assert!(missing.error()["message"].as_str().unwrap().contains("Session ID is required"));
+    assert!(
+        missing.error()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Session ID is required")
+    );
 
     let unknown = h.post(&session_headers("no-such-session"), list).await;
     assert_eq!(unknown.status, 404, "{}", unknown.text);
     assert_eq!(unknown.error()["code"], -32600);
     assert_eq!(unknown.response(1)["error"]["code"], -32600);
-    assert!(unknown.text.contains("session not found"), "{}", unknown.text);
+    assert!(
+        unknown.text.contains("session not found"),
+        "{}",
+        unknown.text
+    );
 }
 
 #[tokio::test]
@@ -91,14 +100,20 @@ async fn delete_ends_a_session() {
     assert_eq!(reply.status, 404);
     // Other sessions are untouched.
     let other = h.session().await;
-    assert_eq!(h.call_in(&other, 3, "tools/list", json!({})).await.status, 200);
+    assert_eq!(
+        h.call_in(&other, 3, "tools/list", json!({})).await.status,
+        200
+    );
 }
 
 #[tokio::test]
 async fn a_foreign_origin_is_forbidden_and_loopback_origins_pass() {
     let h = Harness::start().await;
     let bad = h
-        .post(&[("origin", "https://evil.example")], initialize(1, "2025-11-25"))
+        .post(
+            &[("origin", "https://evil.example")],
+            initialize(1, "2025-11-25"),
+        )
         .await;
     assert_eq!(bad.status, 403, "{}", bad.text);
     assert_eq!(bad.error()["code"], -32600);
@@ -115,7 +130,10 @@ async fn a_foreign_origin_is_forbidden_and_loopback_origins_pass() {
     };
     let h = Harness::with_config(config).await;
     let app = h
-        .post(&[("origin", "https://app.example")], initialize(3, "2025-11-25"))
+        .post(
+            &[("origin", "https://app.example")],
+            initialize(3, "2025-11-25"),
+        )
         .await;
     assert_eq!(app.status, 200, "{}", app.text);
     let local = h
@@ -154,7 +172,9 @@ async fn sessions_beyond_the_cap_are_refused_until_one_ends() {
         .send()
         .await
         .unwrap();
-    Harness::wait_for(&mut events, |e| matches!(e, McpEvent::SessionClosed { .. }).then_some(()))
-        .await;
+    Harness::wait_for(&mut events, |e| {
+        matches!(e, McpEvent::SessionClosed { .. }).then_some(())
+    })
+    .await;
     h.session().await;
 }

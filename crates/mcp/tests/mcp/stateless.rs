@@ -26,9 +26,15 @@ async fn list_and_call_need_no_session() {
     let h = Harness::start().await;
     let list = h.stateless(2, "tools/list", None, json!({})).await;
     assert_eq!(list.status, 200, "{}", list.text);
-    let tools = list.response(2)["result"]["tools"].as_array().unwrap().clone();
+    let tools = list.response(2)["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .clone();
     let names: Vec<_> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"echo.say") && names.contains(&"echo.fail"), "{names:?}");
+    assert!(
+        names.contains(&"echo.say") && names.contains(&"echo.fail"),
+        "{names:?}"
+    );
     assert!(list.headers.get("mcp-session-id").is_none());
 
     let call = h
@@ -40,7 +46,11 @@ async fn list_and_call_need_no_session() {
         )
         .await;
     let result = &call.response(3)["result"];
-    assert_eq!(result["structuredContent"]["text"], "stateless", "{}", call.text);
+    assert_eq!(
+        result["structuredContent"]["text"], "stateless",
+        "{}",
+        call.text
+    );
     assert_eq!(result["isError"], false);
 
     let bad = h
@@ -59,7 +69,10 @@ async fn a_request_without_its_metadata_is_refused() {
     let h = Harness::start().await;
     let reply = h
         .post(
-            &[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/list")],
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/list"),
+            ],
             json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list", "params": {}}),
         )
         .await;

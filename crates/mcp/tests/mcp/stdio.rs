@@ -23,7 +23,12 @@ impl Pipe {
     async fn until(&mut self, pick: impl Fn(&Value) -> bool) -> Value {
         tokio::time::timeout(WAIT, async {
             loop {
-                let line = self.lines.next_line().await.unwrap().expect("the server hung up");
+                let line = self
+                    .lines
+                    .next_line()
+                    .await
+                    .unwrap()
+                    .expect("the server hung up");
                 let message: Value = serde_json::from_str(&line).unwrap();
                 if pick(&message) {
                     return message;
@@ -39,7 +44,12 @@ impl Pipe {
     }
 }
 
-fn connect(server: &McpServer) -> (Pipe, tokio::task::JoinHandle<Result<(), plexus_mcp::McpError>>) {
+fn connect(
+    server: &McpServer,
+) -> (
+    Pipe,
+    tokio::task::JoinHandle<Result<(), plexus_mcp::McpError>>,
+) {
     let (client, served) = tokio::io::duplex(1 << 16);
     let (read, write) = tokio::io::split(served);
     let server = server.clone();
@@ -90,14 +100,19 @@ async fn initialize_list_call_and_list_changed_over_pipes() {
 
     // The client closes stdin: the server returns.
     drop(pipe);
-    tokio::time::timeout(WAIT, task).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
 async fn the_2026_07_28_lifecycle_over_pipes() {
     let h = Harness::start().await;
     let (mut pipe, _task) = connect(&h.server);
-    pipe.send(stateless_request(1, "server/discover", json!({}))).await;
+    pipe.send(stateless_request(1, "server/discover", json!({})))
+        .await;
     let discover = pipe.response(1).await;
     assert_eq!(
         discover["result"]["supportedVersions"],
@@ -125,5 +140,8 @@ async fn the_2026_07_28_lifecycle_over_pipes() {
     let note = pipe
         .until(|m| m["method"] == "notifications/tools/list_changed")
         .await;
-    assert_eq!(note["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 3);
+    assert_eq!(
+        note["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        3
+    );
 }

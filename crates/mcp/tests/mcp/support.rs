@@ -99,6 +99,10 @@ impl Harness {
         let app = axum::Router::new().nest("/mcp", server.router());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        // As a server should: small SSE frames go out at once (no Nagle delay).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -181,7 +185,13 @@ impl Harness {
     }
 
     /// A request in a session; the JSON-RPC response.
-    pub(crate) async fn call_in(&self, session: &str, id: u64, method: &str, params: Value) -> Reply {
+    pub(crate) async fn call_in(
+        &self,
+        session: &str,
+        id: u64,
+        method: &str,
+        params: Value,
+    ) -> Reply {
         self.post(
             &session_headers(session),
             json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
@@ -190,12 +200,22 @@ impl Harness {
     }
 
     /// A stateless 2026-07-28 request, with the headers and `_meta` it needs.
-    pub(crate) async fn stateless(&self, id: u64, method: &str, name: Option<&str>, params: Value) -> Reply {
-        let mut headers = vec![("mcp-protocol-version", "2026-07-28"), ("mcp-method", method)];
+    pub(crate) async fn stateless(
+        &self,
+        id: u64,
+        method: &str,
+        name: Option<&str>,
+        params: Value,
+    ) -> Reply {
+        let mut headers = vec![
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", method),
+        ];
         if let Some(name) = name {
             headers.push(("mcp-name", name));
         }
-        self.post(&headers, stateless_request(id, method, params)).await
+        self.post(&headers, stateless_request(id, method, params))
+            .await
     }
 
     /// Opens a 2026-07-28 `subscriptions/listen` stream for tool-list changes and
@@ -222,7 +242,10 @@ impl Harness {
         let ack = stream
             .wait_method("notifications/subscriptions/acknowledged")
             .await;
-        assert_eq!(ack["params"]["notifications"]["toolsListChanged"], true, "{ack}");
+        assert_eq!(
+            ack["params"]["notifications"]["toolsListChanged"], true,
+            "{ack}"
+        );
         stream
     }
 
@@ -265,7 +288,10 @@ impl Harness {
 }
 
 pub(crate) fn session_headers(id: &str) -> Vec<(&str, &str)> {
-    vec![("mcp-session-id", id), ("mcp-protocol-version", "2025-11-25")]
+    vec![
+        ("mcp-session-id", id),
+        ("mcp-protocol-version", "2025-11-25"),
+    ]
 }
 
 pub(crate) fn initialize(id: u64, version: &str) -> Value {

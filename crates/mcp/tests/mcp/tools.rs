@@ -9,7 +9,10 @@ async fn tools_are_the_registry_methods_with_their_schemas() {
     let h = Harness::start().await;
     let session = h.session().await;
     let reply = h.call_in(&session, 2, "tools/list", json!({})).await;
-    let tools = reply.response(2)["result"]["tools"].as_array().unwrap().clone();
+    let tools = reply.response(2)["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .clone();
     // The node's own services are tools too; the echo service's are these two.
     let tools: Vec<_> = tools
         .into_iter()
@@ -73,7 +76,10 @@ async fn bad_params_and_service_failures_are_error_results() {
     let result = &reply.response(5)["result"];
     assert_eq!(result["isError"], true);
     let text = result["content"][0]["text"].as_str().unwrap();
-    assert!(text.contains("-32000") && text.contains("it always fails"), "{text}");
+    assert!(
+        text.contains("-32000") && text.contains("it always fails"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -97,10 +103,13 @@ async fn the_callers_identity_reaches_the_call_context() {
     // The gateway's auth layer in miniature: every request is `alice`.
     let app = axum::Router::new()
         .nest("/mcp", h.server.router())
-        .layer(axum::middleware::from_fn(|mut r: Request, next: Next| async move {
-            r.extensions_mut().insert(plexus_mcp::Caller("alice".into()));
-            next.run(r).await
-        }));
+        .layer(axum::middleware::from_fn(
+            |mut r: Request, next: Next| async move {
+                r.extensions_mut()
+                    .insert(plexus_mcp::Caller("alice".into()));
+                next.run(r).await
+            },
+        ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -122,7 +131,10 @@ async fn the_callers_identity_reaches_the_call_context() {
             json!({"name": "echo.say", "arguments": {"text": "x"}}),
         )
         .await;
-    assert_eq!(reply.response(7)["result"]["structuredContent"]["caller"], "alice");
+    assert_eq!(
+        reply.response(7)["result"]["structuredContent"]["caller"],
+        "alice"
+    );
     // Without the layer, no caller.
     let session = h.session().await;
     let reply = h

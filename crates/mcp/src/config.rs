@@ -31,8 +31,9 @@ pub const MAX_BODY_BYTES_LIMIT: usize = 64 << 20;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct McpConfig {
-    /// A 2025-11-25 session that receives no request for this long expires; its
-    /// `Mcp-Session-Id` then answers 404 (default 300,000 ms = 5 min).
+    /// A 2025-11-25 session with no traffic for this long (no request from its
+    /// client, no notification to it) expires; its `Mcp-Session-Id` then answers
+    /// 404 (default 300,000 ms = 5 min).
     pub session_ttl_ms: u64,
     /// The most live 2025-11-25 sessions; an `initialize` beyond it is refused with
     /// HTTP 503 and a JSON-RPC error (default 1024).

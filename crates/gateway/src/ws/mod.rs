@@ -33,12 +33,21 @@ use crate::server::Shared;
 #[derive(Default)]
 pub(crate) struct Hub {
     pub(crate) next_conn: AtomicU64,
-    /// Which connection last registered each external instance. An instance stays
-    /// here through its grace period after its socket drops, so that a reconnect may
-    /// take it over; an instance registered by anyone else is never taken.
-    pub(crate) owners: Mutex<HashMap<InstanceId, u64>>,
+    /// Which connection last registered each external instance, and the endpoint its
+    /// transport calls through. An instance stays here through its grace period after
+    /// its socket drops, so that a reconnect may take it over; an instance registered
+    /// by anyone else is never taken.
+    pub(crate) owners: Mutex<HashMap<InstanceId, Owned>>,
     /// The connections, so that shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
+}
+
+/// An external instance the gateway serves.
+pub(crate) struct Owned {
+    /// The connection that registered it last.
+    pub(crate) conn: u64,
+    /// Where its calls go.
+    pub(crate) endpoint: Arc<remote::Endpoint>,
 }
 
 /// Whether a browser `Origin` may open a socket: a loopback origin, or one listed.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axum::extract::ws::Message;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use plexus_core::{CallContext, Service, ServiceDescriptor, ServiceError, async_trait};
 use plexus_node::codes;
 use serde_json::{Map, Value, json};
@@ -90,15 +90,38 @@ impl Drop for Pending<'_> {
     }
 }
 
+/// Where an external instance is reached now: the link of the connection that last
+/// registered it. One per instance id for as long as the gateway knows the instance,
+/// so a reconnect swaps the link under the transport the call path already holds.
+pub(crate) struct Endpoint {
+    link: RwLock<Arc<Link>>,
+}
+
+impl Endpoint {
+    pub(crate) fn new(link: Arc<Link>) -> Self {
+        Self {
+            link: RwLock::new(link),
+        }
+    }
+
+    /// Points the instance at `link`, returning the link it had.
+    pub(crate) fn replace(&self, link: Arc<Link>) -> Arc<Link> {
+        std::mem::replace(&mut *self.link.write(), link)
+    }
+}
+
 /// An instance served over a WebSocket.
 pub(crate) struct RemoteService {
-    link: Arc<Link>,
+    endpoint: Arc<Endpoint>,
     descriptor: ServiceDescriptor,
 }
 
 impl RemoteService {
-    pub(crate) fn new(link: Arc<Link>, descriptor: ServiceDescriptor) -> Self {
-        Self { link, descriptor }
+    pub(crate) fn new(endpoint: Arc<Endpoint>, descriptor: ServiceDescriptor) -> Self {
+        Self {
+            endpoint,
+            descriptor,
+        }
     }
 }
 
@@ -118,7 +141,8 @@ impl Service for RemoteService {
         params: Value,
         ctx: CallContext,
     ) -> Result<Value, ServiceError> {
-        let link = &self.link;
+        let link = self.endpoint.link.read().clone();
+        let link = &*link;
         if link.is_closed() {
             return Err(lost());
         }

@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::remote::{Link, RemoteService};
+use super::Owned;
+use super::remote::{Endpoint, Link, RemoteService};
 use crate::auth::{Caller, Need};
 use crate::jsonrpc::{self, Payload as Incoming, Request, RpcError};
 use crate::methods::{self, RESERVED_SERVICE};
@@ -397,28 +398,48 @@ impl Session {
         }
         let node = &self.shared.node;
         let conn = self.link.conn;
-        let previous = {
+        let (previous, endpoint) = {
             let mut owners = self.shared.hub.owners.lock();
-            let previous = owners.get(&instance).copied();
-            if previous.is_none() && node.registry().get(&instance).is_some() {
-                return Err(invalid(
-                    "/descriptor/instance",
-                    format!(
-                        "instance `{instance}` is registered by someone else (an in-process service or another node)"
-                    ),
-                ));
+            match owners.get_mut(&instance) {
+                Some(owned) => {
+                    let old_link = owned.endpoint.replace(self.link.clone());
+                    let previous = std::mem::replace(&mut owned.conn, conn);
+                    (Some((previous, old_link)), owned.endpoint.clone())
+                }
+                None if node.registry().get(&instance).is_some() => {
+                    return Err(invalid(
+                        "/descriptor/instance",
+                        format!(
+                            "instance `{instance}` is registered by someone else (an in-process service or another node)"
+                        ),
+                    ));
+                }
+                None => {
+                    let endpoint = Arc::new(Endpoint::new(self.link.clone()));
+                    let owned = Owned {
+                        conn,
+                        endpoint: endpoint.clone(),
+                    };
+                    owners.insert(instance.clone(), owned);
+                    (None, endpoint)
+                }
             }
-            owners.insert(instance.clone(), conn);
-            previous
         };
         let member = Arc::new(descriptor.member());
-        let transport = Arc::new(RemoteService::new(self.link.clone(), descriptor.clone()));
+        let transport = Arc::new(RemoteService::new(endpoint.clone(), descriptor.clone()));
         if let Err(e) = node.attach(descriptor, transport).await {
             let mut owners = self.shared.hub.owners.lock();
             match previous {
-                Some(p) => owners.insert(instance.clone(), p),
-                None => owners.remove(&instance),
-            };
+                Some((conn, link)) => {
+                    endpoint.replace(link);
+                    if let Some(owned) = owners.get_mut(&instance) {
+                        owned.conn = conn;
+                    }
+                }
+                None => {
+                    owners.remove(&instance);
+                }
+            }
             return Err(registry_error(METHOD, e));
         }
         let _ = node
@@ -500,13 +521,13 @@ impl Session {
 
     /// Whether this connection still owns `instance`.
     fn owns(&self, instance: &InstanceId) -> bool {
-        self.shared.hub.owners.lock().get(instance) == Some(&self.link.conn)
+        self.shared.hub.owners.lock().get(instance).map(|o| o.conn) == Some(self.link.conn)
     }
 
     /// Forgets `instance` if this connection still owns it; true when it did.
     fn release(&self, instance: &InstanceId) -> bool {
         let mut owners = self.shared.hub.owners.lock();
-        if owners.get(instance) == Some(&self.link.conn) {
+        if owners.get(instance).map(|o| o.conn) == Some(self.link.conn) {
             owners.remove(instance);
             true
         } else {
@@ -551,7 +572,7 @@ impl Session {
                 tokio::time::sleep(grace).await;
                 let still = {
                     let mut owners = shared.hub.owners.lock();
-                    if owners.get(&instance) == Some(&conn) {
+                    if owners.get(&instance).map(|o| o.conn) == Some(conn) {
                         owners.remove(&instance);
                         true
                     } else {

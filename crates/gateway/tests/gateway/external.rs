@@ -1,0 +1,230 @@
+//! External services over `/ws`: register, answer calls, drop, fail over, come back.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use futures::{SinkExt, StreamExt};
+use plexus_core::{InstanceId, ServiceStatus};
+use plexus_gateway::GatewayConfig;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{Harness, WAIT, code, connect, descriptor};
+
+/// How a test service answers the calls it receives.
+#[derive(Clone)]
+enum Mode {
+    /// With its instance id.
+    Answer,
+    /// Never; `got` is notified when a call arrives.
+    Hang(Arc<Notify>),
+    /// With this error object.
+    Fail(Value),
+}
+
+/// Registers `instance` of `calc` (method `whoami`) and answers calls in a task;
+/// aborting the task drops the socket without a close frame.
+async fn service(h: &Harness, instance: &str, mode: Mode) -> JoinHandle<()> {
+    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let registered = peer
+        .ok(
+            "plexus.register",
+            json!({"descriptor": descriptor("calc", instance, &["whoami"])}),
+        )
+        .await;
+    assert_eq!(registered["instance"], instance);
+    assert!(registered["heartbeat_ttl_ms"].as_u64().unwrap() > 0);
+    let instance = instance.to_owned();
+    let mut socket = peer.socket;
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = socket.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let request: Value = serde_json::from_str(&text).unwrap();
+            let (Some(id), Some(method)) = (request.get("id"), request.get("method")) else {
+                continue;
+            };
+            assert_eq!(method, "calc.whoami");
+            assert_eq!(request["plexus"]["instance"], instance.as_str());
+            let answer = match &mode {
+                Mode::Answer => json!({"jsonrpc": "2.0", "id": id, "result": instance}),
+                Mode::Hang(got) => {
+                    got.notify_one();
+                    continue;
+                }
+                Mode::Fail(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+            };
+            if socket
+                .send(Message::Text(answer.to_string().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    })
+}
+
+async fn whoami(h: &Harness) -> String {
+    let response = h.call("calc.whoami", json!({})).await;
+    match response["result"].as_str() {
+        Some(who) => who.to_owned(),
+        None => panic!("calc.whoami failed: {response}"),
+    }
+}
+
+#[tokio::test]
+async fn calls_reach_every_instance_fail_over_when_one_drops_and_return_when_it_reconnects() {
+    let h = Harness::start().await;
+    let a = service(&h, "calc-a", Mode::Answer).await;
+    let _b = service(&h, "calc-b", Mode::Answer).await;
+    h.wait_status("calc-a", ServiceStatus::Healthy).await;
+    h.wait_status("calc-b", ServiceStatus::Healthy).await;
+    let mut seen = BTreeSet::new();
+    for _ in 0..4 {
+        seen.insert(whoami(&h).await);
+    }
+    assert_eq!(
+        seen,
+        BTreeSet::from(["calc-a".to_owned(), "calc-b".to_owned()])
+    );
+
+    a.abort();
+    h.wait_status("calc-a", ServiceStatus::Unhealthy).await;
+    let reg = h.node.registry().get(&InstanceId::new("calc-a")).unwrap();
+    assert_eq!(reg.reason.as_deref(), Some("connection lost"));
+    for _ in 0..4 {
+        assert_eq!(whoami(&h).await, "calc-b");
+    }
+
+    // It comes back on a new socket with the same instance id.
+    let _a = service(&h, "calc-a", Mode::Answer).await;
+    h.wait_status("calc-a", ServiceStatus::Healthy).await;
+    let mut seen = BTreeSet::new();
+    for _ in 0..4 {
+        seen.insert(whoami(&h).await);
+    }
+    assert!(seen.contains("calc-a"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_call_in_flight_on_a_dropped_socket_fails_over_to_another_instance() {
+    let h = Harness::start().await;
+    let got = Arc::new(Notify::new());
+    let a = service(&h, "calc-a", Mode::Hang(got.clone())).await;
+    let _b = service(&h, "calc-b", Mode::Answer).await;
+    h.wait_status("calc-a", ServiceStatus::Healthy).await;
+    h.wait_status("calc-b", ServiceStatus::Healthy).await;
+    let call = || {
+        let http = h.http.clone();
+        let url = h.url("/rpc");
+        tokio::spawn(async move {
+            http.post(url)
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "calc.whoami", "params": {}}))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    // Round robin: within two calls one is waiting on calc-a, which never answers.
+    let mut waiting = None;
+    for _ in 0..2 {
+        let mut pending = call();
+        tokio::select! {
+            () = got.notified() => {
+                waiting = Some(pending);
+                break;
+            }
+            answer = &mut pending => assert_eq!(answer.unwrap()["result"], "calc-b"),
+        }
+    }
+    let waiting = waiting.expect("no call reached calc-a");
+    a.abort();
+    let answer = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap();
+    assert_eq!(answer["result"], "calc-b", "{answer}");
+}
+
+#[tokio::test]
+async fn a_dropped_instance_is_deregistered_after_the_grace_period() {
+    let h = Harness::with(GatewayConfig {
+        detach_grace_ms: 100,
+        ..GatewayConfig::default()
+    })
+    .await;
+    let a = service(&h, "calc-a", Mode::Answer).await;
+    h.wait_status("calc-a", ServiceStatus::Healthy).await;
+    a.abort();
+    h.wait_gone("calc-a").await;
+    let gone = h.call("calc.whoami", json!({})).await;
+    assert_eq!(code(&gone), -32601);
+}
+
+#[tokio::test]
+async fn service_errors_come_back_with_their_meaning() {
+    let h = Harness::start().await;
+    let _a = service(
+        &h,
+        "calc-a",
+        Mode::Fail(json!({"code": -32602, "message": "bad text", "data": {"field": "/text"}})),
+    )
+    .await;
+    h.wait_status("calc-a", ServiceStatus::Healthy).await;
+    let bad = h.call("calc.whoami", json!({})).await;
+    assert_eq!(code(&bad), -32602);
+    assert_eq!(bad["error"]["data"]["field"], "/text");
+    assert_eq!(bad["error"]["data"]["reason"], "bad text");
+}
+
+#[tokio::test]
+async fn registration_is_checked_heartbeats_and_deregistration_work() {
+    let h = Harness::start().await;
+    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let taken = peer
+        .request(
+            "plexus.register",
+            json!({"descriptor": descriptor("spec", "spec-1", &["sum"])}),
+        )
+        .await;
+    assert_eq!(
+        code(&taken),
+        -32602,
+        "an in-process instance was taken over"
+    );
+    let reserved = peer
+        .request(
+            "plexus.register",
+            json!({"descriptor": descriptor("plexus", "p-1", &["x"])}),
+        )
+        .await;
+    assert_eq!(code(&reserved), -32602);
+    let invalid = peer
+        .request(
+            "plexus.register",
+            json!({"descriptor": descriptor("ca.lc", "c-1", &["x"])}),
+        )
+        .await;
+    assert_eq!(invalid["error"]["data"]["field"], "/descriptor/name");
+    let missing = peer.request("plexus.register", json!({})).await;
+    assert_eq!(code(&missing), -32602);
+
+    peer.ok(
+        "plexus.register",
+        json!({"descriptor": descriptor("calc", "calc-z", &["whoami"])}),
+    )
+    .await;
+    let beat = peer.ok("plexus.heartbeat", json!({})).await;
+    assert_eq!(beat, json!({"instances": ["calc-z"]}));
+    let other = peer
+        .request("plexus.heartbeat", json!({"instance": "calc-y"}))
+        .await;
+    assert_eq!(code(&other), -32602);
+    let gone = peer.ok("plexus.deregister", json!({})).await;
+    assert_eq!(gone, json!({"deregistered": ["calc-z"]}));
+    h.wait_gone("calc-z").await;
+}

@@ -1,0 +1,13 @@
+//! The gateway through its public surface: HTTP and WebSocket clients against a node
+//! and a gateway on an ephemeral loopback port.
+#![allow(clippy::unwrap_used)]
+
+mod auth;
+mod conformance;
+mod examples;
+mod external;
+mod input;
+mod ops;
+mod shutdown;
+mod support;
+mod ws;

@@ -114,8 +114,6 @@ pub trait Dialect: Send + Sync + 'static {
     /// `SELECT … FOR UPDATE` where the engine has it; SQLite's write transactions
     /// already hold the lock.
     fn for_update(&self) -> &'static str;
-    /// The statement that opens a write transaction.
-    fn begin_write(&self) -> &'static str;
     /// `path` holds exactly `value` (a scalar; `null` matches a JSON null).
     fn eq(&self, path: &FieldPath, value: &Scalar, n: &mut dyn FnMut(Param) -> String) -> String;
     /// `path` holds a number or a string of the same type as `value` that compares

@@ -500,11 +500,9 @@ impl Service for DataStoreService {
         self.dispatch(method, &params).await
     }
 
-    async fn stop(&self) -> Result<(), ServiceError> {
-        self.store.store().close().await;
-        Ok(())
-    }
-
+    /// Healthy when a pooled connection can be had within the acquire timeout. The
+    /// pool belongs to the [`DataStore`]'s owner, so stopping the service leaves it
+    /// open for a restart.
     async fn health(&self) -> Result<plexus_core::HealthReport, ServiceError> {
         match self.store.store().session().await {
             Ok(_) => Ok(plexus_core::HealthReport::healthy()),

@@ -46,10 +46,6 @@ impl Dialect for PostgresDialect {
         " FOR UPDATE"
     }
 
-    fn begin_write(&self) -> &'static str {
-        "BEGIN"
-    }
-
     fn eq(&self, path: &FieldPath, v: &Scalar, n: &mut dyn FnMut(Param) -> String) -> String {
         match v {
             Scalar::Null => format!("{} = 'null'", json_type(path)),

@@ -37,10 +37,6 @@ impl Dialect for SqliteDialect {
         ""
     }
 
-    fn begin_write(&self) -> &'static str {
-        "BEGIN IMMEDIATE"
-    }
-
     fn eq(&self, path: &FieldPath, v: &Scalar, n: &mut dyn FnMut(Param) -> String) -> String {
         let t = json_type(path);
         match v {

@@ -1,0 +1,209 @@
+//! A TCP fault proxy: sits between a client and a real server on loopback and breaks
+//! the connection on demand, so fault tests never touch the shared servers.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use plexus_faultproxy::{FaultProxy, Mode};
+//! let proxy = FaultProxy::start("127.0.0.1:5432".parse().unwrap()).await?;
+//! let url = format!("postgres://postgres@{}/test", proxy.addr());
+//! // … connect a client to `url` …
+//! proxy.set_mode(Mode::Refuse);   // cut every open connection and refuse new ones
+//! proxy.set_mode(Mode::Forward);  // the database is back
+//! # Ok(()) }
+//! ```
+//!
+//! Modes ([`Mode`]): `Forward` copies bytes both ways; `Refuse` closes every open
+//! connection and closes new ones at once (a server that went away); `Blackhole`
+//! keeps connections open but forwards nothing (a network partition: clients hang
+//! until their own timeouts); `Delay(d)` forwards every chunk after `d`. Changing the
+//! mode applies to open connections too. The proxy counts the connections it accepted
+//! and the ones it cut.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The size of the copy buffer per direction.
+const CHUNK: usize = 16 * 1024;
+
+/// What the proxy does with traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Copy bytes both ways.
+    Forward,
+    /// Close every connection, and every new one at once.
+    Refuse,
+    /// Keep connections but forward nothing.
+    Blackhole,
+    /// Forward each chunk after this delay.
+    Delay(Duration),
+}
+
+/// Counters of a proxy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections closed by the proxy because of a fault.
+    pub cut: u64,
+}
+
+struct Shared {
+    upstream: SocketAddr,
+    mode: watch::Sender<Mode>,
+    accepted: AtomicU64,
+    cut: AtomicU64,
+}
+
+/// A running proxy; it stops when dropped.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultProxy")
+            .field("addr", &self.addr)
+            .field("upstream", &self.shared.upstream)
+            .field("mode", &*self.shared.mode.borrow())
+            .finish()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        // Open connections end with their copy tasks when the mode channel closes.
+        self.shared.mode.send_replace(Mode::Refuse);
+    }
+}
+
+impl FaultProxy {
+    /// Starts forwarding from a free port on 127.0.0.1 to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            upstream,
+            mode: watch::Sender::new(Mode::Forward),
+            accepted: AtomicU64::new(0),
+            cut: AtomicU64::new(0),
+        });
+        let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+        Ok(Self {
+            addr,
+            shared,
+            accept,
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The mode in force.
+    pub fn mode(&self) -> Mode {
+        *self.shared.mode.borrow()
+    }
+
+    /// Changes the mode; open connections follow at once.
+    pub fn set_mode(&self, mode: Mode) {
+        self.shared.mode.send_replace(mode);
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ProxyStats {
+        ProxyStats {
+            accepted: self.shared.accepted.load(Ordering::Relaxed),
+            cut: self.shared.cut.load(Ordering::Relaxed),
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((client, _)) = listener.accept().await else {
+            continue;
+        };
+        shared.accepted.fetch_add(1, Ordering::Relaxed);
+        if *shared.mode.borrow() == Mode::Refuse {
+            shared.cut.fetch_add(1, Ordering::Relaxed);
+            drop(client);
+            continue;
+        }
+        tokio::spawn(connection(client, shared.clone()));
+    }
+}
+
+async fn connection(client: TcpStream, shared: Arc<Shared>) {
+    let Ok(server) = TcpStream::connect(shared.upstream).await else {
+        tracing::debug!(upstream = %shared.upstream, "fault proxy: upstream refused");
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    let up = pipe(client_read, server_write, shared.mode.subscribe());
+    let down = pipe(server_read, client_write, shared.mode.subscribe());
+    let cut = tokio::select! {
+        cut = up => cut,
+        cut = down => cut,
+    };
+    if cut {
+        shared.cut.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Copies one direction under the mode; returns whether a fault ended it.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut mode: watch::Receiver<Mode>,
+) -> bool {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let current = *mode.borrow_and_update();
+        match current {
+            Mode::Refuse => return true,
+            Mode::Blackhole => {
+                // Hold the connection, read nothing, until the mode changes.
+                if mode.changed().await.is_err() {
+                    return true;
+                }
+                continue;
+            }
+            Mode::Forward | Mode::Delay(_) => {}
+        }
+        let n = tokio::select! {
+            read = from.read(&mut buf) => match read {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => n,
+            },
+            changed = mode.changed() => {
+                if changed.is_err() {
+                    return true;
+                }
+                continue;
+            }
+        };
+        if let Mode::Delay(d) = current {
+            tokio::time::sleep(d).await;
+        }
+        if *mode.borrow() == Mode::Refuse {
+            return true;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return false;
+        }
+    }
+}

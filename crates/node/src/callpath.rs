@@ -385,7 +385,16 @@ impl MethodRoute {
         ctx: CallContext,
     ) -> Result<Value, CallError> {
         let started = tokio::time::Instant::now();
-        let result = self.run(route, params, ctx).await;
+        let span = tracing::debug_span!(
+            "call",
+            method = %self.full,
+            correlation_id = %ctx.correlation_id,
+            caller = ctx.caller.as_deref().unwrap_or(""),
+        );
+        let result = tracing::Instrument::instrument(self.run(route, params, ctx), span).await;
+        if let Err(e) = &result {
+            tracing::debug!(method = %self.full, code = e.code(), error = %e, "call failed");
+        }
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.outcome(),

@@ -3,19 +3,32 @@
 //! A thin layer over the library crates: it parses arguments, runs one command, and
 //! prints a table for people or JSON for scripts (`--json`).
 //!
-//! Exit status: 0 on success, 1 when the command failed (the whole error chain is
-//! printed to standard error), 2 when the arguments are wrong.
+//! Exit status: 0 on success; 1 when the command failed (the node answered with an
+//! error, or a benchmark or demo failed; the whole error chain is printed to
+//! standard error); 2 when the arguments, the configuration or the token are wrong;
+//! 3 when no node is reachable at the address.
 
 mod bench;
 mod demo;
+mod remote;
+mod serve;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use plexus_client::ClientError;
 
 /// Plexus: a service backbone — event bus, registry, resilience, gateway.
 #[derive(Debug, Parser)]
-#[command(name = "plexus", version, about, propagate_version = true)]
+#[command(
+    name = "plexus",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Exit status: 0 ok; 1 the command failed (the node answered with an error); \
+2 usage, configuration or token error; 3 no node reachable (start one with `plexus serve`).\n\
+Commands against a node read PLEXUS_URL (default http://127.0.0.1:7700) and PLEXUS_TOKEN."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,6 +36,25 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a node: services, supervised processes, and the gateway (JSON-RPC /rpc,
+    /// WebSocket /ws, MCP /mcp, /metrics, /health) on 127.0.0.1:7700 by default.
+    /// SIGINT or SIGTERM drains and stops it.
+    Serve(serve::ServeArgs),
+    /// Run a node and serve its methods as MCP tools over stdin and stdout (for MCP
+    /// clients that launch their servers).
+    Mcp(serve::McpArgs),
+    /// Call a method of a running node: `plexus call node.services`.
+    Call(remote::CallArgs),
+    /// Publish an event on a running node.
+    Publish(remote::PublishArgs),
+    /// Print a running node's events on a pattern until Ctrl-C.
+    Subscribe(remote::SubscribeArgs),
+    /// List a running node's services and their status.
+    Services(remote::ListArgs),
+    /// Show a running node's health, component by component.
+    Health(remote::ListArgs),
+    /// Read, change, list and roll back a running node's configuration.
+    Config(remote::ConfigArgs),
     /// Measure one part beside its ceiling in the same run.
     Bench(bench::BenchArgs),
     /// Run a demonstration.
@@ -33,6 +65,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Serve(args) => serve::run(&args).map_err(anyhow::Error::from),
+        Command::Mcp(args) => serve::run_mcp(&args).map_err(anyhow::Error::from),
+        Command::Call(args) => remote::call(&args),
+        Command::Publish(args) => remote::publish(&args),
+        Command::Subscribe(args) => remote::subscribe(&args),
+        Command::Services(args) => remote::services(&args),
+        Command::Health(args) => remote::health(&args),
+        Command::Config(args) => remote::config(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Demo(command) => demo::run(&command),
     };
@@ -40,7 +80,66 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::from(1)
+            ExitCode::from(exit_status(&error))
         }
+    }
+}
+
+/// The documented exit status of a failure.
+fn exit_status(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if let Some(e) = cause.downcast_ref::<ClientError>() {
+            return match e {
+                ClientError::NotRunning { .. }
+                | ClientError::Http { .. }
+                | ClientError::WebSocket { .. }
+                | ClientError::Closed { .. } => 3,
+                ClientError::Unauthorized { .. }
+                | ClientError::InvalidUrl { .. }
+                | ClientError::InvalidArgument { .. } => 2,
+                _ => 1,
+            };
+        }
+        if cause.downcast_ref::<remote::Usage>().is_some() {
+            return 2;
+        }
+        if let Some(e) = cause.downcast_ref::<serve::ServeError>() {
+            return if e.is_config() { 2 } else { 1 };
+        }
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn failures_map_to_the_documented_exit_status() {
+        let not_running = anyhow::Error::from(ClientError::NotRunning {
+            url: "http://127.0.0.1:1".into(),
+        });
+        assert_eq!(exit_status(&not_running), 3);
+        let rpc = anyhow::Error::from(ClientError::Rpc {
+            code: -32602,
+            message: "bad".into(),
+            data: None,
+        })
+        .context("calling");
+        assert_eq!(exit_status(&rpc), 1);
+        let unauthorized = anyhow::Error::from(ClientError::Unauthorized {
+            url: String::new(),
+            message: String::new(),
+        });
+        assert_eq!(exit_status(&unauthorized), 2);
+        assert_eq!(exit_status(&remote::Usage("x".into()).into()), 2);
+        assert_eq!(exit_status(&anyhow::anyhow!("a benchmark failed")), 1);
     }
 }

@@ -1,0 +1,681 @@
+//! `plexus serve`, `plexus mcp` and the commands against a running node, run as a
+//! user runs them: the built binary, a real node on a loopback port, the CLI in
+//! other processes.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a test failure.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use plexus_client::Client;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+/// How long any test waits for something before it fails.
+const WAIT: Duration = Duration::from_secs(20);
+
+const TOKEN: &str = "ci-token-0123456789abcdef";
+
+fn plexus() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_plexus"));
+    command
+        .env_remove("PLEXUS_URL")
+        .env_remove("PLEXUS_TOKEN")
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true);
+    command
+}
+
+/// A fresh directory for one test's files.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("plexus-serve-tests")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running `plexus serve`, its address, and its log so far.
+struct Server {
+    child: Child,
+    url: String,
+    log: watch::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `plexus serve --config <file> --bind 127.0.0.1:0` and waits until it
+    /// answers `/livez`.
+    async fn start(dir: &Path, config: &str) -> Server {
+        let file = dir.join("plexus.toml");
+        std::fs::write(&file, config).unwrap();
+        let mut child = plexus()
+            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+            .arg(&file)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = collect(child.stderr.take().unwrap());
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(WAIT, stdout.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no listening line; log: {}", log.borrow().as_str()))
+            .unwrap()
+            .unwrap_or_else(|| panic!("serve exited; log: {}", log.borrow().as_str()));
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        assert!(line.contains("/mcp") && line.contains("/metrics"), "{line}");
+        let server = Server { child, url, log };
+        server.wait_live().await;
+        server
+    }
+
+    /// Polls `/livez` with a real client until it answers, within `WAIT`.
+    async fn wait_live(&self) {
+        let client = Client::new(&self.url, None).unwrap();
+        tokio::time::timeout(WAIT, async {
+            let mut every = tokio::time::interval(Duration::from_millis(20));
+            loop {
+                every.tick().await;
+                if client.livez().await.is_ok() {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("/livez never answered at {}", self.url));
+    }
+
+    /// Waits until the log holds a line with every one of `needles`; returns it.
+    async fn wait_log(&mut self, needles: &[&str]) -> String {
+        let wait = self.log.wait_for(|log| find_line(log, needles).is_some());
+        let line = match tokio::time::timeout(WAIT, wait).await {
+            Ok(Ok(log)) => find_line(&log, needles),
+            _ => None,
+        };
+        line.unwrap_or_else(|| {
+            panic!(
+                "no log line with {needles:?}; log:\n{}",
+                self.log.borrow().as_str()
+            )
+        })
+    }
+
+    /// Runs the CLI against this node.
+    async fn cli(&self, args: &[&str]) -> Out {
+        run(plexus().args(args).env("PLEXUS_URL", &self.url)).await
+    }
+
+    /// Sends SIGTERM and waits for the exit status, within `WAIT`.
+    async fn terminate(&mut self) -> i32 {
+        let pid = Pid::from_raw(self.child.id().unwrap() as i32);
+        kill(pid, Signal::SIGTERM).unwrap();
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("serve did not stop; log:\n{}", self.log.borrow().as_str()))
+            .unwrap();
+        status.code().unwrap_or(-1)
+    }
+}
+
+fn find_line(log: &str, needles: &[&str]) -> Option<String> {
+    log.lines()
+        .find(|line| needles.iter().all(|n| line.contains(n)))
+        .map(str::to_owned)
+}
+
+/// Gathers a child's stderr as it comes.
+fn collect(stderr: tokio::process::ChildStderr) -> watch::Receiver<String> {
+    let (tx, rx) = watch::channel(String::new());
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tx.send_modify(|log| {
+                log.push_str(&line);
+                log.push('\n');
+            });
+        }
+    });
+    rx
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+    }
+
+    fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+async fn run(command: &mut Command) -> Out {
+    let out = tokio::time::timeout(WAIT, command.output())
+        .await
+        .expect("the command did not finish")
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A loopback address nothing listens on.
+async fn nothing_listening() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+const TWO_WORKERS: &str = r#"
+[node]
+name = "itest"
+drain_ms = 2000
+
+[[processes]]
+name = "worker-a"
+command = "sleep"
+args = ["600"]
+
+[[processes]]
+name = "worker-b"
+command = "sleep"
+args = ["600"]
+restart = "transient"
+"#;
+
+fn pid_in(line: &str) -> i32 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("pid="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line}"))
+}
+
+#[tokio::test]
+async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
+    let dir = temp_dir("serve");
+    let mut server = Server::start(&dir, TWO_WORKERS).await;
+
+    // The supervised processes run, each with a pid.
+    let a = server.wait_log(&["process started", "worker-a"]).await;
+    let b = server.wait_log(&["process started", "worker-b"]).await;
+    let pids = [pid_in(&a), pid_in(&b)];
+    for pid in pids {
+        kill(Pid::from_raw(pid), None).unwrap();
+    }
+
+    // call, with --json parsed.
+    let services = server
+        .cli(&["call", "node.services", "--json"])
+        .await
+        .ok()
+        .json();
+    let instances: Vec<&str> = services
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["descriptor"]["instance"].as_str().unwrap())
+        .collect();
+    assert_eq!(instances, ["node-itest"]);
+
+    // services: a table for people, the same list for scripts.
+    let table = server.cli(&["services"]).await.ok();
+    assert!(table.stdout.contains("node-itest"), "{}", table.stdout);
+    assert!(table.stdout.contains("config_rollback"), "{}", table.stdout);
+    assert!(table.stdout.contains("healthy"), "{}", table.stdout);
+    assert!(!table.stdout.contains('\x1b'), "no colours off a terminal");
+    let listed = server.cli(&["services", "--json"]).await.ok().json();
+    assert_eq!(listed[0]["descriptor"]["name"], "node");
+
+    // health.
+    let health = server.cli(&["health", "--json"]).await.ok().json();
+    assert!(health["system"]["status"].is_string(), "{health}");
+    let text = server.cli(&["health"]).await.ok();
+    assert!(text.stdout.starts_with("system: "), "{}", text.stdout);
+
+    // config: set, get, history, rollback, all through the node.
+    let set = server
+        .cli(&["config", "set", "calls.default.timeout_ms=1500", "--json"])
+        .await
+        .ok()
+        .json();
+    let v = set["version"].as_u64().unwrap();
+    assert_eq!(set["changed"], json!(["calls.default.timeout_ms"]));
+    let got = server
+        .cli(&["config", "get", "calls.default.timeout_ms", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(got, json!(1500));
+    let whole = server.cli(&["config", "get", "--json"]).await.ok().json();
+    assert_eq!(whole["node"]["name"], "itest");
+    assert_eq!(whole["processes"][1]["name"], "worker-b");
+    // The node refuses an invalid policy, naming the field: exit 1.
+    let refused = server
+        .cli(&["config", "set", "calls.default.timeout_ms=0"])
+        .await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("calls.default.timeout_ms"),
+        "{}",
+        refused.stderr
+    );
+    // As are changes to the sections read at start.
+    let refused = server.cli(&["config", "set", "gateway.max_batch=0"]).await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("max_batch"), "{}", refused.stderr);
+    let history = server
+        .cli(&["config", "history", "--json"])
+        .await
+        .ok()
+        .json();
+    let versions: Vec<u64> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions.last(), Some(&v));
+    let table = server.cli(&["config", "history"]).await.ok();
+    assert!(
+        table.stdout.contains("set calls.default.timeout_ms"),
+        "{}",
+        table.stdout
+    );
+    let rolled = server
+        .cli(&["config", "rollback", &(v - 1).to_string(), "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(rolled["rollback_of"], json!(v - 1));
+    let got = server
+        .cli(&["config", "get", "calls.default.timeout_ms", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(got, Value::Null);
+
+    // The node answers a failing call with its error: exit 1, the node's message.
+    let failed = server.cli(&["call", "nosuch.method"]).await;
+    assert_eq!(failed.code, 1);
+    assert!(failed.stderr.contains("-32601"), "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("plexus services"),
+        "{}",
+        failed.stderr
+    );
+    let invalid = server
+        .cli(&["call", "node.config_rollback", "version=0"])
+        .await;
+    assert_eq!(invalid.code, 1);
+    assert!(invalid.stderr.contains("-32602"), "{}", invalid.stderr);
+
+    // SIGTERM: exit 0, children stopped in reverse start order, and gone.
+    assert_eq!(
+        server.terminate().await,
+        0,
+        "{}",
+        server.log.borrow().as_str()
+    );
+    let stopped = server.wait_log(&["stopped", "node=itest"]).await;
+    assert!(stopped.contains("services=worker-b, worker-a"), "{stopped}");
+    let log = server.log.borrow().clone();
+    let gateway = log.find("gateway stopped").unwrap();
+    assert!(gateway < log.find("stopped node=itest").unwrap(), "{log}");
+    for pid in pids {
+        assert!(
+            kill(Pid::from_raw(pid), None).is_err(),
+            "process {pid} still runs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn published_events_reach_a_subscriber_that_stops_after_count() {
+    let dir = temp_dir("pubsub");
+    let mut server = Server::start(&dir, "").await;
+    let mut subscriber = plexus()
+        .args(["subscribe", "orders.>", "--count", "2", "--json"])
+        .env("PLEXUS_URL", &server.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut notice = collect(subscriber.stderr.take().unwrap());
+    tokio::time::timeout(
+        WAIT,
+        notice.wait_for(|l| l.contains("subscribed to `orders.>`")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+
+    let published = server
+        .cli(&[
+            "publish",
+            "orders.created",
+            "--payload",
+            r#"{"id": 7}"#,
+            "--priority",
+            "high",
+            "--json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(published["matched"], 1);
+    let other = server.cli(&["publish", "invoices.created"]).await.ok();
+    assert!(
+        other.stdout.contains("0 subscription(s) matched"),
+        "{}",
+        other.stdout
+    );
+    server
+        .cli(&["publish", "orders.paid", "--payload", "done"])
+        .await
+        .ok();
+
+    let out = tokio::time::timeout(WAIT, subscriber.wait_with_output())
+        .await
+        .expect("subscribe --count 2 did not stop")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{stdout}");
+    assert_eq!(events[0]["topic"], "orders.created");
+    assert_eq!(events[0]["id"], published["id"]);
+    assert_eq!(events[0]["payload"], json!({"id": 7}));
+    assert_eq!(events[0]["priority"], "high");
+    assert_eq!(events[1]["topic"], "orders.paid");
+    assert_eq!(events[1]["payload"], "done");
+
+    let bad = server
+        .cli(&["publish", "orders.x", "--priority", "urgent"])
+        .await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert_eq!(server.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn without_a_node_the_cli_exits_3_and_says_how_to_start_one() {
+    let url = nothing_listening().await;
+    for args in [
+        vec!["services"],
+        vec!["health", "--json"],
+        vec!["call", "node.services"],
+        vec!["config", "get"],
+        vec!["subscribe", "a.>"],
+        vec!["publish", "a.b"],
+    ] {
+        let out = run(plexus().args(&args).env("PLEXUS_URL", &url)).await;
+        assert_eq!(out.code, 3, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("plexus serve"), "{}", out.stderr);
+        assert!(out.stderr.contains(&url), "{}", out.stderr);
+    }
+    // --url wins over PLEXUS_URL.
+    let out = run(plexus()
+        .args(["services", "--url", &url])
+        .env("PLEXUS_URL", "http://127.0.0.1:1"))
+    .await;
+    assert!(out.stderr.contains(&url), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_exits_2_and_is_never_echoed() {
+    let dir = temp_dir("auth");
+    let config =
+        format!("[[gateway.tokens]]\nname = \"ci\"\ntoken = \"{TOKEN}\"\nscopes = [\"admin\"]\n");
+    let mut server = Server::start(&dir, &config).await;
+    let missing = server.cli(&["services"]).await;
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("PLEXUS_TOKEN"),
+        "{}",
+        missing.stderr
+    );
+
+    let wrong = "wrong-token-0123456789abcdef";
+    let out = run(plexus()
+        .args(["call", "node.services"])
+        .env("PLEXUS_URL", &server.url)
+        .env("PLEXUS_TOKEN", wrong))
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(!out.stderr.contains(wrong) && !out.stdout.contains(wrong));
+    let out = run(plexus()
+        .args(["subscribe", "a.>", "--token", wrong])
+        .env("PLEXUS_URL", &server.url))
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+
+    let out = run(plexus()
+        .args(["services", "--json"])
+        .env("PLEXUS_URL", &server.url)
+        .env("PLEXUS_TOKEN", TOKEN))
+    .await
+    .ok();
+    assert_eq!(out.json()[0]["descriptor"]["name"], "node");
+    // Help shows where the token comes from, never its value.
+    let help = run(plexus()
+        .args(["services", "--help"])
+        .env("PLEXUS_TOKEN", TOKEN))
+    .await
+    .ok();
+    assert!(help.stdout.contains("PLEXUS_TOKEN"), "{}", help.stdout);
+    assert!(!help.stdout.contains(TOKEN), "{}", help.stdout);
+    assert_eq!(server.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn bad_arguments_and_configurations_exit_2_naming_the_problem() {
+    let out = run(plexus().args(["call", "a.b", "--params", "{nope"])).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--params is not valid JSON"),
+        "{}",
+        out.stderr
+    );
+    let out = run(plexus().args(["call", "a.b", "novalue"])).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = run(plexus().args(["config", "set", "novalue"])).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = run(plexus().args(["services", "--url", "ftp://x"])).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+
+    let dir = temp_dir("badconfig");
+    let file = dir.join("plexus.toml");
+    for (text, needle) in [
+        ("[gateway]\nmax_bach = 5\n", "gateway.max_bach"),
+        ("[gatway]\n", "gatway"),
+        ("[[processes]]\nname = \"a\"\n", "command"),
+        ("[node\n", "plexus.toml:1:6"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let out = run(plexus()
+            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+            .arg(&file))
+        .await;
+        assert_eq!(out.code, 2, "{text}: {}", out.stderr);
+        assert!(out.stderr.contains(needle), "{text}: {}", out.stderr);
+    }
+    // An environment override is configuration too, checked the same way.
+    std::fs::write(&file, "").unwrap();
+    let out = run(plexus()
+        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .env("PLEXUS_NODE__DRAIN_MS", "0"))
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("node.drain_ms"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_changed_file_reloads_the_call_policies() {
+    let dir = temp_dir("reload");
+    let mut server = Server::start(&dir, "[calls.default]\ntimeout_ms = 1000\n").await;
+    let got = server
+        .cli(&["config", "get", "calls.default.timeout_ms", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(got, json!(1000));
+    // Replace the file as deployment tools do: write aside, rename over.
+    let aside = dir.join("plexus.toml.new");
+    std::fs::write(&aside, "[calls.default]\ntimeout_ms = 2500\n").unwrap();
+    std::fs::rename(&aside, dir.join("plexus.toml")).unwrap();
+    server
+        .wait_log(&["configuration changed", "calls.default.timeout_ms"])
+        .await;
+    let got = server
+        .cli(&["config", "get", "calls.default.timeout_ms", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(got, json!(2500));
+    let history = server
+        .cli(&["config", "history", "--json"])
+        .await
+        .ok()
+        .json();
+    let last = history.as_array().unwrap().last().unwrap().clone();
+    assert!(
+        last["author"].as_str().unwrap().starts_with("file:"),
+        "{last}"
+    );
+    assert_eq!(server.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn tables_are_coloured_only_when_asked_and_not_with_no_color() {
+    let dir = temp_dir("colour");
+    let mut server = Server::start(&dir, "").await;
+    let run_with = |vars: &'static [(&'static str, &'static str)]| {
+        let url = server.url.clone();
+        async move {
+            let mut command = plexus();
+            command.args(["services"]).env("PLEXUS_URL", url);
+            for (k, v) in vars {
+                command.env(k, v);
+            }
+            run(&mut command).await.ok().stdout
+        }
+    };
+    let forced = run_with(&[("CLICOLOR_FORCE", "1")]).await;
+    assert!(forced.contains('\x1b'), "{forced}");
+    let off = run_with(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]).await;
+    assert!(!off.contains('\x1b'), "{off}");
+    assert!(off.contains("healthy"), "{off}");
+    assert_eq!(server.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn mcp_serves_the_nodes_methods_as_tools_over_stdio() {
+    let dir = temp_dir("mcp");
+    let file = dir.join("plexus.toml");
+    std::fs::write(&file, "[node]\nname = \"mcptest\"\n").unwrap();
+    let mut child = plexus()
+        .args(["mcp", "--config"])
+        .arg(&file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect(child.stderr.take().unwrap());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || -> Value {
+        let line = tokio::time::timeout(WAIT, stdout.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_or_else(|| panic!("mcp ended; log: {}", log.borrow().as_str()));
+        serde_json::from_str(&line).unwrap()
+    };
+    let send = |message: Value| format!("{message}\n");
+
+    stdin
+        .write_all(
+            send(
+                json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "test", "version": "1"}}}),
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let init = next().await;
+    assert_eq!(init["id"], 1, "{init}");
+    assert!(init["result"]["serverInfo"].is_object(), "{init}");
+    stdin
+        .write_all(
+            send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).as_bytes(),
+        )
+        .await
+        .unwrap();
+    stdin
+        .write_all(send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).as_bytes())
+        .await
+        .unwrap();
+    let list = next().await;
+    let tools: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(tools.contains(&"node.services"), "{tools:?}");
+    stdin
+        .write_all(
+            send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                "params": {"name": "node.config_get", "arguments": {"path": "node.name"}}}))
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let called = next().await;
+    assert_eq!(called["id"], 3, "{called}");
+    assert!(called.to_string().contains("mcptest"), "{called}");
+
+    // Closing stdin ends the session and the process, cleanly.
+    drop(stdin);
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", log.borrow().as_str());
+    let log = Arc::new(log.borrow().clone());
+    assert!(log.contains("stopped"), "{log}");
+}

@@ -247,3 +247,39 @@ async fn the_caller_is_the_tokens_name_and_malformed_headers_are_refused() {
         .await;
     assert_eq!((status, got["result"].clone()), (200, json!("ci")));
 }
+
+#[tokio::test]
+async fn a_nested_router_sits_behind_the_same_auth_and_sees_the_caller() {
+    use axum::routing::get;
+    use plexus_gateway::{Caller, Gateway, Need};
+
+    let node = plexus_node::Node::builder("nested").start().await.unwrap();
+    let extra = axum::Router::new().route(
+        "/whoami",
+        get(|caller: Caller| async move {
+            let may = caller.allows(Need::Call("spec.sum"));
+            format!("{} {may}", caller.name().unwrap_or("-"))
+        }),
+    );
+    let gateway = Gateway::builder(node)
+        .config(GatewayConfig {
+            tokens: vec![TokenConfig::new("ci", secret("ci"), ["call:spec.*"])],
+            ..GatewayConfig::default()
+        })
+        .route("/mcp", extra)
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp/whoami", listener.local_addr().unwrap());
+    tokio::spawn(gateway.serve(listener, std::future::pending()));
+    let http = reqwest::Client::new();
+    let anonymous = http.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let known = http
+        .get(&url)
+        .bearer_auth(secret("ci"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(known.text().await.unwrap(), "ci true");
+}

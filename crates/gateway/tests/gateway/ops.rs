@@ -88,3 +88,27 @@ async fn health_ready_and_livez_answer() {
         (200, "ok".to_owned())
     );
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_one_to_close() {
+    let h = Harness::with(plexus_gateway::GatewayConfig {
+        max_connections: 1,
+        ..Default::default()
+    })
+    .await;
+    let peer = connect(&h.ws_url(), None).await.unwrap();
+    let url = h.url("/livez");
+    let mut waiting = tokio::spawn(async move { reqwest::get(url).await.unwrap().status() });
+    // While the socket holds the only connection, the request is not served.
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut waiting).await;
+    assert!(
+        early.is_err(),
+        "a connection beyond max_connections was served"
+    );
+    drop(peer);
+    let status = tokio::time::timeout(crate::support::WAIT, waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+}

@@ -8,6 +8,10 @@
 //! name = "plexus"          # the node's name (supervisor, node service instance `node-<name>`)
 //! data_dir = "plexus-data" # where embedded backends keep their files
 //! drain_ms = 5000          # how long the bus may drain at shutdown
+//! datastore = true         # run the `datastore` service over [store]
+//!
+//! [store]                  # plexus_store::StoreConfig; default: SQLite at <data_dir>/plexus.db
+//! url = "sqlite://plexus-data/plexus.db"   # or postgres://user@host:5432/db
 //!
 //! [gateway]                # plexus_gateway::GatewayConfig: bind, bounds, tokens
 //! bind = "127.0.0.1:7700"
@@ -43,6 +47,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -51,6 +56,7 @@ use plexus_config::{ConfigError, ConfigOptions, ConfigStore, FieldErrors, Valida
 use plexus_gateway::{Gateway, GatewayConfig, GatewayError};
 use plexus_mcp::{McpConfig, McpError};
 use plexus_node::{Node, NodeError};
+use plexus_store::{DataStore, DataStoreService, StoreConfig, StoreError};
 use plexus_supervisor::{ProcessSpec, Restart, SupervisorEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -91,6 +97,8 @@ pub(crate) struct ServeConfig {
     pub(crate) gateway: GatewayConfig,
     /// The MCP server, at `/mcp` and on `plexus mcp`'s stdio.
     pub(crate) mcp: McpConfig,
+    /// The DataStore's database (default: SQLite in `node.data_dir`).
+    pub(crate) store: Option<StoreConfig>,
     /// The call policies; the node validates and reads them
     /// (`plexus_node::policy::CallsConfig`).
     pub(crate) calls: Option<Value>,
@@ -105,12 +113,14 @@ pub(crate) struct NodeConfig {
     /// The node's name (default `plexus`).
     pub(crate) name: String,
     /// Where embedded backends keep their files (default `plexus-data`, relative to
-    /// the working directory). Nothing in this version writes there yet; the
-    /// embedded store will.
+    /// the working directory): the SQLite file of the DataStore unless `[store]`
+    /// names another database.
     pub(crate) data_dir: PathBuf,
     /// How long the bus may take to deliver what it holds at shutdown, in
     /// milliseconds (default 5,000).
     pub(crate) drain_ms: u64,
+    /// Run the `datastore` service (default true).
+    pub(crate) datastore: bool,
 }
 
 impl Default for NodeConfig {
@@ -119,6 +129,7 @@ impl Default for NodeConfig {
             name: "plexus".to_owned(),
             data_dir: PathBuf::from("plexus-data"),
             drain_ms: 5_000,
+            datastore: true,
         }
     }
 }
@@ -168,6 +179,9 @@ pub(crate) enum ServeError {
     /// The node could not start.
     #[error("starting the node")]
     Node(#[from] NodeError),
+    /// The DataStore's database could not be opened.
+    #[error("opening the store")]
+    Store(#[from] StoreError),
     /// Signal handlers could not be installed, or stdout could not be written.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -184,6 +198,7 @@ impl ServeError {
                 | ServeError::Gateway(GatewayError::Config(_))
                 | ServeError::Mcp(McpError::InvalidConfig { .. })
                 | ServeError::Node(NodeError::Config(_) | NodeError::Policy(_))
+                | ServeError::Store(StoreError::Config { .. })
         )
     }
 }
@@ -217,7 +232,22 @@ impl ServeConfig {
             .map_err(|e| invalid(e.under("processes")))?;
         self.gateway.validate().map_err(GatewayError::from)?;
         self.mcp.validate()?;
+        self.store().validate().map_err(|e| match e {
+            StoreError::Config { field, reason } => ServeError::Invalid {
+                key: format!("store.{field}"),
+                reason,
+            },
+            other => ServeError::Store(other),
+        })?;
         Ok(())
+    }
+
+    /// The DataStore's configuration in force: `[store]`, or SQLite in the data
+    /// directory.
+    pub(crate) fn store(&self) -> StoreConfig {
+        self.store
+            .clone()
+            .unwrap_or_else(|| StoreConfig::sqlite_in(&self.node.data_dir))
     }
 }
 
@@ -282,6 +312,20 @@ impl Validate for McpSection {
     }
 }
 
+/// `[store]` as a configuration section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct StoreSection(StoreConfig);
+
+impl Validate for StoreSection {
+    fn validate(&self) -> Result<(), FieldErrors> {
+        self.0.validate().map_err(|e| match e {
+            StoreError::Config { field, reason } => FieldErrors::one(field, reason),
+            other => FieldErrors::one("", other.to_string()),
+        })
+    }
+}
+
 /// Reads the configuration (the file, or the default), with the environment on top.
 async fn load(file: Option<&Path>, bus: &Bus) -> Result<(ConfigStore, ServeConfig), ServeError> {
     let options = ConfigOptions {
@@ -300,6 +344,7 @@ async fn load(file: Option<&Path>, bus: &Bus) -> Result<(ConfigStore, ServeConfi
     store.register_section::<GatewaySection>("gateway").await?;
     store.register_section::<McpSection>("mcp").await?;
     store.register_section::<Processes>("processes").await?;
+    store.register_section::<StoreSection>("store").await?;
     Ok((store, config))
 }
 
@@ -313,6 +358,18 @@ async fn start(
     let mut builder = Node::builder(config.node.name.clone())
         .bus(bus)
         .config(store.clone());
+    let datastore = if config.node.datastore {
+        let settings = config.store();
+        let datastore = DataStore::connect(&settings).await?;
+        tracing::info!(
+            backend = settings.backend().map(|b| b.as_str()).unwrap_or("?"),
+            "datastore open"
+        );
+        builder = builder.service(Arc::new(DataStoreService::new(datastore.clone())));
+        Some(datastore)
+    } else {
+        None
+    };
     for p in &config.processes {
         let spec = ProcessSpec {
             command: p.command.clone(),
@@ -323,6 +380,10 @@ async fn start(
         builder = builder.process(p.name.clone(), spec, p.restart);
     }
     let node = builder.start().await?;
+    if let Some(datastore) = &datastore {
+        node.metrics()
+            .with_registry(|registry| datastore.store().metrics().register(registry));
+    }
     for child in node.supervisor().children() {
         tracing::info!(
             process = %child.name,
@@ -512,6 +573,7 @@ mod tests {
         assert_eq!(config.node.name, "plexus");
         assert_eq!(config.gateway.bind.to_string(), "127.0.0.1:7700");
         assert!(config.processes.is_empty());
+        assert_eq!(config.store().url, "sqlite://plexus-data/plexus.db");
     }
 
     #[test]
@@ -555,6 +617,9 @@ mod tests {
         ]});
         let err = ServeConfig::from_document(&twice).unwrap_err();
         assert!(err.to_string().contains("processes.1.name"), "{err}");
+        let store = json!({"store": {"url": "mysql://x"}});
+        let err = ServeConfig::from_document(&store).unwrap_err();
+        assert!(err.to_string().contains("store.url"), "{err}");
         let public = json!({"gateway": {"bind": "0.0.0.0:7700"}});
         let err = ServeConfig::from_document(&public).unwrap_err();
         assert!(err.is_config(), "{err}");

@@ -531,15 +531,36 @@ impl DataStore {
     }
 
     async fn transaction_inner(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, StoreError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (results, ()) = self
+            .transaction_then(ops, |_| Box::pin(async { Ok(()) }))
+            .await?;
+        Ok(results)
+    }
+
+    /// Runs `ops` as [`DataStore::transaction`] does, then `then` on the same
+    /// session inside the same transaction, and commits only if both succeed: the
+    /// durable outbox writes a data change's events this way. An error of `then`
+    /// rolls everything back and is returned as it is.
+    pub(crate) async fn transaction_then<T, F>(
+        &self,
+        ops: Vec<Op>,
+        then: F,
+    ) -> Result<(Vec<OpResult>, T), StoreError>
+    where
+        F: for<'s> FnOnce(
+                &'s mut StoreSession,
+            ) -> futures::future::BoxFuture<'s, Result<T, StoreError>>
+            + Send,
+    {
         let max = self.config().max_transaction_ops;
         if ops.len() > max {
             return Err(StoreError::invalid_argument(
                 "ops",
                 format!("{} operations, more than {max}", ops.len()),
             ));
-        }
-        if ops.is_empty() {
-            return Ok(Vec::new());
         }
         let at = |index: usize| {
             move |e: StoreError| StoreError::Transaction {
@@ -618,8 +639,15 @@ impl DataStore {
                 }
             }
         }
+        let extra = match then(&mut session).await {
+            Ok(extra) => extra,
+            Err(e) => {
+                let _ = session.rollback().await;
+                return Err(e);
+            }
+        };
         session.commit().await?;
-        Ok(results)
+        Ok((results, extra))
     }
 }
 

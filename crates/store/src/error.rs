@@ -249,10 +249,15 @@ fn is_busy_code(code: &str) -> bool {
     code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
 }
 
-/// PostgreSQL connection exceptions (class 08), shutdowns and too many connections.
+/// PostgreSQL connection exceptions (class 08), shutdowns and too many connections;
+/// SQLite's file gone: I/O errors (primary code 10), cannot open (14), and a write to
+/// a file moved or unlinked since it was opened (READONLY_DBMOVED, 1032).
 fn is_connection_code(code: &str) -> bool {
-    code.len() == 5 && code.starts_with("08")
-        || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+    if code.len() == 5 {
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
+    }
+    code.parse::<u32>()
+        .is_ok_and(|n| matches!(n & 0xff, 10 | 14) || n == 1032)
 }
 
 /// Whether a driver error is a unique-constraint violation, and its text (the
@@ -280,6 +285,10 @@ mod tests {
         assert!(!is_busy_code("2067"));
         assert!(is_connection_code("08006"));
         assert!(!is_connection_code("23505"));
+        assert!(is_connection_code("14"));
+        assert!(is_connection_code("1032"));
+        assert!(is_connection_code("266"));
+        assert!(!is_connection_code("2067"));
         let e = StoreError::from_sqlx(sqlx::Error::PoolTimedOut, Duration::from_millis(7));
         assert!(matches!(e, StoreError::PoolTimeout { waited } if waited.as_millis() == 7));
         assert!(e.is_retryable());

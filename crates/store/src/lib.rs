@@ -41,6 +41,7 @@ mod backend;
 mod config;
 mod datastore;
 mod document;
+mod durable;
 mod error;
 mod filter;
 mod metrics;
@@ -58,6 +59,12 @@ pub use datastore::{
 };
 pub use document::{
     CollectionSpec, Document, IndexSpec, MAX_ID_LEN, Op, OpResult, PutMode, Stored, merge_patch,
+};
+pub use durable::{
+    Appended, AuditConfig, AuditEntry, AuditError, AuditLog, AuditOutcome, AuditPage, AuditQuery,
+    AuditRecord, AuditService, Auditor, DEFAULT_SCOPE, DeliveryState, Outbox, OutboxConfig,
+    OutboxError, REDACTED, RelayConfig, RelayHandle, RelayStats, ReplayFrom, ReplayPage, Replayed,
+    StoreHistory,
 };
 pub use error::StoreError;
 pub use filter::{Condition, Filter, MAX_FILTER_DEPTH};

@@ -146,7 +146,13 @@ pub(crate) struct ServiceRoute {
     source: Vec<MethodDescriptor>,
     /// The registry's instance list last synced, compared by pointer on every call.
     seen: ArcSwap<Seen>,
-    breakers: Mutex<HashMap<InstanceId, CircuitBreaker>>,
+    breakers: Mutex<HashMap<InstanceId, Guard>>,
+}
+
+/// An instance's breaker and the transport its balancer entry dispatches to.
+struct Guard {
+    breaker: CircuitBreaker,
+    transport: Transport,
 }
 
 struct Seen {
@@ -235,7 +241,7 @@ impl ServiceRoute {
         let breakers = self.breakers.lock();
         let mut all: Vec<_> = breakers
             .iter()
-            .map(|(id, b)| (id.clone(), b.clone()))
+            .map(|(id, g)| (id.clone(), g.breaker.clone()))
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
@@ -283,17 +289,25 @@ impl ServiceRoute {
                 self.balancer.remove(id);
                 continue;
             };
-            if !breakers.contains_key(id) {
-                let breaker = match instance_breaker(&self.policy.breaker, id) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!(instance = %id, error = %e, "breaker config rejected");
-                        continue;
-                    }
+            // A new instance, or a known one now reached through another transport (it
+            // re-registered over a new connection): (re)build its balancer entry. A
+            // known instance keeps its breaker.
+            let known = breakers.get(id);
+            let stale = known.is_some_and(|g| !Arc::ptr_eq(&g.transport, &transport));
+            if known.is_none() || stale {
+                let breaker = match known {
+                    Some(g) => g.breaker.clone(),
+                    None => match instance_breaker(&self.policy.breaker, id) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::error!(instance = %id, error = %e, "breaker config rejected");
+                            continue;
+                        }
+                    },
                 };
                 let dispatch = Dispatch {
                     instance: id.clone(),
-                    transport,
+                    transport: transport.clone(),
                 };
                 let weight = registration
                     .descriptor
@@ -303,7 +317,7 @@ impl ServiceRoute {
                     .unwrap_or(1);
                 self.balancer
                     .insert(Instance::guarded(id.clone(), dispatch, &breaker).weight(weight));
-                breakers.insert(id.clone(), breaker);
+                breakers.insert(id.clone(), Guard { breaker, transport });
             }
             self.balancer
                 .set_healthy(id, registration.status.accepts_calls());

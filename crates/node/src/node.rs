@@ -191,8 +191,13 @@ impl Core {
         self.accepting.store(on, Ordering::SeqCst);
     }
 
-    /// The route of `service`, built on first use from the registry.
-    fn route(&self, service: &str) -> Result<(Arc<ServiceRoute>, Arc<[Registration]>), CallError> {
+    /// The route of `service`, built on first use from the registry; `method` is the
+    /// full name asked for, for errors.
+    fn route(
+        &self,
+        service: &str,
+        method: &str,
+    ) -> Result<(Arc<ServiceRoute>, Arc<[Registration]>), CallError> {
         let name = ServiceName::new(service);
         let instances = self.registry.instances(&name);
         if let Some(route) = self.routes.load().get(&name) {
@@ -203,7 +208,7 @@ impl Core {
         }
         let Some(source) = instances.iter().max_by_key(|r| r.registered_at) else {
             return Err(CallError::MethodNotFound {
-                method: service.to_owned(),
+                method: method.to_owned(),
                 hint: Some(format!(
                     "no service `{service}` is registered; `plexus services` lists them"
                 )),
@@ -253,7 +258,7 @@ impl Core {
             });
         }
         self.refresh_policies();
-        let (route, _) = self.route(service)?;
+        let (route, _) = self.route(service, method)?;
         let Some(m) = route.method(name) else {
             return Err(CallError::MethodNotFound {
                 method: method.to_owned(),

@@ -241,3 +241,37 @@ async fn a_caller_deadline_that_passed_fails_as_a_timeout() {
     assert_eq!(err.code(), codes::TIMEOUT, "{err}");
     let _ = Arc::new(());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_re_attached_instance_is_called_through_its_new_transport() {
+    let node = Node::builder("attach").start().await.unwrap();
+    let first = Module::new("remote", "remote-1");
+    let second = Module::new("remote", "remote-1");
+    let descriptor = plexus_core::Service::descriptor(&*first);
+    node.attach(descriptor.clone(), first.clone())
+        .await
+        .unwrap();
+    let id = plexus_core::InstanceId::new("remote-1");
+    node.registry()
+        .set_status(&id, ServiceStatus::Healthy, None)
+        .await
+        .unwrap();
+    node.call("remote.work", json!({"n": 1}), CallContext::new())
+        .await
+        .unwrap();
+    // The same instance comes back over a new connection.
+    node.attach(descriptor, second.clone()).await.unwrap();
+    node.registry()
+        .set_status(&id, ServiceStatus::Healthy, None)
+        .await
+        .unwrap();
+    node.call("remote.work", json!({"n": 2}), CallContext::new())
+        .await
+        .unwrap();
+    assert_eq!([first.calls(), second.calls()], [1, 1]);
+    let gone = node
+        .call("nothing.work", json!({}), CallContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(gone.data()["method"], "nothing.work");
+}

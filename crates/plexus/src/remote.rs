@@ -216,6 +216,10 @@ pub(crate) fn publish(args: &PublishArgs) -> anyhow::Result<()> {
 pub(crate) fn subscribe(args: &SubscribeArgs) -> anyhow::Result<()> {
     let client = args.remote.client()?;
     block_on(async {
+        // Installed before the notice below, so a Ctrl-C right after it is ours.
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("installing the Ctrl-C handler")?;
         let mut events = client.subscribe(&args.pattern).await?;
         eprintln!(
             "subscribed to `{}` as {}; Ctrl-C to stop",
@@ -226,7 +230,7 @@ pub(crate) fn subscribe(args: &SubscribeArgs) -> anyhow::Result<()> {
         while args.count.is_none_or(|n| seen < n) {
             let event = tokio::select! {
                 event = events.next() => event,
-                _ = tokio::signal::ctrl_c() => break,
+                _ = interrupt.recv() => break,
             };
             match event {
                 Some(event) => print_event(&event?, args.remote.json)?,

@@ -504,14 +504,18 @@ async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
         }
     };
     let addr = listener.local_addr()?;
-    {
+    let announced = {
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
             "plexus: node `{}` listening on http://{addr} (JSON-RPC /rpc, WebSocket /ws, MCP /mcp, metrics /metrics, health /health)",
             config.node.name
-        )?;
-        out.flush()?;
+        )
+        .and_then(|()| out.flush())
+    };
+    if let Err(error) = announced {
+        // Serving matters more than the announcement; the log says where too.
+        tracing::warn!(%error, "could not write the listening line to stdout");
     }
     let served = gateway.serve(listener, stopping).await;
     match &served {

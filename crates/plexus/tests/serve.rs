@@ -647,6 +647,7 @@ async fn mcp_serves_the_nodes_methods_as_tools_over_stdio() {
     let mut child = plexus()
         .args(["mcp", "--config"])
         .arg(&file)
+        .current_dir(&dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -718,4 +719,40 @@ async fn mcp_serves_the_nodes_methods_as_tools_over_stdio() {
     assert_eq!(status.code(), Some(0), "{}", log.borrow().as_str());
     let log = Arc::new(log.borrow().clone());
     assert!(log.contains("stopped"), "{log}");
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_a_subscriber_and_the_server_cleanly() {
+    let dir = temp_dir("interrupt");
+    let mut server = Server::start(&dir, "").await;
+    let mut subscriber = plexus()
+        .args(["subscribe", "a.>"])
+        .env("PLEXUS_URL", &server.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut notice = collect(subscriber.stderr.take().unwrap());
+    tokio::time::timeout(WAIT, notice.wait_for(|l| l.contains("Ctrl-C to stop")))
+        .await
+        .unwrap()
+        .unwrap();
+    let pid = Pid::from_raw(subscriber.id().unwrap() as i32);
+    kill(pid, Signal::SIGINT).unwrap();
+    let status = tokio::time::timeout(WAIT, subscriber.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    let pid = Pid::from_raw(server.child.id().unwrap() as i32);
+    kill(pid, Signal::SIGINT).unwrap();
+    let status = tokio::time::timeout(WAIT, server.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let line = server.wait_log(&["SIGINT: stopping"]).await;
+    assert!(!line.is_empty());
+    server.wait_log(&["stopped", "services=datastore-1"]).await;
 }

@@ -6,11 +6,13 @@
 //! `ratio = value / ceiling_value` (inverted for lower-is-better figures). A
 //! [`Report`] prints as a table for people or as one JSON object for scripts.
 //!
-//! Parts: [`bus`], [`resilience`], [`callpath`].
+//! Parts: [`bus`], [`resilience`], [`callpath`], [`store`], [`gateway`].
 
 pub mod bus;
 pub mod callpath;
+pub mod gateway;
 pub mod resilience;
+pub mod store;
 mod support;
 
 pub use support::{

@@ -310,7 +310,6 @@ async fn measure(
 }
 
 struct Backend {
-    kind: BackendKind,
     store: DataStore,
     bare: Bare,
     cleanup: Option<(PgPool, String)>,
@@ -349,7 +348,6 @@ async fn open(kind: BackendKind) -> Result<Backend, BenchError> {
                 .await
                 .map_err(failed)?;
             Ok(Backend {
-                kind,
                 store,
                 bare: Bare::Sqlite(pool),
                 cleanup: None,
@@ -377,7 +375,6 @@ async fn open(kind: BackendKind) -> Result<Backend, BenchError> {
                 .map_err(failed)?;
             let admin = PgPool::connect(&url).await.map_err(failed)?;
             Ok(Backend {
-                kind,
                 store,
                 bare: Bare::Postgres(pool),
                 cleanup: Some((admin, schema)),

@@ -26,6 +26,10 @@ enum Part {
     Resilience,
     /// The whole call path to an in-process service: overhead per call.
     Callpath,
+    /// DataStore put / get / query on SQLite and PostgreSQL beside bare sqlx.
+    Store,
+    /// JSON-RPC over HTTP and WebSocket, and MCP tool calls, beside a bare axum handler.
+    Gateway,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -40,6 +44,10 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
         Part::Callpath => {
             plexus_bench::callpath::run(options).context("the call path benchmark failed")?
+        }
+        Part::Store => plexus_bench::store::run(options).context("the store benchmark failed")?,
+        Part::Gateway => {
+            plexus_bench::gateway::run(options).context("the gateway benchmark failed")?
         }
     };
     if args.json {

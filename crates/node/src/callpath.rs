@@ -423,6 +423,7 @@ impl MethodRoute {
         params: Value,
         ctx: CallContext,
     ) -> Result<Value, CallError> {
+        let params = self.schema.normalize(params);
         self.schema.check(&self.full, &params)?;
         let call_deadline = ctx.deadline;
         let call = Call {

@@ -19,6 +19,9 @@ use crate::CallError;
 #[derive(Clone)]
 pub struct ParamsSchema {
     validator: Option<std::sync::Arc<Validator>>,
+    /// The schema says `"type": "object"`: absent params (`null`) mean `{}`, as
+    /// JSON-RPC lets a caller omit `params`.
+    object: bool,
 }
 
 impl fmt::Debug for ParamsSchema {
@@ -43,15 +46,28 @@ impl ParamsSchema {
     /// Compiles `schema` for `method`.
     pub fn compile(method: &str, schema: &Value) -> Result<Self, SchemaError> {
         if schema == &Value::Bool(true) {
-            return Ok(Self { validator: None });
+            return Ok(Self {
+                validator: None,
+                object: false,
+            });
         }
+        let object = schema.get("type").and_then(Value::as_str) == Some("object");
         let validator = jsonschema::validator_for(schema).map_err(|e| SchemaError {
             method: method.to_owned(),
             reason: e.to_string(),
         })?;
         Ok(Self {
             validator: Some(std::sync::Arc::new(validator)),
+            object,
         })
+    }
+
+    /// Absent params (`null`) become `{}` when the method takes an object.
+    pub fn normalize(&self, params: Value) -> Value {
+        match params {
+            Value::Null if self.object => Value::Object(serde_json::Map::new()),
+            other => other,
+        }
     }
 
     /// Checks `params`, naming the first offending field.
@@ -149,6 +165,18 @@ mod tests {
             .0,
             "/address/zip"
         );
+    }
+
+    #[test]
+    fn absent_params_are_an_empty_object_for_object_schemas() {
+        let s = ParamsSchema::compile("m", &json!({"type": "object"})).unwrap();
+        let params = s.normalize(Value::Null);
+        assert_eq!(params, json!({}));
+        s.check("m", &params).unwrap();
+        assert_eq!(person().normalize(Value::Null), json!({}));
+        assert!(person().check("people.add", &json!({})).is_err());
+        let any = ParamsSchema::compile("m", &json!(true)).unwrap();
+        assert_eq!(any.normalize(Value::Null), Value::Null);
     }
 
     #[test]

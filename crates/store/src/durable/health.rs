@@ -40,7 +40,7 @@ impl Store {
                 session.rollback().await?;
             }
             BackendKind::Postgres => {
-                let stmt = Statement::new("SELECT 1".into(), Vec::new());
+                let stmt = Statement::new("SELECT CAST(1 AS BIGINT)".into(), Vec::new());
                 session
                     .fetch_i64(StatementKind::Other, "health", &stmt)
                     .await?;

@@ -1,0 +1,280 @@
+//! Connection loss: with the database gone, calls fail fast with a typed
+//! `Unavailable`, the health check says so, the relay waits; once it is back the
+//! reconnect heal action succeeds, calls work again, and nothing committed before
+//! the loss is lost or left undelivered.
+//!
+//! PostgreSQL is reached through the project's TCP fault proxy (the shared server
+//! is never touched); in `Refuse` mode it cuts every open connection and every new
+//! one. SQLite loses its file by having its folder renamed away and a plain file put
+//! in its place, which denies access even to root. SQLite keeps a file it has open:
+//! a connection already open goes on reading and writing the moved file (what it
+//! writes is there when the file comes back); what fails is opening the file, which
+//! the pool does for every new connection. So the SQLite test keeps the pool's open
+//! connections busy, and every call needs a new one.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use plexus_bus::{Bus, SubscribeOptions};
+use plexus_core::{CallContext, HealthState, Service, ServiceError};
+use plexus_faultproxy::{FaultProxy, Mode};
+use plexus_registry::health::{CheckError, HealAction, HealKind, HealthCheck, check_fn};
+use plexus_store::{
+    CollectionSpec, DataStore, DataStoreService, Outbox, OutboxConfig, OutboxError, PutMode,
+    RelayConfig, StoreError,
+};
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::support::{PATIENCE, Place, event, postgres_url, unique};
+
+/// Calls must fail within the acquire timeout, plus this.
+const FAST: Duration = Duration::from_secs(3);
+const ACQUIRE_MS: u64 = 2_000;
+
+/// The PostgreSQL server's address and the test URL with `proxy` in its place.
+async fn through(proxy: Option<SocketAddr>) -> (SocketAddr, String) {
+    let url = postgres_url();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (user, rest) = match rest.split_once('@') {
+        Some((user, rest)) => (format!("{user}@"), rest),
+        None => (String::new(), rest),
+    };
+    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let hostport = if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:5432")
+    };
+    let upstream = tokio::net::lookup_host(&hostport)
+        .await
+        .unwrap()
+        .find(SocketAddr::is_ipv4)
+        .unwrap();
+    let via = proxy.map_or(hostport, |p| p.to_string());
+    (upstream, format!("{scheme}://{user}{via}/{path}"))
+}
+
+/// Writes ten documents, each with its durable event, before the loss.
+async fn before_the_loss(ds: &DataStore) -> Outbox {
+    ds.create_collection("cases", CollectionSpec::default())
+        .await
+        .unwrap();
+    let outbox = Outbox::open(ds.clone(), OutboxConfig::default())
+        .await
+        .unwrap();
+    outbox.declare_durable("cases.>").unwrap();
+    for i in 0..10 {
+        outbox
+            .put(
+                "cases",
+                &format!("c{i}"),
+                &json!({"i": i}),
+                PutMode::Insert,
+                None,
+                vec![event("cases.opened", json!({"i": i}))],
+            )
+            .await
+            .unwrap();
+    }
+    outbox
+}
+
+/// While the database is gone: every kind of call fails fast and typed.
+async fn during_the_loss(ds: &DataStore, outbox: &Outbox) {
+    let started = Instant::now();
+    let err = ds
+        .put("cases", "c99", &json!({"a": 1}), PutMode::Insert, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(started.elapsed() < FAST, "took {:?}", started.elapsed());
+
+    let service = DataStoreService::new(ds.clone());
+    let err = service
+        .call(
+            "put",
+            json!({"collection": "cases", "id": "c98", "doc": {"a": 1}}),
+            CallContext::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::Unavailable { .. }), "{err:?}");
+    assert!(err.is_retryable());
+
+    let err = outbox
+        .put(
+            "cases",
+            "c97",
+            &json!({"a": 1}),
+            PutMode::Insert,
+            None,
+            vec![event("cases.opened", json!({}))],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, OutboxError::Store(StoreError::Unavailable { .. })),
+        "{err:?}"
+    );
+
+    let started = Instant::now();
+    assert!(matches!(
+        ds.store().ping().await,
+        Err(StoreError::Unavailable { .. })
+    ));
+    assert!(started.elapsed() < FAST);
+    let store = ds.store().clone();
+    let check = check_fn(move || {
+        let store = store.clone();
+        async move { Ok::<_, CheckError>(store.health().await) }
+    });
+    let report = check.check().await.unwrap();
+    assert_eq!(report.state, HealthState::Unhealthy);
+    assert!(report.detail.contains("unavailable"), "{}", report.detail);
+    let report = service.health().await.unwrap();
+    assert_eq!(report.state, HealthState::Unhealthy);
+    assert!(ds.store().reconnect().await.is_err());
+}
+
+/// Once the database is back: the heal action succeeds, calls work, nothing is
+/// lost, and the relay delivers every event committed before the loss.
+async fn after_the_loss(
+    ds: &DataStore,
+    outbox: &Outbox,
+    bus: &Bus,
+    relay: plexus_store::RelayHandle,
+) {
+    let store = ds.store().clone();
+    let heal = HealAction::reconnect("store", move || {
+        let store = store.clone();
+        async move { store.reconnect().await }
+    });
+    assert_eq!(heal.kind(), HealKind::Reconnect);
+    ds.store().reconnect().await.unwrap();
+    assert_eq!(ds.store().health().await.state, HealthState::Healthy);
+    ds.put("cases", "c10", &json!({"i": 10}), PutMode::Insert, None)
+        .await
+        .unwrap();
+    for i in 0..=10 {
+        let doc = ds.get("cases", &format!("c{i}")).await.unwrap().unwrap();
+        assert_eq!(doc.doc["i"], i);
+    }
+    assert!(ds.get("cases", "c99").await.unwrap().is_none());
+    assert!(ds.get("cases", "c97").await.unwrap().is_none());
+    let mut watch = relay.watch();
+    tokio::time::timeout(PATIENCE, watch.wait_for(|s| s.delivered == 10))
+        .await
+        .unwrap()
+        .unwrap();
+    let stats = relay.shutdown().await;
+    assert!(stats.store_errors >= 1, "{stats:?}");
+    assert_eq!(outbox.pending().await.unwrap(), 0);
+    let _ = bus;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_through_a_fault_proxy() {
+    let (upstream, _) = through(None).await;
+    let proxy = FaultProxy::start(upstream).await.unwrap();
+    let (_, url) = through(Some(proxy.addr())).await;
+    let place = Place {
+        kind: plexus_store::BackendKind::Postgres,
+        dir: std::env::temp_dir(),
+        schema: format!("pd_{}", unique()),
+    };
+    let ds = place
+        .open_with(|c| {
+            c.url = url.clone();
+            c.acquire_timeout_ms = ACQUIRE_MS;
+        })
+        .await;
+    let outbox = before_the_loss(&ds).await;
+
+    proxy.set_mode(Mode::Refuse);
+    during_the_loss(&ds, &outbox).await;
+    // A relay started during the loss keeps trying.
+    let bus = Bus::new();
+    let mut sub = bus.subscribe("cases.>", SubscribeOptions::new()).unwrap();
+    let config = RelayConfig {
+        retry_backoff_ms: 10,
+        max_backoff_ms: 100,
+        ..RelayConfig::default()
+    };
+    let relay = outbox.spawn_relay(bus.clone(), config).unwrap();
+    let mut watch = relay.watch();
+    tokio::time::timeout(PATIENCE, watch.wait_for(|s| s.store_errors >= 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(sub.try_recv().is_none());
+    assert!(proxy.stats().cut >= 1);
+
+    proxy.set_mode(Mode::Forward);
+    after_the_loss(&ds, &outbox, &bus, relay).await;
+    for _ in 0..10 {
+        tokio::time::timeout(PATIENCE, sub.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    ds.store().close().await;
+    place.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_whose_file_goes_away() {
+    let place = Place::new(plexus_store::BackendKind::Sqlite);
+    let ds = place.open_with(|c| c.acquire_timeout_ms = ACQUIRE_MS).await;
+    let outbox = before_the_loss(&ds).await;
+
+    // Every connection the pool has open is in use elsewhere… (A connection given
+    // back returns to the pool in a task of its own: wait until all are idle.)
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let pool = ds.store().pool_state();
+            if pool.idle == pool.size {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    let mut held = Vec::new();
+    while ds.store().pool_state().idle > 0 {
+        held.push(ds.store().session().await.unwrap());
+    }
+    assert!(!held.is_empty());
+    // …when the folder moves away and a plain file takes its path.
+    let aside = place.dir.with_extension("aside");
+    std::fs::rename(&place.dir, &aside).unwrap();
+    std::fs::write(&place.dir, b"not a folder").unwrap();
+    during_the_loss(&ds, &outbox).await;
+    let bus = Bus::new();
+    let mut sub = bus.subscribe("cases.>", SubscribeOptions::new()).unwrap();
+    let config = RelayConfig {
+        retry_backoff_ms: 10,
+        max_backoff_ms: 100,
+        ..RelayConfig::default()
+    };
+    let relay = outbox.spawn_relay(bus.clone(), config).unwrap();
+    let mut watch = relay.watch();
+    tokio::time::timeout(PATIENCE, watch.wait_for(|s| s.store_errors >= 1))
+        .await
+        .unwrap()
+        .unwrap();
+
+    std::fs::remove_file(&place.dir).unwrap();
+    std::fs::rename(&aside, &place.dir).unwrap();
+    drop(held);
+    after_the_loss(&ds, &outbox, &bus, relay).await;
+    for _ in 0..10 {
+        tokio::time::timeout(PATIENCE, sub.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    ds.store().close().await;
+    place.remove().await;
+}

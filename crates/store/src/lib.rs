@@ -16,6 +16,11 @@
 //! - [`StoreMetrics`]: statement latency by kind and collection, a bounded slow-query
 //!   log, pool gauges and acquire latency, error counts by kind, transaction counts
 //!   and durations, all under `plexus_store_*`.
+//! - Durability ([`Outbox`], [`AuditLog`], [`StoreHistory`], [`Store::ping`]): durable
+//!   events committed with their data change and relayed to the bus at least once,
+//!   replay from an offset or a time, the audit trail behind `audit.query`,
+//!   configuration history that survives a restart, and the store's health check
+//!   and reconnect heal action.
 //!
 //! SQL is assembled only by [`SqlBuilder`]: every value is a bound `$N` parameter,
 //! and the few names rendered into SQL (collection and index names, field paths) pass

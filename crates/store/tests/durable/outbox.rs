@@ -234,9 +234,12 @@ async fn the_relay_delivers_after_commit_with_the_same_ids(kind: BackendKind) {
     let (_ds, outbox) = open(&place).await;
     let bus = Bus::new();
     let mut sub = bus.subscribe("cases.>", SubscribeOptions::new()).unwrap();
-    let relay = outbox
-        .spawn_relay(bus.clone(), RelayConfig::default())
-        .unwrap();
+    // Polling once an hour: only the wake-up of each commit can deliver in time.
+    let config = RelayConfig {
+        poll_interval_ms: 3_600_000,
+        ..RelayConfig::default()
+    };
+    let relay = outbox.spawn_relay(bus.clone(), config).unwrap();
     let mut sent = Vec::new();
     for i in 0..40 {
         let e = event("cases.opened", json!({"i": i})).with_header("tenant", "acme");
@@ -398,9 +401,11 @@ async fn a_new_process_delivers_what_the_last_one_left(kind: BackendKind) {
     assert_eq!(outbox.pending_estimate(), 25);
     let bus = Bus::new();
     let mut sub = bus.subscribe("cases.*", SubscribeOptions::new()).unwrap();
-    let relay = outbox
-        .spawn_relay(bus.clone(), RelayConfig::default())
-        .unwrap();
+    let config = RelayConfig {
+        poll_interval_ms: 20,
+        ..RelayConfig::default()
+    };
+    let relay = outbox.spawn_relay(bus.clone(), config).unwrap();
     let got: HashSet<EventId> = receive(&mut sub, 25).await.iter().map(|e| e.id()).collect();
     assert_eq!(got, written);
     let mut watch = relay.watch();
@@ -408,6 +413,21 @@ async fn a_new_process_delivers_what_the_last_one_left(kind: BackendKind) {
         .await
         .unwrap()
         .unwrap();
+
+    // Another process appends to the same database: no wake-up reaches this relay,
+    // its poll finds the event.
+    let (other_ds, other) = open(&place).await;
+    let more = other
+        .append(vec![event("cases.closed", json!({"i": 25}))])
+        .await
+        .unwrap();
+    let late = receive(&mut sub, 1).await;
+    assert_eq!(late[0].id(), more[0].id);
+    tokio::time::timeout(PATIENCE, watch.wait_for(|s| s.delivered == 26))
+        .await
+        .unwrap()
+        .unwrap();
+    other_ds.store().close().await;
     relay.shutdown().await;
     assert_eq!(outbox.pending().await.unwrap(), 0);
     ds.store().close().await;

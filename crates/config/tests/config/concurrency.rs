@@ -32,13 +32,23 @@ async fn concurrent_readers_never_see_a_torn_section() {
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
 
+    // Every reader is running before the first change (a loaded machine may not
+    // schedule them otherwise), and each reads at least once after the last.
+    let started = Arc::new(std::sync::Barrier::new(4));
     let readers: Vec<_> = (0..3)
         .map(|_| {
-            let (section, store, stop, reads) =
-                (section.clone(), store.clone(), stop.clone(), reads.clone());
+            let (section, store, stop, reads, started) = (
+                section.clone(),
+                store.clone(),
+                stop.clone(),
+                reads.clone(),
+                started.clone(),
+            );
             std::thread::spawn(move || {
                 let mut last = 0;
-                while !stop.load(Ordering::Relaxed) {
+                started.wait();
+                loop {
+                    let stopping = stop.load(Ordering::Relaxed);
                     let value = section.current();
                     assert_eq!(value.a, value.b, "torn section");
                     assert_eq!(value.label, format!("v{}", value.a), "torn section");
@@ -49,12 +59,16 @@ async fn concurrent_readers_never_see_a_torn_section() {
                     let current = store.current();
                     assert_eq!(current.document["pair"]["a"], json!(current.version - 1));
                     reads.fetch_add(1, Ordering::Relaxed);
+                    if stopping {
+                        break;
+                    }
                 }
                 last
             })
         })
         .collect();
 
+    started.wait();
     for i in 1..=CHANGES {
         store.apply(pair(i), "writer", "step").await.unwrap();
     }
@@ -62,7 +76,7 @@ async fn concurrent_readers_never_see_a_torn_section() {
     for reader in readers {
         assert!(reader.join().unwrap() <= CHANGES);
     }
-    assert!(reads.load(Ordering::Relaxed) > 0);
+    assert!(reads.load(Ordering::Relaxed) >= 3);
     assert_eq!(section.current().a, CHANGES);
     assert_eq!(store.current_version(), CHANGES + 1);
 }

@@ -177,8 +177,8 @@ async fn a_mixed_batch() {
     assert_eq!(status, 200);
     let foo_get = json!({
         "code": -32601,
-        "message": "method `foo` not found; no service `foo` is registered; `plexus services` lists them",
-        "data": {"method": "foo", "hint": "no service `foo` is registered; `plexus services` lists them"}
+        "message": "method `foo.get` not found; no service `foo` is registered; `plexus services` lists them",
+        "data": {"method": "foo.get", "hint": "no service `foo` is registered; `plexus services` lists them"}
     });
     assert_eq!(
         got,

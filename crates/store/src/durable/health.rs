@@ -5,12 +5,20 @@
 //! because reads keep working on a file that was moved or deleted under an open
 //! connection while writes do not. Plugged into the registry's health monitor:
 //!
-//! ```ignore
-//! let store = store.clone();
-//! let check = plexus_registry::health::check_fn(move || {
-//!     let store = store.clone();
-//!     async move { Ok(store.health().await) }
+//! ```no_run
+//! # fn demo(store: plexus_store::Store) {
+//! use plexus_registry::health::{CheckError, HealAction, check_fn};
+//!
+//! let s = store.clone();
+//! let check = check_fn(move || {
+//!     let s = s.clone();
+//!     async move { Ok::<_, CheckError>(s.health().await) }
 //! });
+//! let heal = HealAction::reconnect("store", move || {
+//!     let store = store.clone();
+//!     async move { store.reconnect().await }
+//! });
+//! # let _ = (check, heal); }
 //! ```
 //!
 //! Reconnecting: sqlx's pool tests an idle connection before handing it out and

@@ -44,6 +44,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
 use crate::CallError;
+use crate::audit::{CallObserver, CallRecord};
 use crate::metrics::{MethodMetrics, Metrics};
 use crate::policy::ServicePolicy;
 use crate::schema::ParamsSchema;
@@ -130,6 +131,7 @@ type Guarded = CircuitBreakerService<Dispatch>;
 pub(crate) struct MethodRoute {
     name: Arc<str>,
     full: String,
+    idempotent: bool,
     schema: ParamsSchema,
     metrics: MethodMetrics,
     stack: Stack,
@@ -214,6 +216,7 @@ impl ServiceRoute {
                 Arc::new(MethodRoute {
                     name: Arc::from(method.name.as_str()),
                     full,
+                    idempotent: method.idempotent,
                     schema,
                     metrics: metrics.method(name.as_str(), &method.name),
                     stack,
@@ -393,6 +396,40 @@ fn stack(
 impl MethodRoute {
     /// Runs one call down the stack and records it.
     pub(crate) async fn call(
+        &self,
+        route: &ServiceRoute,
+        params: Value,
+        ctx: CallContext,
+        audit: Option<&Arc<dyn CallObserver>>,
+    ) -> Result<Value, CallError> {
+        let audit = audit.filter(|_| !self.idempotent);
+        let Some(audit) = audit else {
+            return self.call_recorded(route, params, ctx).await;
+        };
+        let at = plexus_core::Timestamp::now();
+        let started = tokio::time::Instant::now();
+        let (caller, correlation_id, sent) =
+            (ctx.caller.clone(), ctx.correlation_id, params.clone());
+        let result = self.call_recorded(route, params, ctx).await;
+        audit
+            .record(CallRecord {
+                method: self.full.clone(),
+                caller,
+                correlation_id,
+                params: sent,
+                at,
+                duration: started.elapsed(),
+                outcome: match &result {
+                    Ok(_) => "ok".to_owned(),
+                    Err(e) => e.outcome().to_owned(),
+                },
+                error: result.as_ref().err().map(|e| (e.code(), e.to_string())),
+            })
+            .await;
+        result
+    }
+
+    async fn call_recorded(
         &self,
         route: &ServiceRoute,
         params: Value,

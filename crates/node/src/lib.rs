@@ -6,10 +6,12 @@ pub mod policy;
 pub mod schema;
 
 mod admin;
+pub mod audit;
 mod callpath;
 mod node;
 
 pub use admin::NODE_SERVICE;
+pub use audit::{CallObserver, CallRecord};
 pub use callpath::Transport;
 pub use error::{CallError, codes};
 pub use node::{MAX_METHOD_LEN, Node, NodeBuilder, NodeError, NodeShutdown, ServiceOptions};

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::CallError;
 use crate::admin::NodeService;
+use crate::audit::CallObserver;
 use crate::callpath::{Resolver, ServiceRoute, Transport};
 use crate::metrics::{Metrics, Snapshot, SnapshotFamily, bus_families};
 use crate::policy::{CallsConfig, PolicyError};
@@ -45,6 +46,7 @@ pub(crate) struct Core {
     calls: ArcSwap<CallsConfig>,
     /// Where new policies come from: the configuration's `calls` section.
     policies: Section<CallsConfig>,
+    audit: Option<Arc<dyn CallObserver>>,
     accepting: AtomicBool,
 }
 
@@ -68,6 +70,7 @@ impl Core {
         registry: Registry,
         metrics: Metrics,
         policies: Section<CallsConfig>,
+        audit: Option<Arc<dyn CallObserver>>,
     ) -> Arc<Self> {
         let calls = ArcSwap::new(policies.current());
         let core = Arc::new(Self {
@@ -79,6 +82,7 @@ impl Core {
             route_edit: Mutex::new(()),
             calls,
             policies,
+            audit,
             accepting: AtomicBool::new(true),
         });
         core.register_collectors();
@@ -268,7 +272,7 @@ impl Core {
                 )),
             });
         };
-        m.call(&route, params, ctx).await
+        m.call(&route, params, ctx, self.audit.as_ref()).await
     }
 
     /// Registers a remote instance reached through `transport`.
@@ -368,6 +372,7 @@ pub struct NodeBuilder {
     monitor: MonitorConfig,
     calls: Option<CallsConfig>,
     config: Option<ConfigStore>,
+    audit: Option<Arc<dyn CallObserver>>,
     strategy: Strategy,
     intensity: (u32, Duration),
     services: Vec<Local>,
@@ -407,6 +412,13 @@ impl NodeBuilder {
     /// start (author `startup`).
     pub fn calls(mut self, calls: CallsConfig) -> Self {
         self.calls = Some(calls);
+        self
+    }
+
+    /// Hands every mutating call (a method not declared idempotent) to `observer`
+    /// once it ends: the audit trail.
+    pub fn audit(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.audit = Some(observer);
         self
     }
 
@@ -482,7 +494,13 @@ impl NodeBuilder {
         }
         let registry = Registry::new(self.registry, bus.clone())?;
         registry.spawn_sweeper();
-        let core = Core::new(bus.clone(), registry.clone(), Metrics::new(), policies);
+        let core = Core::new(
+            bus.clone(),
+            registry.clone(),
+            Metrics::new(),
+            policies,
+            self.audit,
+        );
         let health = HealthMonitor::new(self.monitor, bus.clone(), Some(registry.clone()))?;
         register_health_metrics(&core.metrics, &health);
 
@@ -763,6 +781,7 @@ impl Node {
             monitor: MonitorConfig::default(),
             calls: None,
             config: None,
+            audit: None,
             strategy: Strategy::OneForOne,
             intensity: (5, Duration::from_secs(60)),
             services: Vec::new(),

@@ -275,3 +275,49 @@ async fn a_re_attached_instance_is_called_through_its_new_transport() {
         .unwrap_err();
     assert_eq!(gone.data()["method"], "nothing.work");
 }
+
+/// Keeps every record it is given.
+#[derive(Default)]
+struct Trail(parking_lot::Mutex<Vec<plexus_node::CallRecord>>);
+
+#[plexus_core::async_trait]
+impl plexus_node::CallObserver for Trail {
+    async fn record(&self, record: plexus_node::CallRecord) {
+        self.0.lock().push(record);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_mutating_call_is_recorded_and_no_idempotent_one() {
+    let trail = Arc::new(Trail::default());
+    let storage = Module::new("storage", "storage-1");
+    let node = Node::builder("audit")
+        .audit(trail.clone())
+        .service(storage.clone())
+        .start()
+        .await
+        .unwrap();
+    let ctx = CallContext::new().with_caller("ops");
+    let correlation = ctx.correlation_id;
+    // `echo` is not idempotent: recorded; `work` is: not recorded.
+    node.call("storage.echo", json!({"x": 1}), ctx)
+        .await
+        .unwrap();
+    work(&node, 1).await.unwrap();
+    storage.fail(true);
+    node.call("storage.echo", json!({"x": 2}), CallContext::new())
+        .await
+        .unwrap_err();
+    let records = trail.0.lock().clone();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].method, "storage.echo");
+    assert_eq!(records[0].caller.as_deref(), Some("ops"));
+    assert_eq!(records[0].correlation_id, correlation);
+    assert_eq!(records[0].params, json!({"x": 1}));
+    assert_eq!(
+        (records[0].outcome.as_str(), records[0].error.is_none()),
+        ("ok", true)
+    );
+    assert_eq!(records[1].outcome, "unavailable");
+    assert_eq!(records[1].error.as_ref().unwrap().0, codes::UNAVAILABLE);
+}

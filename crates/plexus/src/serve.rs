@@ -55,8 +55,13 @@ use plexus_bus::Bus;
 use plexus_config::{ConfigError, ConfigOptions, ConfigStore, FieldErrors, Validate};
 use plexus_gateway::{Gateway, GatewayConfig, GatewayError};
 use plexus_mcp::{McpConfig, McpError};
+use plexus_node::{CallObserver, CallRecord};
 use plexus_node::{Node, NodeError};
-use plexus_store::{DataStore, DataStoreService, StoreConfig, StoreError};
+use plexus_registry::health::{CheckError, ComponentKind, ComponentSpec, HealAction, check_fn};
+use plexus_store::{
+    AuditConfig, AuditEntry, AuditError, AuditLog, AuditOutcome, AuditService, DataStore,
+    DataStoreService, StoreConfig, StoreError, StoreHistory,
+};
 use plexus_supervisor::{ProcessSpec, Restart, SupervisorEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -182,6 +187,9 @@ pub(crate) enum ServeError {
     /// The DataStore's database could not be opened.
     #[error("opening the store")]
     Store(#[from] StoreError),
+    /// The audit trail could not be set up.
+    #[error("audit: {0}")]
+    Audit(#[from] AuditError),
     /// Signal handlers could not be installed, or stdout could not be written.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -326,8 +334,72 @@ impl Validate for StoreSection {
     }
 }
 
+/// Hands each mutating call to the store's audit log.
+struct AuditObserver {
+    log: AuditLog,
+}
+
+#[plexus_core::async_trait]
+impl CallObserver for AuditObserver {
+    async fn record(&self, record: CallRecord) {
+        let outcome = match &record.error {
+            None => AuditOutcome::Ok,
+            Some((_, message)) => AuditOutcome::Error {
+                code: record.outcome.clone(),
+                message: message.clone(),
+            },
+        };
+        let entry = AuditEntry {
+            at: record.at,
+            who: record.caller,
+            method: record.method,
+            params: record.params,
+            correlation_id: record.correlation_id,
+            outcome,
+            duration: record.duration,
+        };
+        if let Err(error) = self.log.record(&entry).await {
+            tracing::error!(%error, method = %entry.method, "audit record not written");
+        }
+    }
+}
+
+/// Opens the DataStore the configuration names, when the node runs one.
+async fn open_datastore(config: &ServeConfig) -> Result<Option<DataStore>, ServeError> {
+    if !config.node.datastore {
+        return Ok(None);
+    }
+    let settings = config.store();
+    let datastore = DataStore::connect(&settings).await?;
+    tracing::info!(
+        backend = settings.backend().map(|b| b.as_str()).unwrap_or("?"),
+        "datastore open"
+    );
+    Ok(Some(datastore))
+}
+
+/// Reads the configuration, opens the DataStore it names, and reads the
+/// configuration again with its history kept in that database, so versions and
+/// rollbacks survive a restart.
+async fn load_with_store(
+    file: Option<&Path>,
+    bus: &Bus,
+) -> Result<(ConfigStore, ServeConfig, Option<DataStore>), ServeError> {
+    let (_, first) = load(file, bus, None).await?;
+    let datastore = open_datastore(&first).await?;
+    let history = datastore.as_ref().map(|d| {
+        Arc::new(StoreHistory::new(d.store().clone())) as Arc<dyn plexus_config::HistoryStore>
+    });
+    let (store, config) = load(file, bus, history).await?;
+    Ok((store, config, datastore))
+}
+
 /// Reads the configuration (the file, or the default), with the environment on top.
-async fn load(file: Option<&Path>, bus: &Bus) -> Result<(ConfigStore, ServeConfig), ServeError> {
+async fn load(
+    file: Option<&Path>,
+    bus: &Bus,
+    history: Option<Arc<dyn plexus_config::HistoryStore>>,
+) -> Result<(ConfigStore, ServeConfig), ServeError> {
     let options = ConfigOptions {
         bus: Some(bus.clone()),
         env_exclude: ENV_EXCLUDE.iter().map(|s| (*s).to_owned()).collect(),
@@ -336,6 +408,9 @@ async fn load(file: Option<&Path>, bus: &Bus) -> Result<(ConfigStore, ServeConfi
     let mut builder = ConfigStore::builder().options(options).process_env();
     if let Some(file) = file {
         builder = builder.file(file);
+    }
+    if let Some(history) = history {
+        builder = builder.history(history);
     }
     let store = builder.build().await?;
     let config = ServeConfig::from_document(&store.document())?;
@@ -354,22 +429,42 @@ async fn start(
     bus: Bus,
     store: ConfigStore,
     config: &ServeConfig,
+    datastore: Option<DataStore>,
 ) -> Result<(Node, Option<plexus_config::FileWatch>), ServeError> {
     let mut builder = Node::builder(config.node.name.clone())
         .bus(bus)
         .config(store.clone());
-    let datastore = if config.node.datastore {
-        let settings = config.store();
-        let datastore = DataStore::connect(&settings).await?;
-        tracing::info!(
-            backend = settings.backend().map(|b| b.as_str()).unwrap_or("?"),
-            "datastore open"
-        );
+    if let Some(datastore) = &datastore {
         builder = builder.service(Arc::new(DataStoreService::new(datastore.clone())));
-        Some(datastore)
-    } else {
-        None
-    };
+        // Every mutating call is recorded in the audit trail, readable as `audit.query`.
+        let log = AuditLog::new(datastore.store().clone(), AuditConfig::default())?;
+        builder = builder
+            .audit(Arc::new(AuditObserver { log: log.clone() }))
+            .service(Arc::new(AuditService::new(log)));
+        // The database as a health component: a failed ping is a check failure, and
+        // the heal action reconnects.
+        let (check_store, heal_store) = (datastore.store().clone(), datastore.store().clone());
+        builder = builder.component(
+            ComponentSpec::new(
+                "database",
+                ComponentKind::Dependency,
+                check_fn(move || {
+                    let store = check_store.clone();
+                    async move {
+                        store
+                            .ping()
+                            .await
+                            .map(|_| plexus_core::HealthReport::healthy())
+                            .map_err(|e| CheckError::new(e.to_string()))
+                    }
+                }),
+            )
+            .with_heal(HealAction::reconnect("reconnect", move || {
+                let store = heal_store.clone();
+                async move { store.reconnect().await }
+            })),
+        );
+    }
     for p in &config.processes {
         let spec = ProcessSpec {
             command: p.command.clone(),
@@ -384,7 +479,12 @@ async fn start(
         node.metrics()
             .with_registry(|registry| datastore.store().metrics().register(registry));
     }
-    for child in node.supervisor().children() {
+    let processes = node
+        .supervisor()
+        .children()
+        .into_iter()
+        .filter(|c| c.kind == plexus_supervisor::ChildKind::Process);
+    for child in processes {
         tracing::info!(
             process = %child.name,
             pid = child.pid.unwrap_or_default(),
@@ -481,12 +581,12 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), ServeError> {
 async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     let stopping = stop_signal()?;
     let bus = Bus::new();
-    let (store, mut config) = load(args.config.as_deref(), &bus).await?;
+    let (store, mut config, datastore) = load_with_store(args.config.as_deref(), &bus).await?;
     if let Some(bind) = args.bind {
         config.gateway.bind = bind;
         config.gateway.validate().map_err(GatewayError::from)?;
     }
-    let (node, _watch) = start(args.config.as_deref(), bus, store, &config).await?;
+    let (node, _watch) = start(args.config.as_deref(), bus, store, &config, datastore).await?;
     let built = async {
         let mcp = plexus_mcp::router(node.clone(), config.mcp.clone())?;
         let gateway = Gateway::builder(node.clone())
@@ -539,8 +639,8 @@ pub(crate) fn run_mcp(args: &McpArgs) -> Result<(), ServeError> {
 async fn mcp(args: &McpArgs) -> Result<(), ServeError> {
     let stopping = stop_signal()?;
     let bus = Bus::new();
-    let (store, config) = load(args.config.as_deref(), &bus).await?;
-    let (node, _watch) = start(args.config.as_deref(), bus, store, &config).await?;
+    let (store, config, datastore) = load_with_store(args.config.as_deref(), &bus).await?;
+    let (node, _watch) = start(args.config.as_deref(), bus, store, &config, datastore).await?;
     tracing::info!(node = %config.node.name, "serving MCP on stdio");
     let served = tokio::select! {
         served = plexus_mcp::serve_stdio(node.clone(), config.mcp.clone()) => served,

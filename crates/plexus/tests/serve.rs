@@ -244,7 +244,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
         .map(|r| r["descriptor"]["instance"].as_str().unwrap())
         .collect();
     instances.sort_unstable();
-    assert_eq!(instances, ["datastore-1", "node-itest"]);
+    assert_eq!(instances, ["audit-1", "datastore-1", "node-itest"]);
 
     // The embedded DataStore (SQLite in the data directory), with key=value params
     // nested by dots and typed as JSON.
@@ -287,12 +287,19 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     assert!(table.stdout.contains("healthy"), "{}", table.stdout);
     assert!(!table.stdout.contains('\x1b'), "no colours off a terminal");
     let listed = server.cli(&["services", "--json"]).await.ok().json();
-    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
 
     // health.
     let health = server.cli(&["health", "--json"]).await.ok().json();
     let components = health["components"].as_array().unwrap();
-    assert_eq!(components[0]["component"], "datastore-1", "{health}");
+    let names: Vec<&str> = components
+        .iter()
+        .map(|c| c["component"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"datastore-1") && names.contains(&"database"),
+        "{health}"
+    );
     let text = server.cli(&["health"]).await.ok();
     assert!(text.stdout.starts_with("system: "), "{}", text.stdout);
     assert!(text.stdout.contains("datastore-1"), "{}", text.stdout);
@@ -383,7 +390,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     );
     let stopped = server.wait_log(&["stopped", "node=itest"]).await;
     assert!(
-        stopped.contains("services=worker-b, worker-a, datastore-1"),
+        stopped.contains("services=worker-b, worker-a, audit-1, datastore-1"),
         "{stopped}"
     );
     let log = server.log.borrow().clone();
@@ -754,5 +761,75 @@ async fn ctrl_c_stops_a_subscriber_and_the_server_cleanly() {
     assert_eq!(status.code(), Some(0));
     let line = server.wait_log(&["SIGINT: stopping"]).await;
     assert!(!line.is_empty());
-    server.wait_log(&["stopped", "services=datastore-1"]).await;
+    server
+        .wait_log(&["stopped", "services=audit-1, datastore-1"])
+        .await;
+}
+
+#[tokio::test]
+async fn mutating_calls_are_audited_and_configuration_history_survives_a_restart() {
+    let dir = temp_dir("audit");
+    let config = "[node]\nname = \"audited\"\n";
+    let mut server = Server::start(&dir, config).await;
+    let client = Client::new(&server.url, None).unwrap();
+    client
+        .call("datastore.create_collection", json!({"name": "cases"}))
+        .await
+        .unwrap();
+    client
+        .call(
+            "datastore.put",
+            json!({"collection": "cases", "id": "c1", "doc": {"status": "open"}}),
+        )
+        .await
+        .unwrap();
+    // An idempotent read is not audited; a refused write is, with its outcome.
+    client
+        .call("datastore.get", json!({"collection": "cases", "id": "c1"}))
+        .await
+        .unwrap();
+    client
+        .call(
+            "datastore.put",
+            json!({"collection": "nope", "id": "x", "doc": {"a": 1}}),
+        )
+        .await
+        .unwrap_err();
+    let trail = client.call("audit.query", json!({})).await.unwrap();
+    let methods: Vec<String> = trail["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{trail}"))
+        .iter()
+        .map(|e| e["method"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "datastore.create_collection",
+            "datastore.put",
+            "datastore.put"
+        ],
+        "{trail}"
+    );
+    let version = client
+        .config_set("calls.default.timeout_ms", json!(1234))
+        .await
+        .unwrap();
+    assert_eq!(server.terminate().await, 0);
+
+    // The same data directory: the configuration history is still there.
+    let mut again = Server::start(&dir, config).await;
+    let client = Client::new(&again.url, None).unwrap();
+    let history = client.config_history().await.unwrap();
+    let versions: Vec<u64> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert!(
+        versions.contains(&version["version"].as_u64().unwrap()),
+        "{history}"
+    );
+    assert_eq!(again.terminate().await, 0);
 }

@@ -27,6 +27,7 @@ use plexus_core::{
 use plexus_node::Node;
 use serde_json::{Value, json};
 
+use crate::support::{median, overhead};
 use crate::{BenchError, BenchResult, Options, Progress, Report, Unit};
 
 const BENCH: &str = "callpath";
@@ -139,18 +140,6 @@ impl Caller {
         }
         Ok(())
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn overhead(value: f64, direct: f64) -> f64 {
-    ((value - direct).max(0.0) * 10.0).round() / 10.0
 }
 
 async fn contended(caller: &Caller, params: &Value, plan: Plan) -> Result<f64, BenchError> {

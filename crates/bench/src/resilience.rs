@@ -28,6 +28,7 @@ use plexus_resilience::{BoxError, Bulkhead, CircuitBreaker, Deadline, Retry, Ret
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::{Layer, Service, ServiceExt};
 
+use crate::support::{median, overhead};
 use crate::{BenchError, BenchResult, Options, Progress, Report, Unit};
 
 const BENCH: &str = "resilience";
@@ -196,20 +197,6 @@ where
         all.extend(handle.await.map_err(failed)??);
     }
     Ok(median(&mut all))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn overhead(value: f64, direct: f64) -> f64 {
-    // Below the noise a layer can measure as faster than no layer; report zero.
-    let added = value - direct;
-    (added.max(0.0) * 10.0).round() / 10.0
 }
 
 fn histogram() -> Result<Histogram<u64>, BenchError> {

@@ -15,6 +15,21 @@ pub struct Options {
     pub progress: bool,
 }
 
+/// The median of `values` (sorted in place); 0 for none.
+pub(crate) fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// What `value` adds over `direct`, to a tenth; below the noise a layer can measure
+/// as faster than no layer, which reports as zero.
+pub(crate) fn overhead(value: f64, direct: f64) -> f64 {
+    ((value - direct).max(0.0) * 10.0).round() / 10.0
+}
+
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {

@@ -204,3 +204,27 @@ impl CmpOp {
         }
     }
 }
+
+impl Statement {
+    /// The statement as an sqlx query for database `DB`, every parameter bound in
+    /// order. The one place parameters meet sqlx, for both backends.
+    pub(crate) fn bound<'a, DB>(
+        &'a self,
+    ) -> sqlx::query::Query<'a, DB, <DB as sqlx::Database>::Arguments>
+    where
+        DB: sqlx::Database,
+        for<'t> &'t str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        for<'t> f64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql.clone()));
+        for param in &self.params {
+            q = match param {
+                Param::Text(s) | Param::Json(s) => q.bind(s.as_str()),
+                Param::Int(i) => q.bind(*i),
+                Param::Float(f) => q.bind(*f),
+            };
+        }
+        q
+    }
+}

@@ -3,11 +3,10 @@
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgArguments;
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, Postgres, Row};
+use sqlx::{Postgres, Row};
 
-use crate::backend::{DocRow, Param, Session, Statement};
+use crate::backend::{DocRow, Session, Statement};
 
 pub(super) struct PgSession {
     conn: PoolConnection<Postgres>,
@@ -21,18 +20,6 @@ impl PgSession {
             in_transaction: false,
         }
     }
-}
-
-fn query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, PgArguments> {
-    let mut q = sqlx::query(AssertSqlSafe(stmt.sql.clone()));
-    for param in &stmt.params {
-        q = match param {
-            Param::Text(s) | Param::Json(s) => q.bind(s.as_str()),
-            Param::Int(i) => q.bind(*i),
-            Param::Float(f) => q.bind(*f),
-        };
-    }
-    q
 }
 
 #[async_trait]
@@ -58,7 +45,7 @@ impl Session for PgSession {
     }
 
     async fn fetch_docs(&mut self, stmt: &Statement) -> Result<Vec<DocRow>, sqlx::Error> {
-        let rows = query(stmt).fetch_all(&mut *self.conn).await?;
+        let rows = stmt.bound::<Postgres>().fetch_all(&mut *self.conn).await?;
         rows.iter()
             .map(|row| {
                 let Json(doc): Json<Value> = row.try_get(2)?;
@@ -72,12 +59,19 @@ impl Session for PgSession {
     }
 
     async fn fetch_i64(&mut self, stmt: &Statement) -> Result<Option<i64>, sqlx::Error> {
-        let row = query(stmt).fetch_optional(&mut *self.conn).await?;
+        let row = stmt
+            .bound::<Postgres>()
+            .fetch_optional(&mut *self.conn)
+            .await?;
         row.map(|r| r.try_get(0)).transpose()
     }
 
     async fn execute(&mut self, stmt: &Statement) -> Result<u64, sqlx::Error> {
-        Ok(query(stmt).execute(&mut *self.conn).await?.rows_affected())
+        Ok(stmt
+            .bound::<Postgres>()
+            .execute(&mut *self.conn)
+            .await?
+            .rows_affected())
     }
 }
 

@@ -2,10 +2,9 @@
 
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::SqliteArguments;
-use sqlx::{AssertSqlSafe, Row, Sqlite};
+use sqlx::{Row, Sqlite};
 
-use crate::backend::{DocRow, Param, Session, Statement};
+use crate::backend::{DocRow, Session, Statement};
 
 pub(super) struct SqliteSession {
     conn: PoolConnection<Sqlite>,
@@ -19,18 +18,6 @@ impl SqliteSession {
             in_transaction: false,
         }
     }
-}
-
-fn query(stmt: &Statement) -> sqlx::query::Query<'_, Sqlite, SqliteArguments> {
-    let mut q = sqlx::query(AssertSqlSafe(stmt.sql.clone()));
-    for param in &stmt.params {
-        q = match param {
-            Param::Text(s) | Param::Json(s) => q.bind(s.as_str()),
-            Param::Int(i) => q.bind(*i),
-            Param::Float(f) => q.bind(*f),
-        };
-    }
-    q
 }
 
 #[async_trait]
@@ -58,7 +45,7 @@ impl Session for SqliteSession {
     }
 
     async fn fetch_docs(&mut self, stmt: &Statement) -> Result<Vec<DocRow>, sqlx::Error> {
-        let rows = query(stmt).fetch_all(&mut *self.conn).await?;
+        let rows = stmt.bound::<Sqlite>().fetch_all(&mut *self.conn).await?;
         rows.iter()
             .map(|row| {
                 let text: &str = row.try_get(2)?;
@@ -73,12 +60,19 @@ impl Session for SqliteSession {
     }
 
     async fn fetch_i64(&mut self, stmt: &Statement) -> Result<Option<i64>, sqlx::Error> {
-        let row = query(stmt).fetch_optional(&mut *self.conn).await?;
+        let row = stmt
+            .bound::<Sqlite>()
+            .fetch_optional(&mut *self.conn)
+            .await?;
         row.map(|r| r.try_get(0)).transpose()
     }
 
     async fn execute(&mut self, stmt: &Statement) -> Result<u64, sqlx::Error> {
-        Ok(query(stmt).execute(&mut *self.conn).await?.rows_affected())
+        Ok(stmt
+            .bound::<Sqlite>()
+            .execute(&mut *self.conn)
+            .await?
+            .rows_affected())
     }
 }
 

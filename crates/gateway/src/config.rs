@@ -324,6 +324,28 @@ impl GatewayConfig {
     }
 }
 
+/// The gateway's section as the node's configuration store checks it, on start and on
+/// every runtime change: the same rules as [`GatewayConfig::validate`], with the field
+/// named relative to `[gateway]`.
+impl plexus_config::Validate for GatewayConfig {
+    fn validate(&self) -> Result<(), plexus_config::FieldErrors> {
+        GatewayConfig::validate(self).map_err(|e| match e {
+            ConfigError::Invalid { field, reason } => {
+                plexus_config::FieldErrors::one(field, reason)
+            }
+            ConfigError::Scope {
+                ref token, index, ..
+            } => {
+                let field = format!("tokens.{token}.scopes.{index}");
+                plexus_config::FieldErrors::one(field, e.to_string())
+            }
+            other @ ConfigError::PublicWithoutAuth { .. } => {
+                plexus_config::FieldErrors::one("bind", other.to_string())
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,3 +155,16 @@ impl McpConfig {
         Ok(())
     }
 }
+/// The MCP section as the node's configuration store checks it, on start and on every
+/// runtime change: the same rules as [`McpConfig::validate`], the field named relative to
+/// `[mcp]`.
+impl plexus_config::Validate for McpConfig {
+    fn validate(&self) -> Result<(), plexus_config::FieldErrors> {
+        McpConfig::validate(self).map_err(|e| match e {
+            McpError::InvalidConfig { field, reason } => {
+                plexus_config::FieldErrors::one(field, reason)
+            }
+            other => plexus_config::FieldErrors::one("", other.to_string()),
+        })
+    }
+}

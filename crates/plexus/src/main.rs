@@ -8,7 +8,9 @@
 //! standard error); 2 when the arguments, the configuration or the token are wrong;
 //! 3 when no node is reachable at the address.
 
+#[cfg(feature = "bench")]
 mod bench;
+#[cfg(feature = "demo")]
 mod demo;
 mod remote;
 mod serve;
@@ -56,8 +58,10 @@ enum Command {
     /// Read, change, list and roll back a running node's configuration.
     Config(remote::ConfigArgs),
     /// Measure one part beside its ceiling in the same run.
+    #[cfg(feature = "bench")]
     Bench(bench::BenchArgs),
     /// Run a demonstration.
+    #[cfg(feature = "demo")]
     #[command(subcommand)]
     Demo(demo::DemoCommand),
 }
@@ -73,7 +77,9 @@ fn main() -> ExitCode {
         Command::Services(args) => remote::services(&args),
         Command::Health(args) => remote::health(&args),
         Command::Config(args) => remote::config(&args),
+        #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(&args),
+        #[cfg(feature = "demo")]
         Command::Demo(command) => demo::run(&command),
     };
     match outcome {
@@ -103,7 +109,7 @@ fn exit_status(error: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<remote::Usage>().is_some() {
             return 2;
         }
-        if let Some(e) = cause.downcast_ref::<serve::ServeError>() {
+        if let Some(e) = cause.downcast_ref::<plexus_app::AppError>() {
             return if e.is_config() { 2 } else { 1 };
         }
     }

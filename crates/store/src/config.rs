@@ -192,6 +192,18 @@ impl StoreConfig {
     }
 }
 
+/// The `[store]` section as the node's configuration store checks it, on start and on
+/// every runtime change: the same rules as [`StoreConfig::validate`], the field named
+/// relative to `[store]`.
+impl plexus_config::Validate for StoreConfig {
+    fn validate(&self) -> Result<(), plexus_config::FieldErrors> {
+        StoreConfig::validate(self).map_err(|e| match e {
+            StoreError::Config { field, reason } => plexus_config::FieldErrors::one(field, reason),
+            other => plexus_config::FieldErrors::one("", other.to_string()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

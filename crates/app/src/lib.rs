@@ -1,0 +1,58 @@
+//! Plexus as a library: a whole node assembled from one configuration.
+//!
+//! `plexus serve` is a few lines over this crate; a Rust program that depends on it
+//! starts the same node (the bus, the registry, health checks, the call path, every
+//! service family, the gateway with JSON-RPC, WebSocket and MCP) with its own services
+//! beside the built-in ones:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), plexus_app::AppError> {
+//! let app = plexus_app::App::builder()
+//!     .toml("[node]\nname = \"embedded\"\n[gateway]\nbind = \"127.0.0.1:0\"\n")
+//!     .start()
+//!     .await?;
+//! let listening = app.listen().await?;
+//! println!("listening on {}", listening.local_addr()?);
+//! app.serve(listening, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/embed.rs` is a whole program (`cargo run -p plexus-app --example
+//! embed`), and `tests/embed.rs` runs it.
+//!
+//! ## How it is put together
+//! - [`AppConfig`]: the node's own sections (`[node]`, `[gateway]`, `[mcp]`,
+//!   `[calls]`, `[[processes]]`), each checked with [`plexus_config::Validate`].
+//! - [`Family`]: the one door a service family enters by. Its section builds its
+//!   [`Parts`]: services, health components, call observers, metrics and a
+//!   configuration history. [`default_families`] lists the built-in ones.
+//! - [`App`]: reads the configuration, opens the families, starts the node, serves the
+//!   gateway or MCP's stdio, and stops everything in reverse order.
+//!
+//! ## Feature flags
+//! - `datastore` (default): the DataStore family (`[store]`, SQLite or PostgreSQL),
+//!   with the `datastore` and `audit` services.
+
+mod app;
+mod config;
+#[cfg(feature = "datastore")]
+mod datastore;
+mod error;
+mod family;
+
+pub use app::{App, AppBuilder, Listening};
+pub use config::{AppConfig, ENV_EXCLUDE, NodeSection, ProcessConfig, Processes, checked, typed};
+#[cfg(feature = "datastore")]
+pub use datastore::DataStoreFamily;
+pub use error::AppError;
+pub use family::{Family, MetricsHook, Parts};
+pub use plexus_node::Node;
+
+/// The built-in service families, in the order they open and their services start.
+/// A new family is one more line here.
+pub fn default_families() -> Vec<Box<dyn Family>> {
+    vec![
+        #[cfg(feature = "datastore")]
+        Box::new(DataStoreFamily),
+    ]
+}

@@ -1,0 +1,58 @@
+//! The embedding example, run as a test: a node started from the library alone
+//! answers its own service and the built-in ones over JSON-RPC, then stops.
+
+#[path = "../examples/embed.rs"]
+#[allow(dead_code, unreachable_pub, missing_docs)]
+mod embed;
+
+use plexus_client::Client;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_node_serves_its_own_and_the_built_in_services() {
+    let dir = std::env::temp_dir().join(format!("plexus-embed-{}", std::process::id()));
+    let toml = format!(
+        "[node]\nname = \"embedded\"\ndata_dir = \"{}\"\n[gateway]\nbind = \"127.0.0.1:0\"\n",
+        dir.display()
+    );
+    let (app, listening) = embed::start(&toml).await.expect("the node starts");
+    let addr = listening.local_addr().expect("bound");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(app.serve(listening, async {
+        let _ = stopped.await;
+    }));
+
+    let client = Client::new(&format!("http://{addr}"), None).expect("a client");
+    let hello = client
+        .call("greeter.hello", json!({"name": "embedder"}))
+        .await
+        .expect("greeter.hello answers");
+    assert_eq!(hello, json!({"greeting": "hello, embedder"}));
+    let refused = client.call("greeter.hello", json!({"name": ""})).await;
+    assert!(
+        refused.is_err(),
+        "the schema refuses an empty name: {refused:?}"
+    );
+    client
+        .call("datastore.create_collection", json!({"name": "notes"}))
+        .await
+        .expect("the DataStore family is there");
+    let services = client
+        .call("node.services", json!({}))
+        .await
+        .expect("node.services");
+    let names = services.to_string();
+    for name in ["greeter", "datastore", "audit", "node"] {
+        assert!(
+            names.contains(&format!("\"{name}\"")),
+            "{name} missing: {names}"
+        );
+    }
+
+    let _ = stop.send(());
+    served
+        .await
+        .expect("the serving task ends")
+        .expect("the gateway drains");
+    let _ = std::fs::remove_dir_all(&dir);
+}

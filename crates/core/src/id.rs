@@ -140,6 +140,21 @@ impl fmt::Debug for CorrelationId {
     }
 }
 
+/// In schemas, as in JSON: a UUID as text.
+impl schemars::JsonSchema for CorrelationId {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CorrelationId".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "uuid"})
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

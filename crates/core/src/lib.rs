@@ -16,6 +16,9 @@
 //!   JSON only when it leaves the process.
 //! - [`ServiceDescriptor`] and [`Service`]: what a service declares (methods with
 //!   JSON Schemas, topics, tags) and the trait an in-process service implements.
+//! - [`methods`]: the template of a built-in service: typed params and results whose
+//!   JSON Schemas are derived with `schemars`, and a [`methods::MethodTable`] that
+//!   describes the methods and dispatches calls to typed handlers.
 //! - [`Envelope::follow_up`]: the event a handler emits in reaction to another keeps
 //!   the correlation id and points its causation id at the cause.
 //!
@@ -48,6 +51,7 @@ mod envelope;
 mod headers;
 mod id;
 mod member;
+pub mod methods;
 mod payload;
 mod priority;
 mod service;

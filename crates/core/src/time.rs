@@ -44,3 +44,22 @@ impl From<SystemTime> for Timestamp {
         Self(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
     }
 }
+
+/// In schemas, as in JSON: an integer count of microseconds since the Unix epoch.
+impl schemars::JsonSchema for Timestamp {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "minimum": 0,
+            "description": "Microseconds since the Unix epoch"
+        })
+    }
+}

@@ -13,13 +13,17 @@
 //! The caller (`CallContext::caller`, the token's name at the gateway) is recorded as
 //! the author of configuration changes.
 
+use std::sync::LazyLock;
+
 use plexus_config::{ConfigError, ConfigStore, ConfigVersion};
+use plexus_core::methods::{Effect, MethodTable, NoParams};
 use plexus_core::{
-    CallContext, MethodDescriptor, Service, ServiceDescriptor, ServiceError, ServiceStatus,
-    async_trait,
+    CallContext, Service, ServiceDescriptor, ServiceError, ServiceStatus, Timestamp, async_trait,
 };
 use plexus_registry::health::HealthMonitor;
 use plexus_registry::{Query, Registry};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// The service name of a node's own service.
@@ -49,24 +53,121 @@ impl NodeService {
     }
 }
 
-fn object(properties: Value, required: &[&str]) -> Value {
-    json!({
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": false
-    })
+/// The `node.*` methods, built once.
+static METHODS: LazyLock<MethodTable<NodeService>> = LazyLock::new(|| {
+    MethodTable::new()
+        .method::<ServicesParams, Value, _>(
+            "services",
+            "Every registered service instance with its status.",
+            Effect::Idempotent,
+            services,
+        )
+        .method::<NoParams, Value, _>(
+            "health",
+            "System health: the overall status and each component's verdict.",
+            Effect::Idempotent,
+            health,
+        )
+        .method::<ConfigGetParams, Value, _>(
+            "config_get",
+            "The configuration value at a dotted path, or the whole document.",
+            Effect::Idempotent,
+            config_get,
+        )
+        .method::<ConfigSetParams, Version, _>(
+            "config_set",
+            "Sets the value at a dotted path; validated before it is applied.",
+            Effect::Mutating,
+            config_set,
+        )
+        .method::<NoParams, Vec<Version>, _>(
+            "config_history",
+            "Every configuration version kept, oldest first.",
+            Effect::Idempotent,
+            config_history,
+        )
+        .method::<ConfigRollbackParams, Version, _>(
+            "config_rollback",
+            "Makes a past version's content current again, as a new version.",
+            Effect::Mutating,
+            config_rollback,
+        )
+});
+
+/// Which instances to list; every condition given must hold.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ServicesParams {
+    /// Only instances of this service.
+    #[serde(default)]
+    service: Option<String>,
+    /// Only instances in this status.
+    #[serde(default)]
+    status: Option<ServiceStatus>,
 }
 
-fn version_json(v: &ConfigVersion) -> Value {
-    json!({
-        "version": v.version,
-        "at": v.at,
-        "author": v.author,
-        "reason": v.reason,
-        "changed": v.changed,
-        "rollback_of": v.rollback_of,
-    })
+/// Where to read.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ConfigGetParams {
+    /// A dotted path such as `calls.default.timeout_ms`; without one, the whole
+    /// document.
+    #[serde(default)]
+    path: Option<String>,
+}
+
+/// What to set.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ConfigSetParams {
+    /// A dotted path such as `calls.default.timeout_ms`.
+    #[schemars(length(min = 1))]
+    path: String,
+    /// The new value (any JSON).
+    value: Value,
+    /// Why, for people; the version itself records `set <path>` as its reason.
+    #[serde(default)]
+    #[allow(dead_code)]
+    reason: Option<String>,
+}
+
+/// Which version to restore.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ConfigRollbackParams {
+    /// The version whose content becomes current again.
+    #[schemars(range(min = 1))]
+    version: u64,
+}
+
+/// One configuration version, without its document.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Version {
+    /// Its number: 1 for the first, one more for each change.
+    version: u64,
+    /// When it was made.
+    at: Timestamp,
+    /// Who made it: the caller's name, `startup`, `file:…`.
+    author: String,
+    /// Why.
+    reason: String,
+    /// The dotted paths whose values changed, sorted.
+    changed: Vec<String>,
+    /// The version whose content this one restored, for a rollback.
+    rollback_of: Option<u64>,
+}
+
+impl From<ConfigVersion> for Version {
+    fn from(v: ConfigVersion) -> Self {
+        Self {
+            version: v.version,
+            at: v.at,
+            author: v.author,
+            reason: v.reason,
+            changed: v.changed,
+            rollback_of: v.rollback_of,
+        }
+    }
 }
 
 fn config_error(e: ConfigError) -> ServiceError {
@@ -80,71 +181,94 @@ fn config_error(e: ConfigError) -> ServiceError {
     }
 }
 
-fn field<'a>(params: &'a Value, name: &str) -> Option<&'a Value> {
-    params.get(name).filter(|v| !v.is_null())
+fn to_json(value: impl Serialize) -> Result<Value, ServiceError> {
+    serde_json::to_value(value).map_err(|e| ServiceError::failed(e.to_string()))
+}
+
+/// The author of a change: the caller, or `anonymous`.
+fn author(ctx: CallContext) -> String {
+    ctx.caller.unwrap_or_else(|| "anonymous".to_owned())
+}
+
+async fn services(
+    s: &NodeService,
+    _: CallContext,
+    p: ServicesParams,
+) -> Result<Value, ServiceError> {
+    let mut query = Query::new();
+    if let Some(name) = &p.service {
+        query = query.name(name.as_str());
+    }
+    if let Some(status) = p.status {
+        query = query.status(status);
+    }
+    to_json(s.registry.discover(&query))
+}
+
+async fn health(s: &NodeService, _: CallContext, _: NoParams) -> Result<Value, ServiceError> {
+    to_json(json!({
+        "system": s.health.system(),
+        "components": s.health.components(),
+    }))
+}
+
+async fn config_get(
+    s: &NodeService,
+    _: CallContext,
+    p: ConfigGetParams,
+) -> Result<Value, ServiceError> {
+    match p.path {
+        None => Ok((*s.config.document()).clone()),
+        Some(path) => s
+            .config
+            .get(&path)
+            .map(|v| v.unwrap_or(Value::Null))
+            .map_err(config_error),
+    }
+}
+
+async fn config_set(
+    s: &NodeService,
+    ctx: CallContext,
+    p: ConfigSetParams,
+) -> Result<Version, ServiceError> {
+    s.config
+        .set(&p.path, p.value, &author(ctx))
+        .await
+        .map(Version::from)
+        .map_err(config_error)
+}
+
+async fn config_history(
+    s: &NodeService,
+    _: CallContext,
+    _: NoParams,
+) -> Result<Vec<Version>, ServiceError> {
+    Ok(s.config.history().into_iter().map(Version::from).collect())
+}
+
+async fn config_rollback(
+    s: &NodeService,
+    ctx: CallContext,
+    p: ConfigRollbackParams,
+) -> Result<Version, ServiceError> {
+    s.config
+        .rollback(p.version, &author(ctx))
+        .await
+        .map(Version::from)
+        .map_err(config_error)
 }
 
 #[async_trait]
 impl Service for NodeService {
     fn descriptor(&self) -> ServiceDescriptor {
-        let statuses: Vec<&str> = ServiceStatus::ALL.iter().map(|s| s.as_str()).collect();
-        ServiceDescriptor::new(NODE_SERVICE, "node")
-            .with_instance(self.instance.as_str())
-            .with_version(env!("CARGO_PKG_VERSION"))
-            .with_description("The node itself: its services, health and configuration.")
-            .with_tag("system")
-            .with_method(
-                MethodDescriptor::new("services")
-                    .with_description("Every registered service instance with its status.")
-                    .with_params(object(
-                        json!({"service": {"type": "string"}, "status": {"enum": statuses}}),
-                        &[],
-                    ))
-                    .idempotent(),
-            )
-            .with_method(
-                MethodDescriptor::new("health")
-                    .with_description(
-                        "System health: the overall status and each component's verdict.",
-                    )
-                    .with_params(object(json!({}), &[]))
-                    .idempotent(),
-            )
-            .with_method(
-                MethodDescriptor::new("config_get")
-                    .with_description(
-                        "The configuration value at a dotted path, or the whole document.",
-                    )
-                    .with_params(object(json!({"path": {"type": "string"}}), &[]))
-                    .idempotent(),
-            )
-            .with_method(
-                MethodDescriptor::new("config_set")
-                    .with_description(
-                        "Sets the value at a dotted path; validated before it is applied.",
-                    )
-                    .with_params(object(
-                        json!({"path": {"type": "string", "minLength": 1}, "value": {},
-                               "reason": {"type": "string"}}),
-                        &["path", "value"],
-                    )),
-            )
-            .with_method(
-                MethodDescriptor::new("config_history")
-                    .with_description("Every configuration version kept, oldest first.")
-                    .with_params(object(json!({}), &[]))
-                    .idempotent(),
-            )
-            .with_method(
-                MethodDescriptor::new("config_rollback")
-                    .with_description(
-                        "Makes a past version's content current again, as a new version.",
-                    )
-                    .with_params(object(
-                        json!({"version": {"type": "integer", "minimum": 1}}),
-                        &["version"],
-                    )),
-            )
+        METHODS.describe(
+            ServiceDescriptor::new(NODE_SERVICE, "node")
+                .with_instance(self.instance.as_str())
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .with_description("The node itself: its services, health and configuration.")
+                .with_tag("system"),
+        )
     }
 
     async fn call(
@@ -153,61 +277,50 @@ impl Service for NodeService {
         params: Value,
         ctx: CallContext,
     ) -> Result<Value, ServiceError> {
-        let author = ctx.caller.unwrap_or_else(|| "anonymous".to_owned());
-        match method {
-            "services" => {
-                let mut query = Query::new();
-                if let Some(name) = field(&params, "service").and_then(Value::as_str) {
-                    query = query.name(name);
-                }
-                if let Some(status) = field(&params, "status") {
-                    let status: ServiceStatus = serde_json::from_value(status.clone())
-                        .map_err(|e| ServiceError::invalid_params("/status", e.to_string()))?;
-                    query = query.status(status);
-                }
-                let found = self.registry.discover(&query);
-                serde_json::to_value(found).map_err(|e| ServiceError::failed(e.to_string()))
-            }
-            "health" => serde_json::to_value(json!({
-                "system": self.health.system(),
-                "components": self.health.components(),
-            }))
-            .map_err(|e| ServiceError::failed(e.to_string())),
-            "config_get" => match field(&params, "path").and_then(Value::as_str) {
-                None => Ok((*self.config.document()).clone()),
-                Some(path) => self
-                    .config
-                    .get(path)
-                    .map(|v| v.unwrap_or(Value::Null))
-                    .map_err(config_error),
-            },
-            "config_set" => {
-                let path = field(&params, "path")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let value = params.get("value").cloned().unwrap_or(Value::Null);
-                self.config
-                    .set(path, value, &author)
-                    .await
-                    .map(|v| version_json(&v))
-                    .map_err(config_error)
-            }
-            "config_history" => Ok(Value::Array(
-                self.config.history().iter().map(version_json).collect(),
-            )),
-            "config_rollback" => {
-                let version = field(&params, "version")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                self.config
-                    .rollback(version, &author)
-                    .await
-                    .map(|v| version_json(&v))
-                    .map_err(config_error)
-            }
-            other => Err(ServiceError::MethodNotFound {
-                method: other.to_owned(),
-            }),
-        }
+        METHODS.call(self, method, params, ctx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(method: &str) -> jsonschema::Validator {
+        let d = METHODS.describe(ServiceDescriptor::new(NODE_SERVICE, "node"));
+        let m = d.method(method).unwrap_or_else(|| panic!("{method}"));
+        jsonschema::validator_for(&m.params).unwrap()
+    }
+
+    #[test]
+    fn the_derived_schemas_accept_and_refuse_what_the_hand_written_ones_did() {
+        let d = METHODS.describe(ServiceDescriptor::new(NODE_SERVICE, "node"));
+        d.validate().unwrap();
+        let idempotent: Vec<&str> = d
+            .methods
+            .iter()
+            .filter(|m| m.idempotent)
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(
+            idempotent,
+            ["services", "health", "config_get", "config_history"]
+        );
+        let services = schema("services");
+        assert!(services.is_valid(&json!({})));
+        assert!(services.is_valid(&json!({"service": "a", "status": "healthy"})));
+        assert!(!services.is_valid(&json!({"status": "bogus"})));
+        assert!(!services.is_valid(&json!({"extra": 1})));
+        assert!(schema("health").is_valid(&json!({})));
+        assert!(!schema("health").is_valid(&json!({"x": 1})));
+        let set = schema("config_set");
+        assert!(set.is_valid(&json!({"path": "a.b", "value": null, "reason": "r"})));
+        assert!(!set.is_valid(&json!({"path": "", "value": 1})));
+        assert!(!set.is_valid(&json!({"path": "a"})));
+        assert!(!set.is_valid(&json!({"value": 1})));
+        let rollback = schema("config_rollback");
+        assert!(rollback.is_valid(&json!({"version": 3})));
+        assert!(!rollback.is_valid(&json!({"version": 0})));
+        assert!(!rollback.is_valid(&json!({"version": "one"})));
+        assert!(!rollback.is_valid(&json!({})));
     }
 }

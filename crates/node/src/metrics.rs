@@ -376,6 +376,116 @@ pub fn bus_families(bus: &plexus_bus::Bus) -> Vec<SnapshotFamily> {
     ]
 }
 
+/// The registry's instance counts as a family (see the table in the module docs).
+pub fn registry_families(registry: &plexus_registry::Registry) -> Vec<SnapshotFamily> {
+    let mut family = SnapshotFamily::gauge(
+        "plexus_registry_instances",
+        "Registered instances by status",
+    );
+    for (status, n) in registry.counts() {
+        family.push(vec![("status", status.as_str().to_owned())], n as f64);
+    }
+    vec![family]
+}
+
+/// The states a breaker can be in, as the `state` label of `plexus_breaker_state`.
+const BREAKER_STATES: [&str; 6] = [
+    "closed",
+    "open",
+    "half_open",
+    "forced_open",
+    "disabled",
+    "metrics_only",
+];
+
+/// Each instance breaker's state and counts as families (see the table in the
+/// module docs), from `(service, instance, breaker)` triples.
+pub fn breaker_families(
+    breakers: impl IntoIterator<
+        Item = (
+            String,
+            plexus_core::InstanceId,
+            plexus_resilience::CircuitBreaker,
+        ),
+    >,
+) -> Vec<SnapshotFamily> {
+    let mut state = SnapshotFamily::gauge(
+        "plexus_breaker_state",
+        "Each instance breaker's state (1 for the state it is in)",
+    );
+    let mut calls = SnapshotFamily::counter(
+        "plexus_breaker_calls",
+        "Calls recorded by each instance breaker, by outcome",
+    );
+    let mut rejected = SnapshotFamily::counter(
+        "plexus_breaker_rejected",
+        "Calls an instance breaker refused",
+    );
+    for (service, instance, breaker) in breakers {
+        let m = breaker.metrics();
+        let labels = |extra: Option<(&'static str, &str)>| {
+            let mut l = vec![
+                ("service", service.clone()),
+                ("instance", instance.to_string()),
+            ];
+            if let Some((k, v)) = extra {
+                l.push((k, v.to_owned()));
+            }
+            l
+        };
+        for s in BREAKER_STATES {
+            let on = if m.state.as_str() == s { 1.0 } else { 0.0 };
+            state.push(labels(Some(("state", s))), on);
+        }
+        for (outcome, n) in [
+            ("success", m.successful_calls_total),
+            ("failure", m.failed_calls_total),
+            ("ignored", m.ignored_calls_total),
+        ] {
+            calls.push(labels(Some(("outcome", outcome))), n as f64);
+        }
+        rejected.push(labels(None), m.rejected_calls_total as f64);
+    }
+    vec![state, calls, rejected]
+}
+
+/// Each health component's checks, failures, heals and status as families (see the
+/// table in the module docs).
+pub fn health_families(health: &plexus_registry::health::HealthMonitor) -> Vec<SnapshotFamily> {
+    use plexus_registry::health::ComponentStatus;
+    let mut checks =
+        SnapshotFamily::counter("plexus_health_checks", "Health checks run, per component");
+    let mut failures = SnapshotFamily::counter(
+        "plexus_health_check_failures",
+        "Health checks that errored or timed out, per component",
+    );
+    let mut heals = SnapshotFamily::counter(
+        "plexus_health_heal_attempts",
+        "Heal actions run, per component",
+    );
+    let mut status = SnapshotFamily::gauge(
+        "plexus_health_status",
+        "Each component's health status (1 for the status it is in)",
+    );
+    for c in health.components() {
+        let l = vec![("component", c.component.clone())];
+        checks.push(l.clone(), c.checks as f64);
+        failures.push(l.clone(), c.check_failures as f64);
+        heals.push(l.clone(), c.heal_attempts as f64);
+        for s in [
+            ComponentStatus::Unknown,
+            ComponentStatus::Healthy,
+            ComponentStatus::Degraded,
+            ComponentStatus::Unhealthy,
+        ] {
+            let mut ls = l.clone();
+            ls.push(("status", s.as_str().to_owned()));
+            status.push(ls, if c.status == s { 1.0 } else { 0.0 });
+        }
+    }
+    vec![checks, failures, heals, status]
+}
+
 /// Reads one value back from a rendered exposition: the sample `name` whose labels
 /// include every pair in `labels`. For tests and for the CLI.
 pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {

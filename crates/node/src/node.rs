@@ -14,8 +14,7 @@ use plexus_core::{
     CallContext, InstanceId, Service, ServiceDescriptor, ServiceName, ServiceStatus,
 };
 use plexus_registry::health::{
-    CheckPolicy, ComponentSpec, ComponentStatus, HealAction, HealthError, HealthMonitor,
-    MonitorConfig, SystemHealth,
+    CheckPolicy, ComponentSpec, HealAction, HealthError, HealthMonitor, MonitorConfig, SystemHealth,
 };
 use plexus_registry::{Registration, Registry, RegistryConfig, RegistryError};
 use plexus_resilience::CircuitBreaker;
@@ -30,7 +29,10 @@ use crate::CallError;
 use crate::admin::NodeService;
 use crate::audit::CallObserver;
 use crate::callpath::{Resolver, ServiceRoute, Transport};
-use crate::metrics::{Metrics, Snapshot, SnapshotFamily, bus_families};
+use crate::metrics::{
+    Metrics, Snapshot, SnapshotFamily, breaker_families, bus_families, health_families,
+    registry_families,
+};
 use crate::policy::{CallsConfig, PolicyError};
 
 /// The longest method name a call may ask for, in bytes (`service.method`).
@@ -94,16 +96,8 @@ impl Core {
         self.metrics
             .register_collector(Snapshot::new(move || bus_families(&bus)));
         let registry = self.registry.clone();
-        self.metrics.register_collector(Snapshot::new(move || {
-            let mut family = SnapshotFamily::gauge(
-                "plexus_registry_instances",
-                "Registered instances by status",
-            );
-            for (status, n) in registry.counts() {
-                family.push(vec![("status", status.as_str().to_owned())], n as f64);
-            }
-            vec![family]
-        }));
+        self.metrics
+            .register_collector(Snapshot::new(move || registry_families(&registry)));
         let weak = Arc::downgrade(self);
         self.metrics.register_collector(Snapshot::new(move || {
             weak.upgrade()
@@ -113,58 +107,13 @@ impl Core {
     }
 
     fn breaker_families(&self) -> Vec<SnapshotFamily> {
-        let mut state = SnapshotFamily::gauge(
-            "plexus_breaker_state",
-            "Each instance breaker's state (1 for the state it is in)",
-        );
-        let mut calls = SnapshotFamily::counter(
-            "plexus_breaker_calls",
-            "Calls recorded by each instance breaker, by outcome",
-        );
-        let mut rejected = SnapshotFamily::counter(
-            "plexus_breaker_rejected",
-            "Calls an instance breaker refused",
-        );
-        for route in self.routes.load().values() {
-            for (instance, breaker) in route.breakers() {
-                let m = breaker.metrics();
-                let labels = |extra: Option<(&'static str, &str)>| {
-                    let mut l = vec![
-                        ("service", route.name().to_string()),
-                        ("instance", instance.to_string()),
-                    ];
-                    if let Some((k, v)) = extra {
-                        l.push((k, v.to_owned()));
-                    }
-                    l
-                };
-                for s in [
-                    "closed",
-                    "open",
-                    "half_open",
-                    "forced_open",
-                    "disabled",
-                    "metrics_only",
-                ] {
-                    let on = if m.state.as_str() == s { 1.0 } else { 0.0 };
-                    state.push(labels(Some(("state", s))), on);
-                }
-                calls.push(
-                    labels(Some(("outcome", "success"))),
-                    m.successful_calls_total as f64,
-                );
-                calls.push(
-                    labels(Some(("outcome", "failure"))),
-                    m.failed_calls_total as f64,
-                );
-                calls.push(
-                    labels(Some(("outcome", "ignored"))),
-                    m.ignored_calls_total as f64,
-                );
-                rejected.push(labels(None), m.rejected_calls_total as f64);
-            }
-        }
-        vec![state, calls, rejected]
+        let routes = self.routes.load();
+        breaker_families(routes.values().flat_map(|route| {
+            route
+                .breakers()
+                .into_iter()
+                .map(|(instance, breaker)| (route.name().to_string(), instance, breaker))
+        }))
     }
 
     /// Makes an instance reachable through `transport`.
@@ -693,39 +642,7 @@ fn spawn_supervision_watch(registry: Registry, supervisor: SupervisorHandle) -> 
 
 fn register_health_metrics(metrics: &Metrics, health: &HealthMonitor) {
     let health = health.clone();
-    metrics.register_collector(Snapshot::new(move || {
-        let mut checks =
-            SnapshotFamily::counter("plexus_health_checks", "Health checks run, per component");
-        let mut failures = SnapshotFamily::counter(
-            "plexus_health_check_failures",
-            "Health checks that errored or timed out, per component",
-        );
-        let mut heals = SnapshotFamily::counter(
-            "plexus_health_heal_attempts",
-            "Heal actions run, per component",
-        );
-        let mut status = SnapshotFamily::gauge(
-            "plexus_health_status",
-            "Each component's health status (1 for the status it is in)",
-        );
-        for c in health.components() {
-            let l = vec![("component", c.component.clone())];
-            checks.push(l.clone(), c.checks as f64);
-            failures.push(l.clone(), c.check_failures as f64);
-            heals.push(l.clone(), c.heal_attempts as f64);
-            for s in [
-                ComponentStatus::Unknown,
-                ComponentStatus::Healthy,
-                ComponentStatus::Degraded,
-                ComponentStatus::Unhealthy,
-            ] {
-                let mut ls = l.clone();
-                ls.push(("status", s.as_str().to_owned()));
-                status.push(ls, if c.status == s { 1.0 } else { 0.0 });
-            }
-        }
-        vec![checks, failures, heals, status]
-    }));
+    metrics.register_collector(Snapshot::new(move || health_families(&health)));
 }
 
 struct NodeInner {

@@ -6,6 +6,11 @@
 //! PostgreSQL accept them) and the [`Param`]s bound to them. The backend knows its
 //! [`Dialect`], which renders the few SQL fragments that differ between engines
 //! (JSON paths, types, the document column's cast).
+//!
+//! Both engines' backends are written once, generic over the sqlx database, in
+//! [`pooled`]; each engine's folder keeps only what differs.
+
+pub(crate) mod pooled;
 
 use std::sync::Arc;
 

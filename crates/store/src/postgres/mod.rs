@@ -2,15 +2,16 @@
 //! (`COLLATE "C"`), optionally in a schema of the store's own.
 
 mod dialect;
-mod session;
 
 use std::str::FromStr;
 
-use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Executor};
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgQueryResult, PgRow};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Executor, Postgres, Row};
 
-use crate::backend::{Backend, Dialect, PoolState, Session};
+use crate::backend::Dialect;
+use crate::backend::pooled::{self, SqlxBackend};
 use crate::error::connect_error;
 use crate::{BackendKind, StoreConfig, StoreError};
 
@@ -39,14 +40,7 @@ impl PostgresBackend {
             crate::sql::check_identifier("schema", schema, 48)?;
             options = options.options([("search_path", schema.as_str())]);
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(config.max_connections)
-            .min_connections(config.min_connections)
-            .acquire_timeout(config.acquire_timeout())
-            .idle_timeout(config.idle_timeout_ms.map(std::time::Duration::from_millis))
-            .connect_with(options)
-            .await
-            .map_err(connect_error)?;
+        let pool = pooled::connect(config, options).await?;
         if let Some(schema) = &config.schema {
             // The name passed check_identifier: lower-case letters, digits and `_`.
             let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
@@ -54,9 +48,7 @@ impl PostgresBackend {
                 .await
                 .map_err(connect_error)?;
         }
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Backend {
-            reason: format!("migrations failed: {e}"),
-        })?;
+        pooled::migrate(&MIGRATOR, &pool).await?;
         Ok(Self { pool })
     }
 
@@ -66,29 +58,23 @@ impl PostgresBackend {
     }
 }
 
-#[async_trait]
-impl Backend for PostgresBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Postgres
+impl SqlxBackend for PostgresBackend {
+    type Db = Postgres;
+    const KIND: BackendKind = BackendKind::Postgres;
+    const DIALECT: &'static dyn Dialect = &PostgresDialect;
+    const BEGIN: &'static str = "BEGIN";
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
-    fn dialect(&self) -> &'static dyn Dialect {
-        &PostgresDialect
+    /// The document is `jsonb`.
+    fn doc(row: &PgRow) -> Result<Value, sqlx::Error> {
+        let Json(doc): Json<Value> = row.try_get(2)?;
+        Ok(doc)
     }
 
-    async fn acquire(&self) -> Result<Box<dyn Session>, sqlx::Error> {
-        let conn = self.pool.acquire().await?;
-        Ok(Box::new(session::PgSession::new(conn)))
-    }
-
-    fn pool_state(&self) -> PoolState {
-        PoolState {
-            size: self.pool.size(),
-            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-        }
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
     }
 }

@@ -2,14 +2,17 @@
 //! busy timeout so writers queue on the lock, and foreign keys on.
 
 mod dialect;
-mod session;
 
 use std::str::FromStr;
 
-use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteQueryResult, SqliteRow,
+};
+use sqlx::{Row, Sqlite};
 
-use crate::backend::{Backend, Dialect, PoolState, Session};
+use crate::backend::Dialect;
+use crate::backend::pooled::{self, SqlxBackend};
 use crate::{BackendKind, StoreConfig, StoreError};
 
 pub use dialect::SqliteDialect;
@@ -42,17 +45,8 @@ impl SqliteBackend {
                 })?;
             }
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(config.max_connections)
-            .min_connections(config.min_connections)
-            .acquire_timeout(config.acquire_timeout())
-            .idle_timeout(config.idle_timeout_ms.map(std::time::Duration::from_millis))
-            .connect_with(options)
-            .await
-            .map_err(crate::error::connect_error)?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Backend {
-            reason: format!("migrations failed: {e}"),
-        })?;
+        let pool = pooled::connect(config, options).await?;
+        pooled::migrate(&MIGRATOR, &pool).await?;
         Ok(Self { pool })
     }
 
@@ -62,29 +56,24 @@ impl SqliteBackend {
     }
 }
 
-#[async_trait]
-impl Backend for SqliteBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Sqlite
+impl SqlxBackend for SqliteBackend {
+    type Db = Sqlite;
+    const KIND: BackendKind = BackendKind::Sqlite;
+    const DIALECT: &'static dyn Dialect = &SqliteDialect;
+    // IMMEDIATE: writers queue on the lock up front instead of failing on upgrade.
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
-    fn dialect(&self) -> &'static dyn Dialect {
-        &SqliteDialect
+    /// The document is JSON text.
+    fn doc(row: &SqliteRow) -> Result<Value, sqlx::Error> {
+        let text: &str = row.try_get(2)?;
+        serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
     }
 
-    async fn acquire(&self) -> Result<Box<dyn Session>, sqlx::Error> {
-        let conn = self.pool.acquire().await?;
-        Ok(Box::new(session::SqliteSession::new(conn)))
-    }
-
-    fn pool_state(&self) -> PoolState {
-        PoolState {
-            size: self.pool.size(),
-            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-        }
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
     }
 }

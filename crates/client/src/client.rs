@@ -100,13 +100,12 @@ impl Client {
         config: ClientConfig,
     ) -> Result<Self, ClientError> {
         let base = parse_base(url)?;
-        if let Some(token) = &token {
-            if HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
-                return Err(ClientError::InvalidArgument {
-                    argument: "token".to_owned(),
-                    reason: "must be printable ASCII".to_owned(),
-                });
-            }
+        let printable = |t: &String| HeaderValue::from_str(&format!("Bearer {t}")).is_ok();
+        if token.as_ref().is_some_and(|t| !printable(t)) {
+            return Err(ClientError::InvalidArgument {
+                argument: "token".to_owned(),
+                reason: "must be printable ASCII".to_owned(),
+            });
         }
         let http = reqwest::Client::builder()
             .timeout(config.timeout)

@@ -5,8 +5,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 /// The JSON-RPC code a node answers when a request carries no token or an unknown
-/// one (`plexus_node::codes::UNAUTHORIZED`).
-pub const UNAUTHORIZED_CODE: i64 = -32001;
+/// one ([`codes::UNAUTHORIZED`](crate::codes::UNAUTHORIZED), kept under this name
+/// for existing callers).
+pub const UNAUTHORIZED_CODE: i64 = crate::codes::UNAUTHORIZED;
 
 /// Why a request to a node failed.
 ///
@@ -41,7 +42,7 @@ pub enum ClientError {
     /// and data are the node's own.
     #[error("{message} (JSON-RPC error {code})")]
     Rpc {
-        /// The JSON-RPC error code (`plexus_node::codes`).
+        /// The JSON-RPC error code ([`crate::codes`]).
         code: i64,
         /// The node's message.
         message: String,

@@ -14,7 +14,8 @@
 //! Failures are sorted for the caller: [`ClientError::NotRunning`] when nothing
 //! listens at the address (start a node with `plexus serve`),
 //! [`ClientError::Unauthorized`] when the token is missing or refused (set
-//! `PLEXUS_TOKEN`), [`ClientError::Rpc`] when the node answered with an error.
+//! `PLEXUS_TOKEN`), [`ClientError::Rpc`] when the node answered with an error
+//! (its code is one of [`codes`], or a service's own).
 //! Every bound (timeouts, the largest answer, the largest WebSocket message) is a
 //! field of [`ClientConfig`].
 //!
@@ -43,4 +44,6 @@ mod subscribe;
 pub use client::{Client, ClientConfig, DEFAULT_URL, Published};
 pub use error::{ClientError, UNAUTHORIZED_CODE};
 pub use plexus_core::Priority;
+/// The JSON-RPC error codes a node answers with (`plexus_jsonrpc::codes`).
+pub use plexus_jsonrpc::codes;
 pub use subscribe::{Event, Subscription};

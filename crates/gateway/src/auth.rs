@@ -24,6 +24,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use plexus_core::TopicPattern;
+use plexus_jsonrpc::{RpcError, codes};
+use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::config::TokenConfig;
@@ -228,6 +230,20 @@ impl AuthFailure {
             Self::Malformed => "malformed",
             Self::Unknown => "unknown",
         }
+    }
+}
+
+impl From<Forbidden> for RpcError {
+    fn from(e: Forbidden) -> Self {
+        Self::new(codes::FORBIDDEN, e.to_string(), "forbidden")
+            .with_data(json!({"token": e.caller, "needed": e.needed}))
+    }
+}
+
+impl From<AuthFailure> for RpcError {
+    fn from(e: AuthFailure) -> Self {
+        Self::new(codes::UNAUTHORIZED, e.to_string(), "unauthorized")
+            .with_data(json!({"reason": e.reason()}))
     }
 }
 

@@ -7,7 +7,8 @@
 //! auth          Authorization: Bearer → Caller, or 401 with -32001 (counted)
 //! content type  application/json, or 415 (keeps browsers' simple cross-site posts out)
 //! body limit    Content-Length, then the bytes read, at most max_body_bytes, or 413 with -32008
-//! decode        JSON-RPC 2.0: parse error, invalid request, batch limits
+//!               (the rest of the body drained, bounded, so the client reads the 413)
+//! decode        JSON-RPC 2.0 (plexus_jsonrpc): parse error, invalid request, batch limits
 //! dispatch      each request: scope check (-32002), then node.call (the call path)
 //! encode        one response, an array for a batch, or 204 when only notifications came
 //! ```
@@ -16,21 +17,24 @@
 //! mean the request never reached JSON-RPC (401, 413, 415).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::{Body, to_bytes};
+use axum::body::{Body, BodyDataStream};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use plexus_jsonrpc::{self as jsonrpc, RpcError};
 use plexus_node::metrics::Format;
 use plexus_registry::health::SystemStatus;
 use tokio::time::Instant;
 
 use crate::auth::{Caller, Need};
-use crate::jsonrpc::{self, RpcError};
-use crate::methods;
 use crate::server::Shared;
+use crate::{dispatch, methods};
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
@@ -140,24 +144,22 @@ async fn rpc_inner(shared: &Shared, caller: &Caller, headers: &HeaderMap, body: 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let too_large = || {
-        metrics.request("rpc", "too_large");
-        error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &RpcError::too_large("the request body", limit),
-        )
-    };
-    if declared.is_some_and(|n| n > limit as u64) {
-        return too_large();
-    }
-    let bytes = match to_bytes(body, limit).await {
+    let bytes = match read_body(body, limit, declared, expects_continue(headers)).await {
         Ok(bytes) => bytes,
-        Err(e) => {
-            // With a declared length within the limit, hyper holds the body to it, so
-            // only a chunked body can run over; anything else broke off before its end.
-            if declared.is_none() && e.to_string().contains("length limit") {
-                return too_large();
-            }
+        Err(BodyError::TooLarge) => {
+            metrics.request("rpc", "too_large");
+            let mut response = error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &RpcError::too_large("the request body", limit),
+            );
+            // What was sent of the body has been drained (within bounds); the
+            // connection closes after this answer, which the client reads first.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+        Err(BodyError::Broken(e)) => {
             metrics.request("rpc", "parse_error");
             return error_response(
                 StatusCode::BAD_REQUEST,
@@ -165,8 +167,8 @@ async fn rpc_inner(shared: &Shared, caller: &Caller, headers: &HeaderMap, body: 
             );
         }
     };
-    let payload = jsonrpc::decode(&bytes, shared.config.max_batch);
-    let answer = jsonrpc::execute(
+    let payload = jsonrpc::decode(&bytes, shared.config.max_batch, false);
+    let answer = dispatch::execute(
         payload,
         |request| methods::http_request(shared, caller, request),
         |outcome| metrics.request("rpc", outcome),
@@ -176,6 +178,77 @@ async fn rpc_inner(shared: &Shared, caller: &Caller, headers: &HeaderMap, body: 
         Some(body) => ([(header::CONTENT_TYPE, JSON)], body).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     }
+}
+
+/// How much of an oversized body is read and dropped, and for how long, so that a
+/// client that sends its whole body before reading (Python's `urllib`, most simple
+/// clients) reads the 413 instead of a connection reset.
+const DRAIN_BYTES: u64 = 8 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Why a body could not be read.
+enum BodyError {
+    /// It is larger than the limit (what followed was drained, within bounds).
+    TooLarge,
+    /// It broke off before its end.
+    Broken(String),
+}
+
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// Reads a body of at most `limit` bytes. One over the limit, declared or read, is
+/// refused; the rest of it is drained unless the client waits for a `100 Continue`
+/// (then it has not sent it) or declared more than [`DRAIN_BYTES`].
+async fn read_body(
+    body: Body,
+    limit: usize,
+    declared: Option<u64>,
+    expects_continue: bool,
+) -> Result<Bytes, BodyError> {
+    let mut stream = body.into_data_stream();
+    if declared.is_some_and(|n| n > limit as u64) {
+        if !expects_continue && declared.is_some_and(|n| n <= DRAIN_BYTES) {
+            drain(stream, 0).await;
+        }
+        return Err(BodyError::TooLarge);
+    }
+    let mut first: Option<Bytes> = None;
+    let mut more = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Broken(e.to_string()))?;
+        let read = first.as_ref().map_or(0, Bytes::len) + more.len() + chunk.len();
+        if read > limit {
+            drain(stream, read as u64).await;
+            return Err(BodyError::TooLarge);
+        }
+        match first.take() {
+            None if more.is_empty() => first = Some(chunk),
+            Some(head) => {
+                more.extend_from_slice(&head);
+                more.extend_from_slice(&chunk);
+            }
+            None => more.extend_from_slice(&chunk),
+        }
+    }
+    Ok(first.unwrap_or_else(|| more.freeze()))
+}
+
+/// Reads and drops what is left of a body, at most [`DRAIN_BYTES`] in all and for at
+/// most [`DRAIN_TIME`].
+async fn drain(mut stream: BodyDataStream, mut read: u64) {
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while read <= DRAIN_BYTES {
+            match stream.next().await {
+                Some(Ok(chunk)) => read += chunk.len() as u64,
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
 
 /// Checks the `ops` scope for `endpoint`, answering 403 when it is missing.

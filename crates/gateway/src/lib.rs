@@ -33,18 +33,21 @@
 //! node's call path (`Node::call`). Errors use the specification's codes (-32700
 //! parse error, -32600 invalid request, -32601 method not found, -32602 invalid
 //! params, -32603 internal) and Plexus's own in the -32000 range, each with a
-//! structured `data` (see `plexus_node::codes` and `plexus_node::CallError`): -32000
-//! service failed, -32001 unauthorized, -32002 forbidden, -32003 circuit open, -32004
-//! timeout, -32005 rate limited, -32006 unavailable, -32007 overloaded, -32008 too
-//! large. JSON-RPC errors come in a `200` body; `204` answers notifications only;
-//! `401` (no or unknown token), `413` (body over `max_body_bytes`) and `415` (not
-//! JSON) come before JSON-RPC. The service name `plexus` is reserved for the
-//! gateway's own methods.
+//! structured `data` (see `plexus_jsonrpc::codes` and `plexus_node::CallError`):
+//! -32000 service failed, -32001 unauthorized, -32002 forbidden, -32003 circuit open,
+//! -32004 timeout, -32005 rate limited, -32006 unavailable, -32007 overloaded, -32008
+//! too large. An external service's own code (outside -32768 to -32000) reaches the
+//! caller unchanged. JSON-RPC errors come in a `200` body; `204` answers
+//! notifications only; `401` (no or unknown token), `413` (body over
+//! `max_body_bytes`; the connection closes after it) and `415` (not JSON) come before
+//! JSON-RPC. A request object that repeats a key is `-32600`; ids are answered
+//! exactly as sent (`1.0`, integers beyond 64 bits). The service name `plexus` is
+//! reserved for the gateway's own methods.
 //!
 //! # WebSocket protocol (`GET /ws`)
 //!
 //! Text (or binary) messages, each one JSON-RPC 2.0 message (a batch of requests is
-//! accepted too). A token goes in the upgrade request's `Authorization` header.
+//! accepted too), framed as on `/rpc` (`plexus_jsonrpc`). A token goes in the upgrade request's `Authorization` header.
 //!
 //! **Peer → node requests**
 //!
@@ -72,7 +75,9 @@
 //! socket may serve several services — and answers with a JSON-RPC response carrying
 //! the same `id`. Error codes it may use: -32601, -32602 (`data.field`), -32006
 //! (unavailable: the call path may try another instance), -32004, or any other code
-//! with `data.retryable: true|false`.
+//! with `data.retryable: true|false`. A code of its own (outside -32768 to -32000)
+//! reaches the caller unchanged, its `data` as the error's `data.detail`; any other
+//! reserved code is answered as -32000.
 //!
 //! **Lifecycle of an external service**: `plexus.register` makes the instance
 //! Healthy; `plexus.heartbeat` at least once per `heartbeat_ttl_ms` keeps it so (the
@@ -101,8 +106,7 @@
 
 pub mod auth;
 pub mod config;
-pub mod jsonrpc;
-
+mod dispatch;
 mod error;
 mod http;
 mod methods;

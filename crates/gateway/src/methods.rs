@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, Need};
-use crate::jsonrpc::{Request, RpcError};
 use crate::server::Shared;
+use plexus_jsonrpc::{Request, RpcError};
 
 /// The reserved service name of the gateway's own methods.
 pub const RESERVED_SERVICE: &str = "plexus";
@@ -53,7 +53,7 @@ pub(crate) fn params<T: for<'de> Deserialize<'de>>(
     params: Value,
 ) -> Result<T, RpcError> {
     let params = if params.is_null() { json!({}) } else { params };
-    T::deserialize(params).map_err(|e| RpcError::invalid_params(method, "", e.to_string()))
+    T::deserialize(params).map_err(|e| invalid_params(method, "", e.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -77,18 +77,18 @@ pub(crate) async fn publish(
 ) -> Result<Value, RpcError> {
     const METHOD: &str = "plexus.publish";
     let p: PublishParams = params(METHOD, raw)?;
-    let topic = Topic::new(&p.topic)
-        .map_err(|e| RpcError::invalid_params(METHOD, "/topic", e.to_string()))?;
+    let topic =
+        Topic::new(&p.topic).map_err(|e| invalid_params(METHOD, "/topic", e.to_string()))?;
     check(shared, caller, Need::Publish(topic.as_str()))?;
-    let payload = Payload::json(&p.payload)
-        .map_err(|e| RpcError::invalid_params(METHOD, "/payload", e.to_string()))?;
+    let payload =
+        Payload::json(&p.payload).map_err(|e| invalid_params(METHOD, "/payload", e.to_string()))?;
     let mut envelope = Envelope::new(topic, payload);
     if let Some(priority) = p.priority {
         let priority: Priority =
             priority
                 .parse()
                 .map_err(|e: plexus_core::ParsePriorityError| {
-                    RpcError::invalid_params(METHOD, "/priority", e.to_string())
+                    invalid_params(METHOD, "/priority", e.to_string())
                 })?;
         envelope = envelope.with_priority(priority);
     }
@@ -128,6 +128,15 @@ pub(crate) fn bus_error(e: BusError) -> RpcError {
     RpcError::new(code, message.clone(), outcome).with_data(json!({"reason": message}))
 }
 
+/// -32602 for a method of the gateway's own (`plexus.*`).
+pub(crate) fn invalid_params(method: &str, field: &str, reason: impl Into<String>) -> RpcError {
+    RpcError::from(CallError::InvalidParams {
+        method: method.to_owned(),
+        field: field.to_owned(),
+        reason: reason.into(),
+    })
+}
+
 /// A `plexus.*` method that needs a WebSocket, asked for over HTTP.
 pub(crate) fn needs_socket(method: &str) -> RpcError {
     RpcError::from(CallError::MethodNotFound {
@@ -140,10 +149,13 @@ pub(crate) fn needs_socket(method: &str) -> RpcError {
 
 /// A `plexus.*` method that does not exist.
 pub(crate) fn unknown_own(method: &str) -> RpcError {
-    RpcError::method_not_found(
-        method,
-        "`plexus` has: publish, subscribe, unsubscribe, register, deregister, heartbeat",
-    )
+    RpcError::from(CallError::MethodNotFound {
+        method: method.to_owned(),
+        hint: Some(
+            "`plexus` has: publish, subscribe, unsubscribe, register, deregister, heartbeat"
+                .to_owned(),
+        ),
+    })
 }
 
 /// What `/rpc` does with one request.

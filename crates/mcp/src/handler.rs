@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use plexus_core::CallContext;
+use plexus_jsonrpc::RpcError;
 use plexus_node::CallError;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
@@ -58,12 +59,12 @@ fn caller(context: &RequestContext<RoleServer>) -> Option<String> {
 }
 
 /// A call error as the tool result a client shows: `isError` with the code, the
-/// outcome and the message.
-fn failed(error: &CallError) -> CallToolResult {
+/// outcome and the message of the JSON-RPC error `/rpc` would answer.
+fn failed(error: CallError) -> CallToolResult {
+    let error = RpcError::from(error);
     CallToolResult::error(vec![ContentBlock::text(format!(
-        "error {} ({}): {error}",
-        error.code(),
-        error.outcome()
+        "error {} ({}): {}",
+        error.code, error.outcome, error.message
     ))])
 }
 
@@ -136,7 +137,7 @@ impl ServerHandler for Tools {
                 }
                 result
             }
-            Err(error) => failed(&error),
+            Err(error) => failed(error),
         };
         Ok(result.into())
     }

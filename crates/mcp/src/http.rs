@@ -8,26 +8,34 @@
 //! expired id answers 404). `Host` and `Origin` are checked by rmcp against
 //! [`McpConfig`](crate::McpConfig).
 //!
-//! In front of it, [`guard`] reads each POST body within `max_body_bytes` and
-//! answers what rmcp would answer in plain text with a JSON-RPC error instead:
-//! 413 + -32008 for a body too large, 400 + -32700 for one that is not JSON,
-//! 400 + -32600 for one that is not a request object, 503 + -32603 for an
-//! `initialize` beyond `max_sessions`. Every other plain-text error rmcp returns
-//! (400, 403, 404, 405, 406, 415, 500) keeps its status and gets a JSON-RPC error
-//! body with its text.
+//! In front of it, [`guard`] reads each POST body within `max_body_bytes`, frames it
+//! as `/rpc` does (`plexus_jsonrpc`: one object, no repeated keys), and answers what
+//! rmcp would answer in plain text with a JSON-RPC error instead: 413 + -32008 for a
+//! body too large (what was sent of it drained, within bounds, and the connection
+//! closed, so the client reads the 413), 400 + -32700 for one that is not JSON,
+//! 400 + -32600 for one that is not a JSON-RPC message object (or a batch), 503 +
+//! -32603 for an `initialize` beyond `max_sessions`. Every other plain-text error
+//! rmcp returns (400, 403, 404, 405, 406, 415, 500) keeps its status and gets a
+//! JSON-RPC error body with its text.
+//!
+//! `DELETE` with `Mcp-Session-Id` answers as the 2025-11-25 specification has it:
+//! 204 when it ended a live session, 404 when no such session lives (expired,
+//! already deleted, never existed), and rmcp's 405 for a stateless (2026-07-28)
+//! request, which has no session to end.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, BodyDataStream};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use futures::StreamExt;
-use plexus_node::codes;
+use plexus_jsonrpc::{self as jsonrpc, Id, Message, Payload, RpcError, codes};
+use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::{Value, json};
 
 use crate::handler::Tools;
 use crate::server::{McpServer, Shared};
@@ -78,14 +86,18 @@ impl McpServer {
     }
 }
 
-/// A JSON-RPC error response with `status`.
-fn rpc_error(status: StatusCode, id: Option<&Value>, code: i64, message: String) -> Response {
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": id.cloned().unwrap_or(Value::Null),
-        "error": {"code": code, "message": message},
-    });
-    let mut response = Response::new(Body::from(body.to_string()));
+/// How much of an oversized body is read and dropped, and for how long, so that a
+/// client that sends its whole body before reading gets the 413 instead of a reset.
+const DRAIN_BYTES: usize = 8 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// A JSON-RPC error response with `status`, answering `id` (or `null`).
+fn rpc_error(status: StatusCode, id: Option<&Id>, error: RpcError) -> Response {
+    let body = match id {
+        Some(id) => jsonrpc::encode(id, &Err(error)),
+        None => jsonrpc::error_body(&error),
+    };
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -94,8 +106,14 @@ fn rpc_error(status: StatusCode, id: Option<&Value>, code: i64, message: String)
     response
 }
 
-/// Reads the body, at most `max` bytes.
-async fn read_body(body: Body, max: usize, hint: usize) -> Result<Vec<u8>, Response> {
+/// Reads the body, at most `max` bytes; over that, answers 413, draining what
+/// follows first (bounded) when `drain_excess`.
+async fn read_body(
+    body: Body,
+    max: usize,
+    hint: usize,
+    drain_excess: bool,
+) -> Result<Vec<u8>, Response> {
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::with_capacity(hint.min(max));
     while let Some(chunk) = stream.next().await {
@@ -103,11 +121,13 @@ async fn read_body(body: Body, max: usize, hint: usize) -> Result<Vec<u8>, Respo
             rpc_error(
                 StatusCode::BAD_REQUEST,
                 None,
-                codes::PARSE_ERROR,
-                format!("the request body could not be read: {e}"),
+                RpcError::parse_error(format!("the request body could not be read: {e}")),
             )
         })?;
         if bytes.len() + chunk.len() > max {
+            if drain_excess {
+                drain(stream, bytes.len() + chunk.len()).await;
+            }
             return Err(too_large(max));
         }
         bytes.extend_from_slice(&chunk);
@@ -115,16 +135,37 @@ async fn read_body(body: Body, max: usize, hint: usize) -> Result<Vec<u8>, Respo
     Ok(bytes)
 }
 
+/// Reads and drops what is left of a body, at most [`DRAIN_BYTES`] in all and for at
+/// most [`DRAIN_TIME`].
+async fn drain(mut stream: BodyDataStream, mut read: usize) {
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while read <= DRAIN_BYTES {
+            match stream.next().await {
+                Some(Ok(chunk)) => read += chunk.len(),
+                _ => break,
+            }
+        }
+    })
+    .await;
+}
+
+/// 413 + -32008; the connection closes after it.
 fn too_large(max: usize) -> Response {
-    rpc_error(
+    let mut response = rpc_error(
         StatusCode::PAYLOAD_TOO_LARGE,
         None,
-        codes::TOO_LARGE,
-        format!("the request body is larger than {max} bytes (max_body_bytes)"),
-    )
+        RpcError::too_large("the request body", max),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 async fn guard(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+    if request.method() == Method::DELETE {
+        return delete(&state, request, next).await;
+    }
     if request.method() != Method::POST {
         return as_json_rpc(next.run(request).await, None).await;
     }
@@ -134,45 +175,48 @@ async fn guard(State(state): State<HttpState>, request: Request, next: Next) -> 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > max) {
+    if let Some(declared) = declared.filter(|n| *n > max) {
+        let waits = request
+            .headers()
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if !waits && declared <= DRAIN_BYTES {
+            drain(request.into_body().into_data_stream(), 0).await;
+        }
         return too_large(max);
     }
     let (parts, body) = request.into_parts();
-    let bytes = match read_body(body, max, declared.unwrap_or(0)).await {
+    let bytes = match read_body(body, max, declared.unwrap_or(0), true).await {
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
-    let message: Value = match serde_json::from_slice(&bytes) {
-        Ok(message) => message,
-        Err(e) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                None,
-                codes::PARSE_ERROR,
-                format!("the body is not valid JSON: {e}"),
-            );
-        }
-    };
-    let Value::Object(object) = &message else {
-        return rpc_error(
+    let no_batches = || {
+        rpc_error(
             StatusCode::BAD_REQUEST,
             None,
-            codes::INVALID_REQUEST,
-            "a request must be one JSON-RPC object (MCP has no batches)".to_owned(),
-        );
+            RpcError::invalid_request("a request must be one JSON-RPC object (MCP has no batches)"),
+        )
     };
-    let id = object.get("id").cloned();
-    let is_initialize = object.get("method").and_then(Value::as_str) == Some("initialize");
+    let (id, is_initialize) = match jsonrpc::decode(&bytes, usize::MAX, true) {
+        Payload::Refused(error) if error.code == codes::PARSE_ERROR => {
+            return rpc_error(StatusCode::BAD_REQUEST, None, error);
+        }
+        Payload::Refused(_) | Payload::Batch(_) => return no_batches(),
+        Payload::Single(Message::Invalid(rejected)) => {
+            return rpc_error(StatusCode::BAD_REQUEST, Some(&rejected.id), rejected.error);
+        }
+        Payload::Single(Message::Request(request)) => (request.id, request.method == "initialize"),
+        Payload::Single(Message::Response(response)) => (response.id, false),
+    };
     if is_initialize && !parts.headers.contains_key("mcp-session-id") {
         let max_sessions = state.shared.config.max_sessions;
         if state.sessions.count().await >= max_sessions {
             return rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 id.as_ref(),
-                codes::INTERNAL_ERROR,
-                format!(
+                RpcError::internal(format!(
                     "{max_sessions} sessions are live, the most allowed (max_sessions); try again later"
-                ),
+                )),
             );
         }
     }
@@ -180,8 +224,41 @@ async fn guard(State(state): State<HttpState>, request: Request, next: Next) -> 
     as_json_rpc(next.run(request).await, id.as_ref()).await
 }
 
+/// `DELETE`: 204 for a live session it ended, 404 for a session that does not live.
+/// rmcp answers 202 to both, and its own refusals (405 for a stateless request, 400
+/// without a session id) pass through.
+async fn delete(state: &HttpState, request: Request, next: Next) -> Response {
+    let session: Option<SessionId> = request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|id| id.to_owned().into());
+    let live = match &session {
+        Some(id) => state.sessions.has_session(id).await.unwrap_or(false),
+        None => false,
+    };
+    let response = next.run(request).await;
+    if session.is_some() && response.status() == StatusCode::ACCEPTED {
+        if !live {
+            return rpc_error(
+                StatusCode::NOT_FOUND,
+                None,
+                RpcError::new(codes::INVALID_REQUEST, SESSION_NOT_FOUND, "invalid_request"),
+            );
+        }
+        let mut ended = Response::new(Body::empty());
+        *ended.status_mut() = StatusCode::NO_CONTENT;
+        return ended;
+    }
+    as_json_rpc(response, None).await
+}
+
+/// What a request naming a session that does not live is told.
+const SESSION_NOT_FOUND: &str =
+    "session not found: it expired, was deleted or never existed; send `initialize` for a new one";
+
 /// Gives a plain-text error from rmcp a JSON-RPC error body, keeping its status.
-async fn as_json_rpc(response: Response, id: Option<&Value>) -> Response {
+async fn as_json_rpc(response: Response, id: Option<&Id>) -> Response {
     let status = response.status();
     let plain = response
         .headers()
@@ -191,21 +268,21 @@ async fn as_json_rpc(response: Response, id: Option<&Value>) -> Response {
         return response;
     }
     let (parts, body) = response.into_parts();
-    let text = match read_body(body, MAX_ERROR_BODY, 0).await {
+    let text = match read_body(body, MAX_ERROR_BODY, 0, false).await {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(_) => return Response::from_parts(parts, Body::empty()),
     };
     let text = if status == StatusCode::NOT_FOUND {
-        "session not found: it expired, was deleted or never existed; send `initialize` for a new one".to_owned()
+        SESSION_NOT_FOUND.to_owned()
     } else {
         text
     };
-    let code = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => codes::TOO_LARGE,
-        s if s.is_server_error() => codes::INTERNAL_ERROR,
-        _ => codes::INVALID_REQUEST,
+    let (code, outcome) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (codes::TOO_LARGE, "too_large"),
+        s if s.is_server_error() => (codes::INTERNAL_ERROR, "internal"),
+        _ => (codes::INVALID_REQUEST, "invalid_request"),
     };
-    let mut out = rpc_error(status, id, code, text);
+    let mut out = rpc_error(status, id, RpcError::new(code, text, outcome));
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             out.headers_mut().insert(name.clone(), value.clone());

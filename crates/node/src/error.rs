@@ -1,15 +1,16 @@
 //! Why a call failed, one variant per cause, each with its JSON-RPC error code.
 //!
-//! The gateway turns a [`CallError`] into a JSON-RPC error object with
-//! [`CallError::code`], its `Display` text as the message and [`CallError::data`] as
-//! the structured `data`; the MCP server and the CLI show the same. The table:
+//! Every front end turns a [`CallError`] into a JSON-RPC error object the same way,
+//! through the one `From<CallError> for RpcError` here: [`CallError::code`], its
+//! `Display` text as the message and [`CallError::data`] as the structured `data`;
+//! `/rpc`, `/ws`, the MCP server and the CLI show the same. The table:
 //!
 //! | variant | code | `data` |
 //! | --- | --- | --- |
 //! | [`MethodNotFound`](CallError::MethodNotFound) | -32601 (spec: method not found) | `{method}` |
 //! | [`InvalidParams`](CallError::InvalidParams) | -32602 (spec: invalid params) | `{method, field, reason}` |
 //! | [`Internal`](CallError::Internal) | -32603 (spec: internal error) | `{message}` |
-//! | [`Failed`](CallError::Failed) | -32000 | `{method, instance, retryable, detail}` |
+//! | [`Failed`](CallError::Failed) | -32000, or the service's own code (see [`ServiceCode`]) | `{method, instance, retryable, detail}` |
 //! | [`CircuitOpen`](CallError::CircuitOpen) | -32003 | `{service, retry_after_ms}` |
 //! | [`Timeout`](CallError::Timeout) | -32004 | `{method, timeout_ms}` |
 //! | [`RateLimited`](CallError::RateLimited) | -32005 | `{service, retry_after_ms}` |
@@ -20,43 +21,20 @@
 //! -32600 invalid request, -32001 unauthorized (missing or wrong token), -32002
 //! forbidden (the token lacks the scope), -32008 request too large. They are listed in
 //! [`codes`] so that every front end uses the same numbers.
+//!
+//! A code outside the range the specification reserves (-32768 to -32000) belongs to
+//! the service that sent it: an external service answering `1001` is answered to its
+//! caller as `1001`. It travels through [`ServiceError::Failed`] attached to the
+//! service's data by [`ServiceCode`].
 
 use std::time::Duration;
 
 use plexus_core::ServiceError;
-use serde_json::{Value, json};
+use plexus_jsonrpc::RpcError;
+use serde_json::{Map, Value, json};
 
-/// The JSON-RPC error codes Plexus uses, in one place.
-pub mod codes {
-    /// Invalid JSON was received (JSON-RPC 2.0).
-    pub const PARSE_ERROR: i64 = -32700;
-    /// The JSON sent is not a valid request object (JSON-RPC 2.0).
-    pub const INVALID_REQUEST: i64 = -32600;
-    /// The method does not exist (JSON-RPC 2.0).
-    pub const METHOD_NOT_FOUND: i64 = -32601;
-    /// Invalid method parameters (JSON-RPC 2.0).
-    pub const INVALID_PARAMS: i64 = -32602;
-    /// Internal error (JSON-RPC 2.0).
-    pub const INTERNAL_ERROR: i64 = -32603;
-    /// The service answered with an error of its own.
-    pub const SERVICE_FAILED: i64 = -32000;
-    /// No token, or a token the node does not know.
-    pub const UNAUTHORIZED: i64 = -32001;
-    /// The token lacks the scope the request needs.
-    pub const FORBIDDEN: i64 = -32002;
-    /// Every instance's circuit breaker is open.
-    pub const CIRCUIT_OPEN: i64 = -32003;
-    /// The deadline passed before an answer came.
-    pub const TIMEOUT: i64 = -32004;
-    /// The service's rate limit refused the call.
-    pub const RATE_LIMITED: i64 = -32005;
-    /// No instance can take the call (none registered, all unhealthy, or down).
-    pub const UNAVAILABLE: i64 = -32006;
-    /// The service's bulkhead is full.
-    pub const OVERLOADED: i64 = -32007;
-    /// The request is larger than the configured limit.
-    pub const TOO_LARGE: i64 = -32008;
-}
+/// The JSON-RPC error codes Plexus uses, in one place (defined in `plexus-jsonrpc`).
+pub use plexus_jsonrpc::codes;
 
 /// Why a call through the node failed.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -91,7 +69,8 @@ pub enum CallError {
         message: String,
         /// Whether the service said a retry may succeed.
         retryable: bool,
-        /// The service's structured detail.
+        /// The service's structured detail (with the service's own error code
+        /// attached when it sent one: [`ServiceCode::detach`] reads it).
         detail: Option<Value>,
     },
     /// Every instance that could take the call has its breaker open.
@@ -172,6 +151,10 @@ impl CallError {
         match self {
             Self::MethodNotFound { .. } => codes::METHOD_NOT_FOUND,
             Self::InvalidParams { .. } => codes::INVALID_PARAMS,
+            Self::Failed {
+                detail: Some(detail),
+                ..
+            } => ServiceCode::detach(detail).map_or(codes::SERVICE_FAILED, |(c, _)| c.get()),
             Self::Failed { .. } => codes::SERVICE_FAILED,
             Self::CircuitOpen { .. } => codes::CIRCUIT_OPEN,
             Self::Timeout { .. } => codes::TIMEOUT,
@@ -213,6 +196,10 @@ impl CallError {
                 detail,
                 ..
             } => {
+                let detail = match detail.as_ref().and_then(ServiceCode::detach) {
+                    Some((_, data)) => Some(data.clone()),
+                    None => detail.clone(),
+                };
                 json!({"method": method, "instance": instance, "retryable": retryable, "detail": detail})
             }
             Self::CircuitOpen {
@@ -272,6 +259,69 @@ impl CallError {
     }
 }
 
+impl From<CallError> for RpcError {
+    /// The one mapping of a failed call to a JSON-RPC error object, used by `/rpc`,
+    /// `/ws` and the MCP server.
+    fn from(e: CallError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&CallError> for RpcError {
+    fn from(e: &CallError) -> Self {
+        RpcError {
+            code: e.code(),
+            message: e.to_string(),
+            data: Some(e.data()),
+            outcome: e.outcome(),
+        }
+    }
+}
+
+/// A service's own JSON-RPC error code: one outside the range the specification
+/// reserves ([`codes::RESERVED`]), which reaches the caller unchanged.
+///
+/// [`ServiceError::Failed`] has no field for a code, so a transport that reads one
+/// (the gateway's WebSocket transport for external services) attaches it to the
+/// service's `data` with [`attach`](Self::attach): `{"plexus.service_code": 1001,
+/// "plexus.service_data": <the service's data>}`. [`CallError::code`] and
+/// [`CallError::data`] take it apart again, so the caller sees code 1001 and the
+/// service's own data as `detail`; [`CallError::to_service_error`] keeps it attached,
+/// so it survives another hop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceCode(i64);
+
+impl ServiceCode {
+    const CODE: &'static str = "plexus.service_code";
+    const DATA: &'static str = "plexus.service_data";
+
+    /// `code` as a service's own; `None` for a reserved code (those have meanings
+    /// the transport maps).
+    pub fn new(code: i64) -> Option<Self> {
+        (!codes::is_reserved(code)).then_some(Self(code))
+    }
+
+    /// The code.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    /// The service's `data` with this code attached, for [`ServiceError::Failed`].
+    pub fn attach(self, data: Option<Value>) -> Value {
+        let mut carrier = Map::with_capacity(2);
+        carrier.insert(Self::CODE.into(), self.0.into());
+        carrier.insert(Self::DATA.into(), data.unwrap_or(Value::Null));
+        Value::Object(carrier)
+    }
+
+    /// The code and the service's own data, when `detail` carries them.
+    pub fn detach(detail: &Value) -> Option<(Self, &Value)> {
+        let carrier = detail.as_object().filter(|o| o.len() == 2)?;
+        let code = carrier.get(Self::CODE)?.as_i64().and_then(Self::new)?;
+        Some((code, carrier.get(Self::DATA)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,5 +376,30 @@ mod tests {
         assert_eq!(outcomes.len(), all.len());
         assert_eq!(all[1].to_string(), "invalid params for `a.b`: `/x` r");
         assert_eq!(all[1].data()["field"], "/x");
+    }
+
+    #[test]
+    fn a_service_code_outside_the_reserved_range_is_the_callers_code() {
+        let failed = |detail| CallError::Failed {
+            method: "calc.add".into(),
+            instance: Some("calc-1".into()),
+            message: "boom".into(),
+            retryable: false,
+            detail,
+        };
+        let code = ServiceCode::new(1001).unwrap();
+        let own = failed(Some(code.attach(Some(json!({"x": 1})))));
+        let rpc = RpcError::from(&own);
+        assert_eq!(rpc.code, 1001);
+        assert_eq!(rpc.data.unwrap()["detail"], json!({"x": 1}));
+        assert_eq!(rpc.outcome, "failed");
+        assert!(ServiceCode::new(-32099).is_none());
+        assert_eq!(failed(Some(json!({"x": 1}))).code(), codes::SERVICE_FAILED);
+        assert_eq!(failed(None).code(), codes::SERVICE_FAILED);
+        // Another hop keeps it.
+        let ServiceError::Failed { data, .. } = own.to_service_error() else {
+            panic!("failed");
+        };
+        assert_eq!(ServiceCode::detach(&data.unwrap()).unwrap().0.get(), 1001);
     }
 }

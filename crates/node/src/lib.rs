@@ -13,5 +13,5 @@ mod node;
 pub use admin::NODE_SERVICE;
 pub use audit::{CallObserver, CallRecord};
 pub use callpath::Transport;
-pub use error::{CallError, codes};
+pub use error::{CallError, ServiceCode, codes};
 pub use node::{MAX_METHOD_LEN, Node, NodeBuilder, NodeError, NodeShutdown, ServiceOptions};

@@ -22,11 +22,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use plexus_core::InstanceId;
+use plexus_jsonrpc::RpcError;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Caller;
 use crate::http::error_response;
-use crate::jsonrpc::RpcError;
 use crate::server::Shared;
 
 /// What the gateway knows across connections.
@@ -86,7 +86,7 @@ pub(crate) async fn upgrade(
             return error_response(
                 StatusCode::FORBIDDEN,
                 &RpcError::new(
-                    plexus_node::codes::FORBIDDEN,
+                    plexus_jsonrpc::codes::FORBIDDEN,
                     format!(
                         "WebSocket connections from origin {origin:?} are not allowed (allowed_origins)"
                     ),

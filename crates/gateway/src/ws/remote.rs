@@ -9,7 +9,10 @@
 //! A service's error object is read back as a [`ServiceError`]: -32601 method not
 //! found, -32602 invalid params (`data.field` names the field), -32006 unavailable,
 //! -32004 timeout; any other code is a failure of the service's own, retryable when
-//! `data.retryable` is `true`.
+//! `data.retryable` is `true`. A code outside the reserved range (-32768 to -32000)
+//! is the service's own and reaches the caller unchanged: it travels attached to the
+//! failure's data ([`ServiceCode`]); a reserved code Plexus has no meaning for is
+//! answered as -32000 (service failed).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use axum::extract::ws::Message;
 use parking_lot::{Mutex, RwLock};
 use plexus_core::{CallContext, Service, ServiceDescriptor, ServiceError, async_trait};
-use plexus_node::codes;
+use plexus_jsonrpc::{Response, ResponseBody, codes};
+use plexus_node::ServiceCode;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
@@ -27,7 +31,7 @@ pub(crate) struct Link {
     /// The connection's id, unique for the gateway's life.
     pub(crate) conn: u64,
     out: mpsc::Sender<Message>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Value>>>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<ResponseBody>>>,
     next: AtomicU64,
     closed: AtomicBool,
     max_pending: usize,
@@ -52,17 +56,17 @@ impl Link {
 
     /// Hands a response from the service to the call waiting for it. Returns false
     /// when nobody waits for that id (it timed out, or never was).
-    pub(crate) fn complete(&self, response: Value) -> bool {
+    pub(crate) fn complete(&self, response: Response) -> bool {
         let id = response
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|id| id.strip_prefix("n-"))
-            .and_then(|k| k.parse::<u64>().ok());
+            .id
+            .as_ref()
+            .and_then(plexus_jsonrpc::Id::as_string)
+            .and_then(|id| id.strip_prefix("n-").and_then(|k| k.parse::<u64>().ok()));
         let Some(id) = id else {
             return false;
         };
         match self.pending.lock().remove(&id) {
-            Some(waiter) => waiter.send(response).is_ok(),
+            Some(waiter) => waiter.send(response.body).is_ok(),
             None => false,
         }
     }
@@ -199,16 +203,17 @@ impl Service for RemoteService {
 }
 
 /// A service's JSON-RPC response as the call's outcome.
-fn read_response(method: &str, mut response: Value) -> Result<Value, ServiceError> {
-    if let Some(result) = response.get_mut("result") {
-        return Ok(result.take());
-    }
-    let Some(error) = response.get("error") else {
-        return Err(ServiceError::failed(
-            "the service answered with neither `result` nor `error`",
-        ));
+fn read_response(method: &str, body: ResponseBody) -> Result<Value, ServiceError> {
+    let error = match body {
+        ResponseBody::Result(result) => return Ok(result),
+        ResponseBody::Error(error) => error,
+        ResponseBody::Malformed(reason) => {
+            return Err(ServiceError::failed(format!(
+                "the service's response is not valid JSON-RPC: {reason}"
+            )));
+        }
     };
-    let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+    let code = error.get("code").and_then(Value::as_i64);
     let message = error
         .get("message")
         .and_then(Value::as_str)
@@ -223,18 +228,22 @@ fn read_response(method: &str, mut response: Value) -> Result<Value, ServiceErro
             .to_owned()
     };
     Err(match code {
-        codes::METHOD_NOT_FOUND => ServiceError::MethodNotFound {
+        Some(codes::METHOD_NOT_FOUND) => ServiceError::MethodNotFound {
             method: method.to_owned(),
         },
-        codes::INVALID_PARAMS => ServiceError::invalid_params(field(), message),
-        codes::UNAVAILABLE => ServiceError::unavailable(message),
-        codes::TIMEOUT => ServiceError::Timeout,
-        _ => {
+        Some(codes::INVALID_PARAMS) => ServiceError::invalid_params(field(), message),
+        Some(codes::UNAVAILABLE) => ServiceError::unavailable(message),
+        Some(codes::TIMEOUT) => ServiceError::Timeout,
+        code => {
             let retryable = data
                 .as_ref()
                 .and_then(|d| d.get("retryable"))
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
+            let data = match code.and_then(ServiceCode::new) {
+                Some(own) => Some(own.attach(data)),
+                None => data,
+            };
             ServiceError::Failed {
                 message,
                 data,
@@ -250,7 +259,14 @@ mod tests {
 
     #[test]
     fn error_objects_become_service_errors() {
-        let r = |v: Value| read_response("say", v);
+        let r = |v: Value| {
+            let body = match (v.get("result"), v.get("error")) {
+                (Some(result), None) => ResponseBody::Result(result.clone()),
+                (None, Some(error)) => ResponseBody::Error(error.clone()),
+                _ => ResponseBody::Malformed("neither".into()),
+            };
+            read_response("say", body)
+        };
         assert_eq!(r(json!({"result": 3})), Ok(json!(3)));
         assert_eq!(
             r(json!({"error": {"code": -32601, "message": "no"}})),
@@ -271,5 +287,19 @@ mod tests {
             r(json!({"error": {"code": 7, "message": "boom", "data": {"retryable": true}}}));
         assert!(failed.unwrap_err().is_retryable());
         assert!(r(json!({"id": "n-1"})).is_err());
+        // A code of the service's own travels with its data; a reserved one does not.
+        let Err(ServiceError::Failed { data, .. }) =
+            r(json!({"error": {"code": 1001, "message": "no", "data": {"x": 1}}}))
+        else {
+            panic!("failed");
+        };
+        let (code, data) = ServiceCode::detach(data.as_ref().unwrap()).unwrap();
+        assert_eq!((code.get(), data), (1001, &json!({"x": 1})));
+        let Err(ServiceError::Failed { data, .. }) =
+            r(json!({"error": {"code": -32099, "message": "no", "data": {"x": 1}}}))
+        else {
+            panic!("failed");
+        };
+        assert_eq!(data, Some(json!({"x": 1})));
     }
 }

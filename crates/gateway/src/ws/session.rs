@@ -14,7 +14,9 @@ use plexus_core::{
     Envelope, Headers, InstanceId, Member, Payload, Priority, ServiceDescriptor, ServiceStatus,
     TopicPattern,
 };
-use plexus_node::codes;
+use plexus_jsonrpc::{
+    self as jsonrpc, Id, Message as Rpc, Payload as Incoming, Request, RpcError, codes,
+};
 use plexus_registry::RegistryError;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -25,7 +27,7 @@ use tokio::task::JoinHandle;
 use super::Owned;
 use super::remote::{Endpoint, Link, RemoteService};
 use crate::auth::{Caller, Need};
-use crate::jsonrpc::{self, Payload as Incoming, Request, RpcError};
+use crate::dispatch;
 use crate::methods::{self, RESERVED_SERVICE};
 use crate::server::Shared;
 
@@ -167,33 +169,23 @@ impl Session {
 
     /// Handles one message from the peer.
     async fn on_message(self: &Arc<Self>, bytes: &[u8]) {
-        let value: Value = match serde_json::from_slice(bytes) {
-            Ok(v) => v,
-            Err(e) => {
-                self.count("parse_error");
-                self.send(jsonrpc::error_body(&RpcError::parse_error(e.to_string())))
-                    .await;
-                return;
-            }
-        };
-        if let Value::Object(object) = &value {
-            let answer = !object.contains_key("method")
-                && (object.contains_key("result") || object.contains_key("error"));
-            if answer {
-                if !self.link.complete(value) {
+        let incoming = jsonrpc::decode(bytes, self.shared.config.max_batch, true);
+        let incoming = match incoming {
+            Incoming::Single(Rpc::Response(response)) => {
+                if !self.link.complete(response) {
                     tracing::debug!(conn = self.link.conn, "a response nobody waits for");
                 }
                 return;
             }
-        }
-        let incoming = jsonrpc::classify(value, self.shared.config.max_batch);
+            other => other,
+        };
         let spawn = match &incoming {
-            Incoming::Single(Ok(request)) => !is_own(&request.method),
+            Incoming::Single(Rpc::Request(request)) => !is_own(&request.method),
             Incoming::Batch(_) => true,
             _ => false,
         };
         if !spawn {
-            let answer = jsonrpc::execute(
+            let answer = dispatch::execute(
                 incoming,
                 |request| self.dispatch(request),
                 |o| self.count(o),
@@ -206,8 +198,8 @@ impl Session {
         }
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
             let id = match &incoming {
-                Incoming::Single(Ok(request)) => request.id.clone(),
-                _ => Some(Value::Null),
+                Incoming::Single(Rpc::Request(request)) => request.id.clone(),
+                _ => Some(Id::null()),
             };
             self.count("overloaded");
             if let Some(id) = id {
@@ -227,7 +219,7 @@ impl Session {
         let session = self.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let answer = jsonrpc::execute(
+            let answer = dispatch::execute(
                 incoming,
                 |request| session.dispatch(request),
                 |o| session.count(o),
@@ -278,7 +270,7 @@ impl Session {
         }
         let p: Params = methods::params(METHOD, raw)?;
         let pattern = TopicPattern::new(&p.pattern)
-            .map_err(|e| RpcError::invalid_params(METHOD, "/pattern", e.to_string()))?;
+            .map_err(|e| methods::invalid_params(METHOD, "/pattern", e.to_string()))?;
         methods::check(
             &self.shared,
             &self.caller,
@@ -292,7 +284,7 @@ impl Session {
                 timeout: Duration::from_millis(p.block_timeout_ms.unwrap_or(5_000)),
             },
             other => {
-                return Err(RpcError::invalid_params(
+                return Err(methods::invalid_params(
                     METHOD,
                     "/overflow",
                     format!("{other:?} is not one of drop_oldest, reject, block, dead_letter"),
@@ -355,7 +347,7 @@ impl Session {
                 forward.abort();
                 Ok(json!({"unsubscribed": p.subscription}))
             }
-            None => Err(RpcError::invalid_params(
+            None => Err(methods::invalid_params(
                 METHOD,
                 "/subscription",
                 format!("no subscription `{}` on this connection", p.subscription),
@@ -372,7 +364,7 @@ impl Session {
         }
         let p: Params = methods::params(METHOD, raw)?;
         let descriptor = p.descriptor;
-        let invalid = |field: &str, reason: String| RpcError::invalid_params(METHOD, field, reason);
+        let invalid = |field: &str, reason: String| methods::invalid_params(METHOD, field, reason);
         descriptor
             .validate()
             .map_err(|e| invalid(&format!("/descriptor/{}", e.field), e.reason))?;
@@ -484,7 +476,7 @@ impl Session {
                 if mine.contains(&one) {
                     Ok(vec![one])
                 } else {
-                    Err(RpcError::invalid_params(
+                    Err(methods::invalid_params(
                         method,
                         "/instance",
                         format!("`{one}` was not registered on this connection"),
@@ -590,10 +582,10 @@ impl Session {
 fn registry_error(method: &str, e: RegistryError) -> RpcError {
     match e {
         RegistryError::InvalidDescriptor(d) => {
-            RpcError::invalid_params(method, &format!("/descriptor/{}", d.field), d.reason)
+            methods::invalid_params(method, &format!("/descriptor/{}", d.field), d.reason)
         }
         RegistryError::DuplicateInstance { .. } => {
-            RpcError::invalid_params(method, "/descriptor/instance", e.to_string())
+            methods::invalid_params(method, "/descriptor/instance", e.to_string())
         }
         other => RpcError::new(codes::UNAVAILABLE, other.to_string(), "unavailable"),
     }

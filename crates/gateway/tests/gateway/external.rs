@@ -228,3 +228,49 @@ async fn registration_is_checked_heartbeats_and_deregistration_work() {
     assert_eq!(gone, json!({"deregistered": ["calc-z"]}));
     h.wait_gone("calc-z").await;
 }
+
+#[tokio::test]
+async fn a_services_own_error_code_reaches_the_caller_unchanged() {
+    let h = Harness::start().await;
+    let _a = service(
+        &h,
+        "calc-a",
+        Mode::Fail(json!({"code": 1001, "message": "out of stock", "data": {"sku": "x-1"}})),
+    )
+    .await;
+    h.wait_status("calc-a", ServiceStatus::Healthy).await;
+    let own = h.call("calc.whoami", json!({})).await;
+    assert_eq!(code(&own), 1001, "{own}");
+    assert_eq!(
+        own["error"]["data"]["detail"],
+        json!({"sku": "x-1"}),
+        "{own}"
+    );
+    assert!(
+        own["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("out of stock"),
+        "{own}"
+    );
+    // The same for a caller on a WebSocket.
+    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let over_ws = peer.request("calc.whoami", json!({})).await;
+    assert_eq!(code(&over_ws), 1001, "{over_ws}");
+    assert_eq!(over_ws["error"]["data"]["detail"], json!({"sku": "x-1"}));
+}
+
+#[tokio::test]
+async fn a_reserved_code_without_a_meaning_is_a_service_failure() {
+    let h = Harness::start().await;
+    let _a = service(
+        &h,
+        "calc-a",
+        Mode::Fail(json!({"code": -32099, "message": "odd", "data": {"k": 1}})),
+    )
+    .await;
+    h.wait_status("calc-a", ServiceStatus::Healthy).await;
+    let got = h.call("calc.whoami", json!({})).await;
+    assert_eq!(code(&got), -32000, "{got}");
+    assert_eq!(got["error"]["data"]["detail"], json!({"k": 1}), "{got}");
+}

@@ -179,3 +179,33 @@ async fn websocket_answers_malformed_messages_and_closes_on_oversized_ones() {
     assert_eq!(again.ok("spec.sum", json!([3, 3])).await, json!(6));
     still_serving(&h).await;
 }
+
+#[tokio::test]
+async fn an_oversized_body_gets_a_413_a_client_that_sends_it_all_can_read() {
+    let h = Harness::with(small()).await;
+    for size in [4 * 1024, 2 * 1024 * 1024] {
+        let body = "x".repeat(size);
+        let head = format!(
+            "POST /rpc HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {size}\r\n\r\n"
+        );
+        let mut tcp = TcpStream::connect(h.addr).await.unwrap();
+        // As Python's urllib does: the whole request first, then read.
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(body.as_bytes())
+            .await
+            .expect("the server took the whole body");
+        let mut out = Vec::new();
+        tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
+            .await
+            .expect("the server closed the connection")
+            .expect("the answer was read without a reset");
+        let answer = String::from_utf8_lossy(&out);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+        assert!(answer.contains("-32008"), "{answer}");
+    }
+    still_serving(&h).await;
+}

@@ -4,6 +4,7 @@
 
 mod auth;
 mod conformance;
+mod edges;
 mod examples;
 mod external;
 mod input;

@@ -148,3 +148,48 @@ async fn wrong_media_types_and_methods_get_json_rpc_errors() {
     assert_eq!(body["error"]["code"], -32600);
     still_serves(&h).await;
 }
+
+#[tokio::test]
+async fn a_repeated_key_is_an_invalid_request() {
+    let h = Harness::start().await;
+    let session = h.session().await;
+    let body =
+        br#"{"jsonrpc":"2.0","id":5,"method":"tools/list","method":"tools/call","params":{}}"#;
+    let reply = h
+        .post_raw(&crate::support::session_headers(&session), body.to_vec())
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.error()["code"], -32600, "{}", reply.text);
+    assert_eq!(reply.messages[0]["id"], 5, "{}", reply.text);
+    still_serves(&h).await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_sent_whole_gets_a_413_the_client_reads() {
+    let config = McpConfig {
+        max_body_bytes: 4096,
+        ..McpConfig::default()
+    };
+    let h = Harness::with_config(config).await;
+    let size = 2 * 1024 * 1024;
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:{}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\ncontent-length: {size}\r\n\r\n",
+        h.addr.port()
+    );
+    let mut socket = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket
+        .write_all("x".repeat(size).as_bytes())
+        .await
+        .expect("the server took the whole body");
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, socket.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .expect("the answer was read without a reset");
+    let answer = String::from_utf8_lossy(&out);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("-32008"), "{answer}");
+    still_serves(&h).await;
+}

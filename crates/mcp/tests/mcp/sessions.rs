@@ -178,3 +178,33 @@ async fn sessions_beyond_the_cap_are_refused_until_one_ends() {
     .await;
     h.session().await;
 }
+
+#[tokio::test]
+async fn delete_answers_204_for_a_live_session_404_for_an_unknown_one_405_when_stateless() {
+    let h = Harness::start().await;
+    let session = h.session().await;
+    let delete = |id: &str, version: &str| {
+        h.http
+            .delete(&h.url)
+            .header("mcp-session-id", id)
+            .header("mcp-protocol-version", version)
+            .send()
+    };
+    let ended = delete(&session, "2025-11-25").await.unwrap();
+    assert_eq!(ended.status(), 204);
+    // Gone now: a second DELETE, like one for a session that never was, is 404.
+    for id in [session.as_str(), "no-such-session"] {
+        let response = delete(id, "2025-11-25").await.unwrap();
+        assert_eq!(response.status(), 404, "{id}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], -32600, "{body}");
+    }
+    // A stateless request (2026-07-28) has no session to end.
+    let other = h.session().await;
+    let stateless = delete(&other, "2026-07-28").await.unwrap();
+    assert_eq!(stateless.status(), 405);
+    assert_eq!(
+        h.call_in(&other, 2, "tools/list", json!({})).await.status,
+        200
+    );
+}

@@ -1,0 +1,602 @@
+//! Decoding: a payload as one message, a batch, or a refusal; each request object
+//! checked field by field, with repeated keys refused and the id kept as sent.
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::{Id, RpcError};
+
+/// One valid request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// `None` for a notification (no answer).
+    pub id: Option<Id>,
+    /// The method, such as `storage.get` or `plexus.publish`.
+    pub method: String,
+    /// The params, `Value::Null` when absent.
+    pub params: Value,
+}
+
+/// An element that is not a valid request, with the id to answer it with (`null`
+/// when the id could not be read).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejected {
+    /// The id for the answer.
+    pub id: Id,
+    /// Why the element was refused (-32600).
+    pub error: RpcError,
+}
+
+/// A response from the peer (on a connection where the node also calls the peer,
+/// such as `/ws`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    /// The id of the request it answers, when it has a valid one.
+    pub id: Option<Id>,
+    /// What it says.
+    pub body: ResponseBody,
+}
+
+/// What a response says.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResponseBody {
+    /// `result`.
+    Result(Value),
+    /// `error`, as sent.
+    Error(Value),
+    /// Neither can be trusted (both present, or a key repeated): why.
+    Malformed(String),
+}
+
+/// One element of a payload.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message {
+    /// A valid request or notification.
+    Request(Request),
+    /// A response (only when [`decode`] is asked to recognise them).
+    Response(Response),
+    /// Not a valid request.
+    Invalid(Rejected),
+}
+
+/// What a payload turned out to be.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Payload {
+    /// One element.
+    Single(Message),
+    /// A batch of elements, in order (responses inside a batch are invalid
+    /// requests).
+    Batch(Vec<Result<Request, Rejected>>),
+    /// An answer that is final before anything runs: parse error, empty or oversized
+    /// batch. Answered with `id: null`.
+    Refused(RpcError),
+}
+
+/// Decodes `bytes`: a parse error, a single message, or a batch of at most
+/// `max_batch` elements. With `responses`, an object with `result` or `error` and no
+/// `method` is a [`Message::Response`]; without, it is checked as a request (and
+/// refused).
+pub fn decode(bytes: &[u8], max_batch: usize, responses: bool) -> Payload {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let top = TopSeed {
+        max_batch,
+        responses,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|top| deserializer.end().map(|()| top));
+    match top {
+        Err(e) => {
+            // The parser's own words, as they read for a plain `Value`.
+            let reason = serde_json::from_slice::<Value>(bytes)
+                .err()
+                .map_or_else(|| e.to_string(), |e| e.to_string());
+            Payload::Refused(RpcError::parse_error(reason))
+        }
+        Ok(Top::Single(element)) => Payload::Single(element.into_message(responses)),
+        Ok(Top::Batch(_, 0)) => {
+            Payload::Refused(RpcError::invalid_request("a batch must not be empty"))
+        }
+        Ok(Top::Batch(_, total)) if total > max_batch => Payload::Refused(
+            RpcError::invalid_request(format!(
+                "a batch holds at most {max_batch} requests; this one has {total}"
+            ))
+            .with_data(serde_json::json!({
+                "reason": format!("a batch holds at most {max_batch} requests"),
+                "max_batch": max_batch,
+                "batch": total,
+            })),
+        ),
+        Ok(Top::Batch(elements, _)) => Payload::Batch(
+            elements
+                .into_iter()
+                .map(|element| match element.into_message(false) {
+                    Message::Request(request) => Ok(request),
+                    Message::Invalid(rejected) => Err(rejected),
+                    // Not produced without `responses`.
+                    Message::Response(response) => Err(Rejected {
+                        id: response.id.unwrap_or_else(Id::null),
+                        error: RpcError::invalid_request("`method` is missing"),
+                    }),
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// The top level of a payload.
+enum Top {
+    Single(Element),
+    /// The elements read (at most `max_batch`) and how many there were.
+    Batch(Vec<Element>, usize),
+}
+
+/// One element as read, before it is checked.
+enum Element {
+    Object(Box<Fields>),
+    /// Anything that is not an object.
+    Other,
+}
+
+/// The members of an object that JSON-RPC knows.
+#[derive(Default)]
+struct Fields {
+    jsonrpc: Option<Value>,
+    method: Option<Value>,
+    params: Option<Value>,
+    id: Option<Box<RawValue>>,
+    result: Option<Value>,
+    error: Option<Value>,
+    /// The first key that appeared twice.
+    repeated: Option<String>,
+    /// Whether `id` appeared twice.
+    id_repeated: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Known {
+    Jsonrpc = 1,
+    Method = 2,
+    Params = 4,
+    Id = 8,
+    Result = 16,
+    Error = 32,
+}
+
+impl Known {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Jsonrpc => "jsonrpc",
+            Self::Method => "method",
+            Self::Params => "params",
+            Self::Id => "id",
+            Self::Result => "result",
+            Self::Error => "error",
+        }
+    }
+}
+
+enum Key {
+    Known(Known),
+    Other(String),
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+        Ok(match key {
+            "jsonrpc" => Key::Known(Known::Jsonrpc),
+            "method" => Key::Known(Known::Method),
+            "params" => Key::Known(Known::Params),
+            "id" => Key::Known(Known::Id),
+            "result" => Key::Known(Known::Result),
+            "error" => Key::Known(Known::Error),
+            other => Key::Other(other.to_owned()),
+        })
+    }
+}
+
+/// Reads an object's members, noting the first repeated key. Values of keys
+/// JSON-RPC does not know (and of `result`/`error` unless `responses`) are skipped.
+fn read_object<'de, A: MapAccess<'de>>(mut map: A, responses: bool) -> Result<Fields, A::Error> {
+    let mut fields = Fields::default();
+    let mut seen = 0u8;
+    let mut others: Vec<String> = Vec::new();
+    while let Some(key) = map.next_key_seed(KeySeed)? {
+        let known = match key {
+            Key::Known(known) => known,
+            Key::Other(name) => {
+                if others.contains(&name) {
+                    fields.repeated.get_or_insert(name);
+                } else {
+                    others.push(name);
+                }
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+        };
+        if seen & known as u8 != 0 {
+            if known == Known::Id {
+                fields.id_repeated = true;
+            }
+            fields
+                .repeated
+                .get_or_insert_with(|| known.name().to_owned());
+            map.next_value::<IgnoredAny>()?;
+            continue;
+        }
+        seen |= known as u8;
+        match known {
+            Known::Jsonrpc => fields.jsonrpc = Some(map.next_value()?),
+            Known::Method => fields.method = Some(map.next_value()?),
+            Known::Params => fields.params = Some(map.next_value()?),
+            Known::Id => fields.id = Some(map.next_value()?),
+            Known::Result if responses => fields.result = Some(map.next_value()?),
+            Known::Error if responses => fields.error = Some(map.next_value()?),
+            Known::Result | Known::Error => {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+    }
+    Ok(fields)
+}
+
+#[derive(Clone, Copy)]
+struct ElementSeed {
+    responses: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for ElementSeed {
+    type Value = Element;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Element, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+/// Accepts any JSON value: an object is read, anything else is skipped.
+macro_rules! anything_else {
+    ($out:expr) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($out)
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($out)
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($out)
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($out)
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($out)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok($out)
+        }
+    };
+}
+
+impl<'de> Visitor<'de> for ElementSeed {
+    type Value = Element;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    anything_else!(Element::Other);
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Element::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Element, A::Error> {
+        read_object(map, self.responses).map(|f| Element::Object(Box::new(f)))
+    }
+}
+
+struct TopSeed {
+    max_batch: usize,
+    responses: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed {
+    type Value = Top;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Top, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed {
+    type Value = Top;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC request or batch")
+    }
+
+    anything_else!(Top::Single(Element::Other));
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
+        let seed = ElementSeed { responses: false };
+        let mut elements = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max_batch));
+        let mut total = 0usize;
+        while total < self.max_batch {
+            match seq.next_element_seed(seed)? {
+                Some(element) => {
+                    elements.push(element);
+                    total += 1;
+                }
+                None => return Ok(Top::Batch(elements, total)),
+            }
+        }
+        // Over the limit: the rest is only counted (and still has to be JSON).
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            total += 1;
+        }
+        Ok(Top::Batch(elements, total))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Top, A::Error> {
+        read_object(map, self.responses).map(|f| Top::Single(Element::Object(Box::new(f))))
+    }
+}
+
+impl Element {
+    fn into_message(self, responses: bool) -> Message {
+        let Element::Object(fields) = self else {
+            return Message::Invalid(Rejected {
+                id: Id::null(),
+                error: RpcError::invalid_request("a request must be a JSON object"),
+            });
+        };
+        let fields = *fields;
+        if responses
+            && fields.method.is_none()
+            && (fields.result.is_some() || fields.error.is_some())
+        {
+            return Message::Response(fields.into_response());
+        }
+        match fields.into_request() {
+            Ok(request) => Message::Request(request),
+            Err((id, reason)) => Message::Invalid(Rejected {
+                id: id.unwrap_or_else(Id::null),
+                error: RpcError::invalid_request(reason),
+            }),
+        }
+    }
+}
+
+impl Fields {
+    /// The request, or the id to answer with and why it is refused. The checks run
+    /// in a fixed order: the id first (a refusal can only carry an id that was read),
+    /// then repeated keys, `jsonrpc`, `method`, `params`.
+    fn into_request(self) -> Result<Request, (Option<Id>, String)> {
+        if self.id_repeated {
+            return Err((
+                None,
+                "the key `id` appears more than once: which one was meant cannot be known"
+                    .to_owned(),
+            ));
+        }
+        let id = match self.id {
+            None => None,
+            Some(raw) => match Id::from_raw(raw) {
+                Some(id) => Some(id),
+                None => return Err((None, "`id` must be a string, a number or null".to_owned())),
+            },
+        };
+        if let Some(key) = self.repeated {
+            return Err((
+                id,
+                format!(
+                    "the key `{key}` appears more than once: which one was meant cannot be known"
+                ),
+            ));
+        }
+        match &self.jsonrpc {
+            Some(Value::String(v)) if v == "2.0" => {}
+            _ => return Err((id, "`jsonrpc` must be exactly \"2.0\"".to_owned())),
+        }
+        let method = match self.method {
+            Some(Value::String(m)) => m,
+            Some(_) => return Err((id, "`method` must be a string".to_owned())),
+            None => return Err((id, "`method` is missing".to_owned())),
+        };
+        let params = match self.params {
+            None => Value::Null,
+            Some(p @ (Value::Array(_) | Value::Object(_))) => p,
+            Some(_) => return Err((id, "`params` must be an array or an object".to_owned())),
+        };
+        Ok(Request { id, method, params })
+    }
+
+    fn into_response(self) -> Response {
+        let id = self.id.and_then(Id::from_raw);
+        let body = match (self.repeated, self.result, self.error) {
+            (Some(key), _, _) => ResponseBody::Malformed(format!(
+                "the key `{key}` appears more than once in the response"
+            )),
+            (None, Some(_), Some(_)) => {
+                ResponseBody::Malformed("the response holds both `result` and `error`".to_owned())
+            }
+            (None, Some(result), None) => ResponseBody::Result(result),
+            (None, None, Some(error)) => ResponseBody::Error(error),
+            (None, None, None) => ResponseBody::Malformed(
+                "the response holds neither `result` nor `error`".to_owned(),
+            ),
+        };
+        Response { id, body }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::codes;
+
+    fn single(text: &str) -> Message {
+        match decode(text.as_bytes(), 10, false) {
+            Payload::Single(message) => message,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    fn rejected(text: &str) -> Rejected {
+        match single(text) {
+            Message::Invalid(rejected) => rejected,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn requests_are_checked_field_by_field() {
+        let Message::Request(ok) =
+            single(r#"{"jsonrpc": "2.0", "method": "a.b", "params": [1], "id": 3}"#)
+        else {
+            panic!("a request");
+        };
+        assert_eq!(ok.id.map(|i| i.to_value()), Some(json!(3)));
+        assert_eq!(ok.params, json!([1]));
+        let Message::Request(note) = single(r#"{"jsonrpc": "2.0", "method": "a.b"}"#) else {
+            panic!("a notification");
+        };
+        assert_eq!((note.id, note.params), (None, Value::Null));
+        let cases = [
+            (r#"{"jsonrpc": "1.0", "method": "a", "id": 1}"#, "1"),
+            (r#"{"jsonrpc": "2.0", "method": 1, "id": "x"}"#, "\"x\""),
+            (r#"{"jsonrpc": "2.0", "id": 2}"#, "2"),
+            (
+                r#"{"jsonrpc": "2.0", "method": "a", "params": 3, "id": 4}"#,
+                "4",
+            ),
+            (r#"{"jsonrpc": "2.0", "method": "a", "id": {}}"#, "null"),
+            ("7", "null"),
+            ("\"x\"", "null"),
+            ("[1]", "null"),
+        ];
+        for (input, id) in cases {
+            if input == "[1]" {
+                let Payload::Batch(elements) = decode(input.as_bytes(), 10, false) else {
+                    panic!("a batch");
+                };
+                let error = elements[0].clone().unwrap_err();
+                assert_eq!(error.error.code, codes::INVALID_REQUEST);
+                continue;
+            }
+            let got = rejected(input);
+            assert_eq!(got.id.get(), id, "{input}");
+            assert_eq!(got.error.code, codes::INVALID_REQUEST, "{input}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_and_never_last_one_wins() {
+        let twice = rejected(r#"{"jsonrpc":"2.0","method":"a.b","method":"c.d","id":1}"#);
+        assert_eq!(twice.id.get(), "1");
+        assert_eq!(twice.error.code, codes::INVALID_REQUEST);
+        assert!(
+            twice.error.data.unwrap()["reason"]
+                .as_str()
+                .unwrap()
+                .contains("`method` appears more than once")
+        );
+        let ids = rejected(r#"{"jsonrpc":"2.0","method":"a.b","id":1,"id":2}"#);
+        assert!(ids.id.is_null());
+        let escaped = rejected(r#"{"jsonrpc":"2.0","method":"a.b","meth\u006fd":"c.d","id":1}"#);
+        assert_eq!(escaped.error.code, codes::INVALID_REQUEST);
+        let other = rejected(r#"{"jsonrpc":"2.0","method":"a.b","x":1,"x":2,"id":"q"}"#);
+        assert_eq!(other.id.get(), "\"q\"");
+        // Nested objects may repeat keys: that is the method's business.
+        assert!(matches!(
+            single(r#"{"jsonrpc":"2.0","method":"a.b","params":{"k":1,"k":2},"id":1}"#),
+            Message::Request(_)
+        ));
+    }
+
+    #[test]
+    fn ids_keep_their_exact_text() {
+        for id in [
+            "123456789012345678901234567890",
+            "1.0",
+            "-0",
+            "1e3",
+            "\"\\u0041\"",
+        ] {
+            let text = format!(r#"{{"jsonrpc":"2.0","method":"a.b","id":{id}}}"#);
+            let Message::Request(request) = single(&text) else {
+                panic!("{text}");
+            };
+            assert_eq!(request.id.unwrap().get(), id);
+        }
+    }
+
+    #[test]
+    fn oversized_and_empty_batches_are_refused_whole() {
+        assert!(
+            matches!(decode(b"[]", 2, false), Payload::Refused(e) if e.code == codes::INVALID_REQUEST)
+        );
+        let three = br#"[{"jsonrpc":"2.0","method":"a"},{"jsonrpc":"2.0","method":"a"},{"jsonrpc":"2.0","method":"a"}]"#;
+        assert!(
+            matches!(decode(three, 2, false), Payload::Refused(e) if e.data.as_ref().unwrap()["max_batch"] == 2 && e.data.as_ref().unwrap()["batch"] == 3)
+        );
+        assert!(
+            matches!(decode(b"{", 2, false), Payload::Refused(e) if e.code == codes::PARSE_ERROR)
+        );
+        // A syntax error after the limit is still a parse error.
+        let broken = br#"[{"jsonrpc":"2.0","method":"a"},{"jsonrpc":"2.0","method":"a"},{"#;
+        assert!(
+            matches!(decode(broken, 1, false), Payload::Refused(e) if e.code == codes::PARSE_ERROR)
+        );
+    }
+
+    #[test]
+    fn parse_errors_say_what_the_parser_says() {
+        let text = r#"{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]"#;
+        let Payload::Refused(e) = decode(text.as_bytes(), 2, false) else {
+            panic!("refused");
+        };
+        let reason = serde_json::from_str::<Value>(text).unwrap_err().to_string();
+        assert_eq!(e.data.unwrap()["reason"], reason);
+    }
+
+    #[test]
+    fn responses_are_recognised_only_when_asked_for() {
+        let text = br#"{"jsonrpc":"2.0","result":{"a":1},"id":"n-1"}"#;
+        let Payload::Single(Message::Response(response)) = decode(text, 2, true) else {
+            panic!("a response");
+        };
+        assert_eq!(response.id.unwrap().as_string().as_deref(), Some("n-1"));
+        assert_eq!(response.body, ResponseBody::Result(json!({"a": 1})));
+        let Payload::Single(Message::Invalid(rejected)) = decode(text, 2, false) else {
+            panic!("invalid");
+        };
+        assert_eq!(rejected.id.get(), "\"n-1\"");
+        let both = br#"{"jsonrpc":"2.0","result":1,"error":{},"id":"n-1"}"#;
+        let Payload::Single(Message::Response(response)) = decode(both, 2, true) else {
+            panic!("a response");
+        };
+        assert!(matches!(response.body, ResponseBody::Malformed(_)));
+    }
+}

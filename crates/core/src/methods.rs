@@ -127,6 +127,7 @@ pub enum Effect {
 /// else.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(description = "No params.")]
 pub struct NoParams {}
 
 /// A method's handler: an `async fn(&S, CallContext, P) -> Result<R, ServiceError>`.
@@ -195,10 +196,10 @@ where
 /// `params` as a `P`: moved when `P` is [`Value`], deserialized otherwise.
 fn params_of<P: DeserializeOwned + 'static>(params: Value) -> Result<P, ServiceError> {
     let mut slot = Some(params);
-    if let Some(same) = (&mut slot as &mut dyn Any).downcast_mut::<Option<P>>() {
-        if let Some(p) = same.take() {
-            return Ok(p);
-        }
+    if let Some(same) = (&mut slot as &mut dyn Any).downcast_mut::<Option<P>>()
+        && let Some(p) = same.take()
+    {
+        return Ok(p);
     }
     let params = slot.unwrap_or(Value::Null);
     // Fast path, no path tracking; only a failure pays for naming the field.

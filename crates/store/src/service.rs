@@ -8,12 +8,19 @@
 //! error's fields (`expected`/`actual` for a version conflict, `index` for a unique
 //! violation, `op` for the failing operation of a transaction).
 
-use plexus_core::{
-    CallContext, MethodDescriptor, Service, ServiceDescriptor, ServiceError, async_trait,
-};
+use std::sync::LazyLock;
+
+use plexus_core::methods::{Effect, MethodTable, NoParams};
+use plexus_core::{CallContext, Service, ServiceDescriptor, ServiceError, async_trait};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::{CollectionSpec, DataStore, Filter, Op, PutMode, Query, StoreError};
+use crate::{
+    CollectionSpec, DataStore, Document, FieldPath, Filter, IndexSpec, Op, OpResult, PutMode,
+    Query, SlowQuery, Sort, StoreError,
+};
 
 /// The DataStore behind the `datastore` service.
 #[derive(Debug, Clone)]
@@ -43,197 +50,566 @@ impl DataStoreService {
     }
 }
 
-fn collection_schema() -> Value {
-    json!({"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 32,
-           "description": "The collection's name"})
-}
-
-fn id_schema() -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": 256, "description": "The document's id"})
-}
-
-fn version_schema() -> Value {
-    json!({"type": "integer", "minimum": 0,
-           "description": "Write only if the stored version is this one (0: absent)"})
-}
-
-fn filter_schema() -> Value {
-    json!({"type": "object", "description":
-        "{} | {\"and\": [filter]} | {\"or\": [filter]} | {\"not\": filter} | \
-         {\"field\": \"a.b\", eq|ne|gt|gte|lt|lte|in|exists|contains: operand}"})
-}
-
-fn stored_schema() -> Value {
-    json!({"type": "object", "properties": {"id": {"type": "string"}, "version": {"type": "integer"}},
-           "required": ["id", "version"]})
-}
-
-fn document_schema() -> Value {
-    json!({"type": "object", "properties": {
-        "id": {"type": "string"}, "version": {"type": "integer"}, "doc": {"type": "object"}},
-        "required": ["id", "version", "doc"]})
-}
-
-fn op_schema() -> Value {
-    json!({"type": "object", "required": ["op", "collection", "id"], "properties": {
-        "op": {"enum": ["put", "get", "delete", "patch"]},
-        "collection": collection_schema(), "id": id_schema(),
-        "doc": {"type": "object"}, "patch": {},
-        "mode": {"enum": ["insert", "replace", "upsert"]},
-        "expected_version": version_schema()}})
-}
+/// The `datastore.*` methods, built once.
+static METHODS: LazyLock<MethodTable<DataStore>> = LazyLock::new(|| {
+    MethodTable::new()
+        .method::<PutParams, Written, _>(
+            "put",
+            "Insert, replace or upsert a document, optionally only at an expected version",
+            Effect::Mutating,
+            put,
+        )
+        .method::<GetParams, Option<Doc>, _>(
+            "get",
+            "Read a document by id; null when there is none",
+            Effect::Idempotent,
+            get,
+        )
+        .method::<DeleteParams, Deleted, _>(
+            "delete",
+            "Delete a document by id, optionally only at an expected version",
+            Effect::Mutating,
+            delete,
+        )
+        .method::<PatchParams, Written, _>(
+            "patch",
+            "Apply a JSON merge patch (RFC 7386) to a document",
+            Effect::Mutating,
+            patch,
+        )
+        .method::<QueryParams, QueryPage, _>(
+            "query",
+            "One page of the documents a filter selects, sorted, projected, with a cursor to the next page",
+            Effect::Idempotent,
+            query,
+        )
+        .method::<CountParams, Count, _>(
+            "count",
+            "How many documents a filter selects",
+            Effect::Idempotent,
+            count,
+        )
+        .method::<CreateCollectionParams, Created, _>(
+            "create_collection",
+            "Create a collection with secondary indexes (a no-op when it exists with the same indexes)",
+            Effect::Mutating,
+            create_collection,
+        )
+        .method::<TransactionParams, TransactionResults, _>(
+            "transaction",
+            "Run several put/get/delete/patch operations all-or-nothing",
+            Effect::Mutating,
+            transaction,
+        )
+        .method::<NoParams, SlowQueries, _>(
+            "slow_queries",
+            "Statements that took at least the slow-query threshold, oldest first",
+            Effect::Idempotent,
+            slow_queries,
+        )
+});
 
 fn descriptor() -> ServiceDescriptor {
-    ServiceDescriptor::new("datastore", "datastore")
-        .with_version(env!("CARGO_PKG_VERSION"))
-        .with_description("Collections of JSON documents with filters, sort, pagination, indexes and transactions")
-        .with_method(
-            MethodDescriptor::new("put")
-                .with_description("Insert, replace or upsert a document, optionally only at an expected version")
-                .with_params(json!({"type": "object", "additionalProperties": false,
-                    "required": ["collection", "id", "doc"], "properties": {
-                    "collection": collection_schema(), "id": id_schema(),
-                    "doc": {"type": "object", "minProperties": 1},
-                    "mode": {"enum": ["insert", "replace", "upsert"], "default": "upsert"},
-                    "expected_version": version_schema()}}))
-                .with_result(stored_schema()),
-        )
-        .with_method(
-            MethodDescriptor::new("get")
-                .with_description("Read a document by id; null when there is none")
-                .with_params(json!({"type": "object", "additionalProperties": false,
-                    "required": ["collection", "id"], "properties": {
-                    "collection": collection_schema(), "id": id_schema()}}))
-                .with_result(json!({"oneOf": [document_schema(), {"type": "null"}]}))
-                .idempotent(),
-        )
-        .with_method(
-            MethodDescriptor::new("delete")
-                .with_description("Delete a document by id, optionally only at an expected version")
-                .with_params(json!({"type": "object", "additionalProperties": false,
-                    "required": ["collection", "id"], "properties": {
-                    "collection": collection_schema(), "id": id_schema(),
-                    "expected_version": version_schema()}}))
-                .with_result(json!({"type": "object", "properties": {"deleted": {"type": "boolean"}}})),
-        )
-        .with_method(
-            MethodDescriptor::new("patch")
-                .with_description("Apply a JSON merge patch (RFC 7386) to a document")
-                .with_params(json!({"type": "object", "additionalProperties": false,
-                    "required": ["collection", "id", "patch"], "properties": {
-                    "collection": collection_schema(), "id": id_schema(),
-                    "patch": {"type": "object"}, "expected_version": version_schema()}}))
-                .with_result(stored_schema()),
-        )
-        .with_method(
-            MethodDescriptor::new("query")
-                .with_description("One page of the documents a filter selects, sorted, projected, with a cursor to the next page")
-                .with_params(json!({"type": "object", "additionalProperties": false,
-                    "required": ["collection"], "properties": {
-                    "collection": collection_schema(), "filter": filter_schema(),
-                    "sort": {"type": "array", "maxItems": 4, "items": {"type": "object",
-                        "required": ["field"], "additionalProperties": false, "properties": {
-                        "field": {"type": "string"}, "order": {"enum": ["asc", "desc"]}}}},
-                    "projection": {"type": "array", "items": {"type": "string"}},
-                    "limit": {"type": "integer", "minimum": 1},
-                    "cursor": {"type": ["string", "null"]}}}))
-                .with_result(json!({"type": "object", "properties": {
-                    "docs": {"type": "array", "items": document_schema()},
-                    "next_cursor": {"type": ["string", "null"]}}}))
-                .idempotent(),
-        )
-        .with_method(
-            MethodDescriptor::new("count")
-                .with_description("How many documents a filter selects")
-                .with_params(json!({"type": "object", "additionalProperties": false,
-                    "required": ["collection"], "properties": {
-                    "collection": collection_schema(), "filter": filter_schema()}}))
-                .with_result(json!({"type": "object", "properties": {"count": {"type": "integer"}}}))
-                .idempotent(),
-        )
-        .with_method(
-            MethodDescriptor::new("create_collection")
-                .with_description("Create a collection with secondary indexes (a no-op when it exists with the same indexes)")
-                .with_params(json!({"type": "object", "additionalProperties": false,
-                    "required": ["name"], "properties": {
-                    "name": collection_schema(),
-                    "indexes": {"type": "array", "items": {"type": "object",
-                        "required": ["name", "fields"], "additionalProperties": false, "properties": {
-                        "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 24},
-                        "fields": {"type": "array", "minItems": 1, "maxItems": 8, "items": {"type": "string"}},
-                        "unique": {"type": "boolean"}}}}}}))
-                .with_result(json!({"type": "object", "properties": {"created": {"type": "boolean"}}})),
-        )
-        .with_method(
-            MethodDescriptor::new("transaction")
-                .with_description("Run several put/get/delete/patch operations all-or-nothing")
-                .with_params(json!({"type": "object", "additionalProperties": false,
-                    "required": ["ops"], "properties": {
-                    "ops": {"type": "array", "items": op_schema()}}}))
-                .with_result(json!({"type": "object", "properties": {"results": {"type": "array"}}})),
-        )
-        .with_method(
-            MethodDescriptor::new("slow_queries")
-                .with_description("Statements that took at least the slow-query threshold, oldest first")
-                .with_params(json!({"type": "object", "additionalProperties": false}))
-                .with_result(json!({"type": "object", "properties": {"queries": {"type": "array",
-                    "items": {"type": "object", "properties": {
-                        "at_unix_ms": {"type": "integer"}, "kind": {"type": "string"},
-                        "collection": {"type": "string"}, "duration_seconds": {"type": "number"},
-                        "sql": {"type": "string"}}}}}}))
-                .idempotent(),
-        )
+    METHODS.describe(
+        ServiceDescriptor::new("datastore", "datastore")
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .with_description(
+                "Collections of JSON documents with filters, sort, pagination, indexes and transactions",
+            ),
+    )
 }
 
-/// The params object, read field by field with errors naming the field.
-struct Params<'a>(&'a Map<String, Value>);
+/// The collection's name
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(transparent)]
+struct Collection(#[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"), length(max = 32))] String);
 
-impl<'a> Params<'a> {
-    fn new(value: &'a Value, allowed: &[&str]) -> Result<Self, ServiceError> {
-        let Value::Object(map) = value else {
-            return Err(ServiceError::invalid_params(
-                "",
-                "params must be a JSON object",
-            ));
+/// The document's id
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(transparent)]
+struct DocId(#[schemars(length(min = 1, max = 256))] String);
+
+/// Params of `datastore.put`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PutParams {
+    collection: Collection,
+    id: DocId,
+    /// The document: a JSON object with at least one field.
+    #[schemars(extend("minProperties" = 1))]
+    doc: Map<String, Value>,
+    /// Insert (only if absent), replace (only if present) or upsert.
+    #[serde(default)]
+    #[schemars(with = "shapes::Mode")]
+    mode: PutMode,
+    /// Write only if the stored version is this one (0: absent)
+    #[serde(default)]
+    expected_version: Option<u64>,
+}
+
+/// Params of `datastore.get`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct GetParams {
+    collection: Collection,
+    id: DocId,
+}
+
+/// Params of `datastore.delete`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DeleteParams {
+    collection: Collection,
+    id: DocId,
+    /// Delete only if the stored version is this one
+    #[serde(default)]
+    expected_version: Option<u64>,
+}
+
+/// Params of `datastore.patch`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PatchParams {
+    collection: Collection,
+    id: DocId,
+    /// A JSON merge patch (RFC 7386): `null` removes a field.
+    patch: Map<String, Value>,
+    /// Write only if the stored version is this one
+    #[serde(default)]
+    expected_version: Option<u64>,
+}
+
+/// Which documents: `{}` (all), `{"and": [filter]}`, `{"or": [filter]}`,
+/// `{"not": filter}` or `{"field": "a.b", OP: operand}` with OP one of eq, ne, gt,
+/// gte, lt, lte, in, exists, contains.
+type FilterParam = Map<String, Value>;
+
+/// Params of `datastore.query`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct QueryParams {
+    collection: Collection,
+    /// Which documents: `{}` (all), `{"and": [filter]}`, `{"or": [filter]}`,
+    /// `{"not": filter}` or `{"field": "a.b", OP: operand}` with OP one of eq, ne,
+    /// gt, gte, lt, lte, in, exists, contains.
+    #[serde(default)]
+    filter: Option<FilterParam>,
+    /// Sort keys, in order (then by id).
+    #[serde(default)]
+    #[schemars(length(max = 4))]
+    sort: Vec<SortKey>,
+    /// Only these field paths of each document; whole documents without it.
+    #[serde(default)]
+    projection: Option<Vec<String>>,
+    /// At most this many documents.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    limit: Option<u32>,
+    /// Where the previous page ended (its `next_cursor`).
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// One sort key.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SortKey {
+    /// A field path such as `a.b`.
+    field: String,
+    /// Smallest first (`asc`) or largest first (`desc`).
+    #[serde(default)]
+    order: Order,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum Order {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// Params of `datastore.count`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CountParams {
+    collection: Collection,
+    /// Which documents: `{}` (all), `{"and": [filter]}`, `{"or": [filter]}`,
+    /// `{"not": filter}` or `{"field": "a.b", OP: operand}` with OP one of eq, ne,
+    /// gt, gte, lt, lte, in, exists, contains.
+    #[serde(default)]
+    filter: Option<FilterParam>,
+}
+
+/// Params of `datastore.create_collection`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateCollectionParams {
+    /// The collection's name
+    name: Collection,
+    /// Its secondary indexes.
+    #[serde(default)]
+    #[schemars(with = "Vec<shapes::Index>")]
+    indexes: Whole<Vec<IndexSpec>>,
+}
+
+/// Params of `datastore.transaction`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct TransactionParams {
+    /// The operations, applied in order; all or none take effect.
+    #[schemars(with = "Vec<shapes::Operation>")]
+    ops: Vec<Whole<Op>>,
+}
+
+/// A value read as one piece: an error anywhere inside it names the value itself
+/// (`/indexes`, `/ops/2`), not a path inside it.
+#[derive(Debug, Default)]
+struct Whole<T>(T);
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Whole<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        T::deserialize(value)
+            .map(Whole)
+            .map_err(|e| serde::de::Error::custom(format_args!("is not valid: {e}")))
+    }
+}
+
+/// Schemas of store types that do not derive `JsonSchema` themselves: each mirrors
+/// the type's serde shape (and its limits, checked again by the store at run time).
+#[allow(dead_code)]
+mod shapes {
+    use schemars::JsonSchema;
+    use serde_json::{Map, Value};
+
+    use super::{Collection, DocId};
+
+    /// How a put treats an existing document.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub(super) enum Mode {
+        /// Only if no document has the id.
+        Insert,
+        /// Only if a document has the id.
+        Replace,
+        /// Insert or replace.
+        Upsert,
+    }
+
+    /// A secondary index.
+    #[derive(JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct Index {
+        /// Its name, unique in the collection.
+        #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"), length(max = 24))]
+        name: String,
+        /// The field paths it covers, in order.
+        #[schemars(length(min = 1, max = 8))]
+        fields: Vec<String>,
+        /// Whether two documents may not share the key.
+        #[serde(default)]
+        unique: bool,
+    }
+
+    /// One operation of a transaction.
+    #[derive(JsonSchema)]
+    #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+    pub(super) enum Operation {
+        /// A put.
+        Put {
+            collection: Collection,
+            id: DocId,
+            /// The document.
+            doc: Map<String, Value>,
+            /// Insert, replace or upsert (default).
+            #[serde(default)]
+            mode: Option<Mode>,
+            /// The version the caller expects (0: must not exist).
+            #[serde(default)]
+            expected_version: Option<u64>,
+        },
+        /// A get.
+        Get { collection: Collection, id: DocId },
+        /// A delete.
+        Delete {
+            collection: Collection,
+            id: DocId,
+            /// The version the caller expects.
+            #[serde(default)]
+            expected_version: Option<u64>,
+        },
+        /// A merge patch.
+        Patch {
+            collection: Collection,
+            id: DocId,
+            /// The merge patch.
+            patch: Map<String, Value>,
+            /// The version the caller expects.
+            #[serde(default)]
+            expected_version: Option<u64>,
+        },
+    }
+
+    /// A statement that took at least the slow-query threshold.
+    #[derive(JsonSchema)]
+    pub(super) struct Slow {
+        /// When it finished, in milliseconds since the Unix epoch.
+        at_unix_ms: u64,
+        /// What it did.
+        kind: String,
+        /// The collection it touched (empty for none).
+        collection: String,
+        /// How long it took, in seconds.
+        duration_seconds: f64,
+        /// Its SQL text (placeholders, never the bound values).
+        sql: String,
+    }
+}
+
+/// What a write left: the id and the version now stored.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Written {
+    /// The document's id.
+    id: String,
+    /// The version now stored.
+    version: u64,
+}
+
+/// A stored document.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Doc {
+    /// Its id.
+    id: String,
+    /// Its version: 1 when inserted, one more at each write.
+    version: u64,
+    /// The JSON object.
+    #[schemars(with = "Map<String, Value>")]
+    doc: Value,
+}
+
+impl From<Document> for Doc {
+    fn from(d: Document) -> Self {
+        Self {
+            id: d.id,
+            version: d.version,
+            doc: d.doc,
+        }
+    }
+}
+
+/// Whether a document was deleted.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Deleted {
+    /// Whether one was.
+    deleted: bool,
+}
+
+/// One page of documents.
+#[derive(Debug, Serialize, JsonSchema)]
+struct QueryPage {
+    /// The documents, in order.
+    docs: Vec<Doc>,
+    /// Pass it back as `cursor` for the next page; null at the end.
+    next_cursor: Option<String>,
+}
+
+/// How many documents a filter selects.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Count {
+    /// How many.
+    count: u64,
+}
+
+/// Whether the collection was created.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Created {
+    /// `false` when it existed with the same indexes.
+    created: bool,
+}
+
+/// The outcome of each operation, in order.
+#[derive(Debug, Serialize, JsonSchema)]
+struct TransactionResults {
+    /// `{"op": "put", "version": n}`, `{"op": "get", "doc": …}`, `{"op": "delete",
+    /// "deleted": b}` or `{"op": "patch", "version": n}`.
+    #[schemars(with = "Vec<Value>")]
+    results: Vec<OpResult>,
+}
+
+/// The slow-query log.
+#[derive(Debug, Serialize, JsonSchema)]
+struct SlowQueries {
+    /// Oldest first.
+    #[schemars(with = "Vec<shapes::Slow>")]
+    queries: Vec<SlowQuery>,
+}
+
+/// A store error as a service error whose document errors point at `doc_field`.
+fn fail(doc_field: &'static str) -> impl Fn(StoreError) -> ServiceError {
+    move |e| service_error(&e, doc_field, "")
+}
+
+fn filter_of(filter: Option<FilterParam>) -> Result<Filter, ServiceError> {
+    match filter {
+        None => Ok(Filter::All),
+        Some(map) => Filter::from_json(&Value::Object(map)).map_err(fail("/doc")),
+    }
+}
+
+async fn put(s: &DataStore, _: CallContext, p: PutParams) -> Result<Written, ServiceError> {
+    let stored = s
+        .put(
+            &p.collection.0,
+            &p.id.0,
+            &Value::Object(p.doc),
+            p.mode,
+            p.expected_version,
+        )
+        .await
+        .map_err(fail("/doc"))?;
+    Ok(Written {
+        id: p.id.0,
+        version: stored.version,
+    })
+}
+
+async fn get(s: &DataStore, _: CallContext, p: GetParams) -> Result<Option<Doc>, ServiceError> {
+    let doc = s
+        .get(&p.collection.0, &p.id.0)
+        .await
+        .map_err(fail("/doc"))?;
+    Ok(doc.map(Doc::from))
+}
+
+async fn delete(s: &DataStore, _: CallContext, p: DeleteParams) -> Result<Deleted, ServiceError> {
+    let deleted = s
+        .delete(&p.collection.0, &p.id.0, p.expected_version)
+        .await
+        .map_err(fail("/doc"))?;
+    Ok(Deleted { deleted })
+}
+
+async fn patch(s: &DataStore, _: CallContext, p: PatchParams) -> Result<Written, ServiceError> {
+    let stored = s
+        .patch(
+            &p.collection.0,
+            &p.id.0,
+            &Value::Object(p.patch),
+            p.expected_version,
+        )
+        .await
+        .map_err(fail("/patch"))?;
+    Ok(Written {
+        id: p.id.0,
+        version: stored.version,
+    })
+}
+
+async fn query(s: &DataStore, _: CallContext, p: QueryParams) -> Result<QueryPage, ServiceError> {
+    let path = |field: String| move |reason: String| StoreError::invalid_argument(field, reason);
+    let sort = p
+        .sort
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let field = FieldPath::parse(&key.field).map_err(path(format!("sort[{i}].field")))?;
+            Ok(Sort {
+                field,
+                descending: key.order == Order::Desc,
+            })
+        })
+        .collect::<Result<_, StoreError>>()
+        .map_err(fail("/doc"))?;
+    let projection = p
+        .projection
+        .map(|fields| {
+            fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| FieldPath::parse(f).map_err(path(format!("projection[{i}]"))))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()
+        .map_err(fail("/doc"))?;
+    let query = Query {
+        filter: filter_of(p.filter)?,
+        sort,
+        projection,
+        limit: p.limit,
+        cursor: p.cursor,
+    };
+    let page = s
+        .query(&p.collection.0, &query)
+        .await
+        .map_err(fail("/doc"))?;
+    Ok(QueryPage {
+        docs: page.docs.into_iter().map(Doc::from).collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+async fn count(s: &DataStore, _: CallContext, p: CountParams) -> Result<Count, ServiceError> {
+    let filter = filter_of(p.filter)?;
+    let count = s
+        .count(&p.collection.0, &filter)
+        .await
+        .map_err(fail("/doc"))?;
+    Ok(Count { count })
+}
+
+async fn create_collection(
+    s: &DataStore,
+    _: CallContext,
+    p: CreateCollectionParams,
+) -> Result<Created, ServiceError> {
+    let spec = CollectionSpec {
+        indexes: p.indexes.0,
+    };
+    let created = s
+        .create_collection(&p.name.0, spec)
+        .await
+        .map_err(|e| match e {
+            StoreError::InvalidArgument { field, reason } if field == "collection" => {
+                ServiceError::invalid_params("/name", reason)
+            }
+            e => service_error(&e, "/doc", ""),
+        })?;
+    Ok(Created { created })
+}
+
+async fn transaction(
+    s: &DataStore,
+    _: CallContext,
+    p: TransactionParams,
+) -> Result<TransactionResults, ServiceError> {
+    let ops: Vec<Op> = p.ops.into_iter().map(|op| op.0).collect();
+    let patch_at: Vec<bool> = ops
+        .iter()
+        .map(|op| matches!(op, Op::Patch { .. }))
+        .collect();
+    let results = s.transaction(ops).await.map_err(|e| {
+        let doc_field = match &e {
+            StoreError::Transaction { index, .. }
+                if patch_at.get(*index).copied().unwrap_or(false) =>
+            {
+                "/patch"
+            }
+            _ => "/doc",
         };
-        if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(ServiceError::invalid_params(
-                format!("/{key}"),
-                format!("is not a parameter; expected one of {}", allowed.join(", ")),
-            ));
-        }
-        Ok(Self(map))
-    }
+        service_error(&e, doc_field, "")
+    })?;
+    Ok(TransactionResults { results })
+}
 
-    fn value(&self, key: &str) -> Result<&'a Value, ServiceError> {
-        self.0
-            .get(key)
-            .ok_or_else(|| ServiceError::invalid_params(format!("/{key}"), "is required"))
-    }
-
-    fn str(&self, key: &str) -> Result<&'a str, ServiceError> {
-        self.value(key)?
-            .as_str()
-            .ok_or_else(|| ServiceError::invalid_params(format!("/{key}"), "must be a string"))
-    }
-
-    fn opt_u64(&self, key: &str) -> Result<Option<u64>, ServiceError> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-                ServiceError::invalid_params(format!("/{key}"), "must be a non-negative integer")
-            }),
-        }
-    }
-
-    fn typed<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ServiceError> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => serde_json::from_value(v.clone())
-                .map(Some)
-                .map_err(|e| ServiceError::invalid_params(format!("/{key}"), e.to_string())),
-        }
-    }
+async fn slow_queries(
+    s: &DataStore,
+    _: CallContext,
+    _: NoParams,
+) -> Result<SlowQueries, ServiceError> {
+    Ok(SlowQueries {
+        queries: s.slow_queries(),
+    })
 }
 
 /// `sort[0].order` as a JSON pointer: `/sort/0/order`.
@@ -331,158 +707,6 @@ pub fn service_error(err: &StoreError, doc_field: &str, prefix: &str) -> Service
     }
 }
 
-fn doc_json(d: crate::Document) -> Value {
-    json!({"id": d.id, "version": d.version, "doc": d.doc})
-}
-
-impl DataStoreService {
-    async fn dispatch(&self, method: &str, params: &Value) -> Result<Value, ServiceError> {
-        let s = &self.store;
-        let fail = |doc_field: &'static str| move |e: StoreError| service_error(&e, doc_field, "");
-        match method {
-            "put" => {
-                let p = Params::new(
-                    params,
-                    &["collection", "id", "doc", "mode", "expected_version"],
-                )?;
-                let (collection, id) = (p.str("collection")?, p.str("id")?);
-                let mode: PutMode = p.typed("mode")?.unwrap_or_default();
-                let stored = s
-                    .put(
-                        collection,
-                        id,
-                        p.value("doc")?,
-                        mode,
-                        p.opt_u64("expected_version")?,
-                    )
-                    .await
-                    .map_err(fail("/doc"))?;
-                Ok(json!({"id": id, "version": stored.version}))
-            }
-            "get" => {
-                let p = Params::new(params, &["collection", "id"])?;
-                let doc = s
-                    .get(p.str("collection")?, p.str("id")?)
-                    .await
-                    .map_err(fail("/doc"))?;
-                Ok(doc.map_or(Value::Null, doc_json))
-            }
-            "delete" => {
-                let p = Params::new(params, &["collection", "id", "expected_version"])?;
-                let deleted = s
-                    .delete(
-                        p.str("collection")?,
-                        p.str("id")?,
-                        p.opt_u64("expected_version")?,
-                    )
-                    .await
-                    .map_err(fail("/doc"))?;
-                Ok(json!({"deleted": deleted}))
-            }
-            "patch" => {
-                let p = Params::new(params, &["collection", "id", "patch", "expected_version"])?;
-                let id = p.str("id")?;
-                let stored = s
-                    .patch(
-                        p.str("collection")?,
-                        id,
-                        p.value("patch")?,
-                        p.opt_u64("expected_version")?,
-                    )
-                    .await
-                    .map_err(fail("/patch"))?;
-                Ok(json!({"id": id, "version": stored.version}))
-            }
-            "query" => {
-                let p = Params::new(
-                    params,
-                    &[
-                        "collection",
-                        "filter",
-                        "sort",
-                        "projection",
-                        "limit",
-                        "cursor",
-                    ],
-                )?;
-                let collection = p.str("collection")?;
-                let mut rest = p.0.clone();
-                rest.remove("collection");
-                let query = Query::from_json(&Value::Object(rest)).map_err(fail("/doc"))?;
-                let page = s.query(collection, &query).await.map_err(fail("/doc"))?;
-                Ok(json!({
-                    "docs": page.docs.into_iter().map(doc_json).collect::<Vec<_>>(),
-                    "next_cursor": page.next_cursor,
-                }))
-            }
-            "count" => {
-                let p = Params::new(params, &["collection", "filter"])?;
-                let filter = match p.0.get("filter") {
-                    None | Some(Value::Null) => Filter::All,
-                    Some(v) => Filter::from_json(v).map_err(fail("/doc"))?,
-                };
-                let n = s
-                    .count(p.str("collection")?, &filter)
-                    .await
-                    .map_err(fail("/doc"))?;
-                Ok(json!({"count": n}))
-            }
-            "create_collection" => {
-                let p = Params::new(params, &["name", "indexes"])?;
-                let name = p.str("name")?;
-                let spec = CollectionSpec {
-                    indexes: p.typed("indexes")?.unwrap_or_default(),
-                };
-                let created = s.create_collection(name, spec).await.map_err(|e| match e {
-                    StoreError::InvalidArgument { field, reason } if field == "collection" => {
-                        ServiceError::invalid_params("/name", reason)
-                    }
-                    e => service_error(&e, "/doc", ""),
-                })?;
-                Ok(json!({"created": created}))
-            }
-            "transaction" => {
-                let p = Params::new(params, &["ops"])?;
-                let Value::Array(items) = p.value("ops")? else {
-                    return Err(ServiceError::invalid_params("/ops", "must be an array"));
-                };
-                let ops = items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| {
-                        serde_json::from_value::<Op>(item.clone()).map_err(|e| {
-                            ServiceError::invalid_params(format!("/ops/{i}"), e.to_string())
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let patch_at: Vec<bool> = ops
-                    .iter()
-                    .map(|op| matches!(op, Op::Patch { .. }))
-                    .collect();
-                let results = s.transaction(ops).await.map_err(|e| {
-                    let doc_field = match &e {
-                        StoreError::Transaction { index, .. }
-                            if patch_at.get(*index).copied().unwrap_or(false) =>
-                        {
-                            "/patch"
-                        }
-                        _ => "/doc",
-                    };
-                    service_error(&e, doc_field, "")
-                })?;
-                Ok(json!({"results": results}))
-            }
-            "slow_queries" => {
-                Params::new(params, &[])?;
-                Ok(json!({"queries": s.slow_queries()}))
-            }
-            other => Err(ServiceError::MethodNotFound {
-                method: other.to_owned(),
-            }),
-        }
-    }
-}
-
 #[async_trait]
 impl Service for DataStoreService {
     fn descriptor(&self) -> ServiceDescriptor {
@@ -493,11 +717,9 @@ impl Service for DataStoreService {
         &self,
         method: &str,
         params: Value,
-        _ctx: CallContext,
+        ctx: CallContext,
     ) -> Result<Value, ServiceError> {
-        // `slow_queries` takes no params: accept a missing params object for it.
-        let params = if params.is_null() { json!({}) } else { params };
-        self.dispatch(method, &params).await
+        METHODS.call(&self.store, method, params, ctx).await
     }
 
     /// Healthy when a pooled connection can be had within the acquire timeout. The
@@ -517,7 +739,7 @@ mod tests {
 
     #[test]
     fn the_descriptor_validates_and_marks_reads_idempotent() {
-        let d = descriptor();
+        let d = METHODS.describe(ServiceDescriptor::new("datastore", "datastore"));
         d.validate().unwrap();
         for m in ["get", "query", "count", "slow_queries"] {
             assert!(d.method(m).unwrap().idempotent, "{m}");
@@ -531,5 +753,135 @@ mod tests {
     fn fields_become_pointers() {
         assert_eq!(pointer("sort[0].order"), "/sort/0/order");
         assert_eq!(pointer("collection"), "/collection");
+    }
+
+    /// The cases the hand-written schemas decided, decided the same by the derived ones.
+    #[test]
+    fn the_derived_schemas_accept_and_refuse_what_the_hand_written_ones_did() {
+        let d = descriptor();
+        let check = |method: &str, params: Value, valid: bool| {
+            let schema = &d.method(method).unwrap().params;
+            let v = jsonschema::validator_for(schema).unwrap();
+            assert_eq!(v.is_valid(&params), valid, "{method} {params}: {schema}");
+        };
+        let c = |extra: Value| {
+            let mut p = json!({"collection": "cases", "id": "c1"});
+            p.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            p
+        };
+        check("put", c(json!({"doc": {"a": 1}})), true);
+        check(
+            "put",
+            c(json!({"doc": {"a": 1}, "mode": "insert", "expected_version": 0})),
+            true,
+        );
+        check("put", c(json!({"doc": {}})), false);
+        check("put", c(json!({"doc": [1]})), false);
+        check("put", c(json!({"doc": {"a": 1}, "mode": "merge"})), false);
+        check(
+            "put",
+            c(json!({"doc": {"a": 1}, "expected_version": -1})),
+            false,
+        );
+        check("put", c(json!({"doc": {"a": 1}, "extra": 1})), false);
+        check(
+            "put",
+            json!({"collection": "cases", "id": "", "doc": {"a": 1}}),
+            false,
+        );
+        check(
+            "put",
+            json!({"collection": "Cases", "id": "x", "doc": {"a": 1}}),
+            false,
+        );
+        check(
+            "put",
+            json!({"collection": "c".repeat(33), "id": "x", "doc": {"a": 1}}),
+            false,
+        );
+        check(
+            "put",
+            json!({"collection": "cases", "id": "x".repeat(257), "doc": {"a": 1}}),
+            false,
+        );
+        check("put", json!({"id": "x", "doc": {"a": 1}}), false);
+        check("get", c(json!({})), true);
+        check("get", json!({"collection": 3, "id": "x"}), false);
+        check("delete", c(json!({"expected_version": 2})), true);
+        check("patch", c(json!({"patch": {"a": null}})), true);
+        check("patch", c(json!({"patch": 1})), false);
+        check("patch", c(json!({})), false);
+        let q = |extra: Value| {
+            let mut p = json!({"collection": "cases"});
+            p.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            p
+        };
+        check(
+            "query",
+            q(
+                json!({"filter": {"field": "a", "eq": 1}, "sort": [{"field": "a", "order": "desc"}], "projection": ["a"], "limit": 5, "cursor": null}),
+            ),
+            true,
+        );
+        check(
+            "query",
+            q(json!({"sort": [{"field": "a", "order": "sideways"}]})),
+            false,
+        );
+        check("query", q(json!({"sort": [{"order": "asc"}]})), false);
+        check("query", q(json!({"sort": [{"field": "a", "x": 1}]})), false);
+        check(
+            "query",
+            q(
+                json!({"sort": [{"field": "a"}, {"field": "b"}, {"field": "c"}, {"field": "d"}, {"field": "e"}]}),
+            ),
+            false,
+        );
+        check("query", q(json!({"limit": 0})), false);
+        check("query", q(json!({"filter": 3})), false);
+        check("count", q(json!({"filter": {}})), true);
+        check(
+            "create_collection",
+            json!({"name": "cases", "indexes": [{"name": "by_ref", "fields": ["ref"], "unique": true}]}),
+            true,
+        );
+        check(
+            "create_collection",
+            json!({"name": "cases", "indexes": [{"name": "i"}]}),
+            false,
+        );
+        check(
+            "create_collection",
+            json!({"name": "cases", "indexes": [{"name": "i", "fields": []}]}),
+            false,
+        );
+        check(
+            "create_collection",
+            json!({"name": "cases", "indexes": [{"name": "Bad", "fields": ["a"]}]}),
+            false,
+        );
+        check(
+            "create_collection",
+            json!({"name": "cases", "indexes": [{"name": "i", "fields": ["a"], "x": 1}]}),
+            false,
+        );
+        check(
+            "transaction",
+            json!({"ops": [{"op": "put", "collection": "cases", "id": "t", "doc": {"a": 1}}, {"op": "delete", "collection": "cases", "id": "u"}]}),
+            true,
+        );
+        check("transaction", json!({"ops": [{"op": "smash"}]}), false);
+        check(
+            "transaction",
+            json!({"ops": [{"op": "get", "collection": "cases"}]}),
+            false,
+        );
+        check("transaction", json!({}), false);
+        check("slow_queries", json!({}), true);
+        check("slow_queries", json!({"x": 1}), false);
     }
 }

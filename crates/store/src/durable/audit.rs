@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plexus_core::{CallContext, CorrelationId, MethodDescriptor, ServiceError, Timestamp};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::error::AuditError;
 use super::rows::{int, json_column, json_object, json_param, opt_str_at, opt_u64_at, u64_at};
@@ -92,7 +93,7 @@ impl AuditConfig {
 }
 
 /// How a call ended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum AuditOutcome {
     /// It succeeded.
@@ -133,7 +134,7 @@ impl AuditOutcome {
 }
 
 /// One call to record.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AuditEntry {
     /// When the call started (wall clock).
     pub at: Timestamp,
@@ -142,6 +143,9 @@ pub struct AuditEntry {
     /// What was called: `service.method`.
     pub method: String,
     /// The params, as recorded (bounded and redacted by [`AuditLog::record`]).
+    #[schemars(
+        description = "The params, as recorded: sensitive values redacted, large params summarized"
+    )]
     pub params: Value,
     /// The correlation id of the call.
     pub correlation_id: CorrelationId,
@@ -149,6 +153,7 @@ pub struct AuditEntry {
     pub outcome: AuditOutcome,
     /// How long it took.
     #[serde(rename = "duration_us", with = "micros")]
+    #[schemars(with = "u64", description = "How long it took, in microseconds")]
     pub duration: Duration,
 }
 
@@ -167,7 +172,7 @@ mod micros {
 }
 
 /// A recorded entry with its place in the trail.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AuditRecord {
     /// Its sequence number: increasing in the order entries were recorded.
     pub seq: u64,
@@ -177,35 +182,51 @@ pub struct AuditRecord {
 }
 
 /// Which entries to read. Every condition set must hold.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// It is also the params of `audit.query`, whose schema is derived from it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only this caller's calls.
+    #[schemars(length(max = 256))]
     pub who: Option<String>,
     /// Only calls of this `service.method`.
+    #[schemars(length(max = 256))]
     pub method: Option<String>,
     /// Only calls that started at or after this time.
+    #[schemars(
+        description = "Only calls that started at or after this time: microseconds since the Unix epoch, inclusive"
+    )]
     pub since: Option<Timestamp>,
     /// Only calls that started before this time.
+    #[schemars(
+        description = "Only calls that started before this time: microseconds since the Unix epoch, exclusive"
+    )]
     pub until: Option<Timestamp>,
     /// Only calls with this correlation id.
     pub correlation_id: Option<CorrelationId>,
     /// Only calls that ended this way: `true` succeeded, `false` failed.
     pub ok: Option<bool>,
     /// The most entries to return (default [`AuditConfig::default_query_limit`]).
+    #[schemars(
+        range(min = 1),
+        description = "The most entries to return (default 100, at most the configured maximum)"
+    )]
     pub limit: Option<u32>,
     /// Where the previous page stopped ([`AuditPage::next_cursor`]).
+    #[schemars(description = "Where the previous page stopped (its next_cursor)")]
     pub cursor: Option<String>,
     /// Newest first instead of oldest first.
     pub newest_first: bool,
 }
 
 /// One page of entries.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AuditPage {
     /// The entries, in the order asked for.
     pub entries: Vec<AuditRecord>,
     /// Pass it back as [`AuditQuery::cursor`] for the next page; `None` at the end.
+    #[schemars(description = "Pass it back as cursor for the next page; null at the end")]
     pub next_cursor: Option<String>,
 }
 
@@ -545,66 +566,6 @@ impl Auditor {
     }
 }
 
-/// The params of an `audit.query` call as an [`AuditQuery`].
-pub(super) fn query_from_params(params: &Value) -> Result<AuditQuery, (String, String)> {
-    let map = match params {
-        Value::Null => return Ok(AuditQuery::default()),
-        Value::Object(map) => map.clone(),
-        _ => return Err((String::new(), "params must be a JSON object".to_owned())),
-    };
-    let mut query = AuditQuery::default();
-    for (key, value) in Map::into_iter(map) {
-        let field = format!("/{key}");
-        let bad = |reason: &str| (field.clone(), reason.to_owned());
-        match key.as_str() {
-            "who" | "method" => {
-                let s = value.as_str().ok_or_else(|| bad("must be a string"))?;
-                if key == "who" {
-                    query.who = Some(s.to_owned());
-                } else {
-                    query.method = Some(s.to_owned());
-                }
-            }
-            "since" | "until" => {
-                let t = value
-                    .as_u64()
-                    .map(Timestamp::from_micros)
-                    .ok_or_else(|| bad("must be microseconds since the Unix epoch"))?;
-                if key == "since" {
-                    query.since = Some(t);
-                } else {
-                    query.until = Some(t);
-                }
-            }
-            "correlation_id" => {
-                query.correlation_id =
-                    Some(serde_json::from_value(value).map_err(|_| bad("must be a UUID"))?);
-            }
-            "ok" => query.ok = Some(value.as_bool().ok_or_else(|| bad("must be a boolean"))?),
-            "limit" => {
-                query.limit = Some(
-                    value
-                        .as_u64()
-                        .and_then(|n| u32::try_from(n).ok())
-                        .ok_or_else(|| bad("must be a positive integer"))?,
-                );
-            }
-            "cursor" => {
-                query.cursor = match value {
-                    Value::Null => None,
-                    Value::String(s) => Some(s),
-                    _ => return Err(bad("must be a string or null")),
-                }
-            }
-            "newest_first" => {
-                query.newest_first = value.as_bool().ok_or_else(|| bad("must be a boolean"))?;
-            }
-            _ => return Err(bad("is not a parameter of audit.query")),
-        }
-    }
-    Ok(query)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -627,15 +588,36 @@ mod tests {
         assert_eq!(v["list"][0]["token"], REDACTED);
     }
 
-    #[test]
-    fn query_params_name_the_bad_field() {
-        let q =
-            query_from_params(&json!({"who": "ana", "limit": 5, "newest_first": true})).unwrap();
+    #[tokio::test]
+    async fn query_params_name_the_bad_field() {
+        use plexus_core::methods::{Effect, MethodTable};
+
+        async fn echo(_: &(), _: CallContext, q: AuditQuery) -> Result<AuditQuery, ServiceError> {
+            Ok(q)
+        }
+        let table = MethodTable::new().method::<AuditQuery, AuditQuery, _>(
+            "query",
+            "",
+            Effect::Idempotent,
+            echo,
+        );
+        let parse = |params: Value| table.call(&(), "query", params, CallContext::new());
+        let q: AuditQuery = serde_json::from_value(
+            parse(json!({"who": "ana", "limit": 5, "newest_first": true}))
+                .await
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(q.who.as_deref(), Some("ana"));
         assert_eq!(q.limit, Some(5));
-        let (field, _) = query_from_params(&json!({"since": "yesterday"})).unwrap_err();
-        assert_eq!(field, "/since");
-        let (field, _) = query_from_params(&json!({"bogus": 1})).unwrap_err();
-        assert_eq!(field, "/bogus");
+        for (params, expected) in [
+            (json!({"since": "yesterday"}), "/since"),
+            (json!({"bogus": 1}), "/bogus"),
+        ] {
+            match parse(params).await {
+                Err(ServiceError::InvalidParams { field, .. }) => assert_eq!(field, expected),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -1,13 +1,13 @@
 //! [`AuditService`]: the audit trail as the Plexus service `audit`, with one
 //! idempotent method, `audit.query`.
 
-use plexus_core::{
-    CallContext, MethodDescriptor, Service, ServiceDescriptor, ServiceError, async_trait,
-};
-use serde_json::{Value, json};
+use std::sync::LazyLock;
 
-use super::audit::query_from_params;
-use crate::{AuditError, AuditLog, StoreError, service_error};
+use plexus_core::methods::{Effect, MethodTable};
+use plexus_core::{CallContext, Service, ServiceDescriptor, ServiceError, async_trait};
+use serde_json::Value;
+
+use crate::{AuditError, AuditLog, AuditPage, AuditQuery, StoreError, service_error};
 
 /// The audit trail behind the `audit` service.
 #[derive(Debug, Clone)]
@@ -37,40 +37,27 @@ impl AuditService {
     }
 }
 
+/// The `audit.*` methods, built once: params are an [`AuditQuery`], the result an
+/// [`AuditPage`].
+static METHODS: LazyLock<MethodTable<AuditLog>> = LazyLock::new(|| {
+    MethodTable::new().method::<AuditQuery, AuditPage, _>(
+        "query",
+        "One page of audit entries, oldest first unless newest_first, filtered by caller, method, time, correlation id or outcome",
+        Effect::Idempotent,
+        query,
+    )
+});
+
 fn descriptor() -> ServiceDescriptor {
-    let entry = json!({"type": "object", "required": ["seq", "at", "method", "correlation_id", "outcome", "duration_us"],
-        "properties": {
-            "seq": {"type": "integer"},
-            "at": {"type": "integer", "description": "Microseconds since the Unix epoch"},
-            "who": {"type": ["string", "null"]},
-            "method": {"type": "string"},
-            "params": {},
-            "correlation_id": {"type": "string"},
-            "outcome": {"type": "object", "required": ["status"], "properties": {
-                "status": {"enum": ["ok", "error"]},
-                "code": {"type": "string"}, "message": {"type": "string"}}},
-            "duration_us": {"type": "integer"}}});
-    ServiceDescriptor::new("audit", "audit")
-        .with_version(env!("CARGO_PKG_VERSION"))
-        .with_description("The audit trail: who called which mutating method, when, with which correlation id, and how it ended")
-        .with_method(
-            MethodDescriptor::new("query")
-                .with_description("One page of audit entries, oldest first unless newest_first, filtered by caller, method, time, correlation id or outcome")
-                .with_params(json!({"type": "object", "additionalProperties": false, "properties": {
-                    "who": {"type": "string", "maxLength": 256},
-                    "method": {"type": "string", "maxLength": 256, "description": "service.method"},
-                    "since": {"type": "integer", "minimum": 0, "description": "Microseconds since the Unix epoch, inclusive"},
-                    "until": {"type": "integer", "minimum": 0, "description": "Microseconds since the Unix epoch, exclusive"},
-                    "correlation_id": {"type": "string", "format": "uuid"},
-                    "ok": {"type": "boolean"},
-                    "limit": {"type": "integer", "minimum": 1},
-                    "cursor": {"type": ["string", "null"]},
-                    "newest_first": {"type": "boolean"}}}))
-                .with_result(json!({"type": "object", "required": ["entries"], "properties": {
-                    "entries": {"type": "array", "items": entry},
-                    "next_cursor": {"type": ["string", "null"]}}}))
-                .idempotent(),
-        )
+    METHODS.describe(
+        ServiceDescriptor::new("audit", "audit")
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .with_description("The audit trail: who called which mutating method, when, with which correlation id, and how it ended"),
+    )
+}
+
+async fn query(log: &AuditLog, _: CallContext, q: AuditQuery) -> Result<AuditPage, ServiceError> {
+    log.query(&q).await.map_err(audit_error)
 }
 
 fn audit_error(e: AuditError) -> ServiceError {
@@ -99,19 +86,9 @@ impl Service for AuditService {
         &self,
         method: &str,
         params: Value,
-        _ctx: CallContext,
+        ctx: CallContext,
     ) -> Result<Value, ServiceError> {
-        match method {
-            "query" => {
-                let query = query_from_params(&params)
-                    .map_err(|(field, reason)| ServiceError::invalid_params(field, reason))?;
-                let page = self.log.query(&query).await.map_err(audit_error)?;
-                serde_json::to_value(page).map_err(|e| ServiceError::failed(e.to_string()))
-            }
-            other => Err(ServiceError::MethodNotFound {
-                method: other.to_owned(),
-            }),
-        }
+        METHODS.call(&self.log, method, params, ctx).await
     }
 
     /// Healthy when the trail's database answers.
@@ -129,5 +106,47 @@ mod tests {
         let d = descriptor();
         d.validate().unwrap();
         assert!(d.method("query").unwrap().idempotent);
+    }
+
+    #[test]
+    fn the_derived_schema_accepts_and_refuses_what_the_hand_written_one_did() {
+        let d = descriptor();
+        let m = d.method("query").unwrap();
+        let v = jsonschema::validator_for(&m.params).unwrap();
+        for ok in [
+            serde_json::json!({}),
+            serde_json::json!({"who": "ana", "method": "a.b", "since": 1, "until": 2,
+                "correlation_id": "0190a0a0-0000-7000-8000-000000000000", "ok": true,
+                "limit": 5, "cursor": null, "newest_first": true}),
+        ] {
+            assert!(v.is_valid(&ok), "{ok}");
+        }
+        for bad in [
+            serde_json::json!({"since": "yesterday"}),
+            serde_json::json!({"since": -1}),
+            serde_json::json!({"limit": 0}),
+            serde_json::json!({"who": "x".repeat(257)}),
+            serde_json::json!({"ok": "yes"}),
+            serde_json::json!({"colour": "red"}),
+        ] {
+            assert!(!v.is_valid(&bad), "{bad}");
+        }
+        let entry = &m.result["properties"]["entries"]["items"];
+        for field in [
+            "seq",
+            "at",
+            "method",
+            "correlation_id",
+            "outcome",
+            "duration_us",
+        ] {
+            assert!(
+                entry["required"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&serde_json::json!(field)),
+                "{field}: {entry}"
+            );
+        }
     }
 }

@@ -15,8 +15,10 @@ use plexus_supervisor::{ChildKind, ProcessSpec, SupervisorEvent};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::config::{ENV_EXCLUDE, checked};
-use crate::{AppConfig, AppError, Family, Parts, default_families};
+use plexus_node::family::{Family, NodeSection, Parts, checked};
+
+use crate::config::{ENV_EXCLUDE, Processes};
+use crate::{AppConfig, AppError, default_families};
 
 /// Where the configuration comes from, and what the embedder adds.
 #[must_use]
@@ -92,7 +94,7 @@ impl AppBuilder {
         let mut parts = Parts::default();
         for family in &self.families {
             let section = first.1.get(family.section());
-            parts.merge(family.open(section, &first.0).await?);
+            parts.merge(family.open(section, &first.0.node).await?);
         }
         let (store, (mut config, _)) = match &parts.history {
             Some(history) => self.load(&bus, Some(history.clone()), &sections).await?,
@@ -155,21 +157,17 @@ impl AppBuilder {
         let document = store.document();
         let config = AppConfig::from_document(&document, sections)?;
         for family in &self.families {
-            family.check(document.get(family.section()), &config)?;
+            family.check(document.get(family.section()), &config.node)?;
         }
         // Every later change (a reload, `plexus config set`) is checked against these.
-        store
-            .register_section::<crate::config::NodeSection>("node")
-            .await?;
+        store.register_section::<NodeSection>("node").await?;
         store
             .register_section::<plexus_gateway::GatewayConfig>("gateway")
             .await?;
         store
             .register_section::<plexus_mcp::McpConfig>("mcp")
             .await?;
-        store
-            .register_section::<crate::config::Processes>("processes")
-            .await?;
+        store.register_section::<Processes>("processes").await?;
         Ok((store, (config, Value::clone(&document))))
     }
 }

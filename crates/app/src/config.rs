@@ -2,7 +2,7 @@
 //!
 //! The node's own sections (`[node]`, `[gateway]`, `[mcp]`, `[calls]`,
 //! `[[processes]]`) are typed here; each service family reads its own section
-//! (`[store]` for the DataStore) through its [`Family`](crate::Family). Every section
+//! (`[store]` for the DataStore) through its [`Family`](plexus_node::family::Family). Every section
 //! is checked with [`plexus_config::Validate`], the one shape of validation: a problem
 //! names its field by its full dotted path (`node.drain_ms`, `processes.1.name`,
 //! `store.url`), at start and on every runtime change.
@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use plexus_config::{FieldErrors, Validate};
 use plexus_gateway::GatewayConfig;
 use plexus_mcp::McpConfig;
+use plexus_node::family::{NodeSection, checked, typed};
 use plexus_supervisor::Restart;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -29,7 +29,7 @@ pub const ENV_EXCLUDE: [&str; 3] = ["PLEXUS_TEST_", "PLEXUS_URL", "PLEXUS_TOKEN"
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AppConfig {
-    /// The node itself.
+    /// The node itself (`plexus_node::family::NodeSection`, which families read too).
     pub node: NodeSection,
     /// The HTTP and WebSocket front.
     pub gateway: GatewayConfig,
@@ -40,47 +40,6 @@ pub struct AppConfig {
     pub calls: Option<Value>,
     /// Supervised child processes, in start order.
     pub processes: Processes,
-}
-
-/// `[node]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NodeSection {
-    /// The node's name (default `plexus`).
-    pub name: String,
-    /// Where embedded backends keep their files (default `plexus-data`, relative to
-    /// the working directory): the SQLite file of the DataStore unless `[store]`
-    /// names another database.
-    pub data_dir: PathBuf,
-    /// How long the bus may take to deliver what it holds at shutdown, in
-    /// milliseconds (default 5,000).
-    pub drain_ms: u64,
-    /// Run the `datastore` service (default true).
-    pub datastore: bool,
-}
-
-impl Default for NodeSection {
-    fn default() -> Self {
-        Self {
-            name: "plexus".to_owned(),
-            data_dir: PathBuf::from("plexus-data"),
-            drain_ms: 5_000,
-            datastore: true,
-        }
-    }
-}
-
-impl Validate for NodeSection {
-    fn validate(&self) -> Result<(), FieldErrors> {
-        let mut errors = FieldErrors::new();
-        errors
-            .non_empty("name", &self.name)
-            .check(!self.data_dir.as_os_str().is_empty(), "data_dir", || {
-                "must not be empty".to_owned()
-            })
-            .at_least("drain_ms", self.drain_ms, 1);
-        errors.into_result()
-    }
 }
 
 /// One `[[processes]]` entry: a child process the node's supervisor runs.
@@ -162,35 +121,6 @@ impl AppConfig {
     pub fn drain(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.node.drain_ms)
     }
-}
-
-/// Reads a typed section from `value`, its errors naming the key under `prefix`.
-pub fn typed<T: DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, AppError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let key = match (prefix.is_empty(), path == ".") {
-            (true, true) => "(root)".to_owned(),
-            (true, false) => path,
-            (false, true) => prefix.to_owned(),
-            (false, false) => format!("{prefix}.{path}"),
-        };
-        AppError::Invalid {
-            key,
-            reason: e.into_inner().to_string(),
-        }
-    })
-}
-
-/// Checks a section with [`Validate`], naming the first problem under `prefix`.
-pub fn checked<T: Validate>(section: &T, prefix: &str) -> Result<(), AppError> {
-    section.validate().map_err(|errors| {
-        let errors = errors.under(prefix);
-        let first = errors.first();
-        AppError::Invalid {
-            key: first.map(|f| f.field.clone()).unwrap_or_default(),
-            reason: first.map(|f| f.reason.clone()).unwrap_or_default(),
-        }
-    })
 }
 
 #[cfg(test)]

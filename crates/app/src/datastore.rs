@@ -16,8 +16,7 @@ use plexus_store::{
 };
 use serde_json::Value;
 
-use crate::config::{checked, typed};
-use crate::{AppConfig, AppError, Family, Parts};
+use plexus_node::family::{Family, FamilyError, NodeSection, Parts, checked, typed};
 
 /// The configuration section the family reads.
 const SECTION: &str = "store";
@@ -28,10 +27,13 @@ pub struct DataStoreFamily;
 
 impl DataStoreFamily {
     /// The store configuration in force: `[store]`, or SQLite in the data directory.
-    pub fn settings(section: Option<&Value>, config: &AppConfig) -> Result<StoreConfig, AppError> {
+    pub fn settings(
+        section: Option<&Value>,
+        node: &NodeSection,
+    ) -> Result<StoreConfig, FamilyError> {
         match section {
             Some(value) => typed(value, SECTION),
-            None => Ok(StoreConfig::sqlite_in(&config.node.data_dir)),
+            None => Ok(StoreConfig::sqlite_in(&node.data_dir)),
         }
     }
 }
@@ -42,8 +44,8 @@ impl Family for DataStoreFamily {
         SECTION
     }
 
-    fn check(&self, section: Option<&Value>, config: &AppConfig) -> Result<(), AppError> {
-        checked(&Self::settings(section, config)?, SECTION)
+    fn check(&self, section: Option<&Value>, node: &NodeSection) -> Result<(), FamilyError> {
+        checked(&Self::settings(section, node)?, SECTION)
     }
 
     async fn register(&self, store: &ConfigStore) -> Result<(), ConfigError> {
@@ -53,21 +55,25 @@ impl Family for DataStoreFamily {
             .map(drop)
     }
 
-    async fn open(&self, section: Option<&Value>, config: &AppConfig) -> Result<Parts, AppError> {
-        if !config.node.datastore {
+    async fn open(
+        &self,
+        section: Option<&Value>,
+        node: &NodeSection,
+    ) -> Result<Parts, FamilyError> {
+        if !node.datastore {
             return Ok(Parts::default());
         }
-        let settings = Self::settings(section, config)?;
+        let settings = Self::settings(section, node)?;
         let datastore = DataStore::connect(&settings)
             .await
-            .map_err(|e| AppError::family(SECTION, e, false))?;
+            .map_err(|e| FamilyError::open(SECTION, e))?;
         tracing::info!(
             backend = settings.backend().map(|b| b.as_str()).unwrap_or("?"),
             "datastore open"
         );
         let store = datastore.store().clone();
         let log = AuditLog::new(store.clone(), AuditConfig::default())
-            .map_err(|e| AppError::family(SECTION, e, false))?;
+            .map_err(|e| FamilyError::open(SECTION, e))?;
         let metrics = store.clone();
         Ok(Parts::default()
             .service(Arc::new(DataStoreService::new(datastore)))
@@ -145,20 +151,20 @@ mod tests {
 
     #[test]
     fn no_section_is_sqlite_in_the_data_directory() {
-        let config = AppConfig::default();
-        let settings = DataStoreFamily::settings(None, &config).unwrap();
+        let node = NodeSection::default();
+        let settings = DataStoreFamily::settings(None, &node).unwrap();
         assert_eq!(settings.url, "sqlite://plexus-data/plexus.db");
     }
 
     #[test]
     fn the_section_is_checked_naming_the_field() {
-        let config = AppConfig::default();
+        let node = NodeSection::default();
         let section = json!({"url": "mysql://x"});
-        let err = DataStoreFamily.check(Some(&section), &config).unwrap_err();
+        let err = DataStoreFamily.check(Some(&section), &node).unwrap_err();
         assert!(err.to_string().contains("store.url"), "{err}");
-        assert!(err.is_config());
+        assert!(crate::AppError::from(err).is_config());
         let section = json!({"ulr": "sqlite://x"});
-        let err = DataStoreFamily.check(Some(&section), &config).unwrap_err();
+        let err = DataStoreFamily.check(Some(&section), &node).unwrap_err();
         assert!(err.to_string().contains("store.ulr"), "{err}");
     }
 }

@@ -4,6 +4,7 @@ use plexus_config::ConfigError;
 use plexus_gateway::GatewayError;
 use plexus_mcp::McpError;
 use plexus_node::NodeError;
+use plexus_node::family::FamilyError;
 
 /// Why a node could not be assembled, started or served.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +38,6 @@ pub enum AppError {
         /// What went wrong.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
-        /// Whether the family's configuration is at fault (rather than the world).
-        config: bool,
     },
     /// Signal handlers could not be installed, or the runtime could not start.
     #[error(transparent)]
@@ -56,20 +55,19 @@ impl AppError {
                 | AppError::Gateway(GatewayError::Config(_))
                 | AppError::Mcp(McpError::InvalidConfig { .. })
                 | AppError::Node(NodeError::Config(_) | NodeError::Policy(_))
-                | AppError::Family { config: true, .. }
         )
     }
+}
 
-    /// A family's failure to open: `config` when its configuration is at fault.
-    pub fn family(
-        family: &'static str,
-        source: impl std::error::Error + Send + Sync + 'static,
-        config: bool,
-    ) -> Self {
-        AppError::Family {
-            family,
-            source: Box::new(source),
-            config,
+impl From<FamilyError> for AppError {
+    fn from(e: FamilyError) -> Self {
+        match e {
+            FamilyError::Invalid { key, reason } => AppError::Invalid { key, reason },
+            FamilyError::Open { family, source } => AppError::Family { family, source },
+            other => AppError::Family {
+                family: "family",
+                source: Box::new(other),
+            },
         }
     }
 }

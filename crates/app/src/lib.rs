@@ -23,9 +23,10 @@
 //! ## How it is put together
 //! - [`AppConfig`]: the node's own sections (`[node]`, `[gateway]`, `[mcp]`,
 //!   `[calls]`, `[[processes]]`), each checked with [`plexus_config::Validate`].
-//! - [`Family`]: the one door a service family enters by. Its section builds its
-//!   [`Parts`]: services, health components, call observers, metrics and a
-//!   configuration history. [`default_families`] lists the built-in ones.
+//! - [`Family`] (from `plexus-node`): the one door a service family enters by. Its
+//!   section builds its [`Parts`]: services, health components, call observers,
+//!   metrics and a configuration history. [`default_families`] lists the built-in
+//!   ones.
 //! - [`App`]: reads the configuration, opens the families, starts the node, serves the
 //!   gateway or MCP's stdio, and stops everything in reverse order.
 //!
@@ -38,15 +39,14 @@ mod config;
 #[cfg(feature = "datastore")]
 mod datastore;
 mod error;
-mod family;
 
 pub use app::{App, AppBuilder, Listening};
-pub use config::{AppConfig, ENV_EXCLUDE, NodeSection, ProcessConfig, Processes, checked, typed};
+pub use config::{AppConfig, ENV_EXCLUDE, ProcessConfig, Processes};
 #[cfg(feature = "datastore")]
 pub use datastore::DataStoreFamily;
 pub use error::AppError;
-pub use family::{Family, MetricsHook, Parts};
 pub use plexus_node::Node;
+pub use plexus_node::family::{Family, FamilyError, NodeSection, Parts};
 
 /// The built-in service families, in the order they open and their services start.
 /// A new family is one more line here.

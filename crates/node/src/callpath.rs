@@ -10,6 +10,7 @@
 //!   bulkhead       per service, when configured
 //!   balance        a healthy instance (registry status) whose breaker lets calls through
 //!   breaker        per instance: counts this instance's failures, opens, half-opens
+//!   attempt        this instance's try ends by its own limit inside the deadline
 //!   dispatch       the instance's transport (in process, or a WebSocket session)
 //!   metrics        count by service, method and outcome; latency histogram
 //! ```
@@ -59,6 +60,11 @@ pub(crate) struct Call {
     method: Arc<str>,
     params: Arc<Value>,
     ctx: CallContext,
+    /// Each attempt's own limit inside the call's deadline, if it has one.
+    attempt: Option<std::time::Duration>,
+    /// The instances that failed this call, for a call that may be retried: the
+    /// balancer sends a retry elsewhere while another instance is left.
+    failed: Option<Arc<Mutex<Vec<InstanceId>>>>,
 }
 
 /// The last hop: hands the call to one instance's transport.
@@ -89,17 +95,33 @@ impl tower::Service<Call> for Dispatch {
         let this = self.clone();
         Box::pin(async move {
             let mut ctx = call.ctx;
-            ctx.deadline = deadline::current().or(ctx.deadline);
+            // The attempt ends by its own limit or the call's deadline, whichever is
+            // first; the transport passes that on to the instance.
+            let attempt = call.attempt.map(|a| tokio::time::Instant::now() + a);
+            let ends = [attempt, deadline::current(), ctx.deadline]
+                .into_iter()
+                .flatten()
+                .min();
+            ctx.deadline = ends;
             let params = Arc::unwrap_or_clone(call.params);
-            this.transport
-                .call(&call.method, params, ctx)
-                .await
-                .map_err(|error| {
-                    Box::new(InstanceError {
-                        instance: this.instance,
-                        error,
-                    }) as BoxError
-                })
+            let answer = this.transport.call(&call.method, params, ctx);
+            let result = match ends {
+                // A hung instance is a timed-out attempt: its breaker counts it as a
+                // failure, and an idempotent call moves on to another instance.
+                Some(at) => tokio::time::timeout_at(at, answer)
+                    .await
+                    .unwrap_or(Err(ServiceError::Timeout)),
+                None => answer.await,
+            };
+            result.map_err(|error| {
+                if let Some(failed) = &call.failed {
+                    failed.lock().push(this.instance.clone());
+                }
+                Box::new(InstanceError {
+                    instance: this.instance,
+                    error,
+                }) as BoxError
+            })
         })
     }
 }
@@ -132,6 +154,10 @@ pub(crate) struct MethodRoute {
     name: Arc<str>,
     full: String,
     idempotent: bool,
+    /// Each attempt's own limit (see [`crate::policy`]).
+    attempt: Option<std::time::Duration>,
+    /// Whether calls may be retried (idempotent, more than one attempt).
+    retries: bool,
     schema: ParamsSchema,
     metrics: MethodMetrics,
     stack: Stack,
@@ -185,6 +211,10 @@ impl ServiceRoute {
     ) -> Result<Self, CallError> {
         let name = descriptor.name.clone();
         let balancer = Balancer::<Guarded>::new(name.as_str(), policy.balancer);
+        // A retry goes to an instance the call has not failed on, while one is left.
+        balancer.avoiding(|call: &Call, id: &InstanceId| {
+            call.failed.as_ref().is_some_and(|f| f.lock().contains(id))
+        });
         let at = format!("calls.services.{name}");
         let mut methods = HashMap::new();
         for method in &descriptor.methods {
@@ -210,6 +240,7 @@ impl ServiceRoute {
             } else {
                 None
             };
+            let retries = retry.is_some();
             let stack = stack(&policy, method_policy.timeout(), retry, &balancer, &name)?;
             methods.insert(
                 method.name.clone(),
@@ -217,6 +248,8 @@ impl ServiceRoute {
                     name: Arc::from(method.name.as_str()),
                     full,
                     idempotent: method.idempotent,
+                    attempt: method_policy.attempt_timeout(method.idempotent),
+                    retries,
                     schema,
                     metrics: metrics.method(name.as_str(), &method.name),
                     stack,
@@ -467,6 +500,8 @@ impl MethodRoute {
             method: self.name.clone(),
             params: Arc::new(params),
             ctx,
+            attempt: self.attempt,
+            failed: self.retries.then(|| Arc::new(Mutex::new(Vec::new()))),
         };
         let stack = self.stack.clone();
         let result = match call_deadline {

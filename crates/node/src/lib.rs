@@ -1,6 +1,7 @@
 //! A running Plexus node: services, the call path, configuration and metrics.
 
 pub mod error;
+pub mod family;
 pub mod metrics;
 pub mod policy;
 pub mod schema;

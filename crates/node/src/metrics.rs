@@ -398,16 +398,50 @@ const BREAKER_STATES: [&str; 6] = [
     "metrics_only",
 ];
 
+/// One instance breaker as its metrics show it: its state, if it is live, and its
+/// counts for the life of the process (those of breakers a policy change replaced
+/// included, so the counters never go down).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BreakerCounts {
+    /// The state of the live breaker (`closed`, `open`, …); `None` when it was
+    /// replaced and not rebuilt yet.
+    pub state: Option<&'static str>,
+    /// Successful calls.
+    pub success: u64,
+    /// Failed calls.
+    pub failure: u64,
+    /// Calls whose error the classifier ignored.
+    pub ignored: u64,
+    /// Calls refused while it was open.
+    pub rejected: u64,
+}
+
+impl BreakerCounts {
+    /// A live breaker's counts.
+    pub fn of(breaker: &plexus_resilience::CircuitBreaker) -> Self {
+        let m = breaker.metrics();
+        Self {
+            state: Some(m.state.as_str()),
+            success: m.successful_calls_total,
+            failure: m.failed_calls_total,
+            ignored: m.ignored_calls_total,
+            rejected: m.rejected_calls_total,
+        }
+    }
+
+    /// Adds `other`'s counts to these (the state stays).
+    pub fn add(&mut self, other: &BreakerCounts) {
+        self.success += other.success;
+        self.failure += other.failure;
+        self.ignored += other.ignored;
+        self.rejected += other.rejected;
+    }
+}
+
 /// Each instance breaker's state and counts as families (see the table in the
-/// module docs), from `(service, instance, breaker)` triples.
+/// module docs), from `(service, instance, counts)` rows.
 pub fn breaker_families(
-    breakers: impl IntoIterator<
-        Item = (
-            String,
-            plexus_core::InstanceId,
-            plexus_resilience::CircuitBreaker,
-        ),
-    >,
+    breakers: impl IntoIterator<Item = (String, String, BreakerCounts)>,
 ) -> Vec<SnapshotFamily> {
     let mut state = SnapshotFamily::gauge(
         "plexus_breaker_state",
@@ -421,30 +455,28 @@ pub fn breaker_families(
         "plexus_breaker_rejected",
         "Calls an instance breaker refused",
     );
-    for (service, instance, breaker) in breakers {
-        let m = breaker.metrics();
+    for (service, instance, counts) in breakers {
         let labels = |extra: Option<(&'static str, &str)>| {
-            let mut l = vec![
-                ("service", service.clone()),
-                ("instance", instance.to_string()),
-            ];
+            let mut l = vec![("service", service.clone()), ("instance", instance.clone())];
             if let Some((k, v)) = extra {
                 l.push((k, v.to_owned()));
             }
             l
         };
-        for s in BREAKER_STATES {
-            let on = if m.state.as_str() == s { 1.0 } else { 0.0 };
-            state.push(labels(Some(("state", s))), on);
+        if let Some(current) = counts.state {
+            for s in BREAKER_STATES {
+                let on = if current == s { 1.0 } else { 0.0 };
+                state.push(labels(Some(("state", s))), on);
+            }
         }
         for (outcome, n) in [
-            ("success", m.successful_calls_total),
-            ("failure", m.failed_calls_total),
-            ("ignored", m.ignored_calls_total),
+            ("success", counts.success),
+            ("failure", counts.failure),
+            ("ignored", counts.ignored),
         ] {
             calls.push(labels(Some(("outcome", outcome))), n as f64);
         }
-        rejected.push(labels(None), m.rejected_calls_total as f64);
+        rejected.push(labels(None), counts.rejected as f64);
     }
     vec![state, calls, rejected]
 }

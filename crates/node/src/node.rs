@@ -30,8 +30,8 @@ use crate::admin::NodeService;
 use crate::audit::CallObserver;
 use crate::callpath::{Resolver, ServiceRoute, Transport};
 use crate::metrics::{
-    Metrics, Snapshot, SnapshotFamily, breaker_families, bus_families, health_families,
-    registry_families,
+    BreakerCounts, Metrics, Snapshot, SnapshotFamily, breaker_families, bus_families,
+    health_families, registry_families,
 };
 use crate::policy::{CallsConfig, PolicyError};
 
@@ -50,6 +50,10 @@ pub(crate) struct Core {
     policies: Section<CallsConfig>,
     audit: Option<Arc<dyn CallObserver>>,
     accepting: AtomicBool,
+    /// The counts of breakers that were replaced (a policy change, a service that
+    /// re-registered with other methods), by service and instance, so that breaker
+    /// counters never go down while the process runs.
+    retired: Mutex<HashMap<(String, String), BreakerCounts>>,
 }
 
 impl Resolver for Core {
@@ -86,6 +90,7 @@ impl Core {
             policies,
             audit,
             accepting: AtomicBool::new(true),
+            retired: Mutex::new(HashMap::new()),
         });
         core.register_collectors();
         core
@@ -107,13 +112,33 @@ impl Core {
     }
 
     fn breaker_families(&self) -> Vec<SnapshotFamily> {
-        let routes = self.routes.load();
-        breaker_families(routes.values().flat_map(|route| {
-            route
-                .breakers()
-                .into_iter()
-                .map(|(instance, breaker)| (route.name().to_string(), instance, breaker))
-        }))
+        let mut rows = self.retired.lock().clone();
+        for route in self.routes.load().values() {
+            for (instance, breaker) in route.breakers() {
+                let live = BreakerCounts::of(&breaker);
+                let row = rows
+                    .entry((route.name().to_string(), instance.to_string()))
+                    .or_default();
+                row.state = live.state;
+                row.add(&live);
+            }
+        }
+        let mut rows: Vec<_> = rows.into_iter().map(|((s, i), c)| (s, i, c)).collect();
+        rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        breaker_families(rows)
+    }
+
+    /// Keeps the counts of a route's breakers before the route is replaced.
+    fn retire(&self, route: &ServiceRoute) {
+        let mut retired = self.retired.lock();
+        for (instance, breaker) in route.breakers() {
+            let mut counts = BreakerCounts::of(&breaker);
+            counts.state = None;
+            retired
+                .entry((route.name().to_string(), instance.to_string()))
+                .or_default()
+                .add(&counts);
+        }
     }
 
     /// Makes an instance reachable through `transport`.
@@ -136,7 +161,10 @@ impl Core {
         }
         let _edit = self.route_edit.lock();
         self.calls.store(current);
-        self.routes.store(Arc::new(HashMap::new()));
+        let old = self.routes.swap(Arc::new(HashMap::new()));
+        for route in old.values() {
+            self.retire(route);
+        }
     }
 
     /// Stops or resumes taking calls.
@@ -179,7 +207,9 @@ impl Core {
         let route = Arc::new(ServiceRoute::build(&descriptor, policy, &self.metrics)?);
         route.sync(instances.clone(), self);
         let mut routes = HashMap::clone(&self.routes.load());
-        routes.insert(name, route.clone());
+        if let Some(old) = routes.insert(name, route.clone()) {
+            self.retire(&old);
+        }
         self.routes.store(Arc::new(routes));
         Ok((route, instances))
     }

@@ -5,6 +5,7 @@
 //! ```toml
 //! [calls.default]            # every service starts from these
 //! timeout_ms = 5000          # the deadline of a whole call, retries included
+//! # attempt_timeout_ms = 1500  # each attempt's own limit (default: see below)
 //! balancer = "round_robin"   # round_robin | weighted | least_outstanding | power_of_two_choices | consistent_hash
 //! breaker = { failure_rate_threshold = 50, minimum_calls = 20, window = { kind = "count", size = 50 }, wait_in_open_ms = 10000 }
 //! retry = { max_attempts = 3 }   # idempotent methods only
@@ -17,6 +18,14 @@
 //! [calls.services.storage.methods.get]   # per method: timeout_ms and retry
 //! timeout_ms = 200
 //! ```
+//!
+//! Each attempt (one instance's try at the call) has its own time limit inside the
+//! call's deadline, so a hung instance costs an idempotent call one attempt, not the
+//! whole deadline: `attempt_timeout_ms` when set; otherwise, for an idempotent
+//! method that retries, `timeout_ms / retry.max_attempts`, so every attempt fits in
+//! the deadline; otherwise the deadline itself. An attempt that runs out of time is a
+//! failure of its instance's breaker (so a hung instance is ejected at the
+//! breaker's threshold) and, for idempotent methods, is retried on another instance.
 //!
 //! A service's table is merged over `default` key by key (nested tables too), and a
 //! method's table over its service's, so a change names only what differs. Every
@@ -50,6 +59,9 @@ pub struct CallsConfig {
 pub struct ServicePolicy {
     /// The deadline of a whole call, retries included, in milliseconds.
     pub timeout_ms: u64,
+    /// Each attempt's own limit, in milliseconds (default: derived, see the module
+    /// docs).
+    pub attempt_timeout_ms: Option<u64>,
     /// How an instance is chosen.
     pub balancer: Strategy,
     /// One breaker per instance, shaped by this (its name is set per instance).
@@ -68,6 +80,7 @@ impl Default for ServicePolicy {
     fn default() -> Self {
         Self {
             timeout_ms: 5_000,
+            attempt_timeout_ms: None,
             balancer: Strategy::RoundRobin,
             breaker: BreakerConfig {
                 minimum_calls: 20,
@@ -90,6 +103,9 @@ impl Default for ServicePolicy {
 pub struct MethodPolicy {
     /// The deadline of a whole call, retries included, in milliseconds.
     pub timeout_ms: u64,
+    /// Each attempt's own limit, in milliseconds (default: derived, see the module
+    /// docs).
+    pub attempt_timeout_ms: Option<u64>,
     /// Retries, when the method is idempotent.
     pub retry: RetryConfig,
 }
@@ -141,6 +157,16 @@ fn decode<T: serde::de::DeserializeOwned>(value: Value, at: &str) -> Result<T, P
     serde_json::from_value(value).map_err(|e| PolicyError::new(at, e.to_string()))
 }
 
+fn check_attempt(ms: Option<u64>, at: &str) -> Result<(), PolicyError> {
+    match ms {
+        Some(ms) if ms == 0 || ms > MAX_TIMEOUT_MS => Err(PolicyError::new(
+            format!("{at}.attempt_timeout_ms"),
+            format!("must be between 1 and {MAX_TIMEOUT_MS}, got {ms}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn check_timeout(ms: u64, at: &str) -> Result<(), PolicyError> {
     if ms == 0 || ms > MAX_TIMEOUT_MS {
         return Err(PolicyError::new(
@@ -172,6 +198,7 @@ impl CallsConfig {
         };
         let policy: ServicePolicy = decode(merged, &path)?;
         check_timeout(policy.timeout_ms, &path)?;
+        check_attempt(policy.attempt_timeout_ms, &path)?;
         policy
             .breaker
             .validate()
@@ -219,6 +246,7 @@ impl ServicePolicy {
     pub fn method(&self, method: &str, at: &str) -> Result<MethodPolicy, PolicyError> {
         let mut merged = serde_json::json!({
             "timeout_ms": self.timeout_ms,
+            "attempt_timeout_ms": self.attempt_timeout_ms,
             "retry": serde_json::to_value(&self.retry).map_err(|e| PolicyError::new(at, e.to_string()))?,
         });
         let path = format!("{at}.methods.{method}");
@@ -227,6 +255,7 @@ impl ServicePolicy {
         }
         let policy: MethodPolicy = decode(merged, &path)?;
         check_timeout(policy.timeout_ms, &path)?;
+        check_attempt(policy.attempt_timeout_ms, &path)?;
         policy
             .retry
             .validate()
@@ -244,6 +273,19 @@ impl MethodPolicy {
     /// The whole-call deadline.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Each attempt's own limit for a method that is (or is not) idempotent: the
+    /// configured one, or the deadline shared among the retries of an idempotent
+    /// method, or none (the deadline alone) for a method that is tried once.
+    pub fn attempt_timeout(&self, idempotent: bool) -> Option<Duration> {
+        match self.attempt_timeout_ms {
+            Some(ms) => Some(Duration::from_millis(ms)),
+            None if idempotent && self.retry.max_attempts > 1 => Some(Duration::from_millis(
+                (self.timeout_ms / u64::from(self.retry.max_attempts)).max(1),
+            )),
+            None => None,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod callpath;
 mod config;
+mod failover;
 mod healing;
 mod modules;
 mod support;

@@ -33,6 +33,8 @@ pub(crate) struct Module {
     pub(crate) starts: AtomicU64,
     pub(crate) stops: AtomicU64,
     pub(crate) failing: AtomicBool,
+    /// Calls never answer (a process stopped with SIGSTOP: its socket stays open).
+    pub(crate) hung: AtomicBool,
     pub(crate) health: Mutex<Health>,
     pub(crate) cured_by_restart: AtomicBool,
 }
@@ -70,6 +72,7 @@ impl Module {
             starts: AtomicU64::new(0),
             stops: AtomicU64::new(0),
             failing: AtomicBool::new(false),
+            hung: AtomicBool::new(false),
             health: Mutex::new(Health::Healthy),
             cured_by_restart: AtomicBool::new(true),
         })
@@ -81,6 +84,11 @@ impl Module {
 
     pub(crate) fn fail(&self, on: bool) {
         self.failing.store(on, Ordering::SeqCst);
+    }
+
+    /// Stops answering calls (they hang) or starts again.
+    pub(crate) fn hang(&self, on: bool) {
+        self.hung.store(on, Ordering::SeqCst);
     }
 
     pub(crate) fn set_health(&self, health: Health) {
@@ -121,6 +129,9 @@ impl Service for Module {
         _ctx: CallContext,
     ) -> Result<Value, ServiceError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.hung.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if self.failing.load(Ordering::SeqCst) {
             return Err(ServiceError::unavailable("dependency down"));
         }

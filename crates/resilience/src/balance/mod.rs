@@ -133,6 +133,8 @@ struct Set<S> {
 }
 
 type KeyFn = Arc<dyn Fn(&dyn Any) -> Option<u64> + Send + Sync>;
+/// Whether a request should stay away from an instance (one it already tried).
+type AvoidFn = Arc<dyn Fn(&dyn Any, &InstanceId) -> bool + Send + Sync>;
 
 struct Shared<S> {
     name: String,
@@ -141,6 +143,7 @@ struct Shared<S> {
     edit: Mutex<()>,
     next: AtomicU64,
     key: Option<KeyFn>,
+    avoid: std::sync::OnceLock<AvoidFn>,
 }
 
 /// A load balancer; clones share the set of instances.
@@ -282,8 +285,43 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> {
                 edit: Mutex::new(()),
                 next: AtomicU64::new(0),
                 key,
+                avoid: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Makes a request stay away from the instances `avoid` names for it, while
+    /// another available instance is left: a retry then goes to an instance the call
+    /// has not tried yet (a hung or failing one is not tried twice). With no other
+    /// instance left, the strategy's choice stands. Set once; later calls are ignored.
+    pub fn avoiding<Req: 'static>(
+        &self,
+        avoid: impl Fn(&Req, &InstanceId) -> bool + Send + Sync + 'static,
+    ) {
+        let avoid: AvoidFn = Arc::new(move |any: &dyn Any, id: &InstanceId| {
+            any.downcast_ref::<Req>().is_some_and(|r| avoid(r, id))
+        });
+        let _ = self.shared.avoid.set(avoid);
+    }
+
+    /// Another available instance than `chosen` that `avoided` does not exclude,
+    /// looked for from a rotating start so the turns stay shared.
+    fn instead(
+        &self,
+        chosen: Arc<Entry<S>>,
+        avoided: impl Fn(&InstanceId) -> bool,
+    ) -> Arc<Entry<S>> {
+        if !avoided(&chosen.id) {
+            return chosen;
+        }
+        let set = self.shared.set.load();
+        let n = set.entries.len();
+        let start = (self.shared.next.fetch_add(1, Ordering::Relaxed) % n.max(1) as u64) as usize;
+        (0..n)
+            .map(|i| &set.entries[(start + i) % n])
+            .find(|e| e.available() && !avoided(&e.id))
+            .cloned()
+            .unwrap_or(chosen)
     }
 
     /// Adds an instance, or replaces the one with the same id.
@@ -405,10 +443,12 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> {
                 reasons: entries
                     .iter()
                     .map(|e| {
-                        (
-                            e.id.clone(),
-                            e.unavailable().unwrap_or(Unavailable::Unhealthy),
-                        )
+                        let why = e.unavailable().unwrap_or(Unavailable::Unhealthy);
+                        // The call is refused because of this breaker: it counts it.
+                        if let (Unavailable::BreakerOpen { .. }, Some(b)) = (&why, &e.breaker) {
+                            b.count_rejected();
+                        }
+                        (e.id.clone(), why)
                     })
                     .collect(),
             }),
@@ -507,7 +547,11 @@ where
             (Some(key), Strategy::ConsistentHash) => key(&req as &dyn Any),
             _ => None,
         };
-        match self.choose(key) {
+        let chosen = self.choose(key).map(|entry| match self.shared.avoid.get() {
+            Some(avoid) => self.instead(entry, |id| avoid(&req as &dyn Any, id)),
+            None => entry,
+        });
+        match chosen {
             Ok(entry) => {
                 let service = entry.service.clone();
                 ResponseFuture::called(Oneshot::new(service, req), InFlight::start(entry))

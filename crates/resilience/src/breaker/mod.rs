@@ -483,6 +483,14 @@ impl CircuitBreaker {
         }
     }
 
+    /// Counts a call turned away because this breaker was open, when the breaker
+    /// itself was not asked: a balancer that found every instance's breaker open
+    /// fails the call without calling any of them, and each of those breakers counts
+    /// it in `rejected_calls_total`.
+    pub fn count_rejected(&self) {
+        self.shared.totals.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn reject(&self, state: State, until: Option<u64>) -> CircuitOpen {
         let s = &self.shared;
         s.totals.rejected.fetch_add(1, Ordering::Relaxed);

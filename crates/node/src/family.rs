@@ -1,0 +1,269 @@
+//! [`Family`]: the one door through which a service family enters the node.
+//!
+//! A family (the DataStore, and later the cache, locks, jobs, …) reads its own
+//! configuration section and turns it into [`Parts`]: the services it registers, the
+//! health components of what it depends on (a database, a Redis connection), the
+//! observers of calls, its metrics, and optionally where the configuration history
+//! is kept. The application (`plexus-app`) assembles every family's parts into one
+//! node, so adding a family is one line in its list of families, never a page of
+//! wiring in the binary. [`NodeSection`] is `[node]`, which every family may read
+//! (`data_dir` for its files).
+//!
+//! [`typed`] and [`checked`] read and check a section so that every family names a
+//! problem the same way: by its full dotted path (`store.url`).
+//!
+//! ```
+//! use plexus_node::family::{Family, FamilyError, NodeSection, Parts};
+//! use plexus_config::{ConfigError, ConfigStore};
+//! use serde_json::Value;
+//!
+//! /// A family with no backend: it only checks that `[greeter]` is a table.
+//! struct Greeter;
+//!
+//! #[plexus_core::async_trait]
+//! impl Family for Greeter {
+//!     fn section(&self) -> &'static str {
+//!         "greeter"
+//!     }
+//!     fn check(&self, section: Option<&Value>, _node: &NodeSection) -> Result<(), FamilyError> {
+//!         match section {
+//!             None | Some(Value::Object(_)) => Ok(()),
+//!             Some(_) => Err(FamilyError::invalid("greeter", "must be a table")),
+//!         }
+//!     }
+//!     async fn register(&self, _store: &ConfigStore) -> Result<(), ConfigError> {
+//!         Ok(())
+//!     }
+//!     async fn open(&self, _section: Option<&Value>, _node: &NodeSection) -> Result<Parts, FamilyError> {
+//!         Ok(Parts::default())
+//!     }
+//! }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use plexus_config::{ConfigError, ConfigStore, FieldErrors, HistoryStore, Validate};
+use plexus_core::Service;
+use plexus_registry::health::ComponentSpec;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{CallObserver, CallRecord, Node};
+
+/// A service family as the node assembles it.
+#[plexus_core::async_trait]
+pub trait Family: Send + Sync + 'static {
+    /// The configuration section it reads (`store`); also its name in logs and errors.
+    fn section(&self) -> &'static str;
+
+    /// Checks its section (`None` when absent) against the rest of the
+    /// configuration, naming a problem by its full path (`store.url`).
+    fn check(&self, section: Option<&Value>, node: &NodeSection) -> Result<(), FamilyError>;
+
+    /// Registers its section with the configuration store, so that a runtime change
+    /// (a reloaded file, `plexus config set`) is checked too.
+    async fn register(&self, store: &ConfigStore) -> Result<(), ConfigError>;
+
+    /// Opens its backends and says what it brings to the node; a family that is
+    /// switched off brings [`Parts::default`].
+    async fn open(&self, section: Option<&Value>, node: &NodeSection)
+    -> Result<Parts, FamilyError>;
+}
+
+/// Registers a family's metrics once the node (and its metrics registry) exists.
+pub type MetricsHook = Box<dyn FnOnce(&Node) + Send>;
+
+/// What a family brings to the node.
+#[derive(Default)]
+#[non_exhaustive]
+pub struct Parts {
+    /// Services to register, in start order.
+    pub services: Vec<Arc<dyn Service>>,
+    /// Health components: the dependencies it needs, each with its check and heal.
+    pub components: Vec<ComponentSpec>,
+    /// Observers of every mutating call (the audit trail).
+    pub observers: Vec<Arc<dyn CallObserver>>,
+    /// Metrics to add to the node's registry once it runs.
+    pub metrics: Vec<MetricsHook>,
+    /// Where configuration versions are kept, so they survive a restart; the first
+    /// family that offers one is used.
+    pub history: Option<Arc<dyn HistoryStore>>,
+}
+
+impl Parts {
+    /// Adds a service.
+    pub fn service(mut self, service: Arc<dyn Service>) -> Self {
+        self.services.push(service);
+        self
+    }
+
+    /// Adds a health component.
+    pub fn component(mut self, component: ComponentSpec) -> Self {
+        self.components.push(component);
+        self
+    }
+
+    /// Adds a call observer.
+    pub fn observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Adds metrics, registered once the node runs.
+    pub fn metrics(mut self, hook: impl FnOnce(&Node) + Send + 'static) -> Self {
+        self.metrics.push(Box::new(hook));
+        self
+    }
+
+    /// Offers a configuration history store.
+    pub fn history(mut self, history: Arc<dyn HistoryStore>) -> Self {
+        self.history = Some(history);
+        self
+    }
+
+    /// Adds another family's parts to these (services and components in order; the
+    /// first history offered wins).
+    pub fn merge(&mut self, other: Parts) {
+        self.services.extend(other.services);
+        self.components.extend(other.components);
+        self.observers.extend(other.observers);
+        self.metrics.extend(other.metrics);
+        if self.history.is_none() {
+            self.history = other.history;
+        }
+    }
+
+    /// The observers as the one a node takes ([`NodeBuilder::audit`](crate::NodeBuilder::audit)).
+    pub fn observer_for_node(&self) -> Option<Arc<dyn CallObserver>> {
+        match self.observers.len() {
+            0 => None,
+            1 => self.observers.first().cloned(),
+            _ => Some(Arc::new(Fanout(self.observers.clone()))),
+        }
+    }
+}
+
+/// Hands each record to several observers, in order.
+struct Fanout(Vec<Arc<dyn CallObserver>>);
+
+#[plexus_core::async_trait]
+impl CallObserver for Fanout {
+    async fn record(&self, record: CallRecord) {
+        for observer in &self.0 {
+            observer.record(record.clone()).await;
+        }
+    }
+}
+
+/// Why a family could not be configured or opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FamilyError {
+    /// A key of its section is unknown, of the wrong type, or out of range.
+    #[error("configuration: `{key}`: {reason}")]
+    Invalid {
+        /// The key's full dotted path (`store.url`).
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Its backend could not be opened (a database, a server).
+    #[error("{family}")]
+    Open {
+        /// The family's section (`store`).
+        family: &'static str,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+impl FamilyError {
+    /// A problem with the key at `key` (a full dotted path).
+    pub fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        FamilyError::Invalid {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The family's backend could not be opened.
+    pub fn open(
+        family: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        FamilyError::Open {
+            family,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// `[node]`: the node's name and where embedded backends keep their files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSection {
+    /// The node's name (default `plexus`).
+    pub name: String,
+    /// Where embedded backends keep their files (default `plexus-data`, relative to
+    /// the working directory): the SQLite file of the DataStore unless `[store]`
+    /// names another database.
+    pub data_dir: PathBuf,
+    /// How long the bus may take to deliver what it holds at shutdown, in
+    /// milliseconds (default 5,000).
+    pub drain_ms: u64,
+    /// Run the `datastore` service (default true).
+    pub datastore: bool,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        Self {
+            name: "plexus".to_owned(),
+            data_dir: PathBuf::from("plexus-data"),
+            drain_ms: 5_000,
+            datastore: true,
+        }
+    }
+}
+
+impl Validate for NodeSection {
+    fn validate(&self) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::new();
+        errors
+            .non_empty("name", &self.name)
+            .check(!self.data_dir.as_os_str().is_empty(), "data_dir", || {
+                "must not be empty".to_owned()
+            })
+            .at_least("drain_ms", self.drain_ms, 1);
+        errors.into_result()
+    }
+}
+
+/// Reads a typed section from `value`, its errors naming the key under `prefix`.
+pub fn typed<T: DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, FamilyError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let key = match (prefix.is_empty(), path == ".") {
+            (true, true) => "(root)".to_owned(),
+            (true, false) => path,
+            (false, true) => prefix.to_owned(),
+            (false, false) => format!("{prefix}.{path}"),
+        };
+        FamilyError::invalid(key, e.into_inner().to_string())
+    })
+}
+
+/// Checks a section with [`Validate`], naming the first problem under `prefix`.
+pub fn checked<T: Validate>(section: &T, prefix: &str) -> Result<(), FamilyError> {
+    section.validate().map_err(|errors| {
+        let errors = errors.under(prefix);
+        let first = errors.first();
+        FamilyError::invalid(
+            first.map(|f| f.field.clone()).unwrap_or_default(),
+            first.map(|f| f.reason.clone()).unwrap_or_default(),
+        )
+    })
+}

@@ -1,0 +1,176 @@
+//! Failing over, with the default policies (nothing lowered): a hung instance (its
+//! calls never answer, as a process stopped with SIGSTOP) costs an idempotent call
+//! one attempt, not its deadline; its breaker counts the timed-out attempts and
+//! opens; it comes back through half-open. And the breaker counters in `/metrics`:
+//! rejections are counted when every breaker is open, and no counter goes down when
+//! a policy change replaces the breakers.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use plexus_core::CallContext;
+use plexus_node::metrics::{Format, sample};
+use plexus_node::policy::CallsConfig;
+use plexus_node::{CallError, Node};
+use serde_json::json;
+
+use crate::support::*;
+
+fn metric(node: &Node, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = node.metrics().render(Format::Prometheus);
+    sample(&text, name, labels).unwrap_or_else(|| panic!("{name} {labels:?} not in:\n{text}"))
+}
+
+fn state(node: &Node, instance: &str) -> &'static str {
+    node.breakers()
+        .into_iter()
+        .find(|(_, i, _)| i.as_str() == instance)
+        .map(|(_, _, b)| b.state().as_str())
+        .unwrap_or("none")
+}
+
+async fn work(node: &Node, n: u64) -> Result<serde_json::Value, CallError> {
+    node.call("storage.work", json!({"n": n}), CallContext::new())
+        .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_instance_fails_no_idempotent_call_and_its_breaker_opens_then_recovers() {
+    let [s1, s2] = ["storage-1", "storage-2"].map(|i| Module::new("storage", i));
+    let node = Node::builder("failover")
+        .service(s1.clone())
+        .service(s2.clone())
+        .start()
+        .await
+        .unwrap();
+    for n in 0..10 {
+        work(&node, n).await.unwrap();
+    }
+
+    // storage-2 hangs mid-load: eight clients make 25 calls each.
+    s2.hang(true);
+    let started = tokio::time::Instant::now();
+    let clients = (0..8).map(|_| {
+        let node = node.clone();
+        tokio::spawn(async move {
+            let mut failed = Vec::new();
+            for n in 0..25 {
+                if let Err(e) = work(&node, n).await {
+                    failed.push(e.to_string());
+                }
+            }
+            failed
+        })
+    });
+    let failed: Vec<String> = join_all(clients)
+        .await
+        .into_iter()
+        .flat_map(|r| r.unwrap())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} calls failed: {failed:?}",
+        failed.len()
+    );
+    assert_eq!(state(&node, "storage-2"), "open");
+    let failures = metric(
+        &node,
+        "plexus_breaker_calls_total",
+        &[("instance", "storage-2"), ("outcome", "failure")],
+    );
+    // It opened once its window held `minimum_calls` (20): the 5 earlier successes
+    // and at least 15 timed-out attempts.
+    assert!(
+        failures >= 15.0,
+        "the breaker opened at its threshold: {failures}"
+    );
+    // Each timed-out attempt cost a third of the 5 s deadline, not all of it; once
+    // the breaker opened the rest went straight to storage-1.
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // SIGCONT: after the breaker's wait its trial calls succeed and it closes.
+    s2.hang(false);
+    tokio::time::advance(Duration::from_secs(11)).await;
+    let before = s2.calls();
+    for n in 0..20 {
+        work(&node, n).await.unwrap();
+    }
+    assert_eq!(state(&node, "storage-2"), "closed");
+    assert!(s2.calls() > before + 5, "traffic is shared again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_with_every_breaker_open_is_counted_as_rejected() {
+    let db = Module::new("storage", "storage-1");
+    let calls: CallsConfig = serde_json::from_value(json!({"default": {
+        "breaker": {"window": {"kind": "count", "size": 4}, "minimum_calls": 4,
+                    "failure_rate_threshold": 50, "wait_in_open_ms": 30000,
+                    "max_wait_in_open_ms": 30000},
+        "retry": {"max_attempts": 1}
+    }}))
+    .unwrap();
+    let node = Node::builder("rejected")
+        .calls(calls)
+        .service(db.clone())
+        .start()
+        .await
+        .unwrap();
+    db.fail(true);
+    for n in 0..4 {
+        assert!(work(&node, n).await.is_err());
+    }
+    assert_eq!(state(&node, "storage-1"), "open");
+    let rejected = [("service", "storage"), ("instance", "storage-1")];
+    assert_eq!(
+        metric(&node, "plexus_breaker_rejected_total", &rejected),
+        0.0
+    );
+    for n in 0..5 {
+        match work(&node, n).await {
+            Err(CallError::CircuitOpen { .. }) => {}
+            other => panic!("expected circuit open, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        metric(&node, "plexus_breaker_rejected_total", &rejected),
+        5.0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn breaker_counters_never_go_down_when_a_policy_change_replaces_the_breakers() {
+    let db = Module::new("storage", "storage-1");
+    let node = Node::builder("monotonic")
+        .service(db.clone())
+        .start()
+        .await
+        .unwrap();
+    for n in 0..5 {
+        work(&node, n).await.unwrap();
+    }
+    let success = [("instance", "storage-1"), ("outcome", "success")];
+    assert_eq!(metric(&node, "plexus_breaker_calls_total", &success), 5.0);
+
+    node.config()
+        .set(
+            "calls.default.breaker.failure_rate_threshold",
+            json!(80),
+            "ops",
+        )
+        .await
+        .unwrap();
+    work(&node, 6).await.unwrap();
+    assert_eq!(metric(&node, "plexus_breaker_calls_total", &success), 6.0);
+    assert_eq!(
+        metric(
+            &node,
+            "plexus_breaker_state",
+            &[("instance", "storage-1"), ("state", "closed")]
+        ),
+        1.0
+    );
+}

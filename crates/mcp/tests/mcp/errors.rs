@@ -171,7 +171,7 @@ async fn an_oversized_body_sent_whole_gets_a_413_the_client_reads() {
         ..McpConfig::default()
     };
     let h = Harness::with_config(config).await;
-    let size = 2 * 1024 * 1024;
+    let size = 6 * 1024 * 1024;
     let head = format!(
         "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:{}\r\ncontent-type: application/json\r\n\
          accept: application/json, text/event-stream\r\ncontent-length: {size}\r\n\r\n",

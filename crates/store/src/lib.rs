@@ -9,8 +9,8 @@
 //!   query ([`Filter`], sort, projection, stable keyset cursors), count, secondary
 //!   indexes declared per collection ([`CollectionSpec`]) and all-or-nothing
 //!   transactions over several [`Op`]s. SQLite and PostgreSQL return the same
-//!   results: one conformance suite (`tests/store/conformance.rs`) runs unchanged on
-//!   both.
+//!   results: one conformance suite (`conformance`, feature `test-util`) runs
+//!   unchanged on both, and on any other [`Backend`].
 //! - [`DataStoreService`]: the same as a Plexus service, `datastore.put` … with a JSON
 //!   Schema per method.
 //! - [`StoreMetrics`]: statement latency by kind and collection, a bounded slow-query
@@ -41,9 +41,15 @@
 //! assert_eq!(page.docs.len(), 1);
 //! # Ok(()) }
 //! ```
+//!
+//! ## Feature flags
+//! - `test-util`: the backend conformance suite, module `conformance`, and the
+//!   `store_conformance!` macro that runs it as `#[tokio::test]`s on any backend.
 
 mod backend;
 mod config;
+#[cfg(feature = "test-util")]
+pub mod conformance;
 mod datastore;
 mod document;
 mod durable;

@@ -1,5 +1,6 @@
 //! Test stores on both backends, and their cleanup.
 
+use plexus_store::conformance::Fixture;
 use plexus_store::{BackendKind, DataStore, StoreConfig};
 use sqlx::{AssertSqlSafe, Executor};
 
@@ -64,6 +65,16 @@ impl TestStore {
                 pool.close().await;
             }
         }
+    }
+}
+
+impl Fixture for TestStore {
+    fn data_store(&self) -> &DataStore {
+        &self.ds
+    }
+
+    async fn finish(self) {
+        TestStore::finish(self).await;
     }
 }
 

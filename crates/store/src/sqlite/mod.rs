@@ -38,12 +38,12 @@ impl SqliteBackend {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_millis(config.busy_timeout_ms))
             .foreign_keys(true);
-        if let Some(parent) = options.get_filename().parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable {
-                    reason: format!("cannot create {}: {e}", parent.display()),
-                })?;
-            }
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable {
+                reason: format!("cannot create {}: {e}", parent.display()),
+            })?;
         }
         let pool = pooled::connect(config, options).await?;
         pooled::migrate(&MIGRATOR, &pool).await?;

@@ -2,8 +2,13 @@
 //! restart every committed event is delivered — each event the writer reported,
 //! and exactly the events whose documents exist — and duplicates, if any, carry the
 //! same event id.
+//!
+//! The writer is this test binary run again: [`crash_writer`] is an entry that does
+//! nothing unless [`WRITER_URL`] is set in its environment, and then writes until it
+//! is killed. Nothing of it ships in the library.
 
 use std::collections::{HashMap, HashSet};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 
@@ -11,11 +16,15 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use plexus_bus::{Bus, SubscribeOptions};
 use plexus_core::EventId;
-use plexus_store::{BackendKind, Filter, Outbox, OutboxConfig, RelayConfig};
+use plexus_store::{
+    BackendKind, CollectionSpec, DataStore, Filter, Outbox, OutboxConfig, PutMode, RelayConfig,
+    StoreConfig,
+};
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::support::{PATIENCE, Place, payload_of};
+use crate::support::{PATIENCE, Place, event, payload_of};
 
 crate::on_both!(a_killed_writer_loses_no_committed_event);
 
@@ -24,12 +33,88 @@ const BEFORE_KILL: usize = 300;
 /// More than the writer can write before it is killed.
 const COUNT: &str = "100000000";
 
+/// The writer's store URL; set, it makes [`crash_writer`] write.
+const WRITER_URL: &str = "PLEXUS_STORE_CRASH_WRITER_URL";
+/// The writer's PostgreSQL schema, when it has one.
+const WRITER_SCHEMA: &str = "PLEXUS_STORE_CRASH_WRITER_SCHEMA";
+/// How many documents the writer writes at most.
+const WRITER_COUNT: &str = "PLEXUS_STORE_CRASH_WRITER_COUNT";
+/// What starts each line the writer reports a commit on (the test harness prints
+/// lines of its own on the same stdout): `committed <n> <event id> <offset>`.
+const COMMITTED: &str = "committed ";
+
+/// Not a test: the crash test's writer process. With [`WRITER_URL`] set it writes
+/// documents, each with a durable event in the same transaction, as fast as it can,
+/// and reports each commit on stdout, until it is killed or has written
+/// [`WRITER_COUNT`]; without it, it returns at once.
+#[tokio::test]
+async fn crash_writer() {
+    let Ok(url) = std::env::var(WRITER_URL) else {
+        return;
+    };
+    let config = StoreConfig {
+        schema: std::env::var(WRITER_SCHEMA).ok(),
+        ..StoreConfig::with_url(url)
+    };
+    let count: u64 = std::env::var(WRITER_COUNT).unwrap().parse().unwrap();
+    let ds = DataStore::connect(&config).await.unwrap();
+    ds.create_collection("crash", CollectionSpec::default())
+        .await
+        .unwrap();
+    let outbox = Outbox::open(ds, OutboxConfig::default()).await.unwrap();
+    outbox.declare_durable("crash.>").unwrap();
+    let mut out = std::io::stdout().lock();
+    for n in 0..count {
+        let (_, appended) = outbox
+            .put(
+                "crash",
+                &format!("d{n}"),
+                &json!({"n": n}),
+                PutMode::Insert,
+                None,
+                vec![event("crash.written", json!({"n": n}))],
+            )
+            .await
+            .unwrap();
+        for a in appended {
+            // Printed only after the commit: every line names a committed event.
+            writeln!(out, "{COMMITTED}{n} {} {}", a.id, a.offset).unwrap();
+        }
+        out.flush().unwrap();
+    }
+}
+
+/// The writer: this test binary running only [`crash_writer`], on `place`.
+fn writer(place: &Place) -> Command {
+    let config = place.config();
+    // The harness names tests by their path below the crate root.
+    let module = module_path!()
+        .split_once("::")
+        .map_or(module_path!(), |(_, m)| m);
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", &format!("{module}::crash_writer"), "--nocapture"])
+        .env(WRITER_URL, &config.url)
+        .env(WRITER_COUNT, COUNT);
+    match &config.schema {
+        Some(schema) => command.env(WRITER_SCHEMA, schema),
+        None => command.env_remove(WRITER_SCHEMA),
+    };
+    command
+}
+
+/// A line reporting a commit: the event id and its document's number.
+fn committed(line: &str) -> Option<(EventId, u64)> {
+    let (_, report) = line.split_once(COMMITTED)?;
+    let mut parts = report.split(' ');
+    let n: u64 = parts.next().unwrap().parse().unwrap();
+    let id: uuid::Uuid = parts.next().unwrap().parse().unwrap();
+    Some((EventId::from_uuid(id), n))
+}
+
 async fn a_killed_writer_loses_no_committed_event(kind: BackendKind) {
     let place = Place::new(kind);
-    let config = place.config();
-    let schema = config.schema.clone().unwrap_or_else(|| "-".to_owned());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_plexus-store-crash-writer"))
-        .args([&config.url, &schema, COUNT])
+    let mut child = writer(&place)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -37,20 +122,15 @@ async fn a_killed_writer_loses_no_committed_event(kind: BackendKind) {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut reported: HashMap<EventId, u64> = HashMap::new();
-    let parse = |line: &str| {
-        let mut parts = line.split(' ');
-        let n: u64 = parts.next().unwrap().parse().unwrap();
-        let id: uuid::Uuid = parts.next().unwrap().parse().unwrap();
-        (EventId::from_uuid(id), n)
-    };
     while reported.len() < BEFORE_KILL {
         let line = tokio::time::timeout(PATIENCE, lines.next_line())
             .await
             .expect("the writer stalled")
             .unwrap()
             .expect("the writer ended early");
-        let (id, n) = parse(&line);
-        reported.insert(id, n);
+        if let Some((id, n)) = committed(&line) {
+            reported.insert(id, n);
+        }
     }
     let pid = Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap());
     kill(pid, Signal::SIGKILL).unwrap();
@@ -61,7 +141,7 @@ async fn a_killed_writer_loses_no_committed_event(kind: BackendKind) {
     assert_eq!(status.signal(), Some(Signal::SIGKILL as i32), "{status:?}");
     // Whatever it printed before dying is still in the pipe.
     while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some((id, n)) = line.contains(' ').then(|| parse(&line)) {
+        if let Some((id, n)) = committed(&line) {
             reported.insert(id, n);
         }
     }

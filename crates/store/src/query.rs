@@ -149,12 +149,21 @@ impl Query {
                     query.projection = Some(paths);
                 }
                 "limit" => {
-                    let limit =
-                        v.as_u64()
-                            .and_then(|l| u32::try_from(l).ok())
-                            .ok_or_else(|| {
-                                StoreError::invalid_argument("limit", "must be a positive integer")
-                            })?;
+                    // Any whole number from 0 up is read; one beyond what a u32 holds
+                    // is held to u32::MAX, so that the store's range check ("must be 1
+                    // to N") words every limit that is too large the same way.
+                    let limit = match v.as_u64() {
+                        Some(l) => u32::try_from(l).unwrap_or(u32::MAX),
+                        None if v.as_f64().is_some_and(|f| f >= 1.0 && f.fract() == 0.0) => {
+                            u32::MAX
+                        }
+                        None => {
+                            return Err(StoreError::invalid_argument(
+                                "limit",
+                                "must be a positive integer",
+                            ));
+                        }
+                    };
                     query.limit = Some(limit);
                 }
                 "cursor" => match v {
@@ -346,6 +355,23 @@ mod tests {
         assert_eq!(back.keys[1].text.as_deref(), Some("x"));
         assert!(Cursor::decode(&text, &sort[..1]).is_err());
         assert!(Cursor::decode("not-a-cursor!", &sort).is_err());
+    }
+
+    #[test]
+    fn a_limit_beyond_u32_is_held_to_the_top_for_the_one_range_check() {
+        for big in [json!(4_294_967_296_u64), json!(u64::MAX), json!(1e30)] {
+            let q = Query::from_json(&json!({"limit": big})).unwrap();
+            assert_eq!(q.limit, Some(u32::MAX), "{big}");
+        }
+        assert_eq!(
+            Query::from_json(&json!({"limit": 1_000_000}))
+                .unwrap()
+                .limit,
+            Some(1_000_000)
+        );
+        for bad in [json!(-1), json!(1.5), json!("10")] {
+            assert!(Query::from_json(&json!({"limit": bad})).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -7,14 +7,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use futures::StreamExt;
 use parking_lot::{Mutex, RwLock};
 use plexus_bus::Bus;
 use plexus_config::{ConfigError, ConfigOptions, ConfigStore, STARTUP_AUTHOR, Section};
+use plexus_core::HealthReport;
 use plexus_core::{
     CallContext, InstanceId, Service, ServiceDescriptor, ServiceName, ServiceStatus,
 };
+use plexus_registry::RegistryChange;
 use plexus_registry::health::{
-    CheckPolicy, ComponentSpec, HealAction, HealthError, HealthMonitor, MonitorConfig, SystemHealth,
+    CheckError, CheckPolicy, ComponentKind, ComponentSpec, FailureResponse, HealAction,
+    HealthError, HealthMonitor, MonitorConfig, SystemHealth, check_fn,
 };
 use plexus_registry::{Registration, Registry, RegistryConfig, RegistryError};
 use plexus_resilience::CircuitBreaker;
@@ -581,6 +585,7 @@ impl NodeBuilder {
                 local.clone(),
             ),
             spawn_supervision_watch(registry.clone(), supervisor.clone()),
+            spawn_external_health(registry.clone(), health.clone(), local.clone()),
         ];
         Ok(Node {
             inner: Arc::new(NodeInner {
@@ -594,6 +599,76 @@ impl NodeBuilder {
             }),
         })
     }
+}
+
+/// An external instance as a health component: its check reads the status its
+/// connection keeps in the registry; it is checked again at once whenever that
+/// status changes ([`spawn_external_health`]).
+fn external_component(registry: Registry, descriptor: &ServiceDescriptor) -> ComponentSpec {
+    let instance = descriptor.instance.clone();
+    let optional = descriptor
+        .metadata
+        .get("critical")
+        .is_some_and(|v| v.eq_ignore_ascii_case("false"));
+    let policy = CheckPolicy::default()
+        .with_thresholds(1, 1)
+        .on_unhealthy(FailureResponse::MarkUnhealthy)
+        .on_check_error(FailureResponse::MarkUnhealthy);
+    let policy = if optional {
+        policy.optional()
+    } else {
+        policy.critical()
+    };
+    let id = instance.clone();
+    ComponentSpec::new(
+        instance.as_str(),
+        ComponentKind::Service,
+        check_fn(move || {
+            let found = registry.get(&id);
+            async move {
+                let Some(r) = found else {
+                    return Err(CheckError::new("no longer registered"));
+                };
+                let why = || {
+                    r.reason
+                        .clone()
+                        .unwrap_or_else(|| r.status.as_str().to_owned())
+                };
+                Ok(match r.status {
+                    ServiceStatus::Healthy => HealthReport::healthy(),
+                    ServiceStatus::Degraded => HealthReport::degraded(why()),
+                    ServiceStatus::Starting => HealthReport::degraded("starting"),
+                    _ => HealthReport::unhealthy(why()),
+                })
+            }
+        }),
+    )
+    .with_policy(policy)
+}
+
+/// Checks an external instance's health component again as soon as its status in
+/// the registry changes (its connection was lost, it went stale, it reported).
+fn spawn_external_health(
+    registry: Registry,
+    health: HealthMonitor,
+    local: Vec<InstanceId>,
+) -> JoinHandle<()> {
+    let mut changes = registry.watch();
+    tokio::spawn(async move {
+        while let Some(change) = changes.next().await {
+            let instance = match change {
+                Ok(
+                    RegistryChange::StatusChanged { instance, .. }
+                    | RegistryChange::Stale { instance, .. },
+                ) => instance,
+                Ok(_) => continue,
+                Err(_lagged) => continue,
+            };
+            if !local.contains(&instance) && health.component(instance.as_str()).is_some() {
+                let _ = health.check_now(instance.as_str()).await;
+            }
+        }
+    })
 }
 
 /// Heartbeats every local instance whose supervised child runs, three times per TTL.
@@ -755,17 +830,34 @@ impl Node {
     /// Registers an instance that lives elsewhere and is reached through
     /// `transport` (the gateway's WebSocket sessions). It starts as Starting; the
     /// caller sets its status and heartbeats it.
+    ///
+    /// The instance is also a health component named by its instance id, whose
+    /// status follows the one its connection keeps in the registry (with the
+    /// reason), so `node.health`, `/health` and `/ready` see external services as
+    /// they see in-process ones. It is critical to the system unless its descriptor's
+    /// metadata says `critical = "false"`.
     pub async fn attach(
         &self,
         descriptor: ServiceDescriptor,
         transport: Transport,
     ) -> Result<Registration, RegistryError> {
-        self.inner.core.attach(descriptor, transport).await
+        let component = external_component(self.inner.core.registry.clone(), &descriptor);
+        let registration = self.inner.core.attach(descriptor, transport).await?;
+        let name = registration.instance().to_string();
+        let _ = self.inner.health.remove(&name);
+        if let Err(error) = self.inner.health.add(component) {
+            tracing::warn!(instance = %name, %error, "external instance not watched by health");
+        }
+        Ok(registration)
     }
 
-    /// Forgets a remote instance: no more calls go to it and it is deregistered.
+    /// Forgets a remote instance: no more calls go to it, it is deregistered, and it
+    /// is no longer a health component.
     pub async fn detach(&self, instance: &InstanceId) -> Result<Registration, RegistryError> {
         self.inner.core.remove_transport(instance);
+        if !self.inner.local.contains(instance) {
+            let _ = self.inner.health.remove(instance.as_str());
+        }
         self.inner.core.registry.deregister(instance).await
     }
 

@@ -3,15 +3,17 @@
 //! one attempt, not its deadline; its breaker counts the timed-out attempts and
 //! opens; it comes back through half-open. And the breaker counters in `/metrics`:
 //! rejections are counted when every breaker is open, and no counter goes down when
-//! a policy change replaces the breakers.
+//! a policy change replaces the breakers. And an external instance is a health
+//! component whose status follows the one its connection reports.
 
 use std::time::Duration;
 
 use futures::future::join_all;
-use plexus_core::CallContext;
+use plexus_core::{CallContext, InstanceId, Service, ServiceStatus};
 use plexus_node::metrics::{Format, sample};
 use plexus_node::policy::CallsConfig;
 use plexus_node::{CallError, Node};
+use plexus_registry::health::{ComponentStatus, HealthEvent, SystemStatus};
 use serde_json::json;
 
 use crate::support::*;
@@ -173,4 +175,75 @@ async fn breaker_counters_never_go_down_when_a_policy_change_replaces_the_breake
         ),
         1.0
     );
+}
+
+/// Waits for an external instance's component to reach `status`, returning its detail.
+async fn component_becomes(
+    node: &Node,
+    watch: &mut plexus_registry::health::HealthWatch,
+    instance: &str,
+    status: ComponentStatus,
+) -> String {
+    wait_for(watch, instance, |event| match event {
+        HealthEvent::StatusChanged { component, to, .. }
+            if component == instance && *to == status =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    node.health().component(instance).unwrap().detail
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_external_instance_is_a_health_component_that_follows_its_status() {
+    let node = Node::builder("external").start().await.unwrap();
+    let mut watch = node.health().watch();
+    let search = Module::new("search", "search-1");
+    node.attach(search.descriptor(), search.clone())
+        .await
+        .unwrap();
+    let id = InstanceId::new("search-1");
+    let set = |status, why: &'static str| {
+        let node = node.clone();
+        let id = id.clone();
+        async move {
+            node.registry()
+                .set_status(&id, status, Some(why.to_owned()))
+                .await
+                .unwrap();
+        }
+    };
+    set(ServiceStatus::Healthy, "registered").await;
+    component_becomes(&node, &mut watch, "search-1", ComponentStatus::Healthy).await;
+    assert_eq!(node.system_health().status, SystemStatus::Healthy);
+
+    // Its connection reports it Unhealthy: the component follows with the reason,
+    // and the system, for which it is critical by default, is Critical.
+    set(ServiceStatus::Unhealthy, "index corrupt").await;
+    let detail = component_becomes(&node, &mut watch, "search-1", ComponentStatus::Unhealthy).await;
+    assert!(detail.contains("index corrupt"), "{detail}");
+    assert_eq!(node.system_health().status, SystemStatus::Critical);
+
+    // Detached, it is no longer a component.
+    node.detach(&id).await.unwrap();
+    assert!(node.health().component("search-1").is_none());
+    assert!(node.system_health().component("search-1").is_none());
+    assert_ne!(node.system_health().status, SystemStatus::Critical);
+
+    // One whose descriptor says it is optional only degrades the system.
+    let cache = Module::new("cache", "cache-1");
+    let optional = cache.descriptor().with_metadata("critical", "false");
+    node.attach(optional, cache.clone()).await.unwrap();
+    node.registry()
+        .set_status(
+            &InstanceId::new("cache-1"),
+            ServiceStatus::Unhealthy,
+            Some("evicting".to_owned()),
+        )
+        .await
+        .unwrap();
+    component_becomes(&node, &mut watch, "cache-1", ComponentStatus::Unhealthy).await;
+    assert_eq!(node.system_health().status, SystemStatus::Degraded);
 }

@@ -147,6 +147,17 @@ pub enum ServiceError {
     /// The service ran out of time.
     #[error("timed out")]
     Timeout,
+    /// The service failed inside (an external service's reserved server error
+    /// -32000 to -32099 or internal error -32603, a crash while answering): unlike
+    /// [`Failed`](Self::Failed), a failure of the instance rather than an answer,
+    /// which its circuit breaker counts.
+    #[error("internal error: {message}")]
+    Internal {
+        /// What went wrong.
+        message: String,
+        /// Structured detail for the caller.
+        data: Option<Value>,
+    },
     /// The call failed for a reason of the service's own.
     #[error("{message}")]
     Failed {
@@ -198,7 +209,9 @@ impl ServiceError {
         match self {
             Self::Unavailable { .. } | Self::Timeout => true,
             Self::Failed { retryable, .. } => *retryable,
-            Self::MethodNotFound { .. } | Self::InvalidParams { .. } => false,
+            Self::MethodNotFound { .. } | Self::InvalidParams { .. } | Self::Internal { .. } => {
+                false
+            }
         }
     }
 }

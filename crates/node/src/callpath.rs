@@ -36,9 +36,8 @@ use plexus_core::{
 use plexus_registry::Registration;
 use plexus_resilience::balance::{Balancer, Instance};
 use plexus_resilience::{
-    BoxError, BreakerConfig, BulkheadFull, CircuitBreaker, CircuitBreakerService, CircuitOpen,
-    DeadlineExceeded, ErrorClass, NoInstanceAvailable, RateLimited, ResilienceBuilderExt, Retry,
-    deadline,
+    BoxError, BulkheadFull, CircuitBreaker, CircuitBreakerService, CircuitOpen, DeadlineExceeded,
+    ErrorClass, NoInstanceAvailable, RateLimited, ResilienceBuilderExt, Retry, deadline,
 };
 use serde_json::Value;
 use tower::util::BoxCloneSyncService;
@@ -47,7 +46,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use crate::CallError;
 use crate::audit::{CallObserver, CallRecord};
 use crate::metrics::{MethodMetrics, Metrics};
-use crate::policy::ServicePolicy;
+use crate::policy::{FailureClasses, ServicePolicy};
 use crate::schema::ParamsSchema;
 
 /// What a service's instances are reached through: an in-process service, or a proxy
@@ -126,12 +125,13 @@ impl tower::Service<Call> for Dispatch {
     }
 }
 
-/// What a failed call means to the instance's breaker: the instance failed only when
-/// it was unavailable, timed out, or said a retry could help; a caller's mistake or a
-/// business error is an answer.
-fn classify(error: &BoxError) -> ErrorClass {
+/// What a failed call means to the instance's breaker, by the service's
+/// [`FailureClasses`] (the table in [`crate::policy`]): unavailability, timeouts,
+/// internal errors and retryable failures are failures of the instance; a caller's
+/// mistake or a business error is an answer.
+fn classify(failures: &FailureClasses, error: &BoxError) -> ErrorClass {
     match error.downcast_ref::<InstanceError>() {
-        Some(e) if e.error.is_retryable() => ErrorClass::Failure,
+        Some(e) if failures.is_failure(&e.error) => ErrorClass::Failure,
         Some(_) => ErrorClass::Success,
         None => ErrorClass::Failure,
     }
@@ -333,7 +333,7 @@ impl ServiceRoute {
             if known.is_none() || stale {
                 let breaker = match known {
                     Some(g) => g.breaker.clone(),
-                    None => match instance_breaker(&self.policy.breaker, id) {
+                    None => match instance_breaker(&self.policy, id) {
                         Ok(b) => b,
                         Err(e) => {
                             tracing::error!(instance = %id, error = %e, "breaker config rejected");
@@ -376,11 +376,12 @@ impl ServiceRoute {
     }
 }
 
-fn instance_breaker(config: &BreakerConfig, id: &InstanceId) -> Result<CircuitBreaker, BoxError> {
-    let mut config = config.clone();
+fn instance_breaker(policy: &ServicePolicy, id: &InstanceId) -> Result<CircuitBreaker, BoxError> {
+    let mut config = policy.breaker.clone();
     config.name = id.to_string();
+    let failures = policy.failures.clone();
     Ok(CircuitBreaker::builder_from(config)
-        .classify(classify)
+        .classify(move |error| classify(&failures, error))
         .build()?)
 }
 
@@ -543,6 +544,13 @@ impl MethodRoute {
                     instance: Some(e.instance.to_string()),
                     message: message.clone(),
                     retryable: *retryable,
+                    detail: data.clone(),
+                },
+                ServiceError::Internal { message, data } => CallError::Failed {
+                    method: self.full.clone(),
+                    instance: Some(e.instance.to_string()),
+                    message: message.clone(),
+                    retryable: false,
                     detail: data.clone(),
                 },
                 other => CallError::Failed {

@@ -27,6 +27,25 @@
 //! failure of its instance's breaker (so a hung instance is ejected at the
 //! breaker's threshold) and, for idempotent methods, is retried on another instance.
 //!
+//! ## What an instance's breaker counts as a failure
+//!
+//! | the instance answered | breaker | configurable |
+//! | --- | --- | --- |
+//! | a result | success | |
+//! | unavailable (-32006), or its connection dropped | failure | |
+//! | nothing before its attempt's limit (timeout, -32004) | failure | |
+//! | an internal error: -32603, or a server error -32099 to -32000 | failure | `failures.internal = false` makes it an answer |
+//! | a failure it marked `retryable` | failure | `failures.retryable = false` makes it an answer |
+//! | its own application error code (say 1001) | success: an answer | `failures.codes = [1001]` counts it |
+//! | method not found, invalid params | success: the caller's mistake | |
+//!
+//! ```toml
+//! [calls.services.search.failures]
+//! internal = true        # default
+//! retryable = true       # default
+//! codes = [1503]         # this service's own "overloaded" code counts too
+//! ```
+//!
 //! A service's table is merged over `default` key by key (nested tables too), and a
 //! method's table over its service's, so a change names only what differs. Every
 //! effective policy is validated when the configuration is applied: an invalid one is
@@ -72,6 +91,8 @@ pub struct ServicePolicy {
     pub bulkhead: Option<BulkheadConfig>,
     /// Rate limit for the service, if any.
     pub rate_limit: Option<RateLimitConfig>,
+    /// What its instances' breakers count as failures (see the module docs).
+    pub failures: FailureClasses,
     /// Per-method overrides of `timeout_ms` and `retry`.
     pub methods: BTreeMap<String, Value>,
 }
@@ -92,7 +113,54 @@ impl Default for ServicePolicy {
             retry: RetryConfig::default(),
             bulkhead: None,
             rate_limit: None,
+            failures: FailureClasses::default(),
             methods: BTreeMap::new(),
+        }
+    }
+}
+
+/// What an instance's breaker counts as a failure, beyond unavailability and
+/// timeouts (always failures); see the table in the module docs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FailureClasses {
+    /// Internal errors count (-32603, server errors -32099 to -32000); default true.
+    pub internal: bool,
+    /// Failures the service marked retryable count; default true.
+    pub retryable: bool,
+    /// The service's own error codes that count too; default none (they are
+    /// answers).
+    pub codes: Vec<i64>,
+}
+
+impl Default for FailureClasses {
+    fn default() -> Self {
+        Self {
+            internal: true,
+            retryable: true,
+            codes: Vec::new(),
+        }
+    }
+}
+
+impl FailureClasses {
+    /// Whether `error`, as an instance returned it, is a failure of the instance.
+    pub fn is_failure(&self, error: &plexus_core::ServiceError) -> bool {
+        use plexus_core::ServiceError as E;
+        match error {
+            E::Unavailable { .. } | E::Timeout => true,
+            E::Internal { .. } => self.internal,
+            E::MethodNotFound { .. } | E::InvalidParams { .. } => false,
+            E::Failed {
+                retryable, data, ..
+            } => {
+                (*retryable && self.retryable)
+                    || data
+                        .as_ref()
+                        .and_then(crate::ServiceCode::detach)
+                        .is_some_and(|(code, _)| self.codes.contains(&code.get()))
+            }
+            _ => error.is_retryable(),
         }
     }
 }

@@ -8,7 +8,9 @@
 //!
 //! A service's error object is read back as a [`ServiceError`]: -32601 method not
 //! found, -32602 invalid params (`data.field` names the field), -32006 unavailable,
-//! -32004 timeout; any other code is a failure of the service's own, retryable when
+//! -32004 timeout; -32603 internal error and the server errors -32099 to -32000 are
+//! [`ServiceError::Internal`] (a failure of the instance, counted by its breaker);
+//! any other code is a failure of the service's own, retryable when
 //! `data.retryable` is `true`. A code outside the reserved range (-32768 to -32000)
 //! is the service's own and reaches the caller unchanged: it travels attached to the
 //! failure's data ([`ServiceCode`]); a reserved code Plexus has no meaning for is
@@ -234,6 +236,12 @@ fn read_response(method: &str, body: ResponseBody) -> Result<Value, ServiceError
         Some(codes::INVALID_PARAMS) => ServiceError::invalid_params(field(), message),
         Some(codes::UNAVAILABLE) => ServiceError::unavailable(message),
         Some(codes::TIMEOUT) => ServiceError::Timeout,
+        // A server error of the reserved range or an internal error: the instance
+        // failed (its breaker counts it), whatever `data.retryable` says about a retry.
+        Some(code @ (codes::INTERNAL_ERROR | -32099..=-32000)) => ServiceError::Internal {
+            message: format!("{message} ({code})"),
+            data,
+        },
         code => {
             let retryable = data
                 .as_ref()
@@ -295,11 +303,14 @@ mod tests {
         };
         let (code, data) = ServiceCode::detach(data.as_ref().unwrap()).unwrap();
         assert_eq!((code.get(), data), (1001, &json!({"x": 1})));
-        let Err(ServiceError::Failed { data, .. }) =
-            r(json!({"error": {"code": -32099, "message": "no", "data": {"x": 1}}}))
-        else {
-            panic!("failed");
-        };
-        assert_eq!(data, Some(json!({"x": 1})));
+        // A reserved server error or an internal error is a failure of the instance.
+        for code in [-32099, -32000, -32603] {
+            let Err(ServiceError::Internal { data, .. }) =
+                r(json!({"error": {"code": code, "message": "no", "data": {"x": 1}}}))
+            else {
+                panic!("{code} is not internal");
+            };
+            assert_eq!(data, Some(json!({"x": 1})));
+        }
     }
 }

@@ -4,12 +4,16 @@
 //! opens; it comes back through half-open. And the breaker counters in `/metrics`:
 //! rejections are counted when every breaker is open, and no counter goes down when
 //! a policy change replaces the breakers. And an external instance is a health
-//! component whose status follows the one its connection reports.
+//! component whose status follows the one its connection reports; what a breaker
+//! counts as a failure follows the table in `plexus_node::policy`.
 
 use std::time::Duration;
 
 use futures::future::join_all;
-use plexus_core::{CallContext, InstanceId, Service, ServiceStatus};
+use plexus_core::{
+    CallContext, InstanceId, MethodDescriptor, Service, ServiceDescriptor, ServiceError,
+    ServiceStatus,
+};
 use plexus_node::metrics::{Format, sample};
 use plexus_node::policy::CallsConfig;
 use plexus_node::{CallError, Node};
@@ -246,4 +250,88 @@ async fn an_external_instance_is_a_health_component_that_follows_its_status() {
         .unwrap();
     component_becomes(&node, &mut watch, "cache-1", ComponentStatus::Unhealthy).await;
     assert_eq!(node.system_health().status, SystemStatus::Degraded);
+}
+
+/// A service whose every call fails with the error it is given.
+struct Failing {
+    instance: &'static str,
+    error: ServiceError,
+}
+
+#[plexus_core::async_trait]
+impl Service for Failing {
+    fn descriptor(&self) -> ServiceDescriptor {
+        ServiceDescriptor::new("answers", "test")
+            .with_instance(self.instance)
+            .with_method(MethodDescriptor::new("ask"))
+    }
+
+    async fn call(
+        &self,
+        _method: &str,
+        _params: serde_json::Value,
+        _ctx: CallContext,
+    ) -> Result<serde_json::Value, ServiceError> {
+        Err(self.error.clone())
+    }
+}
+
+/// Whether ten calls answered with `error` open the instance's breaker, under the
+/// `failures` policy given.
+async fn opens(error: ServiceError, failures: serde_json::Value) -> bool {
+    let calls: CallsConfig = serde_json::from_value(json!({"default": {
+        "breaker": {"window": {"kind": "count", "size": 10}, "minimum_calls": 5,
+                    "failure_rate_threshold": 50},
+        "retry": {"max_attempts": 1},
+        "failures": failures,
+    }}))
+    .unwrap();
+    let node = Node::builder("classes")
+        .calls(calls)
+        .service(std::sync::Arc::new(Failing {
+            instance: "answers-1",
+            error,
+        }))
+        .start()
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        let _ = node
+            .call("answers.ask", json!({}), CallContext::new())
+            .await;
+    }
+    state(&node, "answers-1") == "open"
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_a_breaker_counts_as_a_failure_follows_the_table_and_the_policy() {
+    let internal = || ServiceError::Internal {
+        message: "boom (-32603)".into(),
+        data: None,
+    };
+    let own = |code: i64| ServiceError::Failed {
+        message: "no such customer".into(),
+        data: Some(plexus_node::ServiceCode::new(code).unwrap().attach(None)),
+        retryable: false,
+    };
+    // Internal errors, unavailability and retryable failures open it by default.
+    assert!(opens(internal(), json!({})).await);
+    assert!(opens(ServiceError::unavailable("db down"), json!({})).await);
+    assert!(opens(ServiceError::transient("try again"), json!({})).await);
+    // A service's own code and a caller's mistake are answers.
+    assert!(!opens(own(1001), json!({})).await);
+    assert!(!opens(ServiceError::invalid_params("/n", "too big"), json!({})).await);
+    assert!(!opens(ServiceError::failed("business rule"), json!({})).await);
+    // Per policy: a listed own code counts; internal errors can be made answers.
+    assert!(opens(own(1503), json!({"codes": [1503]})).await);
+    assert!(!opens(internal(), json!({"internal": false})).await);
+    assert!(!opens(ServiceError::transient("x"), json!({"retryable": false})).await);
+    // Unavailability always counts.
+    assert!(
+        opens(
+            ServiceError::unavailable("down"),
+            json!({"internal": false, "retryable": false})
+        )
+        .await
+    );
 }

@@ -360,7 +360,7 @@ fn critical_latency(probes: u64) -> Result<Histogram<u64>, BenchError> {
                 } else {
                     normal += 1;
                     std::hint::black_box(busy_work(normal));
-                    if normal % 64 == 0 {
+                    if normal.is_multiple_of(64) {
                         tokio::task::yield_now().await;
                     }
                 }
@@ -377,7 +377,7 @@ fn critical_latency(probes: u64) -> Result<Histogram<u64>, BenchError> {
                 while !stop.load(Ordering::Relaxed) {
                     let _ = bus.publish(tick(seq, &topic)).await;
                     seq += 1;
-                    if seq % 32 == 0 {
+                    if seq.is_multiple_of(32) {
                         tokio::task::yield_now().await;
                     }
                 }

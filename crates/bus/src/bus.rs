@@ -348,14 +348,14 @@ impl Step {
 
 impl BusInner {
     fn check_limits(&self, envelope: &Envelope) -> Result<(), BusError> {
-        if let Some(size) = envelope.payload().encoded_len() {
-            if size > self.config.max_payload_bytes {
-                return Err(BusError::PayloadTooLarge {
-                    topic: envelope.topic().clone(),
-                    size,
-                    limit: self.config.max_payload_bytes,
-                });
-            }
+        if let Some(size) = envelope.payload().encoded_len()
+            && size > self.config.max_payload_bytes
+        {
+            return Err(BusError::PayloadTooLarge {
+                topic: envelope.topic().clone(),
+                size,
+                limit: self.config.max_payload_bytes,
+            });
         }
         let size = envelope.headers().byte_len();
         if size > self.config.max_header_bytes {

@@ -158,11 +158,11 @@ impl Bus {
                 let call = AssertUnwindSafe(async { handler(Arc::clone(&envelope)).await });
                 let failure = match call.catch_unwind().await {
                     Ok(Ok(reply)) => {
-                        if expects_reply(&envelope) {
-                            if let Some(payload) = reply.into_reply() {
-                                // Another handler may have answered first: that is fine.
-                                let _ = bus.reply(&envelope, payload);
-                            }
+                        if expects_reply(&envelope)
+                            && let Some(payload) = reply.into_reply()
+                        {
+                            // Another handler may have answered first: that is fine.
+                            let _ = bus.reply(&envelope, payload);
                         }
                         continue;
                     }

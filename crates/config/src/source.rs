@@ -98,16 +98,13 @@ fn toml_to_json(value: toml::Value, at: &str) -> Result<Value, (String, String)>
 /// ```
 pub fn parse_value(text: &str) -> Value {
     // A line break could smuggle in more keys; such text is never one TOML value.
-    if !text.contains(['\n', '\r']) {
-        if let Ok(mut table) = toml::from_str::<toml::Table>(&format!("v = {text}")) {
-            if table.len() == 1 {
-                if let Some(value) = table.remove("v") {
-                    if let Ok(value) = toml_to_json(value, "") {
-                        return value;
-                    }
-                }
-            }
-        }
+    if !text.contains(['\n', '\r'])
+        && let Ok(mut table) = toml::from_str::<toml::Table>(&format!("v = {text}"))
+        && table.len() == 1
+        && let Some(value) = table.remove("v")
+        && let Ok(value) = toml_to_json(value, "")
+    {
+        return value;
     }
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }

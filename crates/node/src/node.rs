@@ -185,11 +185,11 @@ impl Core {
     ) -> Result<(Arc<ServiceRoute>, Arc<[Registration]>), CallError> {
         let name = ServiceName::new(service);
         let instances = self.registry.instances(&name);
-        if let Some(route) = self.routes.load().get(&name) {
-            if route.serves(&instances) {
-                route.sync(instances.clone(), self);
-                return Ok((route.clone(), instances));
-            }
+        if let Some(route) = self.routes.load().get(&name)
+            && route.serves(&instances)
+        {
+            route.sync(instances.clone(), self);
+            return Ok((route.clone(), instances));
         }
         let Some(source) = instances.iter().max_by_key(|r| r.registered_at) else {
             return Err(CallError::MethodNotFound {

@@ -25,14 +25,14 @@ impl MemoryBackend {
 impl RegistryBackend for MemoryBackend {
     async fn put(&self, registration: Registration) -> Result<Option<Registration>, RegistryError> {
         let mut entries = self.entries.lock();
-        if let Some(existing) = entries.get(registration.instance()) {
-            if existing.service() != registration.service() {
-                return Err(RegistryError::DuplicateInstance {
-                    instance: registration.instance().clone(),
-                    existing: existing.service().clone(),
-                    requested: registration.service().clone(),
-                });
-            }
+        if let Some(existing) = entries.get(registration.instance())
+            && existing.service() != registration.service()
+        {
+            return Err(RegistryError::DuplicateInstance {
+                instance: registration.instance().clone(),
+                existing: existing.service().clone(),
+                requested: registration.service().clone(),
+            });
         }
         Ok(entries.insert(registration.instance().clone(), registration))
     }

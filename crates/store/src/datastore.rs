@@ -827,15 +827,15 @@ async fn patch_in(
                 },
             });
         };
-        if let Some(v) = expected {
-            if v != current.version {
-                return Err(StoreError::VersionConflict {
-                    collection: c.name.clone(),
-                    id: id.to_owned(),
-                    expected: v,
-                    actual: current.version,
-                });
-            }
+        if let Some(v) = expected
+            && v != current.version
+        {
+            return Err(StoreError::VersionConflict {
+                collection: c.name.clone(),
+                id: id.to_owned(),
+                expected: v,
+                actual: current.version,
+            });
         }
         let mut merged = current.doc;
         merge_patch(&mut merged, patch);

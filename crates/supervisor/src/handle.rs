@@ -340,10 +340,9 @@ impl SupervisorHandle {
             .send(Command::Shutdown { reply })
             .await
             .is_ok()
+            && let Ok(report) = answer.await
         {
-            if let Ok(report) = answer.await {
-                return report;
-            }
+            return report;
         }
         self.terminated().await.report().clone()
     }

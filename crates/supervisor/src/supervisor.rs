@@ -439,12 +439,12 @@ impl Actor {
     fn emit(&self, event: SupervisorEvent) {
         // No receiver is not an error: events are offered, not owed.
         let _ = self.shared.events.send(event.clone());
-        if let Some(publish) = &self.publish {
-            if let Err(err) = publish.try_send(event) {
-                self.shared.unpublished.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(supervisor = %self.def.name, error = %err,
+        if let Some(publish) = &self.publish
+            && let Err(err) = publish.try_send(event)
+        {
+            self.shared.unpublished.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(supervisor = %self.def.name, error = %err,
                     "supervisor event not published: the bus queue is full");
-            }
         }
     }
 

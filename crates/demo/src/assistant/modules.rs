@@ -132,7 +132,7 @@ pub(crate) fn gamification_achievements(shared: &Arc<Shared>) -> Result<HandlerH
         move |points: Arc<PointsAwarded>, envelope: Arc<Envelope>| {
             let s = Arc::clone(&s);
             async move {
-                if points.total % 10_000 == 0 {
+                if points.total.is_multiple_of(10_000) {
                     let unlocked = envelope.follow_up_event(AchievementUnlocked {
                         name: format!("{} activities", points.total),
                         total: points.total,

@@ -260,10 +260,10 @@ impl Harness {
         }
         tokio::time::timeout(WAIT, async {
             while let Some(change) = watch.next().await {
-                if let Ok(RegistryChange::Deregistered { instance, .. }) = change {
-                    if instance == id {
-                        return;
-                    }
+                if let Ok(RegistryChange::Deregistered { instance, .. }) = change
+                    && instance == id
+                {
+                    return;
                 }
             }
         })

@@ -144,10 +144,10 @@ async fn a_crashed_module_is_restarted_and_the_system_recovers() {
     while let Ok(Some(Ok(change))) =
         tokio::time::timeout(Duration::ZERO, futures::StreamExt::next(&mut registry)).await
     {
-        if let RegistryChange::StatusChanged { instance, to, .. } = change {
-            if instance.as_str() == "ai-1" {
-                statuses.push(to);
-            }
+        if let RegistryChange::StatusChanged { instance, to, .. } = change
+            && instance.as_str() == "ai-1"
+        {
+            statuses.push(to);
         }
     }
     assert!(statuses.contains(&ServiceStatus::Unhealthy), "{statuses:?}");
@@ -183,10 +183,10 @@ async fn a_module_that_stops_heartbeating_is_detected_as_stale() {
     let stale_at = tokio::time::Instant::now();
     let stale = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(Ok(change)) = futures::StreamExt::next(&mut changes).await {
-            if let RegistryChange::Stale { instance, .. } = &change {
-                if *instance == id {
-                    return tokio::time::Instant::now();
-                }
+            if let RegistryChange::Stale { instance, .. } = &change
+                && *instance == id
+            {
+                return tokio::time::Instant::now();
             }
         }
         panic!("watch ended")

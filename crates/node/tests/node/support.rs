@@ -161,10 +161,10 @@ pub(crate) async fn wait_for<T>(
 ) -> T {
     let found = tokio::time::timeout(Duration::from_secs(600), async {
         while let Some(event) = watch.next().await {
-            if let Ok(event) = event {
-                if let Some(t) = pick(&event) {
-                    return Some(t);
-                }
+            if let Ok(event) = event
+                && let Some(t) = pick(&event)
+            {
+                return Some(t);
             }
         }
         None

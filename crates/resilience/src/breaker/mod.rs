@@ -724,10 +724,10 @@ impl CircuitBreaker {
                         w.record(s.origin.now_nanos(), failed, slow)
                     }
                 };
-                if state == State::Closed {
-                    if let Some(reason) = self.exceeded(totals) {
-                        self.transition_from(word, State::Open, reason);
-                    }
+                if state == State::Closed
+                    && let Some(reason) = self.exceeded(totals)
+                {
+                    self.transition_from(word, State::Open, reason);
                 }
                 return;
             }

@@ -175,13 +175,13 @@ impl RetryBuilder {
     /// Validates and builds.
     pub fn build(self) -> Result<Retry, ConfigError> {
         self.config.validate()?;
-        if let Some(Backoff::Exponential { multiplier, .. }) = &self.backoff {
-            if !(multiplier.is_finite() && *multiplier >= 1.0) {
-                return Err(ConfigError::new(
-                    "backoff.multiplier",
-                    format!("{multiplier} must be a finite number of at least 1"),
-                ));
-            }
+        if let Some(Backoff::Exponential { multiplier, .. }) = &self.backoff
+            && !(multiplier.is_finite() && *multiplier >= 1.0)
+        {
+            return Err(ConfigError::new(
+                "backoff.multiplier",
+                format!("{multiplier} must be a finite number of at least 1"),
+            ));
         }
         let budget = self.config.budget.as_ref().map(|b| {
             TpsBudget::new(
@@ -342,11 +342,11 @@ impl Retry {
                 return Verdict::Done;
             }
         }
-        if let Some(budget) = &s.budget {
-            if !budget.withdraw() {
-                s.counters.budget.fetch_add(1, Ordering::Relaxed);
-                return Verdict::Done;
-            }
+        if let Some(budget) = &s.budget
+            && !budget.withdraw()
+        {
+            s.counters.budget.fetch_add(1, Ordering::Relaxed);
+            return Verdict::Done;
         }
         s.counters.retries.fetch_add(1, Ordering::Relaxed);
         Verdict::RetryAfter(delay)

@@ -109,6 +109,22 @@ impl AppBuilder {
         }
         for family in &self.families {
             family.register(&store).await?;
+            if let Some(defaults) = family.defaults(&config.node) {
+                store.declare_defaults(family.section(), defaults)?;
+            }
+        }
+        // Every setting in force is readable (`node.config_get`, `plexus config get`),
+        // defaults included.
+        let own = serde_json::to_value(AppConfig::default()).map_err(|e| AppError::Invalid {
+            key: "(defaults)".into(),
+            reason: e.to_string(),
+        })?;
+        if let Value::Object(sections) = own {
+            for (section, defaults) in sections {
+                if section != "calls" && !defaults.is_null() {
+                    store.declare_defaults(&section, defaults)?;
+                }
+            }
         }
         let node = assemble(&config, bus, store.clone(), &mut parts, self.services).await?;
         let watch = match &self.file {

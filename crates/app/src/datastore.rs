@@ -48,6 +48,10 @@ impl Family for DataStoreFamily {
         checked(&Self::settings(section, node)?, SECTION)
     }
 
+    fn defaults(&self, node: &NodeSection) -> Option<Value> {
+        serde_json::to_value(StoreConfig::sqlite_in(&node.data_dir)).ok()
+    }
+
     async fn register(&self, store: &ConfigStore) -> Result<(), ConfigError> {
         store
             .register_section::<StoreConfig>(SECTION)

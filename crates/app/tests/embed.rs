@@ -56,3 +56,45 @@ async fn an_embedded_node_serves_its_own_and_the_built_in_services() {
         .expect("the gateway drains");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_in_force_is_readable_with_its_defaults() {
+    let dir = std::env::temp_dir().join(format!("plexus-effective-{}", std::process::id()));
+    let toml = format!(
+        "[node]\ndata_dir = \"{}\"\n[gateway]\nbind = \"127.0.0.1:0\"\n[calls.default]\ntimeout_ms = 2500\n",
+        dir.display()
+    );
+    let (app, listening) = embed::start(&toml).await.expect("the node starts");
+    let addr = listening.local_addr().expect("bound");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(app.serve(listening, async {
+        let _ = stopped.await;
+    }));
+    let client = Client::new(&format!("http://{addr}"), None).expect("a client");
+    let get = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .call("node.config_get", json!({"path": path}))
+                .await
+                .expect("node.config_get")
+        }
+    };
+    // What the file sets wins; what it does not set shows its default.
+    let calls = get("calls").await;
+    assert_eq!(calls["default"]["timeout_ms"], 2500, "{calls}");
+    assert_eq!(calls["default"]["retry"]["max_attempts"], 3, "{calls}");
+    assert_eq!(calls["default"]["breaker"]["minimum_calls"], 20, "{calls}");
+    assert_eq!(get("node.drain_ms").await, 5000);
+    assert_eq!(get("gateway.max_batch").await, 100);
+    let store = get("store.url").await;
+    assert!(
+        store.as_str().is_some_and(|u| u.starts_with("sqlite://")),
+        "{store}"
+    );
+    assert!(get("mcp").await.is_object());
+
+    let _ = stop.send(());
+    served.await.expect("joined").expect("drained");
+    let _ = std::fs::remove_dir_all(&dir);
+}

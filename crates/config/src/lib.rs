@@ -95,6 +95,7 @@ pub use error::{ConfigError, HistoryError};
 pub use event::{ConfigChanged, ConfigEvent, ConfigRejected, ConfigRolledBack};
 pub use history::{ConfigVersion, HistoryStore, MemoryHistory};
 pub use options::ConfigOptions;
+pub use path::merge;
 pub use section::Section;
 pub use source::{EnvOverride, EnvOverrides, parse_toml, parse_value};
 pub use store::{ConfigStore, ConfigStoreBuilder, STARTUP_AUTHOR};

@@ -52,6 +52,9 @@ struct Inner {
     /// Held for the whole of a change or a registration: one at a time.
     changes: tokio::sync::Mutex<()>,
     sections: RwLock<BTreeMap<String, Arc<dyn Slot>>>,
+    /// What paths hold when the document does not say: read by
+    /// [`ConfigStore::effective`], never a version.
+    defaults: RwLock<Value>,
     events: broadcast::Sender<ConfigEvent>,
     history: Arc<dyn HistoryStore>,
 }
@@ -360,6 +363,7 @@ impl ConfigStore {
                 window: Mutex::new(window),
                 changes: tokio::sync::Mutex::new(()),
                 sections: RwLock::new(BTreeMap::new()),
+                defaults: RwLock::new(Value::Object(serde_json::Map::new())),
                 events,
                 history,
             }),
@@ -398,6 +402,35 @@ impl ConfigStore {
     pub fn get(&self, path: &str) -> Result<Option<Value>, ConfigError> {
         let keys = path::keys(path)?;
         Ok(path::get(&self.inner.current.load().document, &keys).cloned())
+    }
+
+    /// The value at `path` in force, defaults included: the document's value merged
+    /// over the defaults declared with [`declare_defaults`](Self::declare_defaults)
+    /// (objects key by key, anything else replaced). The whole document with an
+    /// empty path.
+    pub fn effective(&self, path: &str) -> Result<Option<Value>, ConfigError> {
+        let keys = if path.is_empty() {
+            Vec::new()
+        } else {
+            path::keys(path)?
+        };
+        let mut whole = self.inner.defaults.read().clone();
+        path::merge(&mut whole, &self.inner.current.load().document);
+        Ok(path::get(&whole, &keys).cloned())
+    }
+
+    /// Declares what `path` holds when the document does not say (a section's
+    /// defaults, as JSON), so [`effective`](Self::effective) and the CLI's `config
+    /// get` show every setting in force. Defaults are not a version and are never
+    /// written to the history.
+    pub fn declare_defaults(&self, path: &str, defaults: Value) -> Result<(), ConfigError> {
+        let keys = path::keys(path)?;
+        let mut all = self.inner.defaults.write();
+        if !all.is_object() {
+            *all = Value::Object(serde_json::Map::new());
+        }
+        path::set(&mut all, &keys, defaults)
+            .map_err(|reason| ConfigError::invalid(vec![crate::FieldError::new(path, reason)]))
     }
 
     /// The versions kept, oldest first (at most [`ConfigOptions::max_history`]).

@@ -217,14 +217,11 @@ async fn config_get(
     _: CallContext,
     p: ConfigGetParams,
 ) -> Result<Value, ServiceError> {
-    match p.path {
-        None => Ok((*s.config.document()).clone()),
-        Some(path) => s
-            .config
-            .get(&path)
-            .map(|v| v.unwrap_or(Value::Null))
-            .map_err(config_error),
-    }
+    // What is in force, defaults included, not only what the file says.
+    s.config
+        .effective(p.path.as_deref().unwrap_or(""))
+        .map(|v| v.unwrap_or(Value::Null))
+        .map_err(config_error)
 }
 
 async fn config_set(

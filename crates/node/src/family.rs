@@ -66,6 +66,13 @@ pub trait Family: Send + Sync + 'static {
     /// (a reloaded file, `plexus config set`) is checked too.
     async fn register(&self, store: &ConfigStore) -> Result<(), ConfigError>;
 
+    /// Its section's defaults as JSON, shown by `node.config_get` and `plexus config
+    /// get` beside what the configuration sets (`None`: nothing to show).
+    fn defaults(&self, node: &NodeSection) -> Option<Value> {
+        let _ = node;
+        None
+    }
+
     /// Opens its backends and says what it brings to the node; a family that is
     /// switched off brings [`Parts::default`].
     async fn open(&self, section: Option<&Value>, node: &NodeSection)

@@ -466,6 +466,10 @@ impl NodeBuilder {
             }
         };
         let policies = config.register_section::<CallsConfig>("calls").await?;
+        // `calls.default` in force when the configuration does not say.
+        if let Ok(defaults) = serde_json::to_value(crate::policy::ServicePolicy::default()) {
+            config.declare_defaults("calls", serde_json::json!({ "default": defaults }))?;
+        }
         if let Some(calls) = self.calls {
             let value = serde_json::to_value(&calls).map_err(|e| {
                 NodeError::Policy(PolicyError {

@@ -197,29 +197,7 @@ impl PolicyError {
     }
 }
 
-/// Merges `over` into `base`: objects key by key, recursively; anything else replaces.
-/// An object whose `kind` differs (a tagged variant, such as another backoff) replaces
-/// the whole object rather than mixing the fields of two variants.
-pub fn merge(base: &mut Value, over: &Value) {
-    match (base, over) {
-        (Value::Object(b), Value::Object(o))
-            if o.get("kind").is_some_and(|k| b.get("kind") != Some(k)) =>
-        {
-            *b = o.clone();
-        }
-        (Value::Object(base), Value::Object(over)) => {
-            for (key, value) in over {
-                match base.get_mut(key) {
-                    Some(slot) => merge(slot, value),
-                    None => {
-                        base.insert(key.clone(), value.clone());
-                    }
-                }
-            }
-        }
-        (base, over) => *base = over.clone(),
-    }
-}
+pub use plexus_config::merge;
 
 fn decode<T: serde::de::DeserializeOwned>(value: Value, at: &str) -> Result<T, PolicyError> {
     serde_json::from_value(value).map_err(|e| PolicyError::new(at, e.to_string()))

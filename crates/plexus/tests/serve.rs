@@ -364,7 +364,9 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
         .await
         .ok()
         .json();
-    assert_eq!(got, Value::Null);
+    // Rolled back to before the set: the default in force again (issue 14: the
+    // effective value, defaults included, not null).
+    assert_eq!(got, json!(5000));
 
     // The node answers a failing call with its error: exit 1, the node's message.
     let failed = server.cli(&["call", "nosuch.method"]).await;

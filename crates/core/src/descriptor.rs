@@ -15,6 +15,12 @@ use crate::{InstanceId, Member, ServiceName, ServiceType, TopicPattern};
 /// The longest service or method name, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
 
+/// The most methods one descriptor may declare.
+pub const MAX_METHODS: usize = 256;
+
+/// The largest JSON Schema (params or result) of one method, in bytes as JSON.
+pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+
 /// One method a service answers: `service.method` to callers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MethodDescriptor {
@@ -200,6 +206,15 @@ impl ServiceDescriptor {
         check_name("name", self.name.as_str())?;
         check_name("service_type", self.service_type.as_str())?;
         check_text("instance", self.instance.as_str())?;
+        if self.methods.len() > MAX_METHODS {
+            return Err(DescriptorError::new(
+                "methods",
+                format!(
+                    "declares {} methods, more than {MAX_METHODS}",
+                    self.methods.len()
+                ),
+            ));
+        }
         let mut seen = BTreeSet::new();
         for (i, method) in self.methods.iter().enumerate() {
             check_name(&format!("methods[{i}].name"), &method.name)?;
@@ -258,6 +273,13 @@ fn check_name(field: &str, value: &str) -> Result<(), DescriptorError> {
 }
 
 fn check_schema(field: &str, schema: &Value) -> Result<(), DescriptorError> {
+    let bytes = serde_json::to_vec(schema).map_or(usize::MAX, |b| b.len());
+    if bytes > MAX_SCHEMA_BYTES {
+        return Err(DescriptorError::new(
+            field,
+            format!("is {bytes} bytes of JSON, more than {MAX_SCHEMA_BYTES}"),
+        ));
+    }
     match schema {
         Value::Bool(_) | Value::Object(_) => Ok(()),
         _ => Err(DescriptorError::new(
@@ -278,7 +300,8 @@ pub struct DescriptorError {
 }
 
 impl DescriptorError {
-    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             reason: reason.into(),

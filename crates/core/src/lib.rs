@@ -62,7 +62,8 @@ mod topic;
 /// Re-exported so service implementations use the same `async_trait` as [`Service`].
 pub use async_trait::async_trait;
 pub use descriptor::{
-    DescriptorError, MAX_NAME_LEN, MethodDescriptor, ServiceDescriptor, ServiceStatus,
+    DescriptorError, MAX_METHODS, MAX_NAME_LEN, MAX_SCHEMA_BYTES, MethodDescriptor,
+    ServiceDescriptor, ServiceStatus,
 };
 pub use envelope::{Envelope, WireError};
 pub use headers::Headers;

@@ -38,6 +38,8 @@ use crate::metrics::{
     health_families, registry_families,
 };
 use crate::policy::{CallsConfig, PolicyError};
+use crate::schema::ParamsSchema;
+use plexus_core::DescriptorError;
 
 /// The longest method name a call may ask for, in bytes (`service.method`).
 pub const MAX_METHOD_LEN: usize = 257;
@@ -605,6 +607,35 @@ impl NodeBuilder {
     }
 }
 
+/// How `joining` differs from the methods callers see (`registered`), if it does.
+fn method_difference(
+    registered: &[plexus_core::MethodDescriptor],
+    joining: &[plexus_core::MethodDescriptor],
+) -> Option<String> {
+    let mut differences = Vec::new();
+    for m in registered {
+        match joining.iter().find(|j| j.name == m.name) {
+            None => differences.push(format!("`{}` is missing", m.name)),
+            Some(j) if j.params != m.params => {
+                differences.push(format!("`{}` has other params", m.name));
+            }
+            Some(j) if j.result != m.result => {
+                differences.push(format!("`{}` has another result", m.name));
+            }
+            Some(j) if j.idempotent != m.idempotent => {
+                differences.push(format!("`{}` differs in idempotency", m.name));
+            }
+            Some(_) => {}
+        }
+    }
+    for j in joining {
+        if !registered.iter().any(|m| m.name == j.name) {
+            differences.push(format!("`{}` is not a method of the service", j.name));
+        }
+    }
+    (!differences.is_empty()).then(|| differences.join("; "))
+}
+
 /// An external instance as a health component: its check reads the status its
 /// connection keeps in the registry; it is checked again at once whenever that
 /// status changes ([`spawn_external_health`]).
@@ -845,6 +876,7 @@ impl Node {
         descriptor: ServiceDescriptor,
         transport: Transport,
     ) -> Result<Registration, RegistryError> {
+        self.admit(&descriptor)?;
         let component = external_component(self.inner.core.registry.clone(), &descriptor);
         let registration = self.inner.core.attach(descriptor, transport).await?;
         let name = registration.instance().to_string();
@@ -853,6 +885,58 @@ impl Node {
             tracing::warn!(instance = %name, %error, "external instance not watched by health");
         }
         Ok(registration)
+    }
+
+    /// Whether an instance from elsewhere may join: its schemas compile, its service
+    /// is not one this node serves in process (those names are reserved), and it
+    /// declares exactly the methods (names, schemas, idempotency) of the service's
+    /// other instances, so a joining instance can never change what callers see.
+    fn admit(&self, descriptor: &ServiceDescriptor) -> Result<(), RegistryError> {
+        let refuse = |field: &str, reason: String| {
+            RegistryError::InvalidDescriptor(DescriptorError::new(field, reason))
+        };
+        for (i, method) in descriptor.methods.iter().enumerate() {
+            let full = format!("{}.{}", descriptor.name, method.name);
+            for (part, schema) in [("params", &method.params), ("result", &method.result)] {
+                ParamsSchema::compile(&full, schema).map_err(|e| {
+                    refuse(
+                        &format!("methods[{i}].{part}"),
+                        format!("does not compile: {}", e.reason),
+                    )
+                })?;
+            }
+        }
+        let instances = self.inner.core.registry.instances(&descriptor.name);
+        if instances
+            .iter()
+            .any(|r| self.inner.local.contains(r.instance()))
+        {
+            return Err(refuse(
+                "name",
+                format!(
+                    "`{}` is served in process by this node; its name is reserved",
+                    descriptor.name
+                ),
+            ));
+        }
+        let others = instances
+            .iter()
+            .filter(|r| r.instance() != &descriptor.instance)
+            .max_by_key(|r| r.registered_at);
+        if let Some(other) = others
+            && let Some(difference) =
+                method_difference(&other.descriptor.methods, &descriptor.methods)
+        {
+            return Err(refuse(
+                "methods",
+                format!(
+                    "differ from those of `{}`'s registered instance `{}`: {difference}",
+                    descriptor.name,
+                    other.instance()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Forgets a remote instance: no more calls go to it, it is deregistered, and it

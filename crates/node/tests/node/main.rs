@@ -7,4 +7,5 @@ mod config;
 mod failover;
 mod healing;
 mod modules;
+mod ownership;
 mod support;

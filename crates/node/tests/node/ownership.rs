@@ -1,0 +1,74 @@
+//! Who may join a service: names served in process are reserved, a new instance
+//! must declare exactly the methods callers already see, and schemas must compile.
+//! Each refused attempt names what is wrong and leaves traffic as it was.
+
+use plexus_core::{CallContext, MethodDescriptor, Service, ServiceDescriptor};
+use plexus_node::Node;
+use plexus_registry::RegistryError;
+use serde_json::json;
+
+use crate::support::*;
+
+fn refused(result: Result<plexus_registry::Registration, RegistryError>) -> (String, String) {
+    match result {
+        Err(RegistryError::InvalidDescriptor(e)) => (e.field, e.reason),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_impostor_cannot_take_over_or_reshape_a_service() {
+    let storage = Module::new("storage", "storage-1");
+    let node = Node::builder("owners")
+        .service(storage.clone())
+        .start()
+        .await
+        .unwrap();
+
+    // An in-process service's name is reserved: an impostor declaring only `echo`
+    // is refused, and `storage.work` keeps going to the real one.
+    let impostor = Module::new("storage", "storage-evil");
+    let (field, reason) = refused(node.attach(impostor.descriptor(), impostor.clone()).await);
+    assert_eq!(field, "name");
+    assert!(reason.contains("reserved"), "{reason}");
+    for n in 0..4 {
+        node.call("storage.work", json!({"n": n}), CallContext::new())
+            .await
+            .unwrap();
+    }
+    assert_eq!((storage.calls(), impostor.calls()), (4, 0));
+
+    // An external service: a second instance must match the first's methods.
+    let first = Module::new("search", "search-1");
+    node.attach(first.descriptor(), first.clone())
+        .await
+        .unwrap();
+    let shrunk = ServiceDescriptor::new("search", "module")
+        .with_instance("search-2")
+        .with_method(MethodDescriptor::new("echo"));
+    let (field, reason) = refused(node.attach(shrunk, first.clone()).await);
+    assert_eq!(field, "methods");
+    assert!(reason.contains("`work` is missing"), "{reason}");
+    let mut changed = first.descriptor().with_instance("search-3");
+    changed.methods[0].params = json!({"type": "object"});
+    let (_, reason) = refused(node.attach(changed, first.clone()).await);
+    assert!(reason.contains("`work` has other params"), "{reason}");
+    // The same methods join.
+    let twin = Module::new("search", "search-4");
+    node.attach(twin.descriptor(), twin.clone()).await.unwrap();
+
+    // A schema that cannot compile is refused at registration, naming the method's
+    // schema; nothing is fetched.
+    for schema in [
+        json!({"type": "wat"}),
+        json!({"type": "string", "pattern": "(unclosed"}),
+        json!({"$ref": "http://example.com/schema.json"}),
+    ] {
+        let broken = ServiceDescriptor::new("broken", "module")
+            .with_instance("broken-1")
+            .with_method(MethodDescriptor::new("go").with_params(schema.clone()));
+        let (field, reason) = refused(node.attach(broken, first.clone()).await);
+        assert_eq!(field, "methods[0].params", "{schema}");
+        assert!(reason.contains("does not compile"), "{schema}: {reason}");
+    }
+}

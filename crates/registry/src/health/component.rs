@@ -141,6 +141,16 @@ impl ComponentSpec {
         spec
     }
 
+    /// Its name, unique in its monitor.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The policy it is checked by.
+    pub fn policy(&self) -> &CheckPolicy {
+        &self.policy
+    }
+
     /// Sets the policy.
     pub fn with_policy(mut self, policy: CheckPolicy) -> Self {
         self.policy = policy;

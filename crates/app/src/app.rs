@@ -10,7 +10,8 @@ use plexus_bus::Bus;
 use plexus_config::{ConfigOptions, ConfigStore, FileWatch, HistoryStore};
 use plexus_core::Service;
 use plexus_gateway::{Gateway, ServeReport};
-use plexus_node::{Node, NodeShutdown};
+use plexus_node::{Node, NodeShutdown, ServiceOptions};
+use plexus_registry::health::CheckPolicy;
 use plexus_supervisor::{ChildKind, ProcessSpec, SupervisorEvent};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -113,6 +114,7 @@ impl AppBuilder {
                 store.declare_defaults(family.section(), defaults)?;
             }
         }
+        store.declare_defaults("health", crate::config::HealthSection::defaults())?;
         // Every setting in force is readable (`node.config_get`, `plexus config get`),
         // defaults included.
         let own = serde_json::to_value(AppConfig::default()).map_err(|e| AppError::Invalid {
@@ -121,7 +123,7 @@ impl AppBuilder {
         })?;
         if let Value::Object(sections) = own {
             for (section, defaults) in sections {
-                if section != "calls" && !defaults.is_null() {
+                if section != "calls" && section != "health" && !defaults.is_null() {
                     store.declare_defaults(&section, defaults)?;
                 }
             }
@@ -184,6 +186,9 @@ impl AppBuilder {
             .register_section::<plexus_mcp::McpConfig>("mcp")
             .await?;
         store.register_section::<Processes>("processes").await?;
+        store
+            .register_section::<crate::config::HealthSection>("health")
+            .await?;
         Ok((store, (config, Value::clone(&document))))
     }
 }
@@ -201,13 +206,19 @@ async fn assemble(
         .bus(bus)
         .config(store);
     for service in parts.services.iter().chain(&services) {
-        builder = builder.service(service.clone());
+        let name = service.descriptor().instance.to_string();
+        let health = config.health.policy(&name, CheckPolicy::default());
+        let options = ServiceOptions::default().with_health(health);
+        builder = builder.service_with(service.clone(), options);
     }
     if let Some(observer) = parts.observer_for_node() {
         builder = builder.audit(observer);
     }
     for component in parts.components.drain(..) {
-        builder = builder.component(component);
+        let policy = config
+            .health
+            .policy(component.name(), component.policy().clone());
+        builder = builder.component(component.with_policy(policy));
     }
     for p in &config.processes.0 {
         let spec = ProcessSpec {

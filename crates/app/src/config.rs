@@ -14,6 +14,7 @@ use plexus_config::{FieldErrors, Validate};
 use plexus_gateway::GatewayConfig;
 use plexus_mcp::McpConfig;
 use plexus_node::family::{NodeSection, checked, typed};
+use plexus_registry::health::CheckPolicy;
 use plexus_supervisor::Restart;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -40,6 +41,120 @@ pub struct AppConfig {
     pub calls: Option<Value>,
     /// Supervised child processes, in start order.
     pub processes: Processes,
+    /// How often and how strictly health components are checked.
+    pub health: HealthSection,
+}
+
+/// `[health]`: the check interval, timeout and thresholds of every health component
+/// (in-process services, external instances, dependencies such as `database`), with
+/// overrides per component by name.
+///
+/// ```toml
+/// [health.default]
+/// interval_ms = 10000      # how often each component is checked
+/// timeout_ms = 5000        # a check that takes longer is a check failure
+/// failure_threshold = 3    # consecutive failures before it is Unhealthy
+/// success_threshold = 1    # consecutive passes before it is Healthy again
+///
+/// [health.components.database]   # by component name: a dependency or an instance id
+/// interval_ms = 2000
+/// failure_threshold = 2
+/// ```
+///
+/// With the defaults a lost database is noticed after about 30 s of checks (10 s ×
+/// 3); calls fail fast before that through the store's own connection handling.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthSection {
+    /// What every component starts from.
+    pub default: CheckSettings,
+    /// Overrides per component name, over `default`.
+    pub components: BTreeMap<String, CheckSettings>,
+}
+
+/// Check settings; an absent one keeps what it is over.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckSettings {
+    /// How often the component is checked, in milliseconds (default 10,000).
+    pub interval_ms: Option<u64>,
+    /// How long a check may take, in milliseconds (default 5,000).
+    pub timeout_ms: Option<u64>,
+    /// Consecutive failures before Unhealthy (default 3).
+    pub failure_threshold: Option<u32>,
+    /// Consecutive passes before Healthy again (default 1).
+    pub success_threshold: Option<u32>,
+}
+
+impl CheckSettings {
+    fn apply(&self, mut policy: CheckPolicy) -> CheckPolicy {
+        if let Some(ms) = self.interval_ms {
+            policy.interval = std::time::Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.timeout_ms {
+            policy.timeout = std::time::Duration::from_millis(ms);
+        }
+        if let Some(n) = self.failure_threshold {
+            policy.failure_threshold = n;
+        }
+        if let Some(n) = self.success_threshold {
+            policy.success_threshold = n;
+        }
+        policy
+    }
+
+    fn check(&self, at: &str, errors: &mut FieldErrors) {
+        for (field, value) in [
+            ("interval_ms", self.interval_ms),
+            ("timeout_ms", self.timeout_ms),
+        ] {
+            if let Some(v) = value {
+                errors.range(&format!("{at}.{field}"), v, 1..=86_400_000);
+            }
+        }
+        for (field, value) in [
+            ("failure_threshold", self.failure_threshold),
+            ("success_threshold", self.success_threshold),
+        ] {
+            if let Some(v) = value {
+                errors.range(&format!("{at}.{field}"), v, 1..=1_000);
+            }
+        }
+    }
+}
+
+impl HealthSection {
+    /// The policy for component `name`: `policy` (what its owner chose: criticality,
+    /// responses, heal limits) with the configured interval, timeout and thresholds.
+    pub fn policy(&self, name: &str, policy: CheckPolicy) -> CheckPolicy {
+        let policy = self.default.apply(policy);
+        match self.components.get(name) {
+            Some(over) => over.apply(policy),
+            None => policy,
+        }
+    }
+
+    /// The settings in force by default, for `node.config_get`.
+    pub fn defaults() -> serde_json::Value {
+        let p = CheckPolicy::default();
+        serde_json::json!({"default": {
+            "interval_ms": p.interval.as_millis() as u64,
+            "timeout_ms": p.timeout.as_millis() as u64,
+            "failure_threshold": p.failure_threshold,
+            "success_threshold": p.success_threshold,
+        }})
+    }
+}
+
+impl Validate for HealthSection {
+    fn validate(&self) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::new();
+        self.default.check("default", &mut errors);
+        for (name, settings) in &self.components {
+            settings.check(&format!("components.{name}"), &mut errors);
+        }
+        errors.into_result()
+    }
 }
 
 /// One `[[processes]]` entry: a child process the node's supervisor runs.
@@ -109,6 +224,7 @@ impl AppConfig {
     fn check(&self) -> Result<(), AppError> {
         checked(&self.node, "node")?;
         checked(&self.processes, "processes")?;
+        checked(&self.health, "health")?;
         // The gateway's and MCP's own errors say which part refused, with the field.
         self.gateway
             .validate()
@@ -184,6 +300,35 @@ mod tests {
         let chain = error_chain(&err);
         assert!(chain.starts_with("gateway: "), "{chain}");
         assert!(chain.contains("without auth"), "{chain}");
+    }
+
+    #[test]
+    fn health_settings_apply_per_component_and_are_checked() {
+        let doc = json!({"health": {
+            "default": {"interval_ms": 4000},
+            "components": {"database": {"interval_ms": 1000, "failure_threshold": 2}}
+        }});
+        let config = AppConfig::from_document(&doc, &[]).unwrap();
+        let db = config
+            .health
+            .policy("database", CheckPolicy::default().optional());
+        assert_eq!(db.interval, std::time::Duration::from_millis(1000));
+        assert_eq!(db.failure_threshold, 2);
+        // What the owner chose stays.
+        assert_eq!(
+            db.criticality,
+            plexus_registry::health::Criticality::Optional
+        );
+        let other = config.health.policy("search-1", CheckPolicy::default());
+        assert_eq!(other.interval, std::time::Duration::from_millis(4000));
+        assert_eq!(other.failure_threshold, 3);
+        let zero = json!({"health": {"components": {"database": {"timeout_ms": 0}}}});
+        let err = AppConfig::from_document(&zero, &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("health.components.database.timeout_ms"),
+            "{err}"
+        );
     }
 
     /// The error and its causes joined as `{:#}` prints them in the binary.

@@ -41,7 +41,7 @@ mod datastore;
 mod error;
 
 pub use app::{App, AppBuilder, Listening};
-pub use config::{AppConfig, ENV_EXCLUDE, ProcessConfig, Processes};
+pub use config::{AppConfig, CheckSettings, ENV_EXCLUDE, HealthSection, ProcessConfig, Processes};
 #[cfg(feature = "datastore")]
 pub use datastore::DataStoreFamily;
 pub use error::AppError;

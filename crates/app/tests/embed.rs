@@ -93,6 +93,8 @@ async fn the_configuration_in_force_is_readable_with_its_defaults() {
         "{store}"
     );
     assert!(get("mcp").await.is_object());
+    assert_eq!(get("health.default.interval_ms").await, 10000);
+    assert_eq!(get("health.default.failure_threshold").await, 3);
 
     let _ = stop.send(());
     served.await.expect("joined").expect("drained");

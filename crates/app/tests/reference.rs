@@ -1,0 +1,66 @@
+//! `docs/configuration.md` lists every key a node has: each key of the configuration
+//! in force with nothing configured (every default, every section) appears on the
+//! page, so a key added in code and not documented fails here.
+
+use serde_json::Value;
+
+/// Every key path under `value`, descending into non-empty tables.
+fn keys(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                keys(v, &path, out);
+            }
+        }
+        _ => out.push(prefix.to_owned()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_configuration_key_is_documented() {
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/configuration.md"
+    ))
+    .expect("docs/configuration.md");
+    let dir = std::env::temp_dir().join(format!("plexus-reference-{}", std::process::id()));
+    let toml = format!(
+        "[node]\ndata_dir = \"{}\"\n[gateway]\nbind = \"127.0.0.1:0\"\n",
+        dir.display()
+    );
+    let app = plexus_app::App::builder()
+        .toml(toml)
+        .start()
+        .await
+        .expect("the node starts");
+    let effective = app
+        .node()
+        .config()
+        .effective("")
+        .expect("the configuration in force")
+        .unwrap_or(Value::Null);
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let mut all = Vec::new();
+    keys(&effective, "", &mut all);
+    assert!(all.len() > 50, "{all:?}");
+    let missing: Vec<&String> = all
+        .iter()
+        .filter(|path| {
+            let (section, key) = path.split_once('.').unwrap_or((path.as_str(), ""));
+            let heading = page.contains(&format!("## `[{section}]`"))
+                || page.contains(&format!("## `[[{section}]]`"));
+            !heading || !(key.is_empty() || page.contains(&format!("`{key}`")))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in docs/configuration.md: {missing:?}"
+    );
+}

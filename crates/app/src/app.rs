@@ -28,6 +28,7 @@ pub struct AppBuilder {
     toml: Option<String>,
     env: bool,
     bind: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
     families: Vec<Box<dyn Family>>,
     services: Vec<Arc<dyn Service>>,
 }
@@ -39,6 +40,7 @@ impl Default for AppBuilder {
             toml: None,
             env: false,
             bind: None,
+            data_dir: None,
             families: default_families(),
             services: Vec::new(),
         }
@@ -68,6 +70,13 @@ impl AppBuilder {
     /// Listens on this address instead of the configuration's `gateway.bind`.
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.bind = Some(addr);
+        self
+    }
+
+    /// Keeps embedded backends' files in `dir` instead of the configuration's
+    /// `node.data_dir`.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
         self
     }
 
@@ -173,7 +182,10 @@ impl AppBuilder {
         }
         let store = builder.build().await?;
         let document = store.document();
-        let config = AppConfig::from_document(&document, sections)?;
+        let mut config = AppConfig::from_document(&document, sections)?;
+        if let Some(dir) = &self.data_dir {
+            config.node.data_dir = dir.clone();
+        }
         for family in &self.families {
             family.check(document.get(family.section()), &config.node)?;
         }

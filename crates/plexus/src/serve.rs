@@ -58,6 +58,10 @@ pub(crate) struct ServeArgs {
     /// Listen on this address instead of the configuration's `gateway.bind`.
     #[arg(long, value_name = "ADDR")]
     bind: Option<SocketAddr>,
+    /// Keep embedded backends' files (the SQLite DataStore) in this folder instead
+    /// of the configuration's `node.data_dir`.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 /// Arguments of `plexus mcp`.
@@ -85,6 +89,9 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), AppError> {
         let mut builder = builder(args.config.as_ref());
         if let Some(bind) = args.bind {
             builder = builder.bind(bind);
+        }
+        if let Some(dir) = &args.data_dir {
+            builder = builder.data_dir(dir);
         }
         let app = builder.start().await?;
         let listening = match app.listen().await {

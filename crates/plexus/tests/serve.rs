@@ -55,11 +55,17 @@ impl Server {
     /// Starts `plexus serve --config <file> --bind 127.0.0.1:0` and waits until it
     /// answers `/livez`.
     async fn start(dir: &Path, config: &str) -> Server {
+        Self::start_with(dir, config, &[]).await
+    }
+
+    /// As [`Server::start`], with more arguments to `plexus serve`.
+    async fn start_with(dir: &Path, config: &str, more: &[&str]) -> Server {
         let file = dir.join("plexus.toml");
         std::fs::write(&file, config).unwrap();
         let mut child = plexus()
             .args(["serve", "--bind", "127.0.0.1:0", "--config"])
             .arg(&file)
+            .args(more)
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -834,4 +840,34 @@ async fn mutating_calls_are_audited_and_configuration_history_survives_a_restart
         "{history}"
     );
     assert_eq!(again.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn data_dir_on_the_command_line_moves_the_embedded_database() {
+    let dir = temp_dir("datadir");
+    let elsewhere = dir.join("elsewhere");
+    let mut server =
+        Server::start_with(&dir, "", &["--data-dir", elsewhere.to_str().unwrap()]).await;
+    server
+        .cli(&["call", "datastore.create_collection", "name=notes"])
+        .await
+        .ok();
+    assert!(
+        elsewhere.join("plexus.db").exists(),
+        "no database in {elsewhere:?}"
+    );
+    assert!(
+        !dir.join("plexus-data").exists(),
+        "the default folder was used"
+    );
+    let got = server
+        .cli(&["config", "get", "store.url", "--json"])
+        .await
+        .ok()
+        .json();
+    assert!(
+        got.as_str().is_some_and(|u| u.contains("elsewhere")),
+        "{got}"
+    );
+    assert_eq!(server.terminate().await, 0);
 }

@@ -3,17 +3,25 @@
 //! ```text
 //! call("service.method", params, ctx)
 //!   resolve        the service's route and the method's compiled schema (lock-free)
+//!   audit          a mutating call is handed to the observer with its outcome
+//!   metrics, trace every call counted and timed by outcome, in a span with its ids
 //!   validate       params against the method's JSON Schema, before anything runs
-//!   deadline       the whole call, retries included, ends by min(ctx deadline, policy)
+//!   deadline       one instant for everything below: min(caller's, now + timeout_ms)
 //!   retry          idempotent methods only, retryable errors only, inside the budget
 //!   rate limit     per service, when configured
 //!   bulkhead       per service, when configured
-//!   balance        a healthy instance (registry status) whose breaker lets calls through
+//!   balance        a healthy instance whose breaker lets calls through, not one this
+//!                  call already failed on while another is left
 //!   breaker        per instance: counts this instance's failures, opens, half-opens
 //!   attempt        this instance's try ends by its own limit inside the deadline
-//!   dispatch       the instance's transport (in process, or a WebSocket session)
-//!   metrics        count by service, method and outcome; latency histogram
+//!   dispatch       the instance's transport (in process, or a WebSocket session),
+//!                  which passes the attempt's deadline on
 //! ```
+//!
+//! The layers from `retry` down are one tower stack ([`stack`]); the ones above are
+//! the steps of [`MethodRoute::call`], outermost first. The deadline has one form,
+//! an instant: set once in [`MethodRoute::call`] and read below it with
+//! `plexus_resilience::deadline::current`.
 //!
 //! A route is built per service from its instances in the registry and its policy in
 //! the configuration, and rebuilt when either changes: instance sets are re-read when
@@ -37,7 +45,7 @@ use plexus_registry::Registration;
 use plexus_resilience::balance::{Balancer, Instance};
 use plexus_resilience::{
     BoxError, BulkheadFull, CircuitBreaker, CircuitBreakerService, CircuitOpen, DeadlineExceeded,
-    ErrorClass, NoInstanceAvailable, RateLimited, ResilienceBuilderExt, Retry, deadline,
+    ErrorClass, NoInstanceAvailable, RateLimited, Retry, deadline,
 };
 use serde_json::Value;
 use tower::util::BoxCloneSyncService;
@@ -156,6 +164,8 @@ pub(crate) struct MethodRoute {
     idempotent: bool,
     /// Each attempt's own limit (see [`crate::policy`]).
     attempt: Option<std::time::Duration>,
+    /// The whole call's limit, retries included.
+    timeout: std::time::Duration,
     /// Whether calls may be retried (idempotent, more than one attempt).
     retries: bool,
     schema: ParamsSchema,
@@ -241,7 +251,7 @@ impl ServiceRoute {
                 None
             };
             let retries = retry.is_some();
-            let stack = stack(&policy, method_policy.timeout(), retry, &balancer, &name)?;
+            let stack = stack(&policy, retry, &balancer, &name)?;
             methods.insert(
                 method.name.clone(),
                 Arc::new(MethodRoute {
@@ -249,6 +259,7 @@ impl ServiceRoute {
                     full,
                     idempotent: method.idempotent,
                     attempt: method_policy.attempt_timeout(method.idempotent),
+                    timeout: method_policy.timeout(),
                     retries,
                     schema,
                     metrics: metrics.method(name.as_str(), &method.name),
@@ -388,7 +399,6 @@ fn instance_breaker(policy: &ServicePolicy, id: &InstanceId) -> Result<CircuitBr
 /// The layers under the balancer's choice, top to bottom, for one method.
 fn stack(
     policy: &ServicePolicy,
-    timeout: std::time::Duration,
     retry: Option<Retry>,
     balancer: &Balancer<Guarded>,
     service: &ServiceName,
@@ -412,8 +422,6 @@ fn stack(
         None => None,
     };
     let stack = ServiceBuilder::new()
-        // the whole call, retries included, ends by its deadline
-        .deadline(timeout)
         // idempotent methods retry retryable errors, inside the retry budget
         .option_layer(retry.map(plexus_resilience::RetryLayer::new))
         // the service's rate limit refuses what is over it
@@ -496,7 +504,10 @@ impl MethodRoute {
     ) -> Result<Value, CallError> {
         let params = self.schema.normalize(params);
         self.schema.check(&self.full, &params)?;
-        let call_deadline = ctx.deadline;
+        // The one deadline of the call, retries included: the caller's, or the
+        // method's timeout from now if that comes first.
+        let ends = tokio::time::Instant::now() + self.timeout;
+        let ends = ctx.deadline.map_or(ends, |caller| caller.min(ends));
         let call = Call {
             method: self.name.clone(),
             params: Arc::new(params),
@@ -505,11 +516,9 @@ impl MethodRoute {
             failed: self.retries.then(|| Arc::new(Mutex::new(Vec::new()))),
         };
         let stack = self.stack.clone();
-        let result = match call_deadline {
-            Some(at) => deadline::until(at, stack.oneshot(call)).await,
-            None => stack.oneshot(call).await,
-        };
-        result.map_err(|e| self.error(route, e))
+        deadline::until(ends, stack.oneshot(call))
+            .await
+            .map_err(|e| self.error(route, e))
     }
 
     /// Turns the stack's boxed error into the typed one.
@@ -533,7 +542,7 @@ impl MethodRoute {
                 },
                 ServiceError::Timeout => CallError::Timeout {
                     method: self.full.clone(),
-                    timeout: route.policy.timeout(),
+                    timeout: self.timeout,
                 },
                 ServiceError::Failed {
                     message,
@@ -565,7 +574,7 @@ impl MethodRoute {
         if error.downcast_ref::<DeadlineExceeded>().is_some() {
             return CallError::Timeout {
                 method: self.full.clone(),
-                timeout: route.policy.timeout(),
+                timeout: self.timeout,
             };
         }
         if let Some(e) = error.downcast_ref::<NoInstanceAvailable>() {

@@ -11,7 +11,9 @@
 //
 //   npm ci --prefix examples/node-echo
 //   PLEXUS_URL=ws://127.0.0.1:7700/ws node examples/node-echo/echo.js
-//   plexus call shout.upper '{"text": "hi"}'
+//   plexus call shout.upper text=hi   # or: --params '{"text": "hi"}'
+//
+// The protocol it speaks is docs/external-services.md.
 //
 // Environment: PLEXUS_URL (default ws://127.0.0.1:7700/ws), PLEXUS_TOKEN (a bearer
 // token with scope `register:shout`, when the node has auth on), SHOUT_INSTANCE

@@ -11,7 +11,9 @@ Run it (the node's gateway listens on 127.0.0.1:7700 by default):
 
     pip install websockets==17.4
     PLEXUS_URL=ws://127.0.0.1:7700/ws python3 examples/python-echo/echo.py
-    plexus call echo.say '{"text": "hi"}'
+    plexus call echo.say text=hi        # or: plexus call echo.say --params '{"text": "hi"}'
+
+The protocol it speaks is docs/external-services.md.
 
 Environment: PLEXUS_URL (default ws://127.0.0.1:7700/ws), PLEXUS_TOKEN (a bearer
 token with scope `register:echo`, when the node has auth on), ECHO_INSTANCE

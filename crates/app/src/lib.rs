@@ -31,8 +31,8 @@
 //!   gateway or MCP's stdio, and stops everything in reverse order.
 //!
 //! ## Feature flags
-//! - `datastore` (default): the DataStore family (`[store]`, SQLite or PostgreSQL),
-//!   with the `datastore` and `audit` services.
+//! - `datastore` (default): the DataStore family (crate `plexus-datastore`, `[store]`,
+//!   SQLite or PostgreSQL), with the `datastore` and `audit` services.
 
 mod app;
 mod config;

@@ -2,6 +2,7 @@
 //! are checked, JSON merge patch (RFC 7386), projection, collection specs and
 //! transaction operations.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -30,12 +31,14 @@ pub struct Stored {
 }
 
 /// How a put treats an existing document.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PutMode {
     /// Only if no document has the id ([`StoreError::AlreadyExists`] otherwise).
+    #[schemars(description = "Only if no document has the id.")]
     Insert,
     /// Only if a document has the id ([`StoreError::NotFound`] otherwise).
+    #[schemars(description = "Only if a document has the id.")]
     Replace,
     /// Insert or replace.
     #[default]
@@ -43,12 +46,14 @@ pub enum PutMode {
 }
 
 /// A secondary index on one or more fields.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IndexSpec {
     /// Its name, unique in the collection: `[a-z][a-z0-9_]*`, at most 24 bytes.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"), length(max = 24))]
     pub name: String,
     /// The field paths it covers, in order (1 to 8).
+    #[schemars(length(min = 1, max = 8))]
     pub fields: Vec<String>,
     /// Whether two documents may not share the key. Documents missing a field, or
     /// holding null there, never conflict.
@@ -91,16 +96,20 @@ impl CollectionSpec {
 }
 
 /// One operation of a transaction.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// [`DataStore::put`](crate::DataStore::put).
+    #[schemars(description = "A put.")]
     Put {
         /// The collection.
+        #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"), length(max = 32))]
         collection: String,
         /// The id.
+        #[schemars(length(min = 1, max = 256))]
         id: String,
         /// The document.
+        #[schemars(with = "Map<String, Value>")]
         doc: Value,
         /// Insert, replace or upsert (default).
         #[serde(default)]
@@ -110,29 +119,39 @@ pub enum Op {
         expected_version: Option<u64>,
     },
     /// [`DataStore::get`](crate::DataStore::get).
+    #[schemars(description = "A get.")]
     Get {
         /// The collection.
+        #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"), length(max = 32))]
         collection: String,
         /// The id.
+        #[schemars(length(min = 1, max = 256))]
         id: String,
     },
     /// [`DataStore::delete`](crate::DataStore::delete).
+    #[schemars(description = "A delete.")]
     Delete {
         /// The collection.
+        #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"), length(max = 32))]
         collection: String,
         /// The id.
+        #[schemars(length(min = 1, max = 256))]
         id: String,
         /// The version the caller expects.
         #[serde(default)]
         expected_version: Option<u64>,
     },
     /// [`DataStore::patch`](crate::DataStore::patch).
+    #[schemars(description = "A merge patch.")]
     Patch {
         /// The collection.
+        #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"), length(max = 32))]
         collection: String,
         /// The id.
+        #[schemars(length(min = 1, max = 256))]
         id: String,
         /// The merge patch.
+        #[schemars(with = "Map<String, Value>")]
         patch: Value,
         /// The version the caller expects.
         #[serde(default)]

@@ -178,7 +178,8 @@ impl StoreError {
         }
     }
 
-    pub(crate) fn invalid_argument(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// A bad argument: `field` names it as the caller wrote it (`sort[0].field`).
+    pub fn invalid_argument(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field: field.into(),
             reason: reason.into(),

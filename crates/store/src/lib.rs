@@ -1,5 +1,5 @@
 //! The Plexus store: SQLite and PostgreSQL behind one trait, the DataStore document
-//! service on top, and query observability.
+//! model on top, durability, and query observability.
 //!
 //! - [`Store::connect`] opens the database a [`StoreConfig`]'s URL names
 //!   (`sqlite://<path>` by default, `postgres://…` at scale), runs the migrations and
@@ -11,16 +11,18 @@
 //!   transactions over several [`Op`]s. SQLite and PostgreSQL return the same
 //!   results: one conformance suite (`conformance`, feature `test-util`) runs
 //!   unchanged on both, and on any other [`Backend`].
-//! - [`DataStoreService`]: the same as a Plexus service, `datastore.put` … with a JSON
-//!   Schema per method.
 //! - [`StoreMetrics`]: statement latency by kind and collection, a bounded slow-query
 //!   log, pool gauges and acquire latency, error counts by kind, transaction counts
 //!   and durations, all under `plexus_store_*`.
 //! - Durability ([`Outbox`], [`AuditLog`], [`StoreHistory`], [`Store::ping`]): durable
 //!   events committed with their data change and relayed to the bus at least once,
-//!   replay from an offset or a time, the audit trail behind `audit.query`,
+//!   replay from an offset or a time, the audit trail (read as `audit.query`),
 //!   configuration history that survives a restart, and the store's health check
 //!   and reconnect heal action.
+//!
+//! The store knows nothing of services: the `datastore.*` and `audit.*` methods, the
+//! database as a health component and the `[store]` section of a node are the
+//! DataStore family's (crate `plexus-datastore`).
 //!
 //! SQL is assembled only by [`SqlBuilder`]: every value is a bound `$N` parameter,
 //! and the few names rendered into SQL (collection and index names, field paths) pass
@@ -58,7 +60,6 @@ mod filter;
 mod metrics;
 pub mod postgres;
 mod query;
-mod service;
 mod sql;
 pub mod sqlite;
 mod store;
@@ -73,14 +74,12 @@ pub use document::{
 };
 pub use durable::{
     Appended, AuditConfig, AuditEntry, AuditError, AuditLog, AuditOutcome, AuditPage, AuditQuery,
-    AuditRecord, AuditService, Auditor, DEFAULT_SCOPE, DeliveryState, Outbox, OutboxConfig,
-    OutboxError, REDACTED, RelayConfig, RelayHandle, RelayStats, ReplayFrom, ReplayPage, Replayed,
-    StoreHistory,
+    AuditRecord, Auditor, DEFAULT_SCOPE, DeliveryState, Outbox, OutboxConfig, OutboxError,
+    REDACTED, RelayConfig, RelayHandle, RelayStats, ReplayFrom, ReplayPage, Replayed, StoreHistory,
 };
 pub use error::StoreError;
 pub use filter::{Condition, Filter, MAX_FILTER_DEPTH};
 pub use metrics::{MAX_SLOW_SQL_LEN, SlowQuery, StatementKind, StoreMetrics};
 pub use query::{MAX_PROJECTION, MAX_SORT_KEYS, Page, Query, Sort};
-pub use service::{DataStoreService, service_error};
 pub use sql::{FieldPath, MAX_PATH_SEGMENTS, MAX_SEGMENT_LEN, SqlBuilder, check_identifier};
 pub use store::{Store, StoreSession};

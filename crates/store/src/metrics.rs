@@ -28,6 +28,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::PoolState;
@@ -36,7 +37,7 @@ use crate::backend::PoolState;
 pub const MAX_SLOW_SQL_LEN: usize = 2_000;
 
 /// What a statement does, as the `kind` label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StatementKind {
     /// An insert.
@@ -86,7 +87,7 @@ impl fmt::Display for StatementKind {
 }
 
 /// One statement that took at least the slow-query threshold.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SlowQuery {
     /// When it finished, in milliseconds since the Unix epoch.
     pub at_unix_ms: u64,

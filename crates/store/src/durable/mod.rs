@@ -10,15 +10,14 @@
 //!   left undelivered: delivery is at least once, and a duplicate carries the same
 //!   event id. [`Outbox::replay`] reads a durable topic back from an offset or a time.
 //! - [`AuditLog`] and [`Auditor`]: who called what, when, with which correlation id,
-//!   and how it ended, for every mutating call; readable through [`AuditService`]
-//!   (`audit.query`).
+//!   and how it ended, for every mutating call; read back with [`AuditLog::query`]
+//!   (the `audit.query` method of the DataStore family).
 //! - [`StoreHistory`]: a [`plexus_config::HistoryStore`] on the `plexus_config_history`
 //!   table, so configuration versions (and rollback to them) survive a restart.
 //! - [`Store::ping`] and [`Store::reconnect`]: the health check and the reconnect
 //!   heal action of the database connection.
 
 mod audit;
-mod audit_service;
 mod error;
 mod health;
 mod history;
@@ -30,7 +29,6 @@ pub use audit::{
     AuditConfig, AuditEntry, AuditLog, AuditOutcome, AuditPage, AuditQuery, AuditRecord, Auditor,
     REDACTED,
 };
-pub use audit_service::AuditService;
 pub use error::{AuditError, OutboxError};
 pub use history::{DEFAULT_SCOPE, StoreHistory};
 pub use outbox::{Appended, DeliveryState, Outbox, OutboxConfig, ReplayFrom, ReplayPage, Replayed};

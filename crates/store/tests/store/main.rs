@@ -8,5 +8,4 @@ mod concurrency;
 mod conformance;
 mod invalid;
 mod observability;
-mod service;
 mod support;

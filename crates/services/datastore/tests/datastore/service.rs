@@ -2,10 +2,11 @@
 //! field.
 
 use plexus_core::{CallContext, Service, ServiceError};
-use plexus_store::{BackendKind, DataStoreService};
+use plexus_datastore::DataStoreService;
+use plexus_store::BackendKind;
 use serde_json::{Value, json};
 
-use crate::support::store;
+use crate::support::Place;
 
 async fn call(s: &DataStoreService, method: &str, params: Value) -> Result<Value, ServiceError> {
     s.call(method, params, CallContext::new()).await
@@ -28,8 +29,9 @@ fn kind_of(e: &ServiceError) -> (String, Value) {
 }
 
 async fn service_round_trip(kind: BackendKind) {
-    let t = store(kind, |c| c.slow_query_threshold_ms = 0).await;
-    let s = DataStoreService::new(t.ds.clone());
+    let place = Place::new(kind);
+    let ds = place.open_with(|c| c.slow_query_threshold_ms = 0).await;
+    let s = DataStoreService::new(ds.clone());
     let created = call(
         &s,
         "create_collection",
@@ -242,7 +244,8 @@ async fn service_round_trip(kind: BackendKind) {
         Err(ServiceError::MethodNotFound { .. })
     ));
     assert_eq!(s.descriptor().name.as_str(), "datastore");
-    t.finish().await;
+    ds.store().close().await;
+    place.remove().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::{
+use plexus_store::{
     CollectionSpec, DataStore, Document, FieldPath, Filter, IndexSpec, Op, OpResult, PutMode,
     Query, SlowQuery, Sort, StoreError,
 };
@@ -140,7 +140,6 @@ struct PutParams {
     doc: Map<String, Value>,
     /// Insert (only if absent), replace (only if present) or upsert.
     #[serde(default)]
-    #[schemars(with = "shapes::Mode")]
     mode: PutMode,
     /// Write only if the stored version is this one (0: absent)
     #[serde(default)]
@@ -251,7 +250,7 @@ struct CreateCollectionParams {
     name: Collection,
     /// Its secondary indexes.
     #[serde(default)]
-    #[schemars(with = "Vec<shapes::Index>")]
+    #[schemars(with = "Vec<IndexSpec>")]
     indexes: Whole<Vec<IndexSpec>>,
 }
 
@@ -260,7 +259,7 @@ struct CreateCollectionParams {
 #[serde(deny_unknown_fields)]
 struct TransactionParams {
     /// The operations, applied in order; all or none take effect.
-    #[schemars(with = "Vec<shapes::Operation>")]
+    #[schemars(with = "Vec<Op>")]
     ops: Vec<Whole<Op>>,
 }
 
@@ -275,97 +274,6 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Whole<T> {
         T::deserialize(value)
             .map(Whole)
             .map_err(|e| serde::de::Error::custom(format_args!("is not valid: {e}")))
-    }
-}
-
-/// Schemas of store types that do not derive `JsonSchema` themselves: each mirrors
-/// the type's serde shape (and its limits, checked again by the store at run time).
-#[allow(dead_code)]
-mod shapes {
-    use schemars::JsonSchema;
-    use serde_json::{Map, Value};
-
-    use super::{Collection, DocId};
-
-    /// How a put treats an existing document.
-    #[derive(JsonSchema)]
-    #[serde(rename_all = "snake_case")]
-    pub(super) enum Mode {
-        /// Only if no document has the id.
-        Insert,
-        /// Only if a document has the id.
-        Replace,
-        /// Insert or replace.
-        Upsert,
-    }
-
-    /// A secondary index.
-    #[derive(JsonSchema)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct Index {
-        /// Its name, unique in the collection.
-        #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"), length(max = 24))]
-        name: String,
-        /// The field paths it covers, in order.
-        #[schemars(length(min = 1, max = 8))]
-        fields: Vec<String>,
-        /// Whether two documents may not share the key.
-        #[serde(default)]
-        unique: bool,
-    }
-
-    /// One operation of a transaction.
-    #[derive(JsonSchema)]
-    #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-    pub(super) enum Operation {
-        /// A put.
-        Put {
-            collection: Collection,
-            id: DocId,
-            /// The document.
-            doc: Map<String, Value>,
-            /// Insert, replace or upsert (default).
-            #[serde(default)]
-            mode: Option<Mode>,
-            /// The version the caller expects (0: must not exist).
-            #[serde(default)]
-            expected_version: Option<u64>,
-        },
-        /// A get.
-        Get { collection: Collection, id: DocId },
-        /// A delete.
-        Delete {
-            collection: Collection,
-            id: DocId,
-            /// The version the caller expects.
-            #[serde(default)]
-            expected_version: Option<u64>,
-        },
-        /// A merge patch.
-        Patch {
-            collection: Collection,
-            id: DocId,
-            /// The merge patch.
-            patch: Map<String, Value>,
-            /// The version the caller expects.
-            #[serde(default)]
-            expected_version: Option<u64>,
-        },
-    }
-
-    /// A statement that took at least the slow-query threshold.
-    #[derive(JsonSchema)]
-    pub(super) struct Slow {
-        /// When it finished, in milliseconds since the Unix epoch.
-        at_unix_ms: u64,
-        /// What it did.
-        kind: String,
-        /// The collection it touched (empty for none).
-        collection: String,
-        /// How long it took, in seconds.
-        duration_seconds: f64,
-        /// Its SQL text (placeholders, never the bound values).
-        sql: String,
     }
 }
 
@@ -443,7 +351,6 @@ struct TransactionResults {
 #[derive(Debug, Serialize, JsonSchema)]
 struct SlowQueries {
     /// Oldest first.
-    #[schemars(with = "Vec<shapes::Slow>")]
     queries: Vec<SlowQuery>,
 }
 

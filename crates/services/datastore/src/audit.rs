@@ -1,13 +1,57 @@
-//! [`AuditService`]: the audit trail as the Plexus service `audit`, with one
-//! idempotent method, `audit.query`.
+//! The audit trail: [`AuditObserver`] writes every mutating call the node makes to
+//! the store's [`AuditLog`], and [`AuditService`] reads it back as the Plexus
+//! service `audit`, with one idempotent method, `audit.query`.
 
 use std::sync::LazyLock;
 
 use plexus_core::methods::{Effect, MethodTable};
 use plexus_core::{CallContext, Service, ServiceDescriptor, ServiceError, async_trait};
+use plexus_node::{CallObserver, CallRecord};
+use plexus_store::{
+    AuditEntry, AuditError, AuditLog, AuditOutcome, AuditPage, AuditQuery, StoreError,
+};
 use serde_json::Value;
 
-use crate::{AuditError, AuditLog, AuditPage, AuditQuery, StoreError, service_error};
+use crate::service_error;
+
+/// Hands each mutating call the node makes to the audit log; a record that cannot
+/// be written is logged, never failing the call.
+#[derive(Debug, Clone)]
+pub struct AuditObserver {
+    log: AuditLog,
+}
+
+impl AuditObserver {
+    /// The observer writing to `log`.
+    pub fn new(log: AuditLog) -> Self {
+        Self { log }
+    }
+}
+
+#[async_trait]
+impl CallObserver for AuditObserver {
+    async fn record(&self, record: CallRecord) {
+        let outcome = match &record.error {
+            None => AuditOutcome::Ok,
+            Some((_, message)) => AuditOutcome::Error {
+                code: record.outcome.clone(),
+                message: message.clone(),
+            },
+        };
+        let entry = AuditEntry {
+            at: record.at,
+            who: record.caller,
+            method: record.method,
+            params: record.params,
+            correlation_id: record.correlation_id,
+            outcome,
+            duration: record.duration,
+        };
+        if let Err(error) = self.log.record(&entry).await {
+            tracing::error!(%error, method = %entry.method, "audit record not written");
+        }
+    }
+}
 
 /// The audit trail behind the `audit` service.
 #[derive(Debug, Clone)]
@@ -66,7 +110,8 @@ fn audit_error(e: AuditError) -> ServiceError {
             ServiceError::invalid_params(format!("/{field}"), reason)
         }
         AuditError::Store(e) => service_error(&e, "", ""),
-        e @ AuditError::Corrupt { .. } => service_error(
+        // A corrupt entry, and whatever else the log may fail with: the store's fault.
+        e => service_error(
             &StoreError::Backend {
                 reason: e.to_string(),
             },

@@ -13,10 +13,10 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use plexus_bus::{Bus, SubscribeOptions};
 use plexus_core::{CallContext, EventId, Service, ServiceError, Timestamp};
+use plexus_datastore::{AuditService, DataStoreService};
 use plexus_store::{
-    AuditConfig, AuditLog, AuditQuery, AuditService, Auditor, BackendKind, CollectionSpec,
-    DataStore, DataStoreService, Filter, IndexSpec, Op, Outbox, OutboxConfig, OutboxError, PutMode,
-    RelayConfig, ReplayFrom, StoreError,
+    AuditConfig, AuditLog, AuditQuery, Auditor, BackendKind, CollectionSpec, DataStore, Filter,
+    IndexSpec, Op, Outbox, OutboxConfig, OutboxError, PutMode, RelayConfig, ReplayFrom, StoreError,
 };
 use serde_json::{Value, json};
 

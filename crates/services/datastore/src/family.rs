@@ -1,0 +1,123 @@
+//! [`DataStoreFamily`]: the DataStore entering the node through the family door.
+//! Its `[store]` section opens the database and brings the `datastore` service, the
+//! audit observer and the `audit` service, the `database` health component with its
+//! reconnect heal, the store's metrics, and the configuration history kept in the
+//! database.
+
+use std::sync::Arc;
+
+use plexus_config::{ConfigError, ConfigStore};
+use plexus_node::family::{Family, FamilyError, NodeSection, Parts};
+use plexus_store::{AuditConfig, AuditLog, DataStore, StoreConfig, StoreHistory};
+use serde_json::Value;
+
+use crate::config::{self, SECTION};
+use crate::{AuditObserver, AuditService, DataStoreService, database_component};
+
+/// The DataStore family.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DataStoreFamily;
+
+impl DataStoreFamily {
+    /// The store configuration in force: `[store]`, or SQLite in the data directory.
+    pub fn settings(
+        section: Option<&Value>,
+        node: &NodeSection,
+    ) -> Result<StoreConfig, FamilyError> {
+        config::settings(section, node)
+    }
+}
+
+#[plexus_core::async_trait]
+impl Family for DataStoreFamily {
+    fn section(&self) -> &'static str {
+        SECTION
+    }
+
+    fn check(&self, section: Option<&Value>, node: &NodeSection) -> Result<(), FamilyError> {
+        config::check(section, node).map(drop)
+    }
+
+    fn defaults(&self, node: &NodeSection) -> Option<Value> {
+        serde_json::to_value(config::defaults(node)).ok()
+    }
+
+    async fn register(&self, store: &ConfigStore) -> Result<(), ConfigError> {
+        store
+            .register_section::<StoreConfig>(SECTION)
+            .await
+            .map(drop)
+    }
+
+    async fn open(
+        &self,
+        section: Option<&Value>,
+        node: &NodeSection,
+    ) -> Result<Parts, FamilyError> {
+        if !node.datastore {
+            return Ok(Parts::default());
+        }
+        let settings = Self::settings(section, node)?;
+        let datastore = DataStore::connect(&settings)
+            .await
+            .map_err(|e| FamilyError::open(SECTION, e))?;
+        tracing::info!(
+            backend = settings.backend().map(|b| b.as_str()).unwrap_or("?"),
+            "datastore open"
+        );
+        let store = datastore.store().clone();
+        let log = AuditLog::new(store.clone(), AuditConfig::default())
+            .map_err(|e| FamilyError::open(SECTION, e))?;
+        let metrics = store.clone();
+        Ok(Parts::default()
+            .service(Arc::new(DataStoreService::new(datastore)))
+            // Every mutating call is recorded in the audit trail, read as `audit.query`.
+            .observer(Arc::new(AuditObserver::new(log.clone())))
+            .service(Arc::new(AuditService::new(log)))
+            .component(database_component(store.clone()))
+            .metrics(move |node| {
+                node.metrics()
+                    .with_registry(|registry| metrics.metrics().register(registry));
+            })
+            .history(Arc::new(StoreHistory::new(store))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn no_section_is_sqlite_in_the_data_directory() {
+        let node = NodeSection::default();
+        let settings = DataStoreFamily::settings(None, &node).unwrap();
+        assert_eq!(settings.url, "sqlite://plexus-data/plexus.db");
+    }
+
+    #[test]
+    fn the_section_is_checked_naming_the_field() {
+        let node = NodeSection::default();
+        let section = json!({"url": "mysql://x"});
+        let err = DataStoreFamily.check(Some(&section), &node).unwrap_err();
+        assert!(err.to_string().contains("store.url"), "{err}");
+        // A configuration error (plexus-app's `AppError::is_config` reads this variant).
+        assert!(matches!(err, FamilyError::Invalid { .. }), "{err:?}");
+        let section = json!({"ulr": "sqlite://x"});
+        let err = DataStoreFamily.check(Some(&section), &node).unwrap_err();
+        assert!(err.to_string().contains("store.ulr"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn switched_off_it_brings_nothing() {
+        let node = NodeSection {
+            datastore: false,
+            ..NodeSection::default()
+        };
+        let parts = DataStoreFamily.open(None, &node).await.unwrap();
+        assert!(parts.services.is_empty() && parts.components.is_empty());
+    }
+}

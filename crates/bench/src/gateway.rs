@@ -348,7 +348,7 @@ pub fn run(options: Options) -> Result<Report, BenchError> {
         let mcp_url = format!("http://{gateway_addr}/mcp");
         let mut best = 0f64;
         for _ in 0..plan.rounds {
-            let run = plexus_mcp::bench::tool_calls(
+            let run = crate::mcp::tool_calls(
                 &mcp_url,
                 "echo.say",
                 serde_json::json!({"text": "hello"}),

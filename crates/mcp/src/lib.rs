@@ -28,12 +28,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! ## Feature flags
-//! - `bench`: [`bench`], the tool-call throughput benchmark (`mcp_call_c16`), which
-//!   brings an HTTP client.
+//! The tool-call benchmark (`mcp_call_c16`) is in `plexus-bench`, so the server
+//! links no HTTP client.
 
-#[cfg(feature = "bench")]
-pub mod bench;
 mod catalog;
 mod config;
 mod error;

@@ -4,7 +4,6 @@
 
 mod support;
 
-mod bench;
 mod clients;
 mod config;
 mod errors;

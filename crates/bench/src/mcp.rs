@@ -2,7 +2,7 @@
 //! Streamable HTTP with a number of concurrent clients, each in its own 2025-11-25
 //! session.
 //!
-//! `plexus bench gateway` starts a node, serves the gateway (with this crate's
+//! `plexus bench gateway` starts a node, serves the gateway (with `plexus-mcp`'s
 //! router at `/mcp`) and calls [`tool_calls`] with 16 clients; the result is
 //! reported as `mcp_call_c16` (unit `calls/s`, higher is better) with `p99_us`
 //! beside it.

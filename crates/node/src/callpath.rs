@@ -69,9 +69,13 @@ pub(crate) struct Call {
     ctx: CallContext,
     /// Each attempt's own limit inside the call's deadline, if it has one.
     attempt: Option<std::time::Duration>,
-    /// The instances that failed this call, for a call that may be retried: the
-    /// balancer sends a retry elsewhere while another instance is left.
-    failed: Option<Arc<Mutex<Vec<InstanceId>>>>,
+}
+
+tokio::task_local! {
+    /// The instances that failed the call being made on this task, for a call that
+    /// may be retried: the balancer sends a retry elsewhere while another instance
+    /// is left. Empty (and not allocated) until an attempt fails.
+    static FAILED: std::cell::RefCell<Vec<InstanceId>>;
 }
 
 /// The last hop: hands the call to one instance's transport.
@@ -121,9 +125,7 @@ impl tower::Service<Call> for Dispatch {
                 None => answer.await,
             };
             result.map_err(|error| {
-                if let Some(failed) = &call.failed {
-                    failed.lock().push(this.instance.clone());
-                }
+                let _ = FAILED.try_with(|f| f.borrow_mut().push(this.instance.clone()));
                 Box::new(InstanceError {
                     instance: this.instance,
                     error,
@@ -222,8 +224,10 @@ impl ServiceRoute {
         let name = descriptor.name.clone();
         let balancer = Balancer::<Guarded>::new(name.as_str(), policy.balancer);
         // A retry goes to an instance the call has not failed on, while one is left.
-        balancer.avoiding(|call: &Call, id: &InstanceId| {
-            call.failed.as_ref().is_some_and(|f| f.lock().contains(id))
+        balancer.avoiding(|_: &Call, id: &InstanceId| {
+            FAILED
+                .try_with(|f| f.borrow().contains(id))
+                .unwrap_or(false)
         });
         let at = format!("calls.services.{name}");
         let mut methods = HashMap::new();
@@ -513,12 +517,17 @@ impl MethodRoute {
             params: Arc::new(params),
             ctx,
             attempt: self.attempt,
-            failed: self.retries.then(|| Arc::new(Mutex::new(Vec::new()))),
         };
         let stack = self.stack.clone();
-        deadline::until(ends, stack.oneshot(call))
-            .await
-            .map_err(|e| self.error(route, e))
+        let answer = deadline::until(ends, stack.oneshot(call));
+        let result = if self.retries {
+            FAILED
+                .scope(std::cell::RefCell::new(Vec::new()), answer)
+                .await
+        } else {
+            answer.await
+        };
+        result.map_err(|e| self.error(route, e))
     }
 
     /// Turns the stack's boxed error into the typed one.

@@ -13,7 +13,11 @@
 //! ```
 //!
 //! Modes ([`Mode`]): `Forward` copies bytes both ways; `Refuse` closes every open
-//! connection and closes new ones at once (a server that went away); `Blackhole`
+//! connection and closes new ones at once (a server that went away); `Down` closes
+//! every open connection and the listening socket too, so a new connection is
+//! refused by the kernel (a server whose process is gone: `ECONNREFUSED`), and the
+//! proxy listens again on the same address when the mode changes (await
+//! [`FaultProxy::settled`] to know it has); `Blackhole`
 //! keeps connections open but forwards nothing (a network partition: clients hang
 //! until their own timeouts); `Delay(d)` forwards every chunk after `d`. Changing the
 //! mode applies to open connections too. The proxy counts the connections it accepted
@@ -39,6 +43,8 @@ pub enum Mode {
     Forward,
     /// Close every connection, and every new one at once.
     Refuse,
+    /// Close every connection and stop listening: connecting is refused.
+    Down,
     /// Keep connections but forward nothing.
     Blackhole,
     /// Forward each chunk after this delay.
@@ -57,6 +63,8 @@ pub struct ProxyStats {
 struct Shared {
     upstream: SocketAddr,
     mode: watch::Sender<Mode>,
+    /// The mode the listener last applied (whether it listens).
+    applied: watch::Sender<Mode>,
     accepted: AtomicU64,
     cut: AtomicU64,
 }
@@ -94,6 +102,7 @@ impl FaultProxy {
         let shared = Arc::new(Shared {
             upstream,
             mode: watch::Sender::new(Mode::Forward),
+            applied: watch::Sender::new(Mode::Forward),
             accepted: AtomicU64::new(0),
             cut: AtomicU64::new(0),
         });
@@ -120,6 +129,25 @@ impl FaultProxy {
         self.shared.mode.send_replace(mode);
     }
 
+    /// Waits until the listener follows the mode in force: closed in `Down`,
+    /// listening again after it. Other modes apply at once.
+    pub async fn settled(&self) {
+        let mut applied = self.shared.applied.subscribe();
+        loop {
+            let want = *self.shared.mode.borrow();
+            if applied
+                .wait_for(|a| (*a == Mode::Down) == (want == Mode::Down))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if *self.shared.mode.borrow() == want {
+                return;
+            }
+        }
+    }
+
     /// The counters.
     pub fn stats(&self) -> ProxyStats {
         ProxyStats {
@@ -130,8 +158,50 @@ impl FaultProxy {
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let addr = listener.local_addr().ok();
+    let mut listener = Some(listener);
+    let mut mode = shared.mode.subscribe();
     loop {
-        let Ok((client, _)) = listener.accept().await else {
+        let current = *mode.borrow_and_update();
+        match (current, listener.is_some()) {
+            (Mode::Down, true) => {
+                listener = None;
+                shared.applied.send_replace(Mode::Down);
+                continue;
+            }
+            (Mode::Down, false) => {
+                if mode.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            (_, false) => {
+                let Some(addr) = addr else { return };
+                match rebind(addr) {
+                    Ok(l) => listener = Some(l),
+                    Err(e) => {
+                        tracing::warn!(%addr, error = %e, "fault proxy: cannot listen again");
+                        return;
+                    }
+                }
+                shared.applied.send_replace(current);
+                continue;
+            }
+            (_, true) => {}
+        }
+        let Some(open) = listener.as_ref() else {
+            continue;
+        };
+        let accepted = tokio::select! {
+            accepted = open.accept() => accepted,
+            changed = mode.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let Ok((client, _)) = accepted else {
             continue;
         };
         shared.accepted.fetch_add(1, Ordering::Relaxed);
@@ -142,6 +212,18 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         }
         tokio::spawn(connection(client, shared.clone()));
     }
+}
+
+/// Listens on `addr` again (the address may still have connections in TIME_WAIT).
+fn rebind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 async fn connection(client: TcpStream, shared: Arc<Shared>) {
@@ -174,7 +256,7 @@ async fn pipe(
     loop {
         let current = *mode.borrow_and_update();
         match current {
-            Mode::Refuse => return true,
+            Mode::Refuse | Mode::Down => return true,
             Mode::Blackhole => {
                 // Hold the connection, read nothing, until the mode changes.
                 if mode.changed().await.is_err() {
@@ -199,7 +281,7 @@ async fn pipe(
         if let Mode::Delay(d) = current {
             tokio::time::sleep(d).await;
         }
-        if *mode.borrow() == Mode::Refuse {
+        if matches!(*mode.borrow(), Mode::Refuse | Mode::Down) {
             return true;
         }
         if to.write_all(&buf[..n]).await.is_err() {

@@ -82,3 +82,24 @@ async fn a_blackhole_holds_traffic_until_it_lifts() {
         .unwrap();
     assert_eq!(&buf, b"ping");
 }
+
+#[tokio::test]
+async fn down_refuses_connections_and_listens_again() {
+    let proxy = FaultProxy::start(echo_server().await).await.unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert_eq!(round_trip(&mut client).await.unwrap(), b"ping");
+
+    proxy.set_mode(Mode::Down);
+    proxy.settled().await;
+    let err = TcpStream::connect(proxy.addr()).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    let broken = tokio::time::timeout(Duration::from_secs(5), round_trip(&mut client))
+        .await
+        .expect("a cut connection fails at once rather than hanging");
+    assert!(broken.is_err());
+
+    proxy.set_mode(Mode::Forward);
+    proxy.settled().await;
+    let mut again = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert_eq!(round_trip(&mut again).await.unwrap(), b"ping");
+}

@@ -46,9 +46,16 @@ pub struct StoreConfig {
     pub max_connections: u32,
     /// Connections the pool keeps open when idle. Default 0.
     pub min_connections: u32,
-    /// How long a statement waits for a pooled connection before failing with
-    /// [`StoreError::PoolTimeout`]. Default 5,000 ms.
+    /// How long a statement waits for a pooled connection to come free when every
+    /// one is in use (load) before failing with [`StoreError::PoolTimeout`]. Default
+    /// 5,000 ms.
     pub acquire_timeout_ms: u64,
+    /// How long opening a connection to the database (or testing an idle one) may
+    /// take before the database counts as unreachable: the call fails with
+    /// [`StoreError::Unavailable`] and the store's breaker opens (see
+    /// [`Connection`](crate::Connection)). Distinct from `acquire_timeout_ms`, which
+    /// is waiting for a connection other calls hold. Default 2,000 ms.
+    pub connect_timeout_ms: u64,
     /// How long an idle connection is kept before it is closed; `None` keeps it.
     /// Default 600,000 ms.
     pub idle_timeout_ms: Option<u64>,
@@ -85,6 +92,7 @@ impl Default for StoreConfig {
             max_connections: 8,
             min_connections: 0,
             acquire_timeout_ms: 5_000,
+            connect_timeout_ms: 2_000,
             idle_timeout_ms: Some(600_000),
             busy_timeout_ms: 5_000,
             slow_query_threshold_ms: 100,
@@ -138,6 +146,11 @@ impl StoreConfig {
         Duration::from_millis(self.acquire_timeout_ms)
     }
 
+    /// The connect timeout as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
     /// The slow-query threshold as a duration.
     pub fn slow_query_threshold(&self) -> Duration {
         Duration::from_millis(self.slow_query_threshold_ms)
@@ -160,6 +173,9 @@ impl StoreConfig {
         }
         if self.acquire_timeout_ms == 0 {
             return bad("acquire_timeout_ms", "must be at least 1");
+        }
+        if self.connect_timeout_ms == 0 {
+            return bad("connect_timeout_ms", "must be at least 1");
         }
         if self.slow_query_log_capacity == 0 {
             return bad("slow_query_log_capacity", "must be at least 1");
@@ -230,6 +246,7 @@ mod tests {
             toml_like(r#"{"url": "postgres://p@h/db", "max_connections": 2}"#);
         assert_eq!(config.max_connections, 2);
         assert_eq!(config.slow_query_threshold_ms, 100);
+        assert_eq!(config.connect_timeout(), Duration::from_secs(2));
         assert_eq!(config.max_document_bytes, 1024 * 1024);
         let bad = StoreConfig {
             min_connections: 3,

@@ -227,7 +227,7 @@ impl StoreError {
 pub(crate) fn connect_error(err: sqlx::Error) -> StoreError {
     match err {
         sqlx::Error::PoolTimedOut => StoreError::Unavailable {
-            reason: "no connection could be opened within the acquire timeout".to_owned(),
+            reason: "no connection could be opened within connect_timeout_ms".to_owned(),
         },
         sqlx::Error::Configuration(e) => StoreError::Config {
             field: "url".to_owned(),

@@ -11,6 +11,11 @@
 //!   transactions over several [`Op`]s. SQLite and PostgreSQL return the same
 //!   results: one conformance suite (`conformance`, feature `test-util`) runs
 //!   unchanged on both, and on any other [`Backend`].
+//! - [`Connection`]: the store's breaker on its database. A connection reset, or
+//!   refused or not made within `connect_timeout_ms` (the pool retries a refusal
+//!   until then), is [`StoreError::Unavailable`], never a pool timeout; then calls
+//!   fail fast, one probe at a time reconnects, and a listener
+//!   ([`Store::connection`]) hears the connection go and come back.
 //! - [`StoreMetrics`]: statement latency by kind and collection, a bounded slow-query
 //!   log, pool gauges and acquire latency, error counts by kind, transaction counts
 //!   and durations, all under `plexus_store_*`.
@@ -57,6 +62,7 @@ mod document;
 mod durable;
 mod error;
 mod filter;
+mod link;
 mod metrics;
 pub mod postgres;
 mod query;
@@ -79,6 +85,7 @@ pub use durable::{
 };
 pub use error::StoreError;
 pub use filter::{Condition, Filter, MAX_FILTER_DEPTH};
+pub use link::{Connection, FIRST_PROBE_DELAY, MAX_PROBE_DELAY};
 pub use metrics::{MAX_SLOW_SQL_LEN, SlowQuery, StatementKind, StoreMetrics};
 pub use query::{MAX_PROJECTION, MAX_SORT_KEYS, Page, Query, Sort};
 pub use sql::{FieldPath, MAX_PATH_SEGMENTS, MAX_SEGMENT_LEN, SqlBuilder, check_identifier};

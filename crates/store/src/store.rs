@@ -1,12 +1,23 @@
 //! [`Store`]: a connected backend with its metrics, chosen by configuration; and
 //! [`StoreSession`], one pooled connection whose every statement is timed.
+//!
+//! Taking a session tells load from a lost database: the store hands out at most
+//! `max_connections` sessions, and a call waits up to `acquire_timeout_ms` for one
+//! to come back ([`StoreError::PoolTimeout`]: load). Having one, it takes a
+//! connection from the pool, which never waits for another's: it opens one or tests
+//! an idle one, within `connect_timeout_ms`, and past that (or refused, or reset)
+//! the database is unreachable ([`StoreError::Unavailable`]). Such a failure opens
+//! the store's breaker (see [`Connection`]) so that, while the database is gone,
+//! calls fail at once without touching the pool.
 
 use std::sync::Arc;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::backend::{Backend, Dialect, DocRow, PoolState, Session, Statement};
 use crate::error::unique_violation;
+use crate::link::{Admit, Connection, Link};
 use crate::metrics::{StatementKind, StoreMetrics};
 use crate::{BackendKind, StoreConfig, StoreError, postgres, sqlite};
 
@@ -14,6 +25,9 @@ struct Inner {
     backend: Box<dyn Backend>,
     metrics: StoreMetrics,
     config: StoreConfig,
+    /// One permit per connection the pool may open: a session holds one.
+    sessions: Arc<Semaphore>,
+    link: Link,
 }
 
 /// A connected database: the backend the URL names, migrated, with its pool and
@@ -50,11 +64,14 @@ impl Store {
             config.slow_query_threshold(),
             config.slow_query_log_capacity,
         );
+        let permits = usize::try_from(config.max_connections.max(1)).unwrap_or(usize::MAX);
         Self {
             inner: Arc::new(Inner {
                 backend,
                 metrics,
+                sessions: Arc::new(Semaphore::new(permits.min(Semaphore::MAX_PERMITS))),
                 config,
+                link: Link::new(),
             }),
         }
     }
@@ -84,25 +101,87 @@ impl Store {
         self.inner.backend.pool_state()
     }
 
-    /// Takes a connection from the pool, waiting at most `acquire_timeout_ms`
-    /// ([`StoreError::PoolTimeout`] after that). The wait is timed and counted.
+    /// Whether the store can reach its database, and every change of it: `Lost` at
+    /// the first connection failure, `Up` when a probe reconnects. A listener (the
+    /// DataStore family) asks for a health check at once on `Lost`.
+    pub fn connection(&self) -> watch::Receiver<Connection> {
+        self.inner.link.watch()
+    }
+
+    /// Takes a connection: waits at most `acquire_timeout_ms` for a session to come
+    /// free under load ([`StoreError::PoolTimeout`] after that; the wait is timed and
+    /// counted), then at most `connect_timeout_ms` for the pool to open or test a
+    /// connection ([`StoreError::Unavailable`] after that). While the database is
+    /// unreachable it fails at once with `Unavailable`, but for one probe at a time.
     pub async fn session(&self) -> Result<StoreSession, StoreError> {
+        self.session_as(Admit::Call).await
+    }
+
+    /// [`Store::session`] for the health check and the heal action, which probe
+    /// even while calls fail fast.
+    pub(crate) async fn probe_session(&self) -> Result<StoreSession, StoreError> {
+        self.session_as(Admit::Probe).await
+    }
+
+    async fn session_as(&self, who: Admit) -> Result<StoreSession, StoreError> {
+        let slot = self.inner.link.admit(who)?;
         let metrics = &self.inner.metrics;
         metrics.acquire_started();
         let started = Instant::now();
-        let acquired = self.inner.backend.acquire().await;
+        let permit = match tokio::time::timeout(
+            self.inner.config.acquire_timeout(),
+            self.inner.sessions.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(sqlx::Error::PoolClosed),
+            Err(_elapsed) => Err(sqlx::Error::PoolTimedOut),
+        };
+        let acquired = match permit {
+            Ok(permit) => match self.inner.backend.acquire().await {
+                Ok(session) => Ok((session, permit)),
+                // Nothing waits in the pool for a connection another holds: a timeout
+                // there is the connect timeout.
+                Err(sqlx::Error::PoolTimedOut) => Err(StoreError::Unavailable {
+                    reason: format!(
+                        "no connection to the database within connect_timeout_ms ({} ms)",
+                        self.inner.config.connect_timeout_ms
+                    ),
+                }),
+                Err(e) => Err(StoreError::from_sqlx(e, started.elapsed())),
+            },
+            Err(e) => Err(StoreError::from_sqlx(e, started.elapsed())),
+        };
         let waited = started.elapsed();
-        let timed_out = matches!(acquired, Err(sqlx::Error::PoolTimedOut));
+        let timed_out = matches!(acquired, Err(StoreError::PoolTimeout { .. }));
         metrics.acquire_finished(waited, timed_out);
         metrics.pool(self.pool_state());
         match acquired {
-            Ok(session) => Ok(StoreSession {
-                session,
-                store: self.clone(),
-                tx_started: None,
-            }),
-            Err(e) => Err(StoreError::from_sqlx(e, waited)),
+            Ok((session, permit)) => {
+                self.inner.link.succeeded(slot);
+                Ok(StoreSession {
+                    session,
+                    store: self.clone(),
+                    tx_started: None,
+                    _permit: permit,
+                })
+            }
+            Err(e) => {
+                if matches!(e, StoreError::Unavailable { .. }) {
+                    self.inner.link.failed(slot, &e);
+                }
+                Err(e)
+            }
         }
+    }
+
+    /// Notes a statement's error: a lost connection opens the breaker.
+    fn noted(&self, e: StoreError) -> StoreError {
+        if matches!(e, StoreError::Unavailable { .. }) {
+            self.inner.link.failed(None, &e);
+        }
+        e
     }
 
     /// Closes the pool, waiting for connections in use to come back.
@@ -118,6 +197,8 @@ pub struct StoreSession {
     session: Box<dyn Session>,
     store: Store,
     tx_started: Option<Instant>,
+    /// Given back when the session drops.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl StoreSession {
@@ -129,10 +210,10 @@ impl StoreSession {
     /// Opens a write transaction.
     pub async fn begin(&mut self) -> Result<(), StoreError> {
         let started = Instant::now();
-        self.session
-            .begin()
-            .await
-            .map_err(|e| StoreError::from_sqlx(e, started.elapsed()))?;
+        self.session.begin().await.map_err(|e| {
+            self.store
+                .noted(StoreError::from_sqlx(e, started.elapsed()))
+        })?;
         self.tx_started = Some(started);
         Ok(())
     }
@@ -141,14 +222,20 @@ impl StoreSession {
     pub async fn commit(&mut self) -> Result<(), StoreError> {
         let result = self.session.commit().await;
         self.end_transaction(result.is_ok());
-        result.map_err(|e| StoreError::from_sqlx(e, std::time::Duration::ZERO))
+        result.map_err(|e| {
+            self.store
+                .noted(StoreError::from_sqlx(e, std::time::Duration::ZERO))
+        })
     }
 
     /// Rolls the open transaction back.
     pub async fn rollback(&mut self) -> Result<(), StoreError> {
         let result = self.session.rollback().await;
         self.end_transaction(false);
-        result.map_err(|e| StoreError::from_sqlx(e, std::time::Duration::ZERO))
+        result.map_err(|e| {
+            self.store
+                .noted(StoreError::from_sqlx(e, std::time::Duration::ZERO))
+        })
     }
 
     fn end_transaction(&mut self, committed: bool) {
@@ -211,7 +298,9 @@ impl StoreSession {
                 collection: collection.to_owned(),
                 index: constraint,
             },
-            None => StoreError::from_sqlx(e, std::time::Duration::ZERO),
+            None => self
+                .store
+                .noted(StoreError::from_sqlx(e, std::time::Duration::ZERO)),
         })
     }
 }

@@ -35,6 +35,13 @@ pub(crate) trait SqlxBackend: Send + Sync + 'static {
 }
 
 /// Opens a pool with the bounds `config` sets, on connections made with `options`.
+///
+/// The pool's own acquire timeout is the *connect* timeout: the [`Store`](crate::Store)
+/// hands out at most `max_connections` sessions (waiting up to `acquire_timeout_ms`
+/// for one to come back under load), so a session never waits in the pool for a
+/// connection another holds, and any time the pool takes is spent opening a
+/// connection or testing an idle one: past `connect_timeout_ms`, the database does
+/// not answer.
 pub(crate) async fn connect<DB: Database>(
     config: &StoreConfig,
     options: <DB::Connection as Connection>::Options,
@@ -42,7 +49,7 @@ pub(crate) async fn connect<DB: Database>(
     PoolOptions::<DB>::new()
         .max_connections(config.max_connections)
         .min_connections(config.min_connections)
-        .acquire_timeout(config.acquire_timeout())
+        .acquire_timeout(config.connect_timeout())
         .idle_timeout(config.idle_timeout_ms.map(std::time::Duration::from_millis))
         .connect_with(options)
         .await

@@ -26,6 +26,8 @@
 //! next call works without help. [`Store::reconnect`] is the heal action: it opens
 //! (or revives) a connection and pings on it, so the monitor learns at once whether
 //! the database is back, and the pool holds a live connection for the next call.
+//! Both probe past the store's breaker (see [`Connection`](crate::Connection)): while
+//! the database is gone calls fail at once, but the check always asks it.
 
 use std::time::Duration;
 
@@ -38,10 +40,12 @@ use crate::{BackendKind, Store, StoreError};
 
 impl Store {
     /// Proves the database answers; returns the round trip. Fails with
-    /// [`StoreError::Unavailable`] when it is gone, within the acquire timeout.
+    /// [`StoreError::Unavailable`] when it is gone, within the connect timeout. It
+    /// probes even while the store's breaker makes calls fail fast, and a success
+    /// closes the breaker.
     pub async fn ping(&self) -> Result<Duration, StoreError> {
         let started = Instant::now();
-        let mut session = self.session().await?;
+        let mut session = self.probe_session().await?;
         match self.kind() {
             BackendKind::Sqlite => {
                 session.begin().await?;

@@ -8,5 +8,6 @@ mod audit;
 mod connection;
 mod crash;
 mod history;
+mod loss;
 mod outbox;
 mod support;

@@ -499,11 +499,24 @@ pub fn health_families(health: &plexus_registry::health::HealthMonitor) -> Vec<S
         "plexus_health_status",
         "Each component's health status (1 for the status it is in)",
     );
+    let mut recoveries = SnapshotFamily::counter(
+        "plexus_health_recoveries",
+        "Recoveries from unhealthy, per component and cause: healed (a heal that \
+         reported success, then a check that passed) or check_passed (no heal helped)",
+    );
     for c in health.components() {
         let l = vec![("component", c.component.clone())];
         checks.push(l.clone(), c.checks as f64);
         failures.push(l.clone(), c.check_failures as f64);
         heals.push(l.clone(), c.heal_attempts as f64);
+        for (cause, n) in [
+            ("healed", c.recoveries_healed),
+            ("check_passed", c.recoveries_unaided),
+        ] {
+            let mut lc = l.clone();
+            lc.push(("cause", cause.to_owned()));
+            recoveries.push(lc, n as f64);
+        }
         for s in [
             ComponentStatus::Unknown,
             ComponentStatus::Healthy,
@@ -515,7 +528,7 @@ pub fn health_families(health: &plexus_registry::health::HealthMonitor) -> Vec<S
             status.push(ls, if c.status == s { 1.0 } else { 0.0 });
         }
     }
-    vec![checks, failures, heals, status]
+    vec![checks, failures, heals, status, recoveries]
 }
 
 /// Reads one value back from a rendered exposition: the sample `name` whose labels

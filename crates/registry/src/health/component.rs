@@ -101,6 +101,47 @@ pub enum CheckFailure {
     },
 }
 
+/// What brought a component back from Unhealthy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cause", rename_all = "snake_case")]
+pub enum RecoveryCause {
+    /// A heal attempt reported success and the check after it passed.
+    Healed {
+        /// The action's name.
+        action: String,
+        /// The attempt's number since the component fell.
+        attempt: u32,
+    },
+    /// A check passed with no successful heal before it: the component came back
+    /// by itself (or by something the monitor did not do).
+    CheckPassed,
+}
+
+impl RecoveryCause {
+    /// The cause as a metric label: `healed` or `check_passed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Healed { .. } => "healed",
+            Self::CheckPassed => "check_passed",
+        }
+    }
+}
+
+/// A recovery, as recorded: a component that was Unhealthy passing its checks again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recovery {
+    /// What caused it.
+    #[serde(flatten)]
+    pub cause: RecoveryCause,
+    /// When the check that established it ended.
+    pub at: Timestamp,
+    /// How long the component had been Unhealthy.
+    #[serde(rename = "down_for_us", with = "micros")]
+    pub down_for: Duration,
+    /// Heal attempts made while it was down.
+    pub heal_attempts: u32,
+}
+
 /// A component to watch: its name, kind, check, policy, optional heal action and
 /// optional registry instance.
 #[derive(Clone)]
@@ -169,16 +210,6 @@ impl ComponentSpec {
         self.instance = Some(instance.into());
         self
     }
-
-    /// The component's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Its policy.
-    pub fn policy(&self) -> &CheckPolicy {
-        &self.policy
-    }
 }
 
 impl fmt::Debug for ComponentSpec {
@@ -240,12 +271,24 @@ pub struct ComponentHealth {
     pub heals_since_recovery: u32,
     /// Whether [`crate::health::HealPolicy::max_attempts`] is used up.
     pub heal_exhausted: bool,
+    /// Recoveries from Unhealthy that a successful heal brought about.
+    #[serde(default)]
+    pub recoveries_healed: u64,
+    /// Recoveries from Unhealthy with no successful heal before them.
+    #[serde(default)]
+    pub recoveries_unaided: u64,
+    /// The last recovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_recovery: Option<Recovery>,
 }
 
 /// A component's record and its heal schedule, changed by one check at a time.
 pub(crate) struct ComponentState {
     pub(crate) health: ComponentHealth,
     next_heal_at: Option<Instant>,
+    /// The last heal attempt since the component fell, when it reported success
+    /// (action and number): a recovery after it is the heal's.
+    healed_by: Option<(String, u32)>,
 }
 
 /// What recording one outcome did.
@@ -256,6 +299,8 @@ pub(crate) struct Recorded {
     pub(crate) changed: Option<(ComponentStatus, ComponentStatus)>,
     /// Whether a heal attempt is due now.
     pub(crate) heal_due: bool,
+    /// The recovery this check established, if it did.
+    pub(crate) recovered: Option<Recovery>,
 }
 
 impl ComponentState {
@@ -283,8 +328,12 @@ impl ComponentState {
                 heal_failures: 0,
                 heals_since_recovery: 0,
                 heal_exhausted: false,
+                recoveries_healed: 0,
+                recoveries_unaided: 0,
+                last_recovery: None,
             },
             next_heal_at: None,
+            healed_by: None,
         }
     }
 
@@ -360,7 +409,28 @@ impl ComponentState {
             }
         }
         let mut changed = None;
+        let mut recovered = None;
         if let Some(to) = target.filter(|to| *to != h.status) {
+            if passing.is_some() && h.status == ComponentStatus::Unhealthy {
+                let cause = match self.healed_by.take() {
+                    Some((action, attempt)) => {
+                        h.recoveries_healed += 1;
+                        RecoveryCause::Healed { action, attempt }
+                    }
+                    None => {
+                        h.recoveries_unaided += 1;
+                        RecoveryCause::CheckPassed
+                    }
+                };
+                let recovery = Recovery {
+                    cause,
+                    at,
+                    down_for: crate::clock::between(h.status_since, at),
+                    heal_attempts: h.heals_since_recovery,
+                };
+                h.last_recovery = Some(recovery.clone());
+                recovered = Some(recovery);
+            }
             changed = Some((h.status, to));
             h.status = to;
             h.status_since = at;
@@ -370,6 +440,7 @@ impl ComponentState {
             h.heals_since_recovery = 0;
             h.heal_exhausted = false;
             self.next_heal_at = None;
+            self.healed_by = None;
         }
         let heal_due = can_heal
             && response == Some(FailureResponse::Heal)
@@ -380,6 +451,7 @@ impl ComponentState {
             outcome,
             changed,
             heal_due,
+            recovered,
         }
     }
 
@@ -390,7 +462,7 @@ impl ComponentState {
     }
 
     /// Records how a heal attempt ended and schedules the earliest next one.
-    pub(crate) fn heal_finished(&mut self, succeeded: bool, policy: &CheckPolicy) {
+    pub(crate) fn heal_finished(&mut self, action: &str, succeeded: bool, policy: &CheckPolicy) {
         let h = &mut self.health;
         h.healing = false;
         h.heal_attempts += 1;
@@ -398,8 +470,31 @@ impl ComponentState {
             h.heal_failures += 1;
         }
         h.heals_since_recovery = h.heals_since_recovery.saturating_add(1);
+        self.healed_by = succeeded.then(|| (action.to_owned(), h.heals_since_recovery));
         h.heal_exhausted = h.heals_since_recovery >= policy.heal.max_attempts;
         self.next_heal_at =
             Some(Instant::now() + policy.heal.backoff_after(h.heals_since_recovery));
+    }
+
+    /// When a heal should be retried without waiting for a check: the component is
+    /// Unhealthy, its last heal attempt failed (one that reported success waits for
+    /// the next check to judge it), attempts are left, and its checks come less
+    /// often than the backoff allows (when they come as often, each check that finds
+    /// the backoff over heals, as before).
+    pub(crate) fn heal_retry_at(&self, policy: &CheckPolicy) -> Option<Instant> {
+        let h = &self.health;
+        let retrying = h.status == ComponentStatus::Unhealthy
+            && h.heals_since_recovery >= 1
+            && self.healed_by.is_none()
+            && h.heals_since_recovery < policy.heal.max_attempts
+            && !h.healing
+            && policy.interval > policy.heal.backoff_after(h.heals_since_recovery);
+        self.next_heal_at.filter(|_| retrying)
+    }
+
+    /// Whether a retry that was due is due still (nothing changed meanwhile).
+    pub(crate) fn heal_retry_due(&self, policy: &CheckPolicy) -> bool {
+        self.heal_retry_at(policy)
+            .is_some_and(|t| Instant::now() >= t)
     }
 }

@@ -116,6 +116,11 @@ pub struct HealAttempt {
     pub duration: Duration,
     /// How it ended.
     pub outcome: HealOutcome,
+    /// Whether the check after it found the component well again: the recovery was
+    /// this attempt's. Set in [`HealthMonitor::heal_history`](crate::health::HealthMonitor::heal_history)
+    /// when that check passes (the attempt's own event, sent before, says `false`).
+    #[serde(default)]
+    pub recovered: bool,
 }
 
 /// How a heal attempt ended.

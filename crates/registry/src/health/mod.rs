@@ -27,11 +27,25 @@
 //! times until the component is well again, with a backoff doubling from
 //! [`HealPolicy::backoff`] between attempts. Every attempt is a [`HealAttempt`]
 //! (action, start, duration, outcome) kept in [`HealthMonitor::heal_history`].
-//! Checks wait while a heal runs.
+//! Checks wait while a heal runs. When the component's checks come less often than
+//! the backoff allows (a 10 s interval, a 1 s backoff), a failed heal is retried
+//! when its backoff ends rather than at the next check, so a component that comes
+//! back is healed within the backoff; a retry that reports success is followed by
+//! a check at once.
+//!
+//! **Recoveries.** A component that was Unhealthy and passes its checks again has
+//! recovered: the [`Recovery`] says what caused it ([`RecoveryCause::Healed`]: the
+//! last heal attempt reported success and the check after it passed; or
+//! [`RecoveryCause::CheckPassed`]: a check passed with no successful heal), how long
+//! it was down and after how many heal attempts. It is counted per cause in
+//! [`ComponentHealth`] (`recoveries_healed`, `recoveries_unaided`, `last_recovery`),
+//! marked on the heal attempt it is owed to ([`HealAttempt::recovered`]) and sent as
+//! [`HealthEvent::Recovered`] (`plexus.health.recovered`).
 //!
 //! **Telling others.** Status changes, heal attempts and system changes go to
 //! watchers ([`HealthMonitor::watch`]) and on the bus (`plexus.health.status`,
-//! `plexus.health.heal_started`, `plexus.health.heal`, `plexus.health.system`); a
+//! `plexus.health.heal_started`, `plexus.health.heal`, `plexus.health.recovered`,
+//! `plexus.health.system`); a
 //! component bound to a registry instance sets that instance's status.
 //!
 //! **System health** ([`SystemHealth`]) aggregates the components by the rules in
@@ -48,11 +62,13 @@ pub mod system;
 pub use check::{CheckError, FnCheck, HealthCheck, ServiceCheck, check_fn};
 pub use component::{
     CheckFailure, CheckOutcome, ComponentHealth, ComponentKind, ComponentSpec, ComponentStatus,
+    Recovery, RecoveryCause,
 };
 pub use heal::{HealAction, HealAttempt, HealKind, HealOutcome};
 pub use monitor::{
     COMPONENT_HEADER, HealthError, HealthEvent, HealthMonitor, HealthWatch, MonitorConfig,
-    MonitorStats, TOPIC_HEAL, TOPIC_HEAL_STARTED, TOPIC_HEALTH_STATUS, TOPIC_SYSTEM,
+    MonitorStats, TOPIC_HEAL, TOPIC_HEAL_STARTED, TOPIC_HEALTH_STATUS, TOPIC_RECOVERED,
+    TOPIC_SYSTEM,
 };
 pub use policy::{CheckPolicy, Criticality, FailureResponse, HealPolicy};
 pub use system::{ComponentVerdict, SystemHealth, SystemStatus};

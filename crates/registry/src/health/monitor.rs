@@ -21,7 +21,7 @@ use crate::clock::{Clock, micros};
 use crate::health::component::ComponentState;
 use crate::health::{
     CheckFailure, CheckOutcome, ComponentHealth, ComponentKind, ComponentSpec, ComponentStatus,
-    HealAttempt, HealKind, HealOutcome, SystemHealth, SystemStatus,
+    HealAttempt, HealKind, HealOutcome, Recovery, SystemHealth, SystemStatus,
 };
 use crate::{Lagged, Registry};
 
@@ -31,6 +31,8 @@ pub const TOPIC_HEALTH_STATUS: Topic = Topic::from_static("plexus.health.status"
 pub const TOPIC_HEAL_STARTED: Topic = Topic::from_static("plexus.health.heal_started");
 /// Topic of [`HealthEvent::HealAttempted`].
 pub const TOPIC_HEAL: Topic = Topic::from_static("plexus.health.heal");
+/// Topic of [`HealthEvent::Recovered`].
+pub const TOPIC_RECOVERED: Topic = Topic::from_static("plexus.health.recovered");
 /// Topic of [`HealthEvent::SystemChanged`].
 pub const TOPIC_SYSTEM: Topic = Topic::from_static("plexus.health.system");
 /// Header set on component events published on the bus: the component's name.
@@ -187,6 +189,14 @@ pub enum HealthEvent {
         /// The attempt, as recorded.
         attempt: HealAttempt,
     },
+    /// A component that was Unhealthy passes its checks again (sent after its
+    /// [`StatusChanged`](Self::StatusChanged)).
+    Recovered {
+        /// The component.
+        component: String,
+        /// What caused it, when, after how long down and how many heal attempts.
+        recovery: Recovery,
+    },
     /// The system's status changed.
     SystemChanged {
         /// The status before.
@@ -205,6 +215,7 @@ impl HealthEvent {
             Self::StatusChanged { .. } => Some(TOPIC_HEALTH_STATUS),
             Self::HealStarted { .. } => Some(TOPIC_HEAL_STARTED),
             Self::HealAttempted { .. } => Some(TOPIC_HEAL),
+            Self::Recovered { .. } => Some(TOPIC_RECOVERED),
             Self::SystemChanged { .. } => Some(TOPIC_SYSTEM),
         }
     }
@@ -213,7 +224,8 @@ impl HealthEvent {
         match self {
             Self::CheckCompleted { component, .. }
             | Self::StatusChanged { component, .. }
-            | Self::HealStarted { component, .. } => Some(component),
+            | Self::HealStarted { component, .. }
+            | Self::Recovered { component, .. } => Some(component),
             Self::HealAttempted { attempt } => Some(&attempt.component),
             Self::SystemChanged { .. } => None,
         }
@@ -247,6 +259,8 @@ struct Component {
     /// Held for a whole round (check, then heal), so rounds never overlap.
     round: tokio::sync::Mutex<()>,
     state: Mutex<ComponentState>,
+    /// Wakes the component's task when a heal changed when the next retry is due.
+    wake: tokio::sync::Notify,
 }
 
 struct Inner {
@@ -326,6 +340,7 @@ impl HealthMonitor {
                 spec,
                 round: tokio::sync::Mutex::new(()),
                 state: Mutex::new(state),
+                wake: tokio::sync::Notify::new(),
             });
             components.insert(name.clone(), Arc::clone(&component));
             component
@@ -424,16 +439,35 @@ impl std::fmt::Debug for HealthMonitor {
     }
 }
 
-/// A component's scheduled rounds: the first at once, then one per interval.
+/// A component's scheduled rounds: the first at once, then one per interval; and,
+/// between them, heal retries whose backoff ends before the next check.
 async fn run(monitor: Weak<Inner>, component: Arc<Component>) {
-    let mut ticks = tokio::time::interval(component.spec.policy.interval);
+    let policy = &component.spec.policy;
+    let mut ticks = tokio::time::interval(policy.interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
-        let Some(inner) = monitor.upgrade() else {
-            break;
+        let retry_at = component.state.lock().heal_retry_at(policy);
+        let retry = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
         };
-        inner.round(&component).await;
+        tokio::select! {
+            _ = ticks.tick() => {
+                let Some(inner) = monitor.upgrade() else {
+                    break;
+                };
+                inner.round(&component).await;
+            }
+            () = retry => {
+                let Some(inner) = monitor.upgrade() else {
+                    break;
+                };
+                inner.retry_heal(&component).await;
+            }
+            () = component.wake.notified() => {}
+        }
     }
 }
 
@@ -450,6 +484,27 @@ impl Inner {
     /// change, heal if due.
     async fn round(&self, component: &Component) {
         let _round = component.round.lock().await;
+        self.round_locked(component).await;
+    }
+
+    /// A heal retry between checks: the heal, and when it reports success, a check
+    /// at once to see whether the component is back.
+    async fn retry_heal(&self, component: &Component) {
+        let _round = component.round.lock().await;
+        if !component
+            .state
+            .lock()
+            .heal_retry_due(&component.spec.policy)
+        {
+            return;
+        }
+        if self.heal(component).await {
+            self.round_locked(component).await;
+        }
+    }
+
+    /// [`round`](Self::round) with the component's round lock held.
+    async fn round_locked(&self, component: &Component) {
         let spec = &component.spec;
         let policy = &spec.policy;
         let started = Instant::now();
@@ -492,6 +547,29 @@ impl Inner {
                 detail: health.detail.clone(),
                 at,
             });
+            if let Some(recovery) = recorded.recovered {
+                if let crate::health::RecoveryCause::Healed { attempt, .. } = &recovery.cause {
+                    let mut heals = self.heals.lock();
+                    if let Some(owed) = heals
+                        .iter_mut()
+                        .rev()
+                        .find(|a| a.component == spec.name && a.attempt == *attempt)
+                    {
+                        owed.recovered = true;
+                    }
+                }
+                tracing::info!(
+                    component = %spec.name,
+                    cause = recovery.cause.as_str(),
+                    down_for = ?recovery.down_for,
+                    heal_attempts = recovery.heal_attempts,
+                    "component recovered"
+                );
+                self.emit(HealthEvent::Recovered {
+                    component: spec.name.clone(),
+                    recovery,
+                });
+            }
             self.update_registry(spec, to, &health.detail).await;
             self.update_system();
         }
@@ -500,10 +578,13 @@ impl Inner {
         }
     }
 
-    /// Runs the component's heal action once, within its timeout, and records it.
-    async fn heal(&self, component: &Component) {
+    /// Runs the component's heal action once, within its timeout, and records it;
+    /// returns whether it reported success.
+    async fn heal(&self, component: &Component) -> bool {
         let spec = &component.spec;
-        let Some(action) = &spec.heal else { return };
+        let Some(action) = &spec.heal else {
+            return false;
+        };
         let policy = &spec.policy;
         let attempt = component.state.lock().heal_started();
         let at = self.clock.now();
@@ -530,10 +611,13 @@ impl Inner {
             },
             Err(_elapsed) => HealOutcome::TimedOut,
         };
+        let succeeded = outcome.succeeded();
         component
             .state
             .lock()
-            .heal_finished(outcome.succeeded(), policy);
+            .heal_finished(action.name(), succeeded, policy);
+        // The next retry may now be due sooner than the task waits for.
+        component.wake.notify_one();
         let record = HealAttempt {
             component: spec.name.clone(),
             action: action.name().to_owned(),
@@ -542,6 +626,7 @@ impl Inner {
             at,
             duration,
             outcome,
+            recovered: false,
         };
         {
             let mut heals = self.heals.lock();
@@ -552,6 +637,7 @@ impl Inner {
         }
         self.emit(HealthEvent::HealAttempted { attempt: record });
         self.update_system();
+        succeeded
     }
 
     /// Writes a component's new status to the registry instance it is bound to.

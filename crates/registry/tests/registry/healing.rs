@@ -327,6 +327,9 @@ async fn health_changes_and_heal_attempts_are_published_on_the_bus() {
                 format!("heal {}", attempt.attempt)
             }
             HealthEvent::SystemChanged { to, .. } => format!("system {to}"),
+            HealthEvent::Recovered { recovery, .. } => {
+                format!("recovered {}", recovery.cause.as_str())
+            }
             HealthEvent::CheckCompleted { .. } => panic!("check results stay off the bus"),
         };
         seen.push((envelope.topic().as_str().to_owned(), summary, component));

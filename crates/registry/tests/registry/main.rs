@@ -8,6 +8,7 @@ mod discovery;
 mod events;
 mod healing;
 mod health;
+mod recovery;
 mod stale;
 mod support;
 mod system;

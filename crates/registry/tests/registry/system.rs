@@ -41,6 +41,9 @@ fn component(name: &str, status: ComponentStatus, criticality: Criticality) -> C
         heal_failures: 0,
         heals_since_recovery: 0,
         heal_exhausted: false,
+        recoveries_healed: 0,
+        recoveries_unaided: 0,
+        last_recovery: None,
     }
 }
 

@@ -3,8 +3,8 @@
 //!
 //! | method | params | result |
 //! | --- | --- | --- |
-//! | `node.services` | `{service?, status?}` | every registered instance, with status |
-//! | `node.health` | `{}` | system health with every component's verdict and counters |
+//! | `node.services` | `{service?, status?}` | every registered instance, with status and breaker |
+//! | `node.health` | `{}` | system health with every component's verdict and counters (and breaker, for an instance) |
 //! | `node.config_get` | `{path?}` | the value at a dotted path (the whole document without one) |
 //! | `node.config_set` | `{path, value, reason?}` | the new version |
 //! | `node.config_history` | `{}` | every version kept, newest last, without documents |
@@ -12,16 +12,27 @@
 //!
 //! The caller (`CallContext::caller`, the token's name at the gateway) is recorded as
 //! the author of configuration changes.
+//!
+//! An instance's `breaker` (in `node.services`, and in `node.health` for a component
+//! bound to an instance) is `{state, failure_rate, next_trial_ms}`: the state
+//! (`closed`, `open`, `half_open`, …), the failure rate over its window in percent
+//! (null until it holds `minimum_calls`), and while open, the milliseconds until it
+//! lets a trial call through (null otherwise). `breaker` is null for an instance no
+//! call has been routed to yet.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
 use plexus_config::{ConfigError, ConfigStore, ConfigVersion};
 use plexus_core::methods::{Effect, MethodTable, NoParams};
 use plexus_core::{
-    CallContext, Service, ServiceDescriptor, ServiceError, ServiceStatus, Timestamp, async_trait,
+    CallContext, InstanceId, Service, ServiceDescriptor, ServiceError, ServiceName, ServiceStatus,
+    Timestamp, async_trait,
 };
 use plexus_registry::health::HealthMonitor;
 use plexus_registry::{Query, Registry};
+use plexus_resilience::CircuitBreaker;
+use plexus_resilience::breaker::State;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -29,12 +40,17 @@ use serde_json::{Value, json};
 /// The service name of a node's own service.
 pub const NODE_SERVICE: &str = "node";
 
+/// Reads the node's instance breakers as they are now: service, instance, breaker.
+pub(crate) type Breakers =
+    Arc<dyn Fn() -> Vec<(ServiceName, InstanceId, CircuitBreaker)> + Send + Sync>;
+
 /// The node's own service.
 pub(crate) struct NodeService {
     instance: String,
     registry: Registry,
     health: HealthMonitor,
     config: ConfigStore,
+    breakers: Breakers,
 }
 
 impl NodeService {
@@ -43,14 +59,60 @@ impl NodeService {
         registry: Registry,
         health: HealthMonitor,
         config: ConfigStore,
+        breakers: Breakers,
     ) -> Self {
         Self {
             instance: format!("node-{node}"),
             registry,
             health,
             config,
+            breakers,
         }
     }
+
+    /// Each instance breaker as `node.services` and `node.health` show it, by
+    /// service and instance.
+    fn breaker_views(&self) -> HashMap<(String, String), BreakerView> {
+        (self.breakers)()
+            .into_iter()
+            .map(|(service, instance, breaker)| {
+                let key = (service.to_string(), instance.to_string());
+                (key, BreakerView::of(&breaker))
+            })
+            .collect()
+    }
+}
+
+/// One instance breaker, as people read it.
+#[derive(Debug, Serialize)]
+struct BreakerView {
+    /// `closed`, `open`, `half_open`, …
+    state: State,
+    /// Failed calls over the window, in percent; null until it holds `minimum_calls`.
+    failure_rate: Option<f64>,
+    /// While open: milliseconds until a trial call is let through.
+    next_trial_ms: Option<u64>,
+}
+
+impl BreakerView {
+    fn of(breaker: &CircuitBreaker) -> Self {
+        let metrics = breaker.metrics();
+        Self {
+            state: metrics.state,
+            failure_rate: metrics.failure_rate,
+            next_trial_ms: breaker
+                .retry_after()
+                .map(|wait| u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// `value` (an object) with `breaker` set to `view`, or null without one.
+fn with_breaker(mut value: Value, view: Option<&BreakerView>) -> Result<Value, ServiceError> {
+    if let Value::Object(map) = &mut value {
+        map.insert("breaker".to_owned(), to_json(view)?);
+    }
+    Ok(value)
 }
 
 /// The `node.*` methods, built once.
@@ -202,13 +264,45 @@ async fn services(
     if let Some(status) = p.status {
         query = query.status(status);
     }
-    to_json(s.registry.discover(&query))
+    let breakers = s.breaker_views();
+    let instances = s
+        .registry
+        .discover(&query)
+        .into_iter()
+        .map(|r| {
+            let key = (
+                r.descriptor.name.to_string(),
+                r.descriptor.instance.to_string(),
+            );
+            with_breaker(to_json(&r)?, breakers.get(&key))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Value::Array(instances))
 }
 
 async fn health(s: &NodeService, _: CallContext, _: NoParams) -> Result<Value, ServiceError> {
+    // A component bound to an instance shows that instance's breaker.
+    let breakers: HashMap<String, BreakerView> = s
+        .breaker_views()
+        .into_iter()
+        .map(|((_, instance), view)| (instance, view))
+        .collect();
+    let components = s
+        .health
+        .components()
+        .into_iter()
+        .map(|c| {
+            let instance = c.instance.as_ref().map(|i| i.to_string());
+            let value = to_json(&c)?;
+            match instance {
+                Some(instance) => with_breaker(value, breakers.get(&instance)),
+                None => Ok(value),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     to_json(json!({
         "system": s.health.system(),
-        "components": s.health.components(),
+        "components": components,
     }))
 }
 

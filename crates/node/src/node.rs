@@ -117,6 +117,18 @@ impl Core {
         }));
     }
 
+    /// Every instance's breaker, by service.
+    pub(crate) fn breakers(&self) -> Vec<(ServiceName, InstanceId, CircuitBreaker)> {
+        let routes = self.routes.load();
+        let mut all = Vec::new();
+        for route in routes.values() {
+            for (id, breaker) in route.breakers() {
+                all.push((route.name().clone(), id, breaker));
+            }
+        }
+        all
+    }
+
     fn breaker_families(&self) -> Vec<SnapshotFamily> {
         let mut rows = self.retired.lock().clone();
         for route in self.routes.load().values() {
@@ -555,12 +567,15 @@ impl NodeBuilder {
         }
 
         // The node's own service: services, health and configuration, callable like
-        // any other.
+        // any other. It reads the breakers through a weak handle, since the core
+        // holds it as a transport.
+        let weak = Arc::downgrade(&core);
         let admin: Arc<dyn Service> = Arc::new(NodeService::new(
             &self.name,
             registry.clone(),
             health.clone(),
             config.clone(),
+            Arc::new(move || weak.upgrade().map(|c| c.breakers()).unwrap_or_default()),
         ));
         let admin_descriptor = admin.descriptor();
         let admin_instance = admin_descriptor.instance.clone();
@@ -987,14 +1002,7 @@ impl Node {
 
     /// Every instance's breaker, by service.
     pub fn breakers(&self) -> Vec<(ServiceName, InstanceId, CircuitBreaker)> {
-        let routes = self.inner.core.routes.load();
-        let mut all = Vec::new();
-        for route in routes.values() {
-            for (id, breaker) in route.breakers() {
-                all.push((route.name().clone(), id, breaker));
-            }
-        }
-        all
+        self.inner.core.breakers()
     }
 
     /// Stops taking calls, marks the local services ShuttingDown, stops them in

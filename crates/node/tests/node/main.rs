@@ -2,6 +2,7 @@
 //! metrics read back from the exposition, runtime configuration.
 #![allow(clippy::unwrap_used)]
 
+mod breakers;
 mod callpath;
 mod config;
 mod failover;

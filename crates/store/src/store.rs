@@ -108,6 +108,25 @@ impl Store {
         self.inner.link.watch()
     }
 
+    /// Runs `f` each time the connection is lost (a task of its own, which ends
+    /// with the store): for a listener that asks for a health check at once.
+    /// Must be called inside a tokio runtime.
+    pub fn on_connection_lost<F, Fut>(&self, f: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut connection = self.connection();
+        tokio::spawn(async move {
+            while connection.changed().await.is_ok() {
+                let lost = matches!(*connection.borrow_and_update(), Connection::Lost { .. });
+                if lost {
+                    f().await;
+                }
+            }
+        });
+    }
+
     /// Takes a connection: waits at most `acquire_timeout_ms` for a session to come
     /// free under load ([`StoreError::PoolTimeout`] after that; the wait is timed and
     /// counted), then at most `connect_timeout_ms` for the pool to open or test a

@@ -68,7 +68,7 @@ pub use heal::{HealAction, HealAttempt, HealKind, HealOutcome};
 pub use monitor::{
     COMPONENT_HEADER, HealthError, HealthEvent, HealthMonitor, HealthWatch, MonitorConfig,
     MonitorStats, TOPIC_HEAL, TOPIC_HEAL_STARTED, TOPIC_HEALTH_STATUS, TOPIC_RECOVERED,
-    TOPIC_SYSTEM,
+    TOPIC_SYSTEM, WeakHealthMonitor,
 };
 pub use policy::{CheckPolicy, Criticality, FailureResponse, HealPolicy};
 pub use system::{ComponentVerdict, SystemHealth, SystemStatus};

@@ -430,6 +430,30 @@ impl HealthMonitor {
     }
 }
 
+/// A handle on a [`HealthMonitor`] that does not keep it alive: for listeners owned
+/// by something the monitor itself holds (a component's client), which would
+/// otherwise keep each other alive.
+#[derive(Clone, Debug)]
+pub struct WeakHealthMonitor {
+    inner: Weak<Inner>,
+}
+
+impl WeakHealthMonitor {
+    /// The monitor, while it runs.
+    pub fn upgrade(&self) -> Option<HealthMonitor> {
+        self.inner.upgrade().map(|inner| HealthMonitor { inner })
+    }
+}
+
+impl HealthMonitor {
+    /// A handle that does not keep the monitor alive.
+    pub fn downgrade(&self) -> WeakHealthMonitor {
+        WeakHealthMonitor {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+}
+
 impl std::fmt::Debug for HealthMonitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HealthMonitor")

@@ -78,6 +78,16 @@ impl Family for DataStoreFamily {
             .metrics(move |node| {
                 node.metrics()
                     .with_registry(|registry| metrics.metrics().register(registry));
+                // A lost connection is checked now, not at the next interval.
+                let health = node.health().downgrade();
+                metrics.on_connection_lost(move || {
+                    let health = health.upgrade();
+                    async move {
+                        if let Some(health) = health {
+                            let _ = health.check_now(crate::COMPONENT).await;
+                        }
+                    }
+                });
             })
             .history(Arc::new(StoreHistory::new(store))))
     }

@@ -185,13 +185,26 @@ async fn a_black_hole_fails_past_the_connect_timeout() {
     cut(Mode::Blackhole, true).await;
 }
 
-/// The health check probes past the breaker: while calls fail fast it still asks
-/// the database, and its success lets calls through at once.
+/// A listener hears the connection go; the health check probes past the breaker:
+/// while calls fail fast it still asks the database, and its success lets calls
+/// through at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_health_check_probes_past_the_breaker() {
     let (proxy, place, ds) = behind_a_proxy().await;
+    let (lost_tx, mut lost) = tokio::sync::mpsc::unbounded_channel();
+    ds.store().on_connection_lost(move || {
+        let lost_tx = lost_tx.clone();
+        async move {
+            let _ = lost_tx.send(());
+        }
+    });
     proxy.set_mode(Mode::Refuse);
     unavailable(ds.get("cases", "c1").await);
+    // The listener hears it (the family asks for a health check then).
+    tokio::time::timeout(PATIENCE, lost.recv())
+        .await
+        .unwrap()
+        .unwrap();
     let attempts = proxy.stats().accepted;
     unavailable(ds.store().ping().await);
     assert!(

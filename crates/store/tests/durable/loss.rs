@@ -6,7 +6,8 @@
 //! calls fail in well under a millisecond's work without opening connections (the
 //! proxy counts the attempts: only the probes, one at a time, reach it); and once
 //! the proxy forwards again a probe reconnects, the listener hears `Up`, and calls
-//! work.
+//! work. Load is not loss: a pool whose sessions are all in use is a
+//! `PoolTimeout` after the acquire timeout, and the breaker stays closed.
 //!
 //! `before_the_fix` (ignored; run it with `--run-ignored only`) prints what the same
 //! cut cost before: a pool whose acquire waits out its timeout.
@@ -254,4 +255,35 @@ async fn before_the_fix() {
         proxy.settled().await;
         pool.close().await;
     }
+}
+
+/// Load is not loss: with every session in use, a call waits the acquire timeout
+/// and fails with `PoolTimeout`; the breaker stays closed and calls go on once a
+/// session comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_busy_pool_is_a_pool_timeout_not_a_lost_database() {
+    let place = Place::new(BackendKind::Sqlite);
+    let ds = place
+        .open_with(|c| {
+            c.max_connections = 2;
+            c.acquire_timeout_ms = 200;
+            c.connect_timeout_ms = 50;
+        })
+        .await;
+    ds.create_collection("cases", Default::default())
+        .await
+        .unwrap();
+    let held = [
+        ds.store().session().await.unwrap(),
+        ds.store().session().await.unwrap(),
+    ];
+    let started = Instant::now();
+    let err = ds.get("cases", "c1").await.unwrap_err();
+    assert!(matches!(err, StoreError::PoolTimeout { .. }), "{err:?}");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(*ds.store().connection().borrow(), Connection::Up);
+    drop(held);
+    assert!(ds.get("cases", "c1").await.unwrap().is_none());
+    ds.store().close().await;
+    place.remove().await;
 }

@@ -215,12 +215,14 @@ async fn the_node_service_answers_services_health_and_config() {
     assert!(refused.to_string().contains("timeout_ms"), "{refused}");
     let rolled = client.config_rollback(version - 1).await.unwrap();
     assert_eq!(rolled["rollback_of"], json!(version - 1));
+    // Rolled back to before the set: the default in force again (issue 14: the
+    // effective value, defaults included, not null).
     assert_eq!(
         client
             .config_get(Some("calls.default.timeout_ms"))
             .await
             .unwrap(),
-        Value::Null
+        json!(5000)
     );
     let history = client.config_history().await.unwrap();
     assert_eq!(history.as_array().unwrap().len(), v1 + 2, "{history}");

@@ -42,8 +42,20 @@ pub struct GatewayConfig {
     /// full, event forwarding waits and the subscription's overflow policy applies.
     pub ws_send_queue: usize,
     /// The most TCP connections open at once, HTTP and WebSocket together (default
-    /// 1024). Further connections wait in the kernel's backlog until one closes.
+    /// 1024). Beyond it, `ops_reserved_connections` more are served the ops
+    /// endpoints only; further ones wait in the kernel's backlog until one closes.
     pub max_connections: usize,
+    /// Connections kept for `/livez`, `/ready`, `/health` and `/metrics` when the
+    /// data plane's `max_connections` are all in use (default 32): on them every
+    /// other path answers 503, so operators can still see a saturated node.
+    pub ops_reserved_connections: usize,
+    /// The most connections one peer address may hold open (default 512); one more
+    /// is closed at once and counted.
+    pub max_connections_per_peer: usize,
+    /// How long a client may take to send a request's headers, and how long an
+    /// idle keep-alive connection is kept before the next request, in milliseconds
+    /// (default 10,000). A connection past it is closed.
+    pub header_read_timeout_ms: u64,
     /// The most calls one WebSocket client may have in flight (default 256); beyond
     /// that a call is answered at once with -32007.
     pub max_ws_in_flight: usize,
@@ -85,6 +97,9 @@ impl Default for GatewayConfig {
             max_ws_message_bytes: 1 << 20,
             ws_send_queue: 256,
             max_connections: 1024,
+            ops_reserved_connections: 32,
+            max_connections_per_peer: 512,
+            header_read_timeout_ms: 10_000,
             max_ws_in_flight: 256,
             max_ws_subscriptions: 64,
             ws_subscription_capacity: 256,
@@ -220,6 +235,11 @@ impl GatewayConfig {
         Duration::from_millis(self.detach_grace_ms)
     }
 
+    /// How long headers may take, and an idle keep-alive connection may wait.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
     /// How long a graceful shutdown waits.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
@@ -233,7 +253,7 @@ impl GatewayConfig {
     /// Checks every field, naming the first that is wrong, and that serving `bind`
     /// without tokens is allowed.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bounds: [(&str, usize, usize); 10] = [
+        let bounds: [(&str, usize, usize); 12] = [
             ("max_body_bytes", self.max_body_bytes, 1 << 30),
             ("max_batch", self.max_batch, 1 << 16),
             ("max_ws_message_bytes", self.max_ws_message_bytes, 1 << 30),
@@ -248,6 +268,16 @@ impl GatewayConfig {
             ),
             ("max_ws_registrations", self.max_ws_registrations, 1 << 16),
             ("max_pending_calls", self.max_pending_calls, 1 << 20),
+            (
+                "ops_reserved_connections",
+                self.ops_reserved_connections,
+                1 << 16,
+            ),
+            (
+                "max_connections_per_peer",
+                self.max_connections_per_peer,
+                1 << 20,
+            ),
         ];
         for (field, value, max) in bounds {
             if value == 0 || value > max {
@@ -256,6 +286,15 @@ impl GatewayConfig {
                     format!("is {value}; it must be between 1 and {max}"),
                 ));
             }
+        }
+        if self.header_read_timeout_ms == 0 || self.header_read_timeout_ms > 3_600_000 {
+            return Err(invalid(
+                "header_read_timeout_ms",
+                format!(
+                    "is {}; it must be between 1 and 3600000",
+                    self.header_read_timeout_ms
+                ),
+            ));
         }
         if self.shutdown_timeout_ms == 0 {
             return Err(invalid("shutdown_timeout_ms", "must be longer than zero"));

@@ -319,3 +319,11 @@ pub(crate) async fn ready(State(shared): State<Arc<Shared>>) -> Response {
 pub(crate) async fn livez() -> &'static str {
     "ok"
 }
+
+/// What a connection in the ops reserve gets for anything but the ops endpoints.
+pub(crate) async fn saturated() -> (axum::http::StatusCode, &'static str) {
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "every data-plane connection is in use (gateway.max_connections); this connection serves /livez, /ready, /health and /metrics only\n",
+    )
+}

@@ -6,6 +6,7 @@
 //! | `plexus_gateway_request_duration_seconds` | histogram | endpoint (`rpc`: one HTTP request, batch or single) |
 //! | `plexus_gateway_ws_connections` | gauge | |
 //! | `plexus_gateway_auth_failures_total` | counter | reason (`missing`, `malformed`, `unknown`, `forbidden`) |
+//! | `plexus_gateway_connections_refused_total` | counter | reason (`per_peer`: the peer's share is used; `full`: the ops reserve too; `ops_only`: served the ops endpoints only) |
 //!
 //! A JSON-RPC request counts once with its outcome: `ok`, a call error's outcome
 //! (`method_not_found`, `timeout`, …, see `plexus_node::CallError::outcome`), or one
@@ -53,6 +54,7 @@ pub(crate) struct GatewayMetrics {
     rpc_duration: Histogram,
     ws_connections: Gauge,
     auth_failures: Family<[(&'static str, &'static str); 1], Counter>,
+    refused: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl GatewayMetrics {
@@ -66,6 +68,7 @@ impl GatewayMetrics {
             );
         let ws_connections = Gauge::default();
         let auth_failures = Family::default();
+        let refused = Family::default();
         let mut requests = HashMap::new();
         for endpoint in ENDPOINTS {
             for outcome in OUTCOMES {
@@ -97,12 +100,18 @@ impl GatewayMetrics {
                 "Requests refused by auth, by reason",
                 auth_failures.clone(),
             );
+            registry.register(
+                "plexus_gateway_connections_refused",
+                "Connections refused or limited to the ops endpoints, by reason",
+                refused.clone(),
+            );
         });
         Self {
             requests,
             rpc_duration,
             ws_connections,
             auth_failures,
+            refused,
         }
     }
 
@@ -126,6 +135,11 @@ impl GatewayMetrics {
     }
 
     /// The WebSocket connections gauge.
+    /// Counts a connection refused, or served the ops endpoints only.
+    pub(crate) fn connection_refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&[("reason", reason)]).inc();
+    }
+
     pub(crate) fn ws_connections(&self) -> &Gauge {
         &self.ws_connections
     }

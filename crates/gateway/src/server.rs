@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +10,8 @@ use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use plexus_node::Node;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -95,20 +97,29 @@ impl GatewayBuilder {
             shutdown: CancellationToken::new(),
             hub: Hub::default(),
         });
-        let router = Router::new()
-            .route("/rpc", post(http::rpc))
-            .route("/ws", get(ws::upgrade))
+        let ops = Router::new()
             .route("/metrics", get(http::metrics))
             .route("/health", get(http::health))
             .route("/ready", get(http::ready))
-            .route("/livez", get(http::livez))
+            .route("/livez", get(http::livez));
+        let auth = axum::middleware::from_fn_with_state(shared.clone(), http::authenticate);
+        let router = Router::new()
+            .route("/rpc", post(http::rpc))
+            .route("/ws", get(ws::upgrade))
+            .merge(ops.clone())
             .with_state(shared.clone())
             .merge(self.extra)
-            .layer(axum::middleware::from_fn_with_state(
-                shared.clone(),
-                http::authenticate,
-            ));
-        Ok(Gateway { shared, router })
+            .layer(auth.clone());
+        // What a connection beyond `max_connections` is served: the ops endpoints.
+        let ops = ops
+            .fallback(http::saturated)
+            .with_state(shared.clone())
+            .layer(auth);
+        Ok(Gateway {
+            shared,
+            router,
+            ops,
+        })
     }
 }
 
@@ -117,6 +128,8 @@ impl GatewayBuilder {
 pub struct Gateway {
     shared: Arc<Shared>,
     router: Router,
+    /// The ops endpoints alone, for connections in the ops reserve.
+    ops: Router,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -163,6 +176,14 @@ impl Gateway {
     /// [`GatewayConfig::shutdown_timeout_ms`]; what is left then is dropped. It
     /// refuses a non-loopback listener when auth is off and not explicitly allowed.
     /// The node keeps running: shut it down after this returns.
+    ///
+    /// Connections are bounded: at most `max_connections` serve everything, then
+    /// `ops_reserved_connections` more serve only the ops endpoints (so `/livez` and
+    /// `/metrics` answer while the data plane is saturated), at most
+    /// `max_connections_per_peer` per peer address; a client that takes longer than
+    /// `header_read_timeout_ms` to send its headers, or leaves a keep-alive
+    /// connection idle that long, is disconnected. Refusals are counted in
+    /// `plexus_gateway_connections_refused_total{reason}`.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -170,39 +191,88 @@ impl Gateway {
     ) -> Result<ServeReport, GatewayError> {
         let addr = listener.local_addr()?;
         self.shared.config.check_bind(addr)?;
-        let listener = Limited {
-            inner: listener,
-            permits: Arc::new(Semaphore::new(self.shared.config.max_connections)),
-        };
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(self.shared.config.header_read_timeout())
+            .keep_alive(true);
+        let connections = tokio_util::task::TaskTracker::new();
+        let admission = Admission::new(&self.shared.config);
         let stop = self.shared.shutdown.clone();
-        let server = axum::serve(listener, self.router)
-            .with_graceful_shutdown(async move { stop.cancelled().await });
-        let mut server = tokio::spawn(async move { server.await });
         tracing::info!(%addr, auth = self.shared.auth.enabled(), "gateway serving");
-        tokio::select! {
-            ended = &mut server => {
-                return match ended {
-                    Ok(Ok(())) => Ok(ServeReport { drained: true }),
-                    Ok(Err(e)) => Err(GatewayError::Io(e)),
-                    Err(e) => Err(GatewayError::Task(e.to_string())),
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            // Beyond every place (the data plane's and the ops reserve), connections
+            // wait in the kernel's backlog until one closes.
+            let place = tokio::select! {
+                place = admission.place() => place,
+                () = &mut shutdown => break,
+                () = stop.cancelled() => break,
+            };
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of descriptors and the like: wait a moment, go on.
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+                () = stop.cancelled() => break,
+            };
+            let Some(ticket) = admission.admit(place, peer.ip()) else {
+                self.shared.metrics.connection_refused("per_peer");
+                continue;
+            };
+            let router = match ticket.class {
+                Class::Full => self.router.clone(),
+                Class::OpsOnly => {
+                    self.shared.metrics.connection_refused("ops_only");
+                    self.ops.clone()
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            // The connection keeps its place for as long as its socket lives, also
+            // after an upgrade to WebSocket hands the socket on.
+            let io = TokioIo::new(Counted {
+                io: stream,
+                _ticket: ticket,
+            });
+            let connection = http
+                .serve_connection(io, TowerToHyperService::new(router))
+                .with_upgrades();
+            let stop = self.shared.shutdown.clone();
+            connections.spawn(async move {
+                let mut connection = std::pin::pin!(connection);
+                let ended = tokio::select! {
+                    ended = connection.as_mut() => ended,
+                    () = stop.cancelled() => {
+                        // Finish the request in flight, then close.
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
                 };
-            }
-            () = shutdown => {}
+                if let Err(error) = ended {
+                    tracing::debug!(%error, %peer, "connection ended");
+                }
+            });
         }
+        drop(listener);
         tracing::info!(%addr, "gateway shutting down");
         self.shared.accepting.store(false, Ordering::Release);
         self.shared.shutdown.cancel();
         let tracker = self.shared.hub.tracker.clone();
         tracker.close();
+        connections.close();
         let drain = async {
-            let _ = (&mut server).await;
+            connections.wait().await;
             tracker.wait().await;
         };
         let drained = tokio::time::timeout(self.shared.config.shutdown_timeout(), drain)
             .await
             .is_ok();
         if !drained {
-            server.abort();
             tracing::warn!(%addr, "gateway shutdown timed out; remaining connections dropped");
         }
         Ok(ServeReport { drained })
@@ -216,40 +286,92 @@ pub struct ServeReport {
     pub drained: bool,
 }
 
-/// A listener that holds at most `permits` connections open at once and turns
-/// Nagle's algorithm off (requests and responses are small and latency matters).
-struct Limited {
-    inner: TcpListener,
-    permits: Arc<Semaphore>,
+/// Which router a connection is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Everything.
+    Full,
+    /// The ops endpoints only: the data plane's connections are all in use.
+    OpsOnly,
 }
 
-impl axum::serve::Listener for Limited {
-    type Io = Counted;
-    type Addr = SocketAddr;
+/// Counts connections: the data plane's, the ops reserve, and each peer's.
+#[derive(Clone)]
+struct Admission {
+    full: Arc<Semaphore>,
+    ops: Arc<Semaphore>,
+    peers: Arc<parking_lot::Mutex<std::collections::HashMap<IpAddr, usize>>>,
+    per_peer: usize,
+}
 
-    async fn accept(&mut self) -> (Counted, SocketAddr) {
-        // The semaphore is never closed, so the permit is always granted eventually.
-        let permit = self.permits.clone().acquire_owned().await.ok();
-        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        let _ = io.set_nodelay(true);
-        (
-            Counted {
-                io,
-                _permit: permit,
-            },
-            addr,
-        )
+/// A connection's place; gives it back when dropped.
+struct Ticket {
+    class: Class,
+    _permit: Option<OwnedSemaphorePermit>,
+    peer: IpAddr,
+    admission: Admission,
+}
+
+impl Admission {
+    fn new(config: &GatewayConfig) -> Self {
+        Self {
+            full: Arc::new(Semaphore::new(config.max_connections)),
+            ops: Arc::new(Semaphore::new(config.ops_reserved_connections)),
+            peers: Arc::default(),
+            per_peer: config.max_connections_per_peer,
+        }
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+    /// Waits for a free place: the data plane's first, else one of the reserve.
+    async fn place(&self) -> (Class, Option<OwnedSemaphorePermit>) {
+        if let Ok(p) = self.full.clone().try_acquire_owned() {
+            return (Class::Full, Some(p));
+        }
+        tokio::select! {
+            biased;
+            p = self.full.clone().acquire_owned() => (Class::Full, p.ok()),
+            p = self.ops.clone().acquire_owned() => (Class::OpsOnly, p.ok()),
+        }
+    }
+
+    /// The connection from `peer` takes its `place`, or `None` (the place given
+    /// back) when the peer holds its share already.
+    fn admit(
+        &self,
+        (class, permit): (Class, Option<OwnedSemaphorePermit>),
+        peer: IpAddr,
+    ) -> Option<Ticket> {
+        let mut peers = self.peers.lock();
+        let held = peers.entry(peer).or_insert(0);
+        if *held >= self.per_peer {
+            return None;
+        }
+        *held += 1;
+        Some(Ticket {
+            class,
+            _permit: permit,
+            peer,
+            admission: self.clone(),
+        })
     }
 }
 
-/// A connection that gives its permit back when it closes.
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut peers = self.admission.peers.lock();
+        if let Some(held) = peers.get_mut(&self.peer) {
+            *held -= 1;
+            if *held == 0 {
+                peers.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// A connection that gives its place back when its socket closes.
 struct Counted {
     io: TcpStream,
-    _permit: Option<OwnedSemaphorePermit>,
+    _ticket: Ticket,
 }
 
 impl AsyncRead for Counted {

@@ -90,25 +90,162 @@ async fn health_ready_and_livez_answer() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_limit_wait_for_one_to_close() {
+async fn connections_beyond_the_limit_get_the_ops_endpoints_then_wait_for_one_to_close() {
     let h = Harness::with(plexus_gateway::GatewayConfig {
         max_connections: 1,
+        ops_reserved_connections: 1,
         ..Default::default()
     })
     .await;
     let peer = connect(&h.ws_url(), None).await.unwrap();
+    // The socket holds the only data-plane connection: a connection of the ops
+    // reserve answers /livez, and 503 for anything else.
+    let fresh = || {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+    };
+    let live = fresh().get(h.url("/livez")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    let rpc = fresh()
+        .post(h.url("/rpc"))
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"node.services"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rpc.status(), 503);
+    assert!(rpc.text().await.unwrap().contains("max_connections"));
+    // An idle connection holds the reserve too: the next one waits.
+    let idle = tokio::net::TcpStream::connect(h.addr).await.unwrap();
     let url = h.url("/livez");
     let mut waiting = tokio::spawn(async move { reqwest::get(url).await.unwrap().status() });
-    // While the socket holds the only connection, the request is not served.
     let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut waiting).await;
-    assert!(
-        early.is_err(),
-        "a connection beyond max_connections was served"
-    );
+    assert!(early.is_err(), "a connection beyond every place was served");
     drop(peer);
+    drop(idle);
     let status = tokio::time::timeout(crate::support::WAIT, waiting)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(status, 200);
+}
+
+/// Reads from `stream` until the server closes it, within `within`; panics if it
+/// stays open.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: std::time::Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server kept the connection open");
+}
+
+#[tokio::test]
+async fn idle_and_slow_header_connections_cannot_lock_the_node_out() {
+    use tokio::io::AsyncWriteExt;
+    let h = Harness::with(plexus_gateway::GatewayConfig {
+        max_connections: 8,
+        ops_reserved_connections: 4,
+        header_read_timeout_ms: 400,
+        ..Default::default()
+    })
+    .await;
+    // Saturate the data plane: four idle connections and four that send their
+    // headers a byte at a time.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(h.addr).await.unwrap());
+    }
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+        s.write_all(b"GET /livez HTTP/1.1\r\n").await.unwrap();
+        slow.push(s);
+    }
+    let trickle = tokio::spawn(async move {
+        for _ in 0..40 {
+            for s in &mut slow {
+                let _ = s.write_all(b"X").await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        slow
+    });
+    // /livez still answers, within a second, on the ops reserve.
+    let started = std::time::Instant::now();
+    let live = reqwest::Client::new()
+        .get(h.url("/livez"))
+        .timeout(std::time::Duration::from_secs(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    // The idle ones and the slow ones are closed at the header timeout.
+    for s in &mut idle {
+        closed_within(s, std::time::Duration::from_secs(5)).await;
+    }
+    let mut slow = trickle.await.unwrap();
+    for s in &mut slow {
+        closed_within(s, std::time::Duration::from_secs(5)).await;
+    }
+    // And the data plane is free again (once the server has dropped them).
+    let served = tokio::time::timeout(crate::support::WAIT, async {
+        loop {
+            let rpc = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap()
+                .post(h.url("/rpc"))
+                .header("content-type", "application/json")
+                .body(r#"{"jsonrpc":"2.0","id":1,"method":"node.services"}"#)
+                .send()
+                .await
+                .unwrap();
+            if rpc.status() == 200 {
+                return;
+            }
+            assert_eq!(rpc.status(), 503, "only the reserve's answer before that");
+        }
+    })
+    .await;
+    assert!(served.is_ok(), "the data plane never came back");
+}
+
+#[tokio::test]
+async fn one_peer_cannot_hold_more_than_its_share() {
+    let h = Harness::with(plexus_gateway::GatewayConfig {
+        max_connections_per_peer: 2,
+        ..Default::default()
+    })
+    .await;
+    let _a = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let _b = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let mut third = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    closed_within(&mut third, std::time::Duration::from_secs(5)).await;
+    let metrics = reqwest::Client::new();
+    drop(_a);
+    // The share comes back when a connection closes: /metrics counts the refusal.
+    let text = tokio::time::timeout(crate::support::WAIT, async {
+        loop {
+            if let Ok(r) = metrics.get(h.url("/metrics")).send().await {
+                return r.text().await.unwrap();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        text.contains("plexus_gateway_connections_refused_total{reason=\"per_peer\"} 1"),
+        "{text}"
+    );
 }

@@ -18,6 +18,9 @@ use crate::auth::Scope;
 /// and clients find a local node without being told; tests bind port 0 instead.
 pub const DEFAULT_PORT: u16 = 7700;
 
+/// What a WebSocket's socket layer gathers before writing to the network, in bytes.
+pub const WS_WRITE_BUFFER_BYTES: usize = 128 << 10;
+
 /// The shortest token accepted, in bytes: shorter secrets are guessable.
 pub const MIN_TOKEN_BYTES: usize = 16;
 
@@ -41,6 +44,12 @@ pub struct GatewayConfig {
     /// The most messages queued for sending on one WebSocket (default 256). When it is
     /// full, event forwarding waits and the subscription's overflow policy applies.
     pub ws_send_queue: usize,
+    /// The most bytes the socket layer of one WebSocket may hold unsent (pongs and
+    /// messages its client does not read; default 4 MiB, at least
+    /// `max_ws_message_bytes` + 128 KiB). Past it pongs are coalesced into one, and
+    /// a message that does not fit closes the socket with 1008 (policy violation),
+    /// counted in `plexus_gateway_ws_closed_total{reason="send_buffer_full"}`.
+    pub max_ws_send_buffer_bytes: usize,
     /// The most TCP connections open at once, HTTP and WebSocket together (default
     /// 1024). Beyond it, `ops_reserved_connections` more are served the ops
     /// endpoints only; further ones wait in the kernel's backlog until one closes.
@@ -96,6 +105,7 @@ impl Default for GatewayConfig {
             max_batch: 100,
             max_ws_message_bytes: 1 << 20,
             ws_send_queue: 256,
+            max_ws_send_buffer_bytes: 4 << 20,
             max_connections: 1024,
             ops_reserved_connections: 32,
             max_connections_per_peer: 512,
@@ -286,6 +296,19 @@ impl GatewayConfig {
                     format!("is {value}; it must be between 1 and {max}"),
                 ));
             }
+        }
+        let least = self
+            .max_ws_message_bytes
+            .saturating_add(WS_WRITE_BUFFER_BYTES);
+        if self.max_ws_send_buffer_bytes < least || self.max_ws_send_buffer_bytes > 1 << 32 {
+            return Err(invalid(
+                "max_ws_send_buffer_bytes",
+                format!(
+                    "is {}; it must be at least max_ws_message_bytes + {WS_WRITE_BUFFER_BYTES} ({least}) and at most {}",
+                    self.max_ws_send_buffer_bytes,
+                    1u64 << 32
+                ),
+            ));
         }
         if self.header_read_timeout_ms == 0 || self.header_read_timeout_ms > 3_600_000 {
             return Err(invalid(

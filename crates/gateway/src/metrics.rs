@@ -6,6 +6,7 @@
 //! | `plexus_gateway_request_duration_seconds` | histogram | endpoint (`rpc`: one HTTP request, batch or single) |
 //! | `plexus_gateway_ws_connections` | gauge | |
 //! | `plexus_gateway_auth_failures_total` | counter | reason (`missing`, `malformed`, `unknown`, `forbidden`) |
+//! | `plexus_gateway_ws_closed_total` | counter | reason (`send_buffer_full`: the client did not read) |
 //! | `plexus_gateway_connections_refused_total` | counter | reason (`per_peer`: the peer's share is used; `full`: the ops reserve too; `ops_only`: served the ops endpoints only) |
 //!
 //! A JSON-RPC request counts once with its outcome: `ok`, a call error's outcome
@@ -55,6 +56,7 @@ pub(crate) struct GatewayMetrics {
     ws_connections: Gauge,
     auth_failures: Family<[(&'static str, &'static str); 1], Counter>,
     refused: Family<[(&'static str, &'static str); 1], Counter>,
+    ws_closed: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl GatewayMetrics {
@@ -69,6 +71,7 @@ impl GatewayMetrics {
         let ws_connections = Gauge::default();
         let auth_failures = Family::default();
         let refused = Family::default();
+        let ws_closed = Family::default();
         let mut requests = HashMap::new();
         for endpoint in ENDPOINTS {
             for outcome in OUTCOMES {
@@ -105,6 +108,11 @@ impl GatewayMetrics {
                 "Connections refused or limited to the ops endpoints, by reason",
                 refused.clone(),
             );
+            registry.register(
+                "plexus_gateway_ws_closed",
+                "WebSockets the gateway closed for a bound, by reason",
+                ws_closed.clone(),
+            );
         });
         Self {
             requests,
@@ -112,6 +120,7 @@ impl GatewayMetrics {
             ws_connections,
             auth_failures,
             refused,
+            ws_closed,
         }
     }
 
@@ -138,6 +147,11 @@ impl GatewayMetrics {
     /// Counts a connection refused, or served the ops endpoints only.
     pub(crate) fn connection_refused(&self, reason: &'static str) {
         self.refused.get_or_create(&[("reason", reason)]).inc();
+    }
+
+    /// Counts a WebSocket closed for a bound.
+    pub(crate) fn ws_closed(&self, reason: &'static str) {
+        self.ws_closed.get_or_create(&[("reason", reason)]).inc();
     }
 
     pub(crate) fn ws_connections(&self) -> &Gauge {

@@ -107,6 +107,8 @@ pub(crate) async fn upgrade(
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
+        .write_buffer_size(crate::config::WS_WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(shared.config.max_ws_send_buffer_bytes)
         .on_upgrade(move |socket| tracker.track_future(session::run(shared, socket, caller)))
 }
 

@@ -81,7 +81,17 @@ pub(super) async fn run(shared: Arc<Shared>, socket: WebSocket, caller: Caller) 
             Some(Ok(_)) => {}
             Some(Err(e)) => {
                 let text = e.to_string();
-                close = if text.contains("too long") || text.contains("too big") {
+                close = if text.contains("buffer is full") {
+                    // The client does not read what it asks for (pongs, answers).
+                    shared.metrics.ws_closed("send_buffer_full");
+                    frame(
+                        close_code::POLICY,
+                        &format!(
+                            "more than {} bytes unread (max_ws_send_buffer_bytes)",
+                            shared.config.max_ws_send_buffer_bytes
+                        ),
+                    )
+                } else if text.contains("too long") || text.contains("too big") {
                     frame(
                         close_code::SIZE,
                         &format!(

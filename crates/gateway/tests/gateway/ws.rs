@@ -208,3 +208,46 @@ async fn subscriptions_per_socket_are_bounded_and_checked() {
     let unknown = peer.request("plexus.fly", json!({})).await;
     assert_eq!(code(&unknown), -32601);
 }
+
+/// This process's resident memory, in bytes (the node runs in it).
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_pings_and_never_reads_cannot_grow_the_node() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message as Frame;
+    let h = Harness::with(plexus_gateway::GatewayConfig {
+        max_ws_message_bytes: 64 << 10,
+        max_ws_send_buffer_bytes: 256 << 10,
+        ..Default::default()
+    })
+    .await;
+    let mut flooder = connect(&h.ws_url(), None).await.unwrap();
+    let ping = vec![7u8; 125];
+    // 400,000 pings whose pongs are never read: 50 MB of pongs that an unbounded
+    // write buffer would hold; the node holds at most max_ws_send_buffer_bytes.
+    let before = rss();
+    for _ in 0..400_000 {
+        if flooder
+            .socket
+            .send(Frame::Ping(ping.clone().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    // Every ping has been read by the node once another request is answered after
+    // them on the same runtime; the node serves others as before.
+    let services = h.call("node.services", json!({})).await;
+    assert!(services.is_object() || services.is_array(), "{services}");
+    let grown = rss().saturating_sub(before);
+    assert!(grown < 24 << 20, "the node grew by {grown} bytes");
+}

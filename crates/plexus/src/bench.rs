@@ -51,15 +51,15 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
     };
     if args.json {
-        println!("{}", report.to_json());
+        out!("{}", report.to_json());
     } else {
-        println!(
+        out!(
             "bench {} on {} cores{}",
             report.bench,
             report.cores,
             if report.quick { " (quick)" } else { "" }
         );
-        println!("{}", report.to_table());
+        out!("{}", report.to_table());
     }
     Ok(())
 }

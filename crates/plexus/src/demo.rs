@@ -68,7 +68,7 @@ fn pipeline(args: &PipelineArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
 
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        out!("{}", serde_json::to_string(&report)?);
     } else {
         print_report(&report);
     }
@@ -94,7 +94,7 @@ fn print_report(report: &PipelineReport) {
             Cell::new(format_value(*count as f64)).set_alignment(CellAlignment::Right),
         ]);
     }
-    println!("{stages}");
+    out!("{stages}");
 
     let mut modules = Table::new();
     modules
@@ -103,8 +103,8 @@ fn print_report(report: &PipelineReport) {
     for module in &report.modules {
         modules.add_row(vec![Cell::new(&module.name), Cell::new(&module.status)]);
     }
-    println!("{modules}");
-    println!("system health: {}", report.system_health);
+    out!("{modules}");
+    out!("system health: {}", report.system_health);
 
     let mut summary = Table::new();
     summary
@@ -134,5 +134,5 @@ fn print_report(report: &PipelineReport) {
             Cell::new(value).set_alignment(CellAlignment::Right),
         ]);
     }
-    println!("{summary}");
+    out!("{summary}");
 }

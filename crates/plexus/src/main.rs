@@ -6,7 +6,17 @@
 //! Exit status: 0 on success; 1 when the command failed (the node answered with an
 //! error, or a benchmark or demo failed; the whole error chain is printed to
 //! standard error); 2 when the arguments, the configuration or the token are wrong;
-//! 3 when no node is reachable at the address.
+//! 3 when no node is reachable at the address. When standard output is closed early
+//! (`plexus services --json | head -c1`), the command stops quietly with 0, as a
+//! filter does.
+
+/// Prints a line on standard output like `println!`, but a closed pipe ends the
+/// command quietly (status 0) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::emit(format_args!($($arg)*))
+    };
+}
 
 #[cfg(feature = "bench")]
 mod bench;
@@ -64,6 +74,19 @@ enum Command {
     #[cfg(feature = "demo")]
     #[command(subcommand)]
     Demo(demo::DemoCommand),
+}
+
+/// Writes one line to standard output; see [`out!`].
+pub(crate) fn emit(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to standard output: {error}");
+        std::process::exit(1);
+    }
 }
 
 fn main() -> ExitCode {

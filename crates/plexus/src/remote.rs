@@ -201,11 +201,14 @@ pub(crate) fn publish(args: &PublishArgs) -> anyhow::Result<()> {
     block_on(async {
         let published = client.publish(&args.topic, payload, args.priority).await?;
         if args.remote.json {
-            println!("{}", serde_json::to_string(&published)?);
+            out!("{}", serde_json::to_string(&published)?);
         } else {
-            println!(
+            out!(
                 "published {} on {}: {} subscription(s) matched, {} queued it",
-                published.id, args.topic, published.matched, published.enqueued
+                published.id,
+                args.topic,
+                published.matched,
+                published.enqueued
             );
         }
         Ok(())
@@ -244,22 +247,22 @@ pub(crate) fn subscribe(args: &SubscribeArgs) -> anyhow::Result<()> {
 
 fn print_event(event: &Event, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(event)?);
+        out!("{}", serde_json::to_string(event)?);
     } else {
         let payload = match event.payload_encoding.as_str() {
             "base64" => format!("(bytes, base64) {}", event.payload),
             _ => event.payload.to_string(),
         };
-        println!("{} [{:?}] {payload}", event.topic, event.priority);
+        out!("{} [{:?}] {payload}", event.topic, event.priority);
     }
     Ok(())
 }
 
 fn print_value(value: &Value, json: bool) {
     if json {
-        println!("{value}");
+        out!("{value}");
     } else {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
         );
@@ -272,7 +275,7 @@ pub(crate) fn services(args: &ListArgs) -> anyhow::Result<()> {
     block_on(async {
         let services = client.services().await?;
         if args.remote.json {
-            println!("{services}");
+            out!("{services}");
             return Ok(());
         }
         let mut table = table(&[
@@ -298,7 +301,7 @@ pub(crate) fn services(args: &ListArgs) -> anyhow::Result<()> {
                 Cell::new(text(&r["reason"])),
             ]);
         }
-        println!("{table}");
+        out!("{table}");
         Ok(())
     })
 }
@@ -309,7 +312,7 @@ pub(crate) fn health(args: &ListArgs) -> anyhow::Result<()> {
     block_on(async {
         let health = client.node_health().await?;
         if args.remote.json {
-            println!("{health}");
+            out!("{health}");
             return Ok(());
         }
         let system = &health["system"];
@@ -318,7 +321,7 @@ pub(crate) fn health(args: &ListArgs) -> anyhow::Result<()> {
             .map(Vec::as_slice)
             .unwrap_or_default();
         let status = text(&system["status"]);
-        println!("system: {}", paint(&status, colours()));
+        out!("system: {}", paint(&status, colours()));
         let mut table = table(&[
             "COMPONENT",
             "KIND",
@@ -357,7 +360,7 @@ pub(crate) fn health(args: &ListArgs) -> anyhow::Result<()> {
                 Cell::new(reason),
             ]);
         }
-        println!("{table}");
+        out!("{table}");
         Ok(())
     })
 }
@@ -387,9 +390,9 @@ pub(crate) fn config(args: &ConfigArgs) -> anyhow::Result<()> {
             (ConfigAction::Set { .. }, Some((path, value))) => {
                 let version = client.config_set(&path, value).await?;
                 if json {
-                    println!("{version}");
+                    out!("{version}");
                 } else {
-                    println!(
+                    out!(
                         "version {}: set {path} (changed: {})",
                         text(&version["version"]),
                         changed(&version)
@@ -399,7 +402,7 @@ pub(crate) fn config(args: &ConfigArgs) -> anyhow::Result<()> {
             (ConfigAction::History, _) => {
                 let history = client.config_history().await?;
                 if json {
-                    println!("{history}");
+                    out!("{history}");
                     return Ok(());
                 }
                 let mut table = table(&["VERSION", "AT", "AUTHOR", "REASON", "CHANGED"]);
@@ -412,14 +415,14 @@ pub(crate) fn config(args: &ConfigArgs) -> anyhow::Result<()> {
                         changed(v),
                     ]);
                 }
-                println!("{table}");
+                out!("{table}");
             }
             (ConfigAction::Rollback { target }, _) => {
                 let new = client.config_rollback(*target).await?;
                 if json {
-                    println!("{new}");
+                    out!("{new}");
                 } else {
-                    println!(
+                    out!(
                         "version {}: the content of version {target} (changed: {})",
                         text(&new["version"]),
                         changed(&new)

@@ -871,3 +871,32 @@ async fn data_dir_on_the_command_line_moves_the_embedded_database() {
     );
     assert_eq!(server.terminate().await, 0);
 }
+
+#[tokio::test]
+async fn a_closed_output_pipe_ends_the_command_quietly() {
+    let dir = temp_dir("pipe");
+    let mut server = Server::start(&dir, "").await;
+    for args in [
+        &["services", "--json"][..],
+        &["health"][..],
+        &["config", "get", "--json"][..],
+    ] {
+        // The reader goes away before the command writes (`| head -c0`).
+        let mut child = plexus()
+            .args(args)
+            .env("PLEXUS_URL", &server.url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = tokio::time::timeout(WAIT, child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    assert_eq!(server.terminate().await, 0);
+}

@@ -20,6 +20,7 @@ macro_rules! out {
 
 #[cfg(feature = "bench")]
 mod bench;
+mod bridge;
 #[cfg(feature = "demo")]
 mod demo;
 mod remote;
@@ -52,8 +53,8 @@ enum Command {
     /// WebSocket /ws, MCP /mcp, /metrics, /health) on 127.0.0.1:7700 by default.
     /// SIGINT or SIGTERM drains and stops it.
     Serve(serve::ServeArgs),
-    /// Run a node and serve its methods as MCP tools over stdin and stdout (for MCP
-    /// clients that launch their servers).
+    /// MCP over stdin and stdout (for MCP clients that launch their servers):
+    /// relayed to the running node, or a node of its own when none answers.
     Mcp(serve::McpArgs),
     /// Call a method of a running node: `plexus call node.services`.
     Call(remote::CallArgs),
@@ -93,7 +94,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(&args).map_err(anyhow::Error::from),
-        Command::Mcp(args) => serve::run_mcp(&args).map_err(anyhow::Error::from),
+        Command::Mcp(args) => serve::run_mcp(&args),
         Command::Call(args) => remote::call(&args),
         Command::Publish(args) => remote::publish(&args),
         Command::Subscribe(args) => remote::subscribe(&args),

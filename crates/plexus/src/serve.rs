@@ -67,10 +67,20 @@ pub(crate) struct ServeArgs {
 /// Arguments of `plexus mcp`.
 #[derive(Debug, Args)]
 pub(crate) struct McpArgs {
-    /// The TOML configuration file, as for `plexus serve` (its `gateway` is not
-    /// served).
+    /// Relay to the node at this address (default: `PLEXUS_URL`, else
+    /// http://127.0.0.1:7700 when a node answers there).
+    #[arg(long, env = "PLEXUS_URL", value_name = "URL")]
+    url: Option<String>,
+    /// The bearer token for that node.
+    #[arg(long, env = "PLEXUS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Run a node of its own instead, from this TOML configuration file (as for
+    /// `plexus serve`; its `gateway` is not served).
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Run a node of its own even when one answers.
+    #[arg(long)]
+    standalone: bool,
 }
 
 /// The node the configuration file (or the default) and the environment describe.
@@ -119,13 +129,31 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), AppError> {
     })
 }
 
-/// `plexus mcp`: the node's methods as MCP tools over stdin and stdout, until the
-/// client closes stdin or a signal comes. Logs go to stderr.
-pub(crate) fn run_mcp(args: &McpArgs) -> Result<(), AppError> {
+/// `plexus mcp`: MCP over stdin and stdout, until the client closes stdin or a
+/// signal comes. Relayed to a running node (`--url`, `PLEXUS_URL`, or the default
+/// address when a node answers there); with `--config`, `--standalone` or no node
+/// answering, a node of its own. Logs go to stderr.
+pub(crate) fn run_mcp(args: &McpArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let stopping = stop_signal()?;
+        let own = args.standalone || args.config.is_some();
+        if !own {
+            let url = args
+                .url
+                .clone()
+                .unwrap_or_else(|| "http://127.0.0.1:7700".to_owned());
+            let url = url.trim_end_matches('/').to_owned();
+            if args.url.is_some() || crate::bridge::node_answers(&url).await {
+                tracing::info!(%url, "relaying MCP on stdio to the running node");
+                return tokio::select! {
+                    relayed = crate::bridge::relay(&url, args.token.as_deref()) => relayed,
+                    () = stopping => Ok(()),
+                };
+            }
+        }
         let app = builder(args.config.as_ref()).start().await?;
-        app.serve_mcp_stdio(stopping).await
+        app.serve_mcp_stdio(stopping).await?;
+        Ok(())
     })
 }
 

@@ -900,3 +900,71 @@ async fn a_closed_output_pipe_ends_the_command_quietly() {
     }
     assert_eq!(server.terminate().await, 0);
 }
+
+#[tokio::test]
+async fn mcp_relays_stdio_to_a_running_node() {
+    let dir = temp_dir("mcprelay");
+    let mut server = Server::start(&dir, "[node]\nname = \"relayed\"\n").await;
+    let mut child = plexus()
+        .args(["mcp", "--url", &server.url])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect(child.stderr.take().unwrap());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || -> Value {
+        let line = tokio::time::timeout(WAIT, stdout.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_or_else(|| panic!("mcp ended; log: {}", log.borrow().as_str()));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    for message in [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "datastore.create_collection", "arguments": {"name": "relayed_notes"}}}),
+    ] {
+        stdin
+            .write_all(format!("{message}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    let init = next().await;
+    assert_eq!(init["id"], 1, "{init}");
+    let created = next().await;
+    assert_eq!(created["id"], 2, "{created}");
+    assert_ne!(created["result"]["isError"], json!(true), "{created}");
+    drop(stdin);
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", log.borrow().as_str());
+    assert!(
+        log.borrow().contains("relaying MCP"),
+        "{}",
+        log.borrow().as_str()
+    );
+    // The collection is in the running node's store (counting a collection that
+    // does not exist fails): the relay started no node of its own.
+    let count = server
+        .cli(&[
+            "call",
+            "datastore.count",
+            "collection=relayed_notes",
+            "--json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert!(count.is_object() || count.is_number(), "{count}");
+    assert_eq!(server.terminate().await, 0);
+}

@@ -10,6 +10,8 @@
 //!   retry          idempotent methods only, retryable errors only, inside the budget
 //!   rate limit     per service, when configured
 //!   bulkhead       per service, when configured
+//!   hedge          idempotent methods, when configured: a slow attempt gets a copy
+//!                  sent to another instance; the first answer wins
 //!   balance        a healthy instance whose breaker lets calls through, not one this
 //!                  call already failed on while another is left
 //!   breaker        per instance: counts this instance's failures, opens, half-opens
@@ -45,7 +47,7 @@ use plexus_registry::Registration;
 use plexus_resilience::balance::{Balancer, Instance};
 use plexus_resilience::{
     BoxError, BulkheadFull, CircuitBreaker, CircuitBreakerService, CircuitOpen, DeadlineExceeded,
-    ErrorClass, NoInstanceAvailable, RateLimited, Retry, deadline,
+    ErrorClass, Hedge, NoInstanceAvailable, RateLimited, Retry, deadline,
 };
 use serde_json::Value;
 use tower::util::BoxCloneSyncService;
@@ -72,10 +74,10 @@ pub(crate) struct Call {
 }
 
 tokio::task_local! {
-    /// The instances that failed the call being made on this task, for a call that
-    /// may be retried: the balancer sends a retry elsewhere while another instance
-    /// is left. Empty (and not allocated) until an attempt fails.
-    static FAILED: std::cell::RefCell<Vec<InstanceId>>;
+    /// The instances the call being made on this task was sent to, for a call that
+    /// may be retried or hedged: the balancer sends a retry or a hedged copy
+    /// elsewhere while another instance is left.
+    static TRIED: std::cell::RefCell<Vec<InstanceId>>;
 }
 
 /// The last hop: hands the call to one instance's transport.
@@ -104,6 +106,7 @@ impl tower::Service<Call> for Dispatch {
 
     fn call(&mut self, call: Call) -> Self::Future {
         let this = self.clone();
+        let _ = TRIED.try_with(|t| t.borrow_mut().push(this.instance.clone()));
         Box::pin(async move {
             let mut ctx = call.ctx;
             // The attempt ends by its own limit or the call's deadline, whichever is
@@ -125,7 +128,6 @@ impl tower::Service<Call> for Dispatch {
                 None => answer.await,
             };
             result.map_err(|error| {
-                let _ = FAILED.try_with(|f| f.borrow_mut().push(this.instance.clone()));
                 Box::new(InstanceError {
                     instance: this.instance,
                     error,
@@ -168,8 +170,9 @@ pub(crate) struct MethodRoute {
     attempt: Option<std::time::Duration>,
     /// The whole call's limit, retries included.
     timeout: std::time::Duration,
-    /// Whether calls may be retried (idempotent, more than one attempt).
-    retries: bool,
+    /// Whether calls may be retried or hedged: the instances a call was sent to are
+    /// then tracked, so the next attempt goes elsewhere.
+    tracked: bool,
     schema: ParamsSchema,
     metrics: MethodMetrics,
     stack: Stack,
@@ -223,11 +226,10 @@ impl ServiceRoute {
     ) -> Result<Self, CallError> {
         let name = descriptor.name.clone();
         let balancer = Balancer::<Guarded>::new(name.as_str(), policy.balancer);
-        // A retry goes to an instance the call has not failed on, while one is left.
+        // A retry or a hedged copy goes to an instance the call has not been sent
+        // to, while one is left.
         balancer.avoiding(|_: &Call, id: &InstanceId| {
-            FAILED
-                .try_with(|f| f.borrow().contains(id))
-                .unwrap_or(false)
+            TRIED.try_with(|f| f.borrow().contains(id)).unwrap_or(false)
         });
         let at = format!("calls.services.{name}");
         let mut methods = HashMap::new();
@@ -255,7 +257,29 @@ impl ServiceRoute {
                 None
             };
             let retries = retry.is_some();
-            let stack = stack(&policy, retry, &balancer, &name)?;
+            let method_metrics = metrics.method(name.as_str(), &method.name);
+            let hedge = match &method_policy.hedge {
+                Some(config) if method.idempotent => {
+                    let hedged = method_metrics.hedged();
+                    let hedge = Hedge::new(config.clone(), |_: &Call| true).map_err(|e| {
+                        CallError::Internal {
+                            message: format!("{at}.methods.{}.hedge: {e}", method.name),
+                        }
+                    })?;
+                    // The slower attempt ends by its own limit, so its instance's
+                    // breaker still counts a hang.
+                    Some(
+                        hedge
+                            .on_hedge(move || {
+                                hedged.inc();
+                            })
+                            .finish_slower(true),
+                    )
+                }
+                _ => None,
+            };
+            let tracked = retries || hedge.is_some();
+            let stack = stack(&policy, retry, hedge, &balancer, &name)?;
             methods.insert(
                 method.name.clone(),
                 Arc::new(MethodRoute {
@@ -264,9 +288,9 @@ impl ServiceRoute {
                     idempotent: method.idempotent,
                     attempt: method_policy.attempt_timeout(method.idempotent),
                     timeout: method_policy.timeout(),
-                    retries,
+                    tracked,
                     schema,
-                    metrics: metrics.method(name.as_str(), &method.name),
+                    metrics: method_metrics,
                     stack,
                 }),
             );
@@ -404,6 +428,7 @@ fn instance_breaker(policy: &ServicePolicy, id: &InstanceId) -> Result<CircuitBr
 fn stack(
     policy: &ServicePolicy,
     retry: Option<Retry>,
+    hedge: Option<Hedge<Call>>,
     balancer: &Balancer<Guarded>,
     service: &ServiceName,
 ) -> Result<Stack, CallError> {
@@ -432,6 +457,8 @@ fn stack(
         .option_layer(limiter.map(plexus_resilience::RateLimitLayer::new))
         // the service's bulkhead bounds the calls in flight
         .option_layer(bulkhead.map(plexus_resilience::BulkheadLayer::new))
+        // a slow idempotent call is sent once more, to another instance
+        .option_layer(hedge.map(plexus_resilience::HedgeLayer::new))
         // a healthy instance whose breaker lets calls through; its breaker records
         // the outcome; dispatch hands the call to its transport
         .service(balancer.clone())
@@ -520,8 +547,8 @@ impl MethodRoute {
         };
         let stack = self.stack.clone();
         let answer = deadline::until(ends, stack.oneshot(call));
-        let result = if self.retries {
-            FAILED
+        let result = if self.tracked {
+            TRIED
                 .scope(std::cell::RefCell::new(Vec::new()), answer)
                 .await
         } else {

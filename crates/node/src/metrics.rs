@@ -11,6 +11,7 @@
 //! | --- | --- | --- |
 //! | `plexus_calls_total` | counter | service, method, outcome |
 //! | `plexus_call_duration_seconds` | histogram | service, method |
+//! | `plexus_calls_hedged_total` | counter | service, method |
 //! | `plexus_bus_published_total` | counter | |
 //! | `plexus_bus_unmatched_total`, `plexus_bus_expired_total`, `plexus_bus_dead_letter_lost_total` | counter | |
 //! | `plexus_bus_delivered_total`, `plexus_bus_dropped_total`, `plexus_bus_dead_lettered_total`, `plexus_bus_rejected_total` | counter | subscription |
@@ -79,6 +80,7 @@ struct Inner {
     registry: RwLock<Registry>,
     calls: Family<CallLabels, Counter>,
     durations: Family<MethodLabels, Histogram>,
+    hedged: Family<MethodLabels, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -116,11 +118,18 @@ impl Metrics {
             "Time from entering the call path to the answer, retries included",
             durations.clone(),
         );
+        let hedged = Family::<MethodLabels, Counter>::default();
+        registry.register(
+            "plexus_calls_hedged",
+            "Copies of idempotent calls sent because the first attempt was slow",
+            hedged.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry: RwLock::new(registry),
                 calls,
                 durations,
+                hedged,
             }),
         }
     }
@@ -132,6 +141,7 @@ impl Metrics {
             ("method", method.to_owned()),
         ];
         let duration = self.inner.durations.get_or_create(&labels).clone();
+        let hedged = self.inner.hedged.get_or_create(&labels).clone();
         let ok = self
             .inner
             .calls
@@ -143,6 +153,7 @@ impl Metrics {
             ok,
             errors: Arc::new(Mutex::new(Vec::new())),
             duration,
+            hedged,
             calls: self.inner.calls.clone(),
         }
     }
@@ -194,6 +205,7 @@ pub struct MethodMetrics {
     ok: Counter,
     errors: Arc<Mutex<Vec<(&'static str, Counter)>>>,
     duration: Histogram,
+    hedged: Counter,
     calls: Family<CallLabels, Counter>,
 }
 
@@ -204,6 +216,11 @@ impl fmt::Debug for MethodMetrics {
 }
 
 impl MethodMetrics {
+    /// The method's count of hedged calls.
+    pub fn hedged(&self) -> Counter {
+        self.hedged.clone()
+    }
+
     /// Records one call's outcome (`ok` or a [`CallError::outcome`](crate::CallError::outcome))
     /// and its duration.
     pub fn record(&self, outcome: &'static str, elapsed: Duration) {

@@ -11,6 +11,7 @@
 //! retry = { max_attempts = 3 }   # idempotent methods only
 //! # bulkhead = { max_concurrent = 64, max_queue = 256, max_wait_ms = 100 }
 //! # rate_limit = { kind = "gcra", per_second = 1000, burst = 100 }
+//! # hedge = { latency_percentile = 95 }  # idempotent methods only (see below)
 //!
 //! [calls.services.storage]   # overrides, merged key by key over the default
 //! breaker = { failure_rate_threshold = 25 }
@@ -26,6 +27,21 @@
 //! the deadline; otherwise the deadline itself. An attempt that runs out of time is a
 //! failure of its instance's breaker (so a hung instance is ejected at the
 //! breaker's threshold) and, for idempotent methods, is retried on another instance.
+//!
+//! ## Hedging
+//!
+//! With `hedge` set (per service, or per method under `methods`), an idempotent call
+//! still unanswered after the `latency_percentile` of the method's recent calls (over
+//! the last full `period_ms`, once it holds `min_data_points` calls), or after a fixed
+//! `delay_ms`, is sent once more, to another instance while one is left; the first
+//! answer wins. The slower attempt is not cancelled: it ends by its own attempt limit,
+//! so its instance's breaker still counts a hang. Hedges are counted in
+//! `plexus_calls_hedged_total`. Methods that are not idempotent are never hedged.
+//!
+//! ```toml
+//! [calls.services.search.methods.find]
+//! hedge = { delay_ms = 50 }
+//! ```
 //!
 //! ## What an instance's breaker counts as a failure
 //!
@@ -55,7 +71,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use plexus_resilience::{BreakerConfig, BulkheadConfig, RateLimitConfig, RetryConfig, Strategy};
+use plexus_resilience::{
+    BreakerConfig, BulkheadConfig, HedgeConfig, RateLimitConfig, RetryConfig, Strategy,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -93,7 +111,10 @@ pub struct ServicePolicy {
     pub rate_limit: Option<RateLimitConfig>,
     /// What its instances' breakers count as failures (see the module docs).
     pub failures: FailureClasses,
-    /// Per-method overrides of `timeout_ms` and `retry`.
+    /// Hedging of idempotent calls, if any (see the module docs).
+    pub hedge: Option<HedgeConfig>,
+    /// Per-method overrides of `timeout_ms`, `attempt_timeout_ms`, `retry` and
+    /// `hedge`.
     pub methods: BTreeMap<String, Value>,
 }
 
@@ -114,6 +135,7 @@ impl Default for ServicePolicy {
             bulkhead: None,
             rate_limit: None,
             failures: FailureClasses::default(),
+            hedge: None,
             methods: BTreeMap::new(),
         }
     }
@@ -176,6 +198,8 @@ pub struct MethodPolicy {
     pub attempt_timeout_ms: Option<u64>,
     /// Retries, when the method is idempotent.
     pub retry: RetryConfig,
+    /// Hedging, when the method is idempotent.
+    pub hedge: Option<HedgeConfig>,
 }
 
 /// A policy field that is not acceptable.
@@ -262,6 +286,10 @@ impl CallsConfig {
                 PolicyError::new(format!("{path}.rate_limit.{}", e.field), e.reason)
             })?;
         }
+        if let Some(h) = &policy.hedge {
+            h.validate()
+                .map_err(|e| PolicyError::new(format!("{path}.hedge.{}", e.field), e.reason))?;
+        }
         for name in policy.methods.keys() {
             policy.method(name, &path)?;
         }
@@ -294,6 +322,7 @@ impl ServicePolicy {
             "timeout_ms": self.timeout_ms,
             "attempt_timeout_ms": self.attempt_timeout_ms,
             "retry": serde_json::to_value(&self.retry).map_err(|e| PolicyError::new(at, e.to_string()))?,
+            "hedge": serde_json::to_value(&self.hedge).map_err(|e| PolicyError::new(at, e.to_string()))?,
         });
         let path = format!("{at}.methods.{method}");
         if let Some(over) = self.methods.get(method) {
@@ -306,6 +335,10 @@ impl ServicePolicy {
             .retry
             .validate()
             .map_err(|e| PolicyError::new(format!("{path}.retry.{}", e.field), e.reason))?;
+        if let Some(h) = &policy.hedge {
+            h.validate()
+                .map_err(|e| PolicyError::new(format!("{path}.hedge.{}", e.field), e.reason))?;
+        }
         Ok(policy)
     }
 

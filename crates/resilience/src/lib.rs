@@ -64,6 +64,6 @@ pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadFull, BulkheadLayer, Bulkhe
 pub use deadline::{Deadline, DeadlineConfig, DeadlineExceeded, DeadlineLayer};
 pub use error::{BoxError, ConfigError};
 pub use fallback::{Fallback, FallbackLayer};
-pub use hedge::{Hedge, HedgeConfig, HedgeLayer};
+pub use hedge::{Hedge, HedgeConfig, HedgeLayer, HedgeService};
 pub use rate_limit::{RateLimitConfig, RateLimitLayer, RateLimited, RateLimiter};
 pub use retry::{Backoff, BudgetConfig, Jitter, Retry, RetryConfig, RetryLayer, RetryMetrics};

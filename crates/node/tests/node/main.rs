@@ -7,6 +7,7 @@ mod callpath;
 mod config;
 mod failover;
 mod healing;
+mod hedging;
 mod modules;
 mod ownership;
 mod support;

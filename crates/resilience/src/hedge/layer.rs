@@ -2,10 +2,10 @@
 
 use tower::Layer;
 
-use super::{Hedge, Idempotent};
-use crate::BoxError;
+use super::{Hedge, HedgeService};
 
-/// Wraps services with a [`Hedge`] policy.
+/// Wraps services with a [`Hedge`] policy; every service it makes shares the policy's
+/// latency record.
 #[derive(Clone, Debug)]
 pub struct HedgeLayer<Req> {
     hedge: Hedge<Req>,
@@ -18,13 +18,8 @@ impl<Req> HedgeLayer<Req> {
     }
 }
 
-impl<S, Req> Layer<S> for HedgeLayer<Req>
-where
-    S: tower::Service<Req> + Clone,
-    S::Error: Into<BoxError>,
-    Req: Clone,
-{
-    type Service = tower::hedge::Hedge<S, Idempotent<Req>>;
+impl<S, Req> Layer<S> for HedgeLayer<Req> {
+    type Service = HedgeService<S, Req>;
 
     fn layer(&self, inner: S) -> Self::Service {
         self.hedge.layer(inner)

@@ -13,6 +13,7 @@ fn hedge() -> Hedge<bool> {
             latency_percentile: 90.0,
             min_data_points: 10,
             period_ms: 1000,
+            delay_ms: None,
         },
         |idempotent: &bool| *idempotent,
     )

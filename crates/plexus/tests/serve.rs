@@ -968,3 +968,120 @@ async fn mcp_relays_stdio_to_a_running_node() {
     assert!(count.is_object() || count.is_number(), "{count}");
     assert_eq!(server.terminate().await, 0);
 }
+
+/// One external echo instance: `examples/python-echo/echo.py` against `server`.
+fn python_echo(server: &Server, instance: &str) -> Child {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/python-echo/echo.py");
+    let ws = format!("{}/ws", server.url.replacen("http://", "ws://", 1));
+    Command::new("python3")
+        .arg(script)
+        .env("PLEXUS_URL", ws)
+        .env("ECHO_INSTANCE", instance)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs examples/python-echo/echo.py (pip install -r examples/python-echo/requirements.txt)")
+}
+
+/// The breaker state `node.services` shows for `instance`.
+async fn breaker_state(client: &Client, instance: &str) -> String {
+    let services = client.services().await.unwrap();
+    services
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["descriptor"]["instance"] == instance)
+        .map(|r| r["breaker"]["state"].as_str().unwrap_or("none").to_owned())
+        .unwrap_or_else(|| "absent".to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_external_instance_fails_no_idempotent_call_and_returns_through_half_open() {
+    let dir = temp_dir("sigstop");
+    let server = Server::start(&dir, "[node]\nname = \"itest\"\n").await;
+    let client = Arc::new(Client::new(&server.url, None).unwrap());
+    let _a = python_echo(&server, "echo-a");
+    let b = python_echo(&server, "echo-b");
+    let b_pid = Pid::from_raw(b.id().unwrap() as i32);
+    tokio::time::timeout(WAIT, async {
+        while breaker_state(&client, "echo-a").await == "absent"
+            || breaker_state(&client, "echo-b").await == "absent"
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("both echo instances registered");
+
+    // Eight clients make 25 idempotent calls each; echo-b is stopped (SIGSTOP, its
+    // socket open) once 40 calls have been answered.
+    let (done, mut answered) = watch::channel(0usize);
+    let done = Arc::new(done);
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let (client, done) = (client.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut failed = Vec::new();
+                for n in 0..25 {
+                    let text = format!("{c}-{n}");
+                    match client.call("echo.say", json!({ "text": text })).await {
+                        Ok(answer) => assert_eq!(answer["text"], text),
+                        Err(e) => failed.push(e.to_string()),
+                    }
+                    done.send_modify(|d| *d += 1);
+                }
+                failed
+            })
+        })
+        .collect();
+    tokio::time::timeout(WAIT, answered.wait_for(|n| *n >= 40))
+        .await
+        .unwrap()
+        .unwrap();
+    kill(b_pid, Signal::SIGSTOP).unwrap();
+    let stopped = std::time::Instant::now();
+    let mut failed = Vec::new();
+    for c in clients {
+        failed.extend(c.await.unwrap());
+    }
+    assert!(
+        failed.is_empty(),
+        "{} calls failed: {failed:?}",
+        failed.len()
+    );
+    assert_eq!(breaker_state(&client, "echo-b").await, "open");
+    let health = client.node_health().await.unwrap();
+    assert!(health.to_string().contains("echo-b"), "{health}");
+    eprintln!(
+        "200 calls, echo-b stopped after 40: {:?} from the stop",
+        stopped.elapsed()
+    );
+
+    // SIGCONT: after the breaker's wait (10 s) trial calls go through half-open,
+    // echo-b answers again and its breaker closes.
+    kill(b_pid, Signal::SIGCONT).unwrap();
+    let mut seen = Vec::new();
+    let mut b_answered = false;
+    let mut every = tokio::time::interval(Duration::from_millis(10));
+    let back = tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            every.tick().await;
+            let answer = client.call("echo.say", json!({"text": "back"})).await;
+            b_answered |= answer.is_ok_and(|a| a["instance"] == "echo-b");
+            let state = breaker_state(&client, "echo-b").await;
+            if seen.last() != Some(&state) {
+                seen.push(state.clone());
+            }
+            if b_answered && state == "closed" {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        back.is_ok(),
+        "echo-b did not come back; breaker states: {seen:?}"
+    );
+    assert!(seen.contains(&"half_open".to_owned()), "{seen:?}");
+}

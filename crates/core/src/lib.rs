@@ -54,6 +54,7 @@ mod member;
 pub mod methods;
 mod payload;
 mod priority;
+pub mod scope;
 mod service;
 mod target;
 mod time;

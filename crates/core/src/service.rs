@@ -63,6 +63,11 @@ pub struct CallContext {
     pub deadline: Option<Instant>,
     /// The authenticated caller (a token's name), if any.
     pub caller: Option<String>,
+    /// What the caller may do, when it was authenticated: the node refuses a call
+    /// its `call:` scopes do not allow, and a service acting for it (a script, a
+    /// program) passes this on. `None` is unrestricted: a call from inside the
+    /// process, or through a gateway with auth off.
+    pub scopes: Option<std::sync::Arc<[crate::scope::Scope]>>,
     /// Free text metadata.
     pub headers: Headers,
     /// 1 on the first attempt, 2 on the first retry, and so on.
@@ -77,6 +82,7 @@ impl CallContext {
             causation_id: None,
             deadline: None,
             caller: None,
+            scopes: None,
             headers: Headers::new(),
             attempt: 1,
         }
@@ -104,6 +110,34 @@ impl CallContext {
     pub fn with_caller(mut self, caller: impl Into<String>) -> Self {
         self.caller = Some(caller.into());
         self
+    }
+
+    /// Acts for `caller`: its name and, when it was authenticated, its scopes (an
+    /// open caller, auth off, leaves the call unrestricted).
+    pub fn acting_for(mut self, caller: &crate::scope::Caller) -> Self {
+        if let Some(name) = caller.name() {
+            self.caller = Some(name.to_owned());
+            self.scopes = Some(caller.scopes().clone());
+        }
+        self
+    }
+
+    /// `Ok` when the caller's scopes allow `need` (always, when unrestricted), else
+    /// the refusal naming the scope it lacks.
+    pub fn check(&self, need: crate::scope::Need<'_>) -> Result<(), crate::scope::Forbidden> {
+        let Some(scopes) = &self.scopes else {
+            return Ok(());
+        };
+        if scopes.iter().any(|s| s.allows(need)) {
+            return Ok(());
+        }
+        Err(crate::scope::Forbidden {
+            caller: self
+                .caller
+                .clone()
+                .unwrap_or_else(|| "anonymous".to_owned()),
+            needed: need.to_string(),
+        })
     }
 
     /// Time left before the deadline; `None` when there is no deadline.

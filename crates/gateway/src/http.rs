@@ -19,9 +19,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::{Body, BodyDataStream};
-use axum::extract::{FromRequestParts, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -96,19 +96,6 @@ pub(crate) async fn authenticate(
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
-            error_response(
-                StatusCode::UNAUTHORIZED,
-                &RpcError::from(crate::auth::AuthFailure::Missing),
-            )
-        })
-    }
-}
-
 fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -120,7 +107,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// `POST /rpc`.
 pub(crate) async fn rpc(
     State(shared): State<Arc<Shared>>,
-    caller: Caller,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -261,7 +248,7 @@ fn ops_denied(shared: &Shared, caller: &Caller, endpoint: &'static str) -> Optio
 /// `GET /metrics`: Prometheus text, or OpenMetrics when `Accept` names it. Needs `ops`.
 pub(crate) async fn metrics(
     State(shared): State<Arc<Shared>>,
-    caller: Caller,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(denied) = ops_denied(&shared, &caller, "metrics") {
@@ -283,7 +270,10 @@ pub(crate) async fn metrics(
 
 /// `GET /health`: the system's health with every component, as JSON; 503 when it is
 /// Critical. Needs `ops`.
-pub(crate) async fn health(State(shared): State<Arc<Shared>>, caller: Caller) -> Response {
+pub(crate) async fn health(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
     if let Some(denied) = ops_denied(&shared, &caller, "health") {
         return denied;
     }

@@ -25,7 +25,7 @@ pub const RESERVED_SERVICE: &str = "plexus";
 pub(crate) fn check(shared: &Shared, caller: &Caller, need: Need<'_>) -> Result<(), RpcError> {
     caller.check(need).map_err(|f| {
         shared.metrics.auth_failure("forbidden");
-        RpcError::from(f)
+        RpcError::from(CallError::from(f))
     })
 }
 
@@ -36,10 +36,7 @@ pub(crate) async fn call_service(
     request: Request,
 ) -> Result<Value, RpcError> {
     check(shared, caller, Need::Call(&request.method))?;
-    let mut ctx = CallContext::new();
-    if let Some(name) = caller.name() {
-        ctx = ctx.with_caller(name);
-    }
+    let ctx = CallContext::new().acting_for(caller);
     shared
         .node
         .call(&request.method, request.params, ctx)

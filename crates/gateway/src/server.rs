@@ -69,8 +69,8 @@ impl GatewayBuilder {
 
     /// Serves `router` under `path` (the hook for the MCP server: `.route("/mcp",
     /// mcp_router)`). Its requests pass the same auth as every other endpoint: a
-    /// handler reads the [`Caller`] from the request's extensions (or as an
-    /// extractor) and checks scopes with [`Caller::check`].
+    /// handler reads the [`Caller`] from the request's extensions (or with axum's
+    /// `Extension` extractor) and checks scopes with [`Caller::check`].
     pub fn route(mut self, path: &str, router: Router) -> Self {
         self.extra = self.extra.nest(path, router);
         self

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use plexus_core::CallContext;
+use plexus_core::scope::Need;
 use plexus_jsonrpc::RpcError;
 use plexus_node::CallError;
 use rmcp::handler::server::ServerHandler;
@@ -25,14 +26,13 @@ use crate::server::Shared;
 pub(crate) const VERSIONS: [ProtocolVersion; 2] =
     [ProtocolVersion::V_2025_11_25, ProtocolVersion::V_2026_07_28];
 
-/// The authenticated caller of an HTTP request, for [`CallContext::caller`].
+/// The authenticated caller of an HTTP request: its name and scopes.
 ///
-/// The gateway's auth layer inserts it as a request extension
-/// (`request.extensions_mut().insert(Caller("token-name".into()))`) before the
-/// request reaches [`crate::McpServer::router`]; each tool call made by that
-/// request then carries it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller(pub String);
+/// The gateway's auth layer inserts it as a request extension before the request
+/// reaches [`crate::McpServer::router`]; each tool call made by that request then
+/// acts for it ([`CallContext::acting_for`]), so the node refuses a tool the token's
+/// `call:` scopes do not allow, and `tools/list` lists only the tools it may call.
+pub use plexus_core::scope::Caller;
 
 /// One handler per session (2025-11-25), per request (2026-07-28 over HTTP), or per
 /// stdio connection. Dropping it ends the task that forwards list changes.
@@ -53,9 +53,9 @@ impl Tools {
     }
 }
 
-fn caller(context: &RequestContext<RoleServer>) -> Option<String> {
+fn caller(context: &RequestContext<RoleServer>) -> Option<Caller> {
     let parts = context.extensions.get::<axum::http::request::Parts>()?;
-    parts.extensions.get::<Caller>().map(|c| c.0.clone())
+    parts.extensions.get::<Caller>().cloned()
 }
 
 /// A call error as the tool result a client shows: `isError` with the code, the
@@ -93,10 +93,22 @@ impl ServerHandler for Tools {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let caller = caller(&context);
+        let may_call = |tool: &&rmcp::model::Tool| {
+            caller
+                .as_ref()
+                .is_none_or(|c| c.allows(Need::Call(tool.name.as_ref())))
+        };
         Ok(ListToolsResult::with_all_items(
-            self.shared.catalog().tools().to_vec(),
+            self.shared
+                .catalog()
+                .tools()
+                .iter()
+                .filter(may_call)
+                .cloned()
+                .collect(),
         ))
     }
 
@@ -120,7 +132,7 @@ impl ServerHandler for Tools {
         let params = Value::Object(request.arguments.unwrap_or_default());
         let mut ctx = CallContext::new().with_timeout(self.shared.config.call_timeout());
         if let Some(caller) = caller(&context) {
-            ctx = ctx.with_caller(caller);
+            ctx = ctx.acting_for(&caller);
         }
         let outcome = tokio::select! {
             outcome = self.shared.node.call(&name, params, ctx) => outcome,

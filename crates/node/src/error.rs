@@ -16,6 +16,7 @@
 //! | [`RateLimited`](CallError::RateLimited) | -32005 | `{service, retry_after_ms}` |
 //! | [`Unavailable`](CallError::Unavailable) | -32006 | `{service, reason, instances}` |
 //! | [`Overloaded`](CallError::Overloaded) | -32007 | `{service, max_concurrent}` |
+//! | [`Forbidden`](CallError::Forbidden) | -32002 | `{token, needed}` |
 //!
 //! The gateway owns the codes that arise before a call exists: -32700 parse error,
 //! -32600 invalid request, -32001 unauthorized (missing or wrong token), -32002
@@ -115,6 +116,14 @@ pub enum CallError {
         /// Its concurrency limit.
         max_concurrent: usize,
     },
+    /// The caller's scopes do not allow the call (see [`plexus_core::scope`]).
+    #[error("forbidden: token `{caller}` lacks scope `{needed}`")]
+    Forbidden {
+        /// The caller (a token's name).
+        caller: String,
+        /// The scope the call needed (`call:storage.put`).
+        needed: String,
+    },
     /// A fault of the node itself.
     #[error("internal error: {message}")]
     Internal {
@@ -161,6 +170,7 @@ impl CallError {
             Self::RateLimited { .. } => codes::RATE_LIMITED,
             Self::Unavailable { .. } => codes::UNAVAILABLE,
             Self::Overloaded { .. } => codes::OVERLOADED,
+            Self::Forbidden { .. } => codes::FORBIDDEN,
             Self::Internal { .. } => codes::INTERNAL_ERROR,
         }
     }
@@ -176,6 +186,7 @@ impl CallError {
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable { .. } => "unavailable",
             Self::Overloaded { .. } => "overloaded",
+            Self::Forbidden { .. } => "forbidden",
             Self::Internal { .. } => "internal",
         }
     }
@@ -229,6 +240,7 @@ impl CallError {
                 service,
                 max_concurrent,
             } => json!({"service": service, "max_concurrent": max_concurrent}),
+            Self::Forbidden { caller, needed } => json!({"token": caller, "needed": needed}),
             Self::Internal { message } => json!({"message": message}),
         }
     }
@@ -255,6 +267,15 @@ impl CallError {
                 retryable: *retryable,
             },
             other => ServiceError::unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<plexus_core::scope::Forbidden> for CallError {
+    fn from(e: plexus_core::scope::Forbidden) -> Self {
+        Self::Forbidden {
+            caller: e.caller,
+            needed: e.needed,
         }
     }
 }

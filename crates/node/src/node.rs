@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use plexus_bus::Bus;
 use plexus_config::{ConfigError, ConfigOptions, ConfigStore, STARTUP_AUTHOR, Section};
 use plexus_core::HealthReport;
+use plexus_core::scope::Need;
 use plexus_core::{
     CallContext, InstanceId, Service, ServiceDescriptor, ServiceName, ServiceStatus,
 };
@@ -251,6 +252,9 @@ impl Core {
                 hint: Some("methods are called as `service.method`".to_owned()),
             });
         };
+        // Whichever front end or service makes the call, an authenticated caller
+        // calls only what its `call:` scopes allow.
+        ctx.check(Need::Call(method))?;
         if !self.accepting.load(Ordering::Acquire) {
             return Err(CallError::Unavailable {
                 service: service.to_owned(),

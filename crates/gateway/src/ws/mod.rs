@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -75,7 +76,7 @@ fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
 /// `GET /ws`: upgrades to a WebSocket session.
 pub(crate) async fn upgrade(
     State(shared): State<Arc<Shared>>,
-    caller: Caller,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {

@@ -256,10 +256,12 @@ async fn a_nested_router_sits_behind_the_same_auth_and_sees_the_caller() {
     let node = plexus_node::Node::builder("nested").start().await.unwrap();
     let extra = axum::Router::new().route(
         "/whoami",
-        get(|caller: Caller| async move {
-            let may = caller.allows(Need::Call("spec.sum"));
-            format!("{} {may}", caller.name().unwrap_or("-"))
-        }),
+        get(
+            |axum::Extension(caller): axum::Extension<Caller>| async move {
+                let may = caller.allows(Need::Call("spec.sum"));
+                format!("{} {may}", caller.name().unwrap_or("-"))
+            },
+        ),
     );
     let gateway = Gateway::builder(node)
         .config(GatewayConfig {

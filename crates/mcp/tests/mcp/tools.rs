@@ -94,20 +94,18 @@ async fn an_unknown_tool_is_a_json_rpc_error() {
     assert!(error["message"].as_str().unwrap().contains("nope.nothing"));
 }
 
-#[tokio::test]
-async fn the_callers_identity_reaches_the_call_context() {
+/// `h`'s server behind the gateway's auth layer in miniature: every request is
+/// `caller`.
+async fn acting_as(h: &Harness, caller: plexus_mcp::Caller) -> Harness {
     use axum::extract::Request;
     use axum::middleware::Next;
 
-    let h = Harness::start().await;
-    // The gateway's auth layer in miniature: every request is `alice`.
     let app = axum::Router::new()
         .nest("/mcp", h.server.router())
         .layer(axum::middleware::from_fn(
-            |mut r: Request, next: Next| async move {
-                r.extensions_mut()
-                    .insert(plexus_mcp::Caller("alice".into()));
-                next.run(r).await
+            move |mut r: Request, next: Next| {
+                r.extensions_mut().insert(caller.clone());
+                next.run(r)
             },
         ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -115,13 +113,23 @@ async fn the_callers_identity_reaches_the_call_context() {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let authed = Harness {
+    Harness {
         node: h.node.clone(),
         server: h.server.clone(),
         addr,
         url: format!("http://{addr}/mcp"),
         http: reqwest::Client::new(),
-    };
+    }
+}
+
+#[tokio::test]
+async fn the_callers_identity_reaches_the_call_context() {
+    let h = Harness::start().await;
+    let authed = acting_as(
+        &h,
+        plexus_mcp::Caller::new("alice", vec![plexus_core::scope::Scope::Admin]),
+    )
+    .await;
     let session = authed.session().await;
     let reply = authed
         .call_in(
@@ -148,5 +156,55 @@ async fn the_callers_identity_reaches_the_call_context() {
     assert_eq!(
         reply.response(8)["result"]["structuredContent"]["caller"],
         serde_json::Value::Null
+    );
+}
+
+#[tokio::test]
+async fn a_token_lists_and_calls_only_the_tools_its_scopes_allow() {
+    let h = Harness::start().await;
+    h.add_service("shout").await;
+    let scope = "call:echo.*".parse().unwrap();
+    let bob = acting_as(&h, plexus_mcp::Caller::new("bob", vec![scope])).await;
+    let session = bob.session().await;
+
+    let listed = bob.call_in(&session, 2, "tools/list", json!({})).await;
+    let names: Vec<&str> = listed.response(2)["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.is_empty(), "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("echo.")), "{names:?}");
+
+    // A tool outside the scopes is refused by the node, naming the scope; nothing
+    // reaches the service.
+    let refused = bob
+        .call_in(
+            &session,
+            3,
+            "tools/call",
+            json!({"name": "shout.say", "arguments": {"text": "x"}}),
+        )
+        .await;
+    let result = &refused.response(3)["result"];
+    assert_eq!(result["isError"], true, "{result}");
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("-32002") && text.contains("call:shout.say"),
+        "{text}"
+    );
+
+    let allowed = bob
+        .call_in(
+            &session,
+            4,
+            "tools/call",
+            json!({"name": "echo.say", "arguments": {"text": "x"}}),
+        )
+        .await;
+    assert_eq!(
+        allowed.response(4)["result"]["structuredContent"]["caller"],
+        "bob"
     );
 }

@@ -72,3 +72,39 @@ async fn an_impostor_cannot_take_over_or_reshape_a_service() {
         assert!(reason.contains("does not compile"), "{schema}: {reason}");
     }
 }
+
+#[tokio::test]
+async fn an_authenticated_caller_calls_only_what_its_scopes_allow() {
+    use plexus_core::scope::{Caller, Scope};
+
+    let node = Node::builder("scoped")
+        .service(Module::new("storage", "storage-1"))
+        .start()
+        .await
+        .unwrap();
+    let reader = Caller::new(
+        "reader",
+        vec!["call:storage.work".parse::<Scope>().unwrap()],
+    );
+    let ctx = || plexus_core::CallContext::new().acting_for(&reader);
+    node.call("storage.work", serde_json::json!({"n": 1}), ctx())
+        .await
+        .unwrap();
+    let refused = node
+        .call("storage.echo", serde_json::json!({}), ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        plexus_node::CallError::Forbidden {
+            caller: "reader".into(),
+            needed: "call:storage.echo".into()
+        }
+    );
+    assert_eq!(refused.code(), plexus_node::codes::FORBIDDEN);
+    // An open caller (auth off) and a call from inside the process are unrestricted.
+    let open = plexus_core::CallContext::new().acting_for(&Caller::open());
+    node.call("storage.echo", serde_json::json!({}), open)
+        .await
+        .unwrap();
+}

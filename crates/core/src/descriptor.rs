@@ -39,6 +39,15 @@ pub struct MethodDescriptor {
     /// once; only idempotent methods are retried.
     #[serde(default)]
     pub idempotent: bool,
+    /// It binds state to a connection (a subscription, a registration), so only a
+    /// WebSocket can call it: it is not offered as an MCP tool, and `/rpc` answers
+    /// that it needs `/ws`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub websocket_only: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn any_schema() -> Value {
@@ -54,6 +63,7 @@ impl MethodDescriptor {
             params: any_schema(),
             result: any_schema(),
             idempotent: false,
+            websocket_only: false,
         }
     }
 
@@ -78,6 +88,12 @@ impl MethodDescriptor {
     /// Marks the method idempotent, so the call path may retry it.
     pub fn idempotent(mut self) -> Self {
         self.idempotent = true;
+        self
+    }
+
+    /// Marks the method as callable only over a WebSocket (see the field).
+    pub fn websocket_only(mut self) -> Self {
+        self.websocket_only = true;
         self
     }
 }

@@ -362,6 +362,15 @@ impl<S: ?Sized + Sync> MethodTable<S> {
         self
     }
 
+    /// Marks the method added last as callable only over a WebSocket (see
+    /// [`MethodDescriptor::websocket_only`]).
+    pub fn websocket_only(mut self) -> Self {
+        if let Some(last) = self.descriptors.pop() {
+            self.descriptors.push(last.websocket_only());
+        }
+        self
+    }
+
     /// The methods' descriptors, in the order they were added.
     pub fn methods(&self) -> &[MethodDescriptor] {
         &self.descriptors

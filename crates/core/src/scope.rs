@@ -21,6 +21,20 @@ use std::sync::Arc;
 
 use crate::TopicPattern;
 
+/// The service of the bus and registry methods (`plexus.publish`, …), which the node
+/// serves itself; each of its methods is allowed by its own verb's scope
+/// (`publish:`, `subscribe:`, `register:`), not by `call:`.
+pub const PLEXUS_SERVICE: &str = "plexus";
+
+/// What calling `method` (`service.method`) needs: `call:<method>`, or nothing of
+/// `call:` for the methods of [`PLEXUS_SERVICE`], which check their own scopes.
+pub fn call_need(method: &str) -> Option<Need<'_>> {
+    match method.split_once('.') {
+        Some((PLEXUS_SERVICE, _)) => None,
+        _ => Some(Need::Call(method)),
+    }
+}
+
 /// One permission a token grants.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
@@ -179,6 +193,26 @@ impl Caller {
     /// Whether any of its scopes allows `need`.
     pub fn allows(&self, need: Need<'_>) -> bool {
         self.scopes.iter().any(|s| s.allows(need))
+    }
+
+    /// Whether some call of `method` could be allowed: its `call:` scope, or for a
+    /// method of [`PLEXUS_SERVICE`] any scope of its verb (`publish:` for
+    /// `plexus.publish`), since those are checked per topic, pattern or service when
+    /// called. What a tool list shows a caller.
+    pub fn may_call(&self, method: &str) -> bool {
+        let Some(need) = call_need(method) else {
+            let verb = method.rsplit('.').next().unwrap_or_default();
+            return self.scopes.iter().any(|s| match s {
+                Scope::Admin => true,
+                Scope::Publish(_) => verb == "publish",
+                Scope::Subscribe(_) => verb == "subscribe" || verb == "unsubscribe",
+                Scope::Register(_) => {
+                    matches!(verb, "register" | "deregister" | "heartbeat")
+                }
+                Scope::Ops | Scope::Call(_) => false,
+            });
+        };
+        self.allows(need)
     }
 
     /// `Ok` when allowed, else the [`Forbidden`] error naming the scope it lacks.

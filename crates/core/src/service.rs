@@ -192,6 +192,10 @@ pub enum ServiceError {
         /// Structured detail for the caller.
         data: Option<Value>,
     },
+    /// The caller's scopes do not allow what the call asked for (a service that
+    /// checks a scope of its own, as `plexus.publish` checks `publish:`).
+    #[error("{0}")]
+    Forbidden(crate::scope::Forbidden),
     /// The call failed for a reason of the service's own.
     #[error("{message}")]
     Failed {
@@ -243,9 +247,10 @@ impl ServiceError {
         match self {
             Self::Unavailable { .. } | Self::Timeout => true,
             Self::Failed { retryable, .. } => *retryable,
-            Self::MethodNotFound { .. } | Self::InvalidParams { .. } | Self::Internal { .. } => {
-                false
-            }
+            Self::MethodNotFound { .. }
+            | Self::InvalidParams { .. }
+            | Self::Internal { .. }
+            | Self::Forbidden(_) => false,
         }
     }
 }

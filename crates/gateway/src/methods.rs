@@ -1,15 +1,17 @@
 //! What a JSON-RPC request does once it is decoded: a service method through the call
-//! path, or one of the gateway's own `plexus.*` methods.
+//! path, or a method of the node's `plexus` service that the gateway answers itself.
 //!
-//! The service name `plexus` is reserved for these: `plexus.publish` works over HTTP
-//! and WebSocket; `plexus.subscribe`, `plexus.unsubscribe`, `plexus.register`,
-//! `plexus.deregister` and `plexus.heartbeat` need a WebSocket, since they bind state
-//! to the connection.
+//! The `plexus` service ([`plexus_node::own`]) lists the methods and their params
+//! types; the gateway answers them on `/rpc` and `/ws` because they bind state to the
+//! connection (`plexus.subscribe`, `plexus.register`, … are WebSocket-only) or name
+//! the connection's instance as an event's source (`plexus.publish` over `/ws`).
 
 use std::sync::Arc;
 
 use plexus_bus::BusError;
-use plexus_core::{CallContext, Envelope, Headers, Member, Payload, Priority, Topic};
+use plexus_core::scope::call_need;
+use plexus_core::{CallContext, Member};
+use plexus_node::own::PublishParams;
 use plexus_node::{CallError, codes};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,8 +20,8 @@ use crate::auth::{Caller, Need};
 use crate::server::Shared;
 use plexus_jsonrpc::{Request, RpcError};
 
-/// The reserved service name of the gateway's own methods.
-pub const RESERVED_SERVICE: &str = "plexus";
+/// The reserved service name of the bus and registry methods.
+pub use plexus_core::scope::PLEXUS_SERVICE as RESERVED_SERVICE;
 
 /// Checks `need`, counting a refusal.
 pub(crate) fn check(shared: &Shared, caller: &Caller, need: Need<'_>) -> Result<(), RpcError> {
@@ -35,7 +37,9 @@ pub(crate) async fn call_service(
     caller: &Caller,
     request: Request,
 ) -> Result<Value, RpcError> {
-    check(shared, caller, Need::Call(&request.method))?;
+    if let Some(need) = call_need(&request.method) {
+        check(shared, caller, need)?;
+    }
     let ctx = CallContext::new().acting_for(caller);
     shared
         .node
@@ -53,18 +57,6 @@ pub(crate) fn params<T: for<'de> Deserialize<'de>>(
     T::deserialize(params).map_err(|e| invalid_params(method, "", e.to_string()))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublishParams {
-    topic: String,
-    #[serde(default)]
-    payload: Value,
-    #[serde(default)]
-    priority: Option<String>,
-    #[serde(default)]
-    headers: Option<std::collections::BTreeMap<String, String>>,
-}
-
 /// `plexus.publish {topic, payload?, priority?, headers?}` → `{id, matched, enqueued}`.
 pub(crate) async fn publish(
     shared: &Shared,
@@ -74,24 +66,10 @@ pub(crate) async fn publish(
 ) -> Result<Value, RpcError> {
     const METHOD: &str = "plexus.publish";
     let p: PublishParams = params(METHOD, raw)?;
-    let topic =
-        Topic::new(&p.topic).map_err(|e| invalid_params(METHOD, "/topic", e.to_string()))?;
-    check(shared, caller, Need::Publish(topic.as_str()))?;
-    let payload =
-        Payload::json(&p.payload).map_err(|e| invalid_params(METHOD, "/payload", e.to_string()))?;
-    let mut envelope = Envelope::new(topic, payload);
-    if let Some(priority) = p.priority {
-        let priority: Priority =
-            priority
-                .parse()
-                .map_err(|e: plexus_core::ParsePriorityError| {
-                    invalid_params(METHOD, "/priority", e.to_string())
-                })?;
-        envelope = envelope.with_priority(priority);
-    }
-    if let Some(headers) = p.headers {
-        *envelope.headers_mut() = headers.into_iter().collect::<Headers>();
-    }
+    let mut envelope = p
+        .envelope()
+        .map_err(|(field, reason)| invalid_params(METHOD, field, reason))?;
+    check(shared, caller, Need::Publish(envelope.topic().as_str()))?;
     if let Some(source) = source {
         envelope = envelope.with_source(source);
     }
@@ -144,14 +122,15 @@ pub(crate) fn needs_socket(method: &str) -> RpcError {
     })
 }
 
-/// A `plexus.*` method that does not exist.
+/// A `plexus.*` method that does not exist, with the ones that do.
 pub(crate) fn unknown_own(method: &str) -> RpcError {
+    let names: Vec<&str> = plexus_node::own::methods()
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
     RpcError::from(CallError::MethodNotFound {
         method: method.to_owned(),
-        hint: Some(
-            "`plexus` has: publish, subscribe, unsubscribe, register, deregister, heartbeat"
-                .to_owned(),
-        ),
+        hint: Some(format!("`plexus` has: {}", names.join(", "))),
     })
 }
 
@@ -161,12 +140,18 @@ pub(crate) async fn http_request(
     caller: &Caller,
     request: Request,
 ) -> Result<Value, RpcError> {
-    match request.method.strip_prefix("plexus.") {
-        Some("publish") => publish(shared, caller, request.params, None).await,
-        Some("subscribe" | "unsubscribe" | "register" | "deregister" | "heartbeat") => {
-            Err(needs_socket(&request.method))
-        }
-        Some(_) => Err(unknown_own(&request.method)),
-        None => call_service(shared, caller, request).await,
+    let own = request
+        .method
+        .strip_prefix(RESERVED_SERVICE)
+        .and_then(|m| m.strip_prefix('.'));
+    let Some(own) = own else {
+        return call_service(shared, caller, request).await;
+    };
+    if own == "publish" {
+        return publish(shared, caller, request.params, None).await;
+    }
+    match plexus_node::own::methods().iter().find(|m| m.name == own) {
+        Some(m) if m.websocket_only => Err(needs_socket(&request.method)),
+        _ => Err(unknown_own(&request.method)),
     }
 }

@@ -44,7 +44,8 @@ impl Catalog {
         let mut tools = Vec::new();
         for (service, registration) in &newest {
             let descriptor = &registration.descriptor;
-            for method in &descriptor.methods {
+            // A method bound to a connection cannot be a tool.
+            for method in descriptor.methods.iter().filter(|m| !m.websocket_only) {
                 let description = if method.description.is_empty() {
                     descriptor.description.clone()
                 } else {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use plexus_core::CallContext;
-use plexus_core::scope::Need;
 use plexus_jsonrpc::RpcError;
 use plexus_node::CallError;
 use rmcp::handler::server::ServerHandler;
@@ -99,7 +98,7 @@ impl ServerHandler for Tools {
         let may_call = |tool: &&rmcp::model::Tool| {
             caller
                 .as_ref()
-                .is_none_or(|c| c.allows(Need::Call(tool.name.as_ref())))
+                .is_none_or(|c| c.may_call(tool.name.as_ref()))
         };
         Ok(ListToolsResult::with_all_items(
             self.shared

@@ -580,6 +580,7 @@ impl MethodRoute {
                     method: self.full.clone(),
                     timeout: self.timeout,
                 },
+                ServiceError::Forbidden(forbidden) => CallError::from(forbidden.clone()),
                 ServiceError::Failed {
                     message,
                     data,

@@ -10,6 +10,7 @@ mod admin;
 pub mod audit;
 mod callpath;
 mod node;
+pub mod own;
 
 pub use admin::NODE_SERVICE;
 pub use audit::{CallObserver, CallRecord};

@@ -12,7 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use plexus_bus::Bus;
 use plexus_config::{ConfigError, ConfigOptions, ConfigStore, STARTUP_AUTHOR, Section};
 use plexus_core::HealthReport;
-use plexus_core::scope::Need;
+use plexus_core::scope::call_need;
 use plexus_core::{
     CallContext, InstanceId, Service, ServiceDescriptor, ServiceName, ServiceStatus,
 };
@@ -38,6 +38,7 @@ use crate::metrics::{
     BreakerCounts, Metrics, Snapshot, SnapshotFamily, breaker_families, bus_families,
     health_families, registry_families,
 };
+use crate::own::PlexusService;
 use crate::policy::{CallsConfig, PolicyError};
 use crate::schema::ParamsSchema;
 use plexus_core::DescriptorError;
@@ -254,7 +255,9 @@ impl Core {
         };
         // Whichever front end or service makes the call, an authenticated caller
         // calls only what its `call:` scopes allow.
-        ctx.check(Need::Call(method))?;
+        if let Some(need) = call_need(method) {
+            ctx.check(need)?;
+        }
         if !self.accepting.load(Ordering::Acquire) {
             return Err(CallError::Unavailable {
                 service: service.to_owned(),
@@ -581,27 +584,30 @@ impl NodeBuilder {
             config.clone(),
             Arc::new(move || weak.upgrade().map(|c| c.breakers()).unwrap_or_default()),
         ));
-        let admin_descriptor = admin.descriptor();
-        let admin_instance = admin_descriptor.instance.clone();
-        registry
-            .register(admin_descriptor)
-            .await
-            .map_err(|source| NodeError::Register {
-                instance: admin_instance.to_string(),
-                source,
-            })?;
-        core.add_transport(admin_instance.clone(), admin);
-        let _ = registry
-            .set_status(
-                &admin_instance,
-                ServiceStatus::Healthy,
-                Some("started".to_owned()),
-            )
-            .await;
-
+        // And the bus and registry as methods (`plexus.*`).
+        let own: Arc<dyn Service> = Arc::new(PlexusService::new(&self.name, bus.clone()));
         let mut local: Vec<InstanceId> = self.services.iter().map(|l| l.instance.clone()).collect();
         let services = local.clone();
-        local.push(admin_instance);
+        for service in [admin, own] {
+            let descriptor = service.descriptor();
+            let instance = descriptor.instance.clone();
+            registry
+                .register(descriptor)
+                .await
+                .map_err(|source| NodeError::Register {
+                    instance: instance.to_string(),
+                    source,
+                })?;
+            core.add_transport(instance.clone(), service);
+            let _ = registry
+                .set_status(
+                    &instance,
+                    ServiceStatus::Healthy,
+                    Some("started".to_owned()),
+                )
+                .await;
+            local.push(instance);
+        }
         let tasks = vec![
             spawn_heartbeats(
                 registry.clone(),

@@ -250,7 +250,10 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
         .map(|r| r["descriptor"]["instance"].as_str().unwrap())
         .collect();
     instances.sort_unstable();
-    assert_eq!(instances, ["audit-1", "datastore-1", "node-itest"]);
+    assert_eq!(
+        instances,
+        ["audit-1", "datastore-1", "node-itest", "plexus-itest"]
+    );
 
     // The embedded DataStore (SQLite in the data directory), with key=value params
     // nested by dots and typed as JSON.
@@ -293,7 +296,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     assert!(table.stdout.contains("healthy"), "{}", table.stdout);
     assert!(!table.stdout.contains('\x1b'), "no colours off a terminal");
     let listed = server.cli(&["services", "--json"]).await.ok().json();
-    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 4, "{listed}");
 
     // health.
     let health = server.cli(&["health", "--json"]).await.ok().json();

@@ -11,14 +11,14 @@ use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use plexus_bus::{Overflow, SubscribeOptions};
 use plexus_core::{
-    Envelope, Headers, InstanceId, Member, Payload, Priority, ServiceDescriptor, ServiceStatus,
-    TopicPattern,
+    Envelope, Headers, InstanceId, Member, Payload, Priority, ServiceStatus, TopicPattern,
 };
 use plexus_jsonrpc::{
     self as jsonrpc, Id, Message as Rpc, Payload as Incoming, Request, RpcError, codes,
 };
+use plexus_node::own;
 use plexus_registry::RegistryError;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -267,18 +267,7 @@ impl Session {
 
     fn subscribe(self: &Arc<Self>, raw: Value) -> Result<Value, RpcError> {
         const METHOD: &str = "plexus.subscribe";
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Params {
-            pattern: String,
-            #[serde(default)]
-            capacity: Option<usize>,
-            #[serde(default)]
-            overflow: Option<String>,
-            #[serde(default)]
-            block_timeout_ms: Option<u64>,
-        }
-        let p: Params = methods::params(METHOD, raw)?;
+        let p: own::SubscribeParams = methods::params(METHOD, raw)?;
         let pattern = TopicPattern::new(&p.pattern)
             .map_err(|e| methods::invalid_params(METHOD, "/pattern", e.to_string()))?;
         methods::check(
@@ -346,12 +335,7 @@ impl Session {
 
     fn unsubscribe(&self, raw: Value) -> Result<Value, RpcError> {
         const METHOD: &str = "plexus.unsubscribe";
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Params {
-            subscription: String,
-        }
-        let p: Params = methods::params(METHOD, raw)?;
+        let p: own::UnsubscribeParams = methods::params(METHOD, raw)?;
         match self.subscriptions.lock().remove(&p.subscription) {
             Some(forward) => {
                 forward.abort();
@@ -367,12 +351,7 @@ impl Session {
 
     async fn register(self: &Arc<Self>, raw: Value) -> Result<Value, RpcError> {
         const METHOD: &str = "plexus.register";
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Params {
-            descriptor: ServiceDescriptor,
-        }
-        let p: Params = methods::params(METHOD, raw)?;
+        let p: own::RegisterParams = methods::params(METHOD, raw)?;
         let descriptor = p.descriptor;
         let invalid = |field: &str, reason: String| methods::invalid_params(METHOD, field, reason);
         descriptor
@@ -466,13 +445,7 @@ impl Session {
     /// The instances a `deregister` or `heartbeat` names: the one given (which must be
     /// this connection's), or all of this connection's.
     fn targets(&self, method: &str, raw: Value) -> Result<Vec<InstanceId>, RpcError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Params {
-            #[serde(default)]
-            instance: Option<String>,
-        }
-        let p: Params = methods::params(method, raw)?;
+        let p: own::InstanceParams = methods::params(method, raw)?;
         let mine: Vec<InstanceId> = self
             .instances
             .lock()

@@ -123,7 +123,7 @@ async fn the_node_service_answers_about_services_health_and_configuration() {
         .iter()
         .map(|r| r["descriptor"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["flaky", "node"]);
+    assert_eq!(names, ["flaky", "node", "plexus"]);
     let health = node.call("node.health", json!({}), ops()).await.unwrap();
     assert!(health["system"]["status"].is_string(), "{health}");
 

@@ -113,10 +113,10 @@ async fn failure_breaker_health_heal_recovery_all_show_in_the_metrics() {
         1.0
     );
     assert!(metric(&node, "plexus_health_checks_total", &component) >= 3.0);
-    // db-1 and the node's own service.
+    // db-1 and the node's own services (`node`, `plexus`).
     assert_eq!(
         metric(&node, "plexus_registry_instances", &[("status", "healthy")]),
-        2.0
+        3.0
     );
 
     // 5. Once the breaker's wait is over, a trial call succeeds and it closes.

@@ -108,3 +108,82 @@ async fn an_authenticated_caller_calls_only_what_its_scopes_allow() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_plexus_service_is_registered_and_publish_checks_its_own_scope() {
+    use plexus_core::scope::{Caller, Scope};
+
+    let node = Node::builder("own").start().await.unwrap();
+    let descriptor = node
+        .registry()
+        .instances(&plexus_core::ServiceName::new("plexus"))
+        .first()
+        .map(|r| r.descriptor.clone())
+        .expect("the plexus service is registered");
+    let ws_only: Vec<&str> = descriptor
+        .methods
+        .iter()
+        .filter(|m| m.websocket_only)
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(
+        ws_only,
+        [
+            "subscribe",
+            "unsubscribe",
+            "register",
+            "deregister",
+            "heartbeat"
+        ]
+    );
+    let publish = descriptor.method("publish").unwrap();
+    assert_eq!(publish.params["required"], json!(["topic"]));
+
+    let mut events = node
+        .bus()
+        .subscribe("cases.>", plexus_bus::SubscribeOptions::default())
+        .unwrap();
+    let writer = Caller::new("writer", vec!["publish:cases.>".parse::<Scope>().unwrap()]);
+    let answer = node
+        .call(
+            "plexus.publish",
+            json!({"topic": "cases.opened", "payload": {"id": 7}}),
+            CallContext::new().acting_for(&writer),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["matched"], 1, "{answer}");
+    let event = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.topic().as_str(), "cases.opened");
+
+    let refused = node
+        .call(
+            "plexus.publish",
+            json!({"topic": "billing.paid"}),
+            CallContext::new().acting_for(&writer),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), plexus_node::codes::FORBIDDEN, "{refused}");
+    let bad = node
+        .call(
+            "plexus.publish",
+            json!({"topic": "a..b"}),
+            CallContext::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("/topic"), "{bad}");
+    let socket = node
+        .call(
+            "plexus.subscribe",
+            json!({"pattern": "a.>"}),
+            CallContext::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(socket.to_string().contains("/ws"), "{socket}");
+}

@@ -23,7 +23,9 @@
 //! The layers from `retry` down are one tower stack ([`stack`]); the ones above are
 //! the steps of [`MethodRoute::call`], outermost first. The deadline has one form,
 //! an instant: set once in [`MethodRoute::call`] and read below it with
-//! `plexus_resilience::deadline::current`.
+//! `plexus_resilience::deadline::current`. It is enforced by one timer: the
+//! dispatch's, when nothing above it takes time (no retry, hedge, bulkhead or rate
+//! limit), otherwise one around the whole stack as well.
 //!
 //! A route is built per service from its instances in the registry and its policy in
 //! the configuration, and rebuilt when either changes: instance sets are re-read when
@@ -173,6 +175,10 @@ pub(crate) struct MethodRoute {
     /// Whether calls may be retried or hedged: the instances a call was sent to are
     /// then tracked, so the next attempt goes elsewhere.
     tracked: bool,
+    /// Whether time passes only in the dispatch (no retry, hedge, bulkhead or rate
+    /// limit above it): the dispatch's own limit then enforces the deadline, and
+    /// the call needs no second timer.
+    dispatch_only: bool,
     schema: ParamsSchema,
     metrics: MethodMetrics,
     stack: Stack,
@@ -279,6 +285,8 @@ impl ServiceRoute {
                 _ => None,
             };
             let tracked = retries || hedge.is_some();
+            let dispatch_only =
+                !tracked && policy.bulkhead.is_none() && policy.rate_limit.is_none();
             let stack = stack(&policy, retry, hedge, &balancer, &name)?;
             methods.insert(
                 method.name.clone(),
@@ -289,6 +297,7 @@ impl ServiceRoute {
                     attempt: method_policy.attempt_timeout(method.idempotent),
                     timeout: method_policy.timeout(),
                     tracked,
+                    dispatch_only,
                     schema,
                     metrics: method_metrics,
                     stack,
@@ -546,6 +555,12 @@ impl MethodRoute {
             attempt: self.attempt,
         };
         let stack = self.stack.clone();
+        if self.dispatch_only {
+            // The dispatch ends the attempt at `ends` (it reads it as the current
+            // deadline), so its instance's breaker sees a hang as a timeout.
+            let result = deadline::scoped(ends, stack.oneshot(call)).await;
+            return result.map_err(|e| self.error(route, e));
+        }
         let answer = deadline::until(ends, stack.oneshot(call));
         let result = if self.tracked {
             TRIED

@@ -96,6 +96,13 @@ where
     until(Instant::now() + timeout, call).await
 }
 
+/// Runs `call` with `deadline` (or the current one, if earlier) as the current
+/// deadline, without enforcing it: for a caller whose last step enforces the
+/// deadline it reads with [`current`] (one timer per call instead of two).
+pub async fn scoped<F: Future>(deadline: Instant, call: F) -> F::Output {
+    DEADLINE.scope(effective(deadline), call).await
+}
+
 /// Runs `call` with the deadline `deadline` (or the caller's, if earlier).
 pub async fn until<T, E>(
     deadline: Instant,

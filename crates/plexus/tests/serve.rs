@@ -1007,15 +1007,24 @@ async fn a_stopped_external_instance_fails_no_idempotent_call_and_returns_throug
     let _a = python_echo(&server, "echo-a");
     let b = python_echo(&server, "echo-b");
     let b_pid = Pid::from_raw(b.id().unwrap() as i32);
+    // Both registered and healthy (a registration is Starting for a moment).
     tokio::time::timeout(WAIT, async {
-        while breaker_state(&client, "echo-a").await == "absent"
-            || breaker_state(&client, "echo-b").await == "absent"
-        {
+        loop {
+            let services = client.services().await.unwrap();
+            let healthy = services
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["descriptor"]["name"] == "echo" && r["status"] == "healthy")
+                .count();
+            if healthy == 2 {
+                return;
+            }
             tokio::task::yield_now().await;
         }
     })
     .await
-    .expect("both echo instances registered");
+    .expect("both echo instances registered and healthy");
 
     // Eight clients make 25 idempotent calls each; echo-b is stopped (SIGSTOP, its
     // socket open) once 40 calls have been answered.
@@ -1030,7 +1039,7 @@ async fn a_stopped_external_instance_fails_no_idempotent_call_and_returns_throug
                     let text = format!("{c}-{n}");
                     match client.call("echo.say", json!({ "text": text })).await {
                         Ok(answer) => assert_eq!(answer["text"], text),
-                        Err(e) => failed.push(e.to_string()),
+                        Err(e) => failed.push(format!("{e:?}")),
                     }
                     done.send_modify(|d| *d += 1);
                 }

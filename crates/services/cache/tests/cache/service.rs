@@ -210,52 +210,32 @@ async fn a_miss_loads_by_calling_a_method_once_for_all_callers() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
-    // The loader's own bad params are named under /params; unknown methods and
-    // methods not allowed to load under /load.
-    let err = call(
-        &node,
-        "cache.get",
-        json!({"key": "x", "load": "users.get", "params": {"id": "seven"}}),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(invalid_field(err), "/params/id");
-    let err = call(
-        &node,
-        "cache.get",
-        json!({"key": "x", "load": "users.nothing"}),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(invalid_field(err), "/load");
-    let err = call(
-        &node,
-        "cache.get",
-        json!({"key": "x", "load": "node.health"}),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(invalid_field(err), "/load");
-    let err = call(
-        &node,
-        "cache.get",
-        json!({"key": "x", "load": "cache.stats"}),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(invalid_field(err), "/load");
+    // The loader's own bad params are named under /params; unknown methods, methods
+    // not allowed to load and the cache itself under /load.
+    let cases = [
+        (
+            json!({"load": "users.get", "params": {"id": "seven"}}),
+            "/params/id",
+        ),
+        (json!({"load": "users.nothing"}), "/load"),
+        (json!({"load": "node.health"}), "/load"),
+        (json!({"load": "cache.stats"}), "/load"),
+    ];
+    for (mut params, field) in cases {
+        params["key"] = json!("x");
+        assert_eq!(refused(&node, params).await, field);
+    }
+}
+
+/// The field a `cache.get` with `params` is refused for.
+async fn refused(node: &Node, params: Value) -> String {
+    invalid_field(call(node, "cache.get", params).await.unwrap_err())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loading_is_refused_unless_configured() {
     let (node, calls) = node_with(CacheConfig::default()).await;
-    let err = call(
-        &node,
-        "cache.get",
-        json!({"key": "u", "load": "users.get", "params": {"id": 1}}),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(invalid_field(err), "/load");
+    let params = json!({"key": "u", "load": "users.get", "params": {"id": 1}});
+    assert_eq!(refused(&node, params).await, "/load");
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }

@@ -33,26 +33,43 @@
 //! ## Feature flags
 //! - `datastore` (default): the DataStore family (crate `plexus-datastore`, `[store]`,
 //!   SQLite or PostgreSQL), with the `datastore` and `audit` services.
+//! - `cache` (default): the Cache family (crate `plexus-cache`, `[cache]`, moka or
+//!   Redis), with the `cache` service. Implies `redis`.
+//! - `redis`: the one Redis/Valkey connection every family that uses Redis shares
+//!   (crate `plexus-redis`, `[redis]`, the `redis` health component).
 
 mod app;
+#[cfg(feature = "cache")]
+mod cache;
 mod config;
 #[cfg(feature = "datastore")]
 mod datastore;
 mod error;
 
 pub use app::{App, AppBuilder, Listening};
+#[cfg(feature = "cache")]
+pub use cache::CacheFamily;
 pub use config::{AppConfig, CheckSettings, ENV_EXCLUDE, HealthSection, ProcessConfig, Processes};
 #[cfg(feature = "datastore")]
 pub use datastore::DataStoreFamily;
 pub use error::AppError;
 pub use plexus_node::Node;
 pub use plexus_node::family::{Family, FamilyError, NodeSection, Parts};
+#[cfg(feature = "redis")]
+pub use plexus_redis::{RedisFamily, RedisSlot};
 
 /// The built-in service families, in the order they open and their services start.
-/// A new family is one more line here.
+/// A new family is one more line here. `[redis]` comes first: the families that
+/// keep state on Redis reach its one connection through its slot.
 pub fn default_families() -> Vec<Box<dyn Family>> {
+    #[cfg(feature = "redis")]
+    let redis = RedisFamily::new();
     vec![
+        #[cfg(feature = "redis")]
+        Box::new(redis.clone()),
         #[cfg(feature = "datastore")]
         Box::new(DataStoreFamily),
+        #[cfg(feature = "cache")]
+        Box::new(CacheFamily::new(redis.slot())),
     ]
 }

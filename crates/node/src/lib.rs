@@ -16,4 +16,6 @@ pub use admin::NODE_SERVICE;
 pub use audit::{CallObserver, CallRecord};
 pub use callpath::Transport;
 pub use error::{CallError, ServiceCode, codes};
-pub use node::{MAX_METHOD_LEN, Node, NodeBuilder, NodeError, NodeShutdown, ServiceOptions};
+pub use node::{
+    MAX_METHOD_LEN, Node, NodeBuilder, NodeError, NodeShutdown, ServiceOptions, WeakNode,
+};

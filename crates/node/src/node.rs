@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -853,7 +853,37 @@ pub struct NodeShutdown {
     pub bus: plexus_bus::ShutdownReport,
 }
 
+/// A handle on a node that does not keep it running: what a service the node holds
+/// keeps to call the node's other services back (the cache's loaders), without a
+/// cycle that would keep both alive.
+#[derive(Clone, Default)]
+pub struct WeakNode {
+    inner: Weak<NodeInner>,
+}
+
+impl fmt::Debug for WeakNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakNode")
+            .field("alive", &(self.inner.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl WeakNode {
+    /// The node, while something else still holds it.
+    pub fn upgrade(&self) -> Option<Node> {
+        self.inner.upgrade().map(|inner| Node { inner })
+    }
+}
+
 impl Node {
+    /// A handle that does not keep the node alive.
+    pub fn downgrade(&self) -> WeakNode {
+        WeakNode {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
     /// A builder for a node called `name`.
     pub fn builder(name: impl Into<String>) -> NodeBuilder {
         NodeBuilder {

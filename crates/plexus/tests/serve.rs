@@ -252,7 +252,37 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     instances.sort_unstable();
     assert_eq!(
         instances,
-        ["audit-1", "datastore-1", "node-itest", "plexus-itest"]
+        [
+            "audit-1",
+            "cache-1",
+            "datastore-1",
+            "node-itest",
+            "plexus-itest"
+        ]
+    );
+
+    // The embedded cache, through the same CLI.
+    let set = server
+        .cli(&[
+            "call",
+            "cache.set",
+            "key=greeting",
+            "value.text=hello",
+            "ttl_ms=60000",
+            "--json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(set, json!({"ttl_ms": 60000}));
+    let got = server
+        .cli(&["call", "cache.get", "key=greeting", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        got,
+        json!({"found": true, "value": {"text": "hello"}, "loaded": false})
     );
 
     // The embedded DataStore (SQLite in the data directory), with key=value params
@@ -296,7 +326,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     assert!(table.stdout.contains("healthy"), "{}", table.stdout);
     assert!(!table.stdout.contains('\x1b'), "no colours off a terminal");
     let listed = server.cli(&["services", "--json"]).await.ok().json();
-    assert_eq!(listed.as_array().unwrap().len(), 4, "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
 
     // health.
     let health = server.cli(&["health", "--json"]).await.ok().json();
@@ -401,7 +431,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     );
     let stopped = server.wait_log(&["stopped", "node=itest"]).await;
     assert!(
-        stopped.contains("services=worker-b, worker-a, audit-1, datastore-1"),
+        stopped.contains("services=worker-b, worker-a, cache-1, audit-1, datastore-1"),
         "{stopped}"
     );
     let log = server.log.borrow().clone();
@@ -773,7 +803,7 @@ async fn ctrl_c_stops_a_subscriber_and_the_server_cleanly() {
     let line = server.wait_log(&["SIGINT: stopping"]).await;
     assert!(!line.is_empty());
     server
-        .wait_log(&["stopped", "services=audit-1, datastore-1"])
+        .wait_log(&["stopped", "services=cache-1, audit-1, datastore-1"])
         .await;
 }
 

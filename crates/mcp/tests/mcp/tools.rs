@@ -122,6 +122,19 @@ async fn acting_as(h: &Harness, caller: plexus_mcp::Caller) -> Harness {
     }
 }
 
+/// The caller `echo.say`, called as a tool in `session`, says it was called by.
+async fn echo_caller(h: &Harness, session: &str, id: u64) -> serde_json::Value {
+    let reply = h
+        .call_in(
+            session,
+            id,
+            "tools/call",
+            json!({"name": "echo.say", "arguments": {"text": "x"}}),
+        )
+        .await;
+    reply.response(id)["result"]["structuredContent"]["caller"].clone()
+}
+
 #[tokio::test]
 async fn the_callers_identity_reaches_the_call_context() {
     let h = Harness::start().await;
@@ -131,32 +144,10 @@ async fn the_callers_identity_reaches_the_call_context() {
     )
     .await;
     let session = authed.session().await;
-    let reply = authed
-        .call_in(
-            &session,
-            7,
-            "tools/call",
-            json!({"name": "echo.say", "arguments": {"text": "x"}}),
-        )
-        .await;
-    assert_eq!(
-        reply.response(7)["result"]["structuredContent"]["caller"],
-        "alice"
-    );
+    assert_eq!(echo_caller(&authed, &session, 7).await, "alice");
     // Without the layer, no caller.
     let session = h.session().await;
-    let reply = h
-        .call_in(
-            &session,
-            8,
-            "tools/call",
-            json!({"name": "echo.say", "arguments": {"text": "x"}}),
-        )
-        .await;
-    assert_eq!(
-        reply.response(8)["result"]["structuredContent"]["caller"],
-        serde_json::Value::Null
-    );
+    assert_eq!(echo_caller(&h, &session, 8).await, serde_json::Value::Null);
 }
 
 #[tokio::test]
@@ -195,16 +186,5 @@ async fn a_token_lists_and_calls_only_the_tools_its_scopes_allow() {
         "{text}"
     );
 
-    let allowed = bob
-        .call_in(
-            &session,
-            4,
-            "tools/call",
-            json!({"name": "echo.say", "arguments": {"text": "x"}}),
-        )
-        .await;
-    assert_eq!(
-        allowed.response(4)["result"]["structuredContent"]["caller"],
-        "bob"
-    );
+    assert_eq!(echo_caller(&bob, &session, 4).await, "bob");
 }

@@ -23,6 +23,17 @@ fn hedged(node: &Node, method: &str) -> f64 {
     .unwrap_or_else(|| panic!("no hedge counter for {method} in:\n{text}"))
 }
 
+/// Makes `count` calls of `storage.work` one after the other; how long they took.
+async fn timed_calls(node: &Node, count: u64) -> Duration {
+    let started = tokio::time::Instant::now();
+    for n in 0..count {
+        node.call("storage.work", json!({"n": n}), CallContext::new())
+            .await
+            .unwrap();
+    }
+    started.elapsed()
+}
+
 async fn two_instances(hedge: serde_json::Value) -> (Node, [std::sync::Arc<Module>; 2]) {
     let modules = ["storage-1", "storage-2"].map(|i| Module::new("storage", i));
     let calls: CallsConfig = serde_json::from_value(json!({"default": {"hedge": hedge}})).unwrap();
@@ -122,40 +133,18 @@ async fn the_percentile_hedge_waits_for_enough_calls() {
     let (node, [_s1, s2]) =
         two_instances(json!({"latency_percentile": 90, "min_data_points": 10, "period_ms": 1000}))
             .await;
-    for n in 0..20 {
-        node.call("storage.work", json!({"n": n}), CallContext::new())
-            .await
-            .unwrap();
-    }
+    timed_calls(&node, 20).await;
     s2.hang(true);
     // The record of the last full period is read: none has ended yet, so a call to
     // the hung instance waits its attempt limit and is retried.
-    let started = tokio::time::Instant::now();
-    for n in 0..2 {
-        node.call("storage.work", json!({"n": n}), CallContext::new())
-            .await
-            .unwrap();
-    }
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
+    let took = timed_calls(&node, 2).await;
+    assert!(took >= Duration::from_secs(1), "{took:?}");
     assert_eq!(hedged(&node, "work"), 0.0);
 
     // That period has ended: its percentile is known, and a call to the hung
     // instance is hedged at once.
-    let started = tokio::time::Instant::now();
-    for n in 0..2 {
-        node.call("storage.work", json!({"n": n}), CallContext::new())
-            .await
-            .unwrap();
-    }
-    assert!(
-        started.elapsed() < Duration::from_millis(100),
-        "{:?}",
-        started.elapsed()
-    );
+    let took = timed_calls(&node, 2).await;
+    assert!(took < Duration::from_millis(100), "{took:?}");
     assert!(hedged(&node, "work") >= 1.0);
 }
 

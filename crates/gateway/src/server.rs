@@ -239,6 +239,16 @@ impl Gateway {
                 io: stream,
                 _ticket: ticket,
             });
+            // Handlers may read the client's address (MCP caps sessions per peer).
+            let router = tower::util::MapRequest::new(
+                router,
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    request
+                },
+            );
             let connection = http
                 .serve_connection(io, TowerToHyperService::new(router))
                 .with_upgrades();

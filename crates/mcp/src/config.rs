@@ -38,6 +38,14 @@ pub struct McpConfig {
     /// The most live 2025-11-25 sessions; an `initialize` beyond it is refused with
     /// HTTP 503 and a JSON-RPC error (default 1024).
     pub max_sessions: usize,
+    /// The most live 2025-11-25 sessions one client address may hold; its next
+    /// `initialize` is refused with HTTP 429 and a JSON-RPC error, so one client
+    /// cannot take the whole pool (default 32). Counted only where the peer
+    /// address is known (behind the gateway).
+    pub max_sessions_per_peer: usize,
+    /// A session whose client has not sent `notifications/initialized` this long
+    /// after `initialize` is closed (default 10,000 ms).
+    pub init_timeout_ms: u64,
     /// The most open 2026-07-28 `subscriptions/listen` streams; one more is refused
     /// with a JSON-RPC error (default 1024).
     pub max_listeners: usize,
@@ -71,6 +79,8 @@ impl Default for McpConfig {
         Self {
             session_ttl_ms: 300_000,
             max_sessions: 1024,
+            max_sessions_per_peer: 32,
+            init_timeout_ms: 10_000,
             max_listeners: 1024,
             session_queue: 16,
             allowed_origins: LOOPBACK_ORIGINS.iter().map(|s| (*s).to_owned()).collect(),
@@ -107,6 +117,12 @@ impl McpConfig {
         }
         if self.max_sessions == 0 {
             return invalid("max_sessions", "must be at least 1".into());
+        }
+        if self.max_sessions_per_peer == 0 {
+            return invalid("max_sessions_per_peer", "must be at least 1".into());
+        }
+        if self.init_timeout_ms == 0 {
+            return invalid("init_timeout_ms", "must be longer than zero".into());
         }
         if self.max_listeners == 0 {
             return invalid("max_listeners", "must be at least 1".into());

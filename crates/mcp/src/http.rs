@@ -28,7 +28,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, BodyDataStream};
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -37,6 +39,7 @@ use plexus_jsonrpc::{self as jsonrpc, Id, Message, Payload, RpcError, codes};
 use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 
+use crate::McpEvent;
 use crate::handler::Tools;
 use crate::server::{McpServer, Shared};
 use crate::sessions::Sessions;
@@ -197,7 +200,7 @@ async fn guard(State(state): State<HttpState>, request: Request, next: Next) -> 
             RpcError::invalid_request("a request must be one JSON-RPC object (MCP has no batches)"),
         )
     };
-    let (id, is_initialize) = match jsonrpc::decode(&bytes, usize::MAX, true) {
+    let (id, method) = match jsonrpc::decode(&bytes, usize::MAX, true) {
         Payload::Refused(error) if error.code == codes::PARSE_ERROR => {
             return rpc_error(StatusCode::BAD_REQUEST, None, error);
         }
@@ -205,10 +208,43 @@ async fn guard(State(state): State<HttpState>, request: Request, next: Next) -> 
         Payload::Single(Message::Invalid(rejected)) => {
             return rpc_error(StatusCode::BAD_REQUEST, Some(&rejected.id), rejected.error);
         }
-        Payload::Single(Message::Request(request)) => (request.id, request.method == "initialize"),
-        Payload::Single(Message::Response(response)) => (response.id, false),
+        Payload::Single(Message::Request(request)) => (request.id, Some(request.method)),
+        Payload::Single(Message::Response(response)) => (response.id, None),
     };
-    if is_initialize && !parts.headers.contains_key("mcp-session-id") {
+    let session = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok());
+    if let (Some(session), Some("notifications/initialized")) = (session, method.as_deref()) {
+        state.sessions.initialized(session);
+    }
+    let is_initialize = session.is_none() && method.as_deref() == Some("initialize");
+    // The client's address, where the server knows it (the gateway, or axum's
+    // `into_make_service_with_connect_info`).
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(peer) = peer.filter(|_| is_initialize) {
+        let cap = state.shared.config.max_sessions_per_peer;
+        if state.sessions.held_by(peer).await >= cap {
+            state.shared.emit(McpEvent::PeerFull {
+                peer: peer.to_string(),
+            });
+            return rpc_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                id.as_ref(),
+                RpcError::new(
+                    codes::OVERLOADED,
+                    format!(
+                        "this client address holds {cap} live sessions, the most allowed (max_sessions_per_peer); end one (DELETE) or let one expire"
+                    ),
+                    "overloaded",
+                ),
+            );
+        }
+    }
+    if is_initialize {
         let max_sessions = state.shared.config.max_sessions;
         if state.sessions.count().await >= max_sessions {
             return rpc_error(
@@ -221,7 +257,17 @@ async fn guard(State(state): State<HttpState>, request: Request, next: Next) -> 
         }
     }
     let request = Request::from_parts(parts, Body::from(bytes));
-    as_json_rpc(next.run(request).await, id.as_ref()).await
+    let response = next.run(request).await;
+    if let Some(peer) = peer.filter(|_| is_initialize) {
+        let opened = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok());
+        if let Some(opened) = opened {
+            state.sessions.opened_by(SessionId::from(opened), peer);
+        }
+    }
+    as_json_rpc(response, id.as_ref()).await
 }
 
 /// `DELETE`: 204 for a live session it ended, 404 for a session that does not live.

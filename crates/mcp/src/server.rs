@@ -38,6 +38,18 @@ pub enum McpEvent {
         /// The session.
         id: String,
     },
+    /// A session whose client never sent `notifications/initialized` within
+    /// `init_timeout_ms` was closed.
+    InitTimedOut {
+        /// The session.
+        id: String,
+    },
+    /// An `initialize` was refused: its client address holds
+    /// `max_sessions_per_peer` live sessions.
+    PeerFull {
+        /// The client address.
+        peer: String,
+    },
     /// A 2026-07-28 `subscriptions/listen` stream was acknowledged.
     ListenStarted,
     /// A `subscriptions/listen` stream ended.

@@ -1,7 +1,12 @@
 //! [`Sessions`]: rmcp's in-memory session manager with a cap on live sessions and
-//! an event for each session that opens, opens its stream, or closes.
+//! an event for each session that opens, opens its stream, or closes; and which
+//! client address opened each session, for the cap per peer and the deadline of
+//! `notifications/initialized`.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::Stream;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
@@ -26,6 +31,9 @@ pub(crate) enum SessionsError {
 pub(crate) struct Sessions {
     inner: LocalSessionManager,
     shared: Arc<Shared>,
+    /// The client address of each session that has one, and whether the client
+    /// has sent `notifications/initialized`.
+    peers: parking_lot::Mutex<HashMap<SessionId, (IpAddr, bool)>>,
 }
 
 impl Sessions {
@@ -33,7 +41,50 @@ impl Sessions {
         let mut inner = LocalSessionManager::default();
         inner.session_config.keep_alive = Some(shared.config.session_ttl());
         inner.session_config.channel_capacity = shared.config.session_queue;
-        Self { inner, shared }
+        Self {
+            inner,
+            shared,
+            peers: parking_lot::Mutex::default(),
+        }
+    }
+
+    /// How many live sessions `peer` holds (forgetting the ones that ended).
+    pub(crate) async fn held_by(&self, peer: IpAddr) -> usize {
+        let live = self.inner.sessions.read().await;
+        let mut peers = self.peers.lock();
+        peers.retain(|id, _| live.contains_key(id));
+        peers.values().filter(|(ip, _)| *ip == peer).count()
+    }
+
+    /// Notes that `peer` opened session `id`; it is closed unless its client sends
+    /// `notifications/initialized` within `init_timeout_ms`.
+    pub(crate) fn opened_by(self: &Arc<Self>, id: SessionId, peer: IpAddr) {
+        self.peers.lock().insert(id.clone(), (peer, false));
+        let sessions = self.clone();
+        let timeout = Duration::from_millis(self.shared.config.init_timeout_ms);
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let pending = sessions
+                .peers
+                .lock()
+                .get(&id)
+                .is_some_and(|(_, initialized)| !initialized);
+            if pending {
+                tracing::debug!(session = %id, %peer, "closed: never initialized");
+                sessions.peers.lock().remove(&id);
+                let _ = sessions.close_session(&id).await;
+                sessions
+                    .shared
+                    .emit(McpEvent::InitTimedOut { id: id.to_string() });
+            }
+        });
+    }
+
+    /// Notes that session `id`'s client has completed initialization.
+    pub(crate) fn initialized(&self, id: &str) {
+        if let Some((_, initialized)) = self.peers.lock().get_mut(id) {
+            *initialized = true;
+        }
     }
 
     /// How many sessions are live.

@@ -208,3 +208,81 @@ async fn delete_answers_204_for_a_live_session_404_for_an_unknown_one_405_when_s
         200
     );
 }
+
+/// `h`'s server on a listener of its own that tells handlers the client's address,
+/// as the gateway does, reached by a client whose address is `local`.
+async fn with_addresses(h: &Harness, local: &str) -> Harness {
+    let app = axum::Router::new().nest("/mcp", h.server.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let _ = axum::serve(listener, service).await;
+    });
+    Harness {
+        node: h.node.clone(),
+        server: h.server.clone(),
+        addr,
+        url: format!("http://{addr}/mcp"),
+        http: reqwest::Client::builder()
+            .local_address(local.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn one_address_cannot_fill_the_pool_and_sessions_never_initialized_expire() {
+    let h = Harness::with_config(McpConfig {
+        max_sessions_per_peer: 2,
+        init_timeout_ms: 300,
+        ..McpConfig::default()
+    })
+    .await;
+    let mut events = h.server.events();
+    let flood = with_addresses(&h, "127.0.0.1").await;
+    // A raw client sends `initialize` and never `notifications/initialized`.
+    for id in 1..=2 {
+        let reply = flood.post(&[], initialize(id, "2025-11-25")).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    let refused = flood.post(&[], initialize(3, "2025-11-25")).await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    let error = refused.error();
+    assert_eq!(error["code"], -32007, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_sessions_per_peer"),
+        "{error}"
+    );
+    Harness::wait_for(&mut events, |e| {
+        matches!(e, McpEvent::PeerFull { .. }).then_some(())
+    })
+    .await;
+
+    // Another client address is not locked out, and completes initialization.
+    let other = with_addresses(&h, "127.0.0.2").await;
+    let kept = other.session().await;
+
+    // The two sessions that never completed initialization are closed; the one
+    // that did lives on, and the flooding address may open sessions again.
+    let mut expired = 0;
+    while expired < 2 {
+        Harness::wait_for(&mut events, |e| {
+            matches!(e, McpEvent::InitTimedOut { .. }).then_some(())
+        })
+        .await;
+        expired += 1;
+    }
+    let again = flood.post(&[], initialize(4, "2025-11-25")).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    let alive = other
+        .post(
+            &session_headers(&kept),
+            json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(alive.status, 200, "{}", alive.text);
+}

@@ -91,6 +91,12 @@ pub(super) async fn run(shared: Arc<Shared>, socket: WebSocket, caller: Caller) 
                             shared.config.max_ws_send_buffer_bytes
                         ),
                     )
+                } else if text.to_ascii_lowercase().contains("control frame") {
+                    // RFC 6455 §5.5: a control frame carries at most 125 bytes.
+                    frame(
+                        close_code::PROTOCOL,
+                        "a control frame (ping, pong, close) carries at most 125 bytes",
+                    )
                 } else if text.contains("too long") || text.contains("too big") {
                     frame(
                         close_code::SIZE,

@@ -209,3 +209,15 @@ async fn an_oversized_body_gets_a_413_a_client_that_sends_it_all_can_read() {
     }
     still_serving(&h).await;
 }
+
+#[tokio::test]
+async fn an_oversized_control_frame_closes_the_socket_with_a_protocol_error() {
+    let h = Harness::start().await;
+    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    // RFC 6455 §5.5: a control frame carries at most 125 bytes.
+    peer.send_raw(Message::Ping(vec![7u8; 200].into())).await;
+    let frame = peer.closed().await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Protocol, "{frame:?}");
+    let mut again = connect(&h.ws_url(), None).await.unwrap();
+    assert_eq!(again.ok("spec.sum", json!([1, 2])).await, json!(3));
+}

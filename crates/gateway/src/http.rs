@@ -87,10 +87,13 @@ pub(crate) async fn authenticate(
             shared
                 .metrics
                 .request(endpoint_of(request.uri().path()), "unauthorized");
+            let (parts, body) = request.into_parts();
+            drain_refused(&parts.headers, body).await;
             let mut response = error_response(StatusCode::UNAUTHORIZED, &RpcError::from(failure));
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            close_after(&mut response);
             response
         }
     }
@@ -121,10 +124,13 @@ async fn rpc_inner(shared: &Shared, caller: &Caller, headers: &HeaderMap, body: 
     let metrics = &shared.metrics;
     if !is_json(headers) {
         metrics.request("rpc", "invalid_request");
-        return error_response(
+        drain_refused(headers, body).await;
+        let mut response = error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             &RpcError::invalid_request("send the request with `Content-Type: application/json`"),
         );
+        close_after(&mut response);
+        return response;
     }
     let limit = shared.config.max_body_bytes;
     let declared = headers
@@ -222,6 +228,27 @@ async fn read_body(
         }
     }
     Ok(first.unwrap_or_else(|| more.freeze()))
+}
+
+/// Asks the client to close the connection after this answer (its request body may
+/// not have been read to its end).
+fn close_after(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+}
+
+/// Drains the body of a request refused before it was read (unless its client waits
+/// for a `100 Continue` or declared more than [`DRAIN_BYTES`]), so a client that
+/// sends its whole request before reading gets the answer instead of a reset.
+pub(crate) async fn drain_refused(headers: &HeaderMap, body: Body) {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if !expects_continue(headers) && declared.is_none_or(|n| n <= DRAIN_BYTES) {
+        drain(body.into_data_stream(), 0).await;
+    }
 }
 
 /// Reads and drops what is left of a body, at most [`DRAIN_BYTES`] in all and for at

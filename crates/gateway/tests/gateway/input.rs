@@ -1,7 +1,7 @@
 //! Malformed, truncated and oversized input on every endpoint gets an error, and the
 //! node keeps serving.
 
-use plexus_gateway::GatewayConfig;
+use plexus_gateway::{GatewayConfig, TokenConfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -180,26 +180,29 @@ async fn websocket_answers_malformed_messages_and_closes_on_oversized_ones() {
     still_serving(&h).await;
 }
 
+/// Sends a whole `POST /rpc` of `size` bytes with `headers` before reading, as
+/// Python's urllib does, and returns the answer, which must arrive without a reset.
+async fn send_all_then_read(h: &Harness, headers: &str, size: usize) -> String {
+    let body = "x".repeat(size);
+    let head = format!("POST /rpc HTTP/1.1\r\nhost: x\r\n{headers}content-length: {size}\r\n\r\n");
+    let mut tcp = TcpStream::connect(h.addr).await.unwrap();
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(body.as_bytes())
+        .await
+        .expect("the server took the whole body");
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
+        .await
+        .expect("the server closed the connection")
+        .expect("the answer was read without a reset");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[tokio::test]
 async fn an_oversized_body_gets_a_413_a_client_that_sends_it_all_can_read() {
     let h = Harness::with(small()).await;
     for size in [4 * 1024, 6 * 1024 * 1024] {
-        let body = "x".repeat(size);
-        let head = format!(
-            "POST /rpc HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {size}\r\n\r\n"
-        );
-        let mut tcp = TcpStream::connect(h.addr).await.unwrap();
-        // As Python's urllib does: the whole request first, then read.
-        tcp.write_all(head.as_bytes()).await.unwrap();
-        tcp.write_all(body.as_bytes())
-            .await
-            .expect("the server took the whole body");
-        let mut out = Vec::new();
-        tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
-            .await
-            .expect("the server closed the connection")
-            .expect("the answer was read without a reset");
-        let answer = String::from_utf8_lossy(&out);
+        let answer = send_all_then_read(&h, "content-type: application/json\r\n", size).await;
         assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
         assert!(
             answer.to_ascii_lowercase().contains("connection: close"),
@@ -208,6 +211,28 @@ async fn an_oversized_body_gets_a_413_a_client_that_sends_it_all_can_read() {
         assert!(answer.contains("-32008"), "{answer}");
     }
     still_serving(&h).await;
+}
+
+#[tokio::test]
+async fn a_415_or_401_given_before_the_body_is_read_reaches_a_client_that_sends_it_all() {
+    let h = Harness::start().await;
+    let answer = send_all_then_read(&h, "content-type: text/plain\r\n", 6 * 1024 * 1024).await;
+    assert!(answer.starts_with("HTTP/1.1 415"), "{answer}");
+    assert!(answer.contains("-32600"), "{answer}");
+
+    let h = Harness::with(GatewayConfig {
+        tokens: vec![TokenConfig::new(
+            "ci",
+            "ci-token-0123456789abcdef",
+            ["admin"],
+        )],
+        ..GatewayConfig::default()
+    })
+    .await;
+    let answer =
+        send_all_then_read(&h, "content-type: application/json\r\n", 6 * 1024 * 1024).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("-32001"), "{answer}");
 }
 
 #[tokio::test]

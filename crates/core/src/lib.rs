@@ -72,7 +72,7 @@ pub use id::{CorrelationId, EventId};
 pub use member::{InstanceId, Member, ServiceName, ServiceType};
 pub use payload::{Event, Payload, PayloadError};
 pub use priority::{ParsePriorityError, Priority};
-pub use service::{CallContext, HealthReport, HealthState, Service, ServiceError};
+pub use service::{CallContext, CallResult, HealthReport, HealthState, Service, ServiceError};
 pub use target::Target;
 pub use time::Timestamp;
 pub use topic::{MAX_TOPIC_LEN, Topic, TopicError, TopicPattern};

@@ -109,7 +109,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{CallContext, MethodDescriptor, ServiceDescriptor, ServiceError};
+use crate::{
+    CallContext, CallResult, HealthReport, MethodDescriptor, Service, ServiceDescriptor,
+    ServiceError,
+};
 
 /// Whether calling a method twice with the same params has the effect of calling it
 /// once: only idempotent methods are retried by the call path, and only the others
@@ -416,6 +419,43 @@ impl<S: ?Sized + Sync> MethodTable<S> {
             other => other,
         };
         entry.handler.start(state, ctx, params)?.await
+    }
+}
+
+/// What a [`TableService`] is made of: the method table (a `static`, built once), the
+/// state its handlers receive, and the service's descriptor.
+pub type TableParts<'a, S> = (&'static MethodTable<S>, &'a S, &'a ServiceDescriptor);
+
+/// A [`Service`] whose calls all go through one [`MethodTable`]: implement this and
+/// the `Service` comes with it, answering `call` through the table and `descriptor`
+/// with the stored descriptor.
+#[async_trait::async_trait]
+pub trait TableService: Send + Sync + 'static {
+    /// What the table's handlers receive by reference.
+    type State: ?Sized + Sync + 'static;
+
+    /// The table, the handlers' state and the descriptor.
+    fn parts(&self) -> TableParts<'_, Self::State>;
+
+    /// The service's health ([`Service::health`]); healthy by default.
+    async fn check_health(&self) -> Result<HealthReport, ServiceError> {
+        Ok(HealthReport::healthy())
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: TableService> Service for T {
+    fn descriptor(&self) -> ServiceDescriptor {
+        self.parts().2.clone()
+    }
+
+    async fn call(&self, method: &str, params: Value, ctx: CallContext) -> CallResult {
+        let (table, state, _) = self.parts();
+        table.call(state, method, params, ctx).await
+    }
+
+    async fn health(&self) -> Result<HealthReport, ServiceError> {
+        self.check_health().await
     }
 }
 

@@ -15,6 +15,9 @@ use tokio::time::Instant;
 
 use crate::{CorrelationId, EventId, Headers, ServiceDescriptor};
 
+/// What a [`Service`] call answers: a JSON result, or a typed error.
+pub type CallResult = Result<Value, ServiceError>;
+
 /// A service that runs in process.
 ///
 /// Every method but [`descriptor`](Self::descriptor) and [`call`](Self::call) has a
@@ -38,12 +41,7 @@ pub trait Service: Send + Sync + 'static {
 
     /// Answers one call of `method`. `params` were checked against the method's schema
     /// before this is called.
-    async fn call(
-        &self,
-        method: &str,
-        params: Value,
-        ctx: CallContext,
-    ) -> Result<Value, ServiceError>;
+    async fn call(&self, method: &str, params: Value, ctx: CallContext) -> CallResult;
 
     /// Reports the service's own view of its health. An `Err` means the check itself
     /// could not run, which the health policy treats apart from an `Unhealthy` report.

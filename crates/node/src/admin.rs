@@ -24,10 +24,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use plexus_config::{ConfigError, ConfigStore, ConfigVersion};
-use plexus_core::methods::{Effect, MethodTable, NoParams};
+use plexus_core::methods::{Effect, MethodTable, NoParams, TableParts, TableService};
 use plexus_core::{
-    CallContext, InstanceId, Service, ServiceDescriptor, ServiceError, ServiceName, ServiceStatus,
-    Timestamp, async_trait,
+    CallContext, InstanceId, ServiceDescriptor, ServiceError, ServiceName, ServiceStatus, Timestamp,
 };
 use plexus_registry::health::HealthMonitor;
 use plexus_registry::{Query, Registry};
@@ -46,7 +45,7 @@ pub(crate) type Breakers =
 
 /// The node's own service.
 pub(crate) struct NodeService {
-    instance: String,
+    descriptor: ServiceDescriptor,
     registry: Registry,
     health: HealthMonitor,
     config: ConfigStore,
@@ -61,8 +60,15 @@ impl NodeService {
         config: ConfigStore,
         breakers: Breakers,
     ) -> Self {
+        let instance = format!("node-{node}");
         Self {
-            instance: format!("node-{node}"),
+            descriptor: METHODS.describe(
+                ServiceDescriptor::new(NODE_SERVICE, "node")
+                    .with_instance(instance.as_str())
+                    .with_version(env!("CARGO_PKG_VERSION"))
+                    .with_description("The node itself: its services, health and configuration.")
+                    .with_tag("system"),
+            ),
             registry,
             health,
             config,
@@ -350,25 +356,11 @@ async fn config_rollback(
         .map_err(config_error)
 }
 
-#[async_trait]
-impl Service for NodeService {
-    fn descriptor(&self) -> ServiceDescriptor {
-        METHODS.describe(
-            ServiceDescriptor::new(NODE_SERVICE, "node")
-                .with_instance(self.instance.as_str())
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .with_description("The node itself: its services, health and configuration.")
-                .with_tag("system"),
-        )
-    }
+impl TableService for NodeService {
+    type State = Self;
 
-    async fn call(
-        &self,
-        method: &str,
-        params: Value,
-        ctx: CallContext,
-    ) -> Result<Value, ServiceError> {
-        METHODS.call(self, method, params, ctx).await
+    fn parts(&self) -> TableParts<'_, Self> {
+        (&METHODS, self, &self.descriptor)
     }
 }
 

@@ -22,11 +22,11 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use plexus_bus::{Bus, BusError};
-use plexus_core::methods::{Effect, MethodTable};
+use plexus_core::methods::{Effect, MethodTable, TableParts, TableService};
 use plexus_core::scope::{Need, PLEXUS_SERVICE};
 use plexus_core::{
-    CallContext, Envelope, Headers, InstanceId, Payload, Priority, Service, ServiceDescriptor,
-    ServiceError, Topic, async_trait,
+    CallContext, Envelope, Headers, InstanceId, Payload, Priority, ServiceDescriptor, ServiceError,
+    Topic,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -136,14 +136,23 @@ pub struct InstanceParams {
 /// The bus and registry methods, as a service of the node.
 pub(crate) struct PlexusService {
     bus: Bus,
-    instance: InstanceId,
+    descriptor: ServiceDescriptor,
 }
 
 impl PlexusService {
     pub(crate) fn new(node: &str, bus: Bus) -> Self {
+        let instance = InstanceId::new(format!("{PLEXUS_SERVICE}-{node}"));
         Self {
             bus,
-            instance: InstanceId::new(format!("{PLEXUS_SERVICE}-{node}")),
+            descriptor: METHODS.describe(
+        ServiceDescriptor::new(PLEXUS_SERVICE, "bus")
+            .with_instance(instance.as_str())
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .with_description(
+                "The bus and the registry as methods: publish everywhere; subscribe and register over /ws.",
+            )
+            .with_tag("system"),
+    ),
         }
     }
 }
@@ -234,26 +243,10 @@ pub fn methods() -> &'static [plexus_core::MethodDescriptor] {
     METHODS.methods()
 }
 
-#[async_trait]
-impl Service for PlexusService {
-    fn descriptor(&self) -> ServiceDescriptor {
-        METHODS.describe(
-            ServiceDescriptor::new(PLEXUS_SERVICE, "bus")
-                .with_instance(self.instance.as_str())
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .with_description(
-                    "The bus and the registry as methods: publish everywhere; subscribe and register over /ws.",
-                )
-                .with_tag("system"),
-        )
-    }
+impl TableService for PlexusService {
+    type State = Self;
 
-    async fn call(
-        &self,
-        method: &str,
-        params: Value,
-        ctx: CallContext,
-    ) -> Result<Value, ServiceError> {
-        METHODS.call(self, method, params, ctx).await
+    fn parts(&self) -> TableParts<'_, Self> {
+        (&METHODS, self, &self.descriptor)
     }
 }

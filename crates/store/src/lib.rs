@@ -51,7 +51,8 @@
 //!
 //! ## Feature flags
 //! - `test-util`: the backend conformance suite, module `conformance`, and the
-//!   `store_conformance!` macro that runs it as `#[tokio::test]`s on any backend.
+//!   `store_conformance!` macro that runs it as `#[tokio::test]`s on any backend;
+//!   module `testing` (test databases on both engines, `on_both!`).
 
 mod backend;
 mod config;
@@ -69,6 +70,8 @@ mod query;
 mod sql;
 pub mod sqlite;
 mod store;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use backend::{Backend, CmpOp, Dialect, DocRow, Param, PoolState, Scalar, Session, Statement};
 pub use config::{BackendKind, StoreConfig};

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axum::extract::ws::Message;
 use parking_lot::{Mutex, RwLock};
-use plexus_core::{CallContext, Service, ServiceDescriptor, ServiceError, async_trait};
+use plexus_core::{CallContext, CallResult, Service, ServiceDescriptor, ServiceError, async_trait};
 use plexus_jsonrpc::{Response, ResponseBody, codes};
 use plexus_node::ServiceCode;
 use serde_json::{Map, Value, json};
@@ -141,12 +141,7 @@ impl Service for RemoteService {
         self.descriptor.clone()
     }
 
-    async fn call(
-        &self,
-        method: &str,
-        params: Value,
-        ctx: CallContext,
-    ) -> Result<Value, ServiceError> {
+    async fn call(&self, method: &str, params: Value, ctx: CallContext) -> CallResult {
         let link = self.endpoint.link.read().clone();
         let link = &*link;
         if link.is_closed() {

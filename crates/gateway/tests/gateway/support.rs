@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use plexus_core::{
-    CallContext, MethodDescriptor, Service, ServiceDescriptor, ServiceError, ServiceStatus,
-    async_trait,
+    CallContext, CallResult, MethodDescriptor, Service, ServiceDescriptor, ServiceError,
+    ServiceStatus, async_trait,
 };
 use plexus_gateway::{Gateway, GatewayConfig, ServeReport};
 use plexus_node::Node;
@@ -74,12 +74,7 @@ impl Service for Spec {
         d
     }
 
-    async fn call(
-        &self,
-        method: &str,
-        params: Value,
-        ctx: CallContext,
-    ) -> Result<Value, ServiceError> {
+    async fn call(&self, method: &str, params: Value, ctx: CallContext) -> CallResult {
         match method {
             "subtract" => match &params {
                 Value::Object(o) => {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use plexus_core::{
-    CallContext, MethodDescriptor, Service, ServiceDescriptor, ServiceError, ServiceStatus,
-    async_trait,
+    CallContext, CallResult, MethodDescriptor, Service, ServiceDescriptor, ServiceError,
+    ServiceStatus, async_trait,
 };
 use plexus_mcp::{McpConfig, McpEvent, McpServer};
 use plexus_node::Node;
@@ -55,12 +55,7 @@ impl Service for Echo {
         self.descriptor.clone()
     }
 
-    async fn call(
-        &self,
-        method: &str,
-        params: Value,
-        ctx: CallContext,
-    ) -> Result<Value, ServiceError> {
+    async fn call(&self, method: &str, params: Value, ctx: CallContext) -> CallResult {
         match method {
             "say" => Ok(json!({"text": params["text"], "caller": ctx.caller})),
             "fail" => Err(ServiceError::Failed {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use plexus_core::{
-    CallContext, HealthReport, MethodDescriptor, Service, ServiceDescriptor, ServiceError,
-    async_trait,
+    CallContext, CallResult, HealthReport, MethodDescriptor, Service, ServiceDescriptor,
+    ServiceError, async_trait,
 };
 use plexus_registry::health::{HealthEvent, HealthWatch};
 use serde_json::{Value, json};
@@ -122,12 +122,7 @@ impl Service for Module {
         Ok(())
     }
 
-    async fn call(
-        &self,
-        method: &str,
-        params: Value,
-        _ctx: CallContext,
-    ) -> Result<Value, ServiceError> {
+    async fn call(&self, method: &str, params: Value, _ctx: CallContext) -> CallResult {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.hung.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;

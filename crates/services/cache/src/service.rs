@@ -23,8 +23,8 @@
 use std::future::Future;
 use std::sync::{Arc, LazyLock, OnceLock};
 
-use plexus_core::methods::{Effect, MethodTable, NoParams};
-use plexus_core::{CallContext, Service, ServiceDescriptor, ServiceError, async_trait};
+use plexus_core::methods::{Effect, MethodTable, NoParams, TableParts, TableService};
+use plexus_core::{CallContext, ServiceDescriptor, ServiceError};
 use plexus_node::{CallError, Node, WeakNode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -39,8 +39,10 @@ pub struct CacheService {
     descriptor: ServiceDescriptor,
 }
 
+/// What the handlers receive: the cache, and the node once it is known (public only
+/// as [`TableService::State`]; not nameable outside the crate).
 #[derive(Debug)]
-struct State {
+pub struct State {
     cache: Cache,
     node: OnceLock<WeakNode>,
 }
@@ -404,18 +406,10 @@ async fn stats(s: &State, _: CallContext, _: NoParams) -> Result<Stats, ServiceE
     Ok(s.cache.stats())
 }
 
-#[async_trait]
-impl Service for CacheService {
-    fn descriptor(&self) -> ServiceDescriptor {
-        self.descriptor.clone()
-    }
+impl TableService for CacheService {
+    type State = State;
 
-    async fn call(
-        &self,
-        method: &str,
-        params: Value,
-        ctx: CallContext,
-    ) -> Result<Value, ServiceError> {
-        METHODS.call(&self.state, method, params, ctx).await
+    fn parts(&self) -> TableParts<'_, State> {
+        (&METHODS, &self.state, &self.descriptor)
     }
 }

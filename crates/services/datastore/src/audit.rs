@@ -4,13 +4,12 @@
 
 use std::sync::LazyLock;
 
-use plexus_core::methods::{Effect, MethodTable};
-use plexus_core::{CallContext, Service, ServiceDescriptor, ServiceError, async_trait};
+use plexus_core::methods::{Effect, MethodTable, TableParts, TableService};
+use plexus_core::{CallContext, ServiceDescriptor, ServiceError, async_trait};
 use plexus_node::{CallObserver, CallRecord};
 use plexus_store::{
     AuditEntry, AuditError, AuditLog, AuditOutcome, AuditPage, AuditQuery, StoreError,
 };
-use serde_json::Value;
 
 use crate::service_error;
 
@@ -122,22 +121,15 @@ fn audit_error(e: AuditError) -> ServiceError {
 }
 
 #[async_trait]
-impl Service for AuditService {
-    fn descriptor(&self) -> ServiceDescriptor {
-        self.descriptor.clone()
-    }
+impl TableService for AuditService {
+    type State = AuditLog;
 
-    async fn call(
-        &self,
-        method: &str,
-        params: Value,
-        ctx: CallContext,
-    ) -> Result<Value, ServiceError> {
-        METHODS.call(&self.log, method, params, ctx).await
+    fn parts(&self) -> TableParts<'_, AuditLog> {
+        (&METHODS, &self.log, &self.descriptor)
     }
 
     /// Healthy when the trail's database answers.
-    async fn health(&self) -> Result<plexus_core::HealthReport, ServiceError> {
+    async fn check_health(&self) -> Result<plexus_core::HealthReport, ServiceError> {
         Ok(self.log.store().health().await)
     }
 }

@@ -10,8 +10,8 @@
 
 use std::sync::LazyLock;
 
-use plexus_core::methods::{Effect, MethodTable, NoParams};
-use plexus_core::{CallContext, Service, ServiceDescriptor, ServiceError, async_trait};
+use plexus_core::methods::{Effect, MethodTable, NoParams, TableParts, TableService};
+use plexus_core::{CallContext, ServiceDescriptor, ServiceError, async_trait};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -625,24 +625,17 @@ pub fn service_error(err: &StoreError, doc_field: &str, prefix: &str) -> Service
 }
 
 #[async_trait]
-impl Service for DataStoreService {
-    fn descriptor(&self) -> ServiceDescriptor {
-        self.descriptor.clone()
-    }
+impl TableService for DataStoreService {
+    type State = DataStore;
 
-    async fn call(
-        &self,
-        method: &str,
-        params: Value,
-        ctx: CallContext,
-    ) -> Result<Value, ServiceError> {
-        METHODS.call(&self.store, method, params, ctx).await
+    fn parts(&self) -> TableParts<'_, DataStore> {
+        (&METHODS, &self.store, &self.descriptor)
     }
 
     /// Healthy when a pooled connection can be had within the acquire timeout. The
     /// pool belongs to the [`DataStore`]'s owner, so stopping the service leaves it
     /// open for a restart.
-    async fn health(&self) -> Result<plexus_core::HealthReport, ServiceError> {
+    async fn check_health(&self) -> Result<plexus_core::HealthReport, ServiceError> {
         match self.store.store().session().await {
             Ok(_) => Ok(plexus_core::HealthReport::healthy()),
             Err(e) => Ok(plexus_core::HealthReport::unhealthy(e.to_string())),

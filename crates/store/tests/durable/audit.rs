@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use plexus_core::{CallContext, CorrelationId, MethodDescriptor, ServiceError, Timestamp};
+use plexus_core::{CallContext, MethodDescriptor, ServiceError, Timestamp};
 use plexus_store::{
     AuditConfig, AuditLog, AuditOutcome, AuditQuery, Auditor, BackendKind, REDACTED,
 };
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::support::Place;
 
-crate::on_both!(
+plexus_store::on_both!(
     the_auditor_records_mutating_calls_and_skips_reads,
     the_log_query_filters_and_pages,
 );
@@ -108,37 +108,7 @@ async fn the_log_query_filters_and_pages(kind: BackendKind) {
     let ds = place.open().await;
     let log = AuditLog::new(ds.store().clone(), AuditConfig::default()).unwrap();
     let auditor = Auditor::new(log.clone());
-    let shared = CorrelationId::new();
-    let t0 = Timestamp::now();
-    for i in 0..30u64 {
-        let who = ["ana", "bo", "cy"][(i % 3) as usize];
-        let method = if i % 2 == 0 {
-            "cases.create"
-        } else {
-            "cases.update"
-        };
-        let mut ctx = CallContext::new().with_caller(who);
-        if i % 10 == 0 {
-            ctx = ctx.with_correlation_id(shared);
-        }
-        let result: Result<Value, ServiceError> = if i % 5 == 4 {
-            Err(ServiceError::invalid_params("/status", "unknown status"))
-        } else {
-            Ok(Value::Null)
-        };
-        auditor
-            .record_call(
-                &ctx,
-                method,
-                true,
-                &json!({"i": i}),
-                &result,
-                Timestamp::from_micros(t0.as_micros() + i * 1000),
-                Duration::ZERO,
-            )
-            .await
-            .unwrap();
-    }
+    let (t0, shared) = plexus_store::testing::record_thirty_calls(&auditor).await;
     // By caller, paged five at a time, oldest first.
     let mut seen = Vec::new();
     let mut cursor = None;

@@ -13,7 +13,6 @@
 //! the pool does for every new connection. So the SQLite test keeps the pool's open
 //! connections busy, and every call needs a new one.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use plexus_bus::{Bus, SubscribeOptions};
@@ -26,34 +25,11 @@ use plexus_store::{
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::support::{PATIENCE, Place, event, postgres_url, unique};
+use crate::support::{PATIENCE, Place, event, postgres_through, unique};
 
 /// Calls must fail within the acquire timeout, plus this.
 const FAST: Duration = Duration::from_secs(3);
 const ACQUIRE_MS: u64 = 2_000;
-
-/// The PostgreSQL server's address and the test URL with `proxy` in its place.
-async fn through(proxy: Option<SocketAddr>) -> (SocketAddr, String) {
-    let url = postgres_url();
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (user, rest) = match rest.split_once('@') {
-        Some((user, rest)) => (format!("{user}@"), rest),
-        None => (String::new(), rest),
-    };
-    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let hostport = if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:5432")
-    };
-    let upstream = tokio::net::lookup_host(&hostport)
-        .await
-        .unwrap()
-        .find(SocketAddr::is_ipv4)
-        .unwrap();
-    let via = proxy.map_or(hostport, |p| p.to_string());
-    (upstream, format!("{scheme}://{user}{via}/{path}"))
-}
 
 /// Writes ten documents, each with its durable event, before the loss.
 async fn before_the_loss(ds: &DataStore) -> Outbox {
@@ -161,9 +137,9 @@ async fn after_the_loss(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_through_a_fault_proxy() {
-    let (upstream, _) = through(None).await;
+    let (upstream, _) = postgres_through(None).await;
     let proxy = FaultProxy::start(upstream).await.unwrap();
-    let (_, url) = through(Some(proxy.addr())).await;
+    let (_, url) = postgres_through(Some(proxy.addr())).await;
     let place = Place {
         kind: plexus_store::BackendKind::Postgres,
         dir: std::env::temp_dir(),

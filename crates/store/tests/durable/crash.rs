@@ -26,7 +26,7 @@ use tokio::process::Command;
 
 use crate::support::{PATIENCE, Place, event, payload_of};
 
-crate::on_both!(a_killed_writer_loses_no_committed_event);
+plexus_store::on_both!(a_killed_writer_loses_no_committed_event);
 
 /// Lines to read before the kill.
 const BEFORE_KILL: usize = 300;

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::support::Place;
 
-crate::on_both!(configuration_versions_survive_a_restart);
+plexus_store::on_both!(configuration_versions_survive_a_restart);
 
 const START: &str = "[node]\nname = \"alpha\"\n\n[limits]\nmax = 10\n";
 

@@ -12,7 +12,6 @@
 //! `before_the_fix` (ignored; run it with `--run-ignored only`) prints what the same
 //! cut cost before: a pool whose acquire waits out its timeout.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use plexus_faultproxy::{FaultProxy, Mode};
@@ -20,7 +19,7 @@ use plexus_store::{BackendKind, Connection, DataStore, PutMode, StoreError};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::support::{PATIENCE, Place, postgres_url, unique};
+use crate::support::{PATIENCE, Place, postgres_through, unique};
 
 /// The connect timeout the tests run with.
 const CONNECT_MS: u64 = 500;
@@ -29,34 +28,11 @@ const ACQUIRE_MS: u64 = 1_000;
 /// How long the tests keep calling while the database is gone.
 const DOWN_FOR: Duration = Duration::from_millis(1_200);
 
-/// The PostgreSQL server's address and the test URL with `via` in its place.
-async fn through(via: Option<SocketAddr>) -> (SocketAddr, String) {
-    let url = postgres_url();
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (user, rest) = match rest.split_once('@') {
-        Some((user, rest)) => (format!("{user}@"), rest),
-        None => (String::new(), rest),
-    };
-    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let hostport = if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:5432")
-    };
-    let upstream = tokio::net::lookup_host(&hostport)
-        .await
-        .unwrap()
-        .find(SocketAddr::is_ipv4)
-        .unwrap();
-    let via = via.map_or(hostport, |p| p.to_string());
-    (upstream, format!("{scheme}://{user}{via}/{path}"))
-}
-
 /// A store on a fresh schema, reached through a fresh proxy.
 async fn behind_a_proxy() -> (FaultProxy, Place, DataStore) {
-    let (upstream, _) = through(None).await;
+    let (upstream, _) = postgres_through(None).await;
     let proxy = FaultProxy::start(upstream).await.unwrap();
-    let (_, url) = through(Some(proxy.addr())).await;
+    let (_, url) = postgres_through(Some(proxy.addr())).await;
     let place = Place {
         kind: BackendKind::Postgres,
         dir: std::env::temp_dir(),
@@ -227,9 +203,9 @@ async fn the_health_check_probes_past_the_breaker() {
 #[ignore = "a measurement: run with --run-ignored only"]
 async fn before_the_fix() {
     for mode in [Mode::Refuse, Mode::Down, Mode::Blackhole] {
-        let (upstream, _) = through(None).await;
+        let (upstream, _) = postgres_through(None).await;
         let proxy = FaultProxy::start(upstream).await.unwrap();
-        let (_, url) = through(Some(proxy.addr())).await;
+        let (_, url) = postgres_through(Some(proxy.addr())).await;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_millis(ACQUIRE_MS))

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::support::{PATIENCE, Place, event, payload_of};
 
-crate::on_both!(
+plexus_store::on_both!(
     events_commit_with_their_data_change_or_not_at_all,
     bad_events_are_refused_before_anything_is_written,
     the_relay_delivers_after_commit_with_the_same_ids,

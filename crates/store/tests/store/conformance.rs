@@ -2,14 +2,14 @@
 //! PostgreSQL, each test on a fresh database.
 
 mod sqlite {
-    plexus_store::store_conformance!(|| crate::support::store(
+    plexus_store::store_conformance!(|| crate::support::TestStore::open(
         plexus_store::BackendKind::Sqlite,
         |_| {}
     ));
 }
 
 mod postgres {
-    plexus_store::store_conformance!(|| crate::support::store(
+    plexus_store::store_conformance!(|| crate::support::TestStore::open(
         plexus_store::BackendKind::Postgres,
         |_| {}
     ));

@@ -9,10 +9,10 @@ use plexus_store::{
 use prometheus_client::registry::Registry;
 use serde_json::json;
 
-use crate::support::store;
+use crate::support::TestStore;
 
 async fn pool_exhaustion_times_out(kind: BackendKind) {
-    let t = store(kind, |c| {
+    let t = TestStore::open(kind, |c| {
         c.max_connections = 1;
         c.acquire_timeout_ms = 300;
     })
@@ -53,7 +53,7 @@ async fn postgres_pool_exhaustion_times_out() {
 
 async fn slow_queries_are_logged(kind: BackendKind) {
     // Threshold 0: every statement counts as slow.
-    let t = store(kind, |c| {
+    let t = TestStore::open(kind, |c| {
         c.slow_query_threshold_ms = 0;
         c.slow_query_log_capacity = 8;
     })
@@ -83,7 +83,7 @@ async fn slow_queries_are_logged(kind: BackendKind) {
     );
 
     // With the default 100 ms threshold, the same fast statements are not logged.
-    let quiet = store(kind, |_| {}).await;
+    let quiet = TestStore::open(kind, |_| {}).await;
     quiet
         .ds
         .create_collection("c", CollectionSpec::default())
@@ -117,7 +117,7 @@ async fn postgres_slow_queries_are_logged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_exported_under_plexus_store_names() {
-    let t = store(BackendKind::Sqlite, |c| c.slow_query_threshold_ms = 0).await;
+    let t = TestStore::open(BackendKind::Sqlite, |c| c.slow_query_threshold_ms = 0).await;
     let ds = &t.ds;
     ds.create_collection("c", CollectionSpec::default())
         .await

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use plexus_cache::{Cache, CacheConfig, CacheService};
 use plexus_core::methods::{Effect, MethodTable};
-use plexus_core::{CallContext, Service, ServiceDescriptor, ServiceError, async_trait};
+use plexus_core::{CallContext, CallResult, Service, ServiceDescriptor, ServiceError, async_trait};
 use plexus_node::{CallError, Node};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -39,12 +39,7 @@ impl Service for Users {
         USERS.describe(ServiceDescriptor::new("users", "test"))
     }
 
-    async fn call(
-        &self,
-        method: &str,
-        params: Value,
-        ctx: CallContext,
-    ) -> Result<Value, ServiceError> {
+    async fn call(&self, method: &str, params: Value, ctx: CallContext) -> CallResult {
         USERS.call(self, method, params, ctx).await
     }
 }

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::support::{PATIENCE, Place, event, payload_of};
 
-crate::on_both!(twenty_clients_run_the_case_pipeline_and_lose_nothing);
+plexus_store::on_both!(twenty_clients_run_the_case_pipeline_and_lose_nothing);
 
 const CLIENTS: usize = 20;
 const OPS_PER_CLIENT: usize = 50;

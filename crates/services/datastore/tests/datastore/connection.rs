@@ -8,7 +8,6 @@
 //! file put in its place, with every connection the pool holds kept busy so each
 //! call needs a new one (the store's own connection tests say why).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use plexus_core::{CallContext, HealthState, Service, ServiceError};
@@ -17,32 +16,9 @@ use plexus_faultproxy::{FaultProxy, Mode};
 use plexus_store::{BackendKind, DataStore};
 use serde_json::json;
 
-use crate::support::{PATIENCE, Place, postgres_url, unique};
+use crate::support::{PATIENCE, Place, postgres_through, unique};
 
 const ACQUIRE_MS: u64 = 2_000;
-
-/// The PostgreSQL server's address and the test URL with `proxy` in its place.
-async fn through(proxy: Option<SocketAddr>) -> (SocketAddr, String) {
-    let url = postgres_url();
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (user, rest) = match rest.split_once('@') {
-        Some((user, rest)) => (format!("{user}@"), rest),
-        None => (String::new(), rest),
-    };
-    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let hostport = if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:5432")
-    };
-    let upstream = tokio::net::lookup_host(&hostport)
-        .await
-        .unwrap()
-        .find(SocketAddr::is_ipv4)
-        .unwrap();
-    let via = proxy.map_or(hostport, |p| p.to_string());
-    (upstream, format!("{scheme}://{user}{via}/{path}"))
-}
 
 /// While the database is gone: the call fails typed and retryable, and every
 /// health view says so.
@@ -94,9 +70,9 @@ async fn ready(ds: &DataStore) -> DataStoreService {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_through_a_fault_proxy() {
-    let (upstream, _) = through(None).await;
+    let (upstream, _) = postgres_through(None).await;
     let proxy = FaultProxy::start(upstream).await.unwrap();
-    let (_, url) = through(Some(proxy.addr())).await;
+    let (_, url) = postgres_through(Some(proxy.addr())).await;
     let place = Place {
         kind: BackendKind::Postgres,
         dir: std::env::temp_dir(),

@@ -77,10 +77,7 @@ impl Plan {
 }
 
 fn failed(reason: impl ToString) -> BenchError {
-    BenchError::Failed {
-        bench: "bus",
-        reason: reason.to_string(),
-    }
+    BenchError::failed("bus", reason)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, BenchError> {

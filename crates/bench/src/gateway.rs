@@ -44,10 +44,7 @@ const WS_CEILING: &str = "bare axum WebSocket, same bytes";
 const REQUEST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"echo.say","params":{"text":"hello"}}"#;
 
 fn failed(reason: impl ToString) -> BenchError {
-    BenchError::Failed {
-        bench: BENCH,
-        reason: reason.to_string(),
-    }
+    BenchError::failed(BENCH, reason)
 }
 
 /// The in-process service the gateway calls: `echo.say` returns its params.

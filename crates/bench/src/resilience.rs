@@ -34,11 +34,8 @@ use crate::{BenchError, BenchResult, Options, Progress, Report, Unit};
 const BENCH: &str = "resilience";
 const TASKS: usize = 4;
 
-fn failed(reason: impl std::fmt::Display) -> BenchError {
-    BenchError::Failed {
-        bench: BENCH,
-        reason: reason.to_string(),
-    }
+fn failed(reason: impl ToString) -> BenchError {
+    BenchError::failed(BENCH, reason)
 }
 
 /// The service every variant wraps: an echo that is ready at once.

@@ -62,10 +62,7 @@ impl Plan {
 }
 
 fn failed(reason: impl ToString) -> BenchError {
-    BenchError::Failed {
-        bench: BENCH,
-        reason: reason.to_string(),
-    }
+    BenchError::failed(BENCH, reason)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -159,6 +156,19 @@ macro_rules! bind_all {
     }};
 }
 
+/// The first column of the one row `$stmt` returns on `$pool` (one macro for two
+/// pool types).
+macro_rules! first_column {
+    ($pool:expr, $stmt:expr) => {
+        bind_all!(sqlx::query(AssertSqlSafe($stmt.sql.clone())), &$stmt.params)
+            .fetch_one($pool)
+            .await
+            .map_err(failed)?
+            .try_get(0)
+            .map_err(failed)
+    };
+}
+
 impl Bare {
     async fn rows(&self, stmt: &Statement) -> Result<usize, BenchError> {
         match self {
@@ -188,22 +198,8 @@ impl Bare {
 
     async fn version(&self, stmt: &Statement) -> Result<i64, BenchError> {
         match self {
-            Bare::Sqlite(pool) => {
-                let q = bind_all!(sqlx::query(AssertSqlSafe(stmt.sql.clone())), &stmt.params);
-                q.fetch_one(pool)
-                    .await
-                    .map_err(failed)?
-                    .try_get(0)
-                    .map_err(failed)
-            }
-            Bare::Postgres(pool) => {
-                let q = bind_all!(sqlx::query(AssertSqlSafe(stmt.sql.clone())), &stmt.params);
-                q.fetch_one(pool)
-                    .await
-                    .map_err(failed)?
-                    .try_get(0)
-                    .map_err(failed)
-            }
+            Bare::Sqlite(pool) => first_column!(pool, stmt),
+            Bare::Postgres(pool) => first_column!(pool, stmt),
         }
     }
 }

@@ -43,6 +43,16 @@ pub enum BenchError {
     },
 }
 
+impl BenchError {
+    /// Benchmark `bench` failed, for `reason`.
+    pub fn failed(bench: &'static str, reason: impl ToString) -> Self {
+        Self::Failed {
+            bench,
+            reason: reason.to_string(),
+        }
+    }
+}
+
 /// The unit of a figure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Unit {

@@ -5,12 +5,12 @@
 //! check it with [`ServiceDescriptor::validate`] before it is registered.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{InstanceId, Member, ServiceName, ServiceType, TopicPattern};
+use strum::{Display as StrumDisplay, IntoStaticStr};
 
 /// The longest service or method name, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
@@ -338,7 +338,10 @@ impl DescriptorError {
     Serialize,
     Deserialize,
     schemars::JsonSchema,
+    IntoStaticStr,
+    StrumDisplay,
 )]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceStatus {
     /// Registered, not yet ready for calls.
@@ -373,20 +376,7 @@ impl ServiceStatus {
 
     /// The status as lower-case text, as in JSON and metric labels.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Starting => "starting",
-            Self::Healthy => "healthy",
-            Self::Degraded => "degraded",
-            Self::Unhealthy => "unhealthy",
-            Self::ShuttingDown => "shutting_down",
-            Self::Stopped => "stopped",
-        }
-    }
-}
-
-impl fmt::Display for ServiceStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 

@@ -5,7 +5,6 @@
 //! watches it, restarts it under a supervisor and routes calls to it through the call
 //! path. Services in other languages speak the same contract over a WebSocket.
 
-use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +13,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::{CorrelationId, EventId, Headers, ServiceDescriptor};
+use strum::{Display as StrumDisplay, IntoStaticStr};
 
 /// What a [`Service`] call answers: a JSON result, or a typed error.
 pub type CallResult = Result<Value, ServiceError>;
@@ -254,7 +254,10 @@ impl ServiceError {
 }
 
 /// A component's own view of its health.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr, StrumDisplay,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum HealthState {
     /// Working.
@@ -268,17 +271,7 @@ pub enum HealthState {
 impl HealthState {
     /// The state as lower-case text.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Healthy => "healthy",
-            Self::Degraded => "degraded",
-            Self::Unhealthy => "unhealthy",
-        }
-    }
-}
-
-impl fmt::Display for HealthState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 

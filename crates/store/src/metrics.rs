@@ -32,12 +32,26 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::PoolState;
+use strum::{Display as StrumDisplay, IntoStaticStr};
 
 /// The longest SQL text kept in a slow-query entry, in bytes.
 pub const MAX_SLOW_SQL_LEN: usize = 2_000;
 
 /// What a statement does, as the `kind` label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    IntoStaticStr,
+    StrumDisplay,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum StatementKind {
     /// An insert.
@@ -65,24 +79,7 @@ pub enum StatementKind {
 impl StatementKind {
     /// The label value.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Insert => "insert",
-            Self::Replace => "replace",
-            Self::Upsert => "upsert",
-            Self::Get => "get",
-            Self::Delete => "delete",
-            Self::Version => "version",
-            Self::Query => "query",
-            Self::Count => "count",
-            Self::Ddl => "ddl",
-            Self::Other => "other",
-        }
-    }
-}
-
-impl fmt::Display for StatementKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 

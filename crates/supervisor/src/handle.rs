@@ -9,9 +9,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::{ChildKind, ExitReason, Restart, SupervisorError, SupervisorEvent};
+use strum::{Display as StrumDisplay, IntoStaticStr};
 
 /// Where a supervisor is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr, StrumDisplay,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum SupervisorState {
     /// Starting its children.
@@ -19,6 +23,7 @@ pub enum SupervisorState {
     /// Watching its children.
     Running,
     /// Stopping its children on request.
+    #[strum(serialize = "shutting down")]
     ShuttingDown,
     /// Shut down on request.
     Stopped,
@@ -35,24 +40,15 @@ impl SupervisorState {
 
     /// The state as lower-case text.
     pub fn as_str(self) -> &'static str {
-        match self {
-            SupervisorState::Starting => "starting",
-            SupervisorState::Running => "running",
-            SupervisorState::ShuttingDown => "shutting down",
-            SupervisorState::Stopped => "stopped",
-            SupervisorState::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for SupervisorState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
 /// Where one child is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr, StrumDisplay,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum ChildState {
     /// Being started.
@@ -72,19 +68,7 @@ pub enum ChildState {
 impl ChildState {
     /// The state as lower-case text.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ChildState::Starting => "starting",
-            ChildState::Running => "running",
-            ChildState::Restarting => "restarting",
-            ChildState::Stopped => "stopped",
-            ChildState::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for ChildState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 

@@ -13,6 +13,7 @@ use crate::clock::micros;
 use crate::health::{
     CheckPolicy, Criticality, FailureResponse, HealAction, HealthCheck, ServiceCheck,
 };
+use strum::{Display as StrumDisplay, IntoStaticStr};
 
 /// What kind of thing a component is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -29,7 +30,10 @@ pub enum ComponentKind {
 }
 
 /// A component's status as its checks have established it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr, StrumDisplay,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentStatus {
     /// No threshold reached yet (just added, or only ignored failures so far).
@@ -45,18 +49,7 @@ pub enum ComponentStatus {
 impl ComponentStatus {
     /// The status as lower-case text.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unknown => "unknown",
-            Self::Healthy => "healthy",
-            Self::Degraded => "degraded",
-            Self::Unhealthy => "unhealthy",
-        }
-    }
-}
-
-impl fmt::Display for ComponentStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 

@@ -16,15 +16,17 @@
 //! outweighs everything; something in motion (starting, being healed) outweighs a
 //! settled degradation, because it says the picture is about to change.
 
-use std::fmt;
-
 use plexus_core::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::health::{ComponentHealth, ComponentKind, ComponentStatus, Criticality};
+use strum::{Display as StrumDisplay, IntoStaticStr};
 
 /// The whole system's health.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr, StrumDisplay,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum SystemStatus {
     /// Every component is healthy.
@@ -42,13 +44,7 @@ pub enum SystemStatus {
 impl SystemStatus {
     /// The status as lower-case text.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Healthy => "healthy",
-            Self::Degraded => "degraded",
-            Self::Critical => "critical",
-            Self::Transitioning => "transitioning",
-            Self::Unknown => "unknown",
-        }
+        self.into()
     }
 
     /// How bad it is, for taking the worst: higher is worse.
@@ -59,12 +55,6 @@ impl SystemStatus {
             Self::Transitioning => 2,
             Self::Critical => 3,
         }
-    }
-}
-
-impl fmt::Display for SystemStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

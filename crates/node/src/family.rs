@@ -79,6 +79,79 @@ pub trait Family: Send + Sync + 'static {
     -> Result<Parts, FamilyError>;
 }
 
+/// A family that reads one typed section (most do): implement this and [`Family`]
+/// comes with it. The section is read with [`typed`] and checked with [`checked`]
+/// (problems named by their full path), its defaults shown by `config get`, and
+/// registered so a runtime change is checked too; the family writes only what it
+/// opens.
+#[plexus_core::async_trait]
+pub trait SectionFamily: Send + Sync + 'static {
+    /// Its section as a Rust type.
+    type Config: Serialize + DeserializeOwned + Validate + Default + Send + Sync + 'static;
+
+    /// The section's name (`store`); also the family's name in logs and errors.
+    const SECTION: &'static str;
+
+    /// The settings when the section is absent; `Default` unless they depend on
+    /// `[node]` (a file in the data directory).
+    fn defaults(&self, node: &NodeSection) -> Self::Config {
+        let _ = node;
+        Self::Config::default()
+    }
+
+    /// The settings in force: the section typed and checked, or the defaults.
+    fn settings(
+        &self,
+        section: Option<&Value>,
+        node: &NodeSection,
+    ) -> Result<Self::Config, FamilyError> {
+        let settings = match section {
+            Some(value) => typed(value, Self::SECTION)?,
+            None => self.defaults(node),
+        };
+        checked(&settings, Self::SECTION)?;
+        Ok(settings)
+    }
+
+    /// Opens its backends with the settings in force (see [`Family::open`]).
+    async fn open_with(
+        &self,
+        settings: Self::Config,
+        node: &NodeSection,
+    ) -> Result<Parts, FamilyError>;
+}
+
+#[plexus_core::async_trait]
+impl<F: SectionFamily> Family for F {
+    fn section(&self) -> &'static str {
+        F::SECTION
+    }
+
+    fn check(&self, section: Option<&Value>, node: &NodeSection) -> Result<(), FamilyError> {
+        self.settings(section, node).map(drop)
+    }
+
+    async fn register(&self, store: &ConfigStore) -> Result<(), ConfigError> {
+        store
+            .register_section::<F::Config>(F::SECTION)
+            .await
+            .map(drop)
+    }
+
+    fn defaults(&self, node: &NodeSection) -> Option<Value> {
+        serde_json::to_value(SectionFamily::defaults(self, node)).ok()
+    }
+
+    async fn open(
+        &self,
+        section: Option<&Value>,
+        node: &NodeSection,
+    ) -> Result<Parts, FamilyError> {
+        let settings = self.settings(section, node)?;
+        self.open_with(settings, node).await
+    }
+}
+
 /// Registers a family's metrics once the node (and its metrics registry) exists.
 pub type MetricsHook = Box<dyn FnOnce(&Node) + Send>;
 

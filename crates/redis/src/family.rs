@@ -13,9 +13,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use plexus_config::{ConfigError, ConfigStore};
-use plexus_node::family::{Family, FamilyError, NodeSection, Parts, checked, typed};
-use serde_json::Value;
+use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily};
 
 use crate::config::SECTION;
 use crate::{Redis, RedisConfig, redis_component};
@@ -84,45 +82,21 @@ impl RedisFamily {
     pub fn slot(&self) -> RedisSlot {
         self.slot.clone()
     }
-
-    /// The settings in force: `[redis]`, or the defaults.
-    pub fn settings(section: Option<&Value>) -> Result<RedisConfig, FamilyError> {
-        let settings: RedisConfig = match section {
-            Some(value) => typed(value, SECTION)?,
-            None => RedisConfig::default(),
-        };
-        checked(&settings, SECTION)?;
-        Ok(settings)
-    }
 }
 
 #[plexus_core::async_trait]
-impl Family for RedisFamily {
-    fn section(&self) -> &'static str {
-        SECTION
-    }
+impl SectionFamily for RedisFamily {
+    type Config = RedisConfig;
+    const SECTION: &'static str = SECTION;
 
-    fn check(&self, section: Option<&Value>, _node: &NodeSection) -> Result<(), FamilyError> {
-        Self::settings(section).map(drop)
-    }
-
-    fn defaults(&self, _node: &NodeSection) -> Option<Value> {
-        serde_json::to_value(RedisConfig::default()).ok()
-    }
-
-    async fn register(&self, store: &ConfigStore) -> Result<(), ConfigError> {
-        store
-            .register_section::<RedisConfig>(SECTION)
-            .await
-            .map(drop)
-    }
-
-    async fn open(
+    /// Keeps the settings for the families that connect through the slot; the
+    /// connection opens on first use.
+    async fn open_with(
         &self,
-        section: Option<&Value>,
+        settings: RedisConfig,
         _node: &NodeSection,
     ) -> Result<Parts, FamilyError> {
-        self.slot.configure(Self::settings(section)?);
+        self.slot.configure(settings);
         Ok(Parts::default())
     }
 }
@@ -131,6 +105,7 @@ impl Family for RedisFamily {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use plexus_node::family::Family;
     use serde_json::json;
 
     use super::*;

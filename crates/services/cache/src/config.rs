@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use plexus_config::{FieldErrors, Validate};
-use plexus_node::family::{FamilyError, checked, typed};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// The section the family reads.
 pub const SECTION: &str = "cache";
@@ -257,28 +255,18 @@ impl Validate for CacheConfig {
     }
 }
 
-/// The section in force: `[cache]`, or the defaults.
-pub fn settings(section: Option<&Value>) -> Result<CacheConfig, FamilyError> {
-    match section {
-        Some(value) => typed(value, SECTION),
-        None => Ok(CacheConfig::default()),
-    }
-}
-
-/// Reads and checks the section, naming the first problem under `cache.`.
-pub fn check(section: Option<&Value>) -> Result<CacheConfig, FamilyError> {
-    let settings = settings(section)?;
-    checked(&settings, SECTION)?;
-    Ok(settings)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use serde_json::json;
+    use plexus_node::family::{FamilyError, NodeSection, SectionFamily};
+    use serde_json::{Value, json};
 
     use super::*;
+
+    fn check(section: Option<&Value>) -> Result<CacheConfig, FamilyError> {
+        crate::CacheFamily::default().settings(section, &NodeSection::default())
+    }
 
     #[test]
     fn problems_are_named_by_their_full_path() {

@@ -6,12 +6,10 @@
 
 use std::sync::Arc;
 
-use plexus_config::{ConfigError, ConfigStore};
-use plexus_node::family::{Family, FamilyError, NodeSection, Parts};
+use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily};
 use plexus_redis::RedisSlot;
-use serde_json::Value;
 
-use crate::config::{self, Backend, CacheConfig, SECTION};
+use crate::config::{Backend, CacheConfig, SECTION};
 use crate::{Cache, CacheMetrics, CacheService, CacheStore, MemoryStore, RedisStore};
 
 /// The Cache family.
@@ -29,32 +27,15 @@ impl CacheFamily {
 }
 
 #[plexus_core::async_trait]
-impl Family for CacheFamily {
-    fn section(&self) -> &'static str {
-        SECTION
-    }
+impl SectionFamily for CacheFamily {
+    type Config = CacheConfig;
+    const SECTION: &'static str = SECTION;
 
-    fn check(&self, section: Option<&Value>, _node: &NodeSection) -> Result<(), FamilyError> {
-        config::check(section).map(drop)
-    }
-
-    fn defaults(&self, _node: &NodeSection) -> Option<Value> {
-        serde_json::to_value(CacheConfig::default()).ok()
-    }
-
-    async fn register(&self, store: &ConfigStore) -> Result<(), ConfigError> {
-        store
-            .register_section::<CacheConfig>(SECTION)
-            .await
-            .map(drop)
-    }
-
-    async fn open(
+    async fn open_with(
         &self,
-        section: Option<&Value>,
+        settings: CacheConfig,
         _node: &NodeSection,
     ) -> Result<Parts, FamilyError> {
-        let settings = config::check(section)?;
         if !settings.enabled {
             return Ok(Parts::default());
         }
@@ -82,6 +63,7 @@ impl Family for CacheFamily {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use plexus_node::family::Family;
     use serde_json::json;
 
     use super::*;

@@ -6,58 +6,34 @@
 
 use std::sync::Arc;
 
-use plexus_config::{ConfigError, ConfigStore};
-use plexus_node::family::{Family, FamilyError, NodeSection, Parts};
+use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily};
 use plexus_store::{AuditConfig, AuditLog, DataStore, StoreConfig, StoreHistory};
-use serde_json::Value;
 
-use crate::config::{self, SECTION};
+use crate::config::SECTION;
 use crate::{AuditObserver, AuditService, DataStoreService, database_component};
 
 /// The DataStore family.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DataStoreFamily;
 
-impl DataStoreFamily {
-    /// The store configuration in force: `[store]`, or SQLite in the data directory.
-    pub fn settings(
-        section: Option<&Value>,
-        node: &NodeSection,
-    ) -> Result<StoreConfig, FamilyError> {
-        config::settings(section, node)
-    }
-}
-
 #[plexus_core::async_trait]
-impl Family for DataStoreFamily {
-    fn section(&self) -> &'static str {
-        SECTION
+impl SectionFamily for DataStoreFamily {
+    type Config = StoreConfig;
+    const SECTION: &'static str = SECTION;
+
+    /// SQLite (`plexus.db`) in the data directory.
+    fn defaults(&self, node: &NodeSection) -> StoreConfig {
+        StoreConfig::sqlite_in(&node.data_dir)
     }
 
-    fn check(&self, section: Option<&Value>, node: &NodeSection) -> Result<(), FamilyError> {
-        config::check(section, node).map(drop)
-    }
-
-    fn defaults(&self, node: &NodeSection) -> Option<Value> {
-        serde_json::to_value(config::defaults(node)).ok()
-    }
-
-    async fn register(&self, store: &ConfigStore) -> Result<(), ConfigError> {
-        store
-            .register_section::<StoreConfig>(SECTION)
-            .await
-            .map(drop)
-    }
-
-    async fn open(
+    async fn open_with(
         &self,
-        section: Option<&Value>,
+        settings: StoreConfig,
         node: &NodeSection,
     ) -> Result<Parts, FamilyError> {
         if !node.datastore {
             return Ok(Parts::default());
         }
-        let settings = Self::settings(section, node)?;
         let datastore = DataStore::connect(&settings)
             .await
             .map_err(|e| FamilyError::open(SECTION, e))?;
@@ -97,6 +73,7 @@ impl Family for DataStoreFamily {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use plexus_node::family::Family;
     use serde_json::json;
 
     use super::*;
@@ -104,7 +81,7 @@ mod tests {
     #[test]
     fn no_section_is_sqlite_in_the_data_directory() {
         let node = NodeSection::default();
-        let settings = DataStoreFamily::settings(None, &node).unwrap();
+        let settings = DataStoreFamily.settings(None, &node).unwrap();
         assert_eq!(settings.url, "sqlite://plexus-data/plexus.db");
     }
 

@@ -29,6 +29,9 @@
 //! one box, and the result's conversion to JSON. Schemas are generated once, when
 //! the table is built; build it once per service (a `static` or a field).
 //!
+//! A service whose calls all go through its table implements [`TableService`] (the
+//! table, the handlers' state, the descriptor) and gets [`Service`] from it.
+//!
 //! ```
 //! use plexus_core::methods::{Effect, MethodTable};
 //! use plexus_core::{CallContext, ServiceDescriptor, ServiceError};

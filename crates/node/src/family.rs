@@ -12,6 +12,10 @@
 //! [`typed`] and [`checked`] read and check a section so that every family names a
 //! problem the same way: by its full dotted path (`store.url`).
 //!
+//! Most families read one typed section: they implement [`SectionFamily`] (the
+//! section's type and name, and what to open with the settings) and get [`Family`]
+//! from it. A family with no section, or an unusual one, implements [`Family`]:
+//!
 //! ```
 //! use plexus_node::family::{Family, FamilyError, NodeSection, Parts};
 //! use plexus_config::{ConfigError, ConfigStore};

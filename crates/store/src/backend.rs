@@ -84,6 +84,23 @@ pub trait Session: Send {
     async fn rollback(&mut self) -> Result<(), sqlx::Error>;
     /// Runs a statement returning `id, version, doc` rows.
     async fn fetch_docs(&mut self, stmt: &Statement) -> Result<Vec<DocRow>, sqlx::Error>;
+    /// Runs a statement returning `id, version, doc` rows, keeping rows while their
+    /// documents' JSON text ([`json_len`]) adds up to at most `max_bytes` (the first row
+    /// is always kept). Returns the rows kept and whether a row was left out for the
+    /// budget. A backend that can stream rows stops reading at the budget; this
+    /// default reads them all first.
+    async fn fetch_docs_within(
+        &mut self,
+        stmt: &Statement,
+        max_bytes: usize,
+    ) -> Result<(Vec<DocRow>, bool), sqlx::Error> {
+        let mut rows = self.fetch_docs(stmt).await?;
+        let mut budget = Budget::new(max_bytes);
+        let kept = rows.iter().take_while(|row| budget.admit(&row.doc)).count();
+        let cut = kept < rows.len();
+        rows.truncate(kept);
+        Ok((rows, cut))
+    }
     /// Runs a statement returning at most one row whose first column is an integer.
     async fn fetch_i64(&mut self, stmt: &Statement) -> Result<Option<i64>, sqlx::Error>;
     /// Runs a statement and returns the rows it affected.
@@ -232,4 +249,56 @@ impl Statement {
         }
         q
     }
+}
+
+/// A result's byte budget, spent row by row on each document's [`json_len`].
+#[derive(Debug)]
+pub struct Budget {
+    left: usize,
+    first: bool,
+}
+
+impl Budget {
+    /// A budget of `max_bytes`.
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            left: max_bytes,
+            first: true,
+        }
+    }
+
+    /// Whether `doc` fits in what is left (the first document always does), spending
+    /// its size if so.
+    pub fn admit(&mut self, doc: &Value) -> bool {
+        let size = json_len(doc);
+        let first = std::mem::take(&mut self.first);
+        if size <= self.left || first {
+            self.left = self.left.saturating_sub(size);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The length of `value`'s compact JSON text, in bytes, without writing it.
+pub fn json_len(value: &Value) -> usize {
+    /// Counts what is written to it.
+    struct Counter(usize);
+
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let mut counter = Counter(0);
+    // Writing a `Value` to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }

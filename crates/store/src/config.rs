@@ -75,6 +75,10 @@ pub struct StoreConfig {
     pub default_query_limit: u32,
     /// The largest limit a query may ask for. Default 1,000.
     pub max_query_limit: u32,
+    /// The most bytes of documents (as JSON text) one query page holds; a page that
+    /// would hold more ends early, with a cursor to continue from. At least
+    /// `max_document_bytes`. Default 16 MiB.
+    pub max_result_bytes: usize,
     /// The most nodes (conditions, `and`/`or`/`not`, `in` values) one filter may
     /// hold. Default 128.
     pub max_filter_terms: usize,
@@ -101,6 +105,7 @@ impl Default for StoreConfig {
             max_document_depth: 32,
             default_query_limit: 100,
             max_query_limit: 1_000,
+            max_result_bytes: 16 * 1024 * 1024,
             max_filter_terms: 128,
             max_transaction_ops: 256,
             max_indexes: 16,
@@ -185,6 +190,9 @@ impl StoreConfig {
         }
         if self.max_document_depth == 0 {
             return bad("max_document_depth", "must be at least 1");
+        }
+        if self.max_result_bytes < self.max_document_bytes {
+            return bad("max_result_bytes", "must be at least max_document_bytes");
         }
         if self.max_query_limit == 0 {
             return bad("max_query_limit", "must be at least 1");

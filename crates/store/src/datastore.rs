@@ -482,18 +482,24 @@ impl DataStore {
             .push_bind(Param::Int(i64::from(limit) + 1));
         let stmt = b.finish();
         let mut session = self.store.session().await?;
-        let rows = session
-            .fetch_docs(StatementKind::Query, collection, &stmt)
+        let (rows, cut) = session
+            .fetch_docs_within(
+                StatementKind::Query,
+                collection,
+                &stmt,
+                self.config().max_result_bytes,
+            )
             .await?;
         drop(session);
         let mut docs: Vec<Document> = rows.into_iter().map(to_document).collect();
-        let next_cursor = if docs.len() > limit as usize {
-            docs.truncate(limit as usize);
-            docs.last()
-                .map(|last| Cursor::after(&query.sort, last).encode())
-        } else {
-            None
-        };
+        // One more row than the limit was asked for: it says whether a next page
+        // exists. A page cut short by the byte budget has one too.
+        let more = docs.len() > limit as usize;
+        docs.truncate(limit as usize);
+        let next_cursor = (more || cut)
+            .then(|| docs.last())
+            .flatten()
+            .map(|last| Cursor::after(&query.sort, last).encode());
         if let Some(fields) = &query.projection {
             for d in &mut docs {
                 d.doc = project(&d.doc, fields);

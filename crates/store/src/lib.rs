@@ -73,7 +73,9 @@ mod store;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
-pub use backend::{Backend, CmpOp, Dialect, DocRow, Param, PoolState, Scalar, Session, Statement};
+pub use backend::{
+    Backend, Budget, CmpOp, Dialect, DocRow, Param, PoolState, Scalar, Session, Statement, json_len,
+};
 pub use config::{BackendKind, StoreConfig};
 pub use datastore::{
     DataStore, MAX_COLLECTION_NAME, MAX_INDEX_FIELDS, MAX_INDEX_NAME, PATCH_ATTEMPTS,

@@ -277,6 +277,20 @@ impl StoreSession {
         self.finish(kind, collection, stmt, started, result)
     }
 
+    /// Runs a statement returning `id, version, doc` rows, within a byte budget
+    /// ([`Session::fetch_docs_within`](crate::Session::fetch_docs_within)).
+    pub async fn fetch_docs_within(
+        &mut self,
+        kind: StatementKind,
+        collection: &str,
+        stmt: &Statement,
+        max_bytes: usize,
+    ) -> Result<(Vec<DocRow>, bool), StoreError> {
+        let started = Instant::now();
+        let result = self.session.fetch_docs_within(stmt, max_bytes).await;
+        self.finish(kind, collection, stmt, started, result)
+    }
+
     /// Runs a statement returning at most one row whose first column is an integer.
     pub async fn fetch_i64(
         &mut self,

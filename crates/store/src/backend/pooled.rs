@@ -5,6 +5,7 @@
 //! backend's folder states through [`SqlxBackend`].
 
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use serde_json::Value;
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::pool::{PoolConnection, PoolOptions};
@@ -12,7 +13,7 @@ use sqlx::{
     ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type,
 };
 
-use crate::backend::{Backend, Dialect, DocRow, PoolState, Session, Statement};
+use crate::backend::{Backend, Budget, Dialect, DocRow, PoolState, Session, Statement};
 use crate::error::connect_error;
 use crate::{BackendKind, StoreConfig, StoreError};
 
@@ -153,6 +154,30 @@ where
                 })
             })
             .collect()
+    }
+
+    async fn fetch_docs_within(
+        &mut self,
+        stmt: &Statement,
+        max_bytes: usize,
+    ) -> Result<(Vec<DocRow>, bool), sqlx::Error> {
+        // Rows are read one at a time and reading stops at the budget, so a query of
+        // large documents holds at most the budget and one document.
+        let mut rows = Vec::new();
+        let mut budget = Budget::new(max_bytes);
+        let mut stream = stmt.bound::<B::Db>().fetch(&mut *self.conn);
+        while let Some(row) = stream.try_next().await? {
+            let doc = B::doc(&row)?;
+            if !budget.admit(&doc) {
+                return Ok((rows, true));
+            }
+            rows.push(DocRow {
+                id: row.try_get(0)?,
+                version: row.try_get(1)?,
+                doc,
+            });
+        }
+        Ok((rows, false))
     }
 
     async fn fetch_i64(&mut self, stmt: &Statement) -> Result<Option<i64>, sqlx::Error> {

@@ -4,6 +4,7 @@
 //! `PLEXUS_TEST_POSTGRES_URL`, each test in a fresh schema); PostgreSQL being
 //! unreachable fails the tests.
 
+mod budget;
 mod concurrency;
 mod conformance;
 mod invalid;

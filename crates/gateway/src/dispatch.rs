@@ -11,7 +11,7 @@ use serde_json::Value;
 /// Runs `payload`: every valid request through `run`, counting each outcome with
 /// `count`. Returns the JSON text to send, or `None` when nothing is to be answered
 /// (notifications only).
-pub(crate) async fn execute<F, Fut>(
+pub async fn execute<F, Fut>(
     payload: Payload,
     run: F,
     count: impl Fn(&'static str),

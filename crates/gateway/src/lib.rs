@@ -119,3 +119,10 @@ pub use config::{ConfigError, DEFAULT_PORT, GatewayConfig, Secret, TokenConfig};
 pub use error::GatewayError;
 pub use methods::RESERVED_SERVICE;
 pub use server::{Gateway, GatewayBuilder, ServeReport};
+
+// The pure steps of handling a WebSocket message, public for the `ws_message` fuzz
+// target (`fuzz/` at the repository root); not part of the supported API.
+#[doc(hidden)]
+pub use dispatch::execute;
+#[doc(hidden)]
+pub use ws::inbound::{Inbound, classify};

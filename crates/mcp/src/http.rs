@@ -165,6 +165,58 @@ fn too_large(max: usize) -> Response {
     response
 }
 
+/// What [`guard`] makes of a POST body, read in full.
+#[derive(Debug)]
+pub enum Framed {
+    /// Answered at once with `status` and `error` (for request `id`, or `null`);
+    /// rmcp never sees it.
+    Refused {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The id answered, when one was read.
+        id: Option<Id>,
+        /// The JSON-RPC error.
+        error: RpcError,
+    },
+    /// One JSON-RPC message, passed on to rmcp.
+    Message {
+        /// Its id, answered when rmcp refuses it in plain text (`None`: a
+        /// notification, or a response without a valid id).
+        id: Option<Id>,
+        /// Its method; `None` for a response.
+        method: Option<String>,
+    },
+}
+
+/// Frames a POST body as `/rpc` does (one object, no repeated keys): 400 + -32700
+/// for one that is not JSON, 400 + -32600 for a batch or one that is not a
+/// JSON-RPC message object, otherwise the message's id and method.
+pub fn frame_body(bytes: &[u8]) -> Framed {
+    let bad_request = |id, error| Framed::Refused {
+        status: StatusCode::BAD_REQUEST,
+        id,
+        error,
+    };
+    match jsonrpc::decode(bytes, usize::MAX, true) {
+        Payload::Refused(error) if error.code == codes::PARSE_ERROR => bad_request(None, error),
+        Payload::Refused(_) | Payload::Batch(_) => bad_request(
+            None,
+            RpcError::invalid_request("a request must be one JSON-RPC object (MCP has no batches)"),
+        ),
+        Payload::Single(Message::Invalid(rejected)) => {
+            bad_request(Some(rejected.id), rejected.error)
+        }
+        Payload::Single(Message::Request(request)) => Framed::Message {
+            id: request.id,
+            method: Some(request.method),
+        },
+        Payload::Single(Message::Response(response)) => Framed::Message {
+            id: response.id,
+            method: None,
+        },
+    }
+}
+
 async fn guard(State(state): State<HttpState>, request: Request, next: Next) -> Response {
     if request.method() == Method::DELETE {
         return delete(&state, request, next).await;
@@ -193,23 +245,9 @@ async fn guard(State(state): State<HttpState>, request: Request, next: Next) -> 
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
-    let no_batches = || {
-        rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            RpcError::invalid_request("a request must be one JSON-RPC object (MCP has no batches)"),
-        )
-    };
-    let (id, method) = match jsonrpc::decode(&bytes, usize::MAX, true) {
-        Payload::Refused(error) if error.code == codes::PARSE_ERROR => {
-            return rpc_error(StatusCode::BAD_REQUEST, None, error);
-        }
-        Payload::Refused(_) | Payload::Batch(_) => return no_batches(),
-        Payload::Single(Message::Invalid(rejected)) => {
-            return rpc_error(StatusCode::BAD_REQUEST, Some(&rejected.id), rejected.error);
-        }
-        Payload::Single(Message::Request(request)) => (request.id, Some(request.method)),
-        Payload::Single(Message::Response(response)) => (response.id, None),
+    let (id, method) = match frame_body(&bytes) {
+        Framed::Refused { status, id, error } => return rpc_error(status, id.as_ref(), error),
+        Framed::Message { id, method } => (id, method),
     };
     let session = parts
         .headers

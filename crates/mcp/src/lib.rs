@@ -46,6 +46,11 @@ pub use handler::Caller;
 pub use server::{McpEvent, McpServer};
 pub use stdio::serve_stdio;
 
+// How a POST body is framed before rmcp reads it, public for the `mcp_body` fuzz
+// target (`fuzz/` at the repository root); not part of the supported API.
+#[doc(hidden)]
+pub use http::{Framed, frame_body};
+
 /// The Streamable HTTP endpoint of `node` at the router's root path; the gateway
 /// nests it at `/mcp`. Shorthand for `McpServer::new(node, config)?.router()`.
 /// Fails when `config` does not validate or no tokio runtime is running.

@@ -443,44 +443,14 @@ impl DataStore {
     }
 
     fn check_filter(&self, filter: &Filter) -> Result<(), StoreError> {
-        let max = self.config().max_filter_terms;
-        if filter.terms() > max {
-            return Err(StoreError::InvalidFilter {
-                path: String::new(),
-                reason: format!("{} terms, more than {max}", filter.terms()),
-            });
-        }
-        Ok(())
+        filter.check_terms(self.config().max_filter_terms)
     }
 
     async fn query_inner(&self, collection: &str, query: &Query) -> Result<Page, StoreError> {
-        query.check()?;
-        self.check_filter(&query.filter)?;
-        let limit = query.limit.unwrap_or(self.config().default_query_limit);
-        if limit == 0 || limit > self.config().max_query_limit {
-            return Err(StoreError::invalid_argument(
-                "limit",
-                format!("must be 1 to {}", self.config().max_query_limit),
-            ));
-        }
-        let cursor = query
-            .cursor
-            .as_deref()
-            .map(|text| Cursor::decode(text, &query.sort))
-            .transpose()?;
+        let plan = query.plan(self.config())?;
+        let limit = plan.limit();
         let c = self.collection(collection).await?;
-        let mut b = SqlBuilder::new(self.store.dialect());
-        b.push("SELECT id, version, doc FROM ")
-            .push(&c.table)
-            .push(" WHERE ")
-            .filter(&query.filter);
-        if let Some(cursor) = &cursor {
-            b.push(" AND ").after(&query.sort, &cursor.keys, &cursor.id);
-        }
-        b.order_by(&query.sort)
-            .push(" LIMIT ")
-            .push_bind(Param::Int(i64::from(limit) + 1));
-        let stmt = b.finish();
+        let stmt = plan.statement(&c.table, self.store.dialect());
         let mut session = self.store.session().await?;
         let (rows, cut) = session
             .fetch_docs_within(

@@ -101,6 +101,18 @@ impl Filter {
         }
     }
 
+    /// Refuses a filter of more than `max` [terms](Self::terms) (`max_filter_terms`).
+    pub(crate) fn check_terms(&self, max: usize) -> Result<(), StoreError> {
+        let terms = self.terms();
+        if terms > max {
+            return Err(StoreError::InvalidFilter {
+                path: String::new(),
+                reason: format!("{terms} terms, more than {max}"),
+            });
+        }
+        Ok(())
+    }
+
     /// The filter back in its JSON shape.
     pub fn to_json(&self) -> Value {
         match self {

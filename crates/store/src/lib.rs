@@ -92,6 +92,8 @@ pub use error::StoreError;
 pub use filter::{Condition, Filter, MAX_FILTER_DEPTH};
 pub use link::{Connection, FIRST_PROBE_DELAY, MAX_PROBE_DELAY};
 pub use metrics::{MAX_SLOW_SQL_LEN, SlowQuery, StatementKind, StoreMetrics};
+#[doc(hidden)]
+pub use query::QueryPlan;
 pub use query::{MAX_PROJECTION, MAX_SORT_KEYS, Page, Query, Sort};
 pub use sql::{FieldPath, MAX_PATH_SEGMENTS, MAX_SEGMENT_LEN, SqlBuilder, check_identifier};
 pub use store::{Store, StoreSession};

@@ -14,9 +14,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::backend::{Dialect, Param, Statement};
 use crate::filter::Filter;
-use crate::sql::FieldPath;
-use crate::{Document, StoreError};
+use crate::sql::{FieldPath, SqlBuilder};
+use crate::{Document, StoreConfig, StoreError};
 
 /// The most sort keys one query may have.
 pub const MAX_SORT_KEYS: usize = 4;
@@ -201,6 +202,72 @@ impl Query {
             ));
         }
         Ok(())
+    }
+}
+
+/// A query checked against the store's bounds, its page size chosen and its cursor
+/// decoded: what [`DataStore::query`](crate::DataStore::query) does before it names a
+/// table. All that is left is to render it ([`QueryPlan::statement`]). Public for the
+/// `store_filter` fuzz target (`fuzz/` at the repository root); not part of the
+/// supported API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct QueryPlan<'q> {
+    query: &'q Query,
+    limit: u32,
+    cursor: Option<Cursor>,
+}
+
+impl Query {
+    /// Checks the query against `config`'s bounds (sort and projection sizes,
+    /// `max_filter_terms`, the limit within `max_query_limit`) and decodes its
+    /// cursor.
+    #[doc(hidden)]
+    pub fn plan(&self, config: &StoreConfig) -> Result<QueryPlan<'_>, StoreError> {
+        self.check()?;
+        self.filter.check_terms(config.max_filter_terms)?;
+        let limit = self.limit.unwrap_or(config.default_query_limit);
+        if limit == 0 || limit > config.max_query_limit {
+            return Err(StoreError::invalid_argument(
+                "limit",
+                format!("must be 1 to {}", config.max_query_limit),
+            ));
+        }
+        let cursor = self
+            .cursor
+            .as_deref()
+            .map(|text| Cursor::decode(text, &self.sort))
+            .transpose()?;
+        Ok(QueryPlan {
+            query: self,
+            limit,
+            cursor,
+        })
+    }
+}
+
+impl QueryPlan<'_> {
+    /// The page size.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The `SELECT` on `table` (a name the store checked) in `dialect`: one row more
+    /// than the page, so that the store knows whether another page follows.
+    pub fn statement(&self, table: &str, dialect: &dyn Dialect) -> Statement {
+        let query = self.query;
+        let mut b = SqlBuilder::new(dialect);
+        b.push("SELECT id, version, doc FROM ")
+            .push(table)
+            .push(" WHERE ")
+            .filter(&query.filter);
+        if let Some(cursor) = &self.cursor {
+            b.push(" AND ").after(&query.sort, &cursor.keys, &cursor.id);
+        }
+        b.order_by(&query.sort)
+            .push(" LIMIT ")
+            .push_bind(Param::Int(i64::from(self.limit) + 1));
+        b.finish()
     }
 }
 

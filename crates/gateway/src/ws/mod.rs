@@ -9,6 +9,7 @@
 //! into that queue; when it is full they wait, the subscription's lanes fill, and its
 //! overflow policy decides (drop-oldest unless the client asks otherwise).
 
+pub(crate) mod inbound;
 mod remote;
 mod session;
 

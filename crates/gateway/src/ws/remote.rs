@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use axum::extract::ws::Message;
 use parking_lot::{Mutex, RwLock};
 use plexus_core::{CallContext, CallResult, Service, ServiceDescriptor, ServiceError, async_trait};
-use plexus_jsonrpc::{Response, ResponseBody, codes};
+use plexus_jsonrpc::{ResponseBody, codes};
 use plexus_node::ServiceCode;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -56,19 +56,12 @@ impl Link {
         &self.out
     }
 
-    /// Hands a response from the service to the call waiting for it. Returns false
-    /// when nobody waits for that id (it timed out, or never was).
-    pub(crate) fn complete(&self, response: Response) -> bool {
-        let id = response
-            .id
-            .as_ref()
-            .and_then(plexus_jsonrpc::Id::as_string)
-            .and_then(|id| id.strip_prefix("n-").and_then(|k| k.parse::<u64>().ok()));
-        let Some(id) = id else {
-            return false;
-        };
-        match self.pending.lock().remove(&id) {
-            Some(waiter) => waiter.send(response.body).is_ok(),
+    /// Hands the body of a response to pending call `call` (the number in its id,
+    /// see [`super::inbound::call_number`]). Returns false when nobody waits for that
+    /// call (it timed out, or never was).
+    pub(crate) fn complete(&self, call: u64, body: ResponseBody) -> bool {
+        match self.pending.lock().remove(&call) {
+            Some(waiter) => waiter.send(body).is_ok(),
             None => false,
         }
     }

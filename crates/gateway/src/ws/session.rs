@@ -13,9 +13,7 @@ use plexus_bus::{Overflow, SubscribeOptions};
 use plexus_core::{
     Envelope, Headers, InstanceId, Member, Payload, Priority, ServiceStatus, TopicPattern,
 };
-use plexus_jsonrpc::{
-    self as jsonrpc, Id, Message as Rpc, Payload as Incoming, Request, RpcError, codes,
-};
+use plexus_jsonrpc::{self as jsonrpc, Request, RpcError, codes};
 use plexus_node::own;
 use plexus_registry::RegistryError;
 use serde::Serialize;
@@ -25,6 +23,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::Owned;
+use super::inbound::{Inbound, classify};
 use super::remote::{Endpoint, Link, RemoteService};
 use crate::auth::{Caller, Need};
 use crate::dispatch;
@@ -164,13 +163,6 @@ async fn write(
     }
 }
 
-/// Whether `method` is one of the gateway's own.
-fn is_own(method: &str) -> bool {
-    method
-        .strip_prefix(RESERVED_SERVICE)
-        .is_some_and(|rest| rest.starts_with('.'))
-}
-
 impl Session {
     fn count(&self, outcome: &'static str) {
         self.shared.metrics.request("ws", outcome);
@@ -185,40 +177,27 @@ impl Session {
 
     /// Handles one message from the peer.
     async fn on_message(self: &Arc<Self>, bytes: &[u8]) {
-        let incoming = jsonrpc::decode(bytes, self.shared.config.max_batch, true);
-        let incoming = match incoming {
-            Incoming::Single(Rpc::Response(response)) => {
-                if !self.link.complete(response) {
+        let (payload, busy_id) = match classify(bytes, self.shared.config.max_batch) {
+            Inbound::Response { call, response } => {
+                if !call.is_some_and(|call| self.link.complete(call, response.body)) {
                     tracing::debug!(conn = self.link.conn, "a response nobody waits for");
                 }
                 return;
             }
-            other => other,
-        };
-        let spawn = match &incoming {
-            Incoming::Single(Rpc::Request(request)) => !is_own(&request.method),
-            Incoming::Batch(_) => true,
-            _ => false,
-        };
-        if !spawn {
-            let answer = dispatch::execute(
-                incoming,
-                |request| self.dispatch(request),
-                |o| self.count(o),
-            )
-            .await;
-            if let Some(bytes) = answer {
-                self.send(bytes).await;
+            Inbound::Inline(payload) => {
+                let answer =
+                    dispatch::execute(payload, |request| self.dispatch(request), |o| self.count(o))
+                        .await;
+                if let Some(bytes) = answer {
+                    self.send(bytes).await;
+                }
+                return;
             }
-            return;
-        }
+            Inbound::Spawn { payload, busy_id } => (payload, busy_id),
+        };
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
-            let id = match &incoming {
-                Incoming::Single(Rpc::Request(request)) => request.id.clone(),
-                _ => Some(Id::null()),
-            };
             self.count("overloaded");
-            if let Some(id) = id {
+            if let Some(id) = busy_id {
                 let error = RpcError::new(
                     codes::OVERLOADED,
                     format!(
@@ -236,7 +215,7 @@ impl Session {
         tokio::spawn(async move {
             let _permit = permit;
             let answer = dispatch::execute(
-                incoming,
+                payload,
                 |request| session.dispatch(request),
                 |o| session.count(o),
             )

@@ -4,13 +4,25 @@
 use plexus_config::{ConfigError, ConfigOptions, ConfigStore, STARTUP_AUTHOR};
 use serde_json::json;
 
-use crate::support::{BREAKER, Breaker, TempDir, invalid, node_toml};
+use crate::support::{BREAKER, Breaker, TempDir, breaker_refused, node_toml};
 
 fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
+}
+
+/// Registers the storage breaker section of [`node_toml`] with `var` set to `value`,
+/// expecting it refused: the field and the reason.
+async fn breaker_refused_with(var: &str, value: &str) -> (String, String) {
+    let store = ConfigStore::builder()
+        .toml(node_toml(0.5))
+        .env(vars(&[(var, value)]))
+        .build()
+        .await
+        .expect("the store loads");
+    breaker_refused(&store).await
 }
 
 #[tokio::test]
@@ -123,18 +135,8 @@ async fn a_bad_override_names_the_variable() {
 
     // A value of the wrong type or out of range: the section refuses it, naming
     // both the field and the variable.
-    let store = build(
-        vars(&[("PLEXUS_SERVICES__STORAGE__BREAKER__MINIMUM_CALLS", "many")]),
-        &node_toml(0.5),
-    )
-    .await
-    .unwrap();
-    let (field, reason) = invalid(
-        store
-            .register_section::<Breaker>(BREAKER)
-            .await
-            .unwrap_err(),
-    );
+    let (field, reason) =
+        breaker_refused_with("PLEXUS_SERVICES__STORAGE__BREAKER__MINIMUM_CALLS", "many").await;
     assert_eq!(field, "services.storage.breaker.minimum_calls");
     assert!(reason.contains("invalid type: string \"many\""), "{reason}");
     assert!(
@@ -143,18 +145,8 @@ async fn a_bad_override_names_the_variable() {
         ),
         "{reason}"
     );
-    let store = build(
-        vars(&[("PLEXUS_SERVICES__STORAGE__BREAKER__FAILURE_RATE", "1.5")]),
-        &node_toml(0.5),
-    )
-    .await
-    .unwrap();
-    let (field, reason) = invalid(
-        store
-            .register_section::<Breaker>(BREAKER)
-            .await
-            .unwrap_err(),
-    );
+    let (field, reason) =
+        breaker_refused_with("PLEXUS_SERVICES__STORAGE__BREAKER__FAILURE_RATE", "1.5").await;
     assert_eq!(field, "services.storage.breaker.failure_rate");
     assert_eq!(
         reason,
@@ -162,12 +154,7 @@ async fn a_bad_override_names_the_variable() {
     );
     // A value from the file is not blamed on the environment.
     let store = build(vec![], &node_toml(1.5)).await.unwrap();
-    let (_, reason) = invalid(
-        store
-            .register_section::<Breaker>(BREAKER)
-            .await
-            .unwrap_err(),
-    );
+    let (_, reason) = breaker_refused(&store).await;
     assert_eq!(reason, "must be between 0 and 1, got 1.5");
 }
 

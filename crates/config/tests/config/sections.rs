@@ -7,7 +7,9 @@ use plexus_config::{ConfigError, ConfigOptions, FieldErrors, Validate};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::support::{BREAKER, Breaker, FAILURE_RATE, invalid, node_toml, store_from};
+use crate::support::{
+    BREAKER, Breaker, FAILURE_RATE, breaker_refused, invalid, node_toml, store_from,
+};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -62,12 +64,7 @@ async fn an_absent_section_is_its_default_and_a_partial_one_is_completed() {
 #[tokio::test]
 async fn registration_checks_the_document_in_force() {
     let store = store_from(&node_toml(1.5), ConfigOptions::default()).await;
-    let (field, reason) = invalid(
-        store
-            .register_section::<Breaker>(BREAKER)
-            .await
-            .unwrap_err(),
-    );
+    let (field, reason) = breaker_refused(&store).await;
     assert_eq!(field, FAILURE_RATE);
     assert_eq!(reason, "must be between 0 and 1, got 1.5");
     assert!(store.sections().is_empty());
@@ -98,12 +95,7 @@ async fn type_errors_and_unknown_keys_name_the_field() {
         ConfigOptions::default(),
     )
     .await;
-    let (field, reason) = invalid(
-        store
-            .register_section::<Breaker>(BREAKER)
-            .await
-            .unwrap_err(),
-    );
+    let (field, reason) = breaker_refused(&store).await;
     assert_eq!(field, FAILURE_RATE);
     assert_eq!(reason, "invalid type: string \"high\", expected f64");
 
@@ -112,12 +104,7 @@ async fn type_errors_and_unknown_keys_name_the_field() {
         ConfigOptions::default(),
     )
     .await;
-    let (field, reason) = invalid(
-        store
-            .register_section::<Breaker>(BREAKER)
-            .await
-            .unwrap_err(),
-    );
+    let (field, reason) = breaker_refused(&store).await;
     assert_eq!(field, "services.storage.breaker.failur_rate");
     assert!(
         reason.starts_with("unknown field `failur_rate`"),

@@ -124,6 +124,17 @@ pub(crate) fn invalid(error: ConfigError) -> (String, String) {
     }
 }
 
+/// Registers the storage breaker section, expecting it refused: the field and the
+/// reason.
+pub(crate) async fn breaker_refused(store: &ConfigStore) -> (String, String) {
+    invalid(
+        store
+            .register_section::<Breaker>(BREAKER)
+            .await
+            .expect_err("the breaker section is refused"),
+    )
+}
+
 /// A temporary directory removed when dropped.
 pub(crate) struct TempDir(PathBuf);
 

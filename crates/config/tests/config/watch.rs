@@ -1,6 +1,7 @@
 //! The watched file: a valid change is reloaded, an invalid one is refused and
 //! the old configuration stays. Waited on by event, with a bounded timeout.
 
+use std::path::Path;
 use std::time::Duration;
 
 use plexus_bus::Bus;
@@ -11,10 +12,19 @@ use crate::support::{
     BREAKER, Breaker, FAILURE_RATE, TempDir, config_events, next_on_bus, node_toml, wait_for,
 };
 
-fn options(bus: &Bus) -> ConfigOptions {
-    ConfigOptions::new()
+/// A store on `file` and the variables `env`, publishing on `bus` and debouncing
+/// the watched file for 20 ms.
+async fn store_on(file: &Path, env: &[(&str, &str)], bus: &Bus) -> ConfigStore {
+    let options = ConfigOptions::new()
         .with_bus(bus.clone())
-        .with_watch_debounce(Duration::from_millis(20))
+        .with_watch_debounce(Duration::from_millis(20));
+    ConfigStore::builder()
+        .options(options)
+        .file(file)
+        .env(env.iter().copied())
+        .build()
+        .await
+        .expect("the store loads")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,13 +32,7 @@ async fn a_changed_file_is_reloaded_with_its_environment_overrides() {
     let dir = TempDir::new();
     let file = dir.replace("node.toml", &node_toml(0.5));
     let bus = Bus::new();
-    let store = ConfigStore::builder()
-        .options(options(&bus))
-        .file(&file)
-        .env([("PLEXUS_NODE__NAME", "from-env")])
-        .build()
-        .await
-        .unwrap();
+    let store = store_on(&file, &[("PLEXUS_NODE__NAME", "from-env")], &bus).await;
     let section = store.register_section::<Breaker>(BREAKER).await.unwrap();
     let mut local = store.events();
     let mut on_bus = config_events(&bus);
@@ -63,12 +67,7 @@ async fn an_invalid_file_is_refused_and_the_old_configuration_stays() {
     let dir = TempDir::new();
     let file = dir.replace("node.toml", &node_toml(0.5));
     let bus = Bus::new();
-    let store = ConfigStore::builder()
-        .options(options(&bus))
-        .file(&file)
-        .build()
-        .await
-        .unwrap();
+    let store = store_on(&file, &[], &bus).await;
     let section = store.register_section::<Breaker>(BREAKER).await.unwrap();
     let mut local = store.events();
     let mut on_bus = config_events(&bus);

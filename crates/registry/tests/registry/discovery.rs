@@ -9,7 +9,7 @@ use plexus_registry::{
     MemoryBackend, Query, Registration, Registry, RegistryBackend, RegistryConfig, RegistryError,
 };
 
-use crate::support::{descriptor, registry, registry_with};
+use crate::support::{descriptor, register, registry, registry_with, set_status};
 
 fn ids(registrations: &[Registration]) -> Vec<String> {
     registrations
@@ -42,18 +42,14 @@ async fn populated() -> Registry {
         .with_tag("core")
         .with_tag("edge");
     registry.register(search).await.unwrap();
-    registry
-        .set_status(&"storage-1".into(), ServiceStatus::Healthy, None)
-        .await
-        .unwrap();
-    registry
-        .set_status(
-            &"cache-1".into(),
-            ServiceStatus::Degraded,
-            Some("warm-up".into()),
-        )
-        .await
-        .unwrap();
+    set_status(&registry, "storage-1", ServiceStatus::Healthy, None).await;
+    set_status(
+        &registry,
+        "cache-1",
+        ServiceStatus::Degraded,
+        Some("warm-up"),
+    )
+    .await;
     registry
 }
 
@@ -123,10 +119,7 @@ async fn the_read_path_serves_instances_and_routable_ones_from_the_latest_snapsh
     assert!(registry.instances(&"nothing".into()).is_empty());
 
     let before = registry.routable(&storage);
-    registry
-        .set_status(&"storage-2".into(), ServiceStatus::Healthy, None)
-        .await
-        .unwrap();
+    set_status(&registry, "storage-2", ServiceStatus::Healthy, None).await;
     assert_eq!(
         ids(&registry.routable(&storage)),
         ["storage-1", "storage-2"]
@@ -139,10 +132,7 @@ async fn the_read_path_serves_instances_and_routable_ones_from_the_latest_snapsh
         &registry.routable(&storage)
     ));
 
-    registry
-        .set_status(&"storage-1".into(), ServiceStatus::ShuttingDown, None)
-        .await
-        .unwrap();
+    set_status(&registry, "storage-1", ServiceStatus::ShuttingDown, None).await;
     registry.deregister(&"storage-2".into()).await.unwrap();
     assert!(registry.routable(&storage).is_empty());
     assert_eq!(ids(&registry.instances(&storage)), ["storage-1"]);
@@ -171,14 +161,8 @@ async fn counts_by_status_cover_every_status() {
 #[tokio::test(start_paused = true)]
 async fn an_instance_id_of_another_service_is_refused_and_the_same_service_replaces() {
     let (registry, _bus) = registry();
-    registry
-        .register(descriptor("storage", "node-a-1"))
-        .await
-        .unwrap();
-    registry
-        .set_status(&"node-a-1".into(), ServiceStatus::Healthy, None)
-        .await
-        .unwrap();
+    register(&registry, "storage", "node-a-1").await;
+    set_status(&registry, "node-a-1", ServiceStatus::Healthy, None).await;
 
     let err = registry
         .register(descriptor("cache", "node-a-1"))
@@ -251,15 +235,15 @@ async fn the_registry_refuses_past_max_instances_but_re_registration_fits() {
         max_instances: 2,
         ..RegistryConfig::default()
     });
-    registry.register(descriptor("a", "a-1")).await.unwrap();
-    registry.register(descriptor("a", "a-2")).await.unwrap();
+    register(&registry, "a", "a-1").await;
+    register(&registry, "a", "a-2").await;
     assert_eq!(
         registry.register(descriptor("a", "a-3")).await.unwrap_err(),
         RegistryError::Full { limit: 2 }
     );
-    registry.register(descriptor("a", "a-2")).await.unwrap();
+    register(&registry, "a", "a-2").await;
     registry.deregister(&"a-1".into()).await.unwrap();
-    registry.register(descriptor("a", "a-3")).await.unwrap();
+    register(&registry, "a", "a-3").await;
 }
 
 #[tokio::test]
@@ -337,10 +321,7 @@ async fn a_service_slice_is_replaced_only_when_that_service_changes() {
     );
 
     // A change to the cache replaces the cache's slice only.
-    registry
-        .set_status(&"cache-1".into(), ServiceStatus::Healthy, None)
-        .await
-        .unwrap();
+    set_status(&registry, "cache-1", ServiceStatus::Healthy, None).await;
     assert!(Arc::ptr_eq(&storage_before, &registry.instances(&storage)));
     assert!(!Arc::ptr_eq(&cache_before, &registry.instances(&cache)));
     assert_eq!(registry.instances(&cache)[0].status, ServiceStatus::Healthy);

@@ -2,42 +2,23 @@
 
 use futures::StreamExt;
 use plexus_bus::SubscribeOptions;
-use plexus_core::{ServiceStatus, Topic};
+use plexus_core::ServiceStatus::{Healthy, Starting, Unhealthy};
+use plexus_core::Topic;
 use plexus_registry::{DeregisterReason, INSTANCE_HEADER, Lagged, RegistryChange, RegistryConfig};
 
-use crate::support::{descriptor, next_change, registry, registry_with, within};
+use crate::support::{next_change, register, registry, registry_with, set_status, within};
 
 #[tokio::test(start_paused = true)]
 async fn watchers_get_every_change_in_order() {
     let (registry, _bus) = registry();
     let mut watch = registry.watch();
-    registry
-        .register(descriptor("storage", "storage-1"))
-        .await
-        .unwrap();
-    registry
-        .set_status(
-            &"storage-1".into(),
-            ServiceStatus::Healthy,
-            Some("ready".into()),
-        )
-        .await
-        .unwrap();
+    register(&registry, "storage", "storage-1").await;
+    set_status(&registry, "storage-1", Healthy, Some("ready")).await;
     // The same status and reason again is no change.
-    registry
-        .set_status(
-            &"storage-1".into(),
-            ServiceStatus::Healthy,
-            Some("ready".into()),
-        )
-        .await
-        .unwrap();
+    set_status(&registry, "storage-1", Healthy, Some("ready")).await;
     // A heartbeat of a live instance is no change either.
     registry.heartbeat(&"storage-1".into()).await.unwrap();
-    registry
-        .register(descriptor("storage", "storage-1"))
-        .await
-        .unwrap();
+    register(&registry, "storage", "storage-1").await;
     registry.deregister(&"storage-1".into()).await.unwrap();
 
     match next_change(&mut watch).await {
@@ -59,10 +40,7 @@ async fn watchers_get_every_change_in_order() {
             ..
         } => {
             assert_eq!(instance.as_str(), "storage-1");
-            assert_eq!(
-                (from, to),
-                (ServiceStatus::Starting, ServiceStatus::Healthy)
-            );
+            assert_eq!((from, to), (Starting, Healthy));
             assert_eq!(reason.as_deref(), Some("ready"));
         }
         other => panic!("expected StatusChanged, got {other:?}"),
@@ -73,7 +51,7 @@ async fn watchers_get_every_change_in_order() {
             replaced,
         } => {
             assert!(replaced);
-            assert_eq!(registration.status, ServiceStatus::Starting);
+            assert_eq!(registration.status, Starting);
         }
         other => panic!("expected Registered (replaced), got {other:?}"),
     }
@@ -99,18 +77,8 @@ async fn a_bus_subscriber_sees_each_change_on_its_topic_with_a_json_payload() {
     let mut sub = bus
         .subscribe("plexus.registry.>", SubscribeOptions::new())
         .unwrap();
-    registry
-        .register(descriptor("storage", "storage-1"))
-        .await
-        .unwrap();
-    registry
-        .set_status(
-            &"storage-1".into(),
-            ServiceStatus::Unhealthy,
-            Some("disk full".into()),
-        )
-        .await
-        .unwrap();
+    register(&registry, "storage", "storage-1").await;
+    set_status(&registry, "storage-1", Unhealthy, Some("disk full")).await;
     registry.deregister(&"storage-1".into()).await.unwrap();
 
     let expected = [
@@ -143,10 +111,7 @@ async fn a_full_bus_subscriber_never_blocks_the_registry_and_is_counted() {
         .subscribe("plexus.registry.>", SubscribeOptions::new().capacity(1))
         .unwrap();
     for i in 0..3 {
-        registry
-            .register(descriptor("storage", &format!("storage-{i}")))
-            .await
-            .unwrap();
+        register(&registry, "storage", &format!("storage-{i}")).await;
     }
     let stats = registry.stats();
     assert_eq!((stats.published, stats.publish_failures), (1, 2));
@@ -161,10 +126,7 @@ async fn a_slow_watcher_is_told_it_lagged_and_the_registry_does_not_wait() {
     });
     let mut watch = registry.watch();
     for i in 0..10 {
-        registry
-            .register(descriptor("storage", &format!("storage-{i}")))
-            .await
-            .unwrap();
+        register(&registry, "storage", &format!("storage-{i}")).await;
     }
     let first = within(watch.next()).await.unwrap();
     assert_eq!(first, Err(Lagged { missed: 6 }));

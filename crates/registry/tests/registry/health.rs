@@ -12,15 +12,15 @@ use plexus_core::{
 };
 use plexus_registry::RegistryChange;
 use plexus_registry::health::{
-    CheckError, CheckFailure, CheckOutcome, CheckPolicy, ComponentKind, ComponentSpec,
-    ComponentStatus, FailureResponse, HealAction, HealthError, HealthEvent, HealthMonitor,
-    MonitorConfig, check_fn,
+    CheckError, CheckFailure, CheckOutcome, CheckPolicy, ComponentHealth, ComponentKind,
+    ComponentSpec, ComponentStatus, FailureResponse, HealAction, HealthError, HealthEvent,
+    HealthMonitor, HealthWatch, MonitorConfig, check_fn,
 };
 use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::support::{
-    Scripted, Step, descriptor, next_change, registry, wait_for, wait_for_check, within,
+    Scripted, Step, descriptor, next_change, register, registry, wait_for, wait_for_check, within,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -35,6 +35,37 @@ fn every_second(failures: u32, successes: u32) -> CheckPolicy {
         .with_interval(SECOND)
         .with_timeout(SECOND / 2)
         .with_thresholds(failures, successes)
+}
+
+/// Adds component `name` with a scripted check, healthy at first and afterwards run
+/// only on demand (the interval is an hour); check errors and Unhealthy reports get
+/// the given responses. Waits for the first check.
+async fn add_on_demand(
+    (monitor, events): (&HealthMonitor, &mut HealthWatch),
+    (name, kind): (&str, ComponentKind),
+    (on_check_error, on_unhealthy): (FailureResponse, FailureResponse),
+    heal: HealAction,
+) -> Scripted {
+    let check = Scripted::new(Step::Healthy);
+    let policy = every_second(2, 1)
+        .with_interval(Duration::from_secs(3600))
+        .on_check_error(on_check_error)
+        .on_unhealthy(on_unhealthy);
+    monitor
+        .add(
+            ComponentSpec::new(name, kind, check.clone())
+                .with_policy(policy)
+                .with_heal(heal),
+        )
+        .unwrap();
+    wait_for_check(events, name, 1).await;
+    check
+}
+
+/// Checks `name` twice, now, and returns its health after the second.
+async fn check_twice(monitor: &HealthMonitor, name: &str) -> ComponentHealth {
+    monitor.check_now(name).await.unwrap();
+    monitor.check_now(name).await.unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -230,19 +261,13 @@ async fn a_check_error_and_an_unhealthy_report_follow_their_own_policies() {
         }
     });
     // Check errors say nothing about the component; an Unhealthy report heals.
-    let check = Scripted::new(Step::Healthy);
-    let policy = every_second(2, 1)
-        .with_interval(Duration::from_secs(3600))
-        .on_check_error(FailureResponse::Ignore)
-        .on_unhealthy(FailureResponse::Heal);
-    monitor
-        .add(
-            ComponentSpec::new("worker", ComponentKind::Custom, check.clone())
-                .with_policy(policy)
-                .with_heal(heal),
-        )
-        .unwrap();
-    wait_for_check(&mut events, "worker", 1).await;
+    let check = add_on_demand(
+        (&monitor, &mut events),
+        ("worker", ComponentKind::Custom),
+        (FailureResponse::Ignore, FailureResponse::Heal),
+        heal,
+    )
+    .await;
 
     check.set(Step::Error);
     for _ in 0..5 {
@@ -267,8 +292,7 @@ async fn a_check_error_and_an_unhealthy_report_follow_their_own_policies() {
     assert_eq!(heals.load(std::sync::atomic::Ordering::SeqCst), 0);
 
     check.set(Step::Unhealthy);
-    monitor.check_now("worker").await.unwrap();
-    let h = monitor.check_now("worker").await.unwrap();
+    let h = check_twice(&monitor, "worker").await;
     assert_eq!(h.status, ComponentStatus::Unhealthy);
     assert_eq!(h.unhealthy_reports, 2);
     assert_eq!(
@@ -285,35 +309,28 @@ async fn a_check_error_and_an_unhealthy_report_follow_their_own_policies() {
 async fn the_opposite_policies_degrade_on_errors_and_never_heal_reports() {
     let monitor = monitor();
     let mut events = monitor.watch();
-    let heal = HealAction::restart("restart", || async { Ok(()) });
-    let check = Scripted::new(Step::Healthy);
-    let policy = every_second(2, 1)
-        .with_interval(Duration::from_secs(3600))
-        .on_check_error(FailureResponse::MarkDegraded)
-        .on_unhealthy(FailureResponse::MarkUnhealthy);
-    monitor
-        .add(
-            ComponentSpec::new("cache", ComponentKind::Client, check.clone())
-                .with_policy(policy)
-                .with_heal(heal),
-        )
-        .unwrap();
-    wait_for_check(&mut events, "cache", 1).await;
+    let check = add_on_demand(
+        (&monitor, &mut events),
+        ("cache", ComponentKind::Client),
+        (
+            FailureResponse::MarkDegraded,
+            FailureResponse::MarkUnhealthy,
+        ),
+        HealAction::restart("restart", || async { Ok(()) }),
+    )
+    .await;
 
     check.set(Step::Error);
-    monitor.check_now("cache").await.unwrap();
-    let h = monitor.check_now("cache").await.unwrap();
+    let h = check_twice(&monitor, "cache").await;
     assert_eq!(h.status, ComponentStatus::Degraded);
 
     check.set(Step::Unhealthy);
-    monitor.check_now("cache").await.unwrap();
-    let h = monitor.check_now("cache").await.unwrap();
+    let h = check_twice(&monitor, "cache").await;
     assert_eq!(h.status, ComponentStatus::Unhealthy);
 
     // Errors do not make an unhealthy component look better.
     check.set(Step::Error);
-    monitor.check_now("cache").await.unwrap();
-    let h = monitor.check_now("cache").await.unwrap();
+    let h = check_twice(&monitor, "cache").await;
     assert_eq!(h.status, ComponentStatus::Unhealthy);
     assert_eq!((h.check_failures, h.unhealthy_reports), (4, 2));
     assert_eq!(h.heal_attempts, 0, "neither policy heals");
@@ -374,10 +391,7 @@ impl plexus_core::Service for Switchable {
 #[tokio::test(start_paused = true)]
 async fn a_service_component_writes_its_status_into_the_registry() {
     let (registry, bus) = registry();
-    registry
-        .register(descriptor("storage", "storage-1"))
-        .await
-        .unwrap();
+    register(&registry, "storage", "storage-1").await;
     let mut changes = registry.watch();
     let monitor =
         HealthMonitor::new(MonitorConfig::default(), bus, Some(registry.clone())).unwrap();

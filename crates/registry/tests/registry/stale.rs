@@ -10,7 +10,7 @@ use plexus_registry::{
 };
 use tokio::time::Instant;
 
-use crate::support::{descriptor, next_change, registry_with, within};
+use crate::support::{next_change, register, registry_with, set_status, within};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -28,14 +28,8 @@ fn config() -> RegistryConfig {
 async fn a_silent_instance_is_stale_after_the_ttl_and_deregistered_after_the_grace() {
     let (registry, _bus) = registry_with(config());
     let start = Instant::now();
-    registry
-        .register(descriptor("storage", "storage-1"))
-        .await
-        .unwrap();
-    registry
-        .set_status(&"storage-1".into(), ServiceStatus::Healthy, None)
-        .await
-        .unwrap();
+    register(&registry, "storage", "storage-1").await;
+    set_status(&registry, "storage-1", ServiceStatus::Healthy, None).await;
     let mut watch = registry.watch();
     registry.spawn_sweeper();
 
@@ -86,10 +80,7 @@ async fn a_silent_instance_is_stale_after_the_ttl_and_deregistered_after_the_gra
 #[tokio::test(start_paused = true)]
 async fn heartbeats_keep_an_instance_fresh() {
     let (registry, _bus) = registry_with(config());
-    registry
-        .register(descriptor("storage", "storage-1"))
-        .await
-        .unwrap();
+    register(&registry, "storage", "storage-1").await;
     registry.spawn_sweeper();
     let mut watch = registry.watch();
     // A heartbeat every 9 s for two minutes: never older than the TTL at a sweep.
@@ -114,18 +105,14 @@ async fn heartbeats_keep_an_instance_fresh() {
 #[tokio::test(start_paused = true)]
 async fn a_heartbeat_in_the_grace_period_restores_the_status_before_stale() {
     let (registry, _bus) = registry_with(config());
-    registry
-        .register(descriptor("storage", "storage-1"))
-        .await
-        .unwrap();
-    registry
-        .set_status(
-            &"storage-1".into(),
-            ServiceStatus::Degraded,
-            Some("warm-up".into()),
-        )
-        .await
-        .unwrap();
+    register(&registry, "storage", "storage-1").await;
+    set_status(
+        &registry,
+        "storage-1",
+        ServiceStatus::Degraded,
+        Some("warm-up"),
+    )
+    .await;
     tokio::time::advance(11 * SECOND).await;
     let report = registry.sweep().await.unwrap();
     assert_eq!(report.marked_stale, vec!["storage-1".into()]);
@@ -158,14 +145,8 @@ async fn a_heartbeat_in_the_grace_period_restores_the_status_before_stale() {
 #[tokio::test(start_paused = true)]
 async fn a_stopped_instance_is_not_marked_stale_but_is_deregistered_after_the_grace() {
     let (registry, _bus) = registry_with(config());
-    registry
-        .register(descriptor("storage", "storage-1"))
-        .await
-        .unwrap();
-    registry
-        .set_status(&"storage-1".into(), ServiceStatus::Stopped, None)
-        .await
-        .unwrap();
+    register(&registry, "storage", "storage-1").await;
+    set_status(&registry, "storage-1", ServiceStatus::Stopped, None).await;
     tokio::time::advance(40 * SECOND).await;
     assert_eq!(registry.sweep().await.unwrap(), Default::default());
     assert_eq!(
@@ -180,10 +161,7 @@ async fn a_stopped_instance_is_not_marked_stale_but_is_deregistered_after_the_gr
 #[tokio::test(start_paused = true)]
 async fn shutdown_stops_the_sweeper() {
     let (registry, _bus) = registry_with(config());
-    registry
-        .register(descriptor("storage", "storage-1"))
-        .await
-        .unwrap();
+    register(&registry, "storage", "storage-1").await;
     let mut watch = registry.watch();
     registry.spawn_sweeper();
     assert!(registry.sweeper_running());

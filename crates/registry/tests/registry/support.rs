@@ -8,9 +8,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use plexus_bus::Bus;
-use plexus_core::{HealthReport, MethodDescriptor, ServiceDescriptor, async_trait};
+use plexus_core::{HealthReport, MethodDescriptor, ServiceDescriptor, ServiceStatus, async_trait};
 use plexus_registry::health::{CheckError, HealthCheck, HealthEvent, HealthWatch};
-use plexus_registry::{Registry, RegistryChange, RegistryConfig, Watch};
+use plexus_registry::{Registration, Registry, RegistryChange, RegistryConfig, Watch};
 use serde_json::json;
 
 /// Fails the test if `f` does not complete within 10 minutes of (virtual) time.
@@ -38,6 +38,27 @@ pub(crate) fn descriptor(service: &str, instance: &str) -> ServiceDescriptor {
                 .with_params(json!({"type": "object"}))
                 .idempotent(),
         )
+}
+
+/// Registers instance `instance` of `service`, described by [`descriptor`].
+pub(crate) async fn register(registry: &Registry, service: &str, instance: &str) -> Registration {
+    registry
+        .register(descriptor(service, instance))
+        .await
+        .unwrap()
+}
+
+/// Sets the status of `instance`, with `reason` when there is one.
+pub(crate) async fn set_status(
+    registry: &Registry,
+    instance: &str,
+    status: ServiceStatus,
+    reason: Option<&str>,
+) -> Registration {
+    registry
+        .set_status(&instance.into(), status, reason.map(str::to_owned))
+        .await
+        .unwrap()
 }
 
 /// The next change on a watch, failing on lag or end.

@@ -51,6 +51,17 @@ fn aggregate(components: &[ComponentHealth]) -> SystemHealth {
     SystemHealth::aggregate(components, Timestamp::from_micros(0))
 }
 
+/// Asserts the status `components` aggregate to and the reason given for one of them.
+fn assert_verdict(
+    components: &[ComponentHealth],
+    status: SystemStatus,
+    (name, reason): (&str, &str),
+) {
+    let health = aggregate(components);
+    assert_eq!(health.status, status);
+    assert_eq!(health.component(name).unwrap().reason, reason);
+}
+
 use ComponentStatus::{Degraded, Healthy, Unhealthy, Unknown};
 use Criticality::{Critical, Optional};
 
@@ -61,9 +72,7 @@ fn nothing_to_aggregate_or_nothing_checked_is_unknown() {
         component("a", Unknown, Critical),
         component("b", Unknown, Optional),
     ];
-    let health = aggregate(&fresh);
-    assert_eq!(health.status, SystemStatus::Unknown);
-    assert_eq!(health.component("a").unwrap().reason, "not checked yet");
+    assert_verdict(&fresh, SystemStatus::Unknown, ("a", "not checked yet"));
 }
 
 #[test]
@@ -94,21 +103,18 @@ fn a_critical_component_unhealthy_is_critical_and_outweighs_everything() {
 
 #[test]
 fn an_optional_component_unhealthy_or_any_degraded_is_degraded() {
-    let health = aggregate(&[
+    let optional_down = [
         component("a", Healthy, Critical),
         component("b", Unhealthy, Optional),
-    ]);
-    assert_eq!(health.status, SystemStatus::Degraded);
-    assert_eq!(
-        health.component("b").unwrap().reason,
-        "optional component unhealthy: disk full"
-    );
-    let health = aggregate(&[
+    ];
+    let reason = ("b", "optional component unhealthy: disk full");
+    assert_verdict(&optional_down, SystemStatus::Degraded, reason);
+    let critical_degraded = [
         component("a", Degraded, Critical),
         component("b", Healthy, Optional),
-    ]);
-    assert_eq!(health.status, SystemStatus::Degraded);
-    assert_eq!(health.component("a").unwrap().reason, "degraded: disk full");
+    ];
+    let reason = ("a", "degraded: disk full");
+    assert_verdict(&critical_degraded, SystemStatus::Degraded, reason);
 }
 
 #[test]
@@ -116,21 +122,15 @@ fn a_component_being_healed_or_still_starting_is_transitioning() {
     let mut healing = component("a", Unhealthy, Critical);
     healing.healing = true;
     healing.heals_since_recovery = 1;
-    let health = aggregate(&[healing, component("b", Degraded, Optional)]);
-    assert_eq!(health.status, SystemStatus::Transitioning);
-    assert_eq!(
-        health.component("a").unwrap().reason,
-        "being healed by `restart` (attempt 2)"
-    );
+    let reason = ("a", "being healed by `restart` (attempt 2)");
+    let components = [healing, component("b", Degraded, Optional)];
+    assert_verdict(&components, SystemStatus::Transitioning, reason);
 
     let mut starting = component("s", Unknown, Optional);
     starting.checks = 2;
-    let health = aggregate(&[component("a", Healthy, Critical), starting]);
-    assert_eq!(health.status, SystemStatus::Transitioning);
-    assert_eq!(
-        health.component("s").unwrap().reason,
-        "starting: 2 checks, no threshold reached yet"
-    );
+    let reason = ("s", "starting: 2 checks, no threshold reached yet");
+    let components = [component("a", Healthy, Critical), starting];
+    assert_verdict(&components, SystemStatus::Transitioning, reason);
     let health = aggregate(&[
         component("a", Healthy, Critical),
         component("n", Unknown, Critical),

@@ -12,16 +12,8 @@ use crate::support::{Mock, MockError, call};
 #[tokio::test(start_paused = true)]
 async fn a_slow_call_fails_at_its_deadline() {
     let mock = Mock::new();
-    let mut service = Deadline::new(Duration::from_millis(250)).layer(mock.service::<()>(
-        |n| {
-            if n == 0 {
-                Duration::from_secs(1)
-            } else {
-                Duration::from_millis(10)
-            }
-        },
-        Ok,
-    ));
+    let inner = mock.slow_at::<()>(0, Duration::from_secs(1), Duration::from_millis(10));
+    let mut service = Deadline::new(Duration::from_millis(250)).layer(inner);
     let started = Instant::now();
     let err = call(&mut service, ()).await.unwrap_err();
     let exceeded = err.downcast_ref::<DeadlineExceeded>().unwrap();

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use plexus_resilience::{Hedge, HedgeConfig};
+use plexus_resilience::{BoxError, Hedge, HedgeConfig, HedgeService};
 use tokio::time::Instant;
+use tower::util::BoxCloneService;
 
 use crate::support::{Mock, call};
 
@@ -20,26 +21,28 @@ fn hedge() -> Hedge<bool> {
     .expect("a valid hedge configuration")
 }
 
+/// A hedged service whose call 20 hangs and every other takes 10 ms, after its first
+/// 20 calls (idempotent or not) and the rotation of its latency histogram, so that
+/// the 20 latencies are read.
+async fn after_twenty_calls(
+    mock: &Mock,
+    idempotent: bool,
+) -> HedgeService<BoxCloneService<bool, usize, BoxError>, bool> {
+    let inner = mock.slow_at(20, Duration::from_secs(10), Duration::from_millis(10));
+    let mut service = hedge().layer(inner);
+    for _ in 0..20 {
+        call(&mut service, idempotent)
+            .await
+            .expect("a call before the hedge is read");
+    }
+    tokio::time::advance(Duration::from_millis(900)).await;
+    service
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_slow_idempotent_call_is_hedged_and_the_fast_copy_wins() {
     let mock = Mock::new();
-    // Call 20 hangs; every other call takes 10 ms.
-    let inner = mock.service::<bool>(
-        |n| {
-            if n == 20 {
-                Duration::from_secs(10)
-            } else {
-                Duration::from_millis(10)
-            }
-        },
-        Ok,
-    );
-    let mut service = hedge().layer(inner);
-    for _ in 0..20 {
-        call(&mut service, true).await.unwrap();
-    }
-    // Let the latency histogram rotate so the 20 latencies are read.
-    tokio::time::advance(Duration::from_millis(900)).await;
+    let mut service = after_twenty_calls(&mock, true).await;
     let started = Instant::now();
     let answer = call(&mut service, true).await.unwrap();
     assert_eq!(answer, 21, "the hedged copy answered");
@@ -54,21 +57,7 @@ async fn a_slow_idempotent_call_is_hedged_and_the_fast_copy_wins() {
 #[tokio::test(start_paused = true)]
 async fn a_call_that_is_not_idempotent_is_never_hedged() {
     let mock = Mock::new();
-    let inner = mock.service::<bool>(
-        |n| {
-            if n == 20 {
-                Duration::from_secs(10)
-            } else {
-                Duration::from_millis(10)
-            }
-        },
-        Ok,
-    );
-    let mut service = hedge().layer(inner);
-    for _ in 0..20 {
-        call(&mut service, false).await.unwrap();
-    }
-    tokio::time::advance(Duration::from_millis(900)).await;
+    let mut service = after_twenty_calls(&mock, false).await;
     assert_eq!(call(&mut service, false).await.unwrap(), 20);
     assert_eq!(mock.count(), 21);
 }

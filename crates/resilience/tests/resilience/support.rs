@@ -52,6 +52,16 @@ impl Mock {
         }))
     }
 
+    /// Answers `Ok(n)` after `fast`, except call number `slow_call`, which takes `slow`.
+    pub(crate) fn slow_at<Req: Send + 'static>(
+        &self,
+        slow_call: usize,
+        slow: Duration,
+        fast: Duration,
+    ) -> BoxCloneService<Req, usize, BoxError> {
+        self.service(move |n| if n == slow_call { slow } else { fast }, Ok)
+    }
+
     /// Answers at once, always `Ok(n)`.
     pub(crate) fn healthy<Req: Send + 'static>(&self) -> BoxCloneService<Req, usize, BoxError> {
         self.service(|_| Duration::ZERO, Ok)

@@ -6,11 +6,19 @@ use std::time::Duration;
 
 use plexus_core::{CallContext, MethodDescriptor, ServiceError, Timestamp};
 use plexus_store::{
-    AuditConfig, AuditLog, AuditOutcome, AuditQuery, Auditor, BackendKind, REDACTED,
+    AuditConfig, AuditLog, AuditOutcome, AuditPage, AuditQuery, Auditor, BackendKind, REDACTED,
 };
 use serde_json::{Value, json};
 
 use crate::support::Place;
+
+/// The `i` parameter of every entry on `page`, in order.
+fn numbers(page: &AuditPage) -> Vec<u64> {
+    page.entries
+        .iter()
+        .map(|r| r.entry.params["i"].as_u64().unwrap())
+        .collect()
+}
 
 plexus_store::on_both!(
     the_auditor_records_mutating_calls_and_skips_reads,
@@ -144,11 +152,7 @@ async fn the_log_query_filters_and_pages(kind: BackendKind) {
         })
         .await
         .unwrap();
-    let is: Vec<u64> = page
-        .entries
-        .iter()
-        .map(|r| r.entry.params["i"].as_u64().unwrap())
-        .collect();
+    let is = numbers(&page);
     assert_eq!(is, vec![24, 14]);
     let page = log
         .query(&AuditQuery {
@@ -167,11 +171,7 @@ async fn the_log_query_filters_and_pages(kind: BackendKind) {
         })
         .await
         .unwrap();
-    let is: Vec<u64> = page
-        .entries
-        .iter()
-        .map(|r| r.entry.params["i"].as_u64().unwrap())
-        .collect();
+    let is = numbers(&page);
     assert_eq!(is, vec![0, 10, 20]);
     assert_eq!(page.entries[0].entry.outcome, AuditOutcome::Ok);
     ds.store().close().await;

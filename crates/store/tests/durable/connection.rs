@@ -15,17 +15,15 @@
 
 use std::time::Duration;
 
-use plexus_bus::{Bus, SubscribeOptions};
+use plexus_bus::{Bus, SubscribeOptions, Subscription};
 use plexus_core::HealthState;
-use plexus_faultproxy::{FaultProxy, Mode};
+use plexus_faultproxy::Mode;
 use plexus_registry::health::{CheckError, HealAction, HealKind, HealthCheck, check_fn};
-use plexus_store::{
-    CollectionSpec, DataStore, Outbox, OutboxConfig, OutboxError, PutMode, RelayConfig, StoreError,
-};
+use plexus_store::{DataStore, Outbox, OutboxError, PutMode, RelayConfig, RelayHandle, StoreError};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::support::{PATIENCE, Place, event, postgres_through, unique};
+use crate::support::{PATIENCE, Place, behind_a_fresh_proxy, cases_outbox, event, put_case};
 
 /// Calls must fail within the acquire timeout, plus this.
 const FAST: Duration = Duration::from_secs(3);
@@ -33,27 +31,40 @@ const ACQUIRE_MS: u64 = 2_000;
 
 /// Writes ten documents, each with its durable event, before the loss.
 async fn before_the_loss(ds: &DataStore) -> Outbox {
-    ds.create_collection("cases", CollectionSpec::default())
-        .await
-        .unwrap();
-    let outbox = Outbox::open(ds.clone(), OutboxConfig::default())
-        .await
-        .unwrap();
-    outbox.declare_durable("cases.>").unwrap();
+    let outbox = cases_outbox(ds).await;
     for i in 0..10 {
-        outbox
-            .put(
-                "cases",
-                &format!("c{i}"),
-                &json!({"i": i}),
-                PutMode::Insert,
-                None,
-                vec![event("cases.opened", json!({"i": i}))],
-            )
-            .await
-            .unwrap();
+        put_case(&outbox, i, vec![event("cases.opened", json!({"i": i}))]).await;
     }
     outbox
+}
+
+/// A relay on a fresh bus, retrying every 10 to 100 ms, started while the store
+/// is lost: returns once it has met a store error, with a subscription to `cases.>`.
+async fn a_relay_meeting_the_loss(outbox: &Outbox) -> (Bus, Subscription, RelayHandle) {
+    let bus = Bus::new();
+    let sub = bus.subscribe("cases.>", SubscribeOptions::new()).unwrap();
+    let config = RelayConfig {
+        retry_backoff_ms: 10,
+        max_backoff_ms: 100,
+        ..RelayConfig::default()
+    };
+    let relay = outbox.spawn_relay(bus.clone(), config).unwrap();
+    let mut watch = relay.watch();
+    tokio::time::timeout(PATIENCE, watch.wait_for(|s| s.store_errors >= 1))
+        .await
+        .unwrap()
+        .unwrap();
+    (bus, sub, relay)
+}
+
+/// Receives the ten events written [`before_the_loss`].
+async fn the_ten_events(sub: &mut Subscription) {
+    for _ in 0..10 {
+        tokio::time::timeout(PATIENCE, sub.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
 }
 
 /// While the database is gone: every kind of call fails fast and typed.
@@ -137,14 +148,7 @@ async fn after_the_loss(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_through_a_fault_proxy() {
-    let (upstream, _) = postgres_through(None).await;
-    let proxy = FaultProxy::start(upstream).await.unwrap();
-    let (_, url) = postgres_through(Some(proxy.addr())).await;
-    let place = Place {
-        kind: plexus_store::BackendKind::Postgres,
-        dir: std::env::temp_dir(),
-        schema: format!("pd_{}", unique()),
-    };
+    let (proxy, url, place) = behind_a_fresh_proxy().await;
     let ds = place
         .open_with(|c| {
             c.url = url.clone();
@@ -156,30 +160,13 @@ async fn postgres_through_a_fault_proxy() {
     proxy.set_mode(Mode::Refuse);
     during_the_loss(&ds, &outbox).await;
     // A relay started during the loss keeps trying.
-    let bus = Bus::new();
-    let mut sub = bus.subscribe("cases.>", SubscribeOptions::new()).unwrap();
-    let config = RelayConfig {
-        retry_backoff_ms: 10,
-        max_backoff_ms: 100,
-        ..RelayConfig::default()
-    };
-    let relay = outbox.spawn_relay(bus.clone(), config).unwrap();
-    let mut watch = relay.watch();
-    tokio::time::timeout(PATIENCE, watch.wait_for(|s| s.store_errors >= 1))
-        .await
-        .unwrap()
-        .unwrap();
+    let (bus, mut sub, relay) = a_relay_meeting_the_loss(&outbox).await;
     assert!(sub.try_recv().is_none());
     assert!(proxy.stats().cut >= 1);
 
     proxy.set_mode(Mode::Forward);
     after_the_loss(&ds, &outbox, &bus, relay).await;
-    for _ in 0..10 {
-        tokio::time::timeout(PATIENCE, sub.recv())
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    the_ten_events(&mut sub).await;
     ds.store().close().await;
     place.remove().await;
 }
@@ -213,30 +200,13 @@ async fn sqlite_whose_file_goes_away() {
     std::fs::rename(&place.dir, &aside).unwrap();
     std::fs::write(&place.dir, b"not a folder").unwrap();
     during_the_loss(&ds, &outbox).await;
-    let bus = Bus::new();
-    let mut sub = bus.subscribe("cases.>", SubscribeOptions::new()).unwrap();
-    let config = RelayConfig {
-        retry_backoff_ms: 10,
-        max_backoff_ms: 100,
-        ..RelayConfig::default()
-    };
-    let relay = outbox.spawn_relay(bus.clone(), config).unwrap();
-    let mut watch = relay.watch();
-    tokio::time::timeout(PATIENCE, watch.wait_for(|s| s.store_errors >= 1))
-        .await
-        .unwrap()
-        .unwrap();
+    let (bus, mut sub, relay) = a_relay_meeting_the_loss(&outbox).await;
 
     std::fs::remove_file(&place.dir).unwrap();
     std::fs::rename(&aside, &place.dir).unwrap();
     drop(held);
     after_the_loss(&ds, &outbox, &bus, relay).await;
-    for _ in 0..10 {
-        tokio::time::timeout(PATIENCE, sub.recv())
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    the_ten_events(&mut sub).await;
     ds.store().close().await;
     place.remove().await;
 }

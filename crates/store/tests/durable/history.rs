@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use plexus_config::{ConfigStore, HistoryStore};
-use plexus_store::{BackendKind, StoreHistory};
+use plexus_store::{BackendKind, DataStore, StoreHistory};
 use serde_json::json;
 
 use crate::support::Place;
@@ -13,16 +13,21 @@ plexus_store::on_both!(configuration_versions_survive_a_restart);
 
 const START: &str = "[node]\nname = \"alpha\"\n\n[limits]\nmax = 10\n";
 
+/// A configuration started from [`START`], its history kept in `ds`.
+async fn started_from_the_file(ds: &DataStore) -> ConfigStore {
+    ConfigStore::builder()
+        .toml(START)
+        .history(Arc::new(StoreHistory::new(ds.store().clone())))
+        .build()
+        .await
+        .unwrap()
+}
+
 async fn configuration_versions_survive_a_restart(kind: BackendKind) {
     let place = Place::new(kind);
     {
         let ds = place.open().await;
-        let config = ConfigStore::builder()
-            .toml(START)
-            .history(Arc::new(StoreHistory::new(ds.store().clone())))
-            .build()
-            .await
-            .unwrap();
+        let config = started_from_the_file(&ds).await;
         assert_eq!(config.current_version(), 1);
         config.set("limits.max", json!(20), "ana").await.unwrap();
         config.set("limits.max", json!(30), "bo").await.unwrap();
@@ -35,12 +40,7 @@ async fn configuration_versions_survive_a_restart(kind: BackendKind) {
 
     // A new process on the same database, started from the same file.
     let ds = place.open().await;
-    let config = ConfigStore::builder()
-        .toml(START)
-        .history(Arc::new(StoreHistory::new(ds.store().clone())))
-        .build()
-        .await
-        .unwrap();
+    let config = started_from_the_file(&ds).await;
     let versions: Vec<u64> = config.history().iter().map(|v| v.version).collect();
     let authors: Vec<String> = config.history().iter().map(|v| v.author.clone()).collect();
     // The start-up document differs from version 3 and wins, recorded as version 4.

@@ -19,7 +19,7 @@ use plexus_store::{BackendKind, Connection, DataStore, PutMode, StoreError};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::support::{PATIENCE, Place, postgres_through, unique};
+use crate::support::{PATIENCE, Place, behind_a_fresh_proxy};
 
 /// The connect timeout the tests run with.
 const CONNECT_MS: u64 = 500;
@@ -30,14 +30,7 @@ const DOWN_FOR: Duration = Duration::from_millis(1_200);
 
 /// A store on a fresh schema, reached through a fresh proxy.
 async fn behind_a_proxy() -> (FaultProxy, Place, DataStore) {
-    let (upstream, _) = postgres_through(None).await;
-    let proxy = FaultProxy::start(upstream).await.unwrap();
-    let (_, url) = postgres_through(Some(proxy.addr())).await;
-    let place = Place {
-        kind: BackendKind::Postgres,
-        dir: std::env::temp_dir(),
-        schema: format!("pd_{}", unique()),
-    };
+    let (proxy, url, place) = behind_a_fresh_proxy().await;
     let ds = place
         .open_with(|c| {
             c.url = url.clone();
@@ -203,9 +196,7 @@ async fn the_health_check_probes_past_the_breaker() {
 #[ignore = "a measurement: run with --run-ignored only"]
 async fn before_the_fix() {
     for mode in [Mode::Refuse, Mode::Down, Mode::Blackhole] {
-        let (upstream, _) = postgres_through(None).await;
-        let proxy = FaultProxy::start(upstream).await.unwrap();
-        let (_, url) = postgres_through(Some(proxy.addr())).await;
+        let (proxy, url, _) = behind_a_fresh_proxy().await;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_millis(ACQUIRE_MS))

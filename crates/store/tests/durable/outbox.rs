@@ -14,7 +14,7 @@ use plexus_store::{
 };
 use serde_json::json;
 
-use crate::support::{PATIENCE, Place, event, payload_of};
+use crate::support::{PATIENCE, Place, cases_outbox, event, payload_of, put_case};
 
 plexus_store::on_both!(
     events_commit_with_their_data_change_or_not_at_all,
@@ -28,13 +28,7 @@ plexus_store::on_both!(
 
 async fn open(place: &Place) -> (DataStore, Outbox) {
     let ds = place.open().await;
-    ds.create_collection("cases", CollectionSpec::default())
-        .await
-        .unwrap();
-    let outbox = Outbox::open(ds.clone(), OutboxConfig::default())
-        .await
-        .unwrap();
-    outbox.declare_durable("cases.>").unwrap();
+    let outbox = cases_outbox(&ds).await;
     (ds, outbox)
 }
 
@@ -244,17 +238,7 @@ async fn the_relay_delivers_after_commit_with_the_same_ids(kind: BackendKind) {
     for i in 0..40 {
         let e = event("cases.opened", json!({"i": i})).with_header("tenant", "acme");
         sent.push(e.clone());
-        outbox
-            .put(
-                "cases",
-                &format!("c{i}"),
-                &json!({"i": i}),
-                PutMode::Insert,
-                None,
-                vec![e],
-            )
-            .await
-            .unwrap();
+        put_case(&outbox, i, vec![e]).await;
     }
     let got = receive(&mut sub, 40).await;
     // In commit order, same ids, correlation ids, headers and payloads.
@@ -381,17 +365,7 @@ async fn a_new_process_delivers_what_the_last_one_left(kind: BackendKind) {
     for i in 0..25 {
         let e = event("cases.opened", json!({"i": i}));
         written.insert(e.id());
-        outbox
-            .put(
-                "cases",
-                &format!("c{i}"),
-                &json!({"i": i}),
-                PutMode::Insert,
-                None,
-                vec![e],
-            )
-            .await
-            .unwrap();
+        put_case(&outbox, i, vec![e]).await;
     }
     // No relay ran: the process "stops" here.
     drop(outbox);

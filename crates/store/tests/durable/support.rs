@@ -3,3 +3,50 @@
 pub(crate) use plexus_store::testing::{
     PATIENCE, Place, event, payload_of, postgres_through, unique,
 };
+
+use plexus_core::Envelope;
+use plexus_faultproxy::FaultProxy;
+use plexus_store::{BackendKind, CollectionSpec, DataStore, Outbox, OutboxConfig, PutMode};
+use serde_json::json;
+
+/// Creates the `cases` collection and opens an outbox on `ds` that keeps the
+/// `cases.>` events durably.
+pub(crate) async fn cases_outbox(ds: &DataStore) -> Outbox {
+    ds.create_collection("cases", CollectionSpec::default())
+        .await
+        .unwrap();
+    let outbox = Outbox::open(ds.clone(), OutboxConfig::default())
+        .await
+        .unwrap();
+    outbox.declare_durable("cases.>").unwrap();
+    outbox
+}
+
+/// Inserts case `c{i}` (`{"i": i}`) with `events`, in one transaction.
+pub(crate) async fn put_case(outbox: &Outbox, i: usize, events: Vec<Envelope>) {
+    outbox
+        .put(
+            "cases",
+            &format!("c{i}"),
+            &json!({"i": i}),
+            PutMode::Insert,
+            None,
+            events,
+        )
+        .await
+        .unwrap();
+}
+
+/// A fault proxy in front of the test PostgreSQL, the URL that goes through it, and
+/// a place on a fresh schema (to open with that URL).
+pub(crate) async fn behind_a_fresh_proxy() -> (FaultProxy, String, Place) {
+    let (upstream, _) = postgres_through(None).await;
+    let proxy = FaultProxy::start(upstream).await.unwrap();
+    let (_, url) = postgres_through(Some(proxy.addr())).await;
+    let place = Place {
+        kind: BackendKind::Postgres,
+        dir: std::env::temp_dir(),
+        schema: format!("pd_{}", unique()),
+    };
+    (proxy, url, place)
+}

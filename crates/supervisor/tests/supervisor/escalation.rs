@@ -9,7 +9,7 @@ use plexus_supervisor::{
     ChildKind, ChildSpec, ChildState, ExitReason, Supervisor, SupervisorEvent, SupervisorState,
 };
 
-use crate::support::{Log, Probe, is_restart_of, wait_for};
+use crate::support::{Log, Probe, is_gave_up, is_restart_of, wait_for};
 
 const WITHIN: Duration = Duration::from_secs(60);
 
@@ -31,17 +31,24 @@ fn fails_first(name: &str, failures: u32) -> (ChildSpec, Arc<AtomicU32>) {
     (spec, starts)
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_parent_restarts_a_nested_supervisor_that_gave_up() {
-    // The inner supervisor allows one restart; its worker fails twice in a row, so
-    // the first inner run gives up. The parent restarts it, and the worker (now past
-    // its failures) stays up under a fresh restart history.
-    let (worker, starts) = fails_first("worker", 2);
+/// A supervisor "inner" allowing one restart in five seconds of a worker that fails
+/// its first `failures` starts; the worker's start count.
+fn inner_failing_first(failures: u32) -> (Supervisor, Arc<AtomicU32>) {
+    let (worker, starts) = fails_first("worker", failures);
     let inner = Supervisor::builder("inner")
         .intensity(1, Duration::from_secs(5))
         .child(worker)
         .build()
         .unwrap();
+    (inner, starts)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_parent_restarts_a_nested_supervisor_that_gave_up() {
+    // The inner supervisor allows one restart; its worker fails twice in a row, so
+    // the first inner run gives up. The parent restarts it, and the worker (now past
+    // its failures) stays up under a fresh restart history.
+    let (inner, starts) = inner_failing_first(2);
     let log = Log::default();
     let sibling = Probe::new("sibling", &log);
     let outer = Supervisor::builder("outer")
@@ -54,10 +61,7 @@ async fn the_parent_restarts_a_nested_supervisor_that_gave_up() {
     let mut inner_events = inner.events();
     let handle = outer.start().await.unwrap();
 
-    let inner_gave_up = wait_for(&mut inner_events, WITHIN, |e| {
-        matches!(e, SupervisorEvent::GaveUp { .. })
-    })
-    .await;
+    let inner_gave_up = wait_for(&mut inner_events, WITHIN, is_gave_up).await;
     assert!(matches!(
         inner_gave_up,
         SupervisorEvent::GaveUp { ref supervisor, ref child, restarts: 2, .. }
@@ -102,12 +106,7 @@ async fn the_parent_restarts_a_nested_supervisor_that_gave_up() {
 
 #[tokio::test(start_paused = true)]
 async fn a_parent_gives_up_when_its_nested_supervisor_keeps_giving_up() {
-    let (worker, _) = fails_first("worker", u32::MAX);
-    let inner = Supervisor::builder("inner")
-        .intensity(1, Duration::from_secs(5))
-        .child(worker)
-        .build()
-        .unwrap();
+    let (inner, _) = inner_failing_first(u32::MAX);
     let bus = Bus::new();
     let mut gave_up_on_bus = bus
         .subscribe("plexus.supervisor.gave_up", SubscribeOptions::new())

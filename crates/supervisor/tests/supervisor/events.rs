@@ -23,10 +23,7 @@ async fn a_bus_subscriber_that_does_not_read_does_not_hold_the_supervisor_up() {
         )
         .unwrap();
     let log = Log::default();
-    let services: Vec<_> = ["a", "b", "c"]
-        .iter()
-        .map(|name| Recorder::new(name, &log))
-        .collect();
+    let services = Recorder::many(&["a", "b", "c"], &log);
     let sup = Supervisor::builder("root")
         .intensity(10, Duration::from_secs(60))
         .children(services.iter().map(|s| s.spec()))

@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use plexus_bus::{Bus, SubscribeOptions};
 use plexus_supervisor::{
-    ChildSpec, ChildState, ExitReason, Supervisor, SupervisorEvent, SupervisorState, Termination,
+    ChildSpec, ChildState, ExitReason, Supervisor, SupervisorEvent, SupervisorHandle,
+    SupervisorState, Termination,
 };
 use tokio::time::Instant;
 
-use crate::support::{Log, Recorder, is_restart_of, wait_for};
+use crate::support::{Log, Recorder, is_gave_up, is_restart_of, wait_for};
 
 const WITHIN: Duration = Duration::from_secs(600);
 
@@ -39,10 +40,7 @@ async fn more_restarts_than_allowed_within_the_window_gives_up() {
     let started = Instant::now();
     let handle = sup.start().await.unwrap();
 
-    let gave_up = wait_for(&mut events, WITHIN, |e| {
-        matches!(e, SupervisorEvent::GaveUp { .. })
-    })
-    .await;
+    let gave_up = wait_for(&mut events, WITHIN, is_gave_up).await;
     // Failures at 2, 4, 6 and 8 s: the fourth restart within 10 s is one too many.
     assert_eq!(started.elapsed(), Duration::from_secs(8));
     let expected = SupervisorEvent::GaveUp {
@@ -95,16 +93,28 @@ async fn more_restarts_than_allowed_within_the_window_gives_up() {
     assert!(handle.report_failure("steady", "x").await.is_err());
 }
 
-#[tokio::test(start_paused = true)]
-async fn restarts_spaced_wider_than_the_window_go_on() {
+/// Starts a supervisor allowing two restarts in ten seconds of a worker that fails
+/// after `life`; returns its events and when it started.
+async fn start_failing_after(
+    life: Duration,
+) -> (
+    SupervisorHandle,
+    tokio::sync::broadcast::Receiver<SupervisorEvent>,
+    Instant,
+) {
     let sup = Supervisor::builder("root")
         .intensity(2, Duration::from_secs(10))
-        .child(failing_after("worker", Duration::from_secs(6)))
+        .child(failing_after("worker", life))
         .build()
         .unwrap();
-    let mut events = sup.events();
+    let events = sup.events();
     let started = Instant::now();
-    let handle = sup.start().await.unwrap();
+    (sup.start().await.unwrap(), events, started)
+}
+
+#[tokio::test(start_paused = true)]
+async fn restarts_spaced_wider_than_the_window_go_on() {
+    let (handle, mut events, started) = start_failing_after(Duration::from_secs(6)).await;
     for n in 1..=8u32 {
         let event = wait_for(&mut events, WITHIN, |e| is_restart_of(e, "worker")).await;
         assert!(matches!(event, SupervisorEvent::ChildRestarted { restarts, .. } if restarts == n));
@@ -119,18 +129,8 @@ async fn restarts_spaced_wider_than_the_window_go_on() {
 #[tokio::test(start_paused = true)]
 async fn restarts_just_inside_the_window_give_up() {
     // Same intensity, failures 4 s apart: the third restart falls within 10 s.
-    let sup = Supervisor::builder("root")
-        .intensity(2, Duration::from_secs(10))
-        .child(failing_after("worker", Duration::from_secs(4)))
-        .build()
-        .unwrap();
-    let mut events = sup.events();
-    let started = Instant::now();
-    let handle = sup.start().await.unwrap();
-    let gave_up = wait_for(&mut events, WITHIN, |e| {
-        matches!(e, SupervisorEvent::GaveUp { .. })
-    })
-    .await;
+    let (handle, mut events, started) = start_failing_after(Duration::from_secs(4)).await;
+    let gave_up = wait_for(&mut events, WITHIN, is_gave_up).await;
     assert!(matches!(
         gave_up,
         SupervisorEvent::GaveUp { restarts: 3, .. }
@@ -156,10 +156,7 @@ async fn a_service_that_fails_to_start_again_counts_against_the_intensity() {
     db.fail_starts.store(2, std::sync::atomic::Ordering::SeqCst);
     let info = handle.report_failure("db", "unhealthy").await.unwrap();
     assert_eq!(info.state, ChildState::Failed);
-    let gave_up = wait_for(&mut events, WITHIN, |e| {
-        matches!(e, SupervisorEvent::GaveUp { .. })
-    })
-    .await;
+    let gave_up = wait_for(&mut events, WITHIN, is_gave_up).await;
     match gave_up {
         SupervisorEvent::GaveUp {
             restarts, reason, ..

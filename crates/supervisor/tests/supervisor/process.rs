@@ -7,12 +7,15 @@ use nix::unistd::Pid;
 use plexus_bus::{Bus, SubscribeOptions};
 use plexus_supervisor::{
     ChildSpec, ChildState, ExitReason, ProcessSpec, StartError, Supervisor, SupervisorConfig,
-    SupervisorError, SupervisorEvent, SupervisorState,
+    SupervisorError, SupervisorEvent, SupervisorHandle, SupervisorState,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::support::{Line, TempDir, captured_output, is_exit_of, is_restart_of, wait_for};
+use crate::support::{
+    Line, TempDir, captured_output, is_exit_of, is_gave_up, is_restart_of, start, start_err,
+    wait_for,
+};
 
 const WITHIN: Duration = Duration::from_secs(10);
 
@@ -36,6 +39,11 @@ async fn wait_line(
             *lines.borrow()
         ),
     }
+}
+
+/// Starts a supervisor "procs" with the one child.
+async fn start_one(child: ChildSpec) -> SupervisorHandle {
+    start(Supervisor::builder("procs").child(child)).await
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -113,10 +121,7 @@ async fn a_process_that_dies_too_fast_is_given_up_on() {
     let mut events = sup.events();
     let handle = sup.start().await.unwrap();
 
-    let gave_up = wait_for(&mut events, WITHIN, |e| {
-        matches!(e, SupervisorEvent::GaveUp { .. })
-    })
-    .await;
+    let gave_up = wait_for(&mut events, WITHIN, is_gave_up).await;
     assert_eq!(
         gave_up,
         SupervisorEvent::GaveUp {
@@ -230,13 +235,7 @@ async fn env_and_working_directory_are_applied() {
     let dir = TempDir::new();
     let script = dir.script("where.sh", "echo \"$GREETING\"\npwd\nexec sleep 30\n");
     let spec = sh(&script).env("GREETING", "plexus").cwd(dir.path());
-    let handle = Supervisor::builder("procs")
-        .child(ChildSpec::process("where", spec))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let handle = start_one(ChildSpec::process("where", spec)).await;
     wait_line(&mut lines, "where", |l| l.get("message") == "plexus").await;
     let cwd = std::fs::canonicalize(dir.path()).unwrap();
     wait_line(&mut lines, "where", |l| {
@@ -254,13 +253,10 @@ async fn a_process_that_traps_sigterm_stops_gracefully() {
         "polite.sh",
         "trap 'echo bye; exit 0' TERM\necho ready\nwhile :; do sleep 1 & wait $!; done\n",
     );
-    let handle = Supervisor::builder("procs")
-        .child(ChildSpec::process("polite", sh(&script)).shutdown_timeout(Duration::from_secs(5)))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let handle = start_one(
+        ChildSpec::process("polite", sh(&script)).shutdown_timeout(Duration::from_secs(5)),
+    )
+    .await;
     wait_line(&mut lines, "polite", |l| l.get("message") == "ready").await;
 
     let started = Instant::now();
@@ -284,13 +280,8 @@ async fn a_process_that_ignores_sigterm_is_killed_after_the_timeout() {
         "trap '' TERM\necho ready\nwhile :; do sleep 1; done\n",
     );
     let timeout = Duration::from_millis(300);
-    let handle = Supervisor::builder("procs")
-        .child(ChildSpec::process("stubborn", sh(&script)).shutdown_timeout(timeout))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let handle =
+        start_one(ChildSpec::process("stubborn", sh(&script)).shutdown_timeout(timeout)).await;
     let pid = handle.child("stubborn").unwrap().pid.unwrap();
     wait_line(&mut lines, "stubborn", |l| l.get("message") == "ready").await;
 
@@ -311,16 +302,11 @@ async fn a_process_that_ignores_sigterm_is_killed_after_the_timeout() {
 #[tokio::test]
 async fn a_command_that_cannot_be_spawned_fails_the_start() {
     let _ = captured_output();
-    let err = Supervisor::builder("procs")
-        .child(ChildSpec::process(
-            "ghost",
-            ProcessSpec::new("/nonexistent/plexus-test-binary"),
-        ))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap_err();
+    let err = start_err(Supervisor::builder("procs").child(ChildSpec::process(
+        "ghost",
+        ProcessSpec::new("/nonexistent/plexus-test-binary"),
+    )))
+    .await;
     match err {
         SupervisorError::StartFailed {
             child,

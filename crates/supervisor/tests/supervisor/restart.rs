@@ -6,7 +6,7 @@ use plexus_supervisor::{
     ChildSpec, ChildState, ExitReason, Restart, Supervisor, SupervisorError, SupervisorEvent,
 };
 
-use crate::support::{Log, Probe, Recorder, is_exit_of, settle, wait_for};
+use crate::support::{Log, Probe, Recorder, is_exit_of, is_gave_up, settle, start, wait_for};
 
 const WITHIN: Duration = Duration::from_secs(60);
 
@@ -60,22 +60,25 @@ async fn permanent_children_restart_after_any_exit() {
     ));
 }
 
+/// Asserts the restarts and state of a `restart` child after a normal exit, then
+/// after an abnormal one.
+async fn assert_outcomes(restart: Restart, expected: [(u32, ChildState); 2]) {
+    for (result, expected) in [Ok(()), Err("bad".into())].into_iter().zip(expected) {
+        let (restarts, state, _) = exit_once(restart, result).await;
+        assert_eq!((restarts, state), expected);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn transient_children_restart_only_after_an_abnormal_exit() {
-    let (restarts, state, _) = exit_once(Restart::Transient, Ok(())).await;
-    assert_eq!((restarts, state), (0, ChildState::Stopped));
-
-    let (restarts, state, _) = exit_once(Restart::Transient, Err("bad".into())).await;
-    assert_eq!((restarts, state), (1, ChildState::Running));
+    use ChildState::{Running, Stopped};
+    assert_outcomes(Restart::Transient, [(0, Stopped), (1, Running)]).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn temporary_children_never_restart() {
-    let (restarts, state, _) = exit_once(Restart::Temporary, Ok(())).await;
-    assert_eq!((restarts, state), (0, ChildState::Stopped));
-
-    let (restarts, state, _) = exit_once(Restart::Temporary, Err("bad".into())).await;
-    assert_eq!((restarts, state), (0, ChildState::Failed));
+    use ChildState::{Failed, Stopped};
+    assert_outcomes(Restart::Temporary, [(0, Stopped), (0, Failed)]).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -105,10 +108,7 @@ async fn a_panicking_task_exits_abnormally_and_is_restarted() {
         }
     );
     // It panics again at once: the second restart within the window is refused.
-    let gave_up = wait_for(&mut events, WITHIN, |e| {
-        matches!(e, SupervisorEvent::GaveUp { .. })
-    })
-    .await;
+    let gave_up = wait_for(&mut events, WITHIN, is_gave_up).await;
     assert!(matches!(
         gave_up,
         SupervisorEvent::GaveUp { restarts: 2, .. }
@@ -119,17 +119,14 @@ async fn a_panicking_task_exits_abnormally_and_is_restarted() {
 #[tokio::test(start_paused = true)]
 async fn transient_and_temporary_services_reported_failed() {
     let log = Log::default();
-    let transient = Recorder::new("transient", &log);
-    let temporary = Recorder::new("temporary", &log);
-    let handle = Supervisor::builder("root")
-        .intensity(5, Duration::from_secs(10))
-        .child(transient.spec().restart(Restart::Transient))
-        .child(temporary.spec().restart(Restart::Temporary))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let [transient, temporary] = ["transient", "temporary"].map(|name| Recorder::new(name, &log));
+    let handle = start(
+        Supervisor::builder("root")
+            .intensity(5, Duration::from_secs(10))
+            .child(transient.spec().restart(Restart::Transient))
+            .child(temporary.spec().restart(Restart::Temporary)),
+    )
+    .await;
 
     let info = handle.report_failure("transient", "stuck").await.unwrap();
     assert_eq!((info.state, info.restarts), (ChildState::Running, 1));
@@ -169,17 +166,13 @@ async fn transient_and_temporary_services_reported_failed() {
 #[tokio::test(start_paused = true)]
 async fn restart_child_stops_and_starts_a_running_child() {
     let log = Log::default();
-    let a = Probe::new("a", &log);
-    let b = Probe::new("b", &log);
-    let handle = Supervisor::builder("root")
-        .intensity(0, Duration::from_secs(10))
-        .child(a.spec())
-        .child(b.spec())
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let [a, b] = ["a", "b"].map(|name| Probe::new(name, &log));
+    let handle = start(
+        Supervisor::builder("root")
+            .intensity(0, Duration::from_secs(10))
+            .children([a.spec(), b.spec()]),
+    )
+    .await;
     let mark = log.len();
     let info = handle.restart_child("a").await.unwrap();
     assert_eq!((info.state, info.restarts), (ChildState::Running, 1));

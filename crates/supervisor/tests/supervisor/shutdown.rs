@@ -9,16 +9,15 @@ use plexus_supervisor::{
 };
 use tokio::time::Instant;
 
-use crate::support::{Log, Probe, Recorder, wait_for};
+use crate::support::{Log, Probe, Recorder, is_stopped, start, start_err, wait_for};
 
 const WITHIN: Duration = Duration::from_secs(60);
 
 #[tokio::test(start_paused = true)]
 async fn children_stop_in_reverse_start_order() {
     let log = Log::default();
-    let a = Recorder::new("a", &log);
+    let [a, c] = [Recorder::new("a", &log), Recorder::new("c", &log)];
     let b = Probe::new("b", &log);
-    let c = Recorder::new("c", &log);
     let sup = Supervisor::builder("root")
         .children([a.spec(), b.spec(), c.spec()])
         .build()
@@ -44,10 +43,7 @@ async fn children_stop_in_reverse_start_order() {
             .iter()
             .all(|c| c.state == ChildState::Stopped)
     );
-    let stopped = wait_for(&mut events, WITHIN, |e| {
-        matches!(e, SupervisorEvent::Stopped { .. })
-    })
-    .await;
+    let stopped = wait_for(&mut events, WITHIN, is_stopped).await;
     assert_eq!(
         stopped,
         SupervisorEvent::Stopped {
@@ -99,13 +95,8 @@ async fn a_child_that_ignores_stop_is_killed_after_its_timeout() {
 async fn brutal_kill_does_not_wait() {
     let log = Log::default();
     let probe = Probe::new("worker", &log);
-    let handle = Supervisor::builder("root")
-        .child(probe.spec().shutdown(Shutdown::BrutalKill))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let handle =
+        start(Supervisor::builder("root").child(probe.spec().shutdown(Shutdown::BrutalKill))).await;
     let started = Instant::now();
     let report = handle.shutdown().await;
     assert_eq!(started.elapsed(), Duration::ZERO);
@@ -117,17 +108,10 @@ async fn brutal_kill_does_not_wait() {
 #[tokio::test(start_paused = true)]
 async fn a_child_that_fails_to_start_fails_the_start_and_stops_the_others() {
     let log = Log::default();
-    let a = Recorder::new("a", &log);
-    let b = Recorder::new("b", &log);
-    let c = Recorder::new("c", &log);
-    b.fail_starts.store(1, Ordering::SeqCst);
-    let err = Supervisor::builder("root")
-        .children([a.spec(), b.spec(), c.spec()])
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap_err();
+    let services = Recorder::many(&["a", "b", "c"], &log);
+    services[1].fail_starts.store(1, Ordering::SeqCst);
+    let err =
+        start_err(Supervisor::builder("root").children(services.iter().map(|s| s.spec()))).await;
     match err {
         SupervisorError::StartFailed {
             supervisor,
@@ -137,7 +121,7 @@ async fn a_child_that_fails_to_start_fails_the_start_and_stops_the_others() {
         other => panic!("{other:?}"),
     }
     assert_eq!(log.entries(), ["start:a", "start-failed:b", "stop:a"]);
-    assert_eq!(c.starts.load(Ordering::SeqCst), 0);
+    assert_eq!(services[2].starts.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -171,17 +155,15 @@ async fn a_start_that_takes_too_long_fails() {
             Ok(serde_json::Value::Null)
         }
     }
-    let err = Supervisor::builder("root")
-        .child(slow.start_timeout(Duration::from_secs(1)))
-        .child(
-            ChildSpec::service("hangs", std::sync::Arc::new(Hangs))
-                .start_timeout(Duration::from_secs(1)),
-        )
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap_err();
+    let err = start_err(
+        Supervisor::builder("root")
+            .child(slow.start_timeout(Duration::from_secs(1)))
+            .child(
+                ChildSpec::service("hangs", std::sync::Arc::new(Hangs))
+                    .start_timeout(Duration::from_secs(1)),
+            ),
+    )
+    .await;
     assert!(matches!(
         err,
         SupervisorError::StartFailed { ref child, source: StartError::Timeout(d), .. }
@@ -200,10 +182,7 @@ async fn dropping_every_handle_shuts_the_supervisor_down() {
     let mut events = sup.events();
     let handle = sup.start().await.unwrap();
     drop(handle);
-    wait_for(&mut events, WITHIN, |e| {
-        matches!(e, SupervisorEvent::Stopped { .. })
-    })
-    .await;
+    wait_for(&mut events, WITHIN, is_stopped).await;
     assert_eq!(log.entries(), ["start:worker", "stop:worker"]);
 }
 

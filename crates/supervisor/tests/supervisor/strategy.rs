@@ -2,24 +2,77 @@
 
 use std::time::Duration;
 
+use tokio::sync::broadcast;
+
 use plexus_supervisor::{
-    ChildState, ExitReason, Restart, Strategy, Supervisor, SupervisorEvent, SupervisorState,
+    ChildState, ExitReason, Restart, Strategy, Supervisor, SupervisorEvent, SupervisorHandle,
+    SupervisorState,
 };
 
-use crate::support::{Log, Probe, Recorder, is_exit_of, is_restart_of, settle, wait_for};
+use crate::support::{Log, Probe, Recorder, is_exit_of, is_restart_of, settle, start, wait_for};
 
 const WITHIN: Duration = Duration::from_secs(60);
 
-fn probes(names: &[&str], log: &Log) -> Vec<Probe> {
-    names.iter().map(|name| Probe::new(name, log)).collect()
+/// Probes running under one supervisor, its events, and what the probes logged.
+struct Run {
+    probes: Vec<Probe>,
+    handle: SupervisorHandle,
+    events: broadcast::Receiver<SupervisorEvent>,
+    log: Log,
 }
 
-fn restarts(handle: &plexus_supervisor::SupervisorHandle) -> Vec<(String, u32)> {
-    handle
-        .children()
-        .into_iter()
-        .map(|c| (c.name, c.restarts))
-        .collect()
+impl Run {
+    /// Starts probes named `names` under `strategy`, allowing five restarts in ten
+    /// seconds; the events are those from before the start on.
+    async fn start(strategy: Strategy, names: &[&str]) -> Self {
+        Self::with_temporary(strategy, names, &[]).await
+    }
+
+    /// As [`Run::start`], with the probes named in `temporary` never restarted.
+    async fn with_temporary(strategy: Strategy, names: &[&str], temporary: &[&str]) -> Self {
+        let log = Log::default();
+        let probes: Vec<Probe> = names.iter().map(|name| Probe::new(name, &log)).collect();
+        let specs = probes.iter().zip(names).map(|(probe, name)| {
+            let restart = if temporary.contains(name) {
+                Restart::Temporary
+            } else {
+                Restart::Permanent
+            };
+            probe.spec().restart(restart)
+        });
+        let sup = Supervisor::builder("root")
+            .strategy(strategy)
+            .intensity(5, Duration::from_secs(10))
+            .children(specs)
+            .build()
+            .unwrap();
+        let events = sup.events();
+        let handle = sup.start().await.unwrap();
+        Self {
+            probes,
+            handle,
+            events,
+            log,
+        }
+    }
+
+    /// Makes probe `child` fail with `message`, waits until `last` is restarted and
+    /// the supervisor has settled, and returns what the probes logged meanwhile.
+    async fn fail(&mut self, child: usize, message: &str, last: &str) -> Vec<String> {
+        let mark = self.log.len();
+        self.probes[child].exit(Err(message.into())).await;
+        wait_for(&mut self.events, WITHIN, |e| is_restart_of(e, last)).await;
+        settle(&self.handle).await;
+        self.log.since(mark)
+    }
+
+    fn restarts(&self) -> Vec<(String, u32)> {
+        self.handle
+            .children()
+            .into_iter()
+            .map(|c| (c.name, c.restarts))
+            .collect()
+    }
 }
 
 fn counts(pairs: &[(&str, u32)]) -> Vec<(String, u32)> {
@@ -28,156 +81,96 @@ fn counts(pairs: &[(&str, u32)]) -> Vec<(String, u32)> {
 
 #[tokio::test(start_paused = true)]
 async fn one_for_one_restarts_only_the_failed_child() {
-    let log = Log::default();
-    let p = probes(&["a", "b", "c"], &log);
-    let sup = Supervisor::builder("root")
-        .strategy(Strategy::OneForOne)
-        .intensity(5, Duration::from_secs(10))
-        .children(p.iter().map(Probe::spec))
-        .build()
-        .unwrap();
-    let mut events = sup.events();
-    let handle = sup.start().await.unwrap();
+    let mut run = Run::start(Strategy::OneForOne, &["a", "b", "c"]).await;
     wait_for(
-        &mut events,
+        &mut run.events,
         WITHIN,
         |e| matches!(e, SupervisorEvent::ChildStarted { child, .. } if child == "c"),
     )
     .await;
-    let mark = log.len();
+    let mark = run.log.len();
 
-    p[1].exit(Err("boom".into())).await;
-    let exited = wait_for(&mut events, WITHIN, |e| is_exit_of(e, "b")).await;
+    run.probes[1].exit(Err("boom".into())).await;
+    let exited = wait_for(&mut run.events, WITHIN, |e| is_exit_of(e, "b")).await;
     assert!(matches!(
         exited,
         SupervisorEvent::ChildExited { abnormal: true, reason: ExitReason::Error { ref message }, .. } if message == "boom"
     ));
-    let restarted = wait_for(&mut events, WITHIN, |e| is_restart_of(e, "b")).await;
+    let restarted = wait_for(&mut run.events, WITHIN, |e| is_restart_of(e, "b")).await;
     assert!(matches!(
         restarted,
         SupervisorEvent::ChildRestarted { restarts: 1, .. }
     ));
-    settle(&handle).await;
+    settle(&run.handle).await;
 
-    assert_eq!(log.since(mark), ["exit:b", "start:b"]);
-    assert_eq!(restarts(&handle), counts(&[("a", 0), ("b", 1), ("c", 0)]));
+    assert_eq!(run.log.since(mark), ["exit:b", "start:b"]);
+    assert_eq!(run.restarts(), counts(&[("a", 0), ("b", 1), ("c", 0)]));
     assert!(
-        handle
+        run.handle
             .children()
             .iter()
             .all(|c| c.state == ChildState::Running)
     );
-    handle.shutdown().await;
+    run.handle.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn one_for_all_stops_the_others_in_reverse_then_restarts_all_in_order() {
-    let log = Log::default();
-    let p = probes(&["a", "b", "c"], &log);
-    let sup = Supervisor::builder("root")
-        .strategy(Strategy::OneForAll)
-        .intensity(5, Duration::from_secs(10))
-        .children(p.iter().map(Probe::spec))
-        .build()
-        .unwrap();
-    let handle = sup.start().await.unwrap();
-    let mut events = handle.events();
-    assert_eq!(log.entries(), ["start:a", "start:b", "start:c"]);
-    let mark = log.len();
-
-    p[1].exit(Err("boom".into())).await;
-    wait_for(&mut events, WITHIN, |e| is_restart_of(e, "c")).await;
-    settle(&handle).await;
+    let mut run = Run::start(Strategy::OneForAll, &["a", "b", "c"]).await;
+    assert_eq!(run.log.entries(), ["start:a", "start:b", "start:c"]);
 
     assert_eq!(
-        log.since(mark),
+        run.fail(1, "boom", "c").await,
         [
             "exit:b", "stop:c", "stop:a", "start:a", "start:b", "start:c"
         ]
     );
-    assert_eq!(restarts(&handle), counts(&[("a", 1), ("b", 1), ("c", 1)]));
+    assert_eq!(run.restarts(), counts(&[("a", 1), ("b", 1), ("c", 1)]));
 
     // A second failure, of the first child, restarts all of them again.
-    let mark = log.len();
-    p[0].exit(Err("again".into())).await;
-    wait_for(&mut events, WITHIN, |e| is_restart_of(e, "c")).await;
-    settle(&handle).await;
     assert_eq!(
-        log.since(mark),
+        run.fail(0, "again", "c").await,
         [
             "exit:a", "stop:c", "stop:b", "start:a", "start:b", "start:c"
         ]
     );
-    assert_eq!(restarts(&handle), counts(&[("a", 2), ("b", 2), ("c", 2)]));
-    handle.shutdown().await;
+    assert_eq!(run.restarts(), counts(&[("a", 2), ("b", 2), ("c", 2)]));
+    run.handle.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn rest_for_one_restarts_the_failed_child_and_those_after_it() {
-    let log = Log::default();
-    let p = probes(&["a", "b", "c", "d"], &log);
-    let sup = Supervisor::builder("root")
-        .strategy(Strategy::RestForOne)
-        .intensity(5, Duration::from_secs(10))
-        .children(p.iter().map(Probe::spec))
-        .build()
-        .unwrap();
-    let handle = sup.start().await.unwrap();
-    let mut events = handle.events();
-    let mark = log.len();
-
-    p[1].exit(Err("boom".into())).await;
-    wait_for(&mut events, WITHIN, |e| is_restart_of(e, "d")).await;
-    settle(&handle).await;
+    let mut run = Run::start(Strategy::RestForOne, &["a", "b", "c", "d"]).await;
 
     assert_eq!(
-        log.since(mark),
+        run.fail(1, "boom", "d").await,
         [
             "exit:b", "stop:d", "stop:c", "start:b", "start:c", "start:d"
         ]
     );
     assert_eq!(
-        restarts(&handle),
+        run.restarts(),
         counts(&[("a", 0), ("b", 1), ("c", 1), ("d", 1)])
     );
 
     // The last child failing restarts only itself.
-    let mark = log.len();
-    p[3].exit(Err("late".into())).await;
-    wait_for(&mut events, WITHIN, |e| is_restart_of(e, "d")).await;
-    settle(&handle).await;
-    assert_eq!(log.since(mark), ["exit:d", "start:d"]);
+    assert_eq!(run.fail(3, "late", "d").await, ["exit:d", "start:d"]);
     assert_eq!(
-        restarts(&handle),
+        run.restarts(),
         counts(&[("a", 0), ("b", 1), ("c", 1), ("d", 2)])
     );
-    handle.shutdown().await;
+    run.handle.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn one_for_all_does_not_restart_a_temporary_sibling() {
-    let log = Log::default();
-    let p = probes(&["a", "temp", "c"], &log);
-    let sup = Supervisor::builder("root")
-        .strategy(Strategy::OneForAll)
-        .intensity(5, Duration::from_secs(10))
-        .child(p[0].spec())
-        .child(p[1].spec().restart(Restart::Temporary))
-        .child(p[2].spec())
-        .build()
-        .unwrap();
-    let handle = sup.start().await.unwrap();
-    let mut events = handle.events();
-    let mark = log.len();
-
-    p[2].exit(Err("boom".into())).await;
-    wait_for(&mut events, WITHIN, |e| is_restart_of(e, "c")).await;
-    settle(&handle).await;
+    let mut run = Run::with_temporary(Strategy::OneForAll, &["a", "temp", "c"], &["temp"]).await;
 
     assert_eq!(
-        log.since(mark),
+        run.fail(2, "boom", "c").await,
         ["exit:c", "stop:temp", "stop:a", "start:a", "start:c"]
     );
+    let handle = run.handle;
     let temp = handle.child("temp").unwrap();
     assert_eq!(temp.state, ChildState::Stopped);
     assert_eq!(temp.restarts, 0);
@@ -188,16 +181,14 @@ async fn one_for_all_does_not_restart_a_temporary_sibling() {
 #[tokio::test(start_paused = true)]
 async fn reported_service_failures_follow_the_strategy() {
     let log = Log::default();
-    let db = Recorder::new("db", &log);
-    let cache = Recorder::new("cache", &log);
-    let api = Recorder::new("api", &log);
-    let sup = Supervisor::builder("services")
-        .strategy(Strategy::RestForOne)
-        .intensity(5, Duration::from_secs(10))
-        .children([db.spec(), cache.spec(), api.spec()])
-        .build()
-        .unwrap();
-    let handle = sup.start().await.unwrap();
+    let services = Recorder::many(&["db", "cache", "api"], &log);
+    let handle = start(
+        Supervisor::builder("services")
+            .strategy(Strategy::RestForOne)
+            .intensity(5, Duration::from_secs(10))
+            .children(services.iter().map(|s| s.spec())),
+    )
+    .await;
     let mut events = handle.events();
     assert_eq!(log.entries(), ["start:db", "start:cache", "start:api"]);
     log.clear();

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use plexus_core::{CallContext, Service, ServiceDescriptor, ServiceError, async_trait};
-use plexus_supervisor::{ChildSpec, SupervisorEvent, SupervisorHandle};
+use plexus_supervisor::{
+    ChildSpec, SupervisorBuilder, SupervisorError, SupervisorEvent, SupervisorHandle,
+};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -113,6 +115,11 @@ impl Recorder {
         })
     }
 
+    /// One recorder for each of `names`, all logging to `log`.
+    pub(crate) fn many(names: &[&str], log: &Log) -> Vec<Arc<Self>> {
+        names.iter().map(|name| Self::new(name, log)).collect()
+    }
+
     pub(crate) fn spec(self: &Arc<Self>) -> ChildSpec {
         ChildSpec::service(self.name.clone(), Arc::clone(self) as Arc<dyn Service>)
     }
@@ -175,6 +182,16 @@ pub(crate) async fn wait_for(
     }
 }
 
+/// Builds the supervisor and starts it.
+pub(crate) async fn start(builder: SupervisorBuilder) -> SupervisorHandle {
+    builder.build().unwrap().start().await.unwrap()
+}
+
+/// Builds the supervisor and returns why it failed to start.
+pub(crate) async fn start_err(builder: SupervisorBuilder) -> SupervisorError {
+    builder.build().unwrap().start().await.unwrap_err()
+}
+
 /// Waits until the supervisor has handled everything that happened before: a
 /// command is answered only after the exit being handled is done.
 pub(crate) async fn settle(handle: &SupervisorHandle) {
@@ -184,6 +201,14 @@ pub(crate) async fn settle(handle: &SupervisorHandle) {
 
 pub(crate) fn is_exit_of(event: &SupervisorEvent, child: &str) -> bool {
     matches!(event, SupervisorEvent::ChildExited { child: c, .. } if c == child)
+}
+
+pub(crate) fn is_gave_up(event: &SupervisorEvent) -> bool {
+    matches!(event, SupervisorEvent::GaveUp { .. })
+}
+
+pub(crate) fn is_stopped(event: &SupervisorEvent) -> bool {
+    matches!(event, SupervisorEvent::Stopped { .. })
 }
 
 pub(crate) fn is_restart_of(event: &SupervisorEvent, child: &str) -> bool {

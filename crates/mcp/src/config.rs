@@ -65,6 +65,11 @@ pub struct McpConfig {
     /// The largest request body, in bytes; a larger one gets HTTP 413 and JSON-RPC
     /// error -32008 (default 1 MiB, at most [`MAX_BODY_BYTES_LIMIT`]).
     pub max_body_bytes: usize,
+    /// The largest `clientInfo` an `initialize` may carry, in bytes of JSON; a
+    /// larger one (or a `protocolVersion` over 64 bytes) is refused with HTTP 400
+    /// and -32602, so nothing a client sends reaches the log unbounded (default
+    /// 4096).
+    pub max_client_info_bytes: usize,
     /// The deadline of each tool call through the call path (default 30,000 ms).
     pub call_timeout_ms: u64,
     /// How often an idle SSE stream gets a keep-alive comment; 0 sends none
@@ -86,6 +91,7 @@ impl Default for McpConfig {
             allowed_origins: LOOPBACK_ORIGINS.iter().map(|s| (*s).to_owned()).collect(),
             allowed_hosts: LOOPBACK_HOSTS.iter().map(|s| (*s).to_owned()).collect(),
             max_body_bytes: 1 << 20,
+            max_client_info_bytes: 4096,
             call_timeout_ms: 30_000,
             sse_keep_alive_ms: 15_000,
             server_name: "plexus".to_owned(),
@@ -123,6 +129,9 @@ impl McpConfig {
         }
         if self.init_timeout_ms == 0 {
             return invalid("init_timeout_ms", "must be longer than zero".into());
+        }
+        if self.max_client_info_bytes < 256 {
+            return invalid("max_client_info_bytes", "must be at least 256".into());
         }
         if self.max_listeners == 0 {
             return invalid("max_listeners", "must be at least 1".into());

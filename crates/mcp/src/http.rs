@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, BodyDataStream};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -38,6 +38,8 @@ use futures::StreamExt;
 use plexus_jsonrpc::{self as jsonrpc, Id, Message, Payload, RpcError, codes};
 use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::McpEvent;
 use crate::handler::Tools;
@@ -217,6 +219,78 @@ pub fn frame_body(bytes: &[u8]) -> Framed {
     }
 }
 
+/// The longest `protocolVersion` an `initialize` may name.
+const MAX_PROTOCOL_VERSION_BYTES: usize = 64;
+
+/// What an `initialize` says of its client, read before rmcp sees it.
+#[derive(Deserialize)]
+struct Initialize {
+    #[serde(default)]
+    params: InitializeParams,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InitializeParams {
+    protocol_version: Option<Value>,
+    client_info: Option<Value>,
+}
+
+/// Checks an `initialize` body's `clientInfo` (at most `max_bytes` of JSON) and
+/// `protocolVersion` (at most 64 bytes), and logs who the client says it is, cut
+/// short: nothing a client sends reaches the log unbounded, ours or rmcp's.
+fn client_info(body: &[u8], max_bytes: usize, peer: Option<IpAddr>) -> Result<(), RpcError> {
+    let Ok(Initialize { params }) = serde_json::from_slice::<Initialize>(body) else {
+        // Not an object with object params: rmcp answers it.
+        return Ok(());
+    };
+    let too_long = |field: &str, size: usize, max: usize| {
+        Err(RpcError::new(
+            codes::INVALID_PARAMS,
+            format!("{field}: {size} bytes, more than {max}"),
+            "invalid_params",
+        ))
+    };
+    if let Some(version) = &params.protocol_version {
+        let size = json_len(version);
+        if size > MAX_PROTOCOL_VERSION_BYTES + 2 {
+            return too_long("protocolVersion", size, MAX_PROTOCOL_VERSION_BYTES);
+        }
+    }
+    let Some(info) = &params.client_info else {
+        return Ok(());
+    };
+    let size = json_len(info);
+    if size > max_bytes {
+        return too_long("clientInfo", size, max_bytes);
+    }
+    let field = |name: &str| {
+        let text = info.get(name).and_then(Value::as_str).unwrap_or("");
+        clip(text, 64).to_owned()
+    };
+    tracing::info!(
+        client = %field("name"),
+        version = %field("version"),
+        peer = ?peer,
+        "MCP client initializing"
+    );
+    Ok(())
+}
+
+/// The length of `value` as compact JSON.
+fn json_len(value: &Value) -> usize {
+    serde_json::to_vec(value).map_or(usize::MAX, |v| v.len())
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn clip(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 async fn guard(State(state): State<HttpState>, request: Request, next: Next) -> Response {
     if request.method() == Method::DELETE {
         return delete(&state, request, next).await;
@@ -283,8 +357,13 @@ async fn guard(State(state): State<HttpState>, request: Request, next: Next) -> 
         }
     }
     if is_initialize {
+        if let Err(error) = client_info(&bytes, state.shared.config.max_client_info_bytes, peer) {
+            state.shared.metrics.refused("client_info");
+            return rpc_error(StatusCode::BAD_REQUEST, id.as_ref(), error);
+        }
         let max_sessions = state.shared.config.max_sessions;
         if state.sessions.count().await >= max_sessions {
+            state.shared.metrics.refused("full");
             return rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 id.as_ref(),

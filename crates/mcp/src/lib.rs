@@ -36,6 +36,7 @@ mod config;
 mod error;
 mod handler;
 mod http;
+mod metrics;
 mod server;
 mod sessions;
 mod stdio;

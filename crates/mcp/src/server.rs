@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::catalog::Catalog;
+use crate::metrics::McpMetrics;
 use crate::{McpConfig, McpError};
 
 /// How many [`McpEvent`]s a slow observer may fall behind before it lags.
@@ -67,6 +68,7 @@ pub(crate) struct Shared {
     catalog: ArcSwap<Catalog>,
     version: watch::Sender<u64>,
     events: broadcast::Sender<McpEvent>,
+    pub(crate) metrics: McpMetrics,
     listeners: AtomicUsize,
     watcher: Mutex<Option<JoinHandle<()>>>,
 }
@@ -91,6 +93,11 @@ impl Shared {
     }
 
     pub(crate) fn emit(&self, event: McpEvent) {
+        match &event {
+            McpEvent::PeerFull { .. } => self.metrics.refused("per_peer"),
+            McpEvent::InitTimedOut { .. } => self.metrics.refused("init_timeout"),
+            _ => {}
+        }
         let _ = self.events.send(event);
     }
 
@@ -160,12 +167,14 @@ impl McpServer {
         // Watch first, then read: no change can fall between the two.
         let mut changes = node.registry().watch();
         let catalog = Catalog::of(node.registry());
+        let metrics = McpMetrics::register(&node);
         let shared = Arc::new(Shared {
             node,
             config,
             catalog: ArcSwap::from_pointee(catalog),
             version: watch::Sender::new(0),
             events: broadcast::Sender::new(EVENT_CAPACITY),
+            metrics,
             listeners: AtomicUsize::new(0),
             watcher: Mutex::new(None),
         });

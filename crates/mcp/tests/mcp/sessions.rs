@@ -2,6 +2,7 @@
 //! DELETE, `Origin` and `Host` checks, the session cap.
 
 use plexus_mcp::{McpConfig, McpEvent};
+use plexus_node::metrics::Format;
 use serde_json::json;
 
 use crate::support::{Harness, initialize, session_headers};
@@ -261,6 +262,7 @@ async fn one_address_cannot_fill_the_pool_and_sessions_never_initialized_expire(
         matches!(e, McpEvent::PeerFull { .. }).then_some(())
     })
     .await;
+    assert_eq!(refused_total(&h, "per_peer"), 1);
 
     // Another client address is not locked out, and completes initialization.
     let other = with_addresses(&h, "127.0.0.2").await;
@@ -276,6 +278,7 @@ async fn one_address_cannot_fill_the_pool_and_sessions_never_initialized_expire(
         .await;
         expired += 1;
     }
+    assert_eq!(refused_total(&h, "init_timeout"), 2);
     let again = flood.post(&[], initialize(4, "2025-11-25")).await;
     assert_eq!(again.status, 200, "{}", again.text);
     let alive = other
@@ -285,4 +288,41 @@ async fn one_address_cannot_fill_the_pool_and_sessions_never_initialized_expire(
         )
         .await;
     assert_eq!(alive.status, 200, "{}", alive.text);
+}
+
+/// `plexus_mcp_refused_total{reason}` as the node's `/metrics` renders it.
+fn refused_total(h: &Harness, reason: &str) -> u64 {
+    let text = h.node.metrics().render(Format::Prometheus);
+    let series = format!("plexus_mcp_refused_total{{reason=\"{reason}\"}} ");
+    let line = text.lines().find(|l| l.starts_with(&series));
+    line.and_then(|l| l[series.len()..].trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+#[tokio::test]
+async fn an_initialize_with_an_oversized_client_info_is_refused_and_counted() {
+    let h = Harness::start().await;
+    let mut big = initialize(1, "2025-11-25");
+    big["params"]["clientInfo"]["name"] = json!("n".repeat(5_000));
+    let refused = h.post(&[], big).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    let error = refused.error();
+    assert_eq!(error["code"], -32602, "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("clientInfo") && message.contains("4096"),
+        "{error}"
+    );
+
+    let mut version = initialize(2, "2025-11-25");
+    version["params"]["protocolVersion"] = json!("v".repeat(100));
+    let refused = h.post(&[], version).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(refused.text.contains("protocolVersion"), "{}", refused.text);
+    assert_eq!(refused_total(&h, "client_info"), 2);
+
+    // An ordinary client is served.
+    let reply = h.post(&[], initialize(3, "2025-11-25")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(refused_total(&h, "client_info"), 2);
 }

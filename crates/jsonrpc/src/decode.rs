@@ -140,12 +140,63 @@ enum Element {
     Other,
 }
 
+/// The first integer literal in the JSON text `json` that is too large for a 64-bit
+/// integer (signed or unsigned). Parsed, it would become a float and lose digits
+/// silently (`123456789012345678901234567890` reads as `1.2345678901234568e29`).
+pub fn inexact_integer(json: &str) -> Option<&str> {
+    let bytes = json.as_bytes();
+    let mut i = 0;
+    while let Some(&c) = bytes.get(i) {
+        match c {
+            b'"' => {
+                // Skip the string, escapes included.
+                i += 1;
+                while let Some(&c) = bytes.get(i) {
+                    i += if c == b'\\' { 2 } else { 1 };
+                    if c == b'"' {
+                        break;
+                    }
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while bytes
+                    .get(i)
+                    .is_some_and(|c| matches!(c, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+                {
+                    i += 1;
+                }
+                let token = json.get(start..i).unwrap_or("");
+                let integer = !token.contains(['.', 'e', 'E']);
+                if integer && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
+                    return Some(token);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The refusal of params holding an integer that would lose digits.
+fn inexact(number: &str) -> RpcError {
+    let shown: String = number.chars().take(40).collect();
+    RpcError::new(
+        crate::codes::INVALID_PARAMS,
+        format!(
+            "params hold the integer {shown}, which does not fit in 64 bits and would lose \
+             digits: numbers are 64-bit integers or 64-bit floats; send it as a string"
+        ),
+        "invalid_params",
+    )
+}
+
 /// The members of an object that JSON-RPC knows.
 #[derive(Default)]
 struct Fields {
     jsonrpc: Option<Value>,
     method: Option<Value>,
-    params: Option<Value>,
+    params: Option<Box<RawValue>>,
     id: Option<Box<RawValue>>,
     result: Option<Value>,
     error: Option<Value>,
@@ -378,9 +429,9 @@ impl Element {
         }
         match fields.into_request() {
             Ok(request) => Message::Request(request),
-            Err((id, reason)) => Message::Invalid(Rejected {
+            Err((id, error)) => Message::Invalid(Rejected {
                 id: id.unwrap_or_else(Id::null),
-                error: RpcError::invalid_request(reason),
+                error,
             }),
         }
     }
@@ -390,9 +441,10 @@ impl Fields {
     /// The request, or the id to answer with and why it is refused. The checks run
     /// in a fixed order: the id first (a refusal can only carry an id that was read),
     /// then repeated keys, `jsonrpc`, `method`, `params`.
-    fn into_request(self) -> Result<Request, (Option<Id>, String)> {
+    fn into_request(self) -> Result<Request, (Option<Id>, RpcError)> {
+        let invalid = |id, reason: String| (id, RpcError::invalid_request(reason));
         if self.id_repeated {
-            return Err((
+            return Err(invalid(
                 None,
                 "the key `id` appears more than once: which one was meant cannot be known"
                     .to_owned(),
@@ -402,11 +454,16 @@ impl Fields {
             None => None,
             Some(raw) => match Id::from_raw(raw) {
                 Some(id) => Some(id),
-                None => return Err((None, "`id` must be a string, a number or null".to_owned())),
+                None => {
+                    return Err(invalid(
+                        None,
+                        "`id` must be a string, a number or null".to_owned(),
+                    ));
+                }
             },
         };
         if let Some(key) = self.repeated {
-            return Err((
+            return Err(invalid(
                 id,
                 format!(
                     "the key `{key}` appears more than once: which one was meant cannot be known"
@@ -415,17 +472,28 @@ impl Fields {
         }
         match &self.jsonrpc {
             Some(Value::String(v)) if v == "2.0" => {}
-            _ => return Err((id, "`jsonrpc` must be exactly \"2.0\"".to_owned())),
+            _ => return Err(invalid(id, "`jsonrpc` must be exactly \"2.0\"".to_owned())),
         }
         let method = match self.method {
             Some(Value::String(m)) => m,
-            Some(_) => return Err((id, "`method` must be a string".to_owned())),
-            None => return Err((id, "`method` is missing".to_owned())),
+            Some(_) => return Err(invalid(id, "`method` must be a string".to_owned())),
+            None => return Err(invalid(id, "`method` is missing".to_owned())),
         };
         let params = match self.params {
             None => Value::Null,
-            Some(p @ (Value::Array(_) | Value::Object(_))) => p,
-            Some(_) => return Err((id, "`params` must be an array or an object".to_owned())),
+            Some(raw) if !matches!(raw.get().as_bytes().first(), Some(b'[' | b'{')) => {
+                let reason = "`params` must be an array or an object".to_owned();
+                return Err(invalid(id, reason));
+            }
+            Some(raw) => {
+                if let Some(number) = inexact_integer(raw.get()) {
+                    return Err((id, inexact(number)));
+                }
+                match serde_json::from_str(raw.get()) {
+                    Ok(params) => params,
+                    Err(e) => return Err(invalid(id, e.to_string())),
+                }
+            }
         };
         Ok(Request { id, method, params })
     }
@@ -468,6 +536,37 @@ mod tests {
             Message::Invalid(rejected) => rejected,
             other => panic!("{text}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_integer_beyond_64_bits_in_params_is_refused_not_rounded() {
+        let big = r#"{"jsonrpc":"2.0","method":"a.b","params":{"n":[1,123456789012345678901234567890]},"id":7}"#;
+        let Message::Invalid(rejected) = single(big) else {
+            panic!("accepted");
+        };
+        assert_eq!(rejected.error.code, -32602);
+        assert!(
+            rejected
+                .error
+                .message
+                .contains("123456789012345678901234567890")
+        );
+        assert_eq!(rejected.id, Id::from_value(&json!(7)));
+        // What fits is kept exactly; digits inside strings are text.
+        let fits = r#"{"jsonrpc":"2.0","method":"a.b","params":{"i":-9223372036854775808,"u":18446744073709551615,"f":0.1,"e":1e300,"s":"123456789012345678901234567890 \" 99999999999999999999"},"id":1}"#;
+        let Message::Request(request) = single(fits) else {
+            panic!("refused");
+        };
+        assert_eq!(request.params["i"], json!(i64::MIN));
+        assert_eq!(request.params["u"], json!(u64::MAX));
+        assert_eq!(
+            inexact_integer("[-99999999999999999999]"),
+            Some("-99999999999999999999")
+        );
+        assert_eq!(
+            inexact_integer("[18446744073709551616]"),
+            Some("18446744073709551616")
+        );
     }
 
     #[test]

@@ -46,7 +46,9 @@ mod encode;
 mod error;
 mod id;
 
-pub use decode::{Message, Payload, Rejected, Request, Response, ResponseBody, decode};
+pub use decode::{
+    Message, Payload, Rejected, Request, Response, ResponseBody, decode, inexact_integer,
+};
 pub use encode::{encode, error_body, join_batch};
 pub use error::RpcError;
 pub use id::Id;

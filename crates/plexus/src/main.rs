@@ -28,6 +28,11 @@ mod serve;
 
 use std::process::ExitCode;
 
+/// With feature `mimalloc`, the allocator the soak figures compare with the system's.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use plexus_client::ClientError;
 

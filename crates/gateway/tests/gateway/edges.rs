@@ -125,3 +125,30 @@ async fn ids_come_back_byte_for_byte() {
     assert_eq!(text, expected);
     assert_eq!(ws_raw(&mut peer, &batch).await, expected);
 }
+
+/// Numbers are 64-bit integers or 64-bit floats: an integer that fits neither is
+/// refused with -32602 on `/rpc` and `/ws`, never rounded to a float and stored.
+#[tokio::test]
+async fn an_integer_beyond_64_bits_is_refused_not_rounded() {
+    let h = Harness::start().await;
+    let big = r#"{"jsonrpc":"2.0","method":"spec.sum","params":[123456789012345678901234567890,1],"id":5}"#;
+    let (status, text) = rpc_raw(&h, big).await;
+    assert_eq!(status, 200);
+    let got: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((code(&got), &got["id"]), (-32602, &json!(5)), "{got}");
+    assert!(
+        got["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("123456789012345678901234567890"),
+        "{got}"
+    );
+    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let got: Value = serde_json::from_str(&ws_raw(&mut peer, big).await).unwrap();
+    assert_eq!((code(&got), &got["id"]), (-32602, &json!(5)), "{got}");
+    // The largest 64-bit integers pass.
+    let fits = r#"{"jsonrpc":"2.0","method":"spec.sum","params":[9223372036854775807,0],"id":6}"#;
+    let (_, text) = rpc_raw(&h, fits).await;
+    let got: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(got["result"], json!(i64::MAX), "{got}");
+}

@@ -36,6 +36,13 @@ macro_rules! name_type {
             }
         }
 
+        /// Maps keyed by the name can be searched with a `&str`, without allocating.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl From<&str> for $name {
             fn from(name: &str) -> Self {
                 Self::new(name)

@@ -459,6 +459,12 @@ fn stack(
         ),
         None => None,
     };
+    if retry.is_none() && limiter.is_none() && bulkhead.is_none() && hedge.is_none() {
+        // Nothing above the balancer: no pass-through layers whose futures each call
+        // would copy.
+        let stack = balancer.clone().map_err(Into::<BoxError>::into);
+        return Ok(BoxCloneSyncService::new(stack));
+    }
     let stack = ServiceBuilder::new()
         // idempotent methods retry retryable errors, inside the retry budget
         .option_layer(retry.map(plexus_resilience::RetryLayer::new))

@@ -199,9 +199,8 @@ impl Core {
         service: &str,
         method: &str,
     ) -> Result<(Arc<ServiceRoute>, Arc<[Registration]>), CallError> {
-        let name = ServiceName::new(service);
-        let instances = self.registry.instances(&name);
-        if let Some(route) = self.routes.load().get(&name)
+        let instances = self.registry.instances_named(service);
+        if let Some(route) = self.routes.load().get(service)
             && route.serves(&instances)
         {
             route.sync(instances.clone(), self);
@@ -227,7 +226,7 @@ impl Core {
         let route = Arc::new(ServiceRoute::build(&descriptor, policy, &self.metrics)?);
         route.sync(instances.clone(), self);
         let mut routes = HashMap::clone(&self.routes.load());
-        if let Some(old) = routes.insert(name, route.clone()) {
+        if let Some(old) = routes.insert(ServiceName::new(service), route.clone()) {
             self.retire(&old);
         }
         self.routes.store(Arc::new(routes));

@@ -401,6 +401,12 @@ impl Registry {
     /// `Arc::ptr_eq` tells a caller nothing changed. Heartbeats do not replace it:
     /// `last_heartbeat` in it may be older than [`get`](Self::get) says.
     pub fn instances(&self, service: &ServiceName) -> Arc<[Registration]> {
+        self.instances_named(service.as_str())
+    }
+
+    /// [`instances`](Self::instances) by the service's name as text, without making
+    /// a [`ServiceName`] (the call path's lookup).
+    pub fn instances_named(&self, service: &str) -> Arc<[Registration]> {
         let snapshot = self.inner.snapshot.load();
         match snapshot.services.get(service) {
             Some(entry) => Arc::clone(&entry.all),

@@ -4,21 +4,11 @@
 //! is refused by the node (-32002) without running.
 
 use plexus_app::App;
+use plexus_mcp::testing::messages;
 use serde_json::{Value, json};
 
 const NODE_ONLY: &str = "node-only-token-0123456789";
 const OPS_ONLY: &str = "ops-only-token-0123456789";
-
-/// The JSON-RPC messages of an MCP answer (plain JSON, or the `data:` lines of SSE).
-fn messages(text: &str) -> Vec<Value> {
-    if let Ok(value) = serde_json::from_str::<Value>(text) {
-        return vec![value];
-    }
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str(d.trim()).ok())
-        .collect()
-}
 
 struct Mcp {
     http: reqwest::Client,

@@ -30,6 +30,9 @@
 //!
 //! The tool-call benchmark (`mcp_call_c16`) is in `plexus-bench`, so the server
 //! links no HTTP client.
+//!
+//! ## Feature flags
+//! - `test-util`: module `testing`, helpers for tests that talk to the server.
 
 mod catalog;
 mod config;
@@ -39,6 +42,8 @@ mod http;
 mod server;
 mod sessions;
 mod stdio;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use config::{LOOPBACK_HOSTS, LOOPBACK_ORIGINS, MAX_BODY_BYTES_LIMIT, McpConfig};
 pub use error::McpError;

@@ -3,8 +3,11 @@
 //! JSON-RPC like every service, with the `redis` health component and the
 //! `plexus_cache_*` metrics.
 
+mod support;
+
 use plexus_client::{Client, ClientError};
 use serde_json::{Value, json};
+use support::Served;
 
 fn redis_url() -> String {
     std::env::var("PLEXUS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -17,31 +20,9 @@ where
     F: FnOnce(Client, plexus_app::Node) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let dir = std::env::temp_dir().join(format!("plexus-{name}-{}", std::process::id()));
-    let toml = format!(
-        "[node]\ndata_dir = \"{}\"\n[gateway]\nbind = \"127.0.0.1:0\"\n{extra}",
-        dir.display()
-    );
-    let app = plexus_app::App::builder()
-        .toml(toml)
-        .start()
-        .await
-        .expect("the node starts");
-    let node = app.node().clone();
-    let listening = app.listen().await.expect("bound");
-    let addr = listening.local_addr().expect("an address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(app.serve(listening, async {
-        let _ = stopped.await;
-    }));
-    let client = Client::new(&format!("http://{addr}"), None).expect("a client");
-    body(client, node).await;
-    let _ = stop.send(());
-    served
-        .await
-        .expect("the serving task ends")
-        .expect("drained");
-    let _ = std::fs::remove_dir_all(&dir);
+    let node = Served::start(name, "", extra).await;
+    body(node.client(), node.node.clone()).await;
+    node.stop().await;
 }
 
 async fn round_trip(client: &Client) -> Value {

@@ -5,24 +5,19 @@
 #[allow(dead_code, unreachable_pub, missing_docs)]
 mod embed;
 
-use plexus_client::Client;
+mod support;
+
 use serde_json::json;
+use support::{Served, config, data_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_embedded_node_serves_its_own_and_the_built_in_services() {
-    let dir = std::env::temp_dir().join(format!("plexus-embed-{}", std::process::id()));
-    let toml = format!(
-        "[node]\nname = \"embedded\"\ndata_dir = \"{}\"\n[gateway]\nbind = \"127.0.0.1:0\"\n",
-        dir.display()
-    );
+    let dir = data_dir("embed");
+    let toml = config(&dir, "name = \"embedded\"\n", "");
     let (app, listening) = embed::start(&toml).await.expect("the node starts");
-    let addr = listening.local_addr().expect("bound");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(app.serve(listening, async {
-        let _ = stopped.await;
-    }));
+    let node = Served::serve(app, listening, dir);
 
-    let client = Client::new(&format!("http://{addr}"), None).expect("a client");
+    let client = node.client();
     let hello = client
         .call("greeter.hello", json!({"name": "embedder"}))
         .await
@@ -49,28 +44,16 @@ async fn an_embedded_node_serves_its_own_and_the_built_in_services() {
         );
     }
 
-    let _ = stop.send(());
-    served
-        .await
-        .expect("the serving task ends")
-        .expect("the gateway drains");
-    let _ = std::fs::remove_dir_all(&dir);
+    node.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configuration_in_force_is_readable_with_its_defaults() {
-    let dir = std::env::temp_dir().join(format!("plexus-effective-{}", std::process::id()));
-    let toml = format!(
-        "[node]\ndata_dir = \"{}\"\n[gateway]\nbind = \"127.0.0.1:0\"\n[calls.default]\ntimeout_ms = 2500\n",
-        dir.display()
-    );
+    let dir = data_dir("effective");
+    let toml = config(&dir, "", "[calls.default]\ntimeout_ms = 2500\n");
     let (app, listening) = embed::start(&toml).await.expect("the node starts");
-    let addr = listening.local_addr().expect("bound");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(app.serve(listening, async {
-        let _ = stopped.await;
-    }));
-    let client = Client::new(&format!("http://{addr}"), None).expect("a client");
+    let node = Served::serve(app, listening, dir);
+    let client = node.client();
     let get = |path: &'static str| {
         let client = client.clone();
         async move {
@@ -96,7 +79,5 @@ async fn the_configuration_in_force_is_readable_with_its_defaults() {
     assert_eq!(get("health.default.interval_ms").await, 10000);
     assert_eq!(get("health.default.failure_threshold").await, 3);
 
-    let _ = stop.send(());
-    served.await.expect("joined").expect("drained");
-    let _ = std::fs::remove_dir_all(&dir);
+    node.stop().await;
 }

@@ -3,22 +3,14 @@
 //! shows only the tools the token may call, and a tool outside its `call:` scopes
 //! is refused by the node (-32002) without running.
 
-use plexus_app::App;
+mod support;
+
+use plexus_mcp::testing::messages;
 use serde_json::{Value, json};
+use support::Served;
 
 const NODE_ONLY: &str = "node-only-token-0123456789";
 const OPS_ONLY: &str = "ops-only-token-0123456789";
-
-/// The JSON-RPC messages of an MCP answer (plain JSON, or the `data:` lines of SSE).
-fn messages(text: &str) -> Vec<Value> {
-    if let Ok(value) = serde_json::from_str::<Value>(text) {
-        return vec![value];
-    }
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str(d.trim()).ok())
-        .collect()
-}
 
 struct Mcp {
     http: reqwest::Client,
@@ -83,14 +75,9 @@ impl Mcp {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_tools_are_bound_by_the_tokens_call_scopes() {
-    let dir = std::env::temp_dir().join(format!("plexus-mcp-scopes-{}", std::process::id()));
-    let toml = format!(
+    let node_keys = "name = \"scoped\"\n";
+    let tokens = format!(
         r#"
-[node]
-name = "scoped"
-data_dir = "{}"
-[gateway]
-bind = "127.0.0.1:0"
 [[gateway.tokens]]
 name = "node-reader"
 token = "{NODE_ONLY}"
@@ -99,20 +86,10 @@ scopes = ["call:node.*"]
 name = "watcher"
 token = "{OPS_ONLY}"
 scopes = ["ops"]
-"#,
-        dir.display()
+"#
     );
-    let app = App::builder()
-        .toml(toml)
-        .start()
-        .await
-        .expect("the node starts");
-    let listening = app.listen().await.expect("the gateway binds");
-    let url = format!("http://{}/mcp", listening.local_addr().expect("bound"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(app.serve(listening, async {
-        let _ = stopped.await;
-    }));
+    let node = Served::start("mcp-scopes", node_keys, &tokens).await;
+    let url = format!("http://{}/mcp", node.addr);
 
     let mut reader = Mcp::open(&url, NODE_ONLY).await;
     let listed = reader.request(2, "tools/list", json!({})).await;
@@ -151,10 +128,5 @@ scopes = ["ops"]
     let listed = watcher.request(2, "tools/list", json!({})).await;
     assert_eq!(listed["result"]["tools"], json!([]), "{listed}");
 
-    let _ = stop.send(());
-    served
-        .await
-        .expect("the server task")
-        .expect("the node stops cleanly");
-    let _ = std::fs::remove_dir_all(dir);
+    node.stop().await;
 }

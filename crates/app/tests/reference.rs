@@ -2,6 +2,8 @@
 //! in force with nothing configured (every default, every section) appears on the
 //! page, so a key added in code and not documented fails here.
 
+mod support;
+
 use serde_json::Value;
 
 /// Every key path under `value`, descending into non-empty tables.
@@ -28,13 +30,9 @@ async fn every_configuration_key_is_documented() {
         "/../../docs/configuration.md"
     ))
     .expect("docs/configuration.md");
-    let dir = std::env::temp_dir().join(format!("plexus-reference-{}", std::process::id()));
-    let toml = format!(
-        "[node]\ndata_dir = \"{}\"\n[gateway]\nbind = \"127.0.0.1:0\"\n",
-        dir.display()
-    );
+    let dir = support::data_dir("reference");
     let app = plexus_app::App::builder()
-        .toml(toml)
+        .toml(support::config(&dir, "", ""))
         .start()
         .await
         .expect("the node starts");

@@ -30,6 +30,9 @@
 //!
 //! The tool-call benchmark (`mcp_call_c16`) is in `plexus-bench`, so the server
 //! links no HTTP client.
+//!
+//! ## Feature flags
+//! - `test-util`: module `testing`, helpers for tests that talk to the server.
 
 mod catalog;
 mod config;
@@ -40,6 +43,8 @@ mod metrics;
 mod server;
 mod sessions;
 mod stdio;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use config::{LOOPBACK_HOSTS, LOOPBACK_ORIGINS, MAX_BODY_BYTES_LIMIT, McpConfig};
 pub use error::McpError;

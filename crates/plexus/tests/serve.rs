@@ -125,6 +125,11 @@ impl Server {
         run(plexus().args(args).env("PLEXUS_URL", &self.url)).await
     }
 
+    /// Runs the CLI against this node; it succeeds, and its output is JSON.
+    async fn json(&self, args: &[&str]) -> Value {
+        self.cli(args).await.ok().json()
+    }
+
     /// Sends SIGTERM and waits for the exit status, within `WAIT`.
     async fn terminate(&mut self) -> i32 {
         let pid = Pid::from_raw(self.child.id().unwrap() as i32);
@@ -238,11 +243,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     }
 
     // call, with --json parsed.
-    let services = server
-        .cli(&["call", "node.services", "--json"])
-        .await
-        .ok()
-        .json();
+    let services = server.json(&["call", "node.services", "--json"]).await;
     let mut instances: Vec<&str> = services
         .as_array()
         .unwrap()
@@ -263,7 +264,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
 
     // The embedded cache, through the same CLI.
     let set = server
-        .cli(&[
+        .json(&[
             "call",
             "cache.set",
             "key=greeting",
@@ -271,15 +272,11 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
             "ttl_ms=60000",
             "--json",
         ])
-        .await
-        .ok()
-        .json();
+        .await;
     assert_eq!(set, json!({"ttl_ms": 60000}));
     let got = server
-        .cli(&["call", "cache.get", "key=greeting", "--json"])
-        .await
-        .ok()
-        .json();
+        .json(&["call", "cache.get", "key=greeting", "--json"])
+        .await;
     assert_eq!(
         got,
         json!({"found": true, "value": {"text": "hello"}, "loaded": false})
@@ -292,7 +289,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
         .await
         .ok();
     let put = server
-        .cli(&[
+        .json(&[
             "call",
             "datastore.put",
             "collection=cases",
@@ -301,21 +298,17 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
             "doc.score=4",
             "--json",
         ])
-        .await
-        .ok()
-        .json();
+        .await;
     assert_eq!(put, json!({"id": "c1", "version": 1}));
     let got = server
-        .cli(&[
+        .json(&[
             "call",
             "datastore.get",
             "--params",
             r#"{"collection": "cases", "id": "c1"}"#,
             "--json",
         ])
-        .await
-        .ok()
-        .json();
+        .await;
     assert_eq!(got["doc"], json!({"status": "open", "score": 4}));
     assert!(dir.join("plexus-data/plexus.db").exists());
 
@@ -325,11 +318,11 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     assert!(table.stdout.contains("config_rollback"), "{}", table.stdout);
     assert!(table.stdout.contains("healthy"), "{}", table.stdout);
     assert!(!table.stdout.contains('\x1b'), "no colours off a terminal");
-    let listed = server.cli(&["services", "--json"]).await.ok().json();
+    let listed = server.json(&["services", "--json"]).await;
     assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
 
     // health.
-    let health = server.cli(&["health", "--json"]).await.ok().json();
+    let health = server.json(&["health", "--json"]).await;
     let components = health["components"].as_array().unwrap();
     let names: Vec<&str> = components
         .iter()
@@ -345,19 +338,15 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
 
     // config: set, get, history, rollback, all through the node.
     let set = server
-        .cli(&["config", "set", "calls.default.timeout_ms=1500", "--json"])
-        .await
-        .ok()
-        .json();
+        .json(&["config", "set", "calls.default.timeout_ms=1500", "--json"])
+        .await;
     let v = set["version"].as_u64().unwrap();
     assert_eq!(set["changed"], json!(["calls.default.timeout_ms"]));
     let got = server
-        .cli(&["config", "get", "calls.default.timeout_ms", "--json"])
-        .await
-        .ok()
-        .json();
+        .json(&["config", "get", "calls.default.timeout_ms", "--json"])
+        .await;
     assert_eq!(got, json!(1500));
-    let whole = server.cli(&["config", "get", "--json"]).await.ok().json();
+    let whole = server.json(&["config", "get", "--json"]).await;
     assert_eq!(whole["node"]["name"], "itest");
     assert_eq!(whole["processes"][1]["name"], "worker-b");
     // The node refuses an invalid policy, naming the field: exit 1.
@@ -374,11 +363,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     let refused = server.cli(&["config", "set", "gateway.max_batch=0"]).await;
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     assert!(refused.stderr.contains("max_batch"), "{}", refused.stderr);
-    let history = server
-        .cli(&["config", "history", "--json"])
-        .await
-        .ok()
-        .json();
+    let history = server.json(&["config", "history", "--json"]).await;
     let versions: Vec<u64> = history
         .as_array()
         .unwrap()
@@ -393,16 +378,12 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
         table.stdout
     );
     let rolled = server
-        .cli(&["config", "rollback", &(v - 1).to_string(), "--json"])
-        .await
-        .ok()
-        .json();
+        .json(&["config", "rollback", &(v - 1).to_string(), "--json"])
+        .await;
     assert_eq!(rolled["rollback_of"], json!(v - 1));
     let got = server
-        .cli(&["config", "get", "calls.default.timeout_ms", "--json"])
-        .await
-        .ok()
-        .json();
+        .json(&["config", "get", "calls.default.timeout_ms", "--json"])
+        .await;
     // Rolled back to before the set: the default in force again (issue 14: the
     // effective value, defaults included, not null).
     assert_eq!(got, json!(5000));
@@ -466,7 +447,7 @@ async fn published_events_reach_a_subscriber_that_stops_after_count() {
     .unwrap();
 
     let published = server
-        .cli(&[
+        .json(&[
             "publish",
             "orders.created",
             "--payload",
@@ -475,9 +456,7 @@ async fn published_events_reach_a_subscriber_that_stops_after_count() {
             "high",
             "--json",
         ])
-        .await
-        .ok()
-        .json();
+        .await;
     assert_eq!(published["matched"], 1);
     let other = server.cli(&["publish", "invoices.created"]).await.ok();
     assert!(
@@ -633,10 +612,8 @@ async fn a_changed_file_reloads_the_call_policies() {
     let dir = temp_dir("reload");
     let mut server = Server::start(&dir, "[calls.default]\ntimeout_ms = 1000\n").await;
     let got = server
-        .cli(&["config", "get", "calls.default.timeout_ms", "--json"])
-        .await
-        .ok()
-        .json();
+        .json(&["config", "get", "calls.default.timeout_ms", "--json"])
+        .await;
     assert_eq!(got, json!(1000));
     // Replace the file as deployment tools do: write aside, rename over.
     let aside = dir.join("plexus.toml.new");
@@ -646,16 +623,10 @@ async fn a_changed_file_reloads_the_call_policies() {
         .wait_log(&["configuration changed", "calls.default.timeout_ms"])
         .await;
     let got = server
-        .cli(&["config", "get", "calls.default.timeout_ms", "--json"])
-        .await
-        .ok()
-        .json();
+        .json(&["config", "get", "calls.default.timeout_ms", "--json"])
+        .await;
     assert_eq!(got, json!(2500));
-    let history = server
-        .cli(&["config", "history", "--json"])
-        .await
-        .ok()
-        .json();
+    let history = server.json(&["config", "history", "--json"]).await;
     let last = history.as_array().unwrap().last().unwrap().clone();
     assert!(
         last["author"].as_str().unwrap().starts_with("file:"),
@@ -687,58 +658,91 @@ async fn tables_are_coloured_only_when_asked_and_not_with_no_color() {
     assert_eq!(server.terminate().await, 0);
 }
 
+/// `plexus mcp ARGS` run in `dir`, spoken to as an MCP client over its stdin and
+/// stdout, one JSON message a line.
+struct McpPipe {
+    child: Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    log: watch::Receiver<String>,
+}
+
+impl McpPipe {
+    fn spawn(dir: &Path, args: &[&str]) -> Self {
+        let mut child = plexus()
+            .arg("mcp")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Self {
+            log: collect(child.stderr.take().unwrap()),
+            stdin: child.stdin.take().unwrap(),
+            stdout: BufReader::new(child.stdout.take().unwrap()).lines(),
+            child,
+        }
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.stdin
+            .write_all(format!("{message}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// The next message the server writes.
+    async fn next(&mut self) -> Value {
+        let line = tokio::time::timeout(WAIT, self.stdout.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_or_else(|| panic!("mcp ended; log: {}", self.log.borrow().as_str()));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// Closes stdin, which ends the session; the process exits 0. Its log.
+    async fn finish(self) -> String {
+        let Self {
+            mut child,
+            stdin,
+            log,
+            ..
+        } = self;
+        drop(stdin);
+        let status = tokio::time::timeout(WAIT, child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        let log = log.borrow().clone();
+        assert_eq!(status.code(), Some(0), "{log}");
+        log
+    }
+}
+
+fn initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}})
+}
+
 #[tokio::test]
 async fn mcp_serves_the_nodes_methods_as_tools_over_stdio() {
     let dir = temp_dir("mcp");
     let file = dir.join("plexus.toml");
     std::fs::write(&file, "[node]\nname = \"mcptest\"\n").unwrap();
-    let mut child = plexus()
-        .args(["mcp", "--config"])
-        .arg(&file)
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = collect(child.stderr.take().unwrap());
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = async || -> Value {
-        let line = tokio::time::timeout(WAIT, stdout.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap_or_else(|| panic!("mcp ended; log: {}", log.borrow().as_str()));
-        serde_json::from_str(&line).unwrap()
-    };
-    let send = |message: Value| format!("{message}\n");
-
-    stdin
-        .write_all(
-            send(
-                json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {},
-                "clientInfo": {"name": "test", "version": "1"}}}),
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let init = next().await;
+    let mut mcp = McpPipe::spawn(&dir, &["--config", file.to_str().unwrap()]);
+    mcp.send(initialize()).await;
+    let init = mcp.next().await;
     assert_eq!(init["id"], 1, "{init}");
     assert!(init["result"]["serverInfo"].is_object(), "{init}");
-    stdin
-        .write_all(
-            send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).as_bytes(),
-        )
-        .await
-        .unwrap();
-    stdin
-        .write_all(send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).as_bytes())
-        .await
-        .unwrap();
-    let list = next().await;
+    mcp.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await;
+    mcp.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .await;
+    let list = mcp.next().await;
     let tools: Vec<&str> = list["result"]["tools"]
         .as_array()
         .unwrap_or_else(|| panic!("{list}"))
@@ -746,26 +750,15 @@ async fn mcp_serves_the_nodes_methods_as_tools_over_stdio() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert!(tools.contains(&"node.services"), "{tools:?}");
-    stdin
-        .write_all(
-            send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-                "params": {"name": "node.config_get", "arguments": {"path": "node.name"}}}))
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let called = next().await;
+    mcp.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "node.config_get", "arguments": {"path": "node.name"}}}))
+        .await;
+    let called = mcp.next().await;
     assert_eq!(called["id"], 3, "{called}");
     assert!(called.to_string().contains("mcptest"), "{called}");
 
     // Closing stdin ends the session and the process, cleanly.
-    drop(stdin);
-    let status = tokio::time::timeout(WAIT, child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "{}", log.borrow().as_str());
-    let log = Arc::new(log.borrow().clone());
+    let log = mcp.finish().await;
     assert!(log.contains("stopped"), "{log}");
 }
 
@@ -893,11 +886,7 @@ async fn data_dir_on_the_command_line_moves_the_embedded_database() {
         !dir.join("plexus-data").exists(),
         "the default folder was used"
     );
-    let got = server
-        .cli(&["config", "get", "store.url", "--json"])
-        .await
-        .ok()
-        .json();
+    let got = server.json(&["config", "get", "store.url", "--json"]).await;
     assert!(
         got.as_str().is_some_and(|u| u.contains("elsewhere")),
         "{got}"
@@ -938,66 +927,32 @@ async fn a_closed_output_pipe_ends_the_command_quietly() {
 async fn mcp_relays_stdio_to_a_running_node() {
     let dir = temp_dir("mcprelay");
     let mut server = Server::start(&dir, "[node]\nname = \"relayed\"\n").await;
-    let mut child = plexus()
-        .args(["mcp", "--url", &server.url])
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = collect(child.stderr.take().unwrap());
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = async || -> Value {
-        let line = tokio::time::timeout(WAIT, stdout.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap_or_else(|| panic!("mcp ended; log: {}", log.borrow().as_str()));
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
-    };
+    let mut mcp = McpPipe::spawn(&dir, &["--url", &server.url]);
     for message in [
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "test", "version": "1"}}}),
+        initialize(),
         json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
         json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                "params": {"name": "datastore.create_collection", "arguments": {"name": "relayed_notes"}}}),
     ] {
-        stdin
-            .write_all(format!("{message}\n").as_bytes())
-            .await
-            .unwrap();
+        mcp.send(message).await;
     }
-    let init = next().await;
+    let init = mcp.next().await;
     assert_eq!(init["id"], 1, "{init}");
-    let created = next().await;
+    let created = mcp.next().await;
     assert_eq!(created["id"], 2, "{created}");
     assert_ne!(created["result"]["isError"], json!(true), "{created}");
-    drop(stdin);
-    let status = tokio::time::timeout(WAIT, child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "{}", log.borrow().as_str());
-    assert!(
-        log.borrow().contains("relaying MCP"),
-        "{}",
-        log.borrow().as_str()
-    );
+    let log = mcp.finish().await;
+    assert!(log.contains("relaying MCP"), "{log}");
     // The collection is in the running node's store (counting a collection that
     // does not exist fails): the relay started no node of its own.
     let count = server
-        .cli(&[
+        .json(&[
             "call",
             "datastore.count",
             "collection=relayed_notes",
             "--json",
         ])
-        .await
-        .ok()
-        .json();
+        .await;
     assert!(count.is_object() || count.is_number(), "{count}");
     assert_eq!(server.terminate().await, 0);
 }

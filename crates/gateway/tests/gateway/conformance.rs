@@ -11,12 +11,19 @@ use serde_json::{Value, json};
 
 use crate::support::Harness;
 
-fn parse_reason(text: &str) -> String {
-    serde_json::from_str::<Value>(text).unwrap_err().to_string()
+/// The parse error for `text`, with the reason serde gives.
+fn parse_error(text: &str) -> Value {
+    let reason = serde_json::from_str::<Value>(text).unwrap_err().to_string();
+    json!({"code": -32700, "message": "Parse error", "data": {"reason": reason}})
 }
 
 fn invalid(reason: &str) -> Value {
     json!({"code": -32600, "message": "Invalid Request", "data": {"reason": reason}})
+}
+
+/// The answer to a request whose id could not be read: `error`, with id null.
+fn without_id(error: Value) -> Value {
+    json!({"jsonrpc": "2.0", "error": error, "id": null})
 }
 
 fn foobar_not_found() -> Value {
@@ -27,43 +34,50 @@ fn foobar_not_found() -> Value {
     })
 }
 
+/// Sends each request text in turn and compares the whole answer.
+async fn answers(h: &Harness, exchanges: impl IntoIterator<Item = (&str, Value)>) {
+    for (text, answer) in exchanges {
+        let (status, got) = h.rpc_text(text, None).await;
+        assert_eq!((status, got), (200, answer), "{text}");
+    }
+}
+
 #[tokio::test]
 async fn rpc_call_with_positional_parameters() {
     let h = Harness::start().await;
-    let (status, got) = h
-        .rpc_text(
-            r#"{"jsonrpc": "2.0", "method": "spec.subtract", "params": [42, 23], "id": 1}"#,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
-    assert_eq!(got, json!({"jsonrpc": "2.0", "result": 19, "id": 1}));
-    let (_, got) = h
-        .rpc_text(
-            r#"{"jsonrpc": "2.0", "method": "spec.subtract", "params": [23, 42], "id": 2}"#,
-            None,
-        )
-        .await;
-    assert_eq!(got, json!({"jsonrpc": "2.0", "result": -19, "id": 2}));
+    answers(
+        &h,
+        [
+            (
+                r#"{"jsonrpc": "2.0", "method": "spec.subtract", "params": [42, 23], "id": 1}"#,
+                json!({"jsonrpc": "2.0", "result": 19, "id": 1}),
+            ),
+            (
+                r#"{"jsonrpc": "2.0", "method": "spec.subtract", "params": [23, 42], "id": 2}"#,
+                json!({"jsonrpc": "2.0", "result": -19, "id": 2}),
+            ),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn rpc_call_with_named_parameters() {
     let h = Harness::start().await;
-    let (_, got) = h
-        .rpc_text(
-            r#"{"jsonrpc": "2.0", "method": "spec.subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}"#,
-            None,
-        )
-        .await;
-    assert_eq!(got, json!({"jsonrpc": "2.0", "result": 19, "id": 3}));
-    let (_, got) = h
-        .rpc_text(
-            r#"{"jsonrpc": "2.0", "method": "spec.subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4}"#,
-            None,
-        )
-        .await;
-    assert_eq!(got, json!({"jsonrpc": "2.0", "result": 19, "id": 4}));
+    answers(
+        &h,
+        [
+            (
+                r#"{"jsonrpc": "2.0", "method": "spec.subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}"#,
+                json!({"jsonrpc": "2.0", "result": 19, "id": 3}),
+            ),
+            (
+                r#"{"jsonrpc": "2.0", "method": "spec.subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4}"#,
+                json!({"jsonrpc": "2.0", "result": 19, "id": 4}),
+            ),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -102,10 +116,7 @@ async fn a_call_with_invalid_json() {
     let text = r#"{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]"#;
     let (status, got) = h.rpc_text(text, None).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        got,
-        json!({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error", "data": {"reason": parse_reason(text)}}, "id": null})
-    );
+    assert_eq!(got, without_id(parse_error(text)));
 }
 
 #[tokio::test]
@@ -114,10 +125,7 @@ async fn a_call_with_an_invalid_request_object() {
     let (_, got) = h
         .rpc_text(r#"{"jsonrpc": "2.0", "method": 1, "params": "bar"}"#, None)
         .await;
-    assert_eq!(
-        got,
-        json!({"jsonrpc": "2.0", "error": invalid("`method` must be a string"), "id": null})
-    );
+    assert_eq!(got, without_id(invalid("`method` must be a string")));
 }
 
 #[tokio::test]
@@ -128,28 +136,21 @@ async fn a_batch_with_invalid_json() {
   {"jsonrpc": "2.0", "method"
 ]"#;
     let (_, got) = h.rpc_text(text, None).await;
-    assert_eq!(
-        got,
-        json!({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error", "data": {"reason": parse_reason(text)}}, "id": null})
-    );
+    assert_eq!(got, without_id(parse_error(text)));
 }
 
 #[tokio::test]
 async fn an_empty_batch() {
     let h = Harness::start().await;
     let (_, got) = h.rpc_text("[]", None).await;
-    assert_eq!(
-        got,
-        json!({"jsonrpc": "2.0", "error": invalid("a batch must not be empty"), "id": null})
-    );
+    assert_eq!(got, without_id(invalid("a batch must not be empty")));
 }
 
 #[tokio::test]
 async fn an_invalid_batch_but_not_empty() {
     let h = Harness::start().await;
     let (_, got) = h.rpc_text("[1]", None).await;
-    let one =
-        json!({"jsonrpc": "2.0", "error": invalid("a request must be a JSON object"), "id": null});
+    let one = without_id(invalid("a request must be a JSON object"));
     assert_eq!(got, json!([one]));
 }
 
@@ -157,8 +158,7 @@ async fn an_invalid_batch_but_not_empty() {
 async fn an_invalid_batch() {
     let h = Harness::start().await;
     let (_, got) = h.rpc_text("[1,2,3]", None).await;
-    let one =
-        json!({"jsonrpc": "2.0", "error": invalid("a request must be a JSON object"), "id": null});
+    let one = without_id(invalid("a request must be a JSON object"));
     assert_eq!(got, json!([one, one, one]));
 }
 
@@ -185,7 +185,7 @@ async fn a_mixed_batch() {
         json!([
             {"jsonrpc": "2.0", "result": 7, "id": "1"},
             {"jsonrpc": "2.0", "result": 19, "id": "2"},
-            {"jsonrpc": "2.0", "error": invalid("`jsonrpc` must be exactly \"2.0\""), "id": null},
+            without_id(invalid("`jsonrpc` must be exactly \"2.0\"")),
             {"jsonrpc": "2.0", "error": foo_get, "id": "5"},
             {"jsonrpc": "2.0", "result": ["hello", 5], "id": "9"}
         ])

@@ -1,11 +1,10 @@
 //! Protocol edges of JSON-RPC on `/rpc` and `/ws`: a request object that repeats a
 //! key is refused, and ids come back exactly as they were sent.
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{Harness, Peer, WAIT, code, connect};
+use crate::support::{Harness, Peer, code};
 
 /// `POST /rpc` with `body`; the status and the response text as it came.
 async fn rpc_raw(h: &Harness, body: &str) -> (u16, String) {
@@ -25,12 +24,7 @@ async fn rpc_raw(h: &Harness, body: &str) -> (u16, String) {
 async fn ws_raw(peer: &mut Peer, text: &str) -> String {
     peer.send_raw(Message::Text(text.to_owned().into())).await;
     loop {
-        let message = tokio::time::timeout(WAIT, peer.socket.next())
-            .await
-            .expect("no message within the wait")
-            .expect("the socket closed")
-            .expect("the socket failed");
-        if let Message::Text(text) = message {
+        if let Message::Text(text) = peer.next_message().await {
             return text.as_str().to_owned();
         }
     }
@@ -76,7 +70,7 @@ async fn a_repeated_key_is_an_invalid_request_never_last_one_wins() {
     // Nothing ran for the refused ones.
     assert_eq!(h.call("spec.sum", json!([1, 2])).await["result"], 3);
 
-    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let mut peer = h.peer().await;
     for (text, id) in [
         (TWO_METHODS, json!(1)),
         (TWO_IDS, Value::Null),
@@ -98,7 +92,7 @@ async fn ids_come_back_byte_for_byte() {
         "1e2",
         r#""\u0041b""#,
     ];
-    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let mut peer = h.peer().await;
     for id in ids {
         let ok = format!(r#"{{"jsonrpc":"2.0","method":"spec.sum","params":[1,2],"id":{id}}}"#);
         let expected = format!(r#"{{"jsonrpc":"2.0","result":3,"id":{id}}}"#);

@@ -30,8 +30,32 @@ fn spawn(program: &str, script: &Path, envs: &[(&str, String)]) -> Child {
         .unwrap_or_else(|e| panic!("could not start `{program}`: {e}"))
 }
 
+/// An example run as `program script` (`script` under `examples/`), its instance id
+/// in the variable `instance_var`.
+struct Example<'a> {
+    program: &'a str,
+    script: &'a str,
+    instance_var: &'a str,
+}
+
+impl<'a> Example<'a> {
+    fn new(program: &'a str, script: &'a str, instance_var: &'a str) -> Self {
+        Self {
+            program,
+            script,
+            instance_var,
+        }
+    }
+}
+
 /// Runs the example, calls it, restarts it under the same instance id, then kills it.
-async fn exercise(h: &Harness, mut start: impl FnMut() -> Child, service: &str, instance: &str) {
+async fn exercise(h: &Harness, example: Example<'_>, service: &str, instance: &str) {
+    let script = examples().join(example.script);
+    let envs = [
+        ("PLEXUS_URL", h.ws_url()),
+        (example.instance_var, instance.to_owned()),
+    ];
+    let start = || spawn(example.program, &script, &envs);
     let mut child = start();
     h.wait_status(instance, ServiceStatus::Healthy).await;
     let said = h
@@ -78,19 +102,8 @@ async fn the_python_example_registers_serves_and_goes_unhealthy_when_killed() {
         "the Python example needs python3 with `websockets`: pip install -r examples/python-echo/requirements.txt"
     );
     let h = Harness::start().await;
-    let script = examples().join("python-echo/echo.py");
-    let url = h.ws_url();
-    let start = || {
-        spawn(
-            "python3",
-            &script,
-            &[
-                ("PLEXUS_URL", url.clone()),
-                ("ECHO_INSTANCE", "echo-py-test".into()),
-            ],
-        )
-    };
-    exercise(&h, start, "echo", "echo-py-test").await;
+    let example = Example::new("python3", "python-echo/echo.py", "ECHO_INSTANCE");
+    exercise(&h, example, "echo", "echo-py-test").await;
 }
 
 #[tokio::test]
@@ -101,17 +114,6 @@ async fn the_node_example_registers_serves_and_goes_unhealthy_when_killed() {
         "the Node.js example needs `ws`: npm ci --prefix examples/node-echo"
     );
     let h = Harness::start().await;
-    let script = examples().join("node-echo/echo.js");
-    let url = h.ws_url();
-    let start = || {
-        spawn(
-            "node",
-            &script,
-            &[
-                ("PLEXUS_URL", url.clone()),
-                ("SHOUT_INSTANCE", "shout-js-test".into()),
-            ],
-        )
-    };
-    exercise(&h, start, "shout", "shout-js-test").await;
+    let example = Example::new("node", "node-echo/echo.js", "SHOUT_INSTANCE");
+    exercise(&h, example, "shout", "shout-js-test").await;
 }

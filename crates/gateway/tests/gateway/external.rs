@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{Harness, WAIT, code, connect, descriptor};
+use crate::support::{Harness, WAIT, code, descriptor};
 
 /// How a test service answers the calls it receives.
 #[derive(Clone)]
@@ -24,10 +24,11 @@ enum Mode {
     Fail(Value),
 }
 
-/// Registers `instance` of `calc` (method `whoami`) and answers calls in a task;
-/// aborting the task drops the socket without a close frame.
+/// Registers `instance` of `calc` (method `whoami`), answers calls in a task, and
+/// waits until the instance is Healthy; aborting the task drops the socket without
+/// a close frame.
 async fn service(h: &Harness, instance: &str, mode: Mode) -> JoinHandle<()> {
-    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let mut peer = h.peer().await;
     let registered = peer
         .ok(
             "plexus.register",
@@ -36,9 +37,10 @@ async fn service(h: &Harness, instance: &str, mode: Mode) -> JoinHandle<()> {
         .await;
     assert_eq!(registered["instance"], instance);
     assert!(registered["heartbeat_ttl_ms"].as_u64().unwrap() > 0);
+    let name = instance;
     let instance = instance.to_owned();
     let mut socket = peer.socket;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Some(Ok(message)) = socket.next().await {
             let Message::Text(text) = message else {
                 continue;
@@ -65,7 +67,9 @@ async fn service(h: &Harness, instance: &str, mode: Mode) -> JoinHandle<()> {
                 break;
             }
         }
-    })
+    });
+    h.wait_status(name, ServiceStatus::Healthy).await;
+    task
 }
 
 async fn whoami(h: &Harness) -> String {
@@ -81,8 +85,6 @@ async fn calls_reach_every_instance_fail_over_when_one_drops_and_return_when_it_
     let h = Harness::start().await;
     let a = service(&h, "calc-a", Mode::Answer).await;
     let _b = service(&h, "calc-b", Mode::Answer).await;
-    h.wait_status("calc-a", ServiceStatus::Healthy).await;
-    h.wait_status("calc-b", ServiceStatus::Healthy).await;
     let mut seen = BTreeSet::new();
     for _ in 0..4 {
         seen.insert(whoami(&h).await);
@@ -102,7 +104,6 @@ async fn calls_reach_every_instance_fail_over_when_one_drops_and_return_when_it_
 
     // It comes back on a new socket with the same instance id.
     let _a = service(&h, "calc-a", Mode::Answer).await;
-    h.wait_status("calc-a", ServiceStatus::Healthy).await;
     let mut seen = BTreeSet::new();
     for _ in 0..4 {
         seen.insert(whoami(&h).await);
@@ -116,8 +117,6 @@ async fn a_call_in_flight_on_a_dropped_socket_fails_over_to_another_instance() {
     let got = Arc::new(Notify::new());
     let a = service(&h, "calc-a", Mode::Hang(got.clone())).await;
     let _b = service(&h, "calc-b", Mode::Answer).await;
-    h.wait_status("calc-a", ServiceStatus::Healthy).await;
-    h.wait_status("calc-b", ServiceStatus::Healthy).await;
     let call = || {
         let http = h.http.clone();
         let url = h.url("/rpc");
@@ -158,7 +157,6 @@ async fn a_dropped_instance_is_deregistered_after_the_grace_period() {
     })
     .await;
     let a = service(&h, "calc-a", Mode::Answer).await;
-    h.wait_status("calc-a", ServiceStatus::Healthy).await;
     a.abort();
     h.wait_gone("calc-a").await;
     let gone = h.call("calc.whoami", json!({})).await;
@@ -168,13 +166,8 @@ async fn a_dropped_instance_is_deregistered_after_the_grace_period() {
 #[tokio::test]
 async fn service_errors_come_back_with_their_meaning() {
     let h = Harness::start().await;
-    let _a = service(
-        &h,
-        "calc-a",
-        Mode::Fail(json!({"code": -32602, "message": "bad text", "data": {"field": "/text"}})),
-    )
-    .await;
-    h.wait_status("calc-a", ServiceStatus::Healthy).await;
+    let error = json!({"code": -32602, "message": "bad text", "data": {"field": "/text"}});
+    let _a = service(&h, "calc-a", Mode::Fail(error)).await;
     let bad = h.call("calc.whoami", json!({})).await;
     assert_eq!(code(&bad), -32602);
     assert_eq!(bad["error"]["data"]["field"], "/text");
@@ -184,7 +177,7 @@ async fn service_errors_come_back_with_their_meaning() {
 #[tokio::test]
 async fn registration_is_checked_heartbeats_and_deregistration_work() {
     let h = Harness::start().await;
-    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let mut peer = h.peer().await;
     let taken = peer
         .request(
             "plexus.register",
@@ -232,13 +225,8 @@ async fn registration_is_checked_heartbeats_and_deregistration_work() {
 #[tokio::test]
 async fn a_services_own_error_code_reaches_the_caller_unchanged() {
     let h = Harness::start().await;
-    let _a = service(
-        &h,
-        "calc-a",
-        Mode::Fail(json!({"code": 1001, "message": "out of stock", "data": {"sku": "x-1"}})),
-    )
-    .await;
-    h.wait_status("calc-a", ServiceStatus::Healthy).await;
+    let error = json!({"code": 1001, "message": "out of stock", "data": {"sku": "x-1"}});
+    let _a = service(&h, "calc-a", Mode::Fail(error)).await;
     let own = h.call("calc.whoami", json!({})).await;
     assert_eq!(code(&own), 1001, "{own}");
     assert_eq!(
@@ -254,7 +242,7 @@ async fn a_services_own_error_code_reaches_the_caller_unchanged() {
         "{own}"
     );
     // The same for a caller on a WebSocket.
-    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let mut peer = h.peer().await;
     let over_ws = peer.request("calc.whoami", json!({})).await;
     assert_eq!(code(&over_ws), 1001, "{over_ws}");
     assert_eq!(over_ws["error"]["data"]["detail"], json!({"sku": "x-1"}));
@@ -263,13 +251,8 @@ async fn a_services_own_error_code_reaches_the_caller_unchanged() {
 #[tokio::test]
 async fn a_reserved_code_without_a_meaning_is_a_service_failure() {
     let h = Harness::start().await;
-    let _a = service(
-        &h,
-        "calc-a",
-        Mode::Fail(json!({"code": -32099, "message": "odd", "data": {"k": 1}})),
-    )
-    .await;
-    h.wait_status("calc-a", ServiceStatus::Healthy).await;
+    let error = json!({"code": -32099, "message": "odd", "data": {"k": 1}});
+    let _a = service(&h, "calc-a", Mode::Fail(error)).await;
     let got = h.call("calc.whoami", json!({})).await;
     assert_eq!(code(&got), -32000, "{got}");
     assert_eq!(got["error"]["data"]["detail"], json!({"k": 1}), "{got}");

@@ -4,11 +4,10 @@
 use plexus_gateway::{GatewayConfig, TokenConfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::support::{Harness, WAIT, code, connect};
+use crate::support::{Harness, WAIT, code};
 
 /// The node still answers a call and `/livez`.
 async fn still_serving(h: &Harness) {
@@ -21,7 +20,7 @@ async fn still_serving(h: &Harness) {
 /// Writes `raw` on a fresh connection and returns whatever comes back before the
 /// server closes it (bounded).
 async fn raw_exchange(h: &Harness, raw: &[u8], half_close: bool) -> String {
-    let mut tcp = TcpStream::connect(h.addr).await.unwrap();
+    let mut tcp = h.tcp().await;
     // The server may answer and close before it has read everything.
     let _ = tcp.write_all(raw).await;
     if half_close {
@@ -149,7 +148,7 @@ async fn get_endpoints_survive_oversized_and_truncated_requests() {
 #[tokio::test]
 async fn websocket_answers_malformed_messages_and_closes_on_oversized_ones() {
     let h = Harness::with(small()).await;
-    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let mut peer = h.peer().await;
     for text in [
         "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"spec.su",
         "nope",
@@ -175,7 +174,7 @@ async fn websocket_answers_malformed_messages_and_closes_on_oversized_ones() {
     peer.send_raw(Message::Text("x".repeat(4096).into())).await;
     let frame = peer.closed().await.expect("a close frame");
     assert_eq!(frame.code, CloseCode::Size);
-    let mut again = connect(&h.ws_url(), None).await.unwrap();
+    let mut again = h.peer().await;
     assert_eq!(again.ok("spec.sum", json!([3, 3])).await, json!(6));
     still_serving(&h).await;
 }
@@ -185,7 +184,7 @@ async fn websocket_answers_malformed_messages_and_closes_on_oversized_ones() {
 async fn send_all_then_read(h: &Harness, headers: &str, size: usize) -> String {
     let body = "x".repeat(size);
     let head = format!("POST /rpc HTTP/1.1\r\nhost: x\r\n{headers}content-length: {size}\r\n\r\n");
-    let mut tcp = TcpStream::connect(h.addr).await.unwrap();
+    let mut tcp = h.tcp().await;
     tcp.write_all(head.as_bytes()).await.unwrap();
     tcp.write_all(body.as_bytes())
         .await
@@ -238,11 +237,11 @@ async fn a_415_or_401_given_before_the_body_is_read_reaches_a_client_that_sends_
 #[tokio::test]
 async fn an_oversized_control_frame_closes_the_socket_with_a_protocol_error() {
     let h = Harness::start().await;
-    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let mut peer = h.peer().await;
     // RFC 6455 §5.5: a control frame carries at most 125 bytes.
     peer.send_raw(Message::Ping(vec![7u8; 200].into())).await;
     let frame = peer.closed().await.expect("a close frame");
     assert_eq!(frame.code, CloseCode::Protocol, "{frame:?}");
-    let mut again = connect(&h.ws_url(), None).await.unwrap();
+    let mut again = h.peer().await;
     assert_eq!(again.ok("spec.sum", json!([1, 2])).await, json!(3));
 }

@@ -3,14 +3,14 @@
 use plexus_node::metrics::sample;
 use serde_json::{Value, json};
 
-use crate::support::{Harness, connect};
+use crate::support::Harness;
 
 #[tokio::test]
 async fn metrics_negotiate_the_format_and_count_gateway_requests() {
     let h = Harness::start().await;
     h.call("spec.sum", json!([1])).await;
     h.call("spec.nothing", json!([1])).await;
-    let _peer = connect(&h.ws_url(), None).await.unwrap();
+    let _peer = h.peer().await;
 
     let text = h.http.get(h.url("/metrics")).send().await.unwrap();
     assert_eq!(
@@ -97,28 +97,16 @@ async fn connections_beyond_the_limit_get_the_ops_endpoints_then_wait_for_one_to
         ..Default::default()
     })
     .await;
-    let peer = connect(&h.ws_url(), None).await.unwrap();
+    let peer = h.peer().await;
     // The socket holds the only data-plane connection: a connection of the ops
     // reserve answers /livez, and 503 for anything else.
-    let fresh = || {
-        reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap()
-    };
-    let live = fresh().get(h.url("/livez")).send().await.unwrap();
+    let live = unpooled().get(h.url("/livez")).send().await.unwrap();
     assert_eq!(live.status(), 200);
-    let rpc = fresh()
-        .post(h.url("/rpc"))
-        .header("content-type", "application/json")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"node.services"}"#)
-        .send()
-        .await
-        .unwrap();
+    let rpc = services_on_a_new_connection(&h).await;
     assert_eq!(rpc.status(), 503);
     assert!(rpc.text().await.unwrap().contains("max_connections"));
     // An idle connection holds the reserve too: the next one waits.
-    let idle = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let idle = h.tcp().await;
     let url = h.url("/livez");
     let mut waiting = tokio::spawn(async move { reqwest::get(url).await.unwrap().status() });
     let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut waiting).await;
@@ -130,6 +118,25 @@ async fn connections_beyond_the_limit_get_the_ops_endpoints_then_wait_for_one_to
         .unwrap()
         .unwrap();
     assert_eq!(status, 200);
+}
+
+/// A client that opens a new connection for every request.
+fn unpooled() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+/// `node.services` over `/rpc` on a connection of its own.
+async fn services_on_a_new_connection(h: &Harness) -> reqwest::Response {
+    unpooled()
+        .post(h.url("/rpc"))
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"node.services"}"#)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Reads from `stream` until the server closes it, within `within`; panics if it
@@ -163,11 +170,11 @@ async fn idle_and_slow_header_connections_cannot_lock_the_node_out() {
     // headers a byte at a time.
     let mut idle = Vec::new();
     for _ in 0..4 {
-        idle.push(tokio::net::TcpStream::connect(h.addr).await.unwrap());
+        idle.push(h.tcp().await);
     }
     let mut slow = Vec::new();
     for _ in 0..4 {
-        let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+        let mut s = h.tcp().await;
         s.write_all(b"GET /livez HTTP/1.1\r\n").await.unwrap();
         slow.push(s);
     }
@@ -201,16 +208,7 @@ async fn idle_and_slow_header_connections_cannot_lock_the_node_out() {
     // And the data plane is free again (once the server has dropped them).
     let served = tokio::time::timeout(crate::support::WAIT, async {
         loop {
-            let rpc = reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .unwrap()
-                .post(h.url("/rpc"))
-                .header("content-type", "application/json")
-                .body(r#"{"jsonrpc":"2.0","id":1,"method":"node.services"}"#)
-                .send()
-                .await
-                .unwrap();
+            let rpc = services_on_a_new_connection(&h).await;
             if rpc.status() == 200 {
                 return;
             }
@@ -228,9 +226,9 @@ async fn one_peer_cannot_hold_more_than_its_share() {
         ..Default::default()
     })
     .await;
-    let _a = tokio::net::TcpStream::connect(h.addr).await.unwrap();
-    let _b = tokio::net::TcpStream::connect(h.addr).await.unwrap();
-    let mut third = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let _a = h.tcp().await;
+    let _b = h.tcp().await;
+    let mut third = h.tcp().await;
     closed_within(&mut third, std::time::Duration::from_secs(5)).await;
     let metrics = reqwest::Client::new();
     drop(_a);

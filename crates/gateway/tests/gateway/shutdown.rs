@@ -6,7 +6,7 @@ use plexus_gateway::GatewayConfig;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::support::{Harness, WAIT, connect, descriptor};
+use crate::support::{Harness, WAIT, descriptor};
 
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests_and_closes_sockets_with_a_frame() {
@@ -30,11 +30,11 @@ async fn shutdown_finishes_in_flight_requests_and_closes_sockets_with_a_frame() 
     tokio::time::timeout(WAIT, h.spec.entered.notified())
         .await
         .unwrap();
-    let mut client = connect(&h.ws_url(), None).await.unwrap();
+    let mut client = h.peer().await;
     client
         .ok("plexus.subscribe", json!({"pattern": "a.>"}))
         .await;
-    let mut service = connect(&h.ws_url(), None).await.unwrap();
+    let mut service = h.peer().await;
     service
         .ok(
             "plexus.register",

@@ -172,6 +172,16 @@ impl Harness {
         format!("ws://{}/ws", self.addr)
     }
 
+    /// A WebSocket peer of `/ws`, without a token.
+    pub(crate) async fn peer(&self) -> Peer {
+        connect(&self.ws_url(), None).await.unwrap()
+    }
+
+    /// A raw TCP connection to the gateway.
+    pub(crate) async fn tcp(&self) -> TcpStream {
+        TcpStream::connect(self.addr).await.unwrap()
+    }
+
     /// `POST /rpc` with `body` as JSON text; the status and the parsed body (`Null`
     /// when empty).
     pub(crate) async fn rpc_text(&self, body: &str, token: Option<&str>) -> (u16, Value) {
@@ -317,15 +327,19 @@ impl Peer {
         self.socket.send(message).await.unwrap();
     }
 
+    /// The next message of any kind, waiting at most [`WAIT`].
+    pub(crate) async fn next_message(&mut self) -> Message {
+        tokio::time::timeout(WAIT, self.socket.next())
+            .await
+            .expect("no message within the wait")
+            .expect("the socket closed")
+            .expect("the socket failed")
+    }
+
     /// The next JSON message, waiting at most [`WAIT`].
     pub(crate) async fn next(&mut self) -> Value {
         loop {
-            let message = tokio::time::timeout(WAIT, self.socket.next())
-                .await
-                .expect("no message within the wait")
-                .expect("the socket closed")
-                .expect("the socket failed");
-            match message {
+            match self.next_message().await {
                 Message::Text(text) => return serde_json::from_str(&text).unwrap(),
                 Message::Close(frame) => panic!("closed: {frame:?}"),
                 _ => continue,

@@ -6,12 +6,12 @@ use plexus_bus::SubscribeOptions;
 use plexus_core::{Envelope, Payload, Topic};
 use serde_json::json;
 
-use crate::support::{Harness, WAIT, code, connect};
+use crate::support::{Harness, WAIT, code};
 
 #[tokio::test]
 async fn a_client_calls_methods_and_batches_over_the_socket() {
     let h = Harness::start().await;
-    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let mut peer = h.peer().await;
     assert_eq!(peer.ok("spec.subtract", json!([42, 23])).await, json!(19));
     let missing = peer.request("spec.nothing", json!({})).await;
     assert_eq!(code(&missing), -32601);
@@ -34,7 +34,7 @@ async fn a_client_calls_methods_and_batches_over_the_socket() {
 #[tokio::test]
 async fn a_subscriber_receives_matching_events_until_it_unsubscribes() {
     let h = Harness::start().await;
-    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let mut peer = h.peer().await;
     let sub = peer
         .ok("plexus.subscribe", json!({"pattern": "news.*"}))
         .await;
@@ -95,7 +95,7 @@ async fn a_client_publishes_to_in_process_subscribers() {
         .bus()
         .subscribe("orders.>", SubscribeOptions::new())
         .unwrap();
-    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let mut peer = h.peer().await;
     let receipt = peer
         .ok(
             "plexus.publish",
@@ -147,7 +147,7 @@ async fn a_slow_subscriber_loses_its_oldest_events_and_never_holds_publishers() 
         ..Default::default()
     })
     .await;
-    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let mut peer = h.peer().await;
     peer.ok(
         "plexus.subscribe",
         json!({"pattern": "flood", "capacity": 4}),
@@ -187,7 +187,7 @@ async fn subscriptions_per_socket_are_bounded_and_checked() {
         ..Default::default()
     })
     .await;
-    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let mut peer = h.peer().await;
     peer.ok("plexus.subscribe", json!({"pattern": "a"})).await;
     peer.ok("plexus.subscribe", json!({"pattern": "b"})).await;
     let third = peer
@@ -229,7 +229,7 @@ async fn a_client_that_pings_and_never_reads_cannot_grow_the_node() {
         ..Default::default()
     })
     .await;
-    let mut flooder = connect(&h.ws_url(), None).await.unwrap();
+    let mut flooder = h.peer().await;
     let ping = vec![7u8; 125];
     // 400,000 pings whose pongs are never read: 50 MB of pongs that an unbounded
     // write buffer would hold; the node holds at most max_ws_send_buffer_bytes.

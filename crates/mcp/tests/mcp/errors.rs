@@ -9,18 +9,20 @@ use crate::support::{Harness, WAIT, initialize};
 
 async fn still_serves(h: &Harness) {
     let session = h.session().await;
-    let reply = h
-        .call_in(
-            &session,
-            99,
-            "tools/call",
-            json!({"name": "echo.say", "arguments": {"text": "ok"}}),
-        )
-        .await;
+    let reply = h.say(&session, 99, "echo.say", "ok").await;
     assert_eq!(
         reply.response(99)["result"]["structuredContent"]["text"],
         "ok"
     );
+}
+
+/// A harness whose server takes bodies of at most 4096 bytes.
+async fn with_a_4096_byte_limit() -> Harness {
+    Harness::with_config(McpConfig {
+        max_body_bytes: 4096,
+        ..McpConfig::default()
+    })
+    .await
 }
 
 #[tokio::test]
@@ -61,11 +63,7 @@ async fn a_batch_or_a_scalar_is_an_invalid_request() {
 
 #[tokio::test]
 async fn an_oversized_body_is_refused_with_413() {
-    let config = McpConfig {
-        max_body_bytes: 4096,
-        ..McpConfig::default()
-    };
-    let h = Harness::with_config(config).await;
+    let h = with_a_4096_byte_limit().await;
     let session = h.session().await;
     let big = json!({
         "jsonrpc": "2.0", "id": 1, "method": "tools/call",
@@ -87,10 +85,7 @@ async fn an_oversized_body_is_refused_with_413() {
             .collect::<Vec<_>>(),
     );
     let response = h
-        .http
-        .post(&h.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+        .json_post()
         .header("mcp-session-id", &session)
         .body(reqwest::Body::wrap_stream(chunks))
         .send()
@@ -166,11 +161,7 @@ async fn a_repeated_key_is_an_invalid_request() {
 
 #[tokio::test]
 async fn an_oversized_body_sent_whole_gets_a_413_the_client_reads() {
-    let config = McpConfig {
-        max_body_bytes: 4096,
-        ..McpConfig::default()
-    };
-    let h = Harness::with_config(config).await;
+    let h = with_a_4096_byte_limit().await;
     let size = 6 * 1024 * 1024;
     let head = format!(
         "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:{}\r\ncontent-type: application/json\r\n\

@@ -36,25 +36,13 @@ async fn every_session_and_listener_hears_a_service_come_and_go() {
         "{note}"
     );
     let reply = h.call_in(&a, 2, "tools/list", json!({})).await;
-    let names: Vec<_> = reply.response(2)["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .filter(|n| !n.starts_with("node.") && !n.starts_with("plexus."))
-        .collect();
+    let mut names = reply.tool_names(2);
+    names.retain(|n| !n.starts_with("node.") && !n.starts_with("plexus."));
     assert_eq!(
         names,
         ["echo.fail", "echo.say", "weather.fail", "weather.say"]
     );
-    let call = h
-        .call_in(
-            &b,
-            3,
-            "tools/call",
-            json!({"name": "weather.say", "arguments": {"text": "sun"}}),
-        )
-        .await;
+    let call = h.say(&b, 3, "weather.say", "sun").await;
     assert_eq!(
         call.response(3)["result"]["structuredContent"]["text"],
         "sun"
@@ -66,14 +54,7 @@ async fn every_session_and_listener_hears_a_service_come_and_go() {
         stream.wait_method("notifications/tools/list_changed").await;
     }
     assert_eq!(h.server.tool_names(), before);
-    let call = h
-        .call_in(
-            &b,
-            4,
-            "tools/call",
-            json!({"name": "weather.say", "arguments": {"text": "x"}}),
-        )
-        .await;
+    let call = h.say(&b, 4, "weather.say", "x").await;
     assert_eq!(call.response(4)["error"]["code"], -32602);
 }
 

@@ -84,14 +84,7 @@ async fn delete_ends_a_session() {
     let h = Harness::start().await;
     let mut events = h.server.events();
     let session = h.session().await;
-    let response = h
-        .http
-        .delete(&h.url)
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .send()
-        .await
-        .unwrap();
+    let response = h.delete(&session, "2025-11-25").await;
     assert!(response.status().is_success(), "{}", response.status());
     Harness::wait_for(&mut events, |e| {
         matches!(e, McpEvent::SessionClosed { id } if *id == session).then_some(())
@@ -166,13 +159,7 @@ async fn sessions_beyond_the_cap_are_refused_until_one_ends() {
     assert_eq!(refused.response(9)["error"]["code"], -32603);
     assert!(refused.text.contains("max_sessions"));
     let mut events = h.server.events();
-    h.http
-        .delete(&h.url)
-        .header("mcp-session-id", &first)
-        .header("mcp-protocol-version", "2025-11-25")
-        .send()
-        .await
-        .unwrap();
+    h.delete(&first, "2025-11-25").await;
     Harness::wait_for(&mut events, |e| {
         matches!(e, McpEvent::SessionClosed { .. }).then_some(())
     })
@@ -184,25 +171,18 @@ async fn sessions_beyond_the_cap_are_refused_until_one_ends() {
 async fn delete_answers_204_for_a_live_session_404_for_an_unknown_one_405_when_stateless() {
     let h = Harness::start().await;
     let session = h.session().await;
-    let delete = |id: &str, version: &str| {
-        h.http
-            .delete(&h.url)
-            .header("mcp-session-id", id)
-            .header("mcp-protocol-version", version)
-            .send()
-    };
-    let ended = delete(&session, "2025-11-25").await.unwrap();
+    let ended = h.delete(&session, "2025-11-25").await;
     assert_eq!(ended.status(), 204);
     // Gone now: a second DELETE, like one for a session that never was, is 404.
     for id in [session.as_str(), "no-such-session"] {
-        let response = delete(id, "2025-11-25").await.unwrap();
+        let response = h.delete(id, "2025-11-25").await;
         assert_eq!(response.status(), 404, "{id}");
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], -32600, "{body}");
     }
     // A stateless request (2026-07-28) has no session to end.
     let other = h.session().await;
-    let stateless = delete(&other, "2026-07-28").await.unwrap();
+    let stateless = h.delete(&other, "2026-07-28").await;
     assert_eq!(stateless.status(), 405);
     assert_eq!(
         h.call_in(&other, 2, "tools/list", json!({})).await.status,
@@ -220,16 +200,11 @@ async fn with_addresses(h: &Harness, local: &str) -> Harness {
         let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let _ = axum::serve(listener, service).await;
     });
-    Harness {
-        node: h.node.clone(),
-        server: h.server.clone(),
-        addr,
-        url: format!("http://{addr}/mcp"),
-        http: reqwest::Client::builder()
-            .local_address(local.parse::<std::net::IpAddr>().unwrap())
-            .build()
-            .unwrap(),
-    }
+    let http = reqwest::Client::builder()
+        .local_address(local.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    h.reached_at(addr, http)
 }
 
 #[tokio::test]

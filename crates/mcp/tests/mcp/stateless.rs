@@ -26,11 +26,7 @@ async fn list_and_call_need_no_session() {
     let h = Harness::start().await;
     let list = h.stateless(2, "tools/list", None, json!({})).await;
     assert_eq!(list.status, 200, "{}", list.text);
-    let tools = list.response(2)["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let names: Vec<_> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names = list.tool_names(2);
     assert!(
         names.contains(&"echo.say") && names.contains(&"echo.fail"),
         "{names:?}"

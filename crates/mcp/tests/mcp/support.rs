@@ -124,6 +124,25 @@ impl Harness {
         instance
     }
 
+    /// A POST to the endpoint of a JSON body, accepting JSON or SSE.
+    pub(crate) fn json_post(&self) -> reqwest::RequestBuilder {
+        self.http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+    }
+
+    /// This harness's node and server, reached at `addr` through `http`.
+    pub(crate) fn reached_at(&self, addr: SocketAddr, http: reqwest::Client) -> Self {
+        Self {
+            node: self.node.clone(),
+            server: self.server.clone(),
+            addr,
+            url: format!("http://{addr}/mcp"),
+            http,
+        }
+    }
+
     /// POSTs one message with `headers`; the answer's status, headers and the
     /// JSON-RPC messages of its body (JSON, or the `data:` lines of SSE).
     pub(crate) async fn post(&self, headers: &[(&str, &str)], body: Value) -> Reply {
@@ -131,12 +150,7 @@ impl Harness {
     }
 
     pub(crate) async fn post_raw(&self, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
-        let mut request = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(body);
+        let mut request = self.json_post().body(body);
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
@@ -153,7 +167,7 @@ impl Harness {
         Reply {
             status,
             headers,
-            messages: parse_messages(&text),
+            messages: plexus_mcp::testing::messages(&text),
             text,
         }
     }
@@ -194,6 +208,35 @@ impl Harness {
         .await
     }
 
+    /// `tools/call` of `tool` with `{"text": text}` in a session; the reply.
+    pub(crate) async fn say(
+        &self,
+        session: &str,
+        id: u64,
+        tool: &str,
+        text: impl Into<Value>,
+    ) -> Reply {
+        let arguments = json!({"text": text.into()});
+        self.call_in(
+            session,
+            id,
+            "tools/call",
+            json!({"name": tool, "arguments": arguments}),
+        )
+        .await
+    }
+
+    /// DELETE with `Mcp-Session-Id: session` at protocol `version`.
+    pub(crate) async fn delete(&self, session: &str, version: &str) -> reqwest::Response {
+        self.http
+            .delete(&self.url)
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", version)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A stateless 2026-07-28 request, with the headers and `_meta` it needs.
     pub(crate) async fn stateless(
         &self,
@@ -222,10 +265,7 @@ impl Harness {
             json!({"notifications": {"toolsListChanged": true}}),
         );
         let response = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
+            .json_post()
             .header("mcp-protocol-version", "2026-07-28")
             .header("mcp-method", "subscriptions/listen")
             .body(body.to_string())
@@ -334,6 +374,17 @@ impl Reply {
             .unwrap_or_else(|| panic!("no response {id} in {}", self.text))
     }
 
+    /// The names of the tools in the `tools/list` result with `id`.
+    pub(crate) fn tool_names(&self, id: u64) -> Vec<&str> {
+        let result = &self.response(id)["result"];
+        result["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tools in {result}"))
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect()
+    }
+
     /// The only JSON-RPC error of a plain error answer.
     pub(crate) fn error(&self) -> &Value {
         let first = self
@@ -342,17 +393,6 @@ impl Reply {
             .unwrap_or_else(|| panic!("no JSON-RPC body: {}", self.text));
         &first["error"]
     }
-}
-
-/// JSON-RPC messages in a JSON or SSE body.
-pub(crate) fn parse_messages(text: &str) -> Vec<Value> {
-    if let Ok(value) = serde_json::from_str::<Value>(text) {
-        return vec![value];
-    }
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str(d.trim()).ok())
-        .collect()
 }
 
 /// An open SSE response, read message by message.

@@ -9,13 +9,11 @@ async fn tools_are_the_registry_methods_with_their_schemas() {
     let h = Harness::start().await;
     let session = h.session().await;
     let reply = h.call_in(&session, 2, "tools/list", json!({})).await;
-    let tools = reply.response(2)["result"]["tools"]
+    // The node's own services are tools too; the echo service's are these two.
+    let tools: Vec<_> = reply.response(2)["result"]["tools"]
         .as_array()
         .unwrap()
-        .clone();
-    // The node's own services are tools too; the echo service's are these two.
-    let tools: Vec<_> = tools
-        .into_iter()
+        .iter()
         .filter(|t| t["name"].as_str().unwrap().starts_with("echo."))
         .collect();
     let names: Vec<_> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
@@ -36,14 +34,7 @@ async fn tools_are_the_registry_methods_with_their_schemas() {
 async fn a_call_goes_through_the_call_path_and_returns_structured_content() {
     let h = Harness::start().await;
     let session = h.session().await;
-    let reply = h
-        .call_in(
-            &session,
-            3,
-            "tools/call",
-            json!({"name": "echo.say", "arguments": {"text": "hi"}}),
-        )
-        .await;
+    let reply = h.say(&session, 3, "echo.say", "hi").await;
     let result = &reply.response(3)["result"];
     assert_eq!(result["isError"], false);
     assert_eq!(result["structuredContent"]["text"], "hi");
@@ -56,14 +47,7 @@ async fn a_call_goes_through_the_call_path_and_returns_structured_content() {
 async fn bad_params_and_service_failures_are_error_results() {
     let h = Harness::start().await;
     let session = h.session().await;
-    let reply = h
-        .call_in(
-            &session,
-            4,
-            "tools/call",
-            json!({"name": "echo.say", "arguments": {"text": 5}}),
-        )
-        .await;
+    let reply = h.say(&session, 4, "echo.say", 5).await;
     let result = &reply.response(4)["result"];
     assert_eq!(result["isError"], true);
     let text = result["content"][0]["text"].as_str().unwrap();
@@ -113,25 +97,12 @@ async fn acting_as(h: &Harness, caller: plexus_mcp::Caller) -> Harness {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    Harness {
-        node: h.node.clone(),
-        server: h.server.clone(),
-        addr,
-        url: format!("http://{addr}/mcp"),
-        http: reqwest::Client::new(),
-    }
+    h.reached_at(addr, reqwest::Client::new())
 }
 
 /// The caller `echo.say`, called as a tool in `session`, says it was called by.
 async fn echo_caller(h: &Harness, session: &str, id: u64) -> serde_json::Value {
-    let reply = h
-        .call_in(
-            session,
-            id,
-            "tools/call",
-            json!({"name": "echo.say", "arguments": {"text": "x"}}),
-        )
-        .await;
+    let reply = h.say(session, id, "echo.say", "x").await;
     reply.response(id)["result"]["structuredContent"]["caller"].clone()
 }
 
@@ -159,25 +130,13 @@ async fn a_token_lists_and_calls_only_the_tools_its_scopes_allow() {
     let session = bob.session().await;
 
     let listed = bob.call_in(&session, 2, "tools/list", json!({})).await;
-    let names: Vec<&str> = listed.response(2)["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = listed.tool_names(2);
     assert!(!names.is_empty(), "{names:?}");
     assert!(names.iter().all(|n| n.starts_with("echo.")), "{names:?}");
 
     // A tool outside the scopes is refused by the node, naming the scope; nothing
     // reaches the service.
-    let refused = bob
-        .call_in(
-            &session,
-            3,
-            "tools/call",
-            json!({"name": "shout.say", "arguments": {"text": "x"}}),
-        )
-        .await;
+    let refused = bob.say(&session, 3, "shout.say", "x").await;
     let result = &refused.response(3)["result"];
     assert_eq!(result["isError"], true, "{result}");
     let text = result["content"][0]["text"].as_str().unwrap();

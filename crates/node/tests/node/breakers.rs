@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use plexus_core::CallContext;
 use plexus_node::Node;
-use plexus_node::policy::CallsConfig;
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -30,20 +29,11 @@ async fn node_call(node: &Node, method: &str) -> Value {
 async fn node_services_and_node_health_show_each_instance_breaker() {
     let storage = Module::new("storage", "storage-1");
     let idle = Module::new("idle", "idle-1");
-    let calls: CallsConfig = serde_json::from_value(json!({"default": {
-        "breaker": {"window": {"kind": "count", "size": 4}, "minimum_calls": 4,
-                    "failure_rate_threshold": 50, "wait_in_open_ms": 30000,
-                    "max_wait_in_open_ms": 30000},
-        "retry": {"max_attempts": 1}
-    }}))
-    .unwrap();
-    let node = Node::builder("breakers")
-        .calls(calls)
-        .service(storage.clone())
-        .service(idle.clone())
-        .start()
-        .await
-        .unwrap();
+    let node = start(
+        Node::builder("breakers").calls(breakers_of_four()),
+        &[&storage, &idle],
+    )
+    .await;
 
     // Closed after a success: its rate is not known until the window holds 4 calls.
     node.call("storage.work", json!({"n": 0}), CallContext::new())

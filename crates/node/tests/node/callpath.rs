@@ -10,10 +10,6 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn calls(value: serde_json::Value) -> CallsConfig {
-    serde_json::from_value(value).unwrap()
-}
-
 /// Breakers that open after 5 calls at 50% failures and wait 30 s; no retries.
 fn strict() -> CallsConfig {
     calls(json!({"default": {
@@ -24,22 +20,10 @@ fn strict() -> CallsConfig {
     }}))
 }
 
-async fn work(node: &Node, n: u64) -> Result<serde_json::Value, CallError> {
-    node.call("storage.work", json!({"n": n}), CallContext::new())
-        .await
-}
-
 #[tokio::test(start_paused = true)]
 async fn traffic_leaves_a_failing_instance_and_returns_when_it_recovers() {
     let [s1, s2, s3] = ["storage-1", "storage-2", "storage-3"].map(|i| Module::new("storage", i));
-    let node = Node::builder("lb")
-        .calls(strict())
-        .service(s1.clone())
-        .service(s2.clone())
-        .service(s3.clone())
-        .start()
-        .await
-        .unwrap();
+    let node = start(Node::builder("lb").calls(strict()), &[&s1, &s2, &s3]).await;
 
     for n in 0..30 {
         work(&node, n).await.unwrap();
@@ -60,14 +44,7 @@ async fn traffic_leaves_a_failing_instance_and_returns_when_it_recovers() {
     let (a, b) = (s1.calls() - 10, s3.calls() - 10);
     assert_eq!(a + b, 55);
     assert!(a.abs_diff(b) <= 1, "{a} vs {b}");
-    let breaker = |id: &str| {
-        node.breakers()
-            .into_iter()
-            .find(|(_, i, _)| i.as_str() == id)
-            .unwrap()
-            .2
-    };
-    assert_eq!(breaker("storage-2").state().as_str(), "open");
+    assert_eq!(breaker_state(&node, "storage-2"), "open");
 
     // It recovers; once the breaker's wait is over its trial calls succeed, it
     // closes, and traffic is shared by three again.
@@ -76,7 +53,7 @@ async fn traffic_leaves_a_failing_instance_and_returns_when_it_recovers() {
     for n in 0..6 {
         work(&node, n).await.unwrap();
     }
-    assert_eq!(breaker("storage-2").state().as_str(), "closed");
+    assert_eq!(breaker_state(&node, "storage-2"), "closed");
     let before = [s1.calls(), s2.calls(), s3.calls()];
     for n in 0..30 {
         work(&node, n).await.unwrap();
@@ -92,35 +69,25 @@ async fn traffic_leaves_a_failing_instance_and_returns_when_it_recovers() {
     );
 }
 
+/// Reports `instance` Unhealthy, as its connection would.
+async fn mark_unhealthy(node: &Node, instance: &str) {
+    let why = Some("test".to_owned());
+    node.registry()
+        .set_status(&instance.into(), ServiceStatus::Unhealthy, why)
+        .await
+        .unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_unhealthy_instance_gets_no_calls() {
     let [s1, s2] = ["storage-1", "storage-2"].map(|i| Module::new("storage", i));
-    let node = Node::builder("lb")
-        .service(s1.clone())
-        .service(s2.clone())
-        .start()
-        .await
-        .unwrap();
-    node.registry()
-        .set_status(
-            &"storage-1".into(),
-            ServiceStatus::Unhealthy,
-            Some("test".into()),
-        )
-        .await
-        .unwrap();
+    let node = start(Node::builder("lb"), &[&s1, &s2]).await;
+    mark_unhealthy(&node, "storage-1").await;
     for n in 0..10 {
         work(&node, n).await.unwrap();
     }
     assert_eq!([s1.calls(), s2.calls()], [0, 10]);
-    node.registry()
-        .set_status(
-            &"storage-2".into(),
-            ServiceStatus::Unhealthy,
-            Some("test".into()),
-        )
-        .await
-        .unwrap();
+    mark_unhealthy(&node, "storage-2").await;
     let err = work(&node, 1).await.unwrap_err();
     assert_eq!(err.code(), codes::UNAVAILABLE, "{err}");
     let CallError::Unavailable { instances, .. } = err else {
@@ -132,11 +99,7 @@ async fn an_unhealthy_instance_gets_no_calls() {
 #[tokio::test(start_paused = true)]
 async fn invalid_params_never_reach_the_service() {
     let storage = Module::new("storage", "storage-1");
-    let node = Node::builder("schema")
-        .service(storage.clone())
-        .start()
-        .await
-        .unwrap();
+    let node = start(Node::builder("schema"), &[&storage]).await;
     let bad = [
         (json!({"n": "seven"}), "/n"),
         (json!({}), "/n"),
@@ -167,11 +130,11 @@ async fn invalid_params_never_reach_the_service() {
 
 #[tokio::test(start_paused = true)]
 async fn unknown_methods_and_services_say_what_exists() {
-    let node = Node::builder("names")
-        .service(Module::new("storage", "storage-1"))
-        .start()
-        .await
-        .unwrap();
+    let node = start(
+        Node::builder("names"),
+        &[&Module::new("storage", "storage-1")],
+    )
+    .await;
     for (method, hint) in [
         ("storage.nope", "echo, work"),
         ("nothing.here", "no service `nothing`"),
@@ -195,16 +158,11 @@ async fn unknown_methods_and_services_say_what_exists() {
 #[tokio::test(start_paused = true)]
 async fn idempotent_calls_retry_on_another_instance_and_deadlines_hold() {
     let [s1, s2] = ["storage-1", "storage-2"].map(|i| Module::new("storage", i));
-    let node = Node::builder("retry")
-        .calls(calls(
-            json!({"default": {"retry": {"max_attempts": 2, "budget": null,
-            "backoff": {"kind": "fixed", "delay_ms": 10}}}}),
-        ))
-        .service(s1.clone())
-        .service(s2.clone())
-        .start()
-        .await
-        .unwrap();
+    let retry_elsewhere = calls(
+        json!({"default": {"retry": {"max_attempts": 2, "budget": null,
+        "backoff": {"kind": "fixed", "delay_ms": 10}}}}),
+    );
+    let node = start(Node::builder("retry").calls(retry_elsewhere), &[&s1, &s2]).await;
     s1.fail(true);
     // Turns alternate: each call's first attempt lands on storage-1, fails, and its
     // retry takes the next turn, storage-2, which answers.
@@ -247,24 +205,12 @@ async fn a_re_attached_instance_is_called_through_its_new_transport() {
     let node = Node::builder("attach").start().await.unwrap();
     let first = Module::new("remote", "remote-1");
     let second = Module::new("remote", "remote-1");
-    let descriptor = plexus_core::Service::descriptor(&*first);
-    node.attach(descriptor.clone(), first.clone())
-        .await
-        .unwrap();
-    let id = plexus_core::InstanceId::new("remote-1");
-    node.registry()
-        .set_status(&id, ServiceStatus::Healthy, None)
-        .await
-        .unwrap();
+    attach_healthy(&node, &first).await;
     node.call("remote.work", json!({"n": 1}), CallContext::new())
         .await
         .unwrap();
     // The same instance comes back over a new connection.
-    node.attach(descriptor, second.clone()).await.unwrap();
-    node.registry()
-        .set_status(&id, ServiceStatus::Healthy, None)
-        .await
-        .unwrap();
+    attach_healthy(&node, &second).await;
     node.call("remote.work", json!({"n": 2}), CallContext::new())
         .await
         .unwrap();
@@ -291,12 +237,7 @@ impl plexus_node::CallObserver for Trail {
 async fn every_mutating_call_is_recorded_and_no_idempotent_one() {
     let trail = Arc::new(Trail::default());
     let storage = Module::new("storage", "storage-1");
-    let node = Node::builder("audit")
-        .audit(trail.clone())
-        .service(storage.clone())
-        .start()
-        .await
-        .unwrap();
+    let node = start(Node::builder("audit").audit(trail.clone()), &[&storage]).await;
     let ctx = CallContext::new().with_caller("ops");
     let correlation = ctx.correlation_id;
     // `echo` is not idempotent: recorded; `work` is: not recorded.

@@ -14,41 +14,16 @@ use plexus_core::{
     CallContext, InstanceId, MethodDescriptor, Service, ServiceDescriptor, ServiceError,
     ServiceStatus,
 };
-use plexus_node::metrics::{Format, sample};
-use plexus_node::policy::CallsConfig;
 use plexus_node::{CallError, Node};
-use plexus_registry::health::{ComponentStatus, HealthEvent, SystemStatus};
+use plexus_registry::health::{ComponentStatus, SystemStatus};
 use serde_json::json;
 
 use crate::support::*;
 
-fn metric(node: &Node, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = node.metrics().render(Format::Prometheus);
-    sample(&text, name, labels).unwrap_or_else(|| panic!("{name} {labels:?} not in:\n{text}"))
-}
-
-fn state(node: &Node, instance: &str) -> &'static str {
-    node.breakers()
-        .into_iter()
-        .find(|(_, i, _)| i.as_str() == instance)
-        .map(|(_, _, b)| b.state().as_str())
-        .unwrap_or("none")
-}
-
-async fn work(node: &Node, n: u64) -> Result<serde_json::Value, CallError> {
-    node.call("storage.work", json!({"n": n}), CallContext::new())
-        .await
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_hung_instance_fails_no_idempotent_call_and_its_breaker_opens_then_recovers() {
     let [s1, s2] = ["storage-1", "storage-2"].map(|i| Module::new("storage", i));
-    let node = Node::builder("failover")
-        .service(s1.clone())
-        .service(s2.clone())
-        .start()
-        .await
-        .unwrap();
+    let node = start(Node::builder("failover"), &[&s1, &s2]).await;
     for n in 0..10 {
         work(&node, n).await.unwrap();
     }
@@ -78,7 +53,7 @@ async fn a_hung_instance_fails_no_idempotent_call_and_its_breaker_opens_then_rec
         "{} calls failed: {failed:?}",
         failed.len()
     );
-    assert_eq!(state(&node, "storage-2"), "open");
+    assert_eq!(breaker_state(&node, "storage-2"), "open");
     let failures = metric(
         &node,
         "plexus_breaker_calls_total",
@@ -105,31 +80,19 @@ async fn a_hung_instance_fails_no_idempotent_call_and_its_breaker_opens_then_rec
     for n in 0..20 {
         work(&node, n).await.unwrap();
     }
-    assert_eq!(state(&node, "storage-2"), "closed");
+    assert_eq!(breaker_state(&node, "storage-2"), "closed");
     assert!(s2.calls() > before + 5, "traffic is shared again");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_call_with_every_breaker_open_is_counted_as_rejected() {
     let db = Module::new("storage", "storage-1");
-    let calls: CallsConfig = serde_json::from_value(json!({"default": {
-        "breaker": {"window": {"kind": "count", "size": 4}, "minimum_calls": 4,
-                    "failure_rate_threshold": 50, "wait_in_open_ms": 30000,
-                    "max_wait_in_open_ms": 30000},
-        "retry": {"max_attempts": 1}
-    }}))
-    .unwrap();
-    let node = Node::builder("rejected")
-        .calls(calls)
-        .service(db.clone())
-        .start()
-        .await
-        .unwrap();
+    let node = start(Node::builder("rejected").calls(breakers_of_four()), &[&db]).await;
     db.fail(true);
     for n in 0..4 {
         assert!(work(&node, n).await.is_err());
     }
-    assert_eq!(state(&node, "storage-1"), "open");
+    assert_eq!(breaker_state(&node, "storage-1"), "open");
     let rejected = [("service", "storage"), ("instance", "storage-1")];
     assert_eq!(
         metric(&node, "plexus_breaker_rejected_total", &rejected),
@@ -150,11 +113,7 @@ async fn a_call_with_every_breaker_open_is_counted_as_rejected() {
 #[tokio::test(start_paused = true)]
 async fn breaker_counters_never_go_down_when_a_policy_change_replaces_the_breakers() {
     let db = Module::new("storage", "storage-1");
-    let node = Node::builder("monotonic")
-        .service(db.clone())
-        .start()
-        .await
-        .unwrap();
+    let node = start(Node::builder("monotonic"), &[&db]).await;
     for n in 0..5 {
         work(&node, n).await.unwrap();
     }
@@ -179,25 +138,6 @@ async fn breaker_counters_never_go_down_when_a_policy_change_replaces_the_breake
         ),
         1.0
     );
-}
-
-/// Waits for an external instance's component to reach `status`, returning its detail.
-async fn component_becomes(
-    node: &Node,
-    watch: &mut plexus_registry::health::HealthWatch,
-    instance: &str,
-    status: ComponentStatus,
-) -> String {
-    wait_for(watch, instance, |event| match event {
-        HealthEvent::StatusChanged { component, to, .. }
-            if component == instance && *to == status =>
-        {
-            Some(())
-        }
-        _ => None,
-    })
-    .await;
-    node.health().component(instance).unwrap().detail
 }
 
 #[tokio::test(start_paused = true)]
@@ -279,15 +219,14 @@ impl Service for Failing {
 /// Whether ten calls answered with `error` open the instance's breaker, under the
 /// `failures` policy given.
 async fn opens(error: ServiceError, failures: serde_json::Value) -> bool {
-    let calls: CallsConfig = serde_json::from_value(json!({"default": {
+    let policy = calls(json!({"default": {
         "breaker": {"window": {"kind": "count", "size": 10}, "minimum_calls": 5,
                     "failure_rate_threshold": 50},
         "retry": {"max_attempts": 1},
         "failures": failures,
-    }}))
-    .unwrap();
+    }}));
     let node = Node::builder("classes")
-        .calls(calls)
+        .calls(policy)
         .service(std::sync::Arc::new(Failing {
             instance: "answers-1",
             error,
@@ -300,7 +239,7 @@ async fn opens(error: ServiceError, failures: serde_json::Value) -> bool {
             .call("answers.ask", json!({}), CallContext::new())
             .await;
     }
-    state(&node, "answers-1") == "open"
+    breaker_state(&node, "answers-1") == "open"
 }
 
 #[tokio::test(start_paused = true)]

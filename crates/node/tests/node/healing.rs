@@ -10,7 +10,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use plexus_core::{CallContext, HealthReport};
 use plexus_node::metrics::{Format, sample};
-use plexus_node::policy::CallsConfig;
 use plexus_node::{Node, ServiceOptions};
 use plexus_registry::health::{
     CheckError, CheckPolicy, ComponentKind, ComponentSpec, ComponentStatus, HealAction,
@@ -22,23 +21,17 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::*;
 
-fn metric(node: &Node, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = node.metrics().render(Format::Prometheus);
-    sample(&text, name, labels).unwrap_or_else(|| panic!("{name} {labels:?} not in:\n{text}"))
-}
-
 #[tokio::test(start_paused = true)]
 async fn failure_breaker_health_heal_recovery_all_show_in_the_metrics() {
     let db = Module::new("db", "db-1");
-    let calls: CallsConfig = serde_json::from_value(json!({"default": {
+    let policy = calls(json!({"default": {
         "breaker": {"window": {"kind": "count", "size": 4}, "minimum_calls": 4,
                     "failure_rate_threshold": 50, "wait_in_open_ms": 20000,
                     "max_wait_in_open_ms": 20000, "permitted_calls_in_half_open": 1},
         "retry": {"max_attempts": 1}
-    }}))
-    .unwrap();
+    }}));
     let node = Node::builder("e2e")
-        .calls(calls)
+        .calls(policy)
         .service_with(
             db.clone(),
             ServiceOptions::default().with_health(
@@ -81,24 +74,8 @@ async fn failure_breaker_health_heal_recovery_all_show_in_the_metrics() {
     assert_eq!(db.calls(), 5);
 
     // 3. Its health check fails twice: Unhealthy. 4. The heal action restarts it.
-    wait_for(&mut health, "db-1 unhealthy", |e| match e {
-        HealthEvent::StatusChanged {
-            component,
-            to: ComponentStatus::Unhealthy,
-            ..
-        } if component == "db-1" => Some(()),
-        _ => None,
-    })
-    .await;
-    wait_for(&mut health, "db-1 healed", |e| match e {
-        HealthEvent::StatusChanged {
-            component,
-            to: ComponentStatus::Healthy,
-            ..
-        } if component == "db-1" => Some(()),
-        _ => None,
-    })
-    .await;
+    component_becomes(&node, &mut health, "db-1", ComponentStatus::Unhealthy).await;
+    component_becomes(&node, &mut health, "db-1", ComponentStatus::Healthy).await;
     let component = [("component", "db-1")];
     assert_eq!(
         metric(&node, "plexus_health_heal_attempts_total", &component),
@@ -243,28 +220,21 @@ async fn a_client_that_lost_its_connection_is_reconnected_by_its_heal_action() {
         .await
         .unwrap();
     let mut watch = node.health().watch();
-    wait_for(&mut watch, "first healthy check", |e| match e {
+    let healthy = |e: &HealthEvent| match e {
         HealthEvent::StatusChanged {
             to: ComponentStatus::Healthy,
             ..
         } => Some(()),
         _ => None,
-    })
-    .await;
+    };
+    wait_for(&mut watch, "first healthy check", healthy).await;
     cut_tx.send(()).unwrap();
     wait_for(&mut watch, "reconnect attempt", |e| match e {
         HealthEvent::HealAttempted { attempt } if attempt.outcome.succeeded() => Some(()),
         _ => None,
     })
     .await;
-    wait_for(&mut watch, "healthy again", |e| match e {
-        HealthEvent::StatusChanged {
-            to: ComponentStatus::Healthy,
-            ..
-        } => Some(()),
-        _ => None,
-    })
-    .await;
+    wait_for(&mut watch, "healthy again", healthy).await;
     assert_eq!(*client.connects.lock(), 2);
     client.ping().await.unwrap();
     let c = node.health().component("db-client").unwrap();

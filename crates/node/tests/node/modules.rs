@@ -162,14 +162,7 @@ async fn a_module_that_stops_heartbeating_is_detected_as_stale() {
     let (node, _modules) = assistant().await;
     // A figurine driver that lives outside the node, heartbeating on its own.
     let driver = Module::typed("figurine_driver", "device", "figurine-driver-1");
-    node.attach(plexus_core::Service::descriptor(&*driver), driver.clone())
-        .await
-        .unwrap();
-    let id = plexus_core::InstanceId::new("figurine-driver-1");
-    node.registry()
-        .set_status(&id, ServiceStatus::Healthy, None)
-        .await
-        .unwrap();
+    let id = attach_healthy(&node, &driver).await;
     let mut changes = node.registry().watch();
     for _ in 0..3 {
         tokio::time::advance(Duration::from_secs(2)).await;

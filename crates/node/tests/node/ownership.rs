@@ -19,11 +19,7 @@ fn refused(result: Result<plexus_registry::Registration, RegistryError>) -> (Str
 #[tokio::test(start_paused = true)]
 async fn an_impostor_cannot_take_over_or_reshape_a_service() {
     let storage = Module::new("storage", "storage-1");
-    let node = Node::builder("owners")
-        .service(storage.clone())
-        .start()
-        .await
-        .unwrap();
+    let node = start(Node::builder("owners"), &[&storage]).await;
 
     // An in-process service's name is reserved: an impostor declaring only `echo`
     // is refused, and `storage.work` keeps going to the real one.
@@ -77,11 +73,11 @@ async fn an_impostor_cannot_take_over_or_reshape_a_service() {
 async fn an_authenticated_caller_calls_only_what_its_scopes_allow() {
     use plexus_core::scope::{Caller, Scope};
 
-    let node = Node::builder("scoped")
-        .service(Module::new("storage", "storage-1"))
-        .start()
-        .await
-        .unwrap();
+    let node = start(
+        Node::builder("scoped"),
+        &[&Module::new("storage", "storage-1")],
+    )
+    .await;
     let reader = Caller::new(
         "reader",
         vec!["call:storage.work".parse::<Scope>().unwrap()],
@@ -159,31 +155,24 @@ async fn the_plexus_service_is_registered_and_publish_checks_its_own_scope() {
         .unwrap();
     assert_eq!(event.topic().as_str(), "cases.opened");
 
-    let refused = node
-        .call(
-            "plexus.publish",
-            json!({"topic": "billing.paid"}),
-            CallContext::new().acting_for(&writer),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), plexus_node::codes::FORBIDDEN, "{refused}");
-    let bad = node
-        .call(
-            "plexus.publish",
-            json!({"topic": "a..b"}),
-            CallContext::new(),
-        )
-        .await
-        .unwrap_err();
+    let refused = |method: &'static str, params, ctx| {
+        let node = node.clone();
+        async move { node.call(method, params, ctx).await.unwrap_err() }
+    };
+    let (other_topic, dotted, pattern) = (
+        json!({"topic": "billing.paid"}),
+        json!({"topic": "a..b"}),
+        json!({"pattern": "a.>"}),
+    );
+    let as_writer = CallContext::new().acting_for(&writer);
+    let forbidden = refused("plexus.publish", other_topic, as_writer).await;
+    assert_eq!(
+        forbidden.code(),
+        plexus_node::codes::FORBIDDEN,
+        "{forbidden}"
+    );
+    let bad = refused("plexus.publish", dotted, CallContext::new()).await;
     assert!(bad.to_string().contains("/topic"), "{bad}");
-    let socket = node
-        .call(
-            "plexus.subscribe",
-            json!({"pattern": "a.>"}),
-            CallContext::new(),
-        )
-        .await
-        .unwrap_err();
+    let socket = refused("plexus.subscribe", pattern, CallContext::new()).await;
     assert!(socket.to_string().contains("/ws"), "{socket}");
 }

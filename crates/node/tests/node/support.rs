@@ -10,7 +10,11 @@ use plexus_core::{
     CallContext, CallResult, HealthReport, MethodDescriptor, Service, ServiceDescriptor,
     ServiceError, async_trait,
 };
-use plexus_registry::health::{HealthEvent, HealthWatch};
+use plexus_core::{InstanceId, ServiceStatus};
+use plexus_node::metrics::{Format, sample};
+use plexus_node::policy::CallsConfig;
+use plexus_node::{CallError, Node, NodeBuilder};
+use plexus_registry::health::{ComponentStatus, HealthEvent, HealthWatch};
 use serde_json::{Value, json};
 
 /// How a module answers its health check.
@@ -170,4 +174,82 @@ pub(crate) async fn wait_for<T>(
         Ok(None) => panic!("health events ended before {what}"),
         Err(_) => panic!("timed out waiting for {what}"),
     }
+}
+
+/// Starts `builder` with `modules` as its in-process services.
+pub(crate) async fn start(builder: NodeBuilder, modules: &[&Arc<Module>]) -> Node {
+    modules
+        .iter()
+        .fold(builder, |b, m| b.service(Arc::clone(m) as Arc<dyn Service>))
+        .start()
+        .await
+        .unwrap()
+}
+
+/// Attaches `module` as an external instance and reports it Healthy; its id.
+pub(crate) async fn attach_healthy(node: &Node, module: &Arc<Module>) -> InstanceId {
+    let descriptor = module.descriptor();
+    let id = descriptor.instance.clone();
+    node.attach(descriptor, module.clone()).await.unwrap();
+    node.registry()
+        .set_status(&id, ServiceStatus::Healthy, None)
+        .await
+        .unwrap();
+    id
+}
+
+/// The call policy written as JSON, as in a configuration file.
+pub(crate) fn calls(value: Value) -> CallsConfig {
+    serde_json::from_value(value).unwrap()
+}
+
+/// Breakers that judge a window of 4 calls, open at 50% failures and wait 30 s;
+/// no retries.
+pub(crate) fn breakers_of_four() -> CallsConfig {
+    calls(json!({"default": {
+        "breaker": {"window": {"kind": "count", "size": 4}, "minimum_calls": 4,
+                    "failure_rate_threshold": 50, "wait_in_open_ms": 30000,
+                    "max_wait_in_open_ms": 30000},
+        "retry": {"max_attempts": 1}
+    }}))
+}
+
+/// `storage.work` with `n`.
+pub(crate) async fn work(node: &Node, n: u64) -> Result<Value, CallError> {
+    node.call("storage.work", json!({"n": n}), CallContext::new())
+        .await
+}
+
+/// The sample of metric `name` with `labels` in the node's exposition.
+pub(crate) fn metric(node: &Node, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = node.metrics().render(Format::Prometheus);
+    sample(&text, name, labels).unwrap_or_else(|| panic!("{name} {labels:?} not in:\n{text}"))
+}
+
+/// The state of `instance`'s breaker, or `none` before a call reached it.
+pub(crate) fn breaker_state(node: &Node, instance: &str) -> &'static str {
+    node.breakers()
+        .into_iter()
+        .find(|(_, i, _)| i.as_str() == instance)
+        .map(|(_, _, b)| b.state().as_str())
+        .unwrap_or("none")
+}
+
+/// Waits for the health component `instance` to reach `status`, returning its detail.
+pub(crate) async fn component_becomes(
+    node: &Node,
+    watch: &mut HealthWatch,
+    instance: &str,
+    status: ComponentStatus,
+) -> String {
+    wait_for(watch, instance, |event| match event {
+        HealthEvent::StatusChanged { component, to, .. }
+            if component == instance && *to == status =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    node.health().component(instance).unwrap().detail
 }

@@ -137,7 +137,7 @@ async fn an_integer_beyond_64_bits_is_refused_not_rounded() {
             .contains("123456789012345678901234567890"),
         "{got}"
     );
-    let mut peer = connect(&h.ws_url(), None).await.unwrap();
+    let mut peer = h.peer().await;
     let got: Value = serde_json::from_str(&ws_raw(&mut peer, big).await).unwrap();
     assert_eq!((code(&got), &got["id"]), (-32602, &json!(5)), "{got}");
     // The largest 64-bit integers pass.

@@ -46,12 +46,16 @@ use plexus_core::DescriptorError;
 /// The longest method name a call may ask for, in bytes (`service.method`).
 pub const MAX_METHOD_LEN: usize = 257;
 
+/// The routes by service name, read on every call (foldhash, seeded per map).
+type Routes = HashMap<ServiceName, Arc<ServiceRoute>, foldhash::fast::RandomState>;
+
 pub(crate) struct Core {
     pub(crate) bus: Bus,
     pub(crate) registry: Registry,
     pub(crate) metrics: Metrics,
     transports: RwLock<HashMap<InstanceId, Transport>>,
-    routes: ArcSwap<HashMap<ServiceName, Arc<ServiceRoute>>>,
+    /// Read on every call: hashed with foldhash (seeded per map), not SipHash.
+    routes: ArcSwap<Routes>,
     route_edit: Mutex<()>,
     calls: ArcSwap<CallsConfig>,
     /// Where new policies come from: the configuration's `calls` section.
@@ -92,7 +96,7 @@ impl Core {
             registry,
             metrics,
             transports: RwLock::new(HashMap::new()),
-            routes: ArcSwap::from_pointee(HashMap::new()),
+            routes: ArcSwap::from_pointee(Routes::default()),
             route_edit: Mutex::new(()),
             calls,
             policies,
@@ -181,7 +185,7 @@ impl Core {
         }
         let _edit = self.route_edit.lock();
         self.calls.store(current);
-        let old = self.routes.swap(Arc::new(HashMap::new()));
+        let old = self.routes.swap(Arc::new(Routes::default()));
         for route in old.values() {
             self.retire(route);
         }
@@ -225,7 +229,7 @@ impl Core {
             })?;
         let route = Arc::new(ServiceRoute::build(&descriptor, policy, &self.metrics)?);
         route.sync(instances.clone(), self);
-        let mut routes = HashMap::clone(&self.routes.load());
+        let mut routes = Routes::clone(&self.routes.load());
         if let Some(old) = routes.insert(ServiceName::new(service), route.clone()) {
             self.retire(&old);
         }

@@ -87,10 +87,14 @@ impl Drop for Inner {
 ///
 /// The per-service slices are rebuilt only for the service a change touched, and
 /// not for heartbeats, so a reader can tell "unchanged" with `Arc::ptr_eq`.
+/// A map on the call path: foldhash's fast hasher, seeded per map.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 struct Snapshot {
     all: Vec<Registration>,
     index: HashMap<InstanceId, usize>,
-    services: HashMap<ServiceName, ServiceInstances>,
+    /// Read on every call: hashed with foldhash (seeded per map), not SipHash.
+    services: FastMap<ServiceName, ServiceInstances>,
     empty: Arc<[Registration]>,
 }
 
@@ -138,7 +142,7 @@ impl Snapshot {
             .map(|(i, r)| (r.instance().clone(), i))
             .collect();
         let mut services = match touched {
-            Touched::All => HashMap::new(),
+            Touched::All => FastMap::default(),
             _ => previous.map(|p| p.services.clone()).unwrap_or_default(),
         };
         let mut rebuild = |name: &ServiceName| match ServiceInstances::of(name, state) {

@@ -407,7 +407,7 @@ impl Fields {
                 None => {
                     return Err((
                         None,
-                        "`id` must be a string, a number within the range of a double, or null"
+                        "`id` must be a string of Unicode text, a number within the range of a double, or null"
                             .to_owned(),
                     ));
                 }
@@ -544,7 +544,7 @@ mod tests {
     }
 
     #[test]
-    fn an_id_beyond_a_double_is_refused_without_it() {
+    fn an_id_serde_json_cannot_read_is_refused_without_it() {
         // Found by fuzz target jsonrpc_request: the answer carried `1e400` back, which
         // serde_json (and so a Plexus client) cannot read.
         let got = rejected(r#"{"jsonrpc":"2.0","method":"a.b","id":1e400}"#);
@@ -556,6 +556,14 @@ mod tests {
             panic!("a response");
         };
         assert_eq!(response.id, None);
+        // Nor a string holding a lone surrogate (found by fuzz target ws_message).
+        let got = rejected(r#"{"jsonrpc":"2.0","method":"a.b","id":"n-1\ud800"}"#);
+        assert!(got.id.is_null());
+        let paired = single(r#"{"jsonrpc":"2.0","method":"a.b","id":"\ud83d\ude00"}"#);
+        assert!(matches!(
+            paired,
+            Message::Request(Request { id: Some(_), .. })
+        ));
     }
 
     #[test]

@@ -15,8 +15,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use plexus_jsonrpc::{
-    Message, Payload, Rejected, Request, ResponseBody, RpcError, codes, decode, encode,
-    error_body, join_batch,
+    Message, Payload, Rejected, Request, ResponseBody, RpcError, codes, decode, encode, error_body,
+    join_batch,
 };
 use serde_json::{Value, json};
 
@@ -153,8 +153,13 @@ fn request_holds(request: &Request, item: Option<&Value>) {
         let result = answer_is(&ok, &id.to_value(), None);
         assert_eq!(result["result"], request.params);
         assert!(ok.windows(id.get().len()).any(|w| w == id.get().as_bytes()));
-        let error = RpcError::internal(request.method.clone()).with_data(json!({"m": request.method}));
-        answer_is(&encode(id, &Err(error)), &id.to_value(), Some(codes::INTERNAL_ERROR));
+        let error =
+            RpcError::internal(request.method.clone()).with_data(json!({"m": request.method}));
+        answer_is(
+            &encode(id, &Err(error)),
+            &id.to_value(),
+            Some(codes::INTERNAL_ERROR),
+        );
     }
 }
 
@@ -162,7 +167,10 @@ fn request_holds(request: &Request, item: Option<&Value>) {
 fn rejected_holds(rejected: &Rejected, item: Option<&Value>) {
     assert_eq!(rejected.error.code, codes::INVALID_REQUEST);
     let id = rejected.id.to_value();
-    assert!(matches!(id, Value::Null | Value::Number(_) | Value::String(_)));
+    assert!(matches!(
+        id,
+        Value::Null | Value::Number(_) | Value::String(_)
+    ));
     if let Some(item) = item.filter(|_| !rejected.id.is_null()) {
         assert_eq!(Some(&id), item.get("id"));
     }

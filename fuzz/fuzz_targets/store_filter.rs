@@ -93,13 +93,20 @@ fn check_sql(stmt: &Statement) {
             b'(' => depth += 1,
             b')' => depth = depth.checked_sub(1).expect("parentheses balance"),
             b'$' => {
-                let digits = sql[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+                let digits = sql[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_digit())
+                    .count();
                 assert!(digits > 0, "a `$` outside quotes that is not a placeholder");
                 let n: usize = std::str::from_utf8(&sql[i + 1..i + 1 + digits])
                     .ok()
                     .and_then(|t| t.parse().ok())
                     .expect("a placeholder number");
-                assert!(n >= 1 && n <= used.len(), "${n} of {} parameters", used.len());
+                assert!(
+                    n >= 1 && n <= used.len(),
+                    "${n} of {} parameters",
+                    used.len()
+                );
                 used[n - 1] = true;
                 i += 1 + digits;
                 continue;

@@ -93,7 +93,10 @@ fn run(payload: Payload) {
     ));
     assert_eq!(counted.get(), elements, "every element is counted once");
     let Some(answer) = answer else {
-        assert_eq!(answered, 0, "no answer, though {answered} elements have ids");
+        assert_eq!(
+            answered, 0,
+            "no answer, though {answered} elements have ids"
+        );
         return;
     };
     assert!(std::str::from_utf8(&answer).is_ok());
@@ -109,7 +112,11 @@ fn run(payload: Payload) {
         assert!(response.get("id").is_some());
         assert!(response.get("result").is_some() != response.get("error").is_some());
         if let Some(error) = response.get("error") {
-            assert!(error["code"].as_i64().is_some_and(|c| c != codes::OVERLOADED));
+            assert!(
+                error["code"]
+                    .as_i64()
+                    .is_some_and(|c| c != codes::OVERLOADED)
+            );
         }
     }
 }

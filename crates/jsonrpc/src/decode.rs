@@ -1,6 +1,7 @@
 //! Decoding: a payload as one message, a batch, or a refusal; each request object
 //! checked field by field, with repeated keys refused and the id kept as sent.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -269,7 +270,8 @@ impl Visitor<'_> for KeySeed {
 fn read_object<'de, A: MapAccess<'de>>(mut map: A, responses: bool) -> Result<Fields, A::Error> {
     let mut fields = Fields::default();
     let mut seen = 0u8;
-    let mut others: Vec<String> = Vec::new();
+    // A set, not a list: an object of n distinct keys must not cost n² comparisons.
+    let mut others: HashSet<String> = HashSet::new();
     while let Some(key) = map.next_key_seed(KeySeed)? {
         let known = match key {
             Key::Known(known) => known,
@@ -277,7 +279,7 @@ fn read_object<'de, A: MapAccess<'de>>(mut map: A, responses: bool) -> Result<Fi
                 if others.contains(&name) {
                     fields.repeated.get_or_insert(name);
                 } else {
-                    others.push(name);
+                    others.insert(name);
                 }
                 map.next_value::<IgnoredAny>()?;
                 continue;
@@ -457,7 +459,8 @@ impl Fields {
                 None => {
                     return Err(invalid(
                         None,
-                        "`id` must be a string, a number or null".to_owned(),
+                        "`id` must be a string of Unicode text, a number within the range of a double, or null"
+                            .to_owned(),
                     ));
                 }
             },
@@ -631,6 +634,52 @@ mod tests {
         assert!(matches!(
             single(r#"{"jsonrpc":"2.0","method":"a.b","params":{"k":1,"k":2},"id":1}"#),
             Message::Request(_)
+        ));
+    }
+
+    #[test]
+    fn an_id_serde_json_cannot_read_is_refused_without_it() {
+        // Found by fuzz target jsonrpc_request: the answer carried `1e400` back, which
+        // serde_json (and so a Plexus client) cannot read.
+        let got = rejected(r#"{"jsonrpc":"2.0","method":"a.b","id":1e400}"#);
+        assert!(got.id.is_null());
+        assert_eq!(got.error.code, codes::INVALID_REQUEST);
+        let Payload::Single(Message::Response(response)) =
+            decode(br#"{"jsonrpc":"2.0","result":1,"id":-2e308}"#, 1, true)
+        else {
+            panic!("a response");
+        };
+        assert_eq!(response.id, None);
+        // Nor a string holding a lone surrogate (found by fuzz target ws_message).
+        let got = rejected(r#"{"jsonrpc":"2.0","method":"a.b","id":"n-1\ud800"}"#);
+        assert!(got.id.is_null());
+        let paired = single(r#"{"jsonrpc":"2.0","method":"a.b","id":"\ud83d\ude00"}"#);
+        assert!(matches!(
+            paired,
+            Message::Request(Request { id: Some(_), .. })
+        ));
+    }
+
+    #[test]
+    fn many_distinct_keys_cost_linear_time() {
+        // 200,000 distinct unknown keys (2.6 MB): compared pairwise they took minutes
+        // (found while writing fuzz target jsonrpc_request).
+        let mut text = String::from(r#"{"jsonrpc":"2.0","method":"a.b","id":1"#);
+        for i in 0..200_000 {
+            text.push_str(&format!(r#","k{i}":0"#));
+        }
+        text.push('}');
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            decode(text.as_bytes(), 1, false),
+            Payload::Single(Message::Request(_))
+        ));
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+        let twice = format!("{},\"k7\":1}}", &text[..text.len() - 1]);
+        assert!(matches!(
+            decode(twice.as_bytes(), 1, false),
+            Payload::Single(Message::Invalid(_))
         ));
     }
 

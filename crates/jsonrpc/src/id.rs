@@ -29,10 +29,13 @@ impl Id {
         serde_json::value::to_raw_value(value).map_or_else(|_| Self::null(), Self)
     }
 
-    /// Wraps raw JSON text; `None` when it is not a string, a number or `null`.
+    /// Wraps raw JSON text; `None` when it is not a string, a number or `null`, or is
+    /// one that serde_json cannot read (a number beyond the range of a double, such
+    /// as `1e400`; a string with a lone surrogate, such as `"\ud800"`): an answer
+    /// carrying it back could not be read by serde_json, and so by a Plexus client.
     pub fn from_raw(raw: Box<RawValue>) -> Option<Self> {
         let valid = match raw.get().as_bytes().first() {
-            Some(b'"' | b'-' | b'0'..=b'9') => true,
+            Some(b'"' | b'-' | b'0'..=b'9') => serde_json::from_str::<Value>(raw.get()).is_ok(),
             Some(b'n') => raw.get() == "null",
             _ => false,
         };
@@ -114,7 +117,19 @@ mod tests {
         ] {
             assert_eq!(Id::from_raw(raw(ok)).unwrap().get(), ok);
         }
-        for no in ["{}", "[]", "true", "false"] {
+        // Found by fuzz targets jsonrpc_request, mcp_body and ws_message: `21e308` and
+        // `"n-1\ud800"` were answered as sent, and the answer could not be read back.
+        for no in [
+            "{}",
+            "[]",
+            "true",
+            "false",
+            "21e308",
+            "-1e400",
+            "2.5e8901234567890",
+            r#""n-1\ud800""#,
+            r#""\udc00x""#,
+        ] {
             assert!(Id::from_raw(raw(no)).is_none(), "{no}");
         }
         assert_eq!(Id::string("n-7").as_string().as_deref(), Some("n-7"));

@@ -25,6 +25,9 @@
 //!   is answered with `id: null`);
 //! - an `id` comes back exactly as it was sent (`1.0` stays `1.0`, an integer beyond
 //!   64 bits keeps every digit): [`Id`] holds its JSON text;
+//! - an `id` that serde_json cannot read (a number beyond the range of a double such
+//!   as `1e400`, a string with a lone surrogate such as `"\ud800"`) is refused as not
+//!   an id: serde_json, and so a Plexus client, could not read the answer;
 //! - every error object carries `data` with detail.
 //!
 //! ```

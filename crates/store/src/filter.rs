@@ -243,6 +243,9 @@ fn parse(value: &Value, at: &str, depth: usize) -> Result<Filter, StoreError> {
                 _ => return Err(err(&here, "must be true or false")),
             },
             "contains" => match operand {
+                Value::String(s) if s.contains('\0') => {
+                    return Err(err(&here, "strings may not contain U+0000"));
+                }
                 Value::String(s) => Condition::Contains(s.clone()),
                 _ => return Err(err(&here, "must be a string")),
             },
@@ -340,6 +343,27 @@ mod tests {
         for (value, path) in cases {
             match Filter::from_json(&value) {
                 Err(StoreError::InvalidFilter { path: p, .. }) => assert_eq!(p, path, "{value}"),
+                other => panic!("{value}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn no_operand_holds_u0000() {
+        // PostgreSQL cannot bind text holding U+0000 (found by fuzz target store_filter:
+        // `contains` took any string, and the query failed in the database).
+        for op in ["eq", "ne", "gt", "in", "contains"] {
+            let operand = if op == "in" {
+                json!(["a\u{0}b"])
+            } else {
+                json!("a\u{0}b")
+            };
+            let value = json!({"field": "a", op: operand});
+            match Filter::from_json(&value) {
+                Err(StoreError::InvalidFilter { path, reason }) => {
+                    assert!(path.starts_with(&format!("/{op}")), "{path}");
+                    assert!(reason.contains("U+0000"), "{reason}");
+                }
                 other => panic!("{value}: {other:?}"),
             }
         }

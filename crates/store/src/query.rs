@@ -389,12 +389,13 @@ impl Cursor {
         if cursor.sort != sort_signature(sort) || cursor.keys.len() != sort.len() {
             return Err(bad("was issued for a different sort"));
         }
+        // No text the store issued holds U+0000 (PostgreSQL could not bind it).
         let keys_ok = cursor.keys.iter().all(|k| match k.rank {
             0 | 4 => k.num.is_none() && k.text.is_none(),
             1 | 3 => k.num.is_some_and(f64::is_finite) && k.text.is_none(),
-            2 => k.num.is_none() && k.text.is_some(),
+            2 => k.num.is_none() && k.text.as_ref().is_some_and(|t| !t.contains('\0')),
             _ => false,
-        });
+        }) && !cursor.id.contains('\0');
         if !keys_ok {
             return Err(bad("is not a cursor this store issued"));
         }
@@ -422,6 +423,14 @@ mod tests {
         assert_eq!(back.keys[1].text.as_deref(), Some("x"));
         assert!(Cursor::decode(&text, &sort[..1]).is_err());
         assert!(Cursor::decode("not-a-cursor!", &sort).is_err());
+        // A forged cursor whose text PostgreSQL could not bind is refused up front.
+        for forged in [
+            json!({"o": "score:d,name:a", "k": [{"r": 1, "n": 3.0}, {"r": 2, "s": "x\u{0}"}], "i": "d1"}),
+            json!({"o": "score:d,name:a", "k": [{"r": 1, "n": 3.0}, {"r": 2, "s": "x"}], "i": "d\u{0}"}),
+        ] {
+            let text = URL_SAFE_NO_PAD.encode(forged.to_string());
+            assert!(Cursor::decode(&text, &sort).is_err(), "{forged}");
+        }
     }
 
     #[test]

@@ -10,8 +10,8 @@ use crate::methods::RESERVED_SERVICE;
 #[derive(Debug)]
 pub enum Inbound {
     /// A response to a call the gateway made over this connection. `call` is the
-    /// pending call it completes: `Some(k)` when its id is `"n-<k>"` as the gateway
-    /// writes it, `None` when it can answer no call (it is dropped).
+    /// pending call it completes: `Some(k)` when its id is exactly `"n-<k>"` as the
+    /// gateway writes it, `None` when it can answer no call (it is dropped).
     Response {
         /// The pending call's number.
         call: Option<u64>,
@@ -56,9 +56,12 @@ pub fn classify(bytes: &[u8], max_batch: usize) -> Inbound {
     }
 }
 
-/// The number `k` of a call id the gateway wrote, `"n-<k>"`.
+/// The number `k` of a call id the gateway wrote, `"n-<k>"`: that exact text only
+/// (no sign, no leading zero), as a response carries the id of its request.
 pub(crate) fn call_number(id: &Id) -> Option<u64> {
-    id.as_string()?.strip_prefix("n-")?.parse().ok()
+    let text = id.as_string()?;
+    let k: u64 = text.strip_prefix("n-")?.parse().ok()?;
+    (format!("n-{k}") == text).then_some(k)
 }
 
 /// Whether `method` is one of the gateway's own.
@@ -66,4 +69,55 @@ pub(crate) fn is_own(method: &str) -> bool {
     method
         .strip_prefix(RESERVED_SERVICE)
         .is_some_and(|rest| rest.starts_with('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(id: &str) -> Option<u64> {
+        let text = format!(r#"{{"jsonrpc":"2.0","result":1,"id":{id}}}"#);
+        match classify(text.as_bytes(), 10) {
+            Inbound::Response { call, .. } => call,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_response_completes_only_the_call_whose_id_it_carries() {
+        assert_eq!(call(r#""n-1""#), Some(1));
+        assert_eq!(call(r#""n-18446744073709551615""#), Some(u64::MAX));
+        assert_eq!(call(r#""n-0""#), Some(0));
+        // Found by fuzz target ws_message: `"n-01"` and `"n-+1"` completed call 1.
+        for other in [
+            r#""n-01""#,
+            r#""n-+1""#,
+            r#""n-1 ""#,
+            r#""n-""#,
+            r#""x-1""#,
+            "1",
+            "null",
+        ] {
+            assert_eq!(call(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn own_methods_run_in_the_reader_and_the_rest_is_spawned() {
+        let own = br#"{"jsonrpc":"2.0","method":"plexus.heartbeat","id":1}"#;
+        assert!(matches!(classify(own, 10), Inbound::Inline(_)));
+        let call = br#"{"jsonrpc":"2.0","method":"plexusx.heartbeat","id":1}"#;
+        assert!(matches!(
+            classify(call, 10),
+            Inbound::Spawn {
+                busy_id: Some(_),
+                ..
+            }
+        ));
+        let batch = br#"[{"jsonrpc":"2.0","method":"plexus.heartbeat"}]"#;
+        assert!(
+            matches!(classify(batch, 10), Inbound::Spawn { busy_id: Some(id), .. } if id.is_null())
+        );
+        assert!(matches!(classify(b"{", 10), Inbound::Inline(_)));
+    }
 }

@@ -257,3 +257,56 @@ async fn sqlite_service_round_trip() {
 async fn postgres_service_round_trip() {
     service_round_trip(BackendKind::Postgres).await;
 }
+
+plexus_store::on_both!(a_page_ends_at_the_byte_budget);
+
+/// `datastore.query` ends a page at `[store] max_result_bytes` with a cursor that
+/// continues, whatever the `limit`.
+async fn a_page_ends_at_the_byte_budget(kind: BackendKind) {
+    let place = Place::new(kind);
+    let ds = place
+        .open_with(|c| {
+            c.max_document_bytes = 4_096;
+            c.max_result_bytes = 4_096;
+        })
+        .await;
+    let s = DataStoreService::new(ds.clone());
+    call(&s, "create_collection", json!({"name": "notes"}))
+        .await
+        .unwrap();
+    for n in 0..5 {
+        let doc = json!({"n": n, "text": "t".repeat(1_500)});
+        call(
+            &s,
+            "put",
+            json!({"collection": "notes", "id": format!("n{n}"), "doc": doc}),
+        )
+        .await
+        .unwrap();
+    }
+    let mut ns = Vec::new();
+    let mut cursor = Value::Null;
+    loop {
+        let page = call(
+            &s,
+            "query",
+            json!({"collection": "notes", "limit": 100, "cursor": cursor}),
+        )
+        .await
+        .unwrap();
+        let docs = page["docs"].as_array().unwrap();
+        assert!(
+            docs.len() <= 2,
+            "{} documents of 1.5 KB in 4 KB",
+            docs.len()
+        );
+        ns.extend(docs.iter().map(|d| d["doc"]["n"].as_u64().unwrap()));
+        cursor = page["next_cursor"].clone();
+        if cursor.is_null() {
+            break;
+        }
+    }
+    assert_eq!(ns, vec![0, 1, 2, 3, 4]);
+    ds.store().close().await;
+    place.remove().await;
+}

@@ -86,6 +86,14 @@ pub async fn tool_calls(
                     errors += 1;
                 }
             }
+            // End the session, as a client that is done should: the server caps the
+            // sessions one address may hold.
+            let _ = http
+                .delete(&url)
+                .header("mcp-session-id", &session)
+                .header("mcp-protocol-version", "2025-11-25")
+                .send()
+                .await;
             (calls, errors, histogram)
         }));
     }

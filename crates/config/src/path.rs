@@ -147,22 +147,7 @@ pub(crate) fn too_deep(root: &Value, limit: usize) -> Option<String> {
 
 /// The size of `value` as compact JSON, in bytes, without building the text.
 pub(crate) fn encoded_len(value: &Value) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    // Writing a `Value` to a writer that never fails cannot fail.
-    match serde_json::to_writer(&mut counter, value) {
-        Ok(()) => counter.0,
-        Err(_) => usize::MAX,
-    }
+    plexus_core::json_len(value)
 }
 
 /// Merges `over` into `base`: objects key by key, recursively; anything else replaces.

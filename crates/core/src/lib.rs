@@ -50,6 +50,7 @@ mod descriptor;
 mod envelope;
 mod headers;
 mod id;
+mod json;
 mod member;
 pub mod methods;
 mod payload;
@@ -69,6 +70,7 @@ pub use descriptor::{
 pub use envelope::{Envelope, WireError};
 pub use headers::Headers;
 pub use id::{CorrelationId, EventId};
+pub use json::json_len;
 pub use member::{InstanceId, Member, ServiceName, ServiceType};
 pub use payload::{Event, Payload, PayloadError};
 pub use priority::{ParsePriorityError, Priority};

@@ -41,6 +41,8 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde::Deserialize;
 use serde_json::Value;
 
+use plexus_core::json_len;
+
 use crate::McpEvent;
 use crate::handler::Tools;
 use crate::server::{McpServer, Shared};
@@ -275,11 +277,6 @@ fn client_info(body: &[u8], max_bytes: usize, peer: Option<IpAddr>) -> Result<()
         "MCP client initializing"
     );
     Ok(())
-}
-
-/// The length of `value` as compact JSON.
-fn json_len(value: &Value) -> usize {
-    serde_json::to_vec(value).map_or(usize::MAX, |v| v.len())
 }
 
 /// `text` cut to at most `max` bytes, on a character boundary.

@@ -85,7 +85,7 @@ pub trait Session: Send {
     /// Runs a statement returning `id, version, doc` rows.
     async fn fetch_docs(&mut self, stmt: &Statement) -> Result<Vec<DocRow>, sqlx::Error>;
     /// Runs a statement returning `id, version, doc` rows, keeping rows while their
-    /// documents' JSON text ([`json_len`]) adds up to at most `max_bytes` (the first row
+    /// documents' JSON text ([`plexus_core::json_len`]) adds up to at most `max_bytes` (the first row
     /// is always kept). Returns the rows kept and whether a row was left out for the
     /// budget. A backend that can stream rows stops reading at the budget; this
     /// default reads them all first.
@@ -251,7 +251,8 @@ impl Statement {
     }
 }
 
-/// A result's byte budget, spent row by row on each document's [`json_len`].
+/// A result's byte budget, spent row by row on each document's
+/// [`json_len`](plexus_core::json_len).
 #[derive(Debug)]
 pub struct Budget {
     left: usize,
@@ -270,7 +271,7 @@ impl Budget {
     /// Whether `doc` fits in what is left (the first document always does), spending
     /// its size if so.
     pub fn admit(&mut self, doc: &Value) -> bool {
-        let size = json_len(doc);
+        let size = plexus_core::json_len(doc);
         let first = std::mem::take(&mut self.first);
         if size <= self.left || first {
             self.left = self.left.saturating_sub(size);
@@ -279,26 +280,4 @@ impl Budget {
             false
         }
     }
-}
-
-/// The length of `value`'s compact JSON text, in bytes, without writing it.
-pub fn json_len(value: &Value) -> usize {
-    /// Counts what is written to it.
-    struct Counter(usize);
-
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    let mut counter = Counter(0);
-    // Writing a `Value` to a sink that never fails cannot fail.
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
 }

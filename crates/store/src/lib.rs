@@ -74,7 +74,7 @@ mod store;
 pub mod testing;
 
 pub use backend::{
-    Backend, Budget, CmpOp, Dialect, DocRow, Param, PoolState, Scalar, Session, Statement, json_len,
+    Backend, Budget, CmpOp, Dialect, DocRow, Param, PoolState, Scalar, Session, Statement,
 };
 pub use config::{BackendKind, StoreConfig};
 pub use datastore::{
@@ -92,6 +92,8 @@ pub use error::StoreError;
 pub use filter::{Condition, Filter, MAX_FILTER_DEPTH};
 pub use link::{Connection, FIRST_PROBE_DELAY, MAX_PROBE_DELAY};
 pub use metrics::{MAX_SLOW_SQL_LEN, SlowQuery, StatementKind, StoreMetrics};
+/// The size of a document as the store counts it (re-exported from plexus-core).
+pub use plexus_core::json_len;
 #[doc(hidden)]
 pub use query::QueryPlan;
 pub use query::{MAX_PROJECTION, MAX_SORT_KEYS, Page, Query, Sort};

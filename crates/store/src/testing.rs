@@ -160,6 +160,15 @@ impl Fixture for TestStore {
     }
 }
 
+/// An outbox on `ds` (default settings) that keeps the events on `pattern` durably.
+pub async fn durable_outbox(ds: &DataStore, pattern: &str) -> crate::Outbox {
+    let outbox = crate::Outbox::open(ds.clone(), crate::OutboxConfig::default())
+        .await
+        .unwrap();
+    outbox.declare_durable(pattern).unwrap();
+    outbox
+}
+
 /// An event on `topic` with a JSON payload.
 pub fn event(topic: &str, payload: Value) -> Envelope {
     Envelope::new(Topic::new(topic).unwrap(), Payload::json(&payload).unwrap())

@@ -1,12 +1,10 @@
 //! The shared test helpers (plexus-store's `testing`, feature `test-util`).
 
-pub(crate) use plexus_store::testing::{
-    PATIENCE, Place, event, payload_of, postgres_through, unique,
-};
+pub(crate) use plexus_store::testing::{PATIENCE, Place, event, payload_of, postgres_through};
 
 use plexus_core::Envelope;
 use plexus_faultproxy::FaultProxy;
-use plexus_store::{BackendKind, CollectionSpec, DataStore, Outbox, OutboxConfig, PutMode};
+use plexus_store::{BackendKind, CollectionSpec, DataStore, Outbox, PutMode};
 use serde_json::json;
 
 /// Creates the `cases` collection and opens an outbox on `ds` that keeps the
@@ -15,11 +13,7 @@ pub(crate) async fn cases_outbox(ds: &DataStore) -> Outbox {
     ds.create_collection("cases", CollectionSpec::default())
         .await
         .unwrap();
-    let outbox = Outbox::open(ds.clone(), OutboxConfig::default())
-        .await
-        .unwrap();
-    outbox.declare_durable("cases.>").unwrap();
-    outbox
+    plexus_store::testing::durable_outbox(ds, "cases.>").await
 }
 
 /// Inserts case `c{i}` (`{"i": i}`) with `events`, in one transaction.
@@ -43,10 +37,5 @@ pub(crate) async fn behind_a_fresh_proxy() -> (FaultProxy, String, Place) {
     let (upstream, _) = postgres_through(None).await;
     let proxy = FaultProxy::start(upstream).await.unwrap();
     let (_, url) = postgres_through(Some(proxy.addr())).await;
-    let place = Place {
-        kind: BackendKind::Postgres,
-        dir: std::env::temp_dir(),
-        schema: format!("pd_{}", unique()),
-    };
-    (proxy, url, place)
+    (proxy, url, Place::new(BackendKind::Postgres))
 }

@@ -16,7 +16,7 @@ use plexus_core::{CallContext, EventId, Service, ServiceError, Timestamp};
 use plexus_datastore::{AuditService, DataStoreService};
 use plexus_store::{
     AuditConfig, AuditLog, AuditQuery, Auditor, BackendKind, CollectionSpec, DataStore, Filter,
-    IndexSpec, Op, Outbox, OutboxConfig, OutboxError, PutMode, RelayConfig, ReplayFrom, StoreError,
+    IndexSpec, Op, Outbox, OutboxError, PutMode, RelayConfig, ReplayFrom, StoreError,
 };
 use serde_json::{Value, json};
 
@@ -258,10 +258,7 @@ async fn twenty_clients_run_the_case_pipeline_and_lose_nothing(kind: BackendKind
     )
     .await
     .unwrap();
-    let outbox = Outbox::open(ds.clone(), OutboxConfig::default())
-        .await
-        .unwrap();
-    outbox.declare_durable("cases.>").unwrap();
+    let outbox = plexus_store::testing::durable_outbox(&ds, "cases.>").await;
     let log = AuditLog::new(ds.store().clone(), AuditConfig::default()).unwrap();
     let bus = Bus::new();
     let mut sub = bus

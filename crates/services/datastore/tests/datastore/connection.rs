@@ -16,7 +16,7 @@ use plexus_faultproxy::{FaultProxy, Mode};
 use plexus_store::{BackendKind, DataStore};
 use serde_json::json;
 
-use crate::support::{PATIENCE, Place, postgres_through, unique};
+use crate::support::{PATIENCE, Place, postgres_through};
 
 const ACQUIRE_MS: u64 = 2_000;
 
@@ -73,11 +73,7 @@ async fn postgres_through_a_fault_proxy() {
     let (upstream, _) = postgres_through(None).await;
     let proxy = FaultProxy::start(upstream).await.unwrap();
     let (_, url) = postgres_through(Some(proxy.addr())).await;
-    let place = Place {
-        kind: BackendKind::Postgres,
-        dir: std::env::temp_dir(),
-        schema: format!("pds_{}", unique()),
-    };
+    let place = Place::new(BackendKind::Postgres);
     let ds = place
         .open_with(|c| {
             c.url = url.clone();

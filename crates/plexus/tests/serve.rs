@@ -1044,8 +1044,15 @@ async fn a_stopped_external_instance_fails_no_idempotent_call_and_returns_throug
     }
     assert!(
         failed.is_empty(),
-        "{} calls failed: {failed:?}",
-        failed.len()
+        "{} calls failed: {failed:?}\nthe node's log about echo:\n{}",
+        failed.len(),
+        server
+            .log
+            .borrow()
+            .lines()
+            .filter(|l| l.contains("echo"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert_eq!(breaker_state(&client, "echo-b").await, "open");
     let health = client.node_health().await.unwrap();

@@ -458,10 +458,15 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> {
     /// Each call takes the next turn; a turn that falls on an unavailable instance is
     /// used up and the next one taken, so the available instances keep an even share
     /// (with one of three out, the other two alternate rather than one taking its turns).
+    /// The next available instance in turn. One turn is taken from the shared
+    /// counter and the entries are probed from there: taking a turn per probe let
+    /// concurrent callers' turns interleave, so a call could probe the same
+    /// unavailable entry twice, never see the available one, and fail.
     fn round_robin(&self, entries: &[Arc<Entry<S>>]) -> Option<usize> {
         let n = entries.len();
+        let start = (self.shared.next.fetch_add(1, Ordering::Relaxed) % n as u64) as usize;
         (0..n)
-            .map(|_| (self.shared.next.fetch_add(1, Ordering::Relaxed) % n as u64) as usize)
+            .map(|i| (start + i) % n)
             .find(|&i| entries[i].available())
     }
 

@@ -166,6 +166,36 @@ async fn an_unhealthy_instance_is_skipped_and_comes_back() {
     assert_eq!(counts["b"], 30);
 }
 
+/// Concurrent callers share the turn counter: each call must still look at every
+/// instance once, so a call never fails while one instance is available (it did
+/// when turns interleaved and a call probed the unavailable one twice).
+#[test]
+fn concurrent_calls_always_find_the_available_instance() {
+    let b = balancer(Strategy::RoundRobin, &[("down", 1), ("up", 1)]);
+    assert!(b.set_healthy(&"down".into(), false));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    let mut failed = 0;
+                    for i in 0..20_000u64 {
+                        if b.clone().oneshot(i).await.is_err() {
+                            failed += 1;
+                        }
+                    }
+                    failed
+                })
+            })
+        })
+        .collect();
+    let failed: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(failed, 0, "calls failed with an available instance");
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_instance_whose_breaker_opened_is_no_longer_chosen() {
     let breaker = CircuitBreaker::builder("storage-b")

@@ -462,12 +462,21 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> {
     /// counter and the entries are probed from there: taking a turn per probe let
     /// concurrent callers' turns interleave, so a call could probe the same
     /// unavailable entry twice, never see the available one, and fail.
+    /// The turns skipped are then taken too, so the instances left share the calls
+    /// evenly.
     fn round_robin(&self, entries: &[Arc<Entry<S>>]) -> Option<usize> {
         let n = entries.len();
         let start = (self.shared.next.fetch_add(1, Ordering::Relaxed) % n as u64) as usize;
-        (0..n)
+        let chosen = (0..n)
             .map(|i| (start + i) % n)
-            .find(|&i| entries[i].available())
+            .find(|&i| entries[i].available())?;
+        let skipped = (chosen + n - start) % n;
+        if skipped > 0 {
+            self.shared
+                .next
+                .fetch_add(skipped as u64, Ordering::Relaxed);
+        }
+        Some(chosen)
     }
 
     fn least_outstanding(&self, entries: &[Arc<Entry<S>>]) -> Option<usize> {

@@ -58,6 +58,7 @@ mod priority;
 pub mod scope;
 mod service;
 mod target;
+mod text;
 mod time;
 mod topic;
 
@@ -76,5 +77,6 @@ pub use payload::{Event, Payload, PayloadError};
 pub use priority::{ParsePriorityError, Priority};
 pub use service::{CallContext, CallResult, HealthReport, HealthState, Service, ServiceError};
 pub use target::Target;
+pub use text::clip;
 pub use time::Timestamp;
 pub use topic::{MAX_TOPIC_LEN, Topic, TopicError, TopicPattern};

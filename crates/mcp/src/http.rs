@@ -41,7 +41,7 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde::Deserialize;
 use serde_json::Value;
 
-use plexus_core::json_len;
+use plexus_core::{clip, json_len};
 
 use crate::McpEvent;
 use crate::handler::Tools;
@@ -277,15 +277,6 @@ fn client_info(body: &[u8], max_bytes: usize, peer: Option<IpAddr>) -> Result<()
         "MCP client initializing"
     );
     Ok(())
-}
-
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn clip(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 async fn guard(State(state): State<HttpState>, request: Request, next: Next) -> Response {

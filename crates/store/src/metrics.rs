@@ -232,10 +232,6 @@ impl StoreMetrics {
             .observe(took.as_secs_f64());
         if took >= self.slow_threshold {
             self.slow_queries.get_or_create(&labels).inc();
-            let mut cut = sql.len().min(MAX_SLOW_SQL_LEN);
-            while !sql.is_char_boundary(cut) {
-                cut -= 1;
-            }
             let entry = SlowQuery {
                 at_unix_ms: SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -243,7 +239,7 @@ impl StoreMetrics {
                 kind,
                 collection: collection.to_owned(),
                 duration_seconds: took.as_secs_f64(),
-                sql: sql[..cut].to_owned(),
+                sql: plexus_core::clip(sql, MAX_SLOW_SQL_LEN).to_owned(),
             };
             let mut log = self.slow_log.lock();
             if log.len() == self.slow_capacity {

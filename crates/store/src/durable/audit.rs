@@ -253,11 +253,7 @@ fn cut(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    format!("{}…", plexus_core::clip(text, max))
 }
 
 fn redact(value: &mut Value, keys: &[String]) {

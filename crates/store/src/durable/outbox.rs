@@ -740,14 +740,7 @@ impl Outbox {
 const MAX_ERROR_TEXT: usize = 1024;
 
 fn bounded(text: &str) -> String {
-    if text.len() <= MAX_ERROR_TEXT {
-        return text.to_owned();
-    }
-    let mut end = MAX_ERROR_TEXT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
+    plexus_core::clip(text, MAX_ERROR_TEXT).to_owned()
 }
 
 /// The event id of a duplicate insert travels in a unique violation's `index`

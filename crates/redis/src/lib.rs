@@ -31,12 +31,18 @@
 //! ```
 //!
 //! ## Feature flags
-//! None. TLS (`rediss://`) is not built in.
+//! - `test-util`: [`testing`], the helpers every Redis-backed family's tests share
+//!   (the shared test server under a fresh prefix, a private `redis-server` to kill
+//!   and restart, [`eventually`](testing::eventually), [`Gate`](testing::Gate)).
+//!
+//! TLS (`rediss://`) is not built in.
 
 pub mod config;
 mod connection;
 mod family;
 mod health;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use config::RedisConfig;
 pub use connection::{Redis, RedisError};

@@ -28,23 +28,7 @@ use tokio::time::Instant;
 
 use crate::{Cache, CacheConfig, CacheError, NamespaceConfig, Rejected};
 
-/// How long a case waits for something it expects.
-pub const PATIENCE: Duration = Duration::from_secs(10);
-
-/// Waits until `check` holds, looking every 5 ms, for at most [`PATIENCE`].
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let waited = tokio::time::timeout(PATIENCE, async {
-        while !check().await {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "not within {PATIENCE:?}: {what}");
-}
+pub use plexus_redis::testing::{Gate, PATIENCE, eventually};
 
 fn field_of(error: &CacheError) -> &str {
     match error {
@@ -291,35 +275,6 @@ where
     assert_eq!(m.rejections(Rejected::KeyTooLarge), 4);
     assert_eq!(m.rejections(Rejected::ValueTooLarge), 1);
     assert_eq!(m.rejections(Rejected::BatchTooLarge), 1);
-}
-
-/// A gate loaders wait at until the test opens it (for good: every loader that
-/// comes later passes).
-#[derive(Clone, Debug)]
-pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
-
-impl Default for Gate {
-    fn default() -> Self {
-        Self(Arc::new(tokio::sync::watch::Sender::new(false)))
-    }
-}
-
-impl Gate {
-    /// A closed gate.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Opens it.
-    pub fn open(&self) {
-        self.0.send_replace(true);
-    }
-
-    /// Waits until it is open.
-    pub async fn wait(&self) {
-        let mut open = self.0.subscribe();
-        let _ = open.wait_for(|o| *o).await;
-    }
 }
 
 /// A boxed loader, as [`Cache::get_or_load`] takes one.

@@ -9,6 +9,8 @@
 //!   down. Every command is bounded in time; a server that is gone, refuses, or does
 //!   not answer is [`RedisError::Unavailable`], which a service turns into
 //!   [`ServiceError::Unavailable`](plexus_core::ServiceError::Unavailable).
+//! - [`subscribe_forever`]: a subscription on a connection of its own that comes
+//!   back after every loss, telling its [`Listener`] when it is live and when not.
 //! - [`RedisFamily`]: the `[redis]` section entering the node through the family door
 //!   (checked, registered, its defaults shown). It opens nothing by itself: a family
 //!   that uses Redis asks its [`RedisSlot`] for the connection, and the first one to
@@ -41,6 +43,7 @@ pub mod config;
 mod connection;
 mod family;
 mod health;
+mod subscriber;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
@@ -49,3 +52,4 @@ pub use connection::{Redis, RedisError};
 pub use family::{RedisFamily, RedisSlot};
 pub use health::{COMPONENT, redis_component};
 pub use redis;
+pub use subscriber::{Channels, Listener, subscribe_forever};

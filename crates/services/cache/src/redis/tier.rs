@@ -5,7 +5,7 @@
 //! Coherence rules:
 //! - The tier is used only while the subscription is live. When it is lost (Redis
 //!   gone, the connection dropped), the tier is emptied and bypassed, and the
-//!   subscriber reconnects with backoff; once subscribed again it starts empty,
+//!   subscriber reconnects with backoff (`plexus_redis::subscribe_forever`); once subscribed again it starts empty,
 //!   since messages sent meanwhile are not replayed by Redis.
 //! - A copy is kept at most `local_ttl_ms` (and never past the entry's own expiry),
 //!   which bounds how stale a copy can be if a message is lost without the
@@ -18,9 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
-use plexus_redis::{Redis, RedisError};
-use redis::aio::PubSub;
+use plexus_redis::{Channels, Listener, Redis, subscribe_forever};
 use tokio::task::JoinHandle;
 
 use super::Invalidation;
@@ -28,9 +26,6 @@ use crate::config::CacheConfig;
 use crate::memory::MemoryStore;
 use crate::metrics::CacheMetrics;
 use crate::store::{Entry, LocalStats};
-
-/// The longest wait between two subscription attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 struct State {
@@ -64,14 +59,17 @@ impl Tier {
     ) -> Self {
         let local = MemoryStore::new(config.max_bytes, metrics.clone());
         let state = Arc::new(State::default());
-        let task = tokio::spawn(subscribe_forever(Subscriber {
+        let task = subscribe_forever(
             redis,
-            channel,
-            origin,
-            local: local.clone(),
-            state: state.clone(),
-            metrics,
-        }));
+            Channels::exact(channel.clone()),
+            Subscriber {
+                channel,
+                origin,
+                local: local.clone(),
+                state: state.clone(),
+                metrics,
+            },
+        );
         Self {
             local,
             keep: Duration::from_millis(config.local_ttl_ms),
@@ -127,7 +125,6 @@ impl Tier {
 }
 
 struct Subscriber {
-    redis: Redis,
     channel: String,
     origin: String,
     local: MemoryStore,
@@ -142,17 +139,6 @@ impl Subscriber {
         self.state.epoch.fetch_add(1, Ordering::AcqRel);
         self.local.clear();
         self.state.live.store(live, Ordering::Release);
-    }
-
-    async fn subscribe(&self) -> Result<PubSub, RedisError> {
-        let mut pubsub = self.redis.pubsub().await?;
-        let bound = self.redis.bound();
-        match tokio::time::timeout(bound, pubsub.subscribe(&self.channel)).await {
-            Ok(result) => result.map(|()| pubsub).map_err(RedisError::from),
-            Err(_) => Err(RedisError::Unavailable {
-                reason: "SUBSCRIBE was not confirmed in time".to_owned(),
-            }),
-        }
     }
 
     /// Applies one message from another node.
@@ -175,27 +161,18 @@ impl Subscriber {
     }
 }
 
-async fn subscribe_forever(sub: Subscriber) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        match sub.subscribe().await {
-            Ok(mut pubsub) => {
-                backoff = Duration::from_millis(50);
-                sub.reset(true);
-                tracing::info!(channel = %sub.channel, "cache local tier subscribed");
-                let mut messages = pubsub.on_message();
-                while let Some(message) = messages.next().await {
-                    sub.apply(message.get_payload_bytes());
-                }
-                sub.reset(false);
-                tracing::warn!(
-                    channel = %sub.channel,
-                    "cache invalidation subscription lost; local tier bypassed until it is back"
-                );
-            }
-            Err(error) => tracing::debug!(%error, "cache invalidation subscription failed"),
+impl Listener for Subscriber {
+    fn live(&self, live: bool) {
+        self.reset(live);
+        if !live {
+            tracing::warn!(
+                channel = %self.channel,
+                "cache invalidation subscription lost; local tier bypassed until it is back"
+            );
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+
+    async fn message(&self, _channel: &str, payload: &[u8]) {
+        self.apply(payload);
     }
 }

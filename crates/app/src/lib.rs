@@ -35,6 +35,9 @@
 //!   SQLite or PostgreSQL), with the `datastore` and `audit` services.
 //! - `cache` (default): the Cache family (crate `plexus-cache`, `[cache]`, moka or
 //!   Redis), with the `cache` service. Implies `redis`.
+//! - `pubsub` (default): the Pub/Sub family (crate `plexus-pubsub`, `[pubsub]`): the
+//!   bus's shared topics kept in process, or bridged through Redis pub/sub to
+//!   every node on the same server. Implies `redis`.
 //! - `redis`: the one Redis/Valkey connection every family that uses Redis shares
 //!   (crate `plexus-redis`, `[redis]`, the `redis` health component).
 
@@ -55,6 +58,8 @@ pub use datastore::DataStoreFamily;
 pub use error::AppError;
 pub use plexus_node::Node;
 pub use plexus_node::family::{Family, FamilyError, NodeSection, Parts};
+#[cfg(feature = "pubsub")]
+pub use plexus_pubsub::PubSubFamily;
 #[cfg(feature = "redis")]
 pub use plexus_redis::{RedisFamily, RedisSlot};
 
@@ -71,5 +76,7 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(DataStoreFamily),
         #[cfg(feature = "cache")]
         Box::new(CacheFamily::new(redis.slot())),
+        #[cfg(feature = "pubsub")]
+        Box::new(PubSubFamily::new(redis.slot())),
     ]
 }

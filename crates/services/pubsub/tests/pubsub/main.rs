@@ -1,0 +1,9 @@
+//! The Pub/Sub family's tests: the conformance suite on the bus and on Redis, what
+//! only the Redis bridge does (local topics stay local, bad messages are counted and
+//! ignored, oversized events stay home), and a private Redis killed and restarted
+//! (resubscription, the gap counted).
+
+mod bus;
+mod faults;
+mod redis;
+mod support;

@@ -3,6 +3,8 @@
 //! ignored, oversized events stay home), and a private Redis killed and restarted
 //! (resubscription, the gap counted).
 
+#![allow(clippy::unwrap_used)]
+
 mod bus;
 mod faults;
 mod redis;

@@ -6,12 +6,13 @@
 //! `ratio = value / ceiling_value` (inverted for lower-is-better figures). A
 //! [`Report`] prints as a table for people or as one JSON object for scripts.
 //!
-//! Parts: [`bus`], [`resilience`], [`callpath`], [`store`], [`gateway`].
+//! Parts: [`bus`], [`resilience`], [`callpath`], [`store`], [`gateway`], [`redis`].
 
 pub mod bus;
 pub mod callpath;
 pub mod gateway;
 pub mod mcp;
+pub mod redis;
 pub mod resilience;
 pub mod store;
 mod support;

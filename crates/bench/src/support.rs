@@ -77,6 +77,9 @@ pub enum Unit {
     /// Nanoseconds.
     #[serde(rename = "ns")]
     Nanos,
+    /// A number of things (loads, retries).
+    #[serde(rename = "count")]
+    Count,
 }
 
 impl Unit {
@@ -89,6 +92,7 @@ impl Unit {
             Unit::RoundTripsPerSecond => "round trips/s",
             Unit::Micros => "us",
             Unit::Nanos => "ns",
+            Unit::Count => "count",
         }
     }
 }

@@ -30,6 +30,8 @@ enum Part {
     Store,
     /// JSON-RPC over HTTP and WebSocket, and MCP tool calls, beside a bare axum handler.
     Gateway,
+    /// Cache, locks and rate limits on Redis beside the raw redis crate; the local cache beside moka.
+    Redis,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -49,6 +51,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Part::Gateway => {
             plexus_bench::gateway::run(options).context("the gateway benchmark failed")?
         }
+        Part::Redis => plexus_bench::redis::run(options).context("the redis benchmark failed")?,
     };
     if args.json {
         out!("{}", report.to_json());

@@ -381,23 +381,16 @@ mod tests {
 
     #[test]
     fn a_quick_run_reports_every_figure_beside_its_ceiling() {
-        let report = run(Options {
-            quick: true,
-            progress: false,
-        })
-        .unwrap();
-        for name in [
-            "jsonrpc_http_c1",
-            "jsonrpc_http_c16",
-            "jsonrpc_http_c64",
-            "jsonrpc_http_c64_p99",
-            "ws_roundtrip_c16",
-        ] {
-            let r = report.get(name).unwrap_or_else(|| panic!("{name} missing"));
-            assert!(r.value > 0.0, "{name}");
-            assert!(r.ceiling_value.is_some_and(|c| c > 0.0), "{name}");
-            assert!(r.ratio.is_some(), "{name}");
-        }
+        let report = crate::support::quick_run_with_ceilings(
+            run,
+            &[
+                "jsonrpc_http_c1",
+                "jsonrpc_http_c16",
+                "jsonrpc_http_c64",
+                "jsonrpc_http_c64_p99",
+                "ws_roundtrip_c16",
+            ],
+        );
         let mcp = report.get("mcp_call_c16").unwrap();
         assert!(mcp.value > 0.0);
     }

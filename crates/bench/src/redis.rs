@@ -80,12 +80,11 @@ fn value(i: usize) -> Value {
 
 /// Operations per second of `ops` calls of `op(client, i)` over [`CLIENTS`]
 /// concurrent clients.
-async fn per_second<F, Fut>(ops: usize, op: F) -> Result<f64, BenchError>
+async fn per_second<F, Fut>(ops: usize, op: Arc<F>) -> Result<f64, BenchError>
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), BenchError>> + Send,
 {
-    let op = Arc::new(op);
     let per_client = (ops / CLIENTS).max(1);
     let started = Instant::now();
     let tasks: Vec<_> = (0..CLIENTS)
@@ -105,20 +104,35 @@ where
     Ok((per_client * CLIENTS) as f64 / started.elapsed().as_secs_f64())
 }
 
-/// The best of `rounds` alternating runs of ours and the raw twin: (ours, raw).
-async fn best_of<A, AF, B, BF>(rounds: usize, ours: A, raw: B) -> Result<(f64, f64), BenchError>
+/// Ops/s of `ours` beside `raw` doing the same commands, over [`CLIENTS`]
+/// clients, the best of alternating rounds, added to `report` as `name`.
+async fn versus_raw<A, AF, B, BF>(
+    name: &str,
+    plan: &Plan,
+    (report, progress): (&mut Report, &Progress),
+    ours: A,
+    raw: B,
+) -> Result<(), BenchError>
 where
-    A: Fn() -> AF,
-    AF: Future<Output = Result<f64, BenchError>>,
-    B: Fn() -> BF,
-    BF: Future<Output = Result<f64, BenchError>>,
+    A: Fn(usize, usize) -> AF + Send + Sync + 'static,
+    AF: Future<Output = Result<(), BenchError>> + Send,
+    B: Fn(usize, usize) -> BF + Send + Sync + 'static,
+    BF: Future<Output = Result<(), BenchError>> + Send,
 {
+    progress.step(name);
+    let (ours, raw) = (Arc::new(ours), Arc::new(raw));
     let (mut a, mut b) = (0f64, 0f64);
-    for _ in 0..rounds {
-        a = a.max(ours().await?);
-        b = b.max(raw().await?);
+    for _ in 0..plan.rounds {
+        a = a.max(per_second(plan.ops, ours.clone()).await?);
+        b = b.max(per_second(plan.ops, raw.clone()).await?);
     }
-    Ok((a, b))
+    report.results.push(
+        BenchResult::new(name, Unit::OpsPerSecond, a, true)
+            .with_ceiling(RAW, b)
+            .with_target(">= 0.8 of raw"),
+    );
+    progress.done_step();
+    Ok(())
 }
 
 /// Everything one run uses on Redis.
@@ -201,103 +215,84 @@ async fn bench_cache_redis(
     };
     let channel = format!("{}cache:invalidate", setup.prefix);
 
-    progress.step("cache_get_c16");
-    let (ours, raw) = best_of(
-        plan.rounds,
-        || {
-            let cache = cache.clone();
-            per_second(plan.ops, move |c, i| {
-                let cache = cache.clone();
-                async move {
-                    let got = cache
-                        .get(None, &format!("k{}", (c * 31 + i) % KEYS))
-                        .await
-                        .map_err(failed)?;
-                    got.map(|_| ())
-                        .ok_or_else(|| failed("a seeded key is missing"))
-                }
-            })
+    let raw = setup.raw.clone();
+    let raw_key = key.clone();
+    let get_cache = cache.clone();
+    versus_raw(
+        "cache_get_c16",
+        plan,
+        (&mut *report, progress),
+        move |c, i| {
+            let cache = get_cache.clone();
+            async move {
+                let got = cache
+                    .get(None, &format!("k{}", (c * 31 + i) % KEYS))
+                    .await
+                    .map_err(failed)?;
+                got.map(|_| ())
+                    .ok_or_else(|| failed("a seeded key is missing"))
+            }
         },
-        || {
-            let (conn, key) = (setup.raw.clone(), key.clone());
-            per_second(plan.ops, move |c, i| {
-                let (mut conn, key) = (conn.clone(), key((c * 31 + i) % KEYS));
-                async move {
-                    let (text, _ttl): (Option<String>, i64) = plexus_redis::redis::pipe()
-                        .cmd("GET")
-                        .arg(&key)
-                        .cmd("PTTL")
-                        .arg(&key)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(failed)?;
-                    let text = text.ok_or_else(|| failed("a seeded key is missing"))?;
-                    let json = text.split_once('\n').map_or(text.as_str(), |(_, v)| v);
-                    let _: Value = serde_json::from_str(json).map_err(failed)?;
-                    Ok(())
-                }
-            })
+        move |c, i| {
+            let (mut conn, key) = (raw.clone(), raw_key((c * 31 + i) % KEYS));
+            async move {
+                let (text, _ttl): (Option<String>, i64) = plexus_redis::redis::pipe()
+                    .cmd("GET")
+                    .arg(&key)
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(failed)?;
+                let text = text.ok_or_else(|| failed("a seeded key is missing"))?;
+                let json = text.split_once('\n').map_or(text.as_str(), |(_, v)| v);
+                let _: Value = serde_json::from_str(json).map_err(failed)?;
+                Ok(())
+            }
         },
     )
     .await?;
-    report.results.push(
-        BenchResult::new("cache_get_c16", Unit::OpsPerSecond, ours, true)
-            .with_ceiling(RAW, raw)
-            .with_target(">= 0.8 of raw"),
-    );
-    progress.done_step();
 
-    progress.step("cache_set_c16");
-    let (ours, raw) = best_of(
-        plan.rounds,
-        || {
+    let raw = setup.raw.clone();
+    versus_raw(
+        "cache_set_c16",
+        plan,
+        (report, progress),
+        move |c, i| {
             let cache = cache.clone();
-            per_second(plan.ops, move |c, i| {
-                let cache = cache.clone();
-                async move {
-                    let k = (c * 31 + i) % KEYS;
-                    cache
-                        .set(None, &format!("k{k}"), value(k), None)
-                        .await
-                        .map(|_| ())
-                        .map_err(failed)
-                }
-            })
-        },
-        || {
-            let (conn, key, channel) = (setup.raw.clone(), key.clone(), channel.clone());
-            per_second(plan.ops, move |c, i| {
+            async move {
                 let k = (c * 31 + i) % KEYS;
-                let (mut conn, key, channel) = (conn.clone(), key(k), channel.clone());
-                async move {
-                    let json = serde_json::to_string(&value(k)).map_err(failed)?;
-                    let message = json!({"o": "bench", "k": key}).to_string();
-                    plexus_redis::redis::pipe()
-                        .cmd("SET")
-                        .arg(&key)
-                        .arg(format!("0\n{json}"))
-                        .arg("PX")
-                        .arg(300_000)
-                        .ignore()
-                        .cmd("PUBLISH")
-                        .arg(&channel)
-                        .arg(message)
-                        .ignore()
-                        .query_async::<()>(&mut conn)
-                        .await
-                        .map_err(failed)
-                }
-            })
+                cache
+                    .set(None, &format!("k{k}"), value(k), None)
+                    .await
+                    .map(|_| ())
+                    .map_err(failed)
+            }
+        },
+        move |c, i| {
+            let k = (c * 31 + i) % KEYS;
+            let (mut conn, key, channel) = (raw.clone(), key(k), channel.clone());
+            async move {
+                let json = serde_json::to_string(&value(k)).map_err(failed)?;
+                let message = json!({"o": "bench", "k": key}).to_string();
+                plexus_redis::redis::pipe()
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(format!("0\n{json}"))
+                    .arg("PX")
+                    .arg(300_000)
+                    .ignore()
+                    .cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(message)
+                    .ignore()
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map_err(failed)
+            }
         },
     )
-    .await?;
-    report.results.push(
-        BenchResult::new("cache_set_c16", Unit::OpsPerSecond, ours, true)
-            .with_ceiling(RAW, raw)
-            .with_target(">= 0.8 of raw"),
-    );
-    progress.done_step();
-    Ok(())
+    .await
 }
 
 /// Nanoseconds per hit of `get(i)` over `n` hits.
@@ -458,22 +453,15 @@ mod tests {
 
     #[test]
     fn a_quick_run_reports_every_figure_beside_its_ceiling() {
-        let report = run(Options {
-            quick: true,
-            progress: false,
-        })
-        .unwrap();
-        for name in [
-            "cache_get_c16",
-            "cache_set_c16",
-            "cache_local_hit",
-            "cache_two_tier_hit",
-        ] {
-            let r = report.get(name).unwrap_or_else(|| panic!("{name} missing"));
-            assert!(r.value > 0.0, "{name}");
-            assert!(r.ceiling_value.is_some_and(|c| c > 0.0), "{name}");
-            assert!(r.ratio.is_some(), "{name}");
-        }
+        let report = crate::support::quick_run_with_ceilings(
+            run,
+            &[
+                "cache_get_c16",
+                "cache_set_c16",
+                "cache_local_hit",
+                "cache_two_tier_hit",
+            ],
+        );
         assert_eq!(report.get("stampede_loads").unwrap().value, 1.0);
     }
 }

@@ -280,6 +280,28 @@ impl Progress {
     }
 }
 
+/// A `--quick` run of a benchmark, for its smoke test: panics unless every figure
+/// in `names` is there, positive, beside a positive ceiling, with its ratio.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+pub(crate) fn quick_run_with_ceilings(
+    run: fn(Options) -> std::result::Result<Report, BenchError>,
+    names: &[&str],
+) -> Report {
+    let report = run(Options {
+        quick: true,
+        progress: false,
+    })
+    .unwrap();
+    for name in names {
+        let r = report.get(name).unwrap_or_else(|| panic!("{name} missing"));
+        assert!(r.value > 0.0, "{name}");
+        assert!(r.ceiling_value.is_some_and(|c| c > 0.0), "{name}");
+        assert!(r.ratio.is_some(), "{name}");
+    }
+    report
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

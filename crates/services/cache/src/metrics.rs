@@ -17,8 +17,10 @@
 //! another caller loaded instead: one that joined a load in flight in this process,
 //! or one that waited on another process's loader lease.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use parking_lot::RwLock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -41,6 +43,7 @@ struct KindLabel {
 
 /// What happened to a lookup or a load, counted per namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
 pub enum Outcome {
     /// Found.
     Hit,
@@ -95,6 +98,9 @@ struct Inner {
     rejected: Family<ReasonLabel, Counter>,
     errors: Family<KindLabel, Counter>,
     invalidations_received: Counter,
+    /// Each namespace's six counters, found by name without building a label (a
+    /// hit is counted on every read).
+    by_namespace: RwLock<HashMap<Box<str>, Arc<[Counter; 6]>, foldhash::fast::RandomState>>,
 }
 
 impl CacheMetrics {
@@ -103,33 +109,46 @@ impl CacheMetrics {
         Self::default()
     }
 
-    fn family(&self, outcome: Outcome) -> &Family<NamespaceLabel, Counter> {
-        match outcome {
-            Outcome::Hit => &self.inner.hits,
-            Outcome::Miss => &self.inner.misses,
-            Outcome::Load => &self.inner.loads,
-            Outcome::LoadError => &self.inner.load_errors,
-            Outcome::Avoided => &self.inner.avoided,
-            Outcome::EarlyRefresh => &self.inner.early_refreshes,
+    /// The counters of `namespace`, created in each family on first use.
+    fn counters(&self, namespace: &str) -> Arc<[Counter; 6]> {
+        if let Some(found) = self.inner.by_namespace.read().get(namespace) {
+            return found.clone();
         }
+        let i = &self.inner;
+        let label = NamespaceLabel {
+            namespace: namespace.to_owned(),
+        };
+        let families = [
+            &i.hits,
+            &i.misses,
+            &i.loads,
+            &i.load_errors,
+            &i.avoided,
+            &i.early_refreshes,
+        ];
+        let counters = Arc::new(families.map(|f| f.get_or_create(&label).clone()));
+        i.by_namespace
+            .write()
+            .entry(namespace.into())
+            .or_insert(counters)
+            .clone()
     }
 
     /// Counts `n` of `outcome` in `namespace`.
     pub fn count(&self, namespace: &str, outcome: Outcome, n: u64) {
-        if n > 0 {
-            let label = NamespaceLabel {
-                namespace: namespace.to_owned(),
-            };
-            self.family(outcome).get_or_create(&label).inc_by(n);
+        if n == 0 {
+            return;
         }
+        if let Some(found) = self.inner.by_namespace.read().get(namespace) {
+            found[outcome as usize].inc_by(n);
+            return;
+        }
+        self.counters(namespace)[outcome as usize].inc_by(n);
     }
 
     /// How many of `outcome` in `namespace` so far.
     pub fn get(&self, namespace: &str, outcome: Outcome) -> u64 {
-        let label = NamespaceLabel {
-            namespace: namespace.to_owned(),
-        };
-        self.family(outcome).get_or_create(&label).get()
+        self.counters(namespace)[outcome as usize].get()
     }
 
     /// Counts an entry evicted for room.

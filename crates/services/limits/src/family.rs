@@ -1,0 +1,94 @@
+//! [`LimitsFamily`]: the limiter entering the node through the family door. Its
+//! `[limits]` section builds the backend (in process, or Redis through the node's
+//! one connection, which brings the `redis` health component), the `ratelimit`
+//! service, and its metrics.
+
+use std::sync::Arc;
+
+use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily};
+use plexus_redis::RedisSlot;
+
+use crate::config::{Backend, LimitsConfig, SECTION};
+use crate::{Limiter, LimitsService};
+
+/// The Rate Limits family.
+#[derive(Clone, Debug, Default)]
+pub struct LimitsFamily {
+    redis: RedisSlot,
+}
+
+impl LimitsFamily {
+    /// The family, reaching Redis (for `backend = "redis"`) through `redis`: the
+    /// slot of the node's [`RedisFamily`](plexus_redis::RedisFamily).
+    pub fn new(redis: RedisSlot) -> Self {
+        Self { redis }
+    }
+}
+
+#[plexus_core::async_trait]
+impl SectionFamily for LimitsFamily {
+    type Config = LimitsConfig;
+    const SECTION: &'static str = SECTION;
+
+    async fn open_with(
+        &self,
+        settings: LimitsConfig,
+        _node: &NodeSection,
+    ) -> Result<Parts, FamilyError> {
+        if !settings.enabled {
+            return Ok(Parts::default());
+        }
+        let mut parts = Parts::default();
+        let limiter = match settings.backend {
+            Backend::Memory => Limiter::in_memory(settings),
+            Backend::Redis => {
+                let redis = self.redis.connect(SECTION, &mut parts)?;
+                Limiter::on_redis(redis, settings)
+            }
+        };
+        tracing::info!(
+            backend = limiter.backend(),
+            rules = limiter.rules().len(),
+            "rate limits open"
+        );
+        let metrics = limiter.metrics().clone();
+        Ok(parts
+            .service(Arc::new(LimitsService::new(limiter)))
+            .metrics(move |node| {
+                node.metrics()
+                    .with_registry(|registry| metrics.register(registry));
+            }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use plexus_node::family::Family;
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_by_default_off_when_disabled_and_redis_needs_the_redis_family() {
+        let node = NodeSection::default();
+        let parts = LimitsFamily::default().open(None, &node).await.unwrap();
+        assert_eq!(parts.services.len(), 1);
+        assert!(parts.components.is_empty());
+
+        let off = json!({"enabled": false});
+        let parts = LimitsFamily::default()
+            .open(Some(&off), &node)
+            .await
+            .unwrap();
+        assert!(parts.services.is_empty());
+
+        let redis = json!({"backend": "redis"});
+        let Err(err) = LimitsFamily::default().open(Some(&redis), &node).await else {
+            panic!("redis without the redis family opened");
+        };
+        assert!(err.to_string().contains("limits.backend"), "{err}");
+        assert!(matches!(err, FamilyError::Invalid { .. }), "{err:?}");
+    }
+}

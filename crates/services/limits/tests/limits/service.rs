@@ -1,0 +1,166 @@
+//! The `ratelimit` service on a node: every method through the call path, errors
+//! naming the field, and the metrics in the node's registry.
+
+use std::sync::Arc;
+
+use plexus_core::CallContext;
+use plexus_limits::conformance::with_rules;
+use plexus_limits::{Limiter, LimitsService, RuleConfig};
+use plexus_node::{CallError, Node};
+use serde_json::{Value, json};
+
+async fn node() -> Node {
+    let config = with_rules(&[
+        ("api", RuleConfig::sliding_window(3, 60_000)),
+        ("burst", RuleConfig::gcra(10, 1_000, 5)),
+    ]);
+    let service = LimitsService::new(Limiter::in_memory(config));
+    let metrics = service.limiter().metrics().clone();
+    let node = Node::builder("limits-test")
+        .service(Arc::new(service))
+        .start()
+        .await
+        .unwrap();
+    node.metrics().with_registry(|r| metrics.register(r));
+    node
+}
+
+async fn call(node: &Node, method: &str, params: Value) -> Result<Value, CallError> {
+    node.call(method, params, CallContext::new()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_method_through_the_call_path() {
+    let node = node().await;
+    let d = call(
+        &node,
+        "ratelimit.check",
+        json!({"rule": "api", "key": "u1"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        d,
+        json!({"allowed": true, "remaining": 3, "retry_after_ms": 0, "reset_after_ms": 0, "limit": 3})
+    );
+    let d = call(
+        &node,
+        "ratelimit.acquire",
+        json!({"rule": "api", "key": "u1", "cost": 2}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (d["allowed"].clone(), d["remaining"].clone()),
+        (json!(true), json!(1))
+    );
+    let d = call(
+        &node,
+        "ratelimit.acquire",
+        json!({"rule": "api", "key": "u1", "cost": 2}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(d["allowed"], json!(false), "a refusal is an answer: {d}");
+    assert!(d["retry_after_ms"].as_u64().unwrap() > 0, "{d}");
+
+    let rules = call(&node, "ratelimit.rules", json!({})).await.unwrap();
+    assert_eq!(rules["backend"], "memory");
+    assert_eq!(
+        rules["rules"]["burst"],
+        json!({"algorithm": "gcra", "limit": 10, "window_ms": 1000, "burst": 5})
+    );
+    let reset = call(
+        &node,
+        "ratelimit.reset",
+        json!({"rule": "api", "key": "u1"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reset, json!({"reset": true}));
+    let d = call(
+        &node,
+        "ratelimit.check",
+        json!({"rule": "api", "key": "u1", "cost": 3}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(d["allowed"], json!(true));
+
+    let text = node
+        .metrics()
+        .render(plexus_node::metrics::Format::Prometheus);
+    assert!(
+        text.contains(
+            "plexus_limits_decisions_total{rule=\"api\",op=\"acquire\",outcome=\"limited\"} 1"
+        ),
+        "{text}"
+    );
+    let descriptor = node.registry().instances(&"ratelimit".into())[0]
+        .descriptor
+        .clone();
+    let acquire = descriptor.method("acquire").unwrap();
+    assert_eq!(acquire.params["required"], json!(["rule", "key"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_naming_the_field() {
+    let node = node().await;
+    let cases = [
+        (
+            "ratelimit.acquire",
+            json!({"rule": "api", "key": ""}),
+            "/key",
+        ),
+        (
+            "ratelimit.acquire",
+            json!({"rule": "api", "key": "k".repeat(300)}),
+            "/key",
+        ),
+        (
+            "ratelimit.acquire",
+            json!({"rule": "api", "key": "k", "cost": 0}),
+            "/cost",
+        ),
+        (
+            "ratelimit.check",
+            json!({"rule": "nope", "key": "k"}),
+            "/rule",
+        ),
+        (
+            "ratelimit.check",
+            json!({"rule": "Bad", "key": "k"}),
+            "/rule",
+        ),
+        ("ratelimit.acquire", json!({"key": "k"}), "/rule"),
+        (
+            "ratelimit.acquire",
+            json!({"rule": "api", "key": "k", "cost": 4}),
+            "/cost",
+        ),
+        (
+            "ratelimit.acquire",
+            json!({"rule": "burst", "key": "k", "cost": 6}),
+            "/cost",
+        ),
+        (
+            "ratelimit.reset",
+            json!({"rule": "nope", "key": "k"}),
+            "/rule",
+        ),
+    ];
+    for (method, params, field) in cases {
+        let err = call(&node, method, params.clone()).await.unwrap_err();
+        match err {
+            CallError::InvalidParams {
+                field: got, reason, ..
+            } => {
+                assert_eq!(got, field, "{method} {params}: {reason}");
+                if params.get("cost").is_some_and(|c| c.as_u64() > Some(3)) {
+                    assert!(reason.contains("can never be allowed"), "{reason}");
+                }
+            }
+            other => panic!("{method} {params}: expected invalid params, got {other:?}"),
+        }
+    }
+}

@@ -23,16 +23,6 @@ pub enum Backend {
     Redis,
 }
 
-impl Backend {
-    /// Its name in configuration and in answers.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Memory => "memory",
-            Self::Redis => "redis",
-        }
-    }
-}
-
 /// How a rule counts.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
@@ -46,16 +36,6 @@ pub enum Algorithm {
     /// The generic cell rate algorithm: one unit every `window_ms / limit`, with up
     /// to `burst` at once.
     Gcra,
-}
-
-impl Algorithm {
-    /// Its name in configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SlidingWindow => "sliding_window",
-            Self::Gcra => "gcra",
-        }
-    }
 }
 
 /// `[limits]`.

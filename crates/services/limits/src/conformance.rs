@@ -26,6 +26,21 @@ use crate::{Decision, LimitError, Limiter, LimitsConfig, RuleConfig};
 
 pub use plexus_redis::testing::{PATIENCE, eventually};
 
+/// Builds a fresh limiter (keys no other test uses) held to a configuration: an
+/// `async` closure from [`LimitsConfig`] to [`Limiter`].
+pub trait MakeLimiter: Fn(LimitsConfig) -> Self::Made {
+    /// What the closure returns.
+    type Made: Future<Output = Limiter>;
+}
+
+impl<M, F> MakeLimiter for M
+where
+    M: Fn(LimitsConfig) -> F,
+    F: Future<Output = Limiter>,
+{
+    type Made = F;
+}
+
 /// A configuration with `rules`.
 pub fn with_rules(rules: &[(&str, RuleConfig)]) -> LimitsConfig {
     let mut config = LimitsConfig::default();
@@ -58,11 +73,7 @@ fn field_of(error: &LimitError) -> &str {
 
 /// Within a window a key gets `limit` units and no more, counted down in
 /// `remaining`; the refusal says how long to wait.
-pub async fn the_limit_is_honoured_within_a_window<M, F>(make: M)
-where
-    M: Fn(LimitsConfig) -> F,
-    F: Future<Output = Limiter>,
-{
+pub async fn the_limit_is_honoured_within_a_window(make: impl MakeLimiter) {
     let limiter = make(both(5, 60_000)).await;
     for rule in BOTH {
         for left in (0..5).rev() {
@@ -92,11 +103,7 @@ where
 /// The sliding window slides: a key that took its whole limit at the end of one
 /// fixed window gets almost nothing at the start of the next (a fixed window would
 /// give it the limit again: twice the limit within a few milliseconds).
-pub async fn a_burst_across_a_window_boundary_does_not_get_twice_the_limit<M, F>(make: M)
-where
-    M: Fn(LimitsConfig) -> F,
-    F: Future<Output = Limiter>,
-{
+pub async fn a_burst_across_a_window_boundary_does_not_get_twice_the_limit(make: impl MakeLimiter) {
     let window = Duration::from_millis(1_000);
     let limiter = make(with_rules(&[(
         "window",
@@ -132,11 +139,7 @@ where
 
 /// GCRA: `burst` units at once, then one every `window / limit`; `retry_after_ms`
 /// says exactly when.
-pub async fn gcra_allows_a_burst_then_spaces_units<M, F>(make: M)
-where
-    M: Fn(LimitsConfig) -> F,
-    F: Future<Output = Limiter>,
-{
+pub async fn gcra_allows_a_burst_then_spaces_units(make: impl MakeLimiter) {
     let limiter = make(with_rules(&[("gcra", RuleConfig::gcra(10, 1_000, 5))])).await;
     for _ in 0..5 {
         assert!(acquire(&limiter, "gcra", "k", 1).await.allowed);
@@ -159,11 +162,7 @@ where
 
 /// Waiting `retry_after_ms` is enough for the same cost, and waiting
 /// `reset_after_ms` gives back the whole limit, under both algorithms.
-pub async fn waiting_retry_after_is_enough_and_reset_after_refills<M, F>(make: M)
-where
-    M: Fn(LimitsConfig) -> F,
-    F: Future<Output = Limiter>,
-{
+pub async fn waiting_retry_after_is_enough_and_reset_after_refills(make: impl MakeLimiter) {
     let limiter = make(both(4, 400)).await;
     for rule in BOTH {
         acquire(&limiter, rule, "k", 3).await;
@@ -180,11 +179,7 @@ where
 }
 
 /// `check` says what `acquire` would do and takes nothing.
-pub async fn check_does_not_consume<M, F>(make: M)
-where
-    M: Fn(LimitsConfig) -> F,
-    F: Future<Output = Limiter>,
-{
+pub async fn check_does_not_consume(make: impl MakeLimiter) {
     let limiter = make(both(3, 60_000)).await;
     for rule in BOTH {
         for _ in 0..20 {
@@ -202,11 +197,7 @@ where
 }
 
 /// A cost takes that many units; a refused cost takes none.
-pub async fn a_cost_takes_that_many_units<M, F>(make: M)
-where
-    M: Fn(LimitsConfig) -> F,
-    F: Future<Output = Limiter>,
-{
+pub async fn a_cost_takes_that_many_units(make: impl MakeLimiter) {
     let limiter = make(both(10, 60_000)).await;
     for rule in BOTH {
         assert_eq!(acquire(&limiter, rule, "k", 4).await.remaining, 6, "{rule}");
@@ -220,11 +211,7 @@ where
 }
 
 /// Keys are limited apart, and so are rules on the same key.
-pub async fn keys_and_rules_are_independent<M, F>(make: M)
-where
-    M: Fn(LimitsConfig) -> F,
-    F: Future<Output = Limiter>,
-{
+pub async fn keys_and_rules_are_independent(make: impl MakeLimiter) {
     let limiter = make(both(2, 60_000)).await;
     acquire(&limiter, "window", "a", 2).await;
     assert!(!acquire(&limiter, "window", "a", 1).await.allowed);
@@ -233,11 +220,7 @@ where
 }
 
 /// `reset` forgets what a key took, and says whether it had taken anything.
-pub async fn reset_forgets_what_a_key_took<M, F>(make: M)
-where
-    M: Fn(LimitsConfig) -> F,
-    F: Future<Output = Limiter>,
-{
+pub async fn reset_forgets_what_a_key_took(make: impl MakeLimiter) {
     let limiter = make(both(2, 60_000)).await;
     for rule in BOTH {
         acquire(&limiter, rule, "k", 2).await;
@@ -249,11 +232,7 @@ where
 }
 
 /// Many callers at once on one key: exactly `limit` are allowed.
-pub async fn concurrent_acquires_never_exceed_the_limit<M, F>(make: M)
-where
-    M: Fn(LimitsConfig) -> F,
-    F: Future<Output = Limiter>,
-{
+pub async fn concurrent_acquires_never_exceed_the_limit(make: impl MakeLimiter) {
     let limiter = make(both(10, 60_000)).await;
     for rule in BOTH {
         let callers: Vec<_> = (0..50)
@@ -272,11 +251,7 @@ where
 
 /// Bad input is refused naming the field; a cost over what the rule allows at once
 /// is refused as never allowed.
-pub async fn bad_input_is_refused_naming_the_field<M, F>(make: M)
-where
-    M: Fn(LimitsConfig) -> F,
-    F: Future<Output = Limiter>,
-{
+pub async fn bad_input_is_refused_naming_the_field(make: impl MakeLimiter) {
     let mut config = with_rules(&[
         ("window", RuleConfig::sliding_window(10, 1_000)),
         ("gcra", RuleConfig::gcra(10, 1_000, 5)),

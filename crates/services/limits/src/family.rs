@@ -70,25 +70,31 @@ mod tests {
 
     use super::*;
 
+    /// What each section opens: (section, services, Redis components), or the
+    /// field its error names.
     #[tokio::test]
-    async fn memory_by_default_off_when_disabled_and_redis_needs_the_redis_family() {
+    async fn the_section_decides_what_opens() {
         let node = NodeSection::default();
-        let parts = LimitsFamily::default().open(None, &node).await.unwrap();
-        assert_eq!(parts.services.len(), 1);
-        assert!(parts.components.is_empty());
-
-        let off = json!({"enabled": false});
-        let parts = LimitsFamily::default()
-            .open(Some(&off), &node)
-            .await
-            .unwrap();
-        assert!(parts.services.is_empty());
-
-        let redis = json!({"backend": "redis"});
-        let Err(err) = LimitsFamily::default().open(Some(&redis), &node).await else {
-            panic!("redis without the redis family opened");
-        };
-        assert!(err.to_string().contains("limits.backend"), "{err}");
-        assert!(matches!(err, FamilyError::Invalid { .. }), "{err:?}");
+        let cases = [
+            (None, Ok(1)),
+            (Some(json!({"enabled": false})), Ok(0)),
+            (Some(json!({"backend": "redis"})), Err("limits.backend")),
+            (Some(json!({"max_cost": 0})), Err("limits.max_cost")),
+        ];
+        for (section, expected) in cases {
+            let opened = LimitsFamily::default().open(section.as_ref(), &node).await;
+            match (opened, expected) {
+                (Ok(parts), Ok(services)) => {
+                    assert_eq!(parts.services.len(), services, "{section:?}");
+                    assert!(parts.components.is_empty(), "{section:?}");
+                }
+                (Err(err), Err(field)) => {
+                    assert!(err.to_string().contains(field), "{err}");
+                    assert!(matches!(err, FamilyError::Invalid { .. }), "{err:?}");
+                }
+                (Ok(_), Err(field)) => panic!("{section:?} opened; expected {field}"),
+                (Err(err), Ok(_)) => panic!("{section:?}: {err}"),
+            }
+        }
     }
 }

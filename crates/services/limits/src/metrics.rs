@@ -99,28 +99,33 @@ impl LimitsMetrics {
 
     /// Counts a refused input.
     pub fn rejected(&self, why: Rejected) {
-        let label = ReasonLabel {
-            reason: why.as_str(),
-        };
-        self.inner.rejected.get_or_create(&label).inc();
+        self.reason(why).inc();
     }
 
     /// Inputs refused for `why` so far.
     pub fn rejections(&self, why: Rejected) -> u64 {
-        let label = ReasonLabel {
-            reason: why.as_str(),
-        };
-        self.inner.rejected.get_or_create(&label).get()
+        self.reason(why).get()
+    }
+
+    fn reason(&self, why: Rejected) -> Counter {
+        let reason = why.as_str();
+        self.inner
+            .rejected
+            .get_or_create_owned(&ReasonLabel { reason })
     }
 
     /// Counts a backend error of `kind` (a [`LimitError::kind`](crate::LimitError::kind)).
     pub fn error(&self, kind: &'static str) {
-        self.inner.errors.get_or_create(&KindLabel { kind }).inc();
+        self.kind(kind).inc();
     }
 
     /// Backend errors of `kind` so far.
     pub fn errors(&self, kind: &'static str) -> u64 {
-        self.inner.errors.get_or_create(&KindLabel { kind }).get()
+        self.kind(kind).get()
+    }
+
+    fn kind(&self, kind: &'static str) -> Counter {
+        self.inner.errors.get_or_create_owned(&KindLabel { kind })
     }
 
     /// Counts a key the memory backend evicted for room.

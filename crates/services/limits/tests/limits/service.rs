@@ -106,51 +106,31 @@ async fn every_method_through_the_call_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_naming_the_field() {
     let node = node().await;
+    let long = "k".repeat(300);
+    // (method, rule, key, cost, the field named)
     let cases = [
-        (
-            "ratelimit.acquire",
-            json!({"rule": "api", "key": ""}),
-            "/key",
-        ),
-        (
-            "ratelimit.acquire",
-            json!({"rule": "api", "key": "k".repeat(300)}),
-            "/key",
-        ),
-        (
-            "ratelimit.acquire",
-            json!({"rule": "api", "key": "k", "cost": 0}),
-            "/cost",
-        ),
-        (
-            "ratelimit.check",
-            json!({"rule": "nope", "key": "k"}),
-            "/rule",
-        ),
-        (
-            "ratelimit.check",
-            json!({"rule": "Bad", "key": "k"}),
-            "/rule",
-        ),
-        ("ratelimit.acquire", json!({"key": "k"}), "/rule"),
-        (
-            "ratelimit.acquire",
-            json!({"rule": "api", "key": "k", "cost": 4}),
-            "/cost",
-        ),
-        (
-            "ratelimit.acquire",
-            json!({"rule": "burst", "key": "k", "cost": 6}),
-            "/cost",
-        ),
-        (
-            "ratelimit.reset",
-            json!({"rule": "nope", "key": "k"}),
-            "/rule",
-        ),
+        ("acquire", "api", "", None, "/key"),
+        ("acquire", "api", long.as_str(), None, "/key"),
+        ("acquire", "api", "k", Some(0), "/cost"),
+        ("check", "nope", "k", None, "/rule"),
+        ("check", "Bad", "k", None, "/rule"),
+        ("acquire", "api", "k", Some(4), "/cost"),
+        ("acquire", "burst", "k", Some(6), "/cost"),
+        ("reset", "nope", "k", None, "/rule"),
     ];
-    for (method, params, field) in cases {
-        let err = call(&node, method, params.clone()).await.unwrap_err();
+    let mut calls: Vec<(String, Value, &str)> = cases
+        .into_iter()
+        .map(|(method, rule, key, cost, field)| {
+            let mut params = json!({"rule": rule, "key": key});
+            if let Some(cost) = cost {
+                params["cost"] = json!(cost);
+            }
+            (format!("ratelimit.{method}"), params, field)
+        })
+        .collect();
+    calls.push(("ratelimit.acquire".into(), json!({"key": "k"}), "/rule"));
+    for (method, params, field) in calls {
+        let err = call(&node, &method, params.clone()).await.unwrap_err();
         match err {
             CallError::InvalidParams {
                 field: got, reason, ..

@@ -1,7 +1,8 @@
 //! [`LimitsFamily`]: the limiter entering the node through the family door. Its
 //! `[limits]` section builds the backend (in process, or Redis through the node's
 //! one connection, which brings the `redis` health component), the `ratelimit`
-//! service, and its metrics.
+//! service, and its metrics; once the node runs, the limiter is installed as the
+//! node's shared limiter, which `shared_rate_limit` call policies take from.
 
 use std::sync::Arc;
 
@@ -52,11 +53,14 @@ impl SectionFamily for LimitsFamily {
             "rate limits open"
         );
         let metrics = limiter.metrics().clone();
+        let shared = Arc::new(limiter.clone());
         Ok(parts
             .service(Arc::new(LimitsService::new(limiter)))
             .metrics(move |node| {
                 node.metrics()
                     .with_registry(|registry| metrics.register(registry));
+                // `shared_rate_limit` policies of the call path take from it.
+                node.install_shared_limiter(shared);
             }))
     }
 }

@@ -1,11 +1,13 @@
 //! [`Limiter`]: the limiter every backend is used through. It checks input (naming
 //! the field), resolves the named rule, refuses a cost the rule can never allow,
-//! asks the backend, and counts.
+//! asks the backend, and counts. It is also the node's
+//! [`SharedLimiter`]: the call path's `shared_rate_limit` policy takes from it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use plexus_node::shared_limit::{SharedLimitError, SharedLimiter};
 use plexus_redis::Redis;
 
 use crate::backend::{Ask, LimiterBackend};
@@ -186,4 +188,19 @@ fn idle(config: &LimitsConfig) -> Duration {
         .max()
         .unwrap_or(1_000);
     Duration::from_millis(2 * longest)
+}
+
+/// The limiter as the node's shared limiter: a service whose policy says
+/// `shared_rate_limit = { rule = "api" }` takes one unit of `api` per call, so on
+/// Redis every node enforces one limit.
+#[plexus_core::async_trait]
+impl SharedLimiter for Limiter {
+    async fn acquire(&self, rule: &str, key: &str) -> Result<Option<Duration>, SharedLimitError> {
+        match self.decide(rule, key, 1, true).await {
+            Ok(d) if d.allowed => Ok(None),
+            Ok(d) => Ok(Some(Duration::from_millis(d.retry_after_ms))),
+            Err(LimitError::Backend(e)) => Err(SharedLimitError::Unavailable(e.to_string())),
+            Err(e) => Err(SharedLimitError::Misconfigured(e.to_string())),
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! a node.
 #![allow(clippy::unwrap_used)]
 
+mod callpath;
 mod faults;
 mod memory;
 mod redis;

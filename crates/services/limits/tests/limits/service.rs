@@ -29,62 +29,54 @@ async fn call(node: &Node, method: &str, params: Value) -> Result<Value, CallErr
     node.call(method, params, CallContext::new()).await
 }
 
+/// The answer of `ratelimit.{method}`, which must succeed.
+async fn ok(node: &Node, method: &str, params: Value) -> Value {
+    call(node, &format!("ratelimit.{method}"), params)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_method_through_the_call_path() {
     let node = node().await;
-    let d = call(
-        &node,
-        "ratelimit.check",
-        json!({"rule": "api", "key": "u1"}),
-    )
-    .await
-    .unwrap();
+    let d = ok(&node, "check", json!({"rule": "api", "key": "u1"})).await;
     assert_eq!(
         d,
         json!({"allowed": true, "remaining": 3, "retry_after_ms": 0, "reset_after_ms": 0, "limit": 3})
     );
-    let d = call(
+    let d = ok(
         &node,
-        "ratelimit.acquire",
+        "acquire",
         json!({"rule": "api", "key": "u1", "cost": 2}),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         (d["allowed"].clone(), d["remaining"].clone()),
         (json!(true), json!(1))
     );
-    let d = call(
+    let d = ok(
         &node,
-        "ratelimit.acquire",
+        "acquire",
         json!({"rule": "api", "key": "u1", "cost": 2}),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(d["allowed"], json!(false), "a refusal is an answer: {d}");
     assert!(d["retry_after_ms"].as_u64().unwrap() > 0, "{d}");
 
-    let rules = call(&node, "ratelimit.rules", json!({})).await.unwrap();
+    let rules = ok(&node, "rules", json!({})).await;
     assert_eq!(rules["backend"], "memory");
     assert_eq!(
         rules["rules"]["burst"],
         json!({"algorithm": "gcra", "limit": 10, "window_ms": 1000, "burst": 5})
     );
-    let reset = call(
-        &node,
-        "ratelimit.reset",
-        json!({"rule": "api", "key": "u1"}),
-    )
-    .await
-    .unwrap();
+    let reset = ok(&node, "reset", json!({"rule": "api", "key": "u1"})).await;
     assert_eq!(reset, json!({"reset": true}));
-    let d = call(
+    let d = ok(
         &node,
-        "ratelimit.check",
+        "check",
         json!({"rule": "api", "key": "u1", "cost": 3}),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(d["allowed"], json!(true));
 
     let text = node

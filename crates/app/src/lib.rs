@@ -38,6 +38,9 @@
 //! - `pubsub` (default): the Pub/Sub family (crate `plexus-pubsub`, `[pubsub]`): the
 //!   bus's shared topics kept in process, or bridged through Redis pub/sub to
 //!   every node on the same server. Implies `redis`.
+//! - `limits` (default): the Rate Limits family (crate `plexus-limits`, `[limits]`):
+//!   the `ratelimit` service, in process or on Redis so every node enforces one
+//!   limit. Implies `redis`.
 //! - `redis`: the one Redis/Valkey connection every family that uses Redis shares
 //!   (crate `plexus-redis`, `[redis]`, the `redis` health component).
 
@@ -48,6 +51,8 @@ mod config;
 #[cfg(feature = "datastore")]
 mod datastore;
 mod error;
+#[cfg(feature = "limits")]
+mod limits;
 
 pub use app::{App, AppBuilder, Listening};
 #[cfg(feature = "cache")]
@@ -56,6 +61,8 @@ pub use config::{AppConfig, CheckSettings, ENV_EXCLUDE, HealthSection, ProcessCo
 #[cfg(feature = "datastore")]
 pub use datastore::DataStoreFamily;
 pub use error::AppError;
+#[cfg(feature = "limits")]
+pub use limits::LimitsFamily;
 pub use plexus_node::Node;
 pub use plexus_node::family::{Family, FamilyError, NodeSection, Parts};
 #[cfg(feature = "pubsub")]
@@ -78,5 +85,7 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(CacheFamily::new(redis.slot())),
         #[cfg(feature = "pubsub")]
         Box::new(PubSubFamily::new(redis.slot())),
+        #[cfg(feature = "limits")]
+        Box::new(LimitsFamily::new(redis.slot())),
     ]
 }

@@ -33,6 +33,7 @@
 //! policies when the configuration is applied. Breakers are per instance and survive
 //! a re-sync; a policy change replaces them.
 
+use crate::shared_limit::{SharedLimitError, SharedLimitService, SharedSlot};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -229,6 +230,7 @@ impl ServiceRoute {
         descriptor: &ServiceDescriptor,
         policy: ServicePolicy,
         metrics: &Metrics,
+        shared: &SharedSlot,
     ) -> Result<Self, CallError> {
         let name = descriptor.name.clone();
         let balancer = Balancer::<Guarded>::new(name.as_str(), policy.balancer);
@@ -285,9 +287,21 @@ impl ServiceRoute {
                 _ => None,
             };
             let tracked = retries || hedge.is_some();
-            let dispatch_only =
-                !tracked && policy.bulkhead.is_none() && policy.rate_limit.is_none();
-            let stack = stack(&policy, retry, hedge, &balancer, &name)?;
+            let dispatch_only = !tracked
+                && policy.bulkhead.is_none()
+                && policy.rate_limit.is_none()
+                && policy.shared_rate_limit.is_none();
+            let mut stack = stack(&policy, retry, hedge, &balancer, &name)?;
+            if let Some(limit) = &policy.shared_rate_limit {
+                // the shared rate limit, above everything: one unit per call, however
+                // many attempts it takes
+                stack = BoxCloneSyncService::new(SharedLimitService::new(
+                    stack,
+                    shared.clone(),
+                    &limit.rule,
+                    name.as_str(),
+                ));
+            }
             methods.insert(
                 method.name.clone(),
                 Arc::new(MethodRoute {
@@ -678,6 +692,13 @@ impl MethodRoute {
             return CallError::CircuitOpen {
                 service,
                 retry_after: e.retry_after,
+            };
+        }
+        if let Some(SharedLimitError::Unavailable(reason)) = error.downcast_ref() {
+            return CallError::Unavailable {
+                service,
+                reason: reason.clone(),
+                instances: Vec::new(),
             };
         }
         if let Some(e) = error.downcast_ref::<RateLimited>() {

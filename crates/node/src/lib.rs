@@ -11,6 +11,7 @@ pub mod audit;
 mod callpath;
 mod node;
 pub mod own;
+pub mod shared_limit;
 
 pub use admin::NODE_SERVICE;
 pub use audit::{CallObserver, CallRecord};

@@ -41,6 +41,7 @@ use crate::metrics::{
 use crate::own::PlexusService;
 use crate::policy::{CallsConfig, PolicyError};
 use crate::schema::ParamsSchema;
+use crate::shared_limit::{SharedLimiter, SharedSlot};
 use plexus_core::DescriptorError;
 
 /// The longest method name a call may ask for, in bytes (`service.method`).
@@ -66,6 +67,8 @@ pub(crate) struct Core {
     /// re-registered with other methods), by service and instance, so that breaker
     /// counters never go down while the process runs.
     retired: Mutex<HashMap<(String, String), BreakerCounts>>,
+    /// The limiter `shared_rate_limit` policies take from, once a family installs it.
+    pub(crate) shared_limiter: SharedSlot,
 }
 
 impl Resolver for Core {
@@ -103,6 +106,7 @@ impl Core {
             audit,
             accepting: AtomicBool::new(true),
             retired: Mutex::new(HashMap::new()),
+            shared_limiter: SharedSlot::default(),
         });
         core.register_collectors();
         core
@@ -227,7 +231,12 @@ impl Core {
             .map_err(|e| CallError::Internal {
                 message: e.to_string(),
             })?;
-        let route = Arc::new(ServiceRoute::build(&descriptor, policy, &self.metrics)?);
+        let route = Arc::new(ServiceRoute::build(
+            &descriptor,
+            policy,
+            &self.metrics,
+            &self.shared_limiter,
+        )?);
         route.sync(instances.clone(), self);
         let mut routes = Routes::clone(&self.routes.load());
         if let Some(old) = routes.insert(ServiceName::new(service), route.clone()) {
@@ -1036,6 +1045,13 @@ impl Node {
     /// The supervisor running the in-process services and child processes.
     pub fn supervisor(&self) -> &SupervisorHandle {
         &self.inner.supervisor
+    }
+
+    /// Installs the limiter `shared_rate_limit` policies take from (the limits
+    /// family does, once the node runs); the first one installed stays. Whether
+    /// this one was installed.
+    pub fn install_shared_limiter(&self, limiter: Arc<dyn SharedLimiter>) -> bool {
+        self.inner.core.shared_limiter.set(limiter).is_ok()
     }
 
     /// The metrics registry.

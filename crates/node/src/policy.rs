@@ -11,6 +11,7 @@
 //! retry = { max_attempts = 3 }   # idempotent methods only
 //! # bulkhead = { max_concurrent = 64, max_queue = 256, max_wait_ms = 100 }
 //! # rate_limit = { kind = "gcra", per_second = 1000, burst = 100 }
+//! # shared_rate_limit = { rule = "api" }   # one limit for every node (see shared_limit)
 //! # hedge = { latency_percentile = 95 }  # idempotent methods only (see below)
 //!
 //! [calls.services.storage]   # overrides, merged key by key over the default
@@ -109,6 +110,9 @@ pub struct ServicePolicy {
     pub bulkhead: Option<BulkheadConfig>,
     /// Rate limit for the service, if any.
     pub rate_limit: Option<RateLimitConfig>,
+    /// A rate limit shared by every node, taken from the limiter a family installs
+    /// (see [`shared_limit`](crate::shared_limit)), if any.
+    pub shared_rate_limit: Option<SharedRateLimit>,
     /// What its instances' breakers count as failures (see the module docs).
     pub failures: FailureClasses,
     /// Hedging of idempotent calls, if any (see the module docs).
@@ -116,6 +120,15 @@ pub struct ServicePolicy {
     /// Per-method overrides of `timeout_ms`, `attempt_timeout_ms`, `retry` and
     /// `hedge`.
     pub methods: BTreeMap<String, Value>,
+}
+
+/// `shared_rate_limit = { rule = "api" }`: each call of the service takes one unit
+/// of a rule of the shared limiter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedRateLimit {
+    /// The rule's name (`[limits.rules.NAME]`).
+    pub rule: String,
 }
 
 impl Default for ServicePolicy {
@@ -134,6 +147,7 @@ impl Default for ServicePolicy {
             retry: RetryConfig::default(),
             bulkhead: None,
             rate_limit: None,
+            shared_rate_limit: None,
             failures: FailureClasses::default(),
             hedge: None,
             methods: BTreeMap::new(),
@@ -286,6 +300,14 @@ impl CallsConfig {
                 PolicyError::new(format!("{path}.rate_limit.{}", e.field), e.reason)
             })?;
         }
+        if let Some(s) = &policy.shared_rate_limit
+            && s.rule.is_empty()
+        {
+            return Err(PolicyError::new(
+                format!("{path}.shared_rate_limit.rule"),
+                "must name a rule of [limits.rules]",
+            ));
+        }
         if let Some(h) = &policy.hedge {
             h.validate()
                 .map_err(|e| PolicyError::new(format!("{path}.hedge.{}", e.field), e.reason))?;
@@ -427,5 +449,13 @@ mod tests {
         let calls: CallsConfig =
             serde_json::from_value(json!({"default": {"timeout_ms": "soon"}})).unwrap();
         assert_eq!(calls.validate().unwrap_err().field, "calls.default");
+        let calls: CallsConfig = serde_json::from_value(json!({
+            "services": {"s": {"shared_rate_limit": {"rule": ""}}}
+        }))
+        .unwrap();
+        assert_eq!(
+            calls.validate().unwrap_err().field,
+            "calls.services.s.shared_rate_limit.rule"
+        );
     }
 }

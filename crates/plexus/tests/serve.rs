@@ -258,7 +258,9 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
             "cache-1",
             "datastore-1",
             "node-itest",
-            "plexus-itest"
+            "plexus-itest",
+            "pubsub-1",
+            "ratelimit-1"
         ]
     );
 
@@ -319,7 +321,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     assert!(table.stdout.contains("healthy"), "{}", table.stdout);
     assert!(!table.stdout.contains('\x1b'), "no colours off a terminal");
     let listed = server.json(&["services", "--json"]).await;
-    assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 7, "{listed}");
 
     // health.
     let health = server.json(&["health", "--json"]).await;
@@ -412,7 +414,9 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     );
     let stopped = server.wait_log(&["stopped", "node=itest"]).await;
     assert!(
-        stopped.contains("services=worker-b, worker-a, cache-1, audit-1, datastore-1"),
+        stopped.contains(
+            "services=worker-b, worker-a, ratelimit-1, pubsub-1, cache-1, audit-1, datastore-1"
+        ),
         "{stopped}"
     );
     let log = server.log.borrow().clone();
@@ -796,7 +800,10 @@ async fn ctrl_c_stops_a_subscriber_and_the_server_cleanly() {
     let line = server.wait_log(&["SIGINT: stopping"]).await;
     assert!(!line.is_empty());
     server
-        .wait_log(&["stopped", "services=cache-1, audit-1, datastore-1"])
+        .wait_log(&[
+            "stopped",
+            "services=ratelimit-1, pubsub-1, cache-1, audit-1, datastore-1",
+        ])
         .await;
 }
 

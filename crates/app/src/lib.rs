@@ -38,6 +38,9 @@
 //! - `pubsub` (default): the Pub/Sub family (crate `plexus-pubsub`, `[pubsub]`): the
 //!   bus's shared topics kept in process, or bridged through Redis pub/sub to
 //!   every node on the same server. Implies `redis`.
+//! - `locks` (default): the Locks family (crate `plexus-locks`, `[locks]`), with the
+//!   `lock` service: leased locks with fencing tokens in process, on Redis or on
+//!   PostgreSQL. Implies `redis`.
 //! - `redis`: the one Redis/Valkey connection every family that uses Redis shares
 //!   (crate `plexus-redis`, `[redis]`, the `redis` health component).
 
@@ -48,6 +51,8 @@ mod config;
 #[cfg(feature = "datastore")]
 mod datastore;
 mod error;
+#[cfg(feature = "locks")]
+mod locks;
 
 pub use app::{App, AppBuilder, Listening};
 #[cfg(feature = "cache")]
@@ -56,6 +61,8 @@ pub use config::{AppConfig, CheckSettings, ENV_EXCLUDE, HealthSection, ProcessCo
 #[cfg(feature = "datastore")]
 pub use datastore::DataStoreFamily;
 pub use error::AppError;
+#[cfg(feature = "locks")]
+pub use locks::LocksFamily;
 pub use plexus_node::Node;
 pub use plexus_node::family::{Family, FamilyError, NodeSection, Parts};
 #[cfg(feature = "pubsub")]
@@ -78,5 +85,7 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(CacheFamily::new(redis.slot())),
         #[cfg(feature = "pubsub")]
         Box::new(PubSubFamily::new(redis.slot())),
+        #[cfg(feature = "locks")]
+        Box::new(LocksFamily::new(redis.slot())),
     ]
 }

@@ -387,7 +387,7 @@ where
         tasks.push(tokio::spawn(async move {
             for _ in 0..6 {
                 let grant = locks
-                    .grant(&name, MS(10_000), MS(20_000), "")
+                    .grant(&name, MS(10_000), MS(60_000), "")
                     .await
                     .unwrap();
                 let before = holding.swap(grant.token, Ordering::SeqCst);

@@ -206,12 +206,14 @@ impl Locks {
                 Attempt::Busy(remaining) => {
                     let now = Instant::now();
                     if now >= deadline {
+                        let mut waited_ms = 0;
                         if waited {
                             self.inner.metrics.waited(start.elapsed());
+                            waited_ms = millis(start.elapsed());
                         }
                         return Err(LockError::Busy {
                             name: name.to_owned(),
-                            waited_ms: millis(start.elapsed()),
+                            waited_ms,
                         });
                     }
                     waited = true;

@@ -72,23 +72,36 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn memory_by_default_off_when_disabled_and_redis_needs_the_redis_family() {
+    async fn the_section_chooses_the_backend() {
         let node = NodeSection::default();
         let parts = LocksFamily::default().open(None, &node).await.unwrap();
-        assert_eq!(parts.services.len(), 1);
-        assert!(parts.components.is_empty());
+        let names: Vec<String> = parts
+            .services
+            .iter()
+            .map(|s| s.descriptor().name.to_string())
+            .collect();
+        assert_eq!(names, ["lock"]);
+        assert!(
+            parts.components.is_empty(),
+            "in process: no health component"
+        );
 
-        let off = json!({"enabled": false});
-        let parts = LocksFamily::default()
-            .open(Some(&off), &node)
+        let disabled = json!({"enabled": false});
+        let none = LocksFamily::default()
+            .open(Some(&disabled), &node)
             .await
             .unwrap();
-        assert!(parts.services.is_empty());
+        assert!(none.services.is_empty());
 
-        let redis = json!({"backend": "redis"});
-        let Err(err) = LocksFamily::default().open(Some(&redis), &node).await else {
-            panic!("redis without the redis family opened");
-        };
-        assert!(err.to_string().contains("locks.backend"), "{err}");
+        // Redis needs the node's [redis] family; PostgreSQL needs its URL.
+        for (section, key) in [
+            (json!({"backend": "redis"}), "locks.backend"),
+            (json!({"backend": "postgres"}), "locks.postgres_url"),
+        ] {
+            let Err(err) = LocksFamily::default().open(Some(&section), &node).await else {
+                panic!("{section} opened");
+            };
+            assert!(err.to_string().contains(key), "{section}: {err}");
+        }
     }
 }

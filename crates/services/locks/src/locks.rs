@@ -229,22 +229,32 @@ impl Locks {
         }
     }
 
+    /// Counts an extend or release `op` of `token`, done when `held`, refused
+    /// otherwise.
+    fn settle(&self, held: bool, op: TokenOp, name: &str, token: u64) -> Result<(), LockError> {
+        let metrics = &self.inner.metrics;
+        match (held, op) {
+            (true, TokenOp::Extend) => metrics.extended(),
+            (true, TokenOp::Release) => metrics.released(),
+            (false, op) => {
+                metrics.refused(op);
+                return Err(LockError::NotHolder {
+                    name: name.to_owned(),
+                    token,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Sets the lease of the grant `token` of `name` to `lease` from now.
     /// [`LockError::NotHolder`] when `token` no longer holds the lock.
     pub async fn extend(&self, name: &str, token: u64, lease: Duration) -> Result<(), LockError> {
         let result = async {
             self.check_name(name)?;
             self.check_lease(lease)?;
-            if self.inner.backend.extend(name, token, lease).await? {
-                self.inner.metrics.extended();
-                Ok(())
-            } else {
-                self.inner.metrics.refused(TokenOp::Extend);
-                Err(LockError::NotHolder {
-                    name: name.to_owned(),
-                    token,
-                })
-            }
+            let held = self.inner.backend.extend(name, token, lease).await?;
+            self.settle(held, TokenOp::Extend, name, token)
         }
         .await;
         self.observe(result)
@@ -255,16 +265,8 @@ impl Locks {
     pub async fn release(&self, name: &str, token: u64) -> Result<(), LockError> {
         let result = async {
             self.check_name(name)?;
-            if self.inner.backend.release(name, token).await? {
-                self.inner.metrics.released();
-                Ok(())
-            } else {
-                self.inner.metrics.refused(TokenOp::Release);
-                Err(LockError::NotHolder {
-                    name: name.to_owned(),
-                    token,
-                })
-            }
+            let held = self.inner.backend.release(name, token).await?;
+            self.settle(held, TokenOp::Release, name, token)
         }
         .await;
         self.observe(result)

@@ -165,11 +165,13 @@ impl LockBackend for RedisBackend {
         let text = |v: &redis::Value| redis::from_redis_value_ref::<String>(v).ok();
         let token = text(token).and_then(|t| t.parse::<u64>().ok());
         let pttl = redis::from_redis_value_ref::<i64>(pttl).unwrap_or(-2);
+        // A key with less than a millisecond left answers PTTL 0 and is still held
+        // (an extend would still succeed); -2 is a key gone between the two reads.
         Ok(match token {
-            Some(token) if pttl > 0 => Some(Held {
+            Some(token) if pttl != -2 => Some(Held {
                 holder: text(holder).unwrap_or_default(),
                 token,
-                remaining: positive(pttl),
+                remaining: positive(pttl).max(Duration::from_millis(1)),
             }),
             _ => None,
         })

@@ -8,10 +8,13 @@
 //! leases on the server's clock (`clock_timestamp()`), so nodes' clocks do not
 //! matter. A grant is one `INSERT … ON CONFLICT DO UPDATE … WHERE expires_at <=
 //! clock_timestamp()`: it takes a free or expired lock in one step, and two racing
-//! grants are ordered by the row lock. Tokens come from the sequence, which is
-//! durable and never goes back (a number drawn by a grant that found the lock busy
-//! is skipped, never reused), so tokens increase across releases, expiries and
-//! server restarts.
+//! grants are ordered by the row lock. A release ends the lease (`expires_at` set to
+//! now) and keeps the row, so the next grant's token is computed under
+//! that row's lock: `GREATEST(token + 1, nextval('plexus_lock_tokens'))`. A token
+//! drawn from the sequence alone would not do: a grant draws it before it waits on
+//! a racing grant's row, and could then be granted after a greater one. So tokens
+//! of one lock increase across releases, expiries and server restarts (the row and
+//! the sequence are durable); the table keeps one row per lock name ever used.
 
 use std::time::Duration;
 
@@ -29,7 +32,8 @@ WITH granted AS (
     VALUES ($1, $2, nextval('plexus_lock_tokens'),
             clock_timestamp() + $3::float8 * interval '1 millisecond')
     ON CONFLICT (name) DO UPDATE
-        SET holder = excluded.holder, token = excluded.token, expires_at = excluded.expires_at
+        SET holder = excluded.holder, token = GREATEST(l.token + 1, excluded.token),
+            expires_at = excluded.expires_at
         WHERE l.expires_at <= clock_timestamp()
     RETURNING token
 )
@@ -41,11 +45,11 @@ const EXTEND: &str = "
 UPDATE plexus_locks SET expires_at = clock_timestamp() + $3::float8 * interval '1 millisecond'
  WHERE name = $1 AND token = $2 AND expires_at > clock_timestamp()";
 
-/// Deletes the row of `token` even when its lease is over (nobody else holds it
-/// then); answers whether the lease was still running.
+/// Ends the lease of `token` if it is still running; the row stays, holding the
+/// lock's last token for the next grant.
 const RELEASE: &str = "
-DELETE FROM plexus_locks WHERE name = $1 AND token = $2
-RETURNING expires_at > clock_timestamp() AS live";
+UPDATE plexus_locks SET expires_at = clock_timestamp()
+ WHERE name = $1 AND token = $2 AND expires_at > clock_timestamp()";
 
 const STATUS: &str = "
 SELECT holder, token,
@@ -76,6 +80,23 @@ impl PostgresBackend {
         };
         let store = plexus_store::postgres::PostgresBackend::connect(&config).await?;
         Ok(Self::new(store.pool().clone()))
+    }
+
+    /// Runs an UPDATE of the grant `token` of `lock` (with `lease` as `$3`); whether
+    /// it found the grant live.
+    async fn update(
+        &self,
+        sql: &'static str,
+        lock: &str,
+        token: u64,
+        lease: Option<Duration>,
+    ) -> Result<bool, LockError> {
+        let mut query = sqlx::query(sql).bind(lock).bind(token_param(token));
+        if let Some(lease) = lease {
+            query = query.bind(millis(lease) as f64);
+        }
+        let done = query.execute(&self.pool).await.map_err(sorted)?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Locks on a pool already connected and migrated.
@@ -114,27 +135,11 @@ impl LockBackend for PostgresBackend {
     }
 
     async fn extend(&self, lock: &str, token: u64, lease: Duration) -> Result<bool, LockError> {
-        let done = sqlx::query(EXTEND)
-            .bind(lock)
-            .bind(token_param(token))
-            .bind(millis(lease) as f64)
-            .execute(&self.pool)
-            .await
-            .map_err(sorted)?;
-        Ok(done.rows_affected() == 1)
+        self.update(EXTEND, lock, token, Some(lease)).await
     }
 
     async fn release(&self, lock: &str, token: u64) -> Result<bool, LockError> {
-        let row = sqlx::query(RELEASE)
-            .bind(lock)
-            .bind(token_param(token))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(sorted)?;
-        match row {
-            Some(row) => row.try_get::<bool, _>("live").map_err(sorted),
-            None => Ok(false),
-        }
+        self.update(RELEASE, lock, token, None).await
     }
 
     async fn status(&self, lock: &str) -> Result<Option<Held>, LockError> {

@@ -41,6 +41,9 @@
 //! - `limits` (default): the Rate Limits family (crate `plexus-limits`, `[limits]`):
 //!   the `ratelimit` service, in process or on Redis so every node enforces one
 //!   limit. Implies `redis`.
+//! - `locks` (default): the Locks family (crate `plexus-locks`, `[locks]`), with the
+//!   `lock` service: leased locks with fencing tokens in process, on Redis or on
+//!   PostgreSQL. Implies `redis`.
 //! - `redis`: the one Redis/Valkey connection every family that uses Redis shares
 //!   (crate `plexus-redis`, `[redis]`, the `redis` health component).
 
@@ -53,6 +56,8 @@ mod datastore;
 mod error;
 #[cfg(feature = "limits")]
 mod limits;
+#[cfg(feature = "locks")]
+mod locks;
 
 pub use app::{App, AppBuilder, Listening};
 #[cfg(feature = "cache")]
@@ -63,6 +68,8 @@ pub use datastore::DataStoreFamily;
 pub use error::AppError;
 #[cfg(feature = "limits")]
 pub use limits::LimitsFamily;
+#[cfg(feature = "locks")]
+pub use locks::LocksFamily;
 pub use plexus_node::Node;
 pub use plexus_node::family::{Family, FamilyError, NodeSection, Parts};
 #[cfg(feature = "pubsub")]
@@ -87,5 +94,7 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(PubSubFamily::new(redis.slot())),
         #[cfg(feature = "limits")]
         Box::new(LimitsFamily::new(redis.slot())),
+        #[cfg(feature = "locks")]
+        Box::new(LocksFamily::new(redis.slot())),
     ]
 }

@@ -25,8 +25,8 @@ use crate::query::Cursor;
 use crate::sql::{FieldPath, SqlBuilder, check_identifier};
 use crate::store::StoreSession;
 use crate::{
-    CollectionSpec, Document, Filter, Op, OpResult, Page, PutMode, Query, Store, StoreConfig,
-    StoreError, Stored,
+    CollectionSpec, Document, Fence, Filter, Op, OpResult, Page, PutMode, Query, Store,
+    StoreConfig, StoreError, Stored,
 };
 
 /// The longest collection name, in bytes.
@@ -511,17 +511,35 @@ impl DataStore {
             return Ok(Vec::new());
         }
         let (results, ()) = self
-            .transaction_then(ops, |_| Box::pin(async { Ok(()) }))
+            .transaction_then(None, ops, |_| Box::pin(async { Ok(()) }))
             .await?;
         Ok(results)
     }
 
-    /// Runs `ops` as [`DataStore::transaction`] does, then `then` on the same
+    /// Runs `ops` in one transaction under `fence`: the fence is checked first, in
+    /// the same transaction, and a token lower than one already accepted for the
+    /// lock is [`StoreError::Fenced`] with nothing written (see [`Fence`]). Any other
+    /// failure is [`StoreError::Transaction`] naming the failing operation.
+    pub async fn fenced(&self, fence: &Fence, ops: Vec<Op>) -> Result<Vec<OpResult>, StoreError> {
+        let result = async {
+            fence.check()?;
+            let (results, ()) = self
+                .transaction_then(Some(fence), ops, |_| Box::pin(async { Ok(()) }))
+                .await?;
+            Ok(results)
+        }
+        .await;
+        self.observe(result)
+    }
+
+    /// Runs `ops` as [`DataStore::transaction`] does (after checking `fence`, when
+    /// given, first), then `then` on the same
     /// session inside the same transaction, and commits only if both succeed: the
     /// durable outbox writes a data change's events this way. An error of `then`
     /// rolls everything back and is returned as it is.
     pub(crate) async fn transaction_then<T, F>(
         &self,
+        fence: Option<&Fence>,
         ops: Vec<Op>,
         then: F,
     ) -> Result<(Vec<OpResult>, T), StoreError>
@@ -563,6 +581,12 @@ impl DataStore {
         }
         let mut session = self.store.session().await?;
         session.begin().await?;
+        if let Some(fence) = fence
+            && let Err(e) = fence.claim(&mut session).await
+        {
+            let _ = session.rollback().await;
+            return Err(e);
+        }
         let mut results = Vec::with_capacity(ops.len());
         for (i, (op, (c, encoded))) in ops.iter().zip(prepared).enumerate() {
             let outcome = match (op, encoded) {

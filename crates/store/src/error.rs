@@ -35,6 +35,20 @@ pub enum StoreError {
         /// The version stored (0: no such document).
         actual: u64,
     },
+    /// A fenced write carried a lock's token lower than one the store has already
+    /// accepted for that lock: its holder lost the lock (its lease expired and
+    /// another holder wrote since). Nothing of the write was kept.
+    #[error(
+        "write fenced off: token {token} of lock `{lock}` is lower than {highest}, already accepted"
+    )]
+    Fenced {
+        /// The lock.
+        lock: String,
+        /// The write's token.
+        token: u64,
+        /// The highest token accepted for the lock.
+        highest: u64,
+    },
     /// An insert found a document with the same id.
     #[error("document `{id}` already exists in collection `{collection}`")]
     AlreadyExists {
@@ -144,6 +158,7 @@ impl StoreError {
         match self {
             Self::NotFound { .. } => "not_found",
             Self::VersionConflict { .. } => "version_conflict",
+            Self::Fenced { .. } => "fenced",
             Self::AlreadyExists { .. } => "already_exists",
             Self::CollectionExists { .. } => "collection_exists",
             Self::UniqueViolation { .. } => "unique_violation",
@@ -194,7 +209,7 @@ impl StoreError {
 
     /// Sorts a driver error into a kind. `waited` is how long the statement had
     /// waited for a connection, reported when the pool timed out.
-    pub(crate) fn from_sqlx(err: sqlx::Error, waited: Duration) -> Self {
+    pub fn from_sqlx(err: sqlx::Error, waited: Duration) -> Self {
         match err {
             sqlx::Error::PoolTimedOut => Self::PoolTimeout { waited },
             sqlx::Error::Io(_)

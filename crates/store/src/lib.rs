@@ -8,7 +8,8 @@
 //!   replace, upsert, with an optional expected version), get, delete, merge patch,
 //!   query ([`Filter`], sort, projection, stable keyset cursors), count, secondary
 //!   indexes declared per collection ([`CollectionSpec`]) and all-or-nothing
-//!   transactions over several [`Op`]s. SQLite and PostgreSQL return the same
+//!   transactions over several [`Op`]s; [`DataStore::fenced`] runs writes under a
+//!   lock's fencing token ([`Fence`]) and refuses a stale holder's. SQLite and PostgreSQL return the same
 //!   results: one conformance suite (`conformance`, feature `test-util`) runs
 //!   unchanged on both, and on any other [`Backend`].
 //! - [`Connection`]: the store's breaker on its database. A connection reset, or
@@ -62,6 +63,7 @@ mod datastore;
 mod document;
 mod durable;
 mod error;
+mod fence;
 mod filter;
 mod link;
 mod metrics;
@@ -89,6 +91,7 @@ pub use durable::{
     REDACTED, RelayConfig, RelayHandle, RelayStats, ReplayFrom, ReplayPage, Replayed, StoreHistory,
 };
 pub use error::StoreError;
+pub use fence::{Fence, MAX_FENCE_LOCK};
 pub use filter::{Condition, Filter, MAX_FILTER_DEPTH};
 pub use link::{Connection, FIRST_PROBE_DELAY, MAX_PROBE_DELAY};
 pub use metrics::{MAX_SLOW_SQL_LEN, SlowQuery, StatementKind, StoreMetrics};

@@ -138,6 +138,7 @@ pub struct StoreMetrics {
     acquire_timeouts: Counter,
     transactions: Family<OutcomeLabels, Counter>,
     transaction_duration: Histogram,
+    fenced_writes: Family<OutcomeLabels, Counter>,
     slow_threshold: Duration,
     slow_capacity: usize,
     slow_log: Mutex<VecDeque<SlowQuery>>,
@@ -166,6 +167,7 @@ impl StoreMetrics {
             acquire_timeouts: Counter::default(),
             transactions: Family::default(),
             transaction_duration: latency_histogram(),
+            fenced_writes: Family::default(),
             slow_threshold,
             slow_capacity: slow_capacity.max(1),
             slow_log: Mutex::new(VecDeque::new()),
@@ -218,6 +220,11 @@ impl StoreMetrics {
             "plexus_store_transaction_duration_seconds",
             "Time from begin to commit or rollback",
             self.transaction_duration.clone(),
+        );
+        registry.register(
+            "plexus_store_fenced_writes",
+            "Writes carrying a lock's fencing token, accepted or refused (a lower token than one accepted)",
+            self.fenced_writes.clone(),
         );
     }
 
@@ -316,6 +323,22 @@ impl StoreMetrics {
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
         self.transaction_duration.observe(took.as_secs_f64());
+    }
+
+    /// Records a fenced write: accepted, or refused for a lower token.
+    pub fn fenced_write(&self, accepted: bool) {
+        let outcome = if accepted { "accepted" } else { "refused" };
+        self.fenced_writes
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// How many fenced writes were accepted (`true`) or refused (`false`).
+    pub fn fenced_writes(&self, accepted: bool) -> u64 {
+        let outcome = if accepted { "accepted" } else { "refused" };
+        self.fenced_writes
+            .get(&OutcomeLabels { outcome })
+            .map_or(0, |c| c.get())
     }
 
     /// How many transactions committed (`true`) or rolled back (`false`).

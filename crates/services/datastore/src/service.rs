@@ -7,6 +7,12 @@
 //! [`ServiceError::Failed`] whose `data` holds `{"kind": StoreError::kind, …}` with the
 //! error's fields (`expected`/`actual` for a version conflict, `index` for a unique
 //! violation, `op` for the failing operation of a transaction).
+//!
+//! Fencing: `put`, `delete`, `patch` and `transaction` take an optional `fence:
+//! {lock, token}` (a `lock.acquire` grant's name and token). The write is refused
+//! with `data.kind = "fenced"` (and `lock`, `token`, `highest`) when the store has
+//! already accepted a fenced write with a greater token of that lock: its holder
+//! lost the lock. See `plexus_store::Fence`.
 
 use std::sync::LazyLock;
 
@@ -18,8 +24,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value, json};
 
 use plexus_store::{
-    CollectionSpec, DataStore, Document, FieldPath, Filter, IndexSpec, Op, OpResult, PutMode,
-    Query, SlowQuery, Sort, StoreError,
+    CollectionSpec, DataStore, Document, Fence, FieldPath, Filter, IndexSpec, Op, OpResult,
+    PutMode, Query, SlowQuery, Sort, StoreError,
 };
 
 /// The DataStore behind the `datastore` service.
@@ -144,6 +150,10 @@ struct PutParams {
     /// Write only if the stored version is this one (0: absent)
     #[serde(default)]
     expected_version: Option<u64>,
+    /// Write only while this lock's fencing token is not lower than one already
+    /// written with (`{lock, token}` of a `lock.acquire` grant)
+    #[serde(default)]
+    fence: Option<Fence>,
 }
 
 /// Params of `datastore.get`.
@@ -163,6 +173,10 @@ struct DeleteParams {
     /// Delete only if the stored version is this one
     #[serde(default)]
     expected_version: Option<u64>,
+    /// Write only while this lock's fencing token is not lower than one already
+    /// written with (`{lock, token}` of a `lock.acquire` grant)
+    #[serde(default)]
+    fence: Option<Fence>,
 }
 
 /// Params of `datastore.patch`.
@@ -176,6 +190,10 @@ struct PatchParams {
     /// Write only if the stored version is this one
     #[serde(default)]
     expected_version: Option<u64>,
+    /// Write only while this lock's fencing token is not lower than one already
+    /// written with (`{lock, token}` of a `lock.acquire` grant)
+    #[serde(default)]
+    fence: Option<Fence>,
 }
 
 /// Which documents: `{}` (all), `{"and": [filter]}`, `{"or": [filter]}`,
@@ -261,6 +279,10 @@ struct TransactionParams {
     /// The operations, applied in order; all or none take effect.
     #[schemars(with = "Vec<Op>")]
     ops: Vec<Whole<Op>>,
+    /// Apply the operations only while this lock's fencing token is not lower than one already
+    /// written with (`{lock, token}` of a `lock.acquire` grant)
+    #[serde(default)]
+    fence: Option<Fence>,
 }
 
 /// A value read as one piece: an error anywhere inside it names the value itself
@@ -366,17 +388,49 @@ fn filter_of(filter: Option<FilterParam>) -> Result<Filter, ServiceError> {
     }
 }
 
+/// One write under `fence`: its own error (not a transaction's), or its result.
+async fn fenced(s: &DataStore, fence: &Fence, op: Op) -> Result<OpResult, StoreError> {
+    let results = s.fenced(fence, vec![op]).await.map_err(|e| match e {
+        StoreError::Transaction { source, .. } => *source,
+        other => other,
+    })?;
+    results
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Backend {
+            reason: "a fenced write answered nothing".to_owned(),
+        })
+}
+
+/// The stored version a fenced put or patch answered.
+fn stored(result: OpResult) -> Result<plexus_store::Stored, StoreError> {
+    match result {
+        OpResult::Put(stored) | OpResult::Patch(stored) => Ok(stored),
+        other => Err(StoreError::Backend {
+            reason: format!("a fenced write answered {other:?}"),
+        }),
+    }
+}
+
 async fn put(s: &DataStore, _: CallContext, p: PutParams) -> Result<Written, ServiceError> {
-    let stored = s
-        .put(
-            &p.collection.0,
-            &p.id.0,
-            &Value::Object(p.doc),
-            p.mode,
-            p.expected_version,
-        )
-        .await
-        .map_err(fail("/doc"))?;
+    let doc = Value::Object(p.doc);
+    let stored = match &p.fence {
+        None => {
+            s.put(&p.collection.0, &p.id.0, &doc, p.mode, p.expected_version)
+                .await
+        }
+        Some(fence) => {
+            let op = Op::Put {
+                collection: p.collection.0.clone(),
+                id: p.id.0.clone(),
+                doc,
+                mode: p.mode,
+                expected_version: p.expected_version,
+            };
+            fenced(s, fence, op).await.and_then(stored)
+        }
+    }
+    .map_err(fail("/doc"))?;
     Ok(Written {
         id: p.id.0,
         version: stored.version,
@@ -392,23 +446,41 @@ async fn get(s: &DataStore, _: CallContext, p: GetParams) -> Result<Option<Doc>,
 }
 
 async fn delete(s: &DataStore, _: CallContext, p: DeleteParams) -> Result<Deleted, ServiceError> {
-    let deleted = s
-        .delete(&p.collection.0, &p.id.0, p.expected_version)
-        .await
-        .map_err(fail("/doc"))?;
+    let deleted = match &p.fence {
+        None => s.delete(&p.collection.0, &p.id.0, p.expected_version).await,
+        Some(fence) => {
+            let op = Op::Delete {
+                collection: p.collection.0.clone(),
+                id: p.id.0.clone(),
+                expected_version: p.expected_version,
+            };
+            fenced(s, fence, op)
+                .await
+                .map(|r| matches!(r, OpResult::Delete { deleted: true }))
+        }
+    }
+    .map_err(fail("/doc"))?;
     Ok(Deleted { deleted })
 }
 
 async fn patch(s: &DataStore, _: CallContext, p: PatchParams) -> Result<Written, ServiceError> {
-    let stored = s
-        .patch(
-            &p.collection.0,
-            &p.id.0,
-            &Value::Object(p.patch),
-            p.expected_version,
-        )
-        .await
-        .map_err(fail("/patch"))?;
+    let patch = Value::Object(p.patch);
+    let stored = match &p.fence {
+        None => {
+            s.patch(&p.collection.0, &p.id.0, &patch, p.expected_version)
+                .await
+        }
+        Some(fence) => {
+            let op = Op::Patch {
+                collection: p.collection.0.clone(),
+                id: p.id.0.clone(),
+                patch,
+                expected_version: p.expected_version,
+            };
+            fenced(s, fence, op).await.and_then(stored)
+        }
+    }
+    .map_err(fail("/patch"))?;
     Ok(Written {
         id: p.id.0,
         version: stored.version,
@@ -505,7 +577,11 @@ async fn transaction(
         .iter()
         .map(|op| matches!(op, Op::Patch { .. }))
         .collect();
-    let results = s.transaction(ops).await.map_err(|e| {
+    let results = match &p.fence {
+        None => s.transaction(ops).await,
+        Some(fence) => s.fenced(fence, ops).await,
+    };
+    let results = results.map_err(|e| {
         let doc_field = match &e {
             StoreError::Transaction { index, .. }
                 if patch_at.get(*index).copied().unwrap_or(false) =>
@@ -604,6 +680,15 @@ pub fn service_error(err: &StoreError, doc_field: &str, prefix: &str) -> Service
                     data["id"] = json!(id);
                     data["expected"] = json!(expected);
                     data["actual"] = json!(actual);
+                }
+                StoreError::Fenced {
+                    lock,
+                    token,
+                    highest,
+                } => {
+                    data["lock"] = json!(lock);
+                    data["token"] = json!(token);
+                    data["highest"] = json!(highest);
                 }
                 StoreError::UniqueViolation { collection, index } => {
                     data["collection"] = json!(collection);

@@ -432,7 +432,7 @@ impl Outbox {
             let sql = (self.inner.sql.insert.clone(), self.inner.sql.lock.clone());
             self.inner
                 .ds
-                .transaction_then(ops, move |session| {
+                .transaction_then(None, ops, move |session| {
                     insert_all(session, sql, encoded).boxed()
                 })
                 .await

@@ -7,6 +7,7 @@
 mod budget;
 mod concurrency;
 mod conformance;
+mod fencing;
 mod invalid;
 mod observability;
 mod support;

@@ -1,0 +1,258 @@
+//! [`MemoryBackend`]: sessions in this process, bounded in number, on Tokio's clock
+//! (so tests move time with `tokio::time::advance`), lost when the process stops.
+//!
+//! Three indexes under one lock: the records by id, `(expiry, id)` in order for the
+//! sweep, and each subject's `(expiry, id)` for its cap and its list. A session
+//! past its expiry is not found at once; the sweep takes it out and it is announced
+//! then.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::SessionError;
+use crate::backend::{Cap, Created, Ended, NewSession, Record, RecordPage, SessionBackend, expiry};
+use crate::config::OnCap;
+
+/// Sessions in process.
+#[derive(Debug)]
+pub struct MemoryBackend {
+    max_sessions: usize,
+    clock: Clock,
+    state: Mutex<State>,
+}
+
+/// Milliseconds since the Unix epoch, read from Tokio's clock: the wall clock when
+/// the backend was made, plus the Tokio time since.
+#[derive(Debug)]
+struct Clock {
+    epoch_ms: u64,
+    started: Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let epoch_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Self {
+            epoch_ms,
+            started: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        let since = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.epoch_ms.saturating_add(since)
+    }
+}
+
+type ByExpiry = BTreeSet<(u64, String)>;
+
+#[derive(Debug, Default)]
+struct State {
+    records: HashMap<String, Record>,
+    by_expiry: ByExpiry,
+    by_subject: HashMap<String, ByExpiry>,
+}
+
+/// The live entries of an index at `now`.
+fn live(index: &ByExpiry, now: u64) -> impl Iterator<Item = &(u64, String)> {
+    index.range((now.saturating_add(1), String::new())..)
+}
+
+impl State {
+    fn live(&self, id: &str, now: u64) -> Option<&Record> {
+        self.records.get(id).filter(|r| r.expires_at_ms > now)
+    }
+
+    fn insert(&mut self, record: Record) {
+        let key = (record.expires_at_ms, record.id.clone());
+        self.by_expiry.insert(key.clone());
+        self.by_subject
+            .entry(record.subject.clone())
+            .or_default()
+            .insert(key);
+        self.records.insert(record.id.clone(), record);
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Record> {
+        let record = self.records.remove(id)?;
+        let key = (record.expires_at_ms, record.id.clone());
+        self.by_expiry.remove(&key);
+        if let Some(index) = self.by_subject.get_mut(&record.subject) {
+            index.remove(&key);
+            if index.is_empty() {
+                self.by_subject.remove(&record.subject);
+            }
+        }
+        Some(record)
+    }
+
+    fn live_of(&self, subject: &str, now: u64) -> Vec<String> {
+        self.by_subject
+            .get(subject)
+            .map(|index| live(index, now).map(|(_, id)| id.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl MemoryBackend {
+    /// An empty backend holding at most `max_sessions`.
+    pub fn new(max_sessions: usize) -> Self {
+        Self {
+            max_sessions,
+            clock: Clock::new(),
+            state: Mutex::new(State::default()),
+        }
+    }
+}
+
+#[plexus_core::async_trait]
+impl SessionBackend for MemoryBackend {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn create(&self, new: NewSession<'_>, cap: Cap) -> Result<Created, SessionError> {
+        let now = self.clock.now_ms();
+        let mut state = self.state.lock();
+        let mine = state.live_of(new.subject, now);
+        let over = (mine.len() + 1).saturating_sub(cap.max);
+        if over > 0 && cap.on_cap == OnCap::Refuse {
+            return Err(SessionError::CapReached { max: cap.max });
+        }
+        if state.records.len().saturating_sub(over) >= self.max_sessions {
+            return Err(SessionError::Full {
+                max: self.max_sessions,
+            });
+        }
+        let evicted: Vec<String> = mine.into_iter().take(over).collect();
+        for id in &evicted {
+            state.remove(id);
+        }
+        let deadline_ms = match new.lifetime_ms {
+            0 => 0,
+            life => now.saturating_add(life),
+        };
+        let record = Record {
+            id: new.id.to_owned(),
+            subject: new.subject.to_owned(),
+            data: new.data.to_owned(),
+            created_at_ms: now,
+            expires_at_ms: expiry(now, new.ttl_ms, deadline_ms),
+            ttl_ms: new.ttl_ms,
+            deadline_ms,
+            version: 1,
+        };
+        state.insert(record.clone());
+        Ok(Created { record, evicted })
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Record>, SessionError> {
+        let now = self.clock.now_ms();
+        Ok(self.state.lock().live(id, now).cloned())
+    }
+
+    async fn touch(&self, id: &str) -> Result<Option<Record>, SessionError> {
+        let now = self.clock.now_ms();
+        let mut state = self.state.lock();
+        let Some(mut record) = state.live(id, now).cloned() else {
+            return Ok(None);
+        };
+        state.remove(id);
+        record.expires_at_ms = expiry(now, record.ttl_ms, record.deadline_ms);
+        state.insert(record.clone());
+        Ok(Some(record))
+    }
+
+    async fn replace(
+        &self,
+        id: &str,
+        data: &str,
+        expected: Option<u64>,
+    ) -> Result<Option<Record>, SessionError> {
+        let now = self.clock.now_ms();
+        let mut state = self.state.lock();
+        if state.live(id, now).is_none() {
+            return Ok(None);
+        }
+        let Some(record) = state.records.get_mut(id) else {
+            return Ok(None);
+        };
+        if let Some(expected) = expected.filter(|v| *v != record.version) {
+            return Err(SessionError::Conflict {
+                expected,
+                actual: record.version,
+            });
+        }
+        data.clone_into(&mut record.data);
+        record.version += 1;
+        Ok(Some(record.clone()))
+    }
+
+    async fn revoke(&self, id: &str) -> Result<Option<String>, SessionError> {
+        let now = self.clock.now_ms();
+        let mut state = self.state.lock();
+        if state.live(id, now).is_none() {
+            return Ok(None);
+        }
+        Ok(state.remove(id).map(|r| r.subject))
+    }
+
+    async fn revoke_subject(&self, subject: &str) -> Result<Vec<String>, SessionError> {
+        let now = self.clock.now_ms();
+        let mut state = self.state.lock();
+        let ids = state.live_of(subject, now);
+        for id in &ids {
+            state.remove(id);
+        }
+        Ok(ids)
+    }
+
+    async fn list(
+        &self,
+        subject: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<RecordPage, SessionError> {
+        let now = self.clock.now_ms();
+        let state = self.state.lock();
+        let ids = state.live_of(subject, now);
+        let records: Vec<Record> = ids
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .filter_map(|id| state.records.get(id).cloned())
+            .collect();
+        Ok(RecordPage {
+            more: ids.len() > offset.saturating_add(limit),
+            records,
+        })
+    }
+
+    async fn sweep(&self, max: usize) -> Result<Vec<Ended>, SessionError> {
+        let now = self.clock.now_ms();
+        let mut state = self.state.lock();
+        let due: Vec<String> = state
+            .by_expiry
+            .range(..(now.saturating_add(1), String::new()))
+            .take(max)
+            .map(|(_, id)| id.clone())
+            .collect();
+        Ok(due
+            .iter()
+            .filter_map(|id| state.remove(id))
+            .map(|r| Ended {
+                id: r.id,
+                subject: r.subject,
+            })
+            .collect())
+    }
+
+    fn count(&self) -> Option<u64> {
+        Some(self.state.lock().records.len() as u64)
+    }
+}

@@ -7,14 +7,14 @@ use std::time::Duration;
 use plexus_core::CallContext;
 use plexus_node::{CallError, Node};
 use plexus_redis::testing::eventually;
-use plexus_redis::{COMPONENT, Redis, redis_component};
+use plexus_redis::{COMPONENT, redis_component};
 use plexus_sessions::{
     RedisBackend, SessionMetrics, SessionService, Sessions, SessionsConfig, UpdateMode,
 };
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::support::{FAIL_FAST, PrivateRedis, redis_config, unique_prefix};
+use crate::support::{FAIL_FAST, PrivateRedis};
 
 /// While Redis is down every operation fails within a bound with a typed
 /// `Unavailable` (through the node too: `ServiceError::Unavailable`), counted, and
@@ -23,7 +23,7 @@ use crate::support::{FAIL_FAST, PrivateRedis, redis_config, unique_prefix};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_fails_fast_then_recovers_without_a_restart() {
     let mut server = PrivateRedis::start().await;
-    let redis = Redis::open(&redis_config(&server.url(), &unique_prefix())).unwrap();
+    let redis = server.connect();
     let config = SessionsConfig {
         backend: plexus_sessions::Backend::Redis,
         ..SessionsConfig::default()

@@ -2,7 +2,7 @@
 //! `[sessions]` section builds the backend (in process, or Redis through the
 //! node's one connection, which brings the `redis` health component), the
 //! `session` service and its metrics; once the node runs, the sessions announce on
-//! its bus and their sweeper starts.
+//! its bus (the service's sweeper, started with the service, waits for it).
 
 use std::sync::Arc;
 
@@ -53,9 +53,8 @@ impl SectionFamily for SessionsFamily {
         Ok(parts.service(Arc::new(service)).metrics(move |node| {
             node.metrics()
                 .with_registry(|registry| metrics.register(registry));
+            // The service's sweeper sweeps once the sessions can announce.
             sessions.attach_bus(node.bus().clone());
-            // The task holds the sessions weakly: it ends with the service.
-            drop(sessions.start_sweeper());
         }))
     }
 }

@@ -11,6 +11,10 @@
 //! | `revoke` | `id` or `subject` | `{revoked}` |
 //! | `list` | `subject`, `offset`?, `limit`? | `{sessions, next_offset}` |
 //!
+//! The service runs the sweeper from `start` to `stop`: expired sessions are
+//! taken out every `sessions.sweep_interval_ms` and announced as
+//! `session.expired` once the node's bus is attached.
+//!
 //! Errors: bad input is [`ServiceError::InvalidParams`] naming the field
 //! (`/subject`, `/ttl_ms`, `/data`, `/id`, `/limit`); an id that is unknown,
 //! expired or revoked is [`ServiceError::Failed`] with data `{"kind":
@@ -20,8 +24,8 @@
 
 use std::sync::LazyLock;
 
-use plexus_core::methods::{Effect, MethodTable, TableParts, TableService};
-use plexus_core::{CallContext, ServiceDescriptor, ServiceError};
+use plexus_core::methods::{Effect, MethodTable};
+use plexus_core::{CallContext, CallResult, Service, ServiceDescriptor, ServiceError, async_trait};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -237,10 +241,26 @@ async fn list(s: &Sessions, _: CallContext, p: ListParams) -> Result<Page, Servi
     Ok(s.list(&p.subject.0, p.offset, p.limit).await?)
 }
 
-impl TableService for SessionService {
-    type State = Sessions;
+/// By hand rather than through `TableService`, for `start` and `stop`: the
+/// sweeper runs while the service does.
+#[async_trait]
+impl Service for SessionService {
+    fn descriptor(&self) -> ServiceDescriptor {
+        self.descriptor.clone()
+    }
 
-    fn parts(&self) -> TableParts<'_, Sessions> {
-        (&METHODS, &self.sessions, &self.descriptor)
+    async fn start(&self) -> Result<(), ServiceError> {
+        // The task ends at `stop`, or with the sessions.
+        drop(self.sessions.start_sweeper());
+        Ok(())
+    }
+
+    async fn stop(&self) -> Result<(), ServiceError> {
+        self.sessions.stop_sweeper();
+        Ok(())
+    }
+
+    async fn call(&self, method: &str, params: Value, ctx: CallContext) -> CallResult {
+        METHODS.call(&self.sessions, method, params, ctx).await
     }
 }

@@ -11,6 +11,7 @@ use plexus_core::{Envelope, Payload, Topic};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::backend::{Cap, NewSession, Record, SessionBackend};
@@ -89,6 +90,8 @@ struct Inner {
     config: SessionsConfig,
     metrics: SessionMetrics,
     bus: OnceLock<Bus>,
+    /// The generation of the sweeper that may run: a sweeper ends once it changes.
+    sweepers: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -135,6 +138,7 @@ impl Sessions {
                 config,
                 metrics,
                 bus: OnceLock::new(),
+                sweepers: watch::Sender::new(0),
             }),
         }
     }
@@ -428,25 +432,45 @@ impl Sessions {
     }
 
     /// Starts sweeping every `sweep_interval_ms` (one batch per tick, so the work
-    /// of a tick is bounded). The task ends when every clone of these sessions is
-    /// gone.
+    /// of a tick is bounded), ending any sweeper started before. It sweeps only
+    /// once a bus is attached (a session is never taken out unannounced), and ends
+    /// at [`stop_sweeper`](Self::stop_sweeper), between two sweeps, or when every
+    /// clone of these sessions is gone.
     pub fn start_sweeper(&self) -> JoinHandle<()> {
+        let mut generation = 0;
+        self.inner.sweepers.send_modify(|g| {
+            *g += 1;
+            generation = *g;
+        });
+        let mut changed = self.inner.sweepers.subscribe();
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         let every = Duration::from_millis(self.inner.config.sweep_interval_ms);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                ticks.tick().await;
+                tokio::select! {
+                    biased;
+                    _ = changed.wait_for(|g| *g != generation) => return,
+                    _ = ticks.tick() => {}
+                }
                 let Some(inner) = weak.upgrade() else {
                     return;
                 };
+                if inner.bus.get().is_none() {
+                    continue;
+                }
                 let sessions = Sessions { inner };
                 if let Err(error) = sessions.sweep().await {
                     tracing::warn!(%error, "session sweep failed");
                 }
             }
         })
+    }
+
+    /// Ends the running sweeper once its current sweep (if any) is announced.
+    pub fn stop_sweeper(&self) {
+        self.inner.sweepers.send_modify(|g| *g += 1);
     }
 
     fn update_active(&self) {

@@ -49,3 +49,33 @@ async fn a_sweep_does_bounded_work() {
     assert_eq!(counts, [4, 4, 2, 0]);
     assert_eq!(sessions.metrics().get(Counted::Expired), 10);
 }
+
+/// The sweeper takes nothing out before a bus is attached (no expiry goes
+/// unannounced), sweeps once one is, and stops at `stop_sweeper`.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_sweeper_waits_for_a_bus_and_stops_when_told() {
+    let config = SessionsConfig {
+        sweep_interval_ms: 10,
+        ..SessionsConfig::default()
+    };
+    let sessions = Sessions::in_memory(config);
+    let sweeper = sessions.start_sweeper();
+    let first = sessions.create("u", Some(10), None).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        sessions.metrics().get(Counted::Expired),
+        0,
+        "swept unannounced"
+    );
+
+    let mut events = plexus_sessions::conformance::listen(&sessions);
+    let (_, event) = plexus_sessions::conformance::next_event(&mut events).await;
+    assert_eq!(event.id, first.id);
+
+    sessions.stop_sweeper();
+    sweeper.await.unwrap();
+    sessions.create("u", Some(10), None).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sessions.metrics().get(Counted::Expired), 1, "stopped");
+    assert_eq!(sessions.sweep().await.unwrap(), 1);
+}

@@ -19,6 +19,8 @@ pub enum Backend {
     /// In this process: lost when it stops.
     #[default]
     Memory,
+    /// In a SQLite file (`sqlite_path`): kept across restarts of this node.
+    Sqlite,
     /// On the Redis/Valkey of `[redis]`, shared by every node that uses it.
     Redis,
 }
@@ -28,6 +30,7 @@ impl Backend {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Memory => "memory",
+            Self::Sqlite => "sqlite",
             Self::Redis => "redis",
         }
     }
@@ -53,8 +56,11 @@ pub enum OnCap {
 pub struct SessionsConfig {
     /// Run the `session` service (default true).
     pub enabled: bool,
-    /// `memory` (default) or `redis`.
+    /// `memory` (default), `sqlite` or `redis`.
     pub backend: Backend,
+    /// With `backend = "sqlite"`: the file (default empty: `sessions.sqlite` in
+    /// `[node] data_dir`).
+    pub sqlite_path: String,
     /// The TTL of a session created without one, in milliseconds (default
     /// 1,800,000: 30 minutes). `session.touch` extends a session by its TTL.
     pub ttl_ms: u64,
@@ -72,8 +78,8 @@ pub struct SessionsConfig {
     pub max_per_subject: usize,
     /// Past `max_per_subject`: `evict_oldest` (default) or `refuse`.
     pub on_cap: OnCap,
-    /// The memory backend: the most sessions held in all (default 100,000);
-    /// a `create` past it is refused and counted.
+    /// The memory and SQLite backends: the most sessions held in all (default
+    /// 100,000); a `create` past it is refused and counted.
     pub max_sessions: usize,
     /// The most sessions `session.list` returns in one page (default 100).
     pub max_page: usize,
@@ -90,6 +96,7 @@ impl Default for SessionsConfig {
         Self {
             enabled: true,
             backend: Backend::Memory,
+            sqlite_path: String::new(),
             ttl_ms: 1_800_000,
             max_ttl_ms: 86_400_000,
             max_lifetime_ms: 0,

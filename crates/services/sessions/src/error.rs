@@ -44,6 +44,12 @@ pub enum SessionError {
     /// The backend failed: [`RedisError::Unavailable`] when Redis is out of reach.
     #[error(transparent)]
     Backend(#[from] RedisError),
+    /// The SQLite backend failed, or a stored session could not be read.
+    #[error("session storage: {reason}")]
+    Storage {
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl SessionError {
@@ -71,6 +77,7 @@ impl SessionError {
             Self::Full { .. } => "full",
             Self::Backend(e) if e.is_unavailable() => "unavailable",
             Self::Backend(_) => "backend",
+            Self::Storage { .. } => "storage",
         }
     }
 
@@ -90,7 +97,7 @@ impl SessionError {
             Self::CapReached { max } | Self::Full { max } => {
                 json!({"kind": self.kind(), "max": max})
             }
-            Self::NotFound => json!({"kind": self.kind()}),
+            Self::NotFound | Self::Storage { .. } => json!({"kind": self.kind()}),
         };
         ServiceError::Failed {
             message: self.to_string(),

@@ -1,6 +1,6 @@
 //! [`SessionsFamily`]: the sessions entering the node through the family door. Its
-//! `[sessions]` section builds the backend (in process, or Redis through the
-//! node's one connection, which brings the `redis` health component), the
+//! `[sessions]` section builds the backend (in process, a SQLite file in the data
+//! directory, or Redis through the node's one connection, which brings the `redis` health component), the
 //! `session` service and its metrics; once the node runs, the sessions announce on
 //! its bus (the service's sweeper, started with the service, waits for it).
 
@@ -12,6 +12,7 @@ use plexus_redis::RedisSlot;
 use crate::config::{Backend, SECTION, SessionsConfig};
 use crate::{
     MemoryBackend, RedisBackend, SessionBackend, SessionMetrics, SessionService, Sessions,
+    SqliteBackend,
 };
 
 /// The Sessions family.
@@ -36,7 +37,7 @@ impl SectionFamily for SessionsFamily {
     async fn open_with(
         &self,
         settings: SessionsConfig,
-        _node: &NodeSection,
+        node: &NodeSection,
     ) -> Result<Parts, FamilyError> {
         if !settings.enabled {
             return Ok(Parts::default());
@@ -44,6 +45,16 @@ impl SectionFamily for SessionsFamily {
         let mut parts = Parts::default();
         let backend: Arc<dyn SessionBackend> = match settings.backend {
             Backend::Memory => Arc::new(MemoryBackend::new(settings.max_sessions)),
+            Backend::Sqlite => {
+                let path = match settings.sqlite_path.as_str() {
+                    "" => node.data_dir.join("sessions.sqlite"),
+                    path => path.into(),
+                };
+                let backend = SqliteBackend::open(&path, settings.max_sessions)
+                    .await
+                    .map_err(|e| FamilyError::open(SECTION, e))?;
+                Arc::new(backend)
+            }
             Backend::Redis => Arc::new(RedisBackend::new(self.redis.connect(SECTION, &mut parts)?)),
         };
         tracing::info!(backend = backend.name(), "sessions open");
@@ -69,7 +80,8 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn memory_by_default_off_when_disabled_and_redis_needs_the_redis_family() {
+    async fn memory_by_default_sqlite_in_a_file_off_when_disabled_and_redis_needs_the_redis_family()
+    {
         let node = NodeSection::default();
         let parts = SessionsFamily::default().open(None, &node).await.unwrap();
         assert_eq!(parts.services.len(), 1);
@@ -81,6 +93,16 @@ mod tests {
             .await
             .unwrap();
         assert!(parts.services.is_empty());
+
+        let dir = std::env::temp_dir().join(format!("plexus-sessions-{}", &crate::new_id()[..16]));
+        let sqlite = json!({"backend": "sqlite", "sqlite_path": dir.join("s.sqlite")});
+        let parts = SessionsFamily::default()
+            .open(Some(&sqlite), &node)
+            .await
+            .unwrap();
+        assert_eq!(parts.services.len(), 1);
+        assert!(dir.join("s.sqlite").exists());
+        let _ = std::fs::remove_dir_all(&dir);
 
         let redis = json!({"backend": "redis"});
         let Err(err) = SessionsFamily::default().open(Some(&redis), &node).await else {

@@ -6,10 +6,11 @@
 //!
 //! - `config`: the `[sessions]` section ([`SessionsConfig`]): the backend, the
 //!   bounds (TTLs, lifetime, data and subject sizes, the cap per subject and
-//!   [`OnCap`], the memory backend's count), the sweep.
+//!   [`OnCap`], the count an embedded backend holds), the sweep.
 //! - [`SessionBackend`]: what a backend does; [`MemoryBackend`] (in process, on
-//!   Tokio's clock) and [`RedisBackend`] (one Lua script per operation, on the
-//!   server's clock, shared by every node).
+//!   Tokio's clock), [`SqliteBackend`] (a SQLite file: sessions survive a restart)
+//!   and [`RedisBackend`] (one Lua script per operation, on the server's clock,
+//!   shared by every node).
 //! - [`Sessions`]: the sessions every backend is used through: ids, input checks
 //!   naming the field, merges, counters, and the `session.revoked` /
 //!   `session.expired` events (`{id, subject, reason}`) on the node's bus.
@@ -47,6 +48,7 @@
 //!   [`session_conformance!`].
 
 mod backend;
+mod clock;
 pub mod config;
 mod error;
 mod family;
@@ -56,6 +58,7 @@ mod metrics;
 mod redis;
 mod service;
 mod sessions;
+mod sqlite;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
@@ -70,3 +73,4 @@ pub use metrics::{Counted, SessionMetrics};
 pub use redis::RedisBackend;
 pub use service::SessionService;
 pub use sessions::{EXPIRED, Page, REVOKED, Session, SessionEvent, Sessions, UpdateMode};
+pub use sqlite::SqliteBackend;

@@ -7,13 +7,12 @@
 //! then.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use tokio::time::Instant;
 
 use crate::SessionError;
 use crate::backend::{Cap, Created, Ended, NewSession, Record, RecordPage, SessionBackend, expiry};
+use crate::clock::Clock;
 use crate::config::OnCap;
 
 /// Sessions in process.
@@ -22,31 +21,6 @@ pub struct MemoryBackend {
     max_sessions: usize,
     clock: Clock,
     state: Mutex<State>,
-}
-
-/// Milliseconds since the Unix epoch, read from Tokio's clock: the wall clock when
-/// the backend was made, plus the Tokio time since.
-#[derive(Debug)]
-struct Clock {
-    epoch_ms: u64,
-    started: Instant,
-}
-
-impl Clock {
-    fn new() -> Self {
-        let epoch_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        Self {
-            epoch_ms,
-            started: Instant::now(),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        let since = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.epoch_ms.saturating_add(since)
-    }
 }
 
 type ByExpiry = BTreeSet<(u64, String)>;

@@ -104,10 +104,8 @@ impl std::fmt::Debug for Sessions {
 
 impl Record {
     fn into_session(self) -> Result<Session, SessionError> {
-        let data = serde_json::from_str(&self.data).map_err(|_| {
-            SessionError::Backend(plexus_redis::RedisError::Command {
-                reason: "a session's data is not a JSON object".to_owned(),
-            })
+        let data = serde_json::from_str(&self.data).map_err(|_| SessionError::Storage {
+            reason: "a session's data is not a JSON object".to_owned(),
         })?;
         Ok(Session {
             id: self.id,
@@ -171,7 +169,7 @@ impl Sessions {
 
     /// Counts a backend failure before passing it on.
     fn counted<T>(&self, result: Result<T, SessionError>) -> Result<T, SessionError> {
-        if let Err(e @ SessionError::Backend(_)) = &result {
+        if let Err(e @ (SessionError::Backend(_) | SessionError::Storage { .. })) = &result {
             self.inner.metrics.error(e.kind());
         }
         result

@@ -10,4 +10,5 @@ mod faults;
 mod memory;
 mod redis;
 mod service;
+mod sqlite;
 mod support;

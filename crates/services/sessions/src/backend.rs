@@ -141,3 +141,50 @@ pub fn expiry(now_ms: u64, ttl_ms: u64, deadline_ms: u64) -> u64 {
         expires
     }
 }
+
+/// How many sessions an embedded backend holds and may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// Held now (expired ones not yet swept included).
+    pub now: usize,
+    /// The most it may hold (`sessions.max_sessions`).
+    pub max: usize,
+}
+
+/// What a backend that keeps its own clock does to create `new` at `now_ms`,
+/// given the subject's live ids (soonest to expire first): the ids to evict and
+/// the record to write, or why the create is refused (the cap with `refuse`, or
+/// `held` at its maximum even after the evictions).
+pub fn plan_create(
+    new: &NewSession<'_>,
+    cap: Cap,
+    now_ms: u64,
+    live: Vec<String>,
+    held: Held,
+) -> Result<Created, SessionError> {
+    let over = (live.len() + 1).saturating_sub(cap.max);
+    if over > 0 && cap.on_cap == OnCap::Refuse {
+        return Err(SessionError::CapReached { max: cap.max });
+    }
+    if held.now.saturating_sub(over) >= held.max {
+        return Err(SessionError::Full { max: held.max });
+    }
+    let deadline_ms = match new.lifetime_ms {
+        0 => 0,
+        life => now_ms.saturating_add(life),
+    };
+    let record = Record {
+        id: new.id.to_owned(),
+        subject: new.subject.to_owned(),
+        data: new.data.to_owned(),
+        created_at_ms: now_ms,
+        expires_at_ms: expiry(now_ms, new.ttl_ms, deadline_ms),
+        ttl_ms: new.ttl_ms,
+        deadline_ms,
+        version: 1,
+    };
+    Ok(Created {
+        record,
+        evicted: live.into_iter().take(over).collect(),
+    })
+}

@@ -63,7 +63,9 @@ mod sqlite;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 
-pub use backend::{Cap, Created, Ended, NewSession, Record, RecordPage, SessionBackend, expiry};
+pub use backend::{
+    Cap, Created, Ended, Held, NewSession, Record, RecordPage, SessionBackend, expiry, plan_create,
+};
 pub use config::{Backend, OnCap, SessionsConfig};
 pub use error::SessionError;
 pub use family::SessionsFamily;

@@ -11,9 +11,10 @@ use std::collections::{BTreeSet, HashMap};
 use parking_lot::Mutex;
 
 use crate::SessionError;
-use crate::backend::{Cap, Created, Ended, NewSession, Record, RecordPage, SessionBackend, expiry};
+use crate::backend::{
+    Cap, Created, Ended, Held, NewSession, Record, RecordPage, SessionBackend, expiry, plan_create,
+};
 use crate::clock::Clock;
-use crate::config::OnCap;
 
 /// Sessions in process.
 #[derive(Debug)]
@@ -93,36 +94,17 @@ impl SessionBackend for MemoryBackend {
     async fn create(&self, new: NewSession<'_>, cap: Cap) -> Result<Created, SessionError> {
         let now = self.clock.now_ms();
         let mut state = self.state.lock();
-        let mine = state.live_of(new.subject, now);
-        let over = (mine.len() + 1).saturating_sub(cap.max);
-        if over > 0 && cap.on_cap == OnCap::Refuse {
-            return Err(SessionError::CapReached { max: cap.max });
-        }
-        if state.records.len().saturating_sub(over) >= self.max_sessions {
-            return Err(SessionError::Full {
-                max: self.max_sessions,
-            });
-        }
-        let evicted: Vec<String> = mine.into_iter().take(over).collect();
-        for id in &evicted {
+        let live = state.live_of(new.subject, now);
+        let held = Held {
+            now: state.records.len(),
+            max: self.max_sessions,
+        };
+        let created = plan_create(&new, cap, now, live, held)?;
+        for id in &created.evicted {
             state.remove(id);
         }
-        let deadline_ms = match new.lifetime_ms {
-            0 => 0,
-            life => now.saturating_add(life),
-        };
-        let record = Record {
-            id: new.id.to_owned(),
-            subject: new.subject.to_owned(),
-            data: new.data.to_owned(),
-            created_at_ms: now,
-            expires_at_ms: expiry(now, new.ttl_ms, deadline_ms),
-            ttl_ms: new.ttl_ms,
-            deadline_ms,
-            version: 1,
-        };
-        state.insert(record.clone());
-        Ok(Created { record, evicted })
+        state.insert(created.record.clone());
+        Ok(created)
     }
 
     async fn get(&self, id: &str) -> Result<Option<Record>, SessionError> {

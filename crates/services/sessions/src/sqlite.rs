@@ -14,9 +14,10 @@ use sqlx::sqlite::{
 use sqlx::{Executor, Row};
 
 use crate::SessionError;
-use crate::backend::{Cap, Created, Ended, NewSession, Record, RecordPage, SessionBackend, expiry};
+use crate::backend::{
+    Cap, Created, Ended, Held, NewSession, Record, RecordPage, SessionBackend, plan_create,
+};
 use crate::clock::Clock;
-use crate::config::OnCap;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS plexus_sessions (
@@ -115,45 +116,23 @@ impl SessionBackend for SqliteBackend {
         .fetch_all(&mut *tx)
         .await
         .map_err(storage)?;
-        let over = (live.len() + 1).saturating_sub(cap.max);
-        if over > 0 && cap.on_cap == OnCap::Refuse {
-            return Err(SessionError::CapReached { max: cap.max });
-        }
         let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plexus_sessions")
             .fetch_one(&mut *tx)
             .await
             .map_err(storage)?;
-        if usize::try_from(held)
-            .unwrap_or(usize::MAX)
-            .saturating_sub(over)
-            >= self.max_sessions
-        {
-            return Err(SessionError::Full {
-                max: self.max_sessions,
-            });
-        }
-        let evicted: Vec<String> = live.into_iter().take(over).collect();
-        for id in &evicted {
+        let held = Held {
+            now: usize::try_from(held).unwrap_or(usize::MAX),
+            max: self.max_sessions,
+        };
+        let created = plan_create(&new, cap, now, live, held)?;
+        for id in &created.evicted {
             sqlx::query("DELETE FROM plexus_sessions WHERE id = ?1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await
                 .map_err(storage)?;
         }
-        let deadline_ms = match new.lifetime_ms {
-            0 => 0,
-            life => now.saturating_add(life),
-        };
-        let record = Record {
-            id: new.id.to_owned(),
-            subject: new.subject.to_owned(),
-            data: new.data.to_owned(),
-            created_at_ms: now,
-            expires_at_ms: expiry(now, new.ttl_ms, deadline_ms),
-            ttl_ms: new.ttl_ms,
-            deadline_ms,
-            version: 1,
-        };
+        let record = &created.record;
         sqlx::query(
             "INSERT INTO plexus_sessions (id, subject, data, created_ms, expires_ms, ttl_ms, deadline_ms, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
         )
@@ -168,7 +147,7 @@ impl SessionBackend for SqliteBackend {
         .await
         .map_err(storage)?;
         tx.commit().await.map_err(storage)?;
-        Ok(Created { record, evicted })
+        Ok(created)
     }
 
     async fn get(&self, id: &str) -> Result<Option<Record>, SessionError> {

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use plexus_sessions::{SessionMetrics, Sessions, SessionsConfig, SqliteBackend, new_id};
 use serde_json::json;
 
-/// A fresh file in the temp folder.
+/// A fresh file under one folder of the temp folder (`plexus-sessions-tests`).
 pub(crate) fn temp_file() -> PathBuf {
     std::env::temp_dir()
-        .join(format!("plexus-sessions-{}", &new_id()[..16]))
-        .join("sessions.sqlite")
+        .join("plexus-sessions-tests")
+        .join(format!("{}.sqlite", &new_id()[..16]))
 }
 
 pub(crate) async fn open(config: SessionsConfig, path: &std::path::Path) -> Sessions {
@@ -57,7 +57,8 @@ async fn sessions_survive_a_restart() {
         sessions.list("ada", 0, None).await.unwrap().sessions,
         vec![kept]
     );
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::remove_dir_all(dir);
+    drop(sessions);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }

@@ -79,3 +79,51 @@ async fn nodes_share_sessions() {
     assert!(b.revoke(&made.id).await.unwrap());
     assert!(a.get(&made.id).await.is_err());
 }
+
+/// The cap holds under concurrency across nodes (create and its cap check are one
+/// script): 30 concurrent creates for one subject from two nodes leave exactly 3
+/// live sessions, 27 evicted (`evict_oldest`), or 3 created and 27 refused
+/// (`refuse`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cap_holds_under_concurrent_creates_from_two_nodes() {
+    for on_cap in [
+        plexus_sessions::OnCap::EvictOldest,
+        plexus_sessions::OnCap::Refuse,
+    ] {
+        let (url, prefix) = (redis_url(), unique_prefix());
+        let config = SessionsConfig {
+            max_per_subject: 3,
+            on_cap,
+            ..SessionsConfig::default()
+        };
+        let nodes = [
+            client(config.clone(), &url, &prefix),
+            client(config, &url, &prefix),
+        ];
+        let mut creates = Vec::new();
+        for i in 0..30 {
+            let node = nodes[i % 2].clone();
+            creates.push(tokio::spawn(async move {
+                node.create("crowded", None, None).await
+            }));
+        }
+        let mut created = 0;
+        for create in creates {
+            match create.await.unwrap() {
+                Ok(_) => created += 1,
+                Err(plexus_sessions::SessionError::CapReached { max: 3 }) => {}
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        let live = nodes[0].list("crowded", 0, None).await.unwrap().sessions;
+        assert_eq!(live.len(), 3, "{on_cap:?}");
+        let evicted: u64 = nodes
+            .iter()
+            .map(|n| n.metrics().get(Counted::Evicted))
+            .sum();
+        match on_cap {
+            plexus_sessions::OnCap::EvictOldest => assert_eq!((created, evicted), (30, 27)),
+            plexus_sessions::OnCap::Refuse => assert_eq!((created, evicted), (3, 0)),
+        }
+    }
+}

@@ -44,6 +44,9 @@
 //! - `locks` (default): the Locks family (crate `plexus-locks`, `[locks]`), with the
 //!   `lock` service: leased locks with fencing tokens in process, on Redis or on
 //!   PostgreSQL. Implies `redis`.
+//! - `sessions` (default): the Sessions family (crate `plexus-sessions`,
+//!   `[sessions]`, in process or Redis), with the `session` service and the
+//!   `session.expired` / `session.revoked` events. Implies `redis`.
 //! - `redis`: the one Redis/Valkey connection every family that uses Redis shares
 //!   (crate `plexus-redis`, `[redis]`, the `redis` health component).
 
@@ -58,6 +61,8 @@ mod error;
 mod limits;
 #[cfg(feature = "locks")]
 mod locks;
+#[cfg(feature = "sessions")]
+mod sessions;
 
 pub use app::{App, AppBuilder, Listening};
 #[cfg(feature = "cache")]
@@ -76,6 +81,8 @@ pub use plexus_node::family::{Family, FamilyError, NodeSection, Parts};
 pub use plexus_pubsub::PubSubFamily;
 #[cfg(feature = "redis")]
 pub use plexus_redis::{RedisFamily, RedisSlot};
+#[cfg(feature = "sessions")]
+pub use sessions::SessionsFamily;
 
 /// The built-in service families, in the order they open and their services start.
 /// A new family is one more line here. `[redis]` comes first: the families that
@@ -96,5 +103,7 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(LimitsFamily::new(redis.slot())),
         #[cfg(feature = "locks")]
         Box::new(LocksFamily::new(redis.slot())),
+        #[cfg(feature = "sessions")]
+        Box::new(SessionsFamily::new(redis.slot())),
     ]
 }

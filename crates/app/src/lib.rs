@@ -51,59 +51,13 @@
 //!   (crate `plexus-redis`, `[redis]`, the `redis` health component).
 
 mod app;
-#[cfg(feature = "cache")]
-mod cache;
 mod config;
-#[cfg(feature = "datastore")]
-mod datastore;
 mod error;
-#[cfg(feature = "limits")]
-mod limits;
-#[cfg(feature = "locks")]
-mod locks;
-#[cfg(feature = "sessions")]
-mod sessions;
+mod families;
 
 pub use app::{App, AppBuilder, Listening};
-#[cfg(feature = "cache")]
-pub use cache::CacheFamily;
 pub use config::{AppConfig, CheckSettings, ENV_EXCLUDE, HealthSection, ProcessConfig, Processes};
-#[cfg(feature = "datastore")]
-pub use datastore::DataStoreFamily;
 pub use error::AppError;
-#[cfg(feature = "limits")]
-pub use limits::LimitsFamily;
-#[cfg(feature = "locks")]
-pub use locks::LocksFamily;
+pub use families::*;
 pub use plexus_node::Node;
 pub use plexus_node::family::{Family, FamilyError, NodeSection, Parts};
-#[cfg(feature = "pubsub")]
-pub use plexus_pubsub::PubSubFamily;
-#[cfg(feature = "redis")]
-pub use plexus_redis::{RedisFamily, RedisSlot};
-#[cfg(feature = "sessions")]
-pub use sessions::SessionsFamily;
-
-/// The built-in service families, in the order they open and their services start.
-/// A new family is one more line here. `[redis]` comes first: the families that
-/// keep state on Redis reach its one connection through its slot.
-pub fn default_families() -> Vec<Box<dyn Family>> {
-    #[cfg(feature = "redis")]
-    let redis = RedisFamily::new();
-    vec![
-        #[cfg(feature = "redis")]
-        Box::new(redis.clone()),
-        #[cfg(feature = "datastore")]
-        Box::new(DataStoreFamily),
-        #[cfg(feature = "cache")]
-        Box::new(CacheFamily::new(redis.slot())),
-        #[cfg(feature = "pubsub")]
-        Box::new(PubSubFamily::new(redis.slot())),
-        #[cfg(feature = "limits")]
-        Box::new(LimitsFamily::new(redis.slot())),
-        #[cfg(feature = "locks")]
-        Box::new(LocksFamily::new(redis.slot())),
-        #[cfg(feature = "sessions")]
-        Box::new(SessionsFamily::new(redis.slot())),
-    ]
-}

@@ -1,4 +1,4 @@
-//! `plexus bench redis`: the platform services on Redis/Valkey, each beside the raw
+//! `plexus bench redis`: the platform services (cache, locks, rate limits) on Redis/Valkey, each beside the raw
 //! `redis` crate sending the same commands in the same run, and the in-process cache
 //! beside raw moka.
 //!
@@ -8,6 +8,13 @@
 //!   beside a bare `ConnectionManager` sending the very pipelines the backend sends
 //!   (`GET`+`PTTL`, and `SET PX`+`PUBLISH` of the invalidation message) and decoding
 //!   or encoding the same JSON. Target: a ratio of at least 0.8.
+//! - `lock_cycle_c16` (cycles/s as ops/s, 16 clients each on a lock of its own):
+//!   `Locks::grant` then `Locks::release` on the Redis backend, beside the same two
+//!   scripts (`RedisBackend::ACQUIRE_SCRIPT`, `RELEASE_SCRIPT`) invoked raw.
+//!   Target: at least 0.8.
+//! - `ratelimit_check_c16` (ops/s): `Limiter::check` of a GCRA rule on Redis,
+//!   beside its script (`RedisBackend::GCRA_SCRIPT`) invoked raw with the same
+//!   arguments. Target: at least 0.8.
 //! - `cache_local_hit` (ns per hit): `Cache::get` of an in-process entry, beside a
 //!   bare moka `get` of the same value with its clone, moka built as a cache with
 //!   the same duties is (a byte cap with a weigher, a TTL per entry). Target: at
@@ -324,6 +331,133 @@ where
     Ok(started.elapsed().as_nanos() as f64 / n as f64)
 }
 
+async fn bench_locks_and_limits(
+    setup: &Setup,
+    plan: &Plan,
+    report: &mut Report,
+    progress: &Progress,
+) -> Result<(), BenchError> {
+    use plexus_limits::{Algorithm, Limiter, LimitsConfig, RuleConfig};
+    use plexus_locks::{LockMetrics, Locks, LocksConfig};
+
+    let redis = Redis::open(&setup.config).map_err(failed)?;
+    let locks = Locks::new(
+        Arc::new(plexus_locks::RedisBackend::new(redis.clone())),
+        LocksConfig::default(),
+        LockMetrics::new(),
+    );
+    let lease = Duration::from_secs(10);
+    let (raw, prefix) = (setup.raw.clone(), setup.prefix.clone());
+    let acquire = Arc::new(plexus_redis::redis::Script::new(
+        plexus_locks::RedisBackend::ACQUIRE_SCRIPT,
+    ));
+    let release = Arc::new(plexus_redis::redis::Script::new(
+        plexus_locks::RedisBackend::RELEASE_SCRIPT,
+    ));
+    versus_raw(
+        "lock_cycle_c16",
+        plan,
+        (&mut *report, progress),
+        move |c, _| {
+            let locks = locks.clone();
+            async move {
+                let name = format!("bench-{c}");
+                let grant = locks
+                    .grant(&name, lease, Duration::ZERO, "")
+                    .await
+                    .map_err(failed)?;
+                locks.release(&name, grant.token).await.map_err(failed)
+            }
+        },
+        move |c, _| {
+            let (mut conn, acquire, release) = (raw.clone(), acquire.clone(), release.clone());
+            let lock = format!("{prefix}lock:raw-{c}");
+            let counter = format!("{prefix}lock-token:raw-{c}");
+            async move {
+                let (granted, token): (i64, i64) = acquire
+                    .key(&lock)
+                    .key(&counter)
+                    .arg("")
+                    .arg(lease.as_millis() as u64)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(failed)?;
+                if granted != 1 {
+                    return Err(failed("a free raw lock was not granted"));
+                }
+                let released: i64 = release
+                    .key(&lock)
+                    .arg(token)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(failed)?;
+                (released == 1)
+                    .then_some(())
+                    .ok_or_else(|| failed("a raw lock was not released"))
+            }
+        },
+    )
+    .await?;
+
+    let rule = RuleConfig {
+        algorithm: Algorithm::Gcra,
+        limit: 10_000_000,
+        window_ms: 1_000,
+        burst: Some(10_000_000),
+    };
+    let config = LimitsConfig {
+        rules: [("bench".to_owned(), rule)].into_iter().collect(),
+        ..LimitsConfig::default()
+    };
+    let limiter = Limiter::on_redis(redis, config);
+    let gcra = limiter
+        .rules()
+        .get("bench")
+        .ok_or_else(|| failed("the bench rule is missing"))?;
+    let (interval, burst) = (gcra.interval_us(), gcra.burst);
+    let (raw, prefix) = (setup.raw.clone(), setup.prefix.clone());
+    let script = Arc::new(plexus_redis::redis::Script::new(
+        plexus_limits::RedisBackend::GCRA_SCRIPT,
+    ));
+    versus_raw(
+        "ratelimit_check_c16",
+        plan,
+        (report, progress),
+        move |c, _| {
+            let limiter = limiter.clone();
+            async move {
+                let decision = limiter
+                    .check("bench", &format!("client-{c}"), 1)
+                    .await
+                    .map_err(failed)?;
+                decision
+                    .allowed
+                    .then_some(())
+                    .ok_or_else(|| failed("the bench rule refused"))
+            }
+        },
+        move |c, _| {
+            let (mut conn, script) = (raw.clone(), script.clone());
+            let key = format!("{prefix}limits:gcra:bench:client-{c}");
+            async move {
+                let (allowed, ..): (i64, i64, i64, i64) = script
+                    .key(&key)
+                    .arg(interval)
+                    .arg(burst)
+                    .arg(1)
+                    .arg(0)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(failed)?;
+                (allowed == 1)
+                    .then_some(())
+                    .ok_or_else(|| failed("the raw script refused"))
+            }
+        },
+    )
+    .await
+}
+
 async fn bench_local_hits(
     setup: &Setup,
     plan: &Plan,
@@ -446,7 +580,7 @@ async fn bench_stampede(
 pub fn run(options: Options) -> Result<Report, BenchError> {
     let plan = Plan::new(options);
     let mut report = Report::new(BENCH, options);
-    let progress = Progress::new(options, 5);
+    let progress = Progress::new(options, 7);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
         .enable_all()
@@ -456,6 +590,7 @@ pub fn run(options: Options) -> Result<Report, BenchError> {
         let setup = Setup::open().await?;
         let outcome = async {
             bench_cache_redis(&setup, &plan, &mut report, &progress).await?;
+            bench_locks_and_limits(&setup, &plan, &mut report, &progress).await?;
             bench_local_hits(&setup, &plan, &mut report, &progress).await?;
             bench_stampede(&setup, &plan, &mut report, &progress).await
         }
@@ -480,6 +615,8 @@ mod tests {
             &[
                 "cache_get_c16",
                 "cache_set_c16",
+                "lock_cycle_c16",
+                "ratelimit_check_c16",
                 "cache_local_hit",
                 "cache_two_tier_hit",
             ],

@@ -80,6 +80,12 @@ impl std::fmt::Debug for RedisBackend {
 }
 
 impl RedisBackend {
+    /// The grant's script (KEYS: the lock, its token counter; ARGV: holder, lease
+    /// in ms), for clients and benchmarks that speak to the same keys.
+    pub const ACQUIRE_SCRIPT: &'static str = ACQUIRE;
+    /// The release's script (KEYS: the lock; ARGV: the token).
+    pub const RELEASE_SCRIPT: &'static str = RELEASE;
+
     /// Locks on `redis`, under its key prefix.
     pub fn new(redis: Redis) -> Self {
         Self {

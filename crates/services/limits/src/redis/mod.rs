@@ -33,12 +33,19 @@ impl std::fmt::Debug for RedisBackend {
 }
 
 impl RedisBackend {
+    /// The sliding window's script (KEYS: the key; ARGV: limit, window in ms, cost,
+    /// 1 to consume), for clients and benchmarks that speak to the same keys.
+    pub const SLIDING_WINDOW_SCRIPT: &'static str = include_str!("sliding_window.lua");
+    /// GCRA's script (KEYS: the key; ARGV: interval in µs, burst, cost, 1 to
+    /// consume).
+    pub const GCRA_SCRIPT: &'static str = include_str!("gcra.lua");
+
     /// State on `redis`, under its key prefix.
     pub fn new(redis: Redis) -> Self {
         Self {
             redis,
-            sliding_window: redis::Script::new(include_str!("sliding_window.lua")),
-            gcra: redis::Script::new(include_str!("gcra.lua")),
+            sliding_window: redis::Script::new(Self::SLIDING_WINDOW_SCRIPT),
+            gcra: redis::Script::new(Self::GCRA_SCRIPT),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod bus;
 pub mod callpath;
 pub mod gateway;
 pub mod mcp;
+pub mod platform;
 pub mod redis;
 pub mod resilience;
 pub mod store;

@@ -173,3 +173,60 @@ impl Drop for PrivateRedis {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A node named `faults` serving `service`, with the `redis` health component of
+/// `redis`: what a family's fault test drives through the call path.
+pub async fn node_with(
+    service: std::sync::Arc<dyn plexus_core::Service>,
+    redis: Redis,
+) -> plexus_node::Node {
+    plexus_node::Node::builder("faults")
+        .service(service)
+        .component(crate::redis_component(redis))
+        .start()
+        .await
+        .unwrap()
+}
+
+/// With Redis down: `method` through `node` fails as `Unavailable` within
+/// `4 × FAIL_FAST`, and the `redis` health component reports the failure.
+pub async fn assert_down_through(
+    node: &plexus_node::Node,
+    method: &str,
+    params: serde_json::Value,
+) {
+    let at = tokio::time::Instant::now();
+    let err = node
+        .call(method, params, plexus_core::CallContext::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, plexus_node::CallError::Unavailable { .. }),
+        "{method}: {err:?}"
+    );
+    assert!(
+        at.elapsed() < FAIL_FAST * 4,
+        "{method} took {:?}",
+        at.elapsed()
+    );
+    let health = node.health().check_now(crate::COMPONENT).await.unwrap();
+    assert!(health.consecutive_failures >= 1, "{health:?}");
+    assert!(health.detail.contains("unavailable"), "{health:?}");
+}
+
+/// With Redis back: `method` through `node` answers (its answer is returned), and
+/// the `redis` health component is healthy again; then the node shuts down.
+pub async fn assert_up_through(
+    node: &plexus_node::Node,
+    method: &str,
+    params: serde_json::Value,
+) -> serde_json::Value {
+    let answer = node
+        .call(method, params, plexus_core::CallContext::new())
+        .await
+        .unwrap();
+    let health = node.health().check_now(crate::COMPONENT).await.unwrap();
+    assert_eq!(health.consecutive_failures, 0, "{health:?}");
+    node.shutdown(Duration::from_secs(1)).await;
+    answer
+}

@@ -641,3 +641,17 @@ mod tests {
         );
     }
 }
+
+/// The label set `{reason="…"}` the families count refusals and drops by.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why (`key_too_large`, `overflow`, …).
+    pub reason: &'static str,
+}
+
+/// The label set `{kind="…"}` the families count backend errors by.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct KindLabel {
+    /// What kind (`unavailable`, `backend`, …).
+    pub kind: &'static str,
+}

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use plexus_node::metrics::{KindLabel, ReasonLabel};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -21,16 +22,6 @@ struct DecisionLabels {
     rule: String,
     op: &'static str,
     outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabel {
-    reason: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabel {
-    kind: &'static str,
 }
 
 /// Why an input was refused (`plexus_limits_rejected_total`'s `reason`).

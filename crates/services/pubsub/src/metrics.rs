@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use plexus_node::metrics::ReasonLabel;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -35,11 +35,6 @@ pub enum Dropped {
     Malformed,
     /// This node's bus refused a received event (shutting down, over its bounds).
     BusRefused,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabel {
-    reason: &'static str,
 }
 
 /// The bridge's counters. Cheap to clone; clones share them.

@@ -149,7 +149,7 @@ pub enum ScriptError {
         /// Where.
         at: At,
         /// Why, as the call path said.
-        error: CallError,
+        error: Box<CallError>,
     },
     /// No stored script has this name.
     #[error("no stored script `{name}`")]
@@ -254,8 +254,7 @@ impl ScriptError {
     /// The service error a caller of the `script` service sees, with `extra` (the
     /// operations used, the output captured) added to its `data`.
     pub fn to_service_error_with(&self, extra: serde_json::Map<String, Value>) -> ServiceError {
-        let failed = |retryable: bool| {
-            // Only ever false today; kept as a parameter so the choice reads here.
+        let failed = || {
             let mut data = self.data();
             if let Some(map) = data.as_object_mut() {
                 map.extend(extra.clone());
@@ -263,7 +262,7 @@ impl ScriptError {
             ServiceError::Failed {
                 message: self.to_string(),
                 data: Some(data),
-                retryable,
+                retryable: false,
             }
         };
         match self {
@@ -271,18 +270,17 @@ impl ScriptError {
                 ServiceError::invalid_params(*field, format!("syntax error{at}: {message}"))
             }
             Self::NotFound { .. } => ServiceError::invalid_params("/name", self.to_string()),
-            Self::Call {
-                error: CallError::Forbidden { caller, needed },
-                ..
-            } => ServiceError::Forbidden(Forbidden {
-                caller: caller.clone(),
-                needed: needed.clone(),
-            }),
+            Self::Call { error, .. } => match &**error {
+                CallError::Forbidden { caller, needed } => ServiceError::Forbidden(Forbidden {
+                    caller: caller.clone(),
+                    needed: needed.clone(),
+                }),
+                _ => failed(),
+            },
             Self::Runtime { .. }
             | Self::Limit { .. }
-            | Self::Call { .. }
             | Self::Overloaded { .. }
-            | Self::Cancelled => failed(false),
+            | Self::Cancelled => failed(),
             Self::Unavailable { reason } => ServiceError::unavailable(reason.clone()),
             Self::Store(e) => e.clone(),
             Self::Internal { message } => ServiceError::Internal {

@@ -340,7 +340,11 @@ fn classify(error: EvalAltResult, state: &RunState, host: Option<&Host>) -> Scri
                     at,
                     message: inner.to_string(),
                 },
-                |(method, error)| ScriptError::Call { method, at, error },
+                |(method, error)| ScriptError::Call {
+                    method,
+                    at,
+                    error: Box::new(error),
+                },
             )
         }
         _ => ScriptError::Runtime {

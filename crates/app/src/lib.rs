@@ -38,6 +38,9 @@
 //! - `pubsub` (default): the Pub/Sub family (crate `plexus-pubsub`, `[pubsub]`): the
 //!   bus's shared topics kept in process, or bridged through Redis pub/sub to
 //!   every node on the same server. Implies `redis`.
+//! - `script` (default): the ScriptEngine family (crate `plexus-script`,
+//!   `[script]`): the `script` service running sandboxed rhai scripts that call
+//!   services with their caller's rights.
 //! - `redis`: the one Redis/Valkey connection every family that uses Redis shares
 //!   (crate `plexus-redis`, `[redis]`, the `redis` health component).
 
@@ -48,6 +51,8 @@ mod config;
 #[cfg(feature = "datastore")]
 mod datastore;
 mod error;
+#[cfg(feature = "script")]
+mod script;
 
 pub use app::{App, AppBuilder, Listening};
 #[cfg(feature = "cache")]
@@ -62,6 +67,8 @@ pub use plexus_node::family::{Family, FamilyError, NodeSection, Parts};
 pub use plexus_pubsub::PubSubFamily;
 #[cfg(feature = "redis")]
 pub use plexus_redis::{RedisFamily, RedisSlot};
+#[cfg(feature = "script")]
+pub use script::ScriptFamily;
 
 /// The built-in service families, in the order they open and their services start.
 /// A new family is one more line here. `[redis]` comes first: the families that
@@ -78,5 +85,7 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(CacheFamily::new(redis.slot())),
         #[cfg(feature = "pubsub")]
         Box::new(PubSubFamily::new(redis.slot())),
+        #[cfg(feature = "script")]
+        Box::new(ScriptFamily),
     ]
 }

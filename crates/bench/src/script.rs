@@ -71,7 +71,8 @@ impl Plan {
 
 /// A node with the `script` and `echo` services.
 async fn node() -> Result<Node, BenchError> {
-    let engine = ScriptEngine::new(ScriptConfig::default(), ScriptMetrics::new()).map_err(failed)?;
+    let engine =
+        ScriptEngine::new(ScriptConfig::default(), ScriptMetrics::new()).map_err(failed)?;
     let service = ScriptService::new(engine);
     let node = Node::builder("bench")
         .service(Arc::new(service.clone()))
@@ -103,7 +104,7 @@ fn bare(engine: &rhai::Engine, ast: &rhai::AST, n: u32) -> Result<f64, BenchErro
         let out = engine
             .eval_ast::<rhai::Dynamic>(black_box(ast))
             .map_err(failed)?;
-        black_box(out);
+        drop(black_box(out));
     }
     Ok(start.elapsed().as_secs_f64() * 1e6 / f64::from(n))
 }

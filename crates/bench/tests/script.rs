@@ -12,6 +12,7 @@ fn quick_script_bench_reports_the_named_results_beside_their_ceilings() {
     })
     .unwrap();
     assert_eq!(report.bench, "script");
+    println!("{}", report.to_json());
     for name in ["script_run_noop", "script_call_echo"] {
         let r = report.get(name).unwrap_or_else(|| panic!("{name} missing"));
         assert!(matches!(r.unit, Unit::Micros), "{name}");

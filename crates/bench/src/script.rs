@@ -15,13 +15,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use plexus_core::{
-    CallContext, MethodDescriptor, Service, ServiceDescriptor, ServiceError, async_trait,
-};
+use plexus_core::CallContext;
 use plexus_node::Node;
 use plexus_script::{ScriptConfig, ScriptEngine, ScriptMetrics, ScriptService};
 use serde_json::{Value, json};
 
+use crate::callpath::Echo;
 use crate::support::median;
 use crate::{BenchError, BenchResult, Options, Progress, Report, Unit};
 
@@ -31,20 +30,6 @@ const CALL_ECHO: &str = "call(\"echo.say\", #{text: \"hello\"})";
 
 fn failed(reason: impl ToString) -> BenchError {
     BenchError::failed(BENCH, reason)
-}
-
-/// The echo service: returns its params.
-struct Echo;
-
-#[async_trait]
-impl Service for Echo {
-    fn descriptor(&self) -> ServiceDescriptor {
-        ServiceDescriptor::new("echo", "bench").with_method(MethodDescriptor::new("say"))
-    }
-
-    async fn call(&self, _: &str, params: Value, _: CallContext) -> Result<Value, ServiceError> {
-        Ok(params)
-    }
 }
 
 #[derive(Clone, Copy)]

@@ -435,12 +435,7 @@ fn store_error(error: CallError) -> ScriptError {
         CallError::MethodNotFound { .. } => {
             ServiceError::unavailable("stored scripts need the datastore service on this node")
         }
-        CallError::Timeout { .. } => ServiceError::Timeout,
-        CallError::Unavailable { .. }
-        | CallError::CircuitOpen { .. }
-        | CallError::RateLimited { .. }
-        | CallError::Overloaded { .. } => ServiceError::unavailable(error.to_string()),
-        other => ServiceError::failed(other.to_string()),
+        other => other.to_service_error(),
     })
 }
 

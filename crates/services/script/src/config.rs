@@ -73,8 +73,9 @@ pub struct ScriptConfig {
     pub stack_bytes: usize,
     /// The DataStore collection of stored scripts (default `scripts`).
     pub collection: String,
-    /// How many compiled stored scripts are kept, one per name and version
-    /// (default 256).
+    /// How many compiled scripts are kept: stored ones by name and version, and
+    /// sources given to `script.run` by their text, each up to this many (default
+    /// 256).
     pub cache_entries: u64,
 }
 

@@ -9,7 +9,9 @@
 //! scope, and gives no access to other collections. A document's version is the
 //! script's version. A compiled script is kept under its name and version (at most
 //! `cache_entries` of them, least used evicted) and used while the stored source is
-//! the same.
+//! the same; a source given to `script.run` is kept compiled by its text the same
+//! way. Only the compiled form is shared: every run still gets a fresh engine and
+//! scope.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -122,7 +124,7 @@ struct Inner {
     pool: Pool,
     metrics: ScriptMetrics,
     node: OnceLock<WeakNode>,
-    compiled: moka::sync::Cache<(String, u64), Arc<Compiled>>,
+    caches: Caches,
     collection_ready: AtomicBool,
 }
 
@@ -145,7 +147,10 @@ impl ScriptEngine {
             .map_err(|e| ScriptError::Unavailable {
                 reason: format!("cannot start the script threads: {e}"),
             })?;
-        let compiled = moka::sync::Cache::new(config.cache_entries);
+        let caches = Caches {
+            stored: moka::sync::Cache::new(config.cache_entries),
+            inline: moka::sync::Cache::new(config.cache_entries),
+        };
         let config = Arc::new(config);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -154,7 +159,7 @@ impl ScriptEngine {
                 pool,
                 metrics,
                 node: OnceLock::new(),
-                compiled,
+                caches,
                 collection_ready: AtomicBool::new(false),
             }),
         })
@@ -216,21 +221,27 @@ impl ScriptEngine {
         ctx: CallContext,
     ) -> Result<Ran, Failure> {
         let (unit, label) = match script {
-            Script::Source(source) => (Unit::Source(source), "inline".to_owned()),
+            Script::Source(source) => {
+                let hit = self.inner.caches.inline.get(&source);
+                self.inner.metrics.compiled(hit.is_some());
+                let unit = hit.map_or(Unit::Source(source), Unit::Compiled);
+                (unit, "inline".to_owned())
+            }
             Script::Stored(name) => {
                 let stored = self.get(&name, &ctx).await?;
                 (self.unit_of(stored), name)
             }
         };
-        let node = self.node();
-        let handle = Handle::current();
+        // Outside a tokio runtime there is no way to wait on a call: run detached.
+        let handle = Handle::try_current().ok();
+        let node = self.node().filter(|_| handle.is_some());
         let caller_deadline = ctx.remaining().map(|left| Instant::now() + left);
         let (cancel, cancelled) = cancellation();
-        let (sandbox, compiled) = (self.inner.sandbox.clone(), self.inner.compiled.clone());
+        let (sandbox, caches) = (self.inner.sandbox.clone(), self.inner.caches.clone());
         let config = self.inner.config.clone();
         let answer = self
             .on_pool(move || -> Answer {
-                let ast = match unit.compile(&sandbox, &compiled) {
+                let ast = match unit.compile(&sandbox, &caches) {
                     Ok(ast) => ast,
                     Err(e) => return (Err(e), None),
                 };
@@ -239,7 +250,7 @@ impl ScriptEngine {
                 if let Some(theirs) = caller_deadline {
                     deadline = deadline.min(theirs);
                 }
-                let host = node.map(|node| {
+                let host = node.zip(handle).map(|(node, handle)| {
                     let parts = HostParts {
                         node,
                         handle,
@@ -282,7 +293,8 @@ impl ScriptEngine {
         let key = (stored.name, stored.version);
         let hit = self
             .inner
-            .compiled
+            .caches
+            .stored
             .get(&key)
             .filter(|c| c.source == stored.source);
         self.inner.metrics.compiled(hit.is_some());
@@ -339,7 +351,8 @@ impl ScriptEngine {
             ast: Arc::new(ast),
         };
         self.inner
-            .compiled
+            .caches
+            .stored
             .insert((name.to_owned(), version), Arc::new(compiled));
         Ok(version)
     }
@@ -439,6 +452,15 @@ fn store_error(error: CallError) -> ScriptError {
     })
 }
 
+/// Compiled scripts: stored ones by name and version (with their source), and
+/// sources given to `script.run` by their text. Each holds `cache_entries`, the
+/// least used evicted.
+#[derive(Clone)]
+struct Caches {
+    stored: moka::sync::Cache<(String, u64), Arc<Compiled>>,
+    inline: moka::sync::Cache<String, Arc<AST>>,
+}
+
 /// What a job compiles, or has compiled already.
 enum Unit {
     Source(String),
@@ -447,14 +469,14 @@ enum Unit {
 }
 
 impl Unit {
-    /// The compiled script; a stored one is kept in `cache` under its version.
-    fn compile(
-        self,
-        sandbox: &Sandbox,
-        cache: &moka::sync::Cache<(String, u64), Arc<Compiled>>,
-    ) -> Result<Arc<AST>, ScriptError> {
+    /// The compiled script, kept in `caches`.
+    fn compile(self, sandbox: &Sandbox, caches: &Caches) -> Result<Arc<AST>, ScriptError> {
         match self {
-            Self::Source(source) => sandbox.compile(&source, "/source").map(Arc::new),
+            Self::Source(source) => {
+                let ast = Arc::new(sandbox.compile(&source, "/source")?);
+                caches.inline.insert(source, ast.clone());
+                Ok(ast)
+            }
             Self::Compiled(ast) => Ok(ast),
             Self::Stored { key, source } => {
                 let ast = Arc::new(sandbox.compile(&source, "/name")?);
@@ -462,7 +484,7 @@ impl Unit {
                     source,
                     ast: ast.clone(),
                 };
-                cache.insert(key, Arc::new(compiled));
+                caches.stored.insert(key, Arc::new(compiled));
                 Ok(ast)
             }
         }

@@ -95,7 +95,7 @@ impl ScriptMetrics {
         self.inner.limits.get_or_create(&label).inc();
     }
 
-    /// Counts a look-up of a compiled stored script.
+    /// Counts a look-up of a compiled script (stored, or a source by its text).
     pub fn compiled(&self, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.inner
@@ -125,7 +125,7 @@ impl ScriptMetrics {
         self.inner.operations.get()
     }
 
-    /// Look-ups of compiled stored scripts that found one (`true`) or compiled.
+    /// Look-ups of compiled scripts that found one (`true`) or compiled.
     pub fn compiles(&self, hit: bool) -> u64 {
         let result = if hit { "hit" } else { "miss" };
         self.inner
@@ -159,7 +159,7 @@ impl ScriptMetrics {
         );
         registry.register(
             "plexus_script_compile_cache",
-            "Look-ups of compiled stored scripts, by result",
+            "Look-ups of compiled scripts (stored, or a source by its text), by result",
             i.cache.clone(),
         );
     }

@@ -249,17 +249,17 @@ async fn files_network_eval_and_import_are_out_of_reach() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_run_starts_fresh_and_errors_say_where() {
-    let (node, _, _) = node().await;
-    let ran = run(
-        &node,
-        "let kept = 1; fn helper() { 2 }\nprint(\"first\"); kept + helper()",
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        (ran["value"].clone(), ran["output"].clone()),
-        (json!(3), json!(["first"]))
-    );
+    let (node, engine, _) = node().await;
+    let source = "let kept = 1; fn helper() { 2 }\nprint(\"first\"); kept + helper()";
+    for hits in [0, 1] {
+        // The second run uses the compiled form, in a fresh engine and scope.
+        let ran = run(&node, source).await.unwrap();
+        assert_eq!(
+            (ran["value"].clone(), ran["output"].clone()),
+            (json!(3), json!(["first"]))
+        );
+        assert_eq!(engine.metrics().compiles(true), hits);
+    }
     let err = run(&node, "kept").await.unwrap_err();
     assert!(detail(&err)["kind"] == "runtime", "{err}");
     let err = run(&node, "helper()").await.unwrap_err();

@@ -66,7 +66,7 @@ pub struct ScriptConfig {
     pub max_concurrent: usize,
     /// How many scripts may wait for a thread of the pool (default 16); one more is
     /// refused as overloaded (`plexus_script_runs_total{outcome="overloaded"}`).
-    /// 0: none waits.
+    /// 0: none waits, and a run is taken only by a thread idle at that moment.
     pub max_queued: usize,
     /// The stack of each pool thread, in bytes (default 16 MiB): deep call levels
     /// need it.

@@ -10,6 +10,7 @@
 //! | [`LimitsFamily`] | `plexus-limits` | `[limits]` | `ratelimit` |
 //! | [`LocksFamily`] | `plexus-locks` | `[locks]` | `lock` |
 //! | [`SessionsFamily`] | `plexus-sessions` | `[sessions]` | `session` |
+//! | [`ScriptFamily`] | `plexus-script` | `[script]` | `script` |
 
 use plexus_node::family::Family;
 
@@ -25,6 +26,8 @@ pub use plexus_locks::LocksFamily;
 pub use plexus_pubsub::PubSubFamily;
 #[cfg(feature = "redis")]
 pub use plexus_redis::{RedisFamily, RedisSlot};
+#[cfg(feature = "script")]
+pub use plexus_script::ScriptFamily;
 #[cfg(feature = "sessions")]
 pub use plexus_sessions::SessionsFamily;
 
@@ -49,6 +52,8 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(LocksFamily::new(redis.slot())),
         #[cfg(feature = "sessions")]
         Box::new(SessionsFamily::new(redis.slot())),
+        #[cfg(feature = "script")]
+        Box::new(ScriptFamily),
     ]
 }
 

@@ -47,6 +47,9 @@
 //! - `sessions` (default): the Sessions family (crate `plexus-sessions`,
 //!   `[sessions]`, in process or Redis), with the `session` service and the
 //!   `session.expired` / `session.revoked` events. Implies `redis`.
+//! - `script` (default): the ScriptEngine family (crate `plexus-script`,
+//!   `[script]`): the `script` service running sandboxed rhai scripts that call
+//!   services with their caller's rights.
 //! - `redis`: the one Redis/Valkey connection every family that uses Redis shares
 //!   (crate `plexus-redis`, `[redis]`, the `redis` health component).
 

@@ -6,7 +6,8 @@
 //! `ratio = value / ceiling_value` (inverted for lower-is-better figures). A
 //! [`Report`] prints as a table for people or as one JSON object for scripts.
 //!
-//! Parts: [`bus`], [`resilience`], [`callpath`], [`store`], [`gateway`], [`redis`].
+//! Parts: [`bus`], [`resilience`], [`callpath`], [`store`], [`gateway`], [`redis`],
+//! [`script`].
 
 pub mod bus;
 pub mod callpath;
@@ -15,6 +16,7 @@ pub mod mcp;
 pub mod platform;
 pub mod redis;
 pub mod resilience;
+pub mod script;
 pub mod store;
 mod support;
 

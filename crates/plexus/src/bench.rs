@@ -32,6 +32,8 @@ enum Part {
     Gateway,
     /// Cache, locks and rate limits on Redis beside the raw redis crate; the local cache beside moka.
     Redis,
+    /// Scripts through the `script` service beside a bare rhai engine and a direct call.
+    Script,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -52,6 +54,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             plexus_bench::gateway::run(options).context("the gateway benchmark failed")?
         }
         Part::Redis => plexus_bench::redis::run(options).context("the redis benchmark failed")?,
+        Part::Script => {
+            plexus_bench::script::run(options).context("the script benchmark failed")?
+        }
     };
     if args.json {
         out!("{}", report.to_json());

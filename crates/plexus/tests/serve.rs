@@ -262,6 +262,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
             "plexus-itest",
             "pubsub-1",
             "ratelimit-1",
+            "script-1",
             "session-1"
         ]
     );
@@ -323,7 +324,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     assert!(table.stdout.contains("healthy"), "{}", table.stdout);
     assert!(!table.stdout.contains('\x1b'), "no colours off a terminal");
     let listed = server.json(&["services", "--json"]).await;
-    assert_eq!(listed.as_array().unwrap().len(), 9, "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 10, "{listed}");
 
     // health.
     let health = server.json(&["health", "--json"]).await;
@@ -417,7 +418,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     let stopped = server.wait_log(&["stopped", "node=itest"]).await;
     assert!(
         stopped.contains(
-            "services=worker-b, worker-a, session-1, lock-1, ratelimit-1, pubsub-1, cache-1, audit-1, datastore-1"
+            "services=worker-b, worker-a, script-1, session-1, lock-1, ratelimit-1, pubsub-1, cache-1, audit-1, datastore-1"
         ),
         "{stopped}"
     );
@@ -804,7 +805,7 @@ async fn ctrl_c_stops_a_subscriber_and_the_server_cleanly() {
     server
         .wait_log(&[
             "stopped",
-            "services=session-1, lock-1, ratelimit-1, pubsub-1, cache-1, audit-1, datastore-1",
+            "services=script-1, session-1, lock-1, ratelimit-1, pubsub-1, cache-1, audit-1, datastore-1",
         ])
         .await;
 }

@@ -183,7 +183,12 @@ impl Cache {
                 ),
             ));
         }
-        Ok(format!("{namespace}:{key}"))
+        // Pushed rather than formatted: this runs on every read.
+        let mut full = String::with_capacity(namespace.len() + 1 + key.len());
+        full.push_str(namespace);
+        full.push(':');
+        full.push_str(key);
+        Ok(full)
     }
 
     /// The TTL a write asked for (`ttl_ms`), or the namespace's.

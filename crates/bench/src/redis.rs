@@ -581,16 +581,35 @@ async fn bench_stampede(
     let clients: Vec<Cache> = (0..3)
         .map(|_| setup.cache(false).map(|(c, _)| c))
         .collect::<Result<_, _>>()?;
-    let tasks: Vec<_> = (0..plan.misses)
+    // The load finishes only once every caller has started, so all the misses
+    // are in flight together (no timing involved).
+    let started = Arc::new(AtomicUsize::new(0));
+    let (all_in, all_in_rx) = tokio::sync::watch::channel(false);
+    let all_in = Arc::new(all_in);
+    let misses = plan.misses;
+    let tasks: Vec<_> = (0..misses)
         .map(|i| {
-            let (cache, loads) = (clients[i % clients.len()].clone(), loads.clone());
+            let cache = clients[i % clients.len()].clone();
+            let (loads, started, all_in) = (loads.clone(), started.clone(), all_in.clone());
+            let mut gate = all_in_rx.clone();
             tokio::spawn(async move {
+                if started.fetch_add(1, Ordering::SeqCst) + 1 == misses {
+                    all_in.send_replace(true);
+                }
                 cache
                     .get_or_load(None, "stampede", None, move || async move {
                         loads.fetch_add(1, Ordering::SeqCst);
-                        // A load that takes a while, as a real one does.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        Ok(json!("loaded"))
+                        let waited = tokio::time::timeout(
+                            Duration::from_secs(10),
+                            gate.wait_for(|all| *all),
+                        )
+                        .await;
+                        match waited {
+                            Ok(Ok(_)) => Ok(json!("loaded")),
+                            _ => Err(plexus_core::ServiceError::failed(
+                                "the stampede's callers did not all start within 10 s",
+                            )),
+                        }
                     })
                     .await
             })

@@ -313,9 +313,11 @@ impl ScriptEngine {
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ScriptError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.inner.pool.submit(Box::new(move || {
-            let _ = tx.send(job());
-        }))?;
+        self.inner.pool.submit(move |permit| {
+            let answer = job();
+            drop(permit);
+            let _ = tx.send(answer);
+        })?;
         rx.await.map_err(|_| ScriptError::Internal {
             message: "the script's thread failed inside (a panic in the VM)".to_owned(),
         })

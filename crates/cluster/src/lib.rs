@@ -1,0 +1,16 @@
+//! Plexus across machines on NATS JetStream.
+//!
+//! Several `plexus serve` nodes pointed at one NATS server are one system; Plexus
+//! builds no consensus, gossip or replication of its own, it uses JetStream's.
+//! This crate holds the parts that need NATS:
+//!
+//! - [`KvRegistry`]: the registry's [`RegistryBackend`](plexus_registry::RegistryBackend)
+//!   in a JetStream KV bucket, one key per instance, every write a compare-and-set
+//!   on the key's revision. It passes the same conformance suite as the in-memory
+//!   backend.
+
+mod error;
+mod kv;
+
+pub use error::ClusterError;
+pub use kv::{KvRegistry, KvRegistryConfig, instance_key};

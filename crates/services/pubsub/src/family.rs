@@ -1,7 +1,8 @@
 //! [`PubSubFamily`]: `[pubsub]` entering the node through the family door. On the
 //! bus (default) it brings only the `pubsub` service; on Redis it takes the node's
 //! one connection from the [`RedisSlot`] (which brings the `redis` health
-//! component), and starts the bridge on the node's bus once the node runs.
+//! component); on NATS it connects to `nats_url` and brings the `nats` health
+//! component. It starts the bridge on the node's bus once the node runs.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily};
 use plexus_redis::RedisSlot;
 
 use crate::config::{Backend, PubSubConfig, SECTION};
-use crate::{PubSubMetrics, PubSubService, RedisBridge};
+use crate::{Bridge, NatsConnection, PubSubMetrics, PubSubService};
 
 /// The Pub/Sub family.
 #[derive(Clone, Debug, Default)]
@@ -39,10 +40,25 @@ impl SectionFamily for PubSubFamily {
         if settings.backend == Backend::Bus {
             return Ok(parts.service(Arc::new(PubSubService::new(settings, None))));
         }
-        let redis = self.redis.connect(SECTION, &mut parts)?;
         let metrics = PubSubMetrics::new();
-        let bridge = Arc::new(RedisBridge::new(redis, &settings, metrics.clone()));
-        tracing::info!(topics = ?settings.topics, "pub/sub bridged to redis");
+        let bridge = match settings.backend {
+            Backend::Redis => {
+                let redis = self.redis.connect(SECTION, &mut parts)?;
+                Bridge::redis(redis, &settings, metrics.clone())
+            }
+            Backend::Nats | Backend::Bus => {
+                let url = settings.nats_url.clone().unwrap_or_default();
+                let nats = NatsConnection::connect(&url, "plexus pubsub")
+                    .await
+                    .map_err(|e| {
+                        FamilyError::invalid("pubsub.nats_url", format!("`{url}`: {e}"))
+                    })?;
+                parts = parts.component(crate::nats::nats_component(nats.clone()));
+                Bridge::nats(nats, &settings, metrics.clone())
+            }
+        };
+        let bridge = Arc::new(bridge);
+        tracing::info!(topics = ?settings.topics, backend = <&str>::from(settings.backend), "pub/sub bridged");
         let service = PubSubService::new(settings, Some(bridge.clone()));
         Ok(parts.service(Arc::new(service)).metrics(move |node| {
             node.metrics()

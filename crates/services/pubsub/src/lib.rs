@@ -1,15 +1,18 @@
-//! The Pub/Sub family: the bus's topics shared by every node on one Redis/Valkey,
-//! or kept in process (the default: the bus is the embedded backend).
+//! The Pub/Sub family: the bus's topics shared by every node on one Redis/Valkey
+//! or one NATS, or kept in process (the default: the bus is the embedded backend).
 //!
 //! The folder template every built-in family shares:
 //!
 //! - `config`: the `[pubsub]` section ([`PubSubConfig`]): the backend, the shared
 //!   topics (bus patterns, `chat.*`, `orders.>`), the bounds of the bridge.
-//! - [`RedisBridge`]: the Redis backend. Events published on this node's bus on a
-//!   shared topic go to Redis; other nodes' come back through `PSUBSCRIBE` to this
-//!   node's bus, where local and WebSocket subscribers get them. No echo; the
-//!   subscription comes back after a reconnect, and what was missed meanwhile
-//!   (Redis pub/sub does not replay) is counted from the publishers' numbers.
+//! - [`Bridge`]: events published on this node's bus on a shared topic go out over
+//!   a wire, and other nodes' come back to this node's bus, where local and
+//!   WebSocket subscribers get them. No echo; the subscription comes back after a
+//!   reconnect, and what was missed meanwhile (neither wire replays) is counted
+//!   from the publishers' numbers. One module per wire:
+//!   - `redis`: Redis/Valkey pub/sub (`backend = "redis"`, the `[redis]` connection);
+//!   - `nats`: NATS subjects (`backend = "nats"`, `nats_url`), the cluster's way
+//!     for events to cross nodes ([`NatsConnection`]).
 //! - [`PubSubService`]: the `pubsub.status` method.
 //! - [`PubSubFamily`]: the [`Family`](plexus_node::family::Family) door.
 //! - [`PubSubMetrics`]: its counters, named `plexus_pubsub_*`.
@@ -20,7 +23,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use plexus_bus::{Bus, SubscribeOptions};
-//! use plexus_pubsub::{PubSubConfig, PubSubMetrics, RedisBridge, Backend};
+//! use plexus_pubsub::{Backend, Bridge, PubSubConfig, PubSubMetrics};
 //! use plexus_redis::{Redis, RedisConfig};
 //!
 //! let config = PubSubConfig {
@@ -30,7 +33,7 @@
 //! };
 //! let bus = Bus::new();
 //! let redis = Redis::open(&RedisConfig::with_url("redis://127.0.0.1:6379"))?;
-//! let bridge = RedisBridge::new(redis, &config, PubSubMetrics::new());
+//! let bridge = Bridge::redis(redis, &config, PubSubMetrics::new());
 //! bridge.start(&bus)?;
 //! // Events on `chat.*` topics now reach every node bridged to the same Redis.
 //! let mut room = bus.subscribe("chat.*", SubscribeOptions::new())?;
@@ -40,17 +43,20 @@
 //! ## Feature flags
 //! - `test-util`: the conformance suite ([`conformance`]).
 
+mod bridge;
 pub mod config;
 mod family;
 mod metrics;
+mod nats;
 mod redis;
 mod service;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
 
+pub use bridge::{Bridge, Gap, ORIGIN_HEADER, SEQ_HEADER};
 pub use config::{Backend, PubSubConfig};
 pub use family::PubSubFamily;
 pub use metrics::{Counts, Dropped, PubSubMetrics};
-pub use redis::{Gap, ORIGIN_HEADER, RedisBridge, SEQ_HEADER};
+pub use nats::NatsConnection;
 pub use service::PubSubService;

@@ -7,8 +7,8 @@
 //!
 //! Publishing and subscribing are the bus's own (`plexus.publish`,
 //! `plexus.subscribe` over the gateway, [`Bus`](plexus_bus::Bus) in process): with
-//! `backend = "redis"` the events on the shared topics also reach, and come from,
-//! every node bridged to the same Redis.
+//! `backend = "redis"` or `"nats"` the events on the shared topics also reach, and
+//! come from, every node bridged to the same server.
 
 use std::sync::{Arc, LazyLock};
 
@@ -17,9 +17,9 @@ use plexus_core::{CallContext, ServiceDescriptor, ServiceError};
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use crate::bridge::{Bridge, Gap};
 use crate::config::{Backend, PubSubConfig};
 use crate::metrics::Counts;
-use crate::redis::{Gap, RedisBridge};
 
 /// The `pubsub` service.
 #[derive(Clone, Debug)]
@@ -32,12 +32,12 @@ pub struct PubSubService {
 #[derive(Debug)]
 pub struct State {
     config: PubSubConfig,
-    bridge: Option<Arc<RedisBridge>>,
+    bridge: Option<Arc<Bridge>>,
 }
 
 impl PubSubService {
     /// The service for `config`, reporting on `bridge` when there is one.
-    pub fn new(config: PubSubConfig, bridge: Option<Arc<RedisBridge>>) -> Self {
+    pub fn new(config: PubSubConfig, bridge: Option<Arc<Bridge>>) -> Self {
         Self {
             state: Arc::new(State { config, bridge }),
             descriptor: METHODS.describe(
@@ -82,10 +82,10 @@ async fn status(s: &State, _: CallContext, _: NoParams) -> Result<Status, Servic
     Ok(Status {
         backend: s.config.backend.into(),
         topics: s.config.topics.clone(),
-        live: bridge.is_none_or(RedisBridge::live),
+        live: bridge.is_none_or(Bridge::live),
         origin: bridge.map(|b| b.origin().to_owned()),
         counts: bridge.map(|b| b.metrics().snapshot()).unwrap_or_default(),
-        last_gap: bridge.and_then(RedisBridge::last_gap),
+        last_gap: bridge.and_then(Bridge::last_gap),
     })
 }
 

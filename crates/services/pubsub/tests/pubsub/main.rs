@@ -1,4 +1,4 @@
-//! The Pub/Sub family's tests: the conformance suite on the bus and on Redis, what
+//! The Pub/Sub family's tests: the conformance suite on the bus, on Redis and on NATS, what
 //! only the Redis bridge does (local topics stay local, bad messages are counted and
 //! ignored, oversized events stay home), and a private Redis killed and restarted
 //! (resubscription, the gap counted).
@@ -7,5 +7,6 @@
 
 mod bus;
 mod faults;
+mod nats;
 mod redis;
 mod support;

@@ -8,9 +8,15 @@
 //!   in a JetStream KV bucket, one key per instance, every write a compare-and-set
 //!   on the key's revision. It passes the same conformance suite as the in-memory
 //!   backend.
+//! - [`DurableStream`]: durable topics as a JetStream stream. The store's outbox
+//!   relay publishes into it with `Nats-Msg-Id` = the envelope id (JetStream drops
+//!   a relay's retry), and [`DurableConsumer`]s put its events on each node's bus,
+//!   acknowledging only after the bus took them.
 
+mod durable;
 mod error;
 mod kv;
 
+pub use durable::{ConsumerConfig, ConsumerStats, DurableConfig, DurableConsumer, DurableStream};
 pub use error::ClusterError;
 pub use kv::{KvRegistry, KvRegistryConfig, instance_key};

@@ -87,8 +87,9 @@ pub use document::{
 };
 pub use durable::{
     Appended, AuditConfig, AuditEntry, AuditError, AuditLog, AuditOutcome, AuditPage, AuditQuery,
-    AuditRecord, Auditor, DEFAULT_SCOPE, DeliveryState, Outbox, OutboxConfig, OutboxError,
-    REDACTED, RelayConfig, RelayHandle, RelayStats, ReplayFrom, ReplayPage, Replayed, StoreHistory,
+    AuditRecord, Auditor, DEFAULT_SCOPE, Delivery, DeliveryState, Outbox, OutboxConfig,
+    OutboxError, REDACTED, RelayConfig, RelayHandle, RelaySink, RelayStats, ReplayFrom, ReplayPage,
+    Replayed, StoreHistory,
 };
 pub use error::StoreError;
 pub use fence::{Fence, MAX_FENCE_LOCK};

@@ -32,7 +32,7 @@ pub use audit::{
 pub use error::{AuditError, OutboxError};
 pub use history::{DEFAULT_SCOPE, StoreHistory};
 pub use outbox::{Appended, DeliveryState, Outbox, OutboxConfig, ReplayFrom, ReplayPage, Replayed};
-pub use relay::{RelayConfig, RelayHandle, RelayStats};
+pub use relay::{Delivery, RelayConfig, RelayHandle, RelaySink, RelayStats};
 
 #[cfg(doc)]
 use crate::Store;

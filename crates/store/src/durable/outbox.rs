@@ -653,6 +653,17 @@ impl Outbox {
         super::relay::spawn(self.clone(), bus, config)
     }
 
+    /// Starts a relay that delivers this outbox's events to `sink` instead of a
+    /// bus: a JetStream stream for durable topics across nodes, say. It marks an
+    /// event delivered only once the sink acknowledged it.
+    pub fn spawn_relay_to(
+        &self,
+        sink: impl crate::RelaySink,
+        config: crate::RelayConfig,
+    ) -> Result<crate::RelayHandle, OutboxError> {
+        super::relay::spawn(self.clone(), sink, config)
+    }
+
     // The relay's side.
 
     pub(super) async fn notified(&self) {

@@ -1,5 +1,6 @@
 //! The relay: one task that reads undelivered outbox rows in offset order and
-//! publishes them on the bus, marking each delivered once the bus acknowledged it.
+//! hands them to a [`RelaySink`] (the bus, or another node's way in such as a
+//! JetStream stream), marking each delivered once the sink acknowledged it.
 //!
 //! **Acknowledged** means [`plexus_bus::Bus::publish`] returned `Ok(receipt)`: every
 //! subscription the event matched took it under its own overflow policy (queued it,
@@ -23,6 +24,7 @@
 use std::time::Duration;
 
 use plexus_bus::{Bus, BusError};
+use plexus_core::Envelope;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -159,15 +161,58 @@ impl Drop for RelayHandle {
     }
 }
 
+/// Where the relay delivers: the bus of this process ([`Bus`] implements it), or
+/// a way to other nodes that acknowledges what it keeps (a JetStream stream).
+#[async_trait::async_trait]
+pub trait RelaySink: Send + Sync + 'static {
+    /// Offers one event; the relay marks it delivered only on
+    /// [`Delivery::Acknowledged`].
+    async fn deliver(&self, envelope: Envelope, require_subscriber: bool) -> Delivery;
+}
+
+/// What a [`RelaySink`] did with an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Taken for good (`expired`: it had expired and was dropped, which counts).
+    Acknowledged {
+        /// Whether it had expired.
+        expired: bool,
+    },
+    /// Not taken now: the relay keeps it, stops the batch there (so later events do
+    /// not overtake it) and tries again after its backoff.
+    Refused(String),
+    /// Never takeable (too large, malformed): given up and kept as `failed`.
+    Never(String),
+    /// The sink is closing: the relay stops.
+    Closed,
+}
+
+#[async_trait::async_trait]
+impl RelaySink for Bus {
+    async fn deliver(&self, envelope: Envelope, require_subscriber: bool) -> Delivery {
+        match self.publish(envelope).await {
+            Ok(receipt) if require_subscriber && receipt.matched == 0 && !receipt.expired => {
+                Delivery::Refused("no subscriber".to_owned())
+            }
+            Ok(receipt) => Delivery::Acknowledged {
+                expired: receipt.expired,
+            },
+            Err(e @ BusError::Rejected { .. }) => Delivery::Refused(e.to_string()),
+            Err(BusError::ShuttingDown) => Delivery::Closed,
+            Err(e) => Delivery::Never(e.to_string()),
+        }
+    }
+}
+
 pub(super) fn spawn(
     outbox: Outbox,
-    bus: Bus,
+    sink: impl RelaySink,
     config: RelayConfig,
 ) -> Result<RelayHandle, OutboxError> {
     config.validate()?;
     let (stats_tx, stats) = watch::channel(RelayStats::default());
     let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(run(outbox, bus, config, stats_tx, stop_rx));
+    let task = tokio::spawn(run(outbox, sink, config, stats_tx, stop_rx));
     Ok(RelayHandle {
         stats,
         stop,
@@ -189,7 +234,7 @@ enum Batch {
 
 async fn run(
     outbox: Outbox,
-    bus: Bus,
+    sink: impl RelaySink,
     config: RelayConfig,
     stats_tx: watch::Sender<RelayStats>,
     mut stop: watch::Receiver<bool>,
@@ -210,7 +255,7 @@ async fn run(
             }
         }
         let batch = tokio::select! {
-            batch = deliver_batch(&outbox, &bus, &config, &mut stats) => batch,
+            batch = deliver_batch(&outbox, &sink, &config, &mut stats) => batch,
             _ = stop.changed() => return,
         };
         stats_tx.send_replace(stats);
@@ -247,7 +292,7 @@ async fn run(
 
 async fn deliver_batch(
     outbox: &Outbox,
-    bus: &Bus,
+    sink: &impl RelaySink,
     config: &RelayConfig,
     stats: &mut RelayStats,
 ) -> Batch {
@@ -270,32 +315,24 @@ async fn deliver_batch(
                 continue;
             }
         };
-        match bus.publish(envelope).await {
-            Ok(receipt)
-                if config.require_subscriber && receipt.matched == 0 && !receipt.expired =>
-            {
-                stats.refused += 1;
-                let _ = outbox.mark_attempt(row.offset, "no subscriber").await;
-                outcome = Batch::Retry;
-                break;
-            }
-            Ok(receipt) => {
-                if receipt.expired {
+        match sink.deliver(envelope, config.require_subscriber).await {
+            Delivery::Acknowledged { expired } => {
+                if expired {
                     stats.expired += 1;
                 }
                 delivered.push(row.offset);
             }
-            Err(e @ BusError::Rejected { .. }) => {
+            Delivery::Refused(reason) => {
                 stats.refused += 1;
-                let _ = outbox.mark_attempt(row.offset, &e.to_string()).await;
+                let _ = outbox.mark_attempt(row.offset, &reason).await;
                 outcome = Batch::Retry;
                 break;
             }
-            Err(BusError::ShuttingDown) => {
+            Delivery::Closed => {
                 outcome = Batch::Closed;
                 break;
             }
-            Err(e) => give_up(outbox, row.offset, &e.to_string(), stats).await,
+            Delivery::Never(reason) => give_up(outbox, row.offset, &reason, stats).await,
         }
     }
     match outbox.mark_delivered(&delivered).await {

@@ -11,12 +11,16 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::kv::{CreateErrorKind, Operation, Store, UpdateErrorKind};
+use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, Store, UpdateErrorKind};
 use async_nats::jetstream::stream;
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use plexus_core::{InstanceId, Timestamp};
-use plexus_registry::{Registration, RegistryBackend, RegistryError, StatusUpdate, Updated};
+use plexus_registry::{
+    Registration, Registry, RegistryBackend, RegistryError, StatusUpdate, Updated,
+};
+use tokio::task::JoinHandle;
 
 use crate::ClusterError;
 
@@ -183,6 +187,60 @@ impl KvRegistry {
     }
 }
 
+impl KvRegistry {
+    /// Keeps `registry` (a node's registry on this backend) up to date with what
+    /// other nodes write to the bucket, until the task is aborted: the current
+    /// entries first (so nothing written between the node's start and the watch is
+    /// missed), then every change as it happens. Each goes through
+    /// [`Registry::apply_remote`], so the node's snapshot, call routes and watchers
+    /// see other nodes' instances come, change and go. If the watch breaks (the
+    /// server restarted), it is opened again after a second.
+    pub fn follow(&self, registry: Registry) -> JoinHandle<()> {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            loop {
+                match store.watch_with_history(">").await {
+                    Ok(mut watch) => {
+                        while let Some(entry) = watch.next().await {
+                            match entry {
+                                Ok(entry) => apply(&registry, &entry).await,
+                                Err(error) => {
+                                    tracing::warn!(%error, "registry watch failed");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot watch the registry bucket"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    }
+}
+
+/// Applies one entry of the bucket to `registry`.
+async fn apply(registry: &Registry, entry: &kv::Entry) {
+    let Some(instance) = instance_of_key(&entry.key) else {
+        tracing::warn!(
+            key = entry.key,
+            "a registry key that is not an instance; ignored"
+        );
+        return;
+    };
+    let registration = match entry.operation {
+        Operation::Put => match decode("watch", &entry.value) {
+            Ok(registration) => Some(registration),
+            Err(error) => {
+                tracing::warn!(%error, key = entry.key, "ignored");
+                return;
+            }
+        },
+        Operation::Delete | Operation::Purge => None,
+    };
+    registry.apply_remote(&instance, registration).await;
+}
+
 #[async_trait]
 impl RegistryBackend for KvRegistry {
     async fn put(&self, registration: Registration) -> Result<Option<Registration>, RegistryError> {
@@ -304,6 +362,24 @@ pub fn instance_key(instance: &InstanceId) -> String {
         }
     }
     key
+}
+
+/// The instance a key names: [`instance_key`] undone.
+pub fn instance_of_key(key: &str) -> Option<InstanceId> {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok().map(InstanceId::new)
 }
 
 fn encode(operation: &'static str, registration: &Registration) -> Result<Bytes, RegistryError> {

@@ -7,7 +7,8 @@
 //! - [`KvRegistry`]: the registry's [`RegistryBackend`](plexus_registry::RegistryBackend)
 //!   in a JetStream KV bucket, one key per instance, every write a compare-and-set
 //!   on the key's revision. It passes the same conformance suite as the in-memory
-//!   backend.
+//!   backend. [`KvRegistry::follow`] keeps a node's registry up to date with what
+//!   other nodes write, so their instances appear in its snapshot and watches.
 //! - [`DurableStream`]: durable topics as a JetStream stream. The store's outbox
 //!   relay publishes into it with `Nats-Msg-Id` = the envelope id (JetStream drops
 //!   a relay's retry), and [`DurableConsumer`]s put its events on each node's bus,
@@ -19,4 +20,4 @@ mod kv;
 
 pub use durable::{ConsumerConfig, ConsumerStats, DurableConfig, DurableConsumer, DurableStream};
 pub use error::ClusterError;
-pub use kv::{KvRegistry, KvRegistryConfig, instance_key};
+pub use kv::{KvRegistry, KvRegistryConfig, instance_key, instance_of_key};

@@ -5,7 +5,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
-use plexus_cluster::{KvRegistry, KvRegistryConfig, instance_key};
+use plexus_cluster::{KvRegistry, KvRegistryConfig, instance_key, instance_of_key};
 use plexus_core::{InstanceId, ServiceDescriptor, Timestamp};
 use plexus_registry::{Registration, RegistryBackend};
 
@@ -76,6 +76,10 @@ fn every_instance_id_has_its_own_valid_key() {
     }
     let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
     assert_eq!(distinct.len(), ids.len(), "{keys:?}");
+    for (id, key) in ids.iter().zip(&keys) {
+        assert_eq!(instance_of_key(key), Some(InstanceId::new(*id)));
+    }
+    assert_eq!(instance_of_key("bad=Z"), None);
 }
 
 /// Two nodes on one bucket see each other's instances, and a write that lost a
@@ -126,4 +130,73 @@ async fn two_nodes_share_one_bucket_and_concurrent_heartbeats_all_land() {
     assert!((100..120).contains(&stored.last_heartbeat.as_micros()));
     assert_eq!(second.remove(&id).await.unwrap().unwrap().instance(), &id);
     assert_eq!(first.get(&id).await.unwrap(), None);
+}
+
+/// Two nodes' registries on one bucket: what one registers, changes and removes
+/// shows in the other's snapshot and watch, as a local change would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_following_registry_sees_another_nodes_instances_come_change_and_go() {
+    use plexus_bus::Bus;
+    use plexus_core::ServiceStatus;
+    use plexus_registry::{DeregisterReason, Registry, RegistryChange, RegistryConfig};
+    use std::sync::Arc;
+
+    let shared = fresh().await;
+    let a = Registry::with_backend(
+        RegistryConfig::default(),
+        Bus::new(),
+        Arc::new(shared.clone()),
+    )
+    .await
+    .unwrap();
+    let b = Registry::with_backend(
+        RegistryConfig::default(),
+        Bus::new(),
+        Arc::new(shared.clone()),
+    )
+    .await
+    .unwrap();
+    let mut changes = b.watch();
+    let following = shared.follow(b.clone());
+
+    let descriptor = ServiceDescriptor::new("storage", "test").with_instance("storage-on-a");
+    let id = InstanceId::new("storage-on-a");
+    a.register(descriptor).await.unwrap();
+    match next_change(&mut changes).await {
+        RegistryChange::Registered { registration, .. } => {
+            assert_eq!(registration.instance(), &id);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b.instances_named("storage").len(), 1);
+
+    a.set_status(&id, ServiceStatus::Healthy, None)
+        .await
+        .unwrap();
+    match next_change(&mut changes).await {
+        RegistryChange::StatusChanged { to, .. } => assert_eq!(to, ServiceStatus::Healthy),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b.get(&id).unwrap().status, ServiceStatus::Healthy);
+
+    // A heartbeat moves the time only: no change event, the snapshot follows.
+    let beat = a.heartbeat(&id).await.unwrap();
+    a.deregister(&id).await.unwrap();
+    match next_change(&mut changes).await {
+        RegistryChange::Deregistered { reason, .. } => {
+            assert_eq!(reason, DeregisterReason::Elsewhere);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(b.get(&id).is_none());
+    assert!(beat.last_heartbeat.as_micros() > 0);
+    following.abort();
+}
+
+async fn next_change(changes: &mut plexus_registry::Watch) -> plexus_registry::RegistryChange {
+    tokio::time::timeout(std::time::Duration::from_secs(10), changes.next())
+        .await
+        .expect("a change within 10 s")
+        .unwrap()
+        .unwrap()
 }

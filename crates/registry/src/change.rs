@@ -103,6 +103,8 @@ pub enum DeregisterReason {
     Requested,
     /// It stayed silent past the TTL and the grace period.
     Stale,
+    /// Another node removed it from the registry they share (a cluster).
+    Elsewhere,
 }
 
 /// A watcher fell behind by more than [`crate::RegistryConfig::watch_capacity`]

@@ -309,6 +309,61 @@ impl Registry {
         Ok(registration)
     }
 
+    /// Applies a change another node made to the backend this registry shares with
+    /// it (a cluster's registry in NATS KV): `Some(registration)` is what the
+    /// backend now holds for `instance`, `None` that it holds nothing. The backend
+    /// is not written (it holds this already); the snapshot, the watchers and the
+    /// bus see the change as they would a local one. An echo of this registry's own
+    /// write, equal to what it holds, changes nothing.
+    pub async fn apply_remote(&self, instance: &InstanceId, registration: Option<Registration>) {
+        let mut state = self.inner.state.lock().await;
+        let Some(registration) = registration else {
+            if let Some(removed) = state.remove(instance) {
+                self.commit(&state, Touched::Service(removed.service()));
+                self.emit(RegistryChange::Deregistered {
+                    instance: instance.clone(),
+                    service: removed.service().clone(),
+                    reason: DeregisterReason::Elsewhere,
+                    at: self.now(),
+                });
+            }
+            return;
+        };
+        if registration.instance() != instance {
+            tracing::warn!(%instance, "a shared registry entry names another instance; ignored");
+            return;
+        }
+        let previous = state.insert(instance.clone(), registration.clone());
+        match previous {
+            Some(previous) if previous == registration => {}
+            Some(previous)
+                if previous.descriptor == registration.descriptor
+                    && previous.status == registration.status
+                    && previous.reason == registration.reason
+                    && previous.stale == registration.stale =>
+            {
+                self.commit(&state, Touched::Heartbeat);
+            }
+            Some(previous) if previous.descriptor == registration.descriptor => {
+                self.commit(&state, Touched::Service(registration.service()));
+                self.emit_status(previous.status, &registration);
+            }
+            previous => {
+                if let Some(previous) = &previous
+                    && previous.service() != registration.service()
+                {
+                    // The old service loses the instance too.
+                    self.commit(&state, Touched::Service(previous.service()));
+                }
+                self.commit(&state, Touched::Service(registration.service()));
+                self.emit(RegistryChange::Registered {
+                    registration,
+                    replaced: previous.is_some(),
+                });
+            }
+        }
+    }
+
     /// Removes an instance and returns its last registration.
     pub async fn deregister(&self, instance: &InstanceId) -> Result<Registration, RegistryError> {
         let mut state = self.inner.state.lock().await;

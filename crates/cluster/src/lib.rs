@@ -9,6 +9,9 @@
 //!   on the key's revision. It passes the same conformance suite as the in-memory
 //!   backend. [`KvRegistry::follow`] keeps a node's registry up to date with what
 //!   other nodes write, so their instances appear in its snapshot and watches.
+//! - [`NatsLink`]: a node's [`ClusterLink`](plexus_node::ClusterLink): the shared
+//!   registry, and calls across nodes by NATS request/reply, one subject per
+//!   instance, behind the caller's own balancer, breakers and retries.
 //! - [`DurableStream`]: durable topics as a JetStream stream. The store's outbox
 //!   relay publishes into it with `Nats-Msg-Id` = the envelope id (JetStream drops
 //!   a relay's retry), and [`DurableConsumer`]s put its events on each node's bus,
@@ -17,7 +20,9 @@
 mod durable;
 mod error;
 mod kv;
+mod remote;
 
 pub use durable::{ConsumerConfig, ConsumerStats, DurableConfig, DurableConsumer, DurableStream};
 pub use error::ClusterError;
 pub use kv::{KvRegistry, KvRegistryConfig, instance_key, instance_of_key};
+pub use remote::{LinkConfig, NatsLink, RemoteInstance};

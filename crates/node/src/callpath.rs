@@ -221,7 +221,7 @@ impl fmt::Debug for ServiceRoute {
 /// Everything a route needs from the node to build and re-sync itself.
 pub(crate) trait Resolver: Send + Sync {
     /// The transport of an instance, if this node can reach it.
-    fn transport(&self, instance: &InstanceId) -> Option<Transport>;
+    fn transport(&self, registration: &Registration) -> Option<Transport>;
 }
 
 impl ServiceRoute {
@@ -382,7 +382,7 @@ impl ServiceRoute {
         });
         for registration in instances.iter() {
             let id = registration.instance();
-            let Some(transport) = resolver.transport(id) else {
+            let Some(transport) = resolver.transport(registration) else {
                 breakers.remove(id);
                 self.balancer.remove(id);
                 continue;

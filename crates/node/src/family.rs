@@ -174,6 +174,9 @@ pub struct Parts {
     /// Where configuration versions are kept, so they survive a restart; the first
     /// family that offers one is used.
     pub history: Option<Arc<dyn HistoryStore>>,
+    /// The link that makes the node one of a cluster (`[cluster]`); the first
+    /// family that offers one is used.
+    pub cluster: Option<Arc<dyn crate::ClusterLink>>,
 }
 
 impl Parts {
@@ -207,6 +210,12 @@ impl Parts {
         self
     }
 
+    /// Offers the link to a cluster.
+    pub fn cluster(mut self, link: Arc<dyn crate::ClusterLink>) -> Self {
+        self.cluster = Some(link);
+        self
+    }
+
     /// Adds another family's parts to these (services and components in order; the
     /// first history offered wins).
     pub fn merge(&mut self, other: Parts) {
@@ -216,6 +225,9 @@ impl Parts {
         self.metrics.extend(other.metrics);
         if self.history.is_none() {
             self.history = other.history;
+        }
+        if self.cluster.is_none() {
+            self.cluster = other.cluster;
         }
     }
 

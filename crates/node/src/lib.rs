@@ -9,6 +9,7 @@ pub mod schema;
 mod admin;
 pub mod audit;
 mod callpath;
+pub mod cluster;
 mod node;
 pub mod own;
 pub mod shared_limit;
@@ -16,6 +17,7 @@ pub mod shared_limit;
 pub use admin::NODE_SERVICE;
 pub use audit::{CallObserver, CallRecord};
 pub use callpath::Transport;
+pub use cluster::ClusterLink;
 pub use error::{CallError, ServiceCode, codes};
 pub use node::{
     MAX_METHOD_LEN, Node, NodeBuilder, NodeError, NodeShutdown, ServiceOptions, WeakNode,

@@ -69,11 +69,26 @@ pub(crate) struct Core {
     retired: Mutex<HashMap<(String, String), BreakerCounts>>,
     /// The limiter `shared_rate_limit` policies take from, once a family installs it.
     pub(crate) shared_limiter: SharedSlot,
+    /// The other nodes, when this one is part of a cluster.
+    cluster: crate::cluster::Link,
 }
 
 impl Resolver for Core {
-    fn transport(&self, instance: &InstanceId) -> Option<Transport> {
-        self.transports.read().get(instance).cloned()
+    fn transport(&self, registration: &Registration) -> Option<Transport> {
+        let instance = registration.instance();
+        let local = self.transports.read().get(instance).cloned();
+        local.or_else(|| {
+            // A node's own services (`node`, `plexus`: tagged `system`) answer for
+            // their node only: never reached across nodes.
+            if registration
+                .descriptor
+                .tags
+                .contains(crate::cluster::LOCAL_TAG)
+            {
+                return None;
+            }
+            self.cluster.as_ref()?.remote(registration)
+        })
     }
 }
 
@@ -92,6 +107,7 @@ impl Core {
         metrics: Metrics,
         policies: Section<CallsConfig>,
         audit: Option<Arc<dyn CallObserver>>,
+        cluster: crate::cluster::Link,
     ) -> Arc<Self> {
         let calls = ArcSwap::new(policies.current());
         let core = Arc::new(Self {
@@ -107,6 +123,7 @@ impl Core {
             accepting: AtomicBool::new(true),
             retired: Mutex::new(HashMap::new()),
             shared_limiter: SharedSlot::default(),
+            cluster,
         });
         core.register_collectors();
         core
@@ -171,11 +188,22 @@ impl Core {
 
     /// Makes an instance reachable through `transport`.
     pub(crate) fn add_transport(&self, instance: InstanceId, transport: Transport) {
+        if let Some(cluster) = &self.cluster
+            && !transport
+                .descriptor()
+                .tags
+                .contains(crate::cluster::LOCAL_TAG)
+        {
+            cluster.serve(&instance, transport.clone());
+        }
         self.transports.write().insert(instance, transport);
     }
 
     /// Forgets an instance's transport.
     pub(crate) fn remove_transport(&self, instance: &InstanceId) -> bool {
+        if let Some(cluster) = &self.cluster {
+            cluster.unserve(instance);
+        }
         self.transports.write().remove(instance).is_some()
     }
 
@@ -291,6 +319,17 @@ impl Core {
         m.call(&route, params, ctx, self.audit.as_ref()).await
     }
 
+    /// `descriptor` marked with this node's name, in a cluster.
+    fn placed(&self, mut descriptor: ServiceDescriptor) -> ServiceDescriptor {
+        if let Some(cluster) = &self.cluster {
+            descriptor.metadata.insert(
+                crate::cluster::NODE_METADATA.to_owned(),
+                cluster.node().to_owned(),
+            );
+        }
+        descriptor
+    }
+
     /// Registers a remote instance reached through `transport`.
     pub(crate) async fn attach(
         &self,
@@ -299,7 +338,7 @@ impl Core {
     ) -> Result<Registration, RegistryError> {
         let instance = descriptor.instance.clone();
         self.add_transport(instance.clone(), transport);
-        match self.registry.register(descriptor).await {
+        match self.registry.register(self.placed(descriptor)).await {
             Ok(r) => Ok(r),
             Err(e) => {
                 self.remove_transport(&instance);
@@ -394,6 +433,7 @@ pub struct NodeBuilder {
     services: Vec<Local>,
     processes: Vec<(String, ProcessSpec, Restart)>,
     components: Vec<ComponentSpec>,
+    cluster: crate::cluster::Link,
 }
 
 impl fmt::Debug for NodeBuilder {
@@ -476,6 +516,13 @@ impl NodeBuilder {
         self
     }
 
+    /// Makes the node one of a cluster: its registry is the one `link` shares with
+    /// the other nodes, and instances on them are reached through it.
+    pub fn cluster(mut self, link: Arc<dyn crate::ClusterLink>) -> Self {
+        self.cluster = Some(link);
+        self
+    }
+
     /// Watches one more component (a database client, a dependency).
     pub fn component(mut self, spec: ComponentSpec) -> Self {
         self.components.push(spec);
@@ -512,7 +559,16 @@ impl NodeBuilder {
             })?;
             config.set("calls", value, STARTUP_AUTHOR).await?;
         }
-        let registry = Registry::new(self.registry, bus.clone())?;
+        let registry = match &self.cluster {
+            None => Registry::new(self.registry, bus.clone())?,
+            Some(link) => {
+                let registry =
+                    Registry::with_backend(self.registry, bus.clone(), link.registry_backend())
+                        .await?;
+                link.follow(registry.clone());
+                registry
+            }
+        };
         registry.spawn_sweeper();
         let core = Core::new(
             bus.clone(),
@@ -520,12 +576,13 @@ impl NodeBuilder {
             Metrics::new(),
             policies,
             self.audit,
+            self.cluster.clone(),
         );
         let health = HealthMonitor::new(self.monitor, bus.clone(), Some(registry.clone()))?;
         register_health_metrics(&core.metrics, &health);
 
         for local in &self.services {
-            let descriptor = local.service.descriptor();
+            let descriptor = core.placed(local.service.descriptor());
             registry
                 .register(descriptor)
                 .await
@@ -911,6 +968,7 @@ impl Node {
             services: Vec::new(),
             processes: Vec::new(),
             components: Vec::new(),
+            cluster: None,
         }
     }
 

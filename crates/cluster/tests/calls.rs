@@ -1,0 +1,158 @@
+//! Three nodes on loopback sharing the test NATS (a fresh registry bucket and call
+//! prefix per test): a service with an instance on each of two nodes, called from
+//! the third. Calls are balanced across the two, carry their correlation id and
+//! caller across, and when one node stops answering, idempotent calls fail over to
+//! the other with no failure seen by the caller.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use plexus_cluster::{KvRegistry, KvRegistryConfig, LinkConfig, NatsLink};
+use plexus_core::{
+    CallContext, CallResult, CorrelationId, MethodDescriptor, Service, ServiceDescriptor,
+    ServiceError, async_trait,
+};
+use plexus_node::{ClusterLink, Node};
+use serde_json::{Value, json};
+
+fn nats_url() -> String {
+    std::env::var("PLEXUS_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// Answers `where` (idempotent) with the node it runs on and what travelled.
+struct Echo {
+    node: &'static str,
+}
+
+#[async_trait]
+impl Service for Echo {
+    fn descriptor(&self) -> ServiceDescriptor {
+        ServiceDescriptor::new("echo", "test")
+            .with_instance(format!("echo-{}", self.node))
+            .with_method(MethodDescriptor::new("where").idempotent())
+            .with_method(MethodDescriptor::new("fail"))
+    }
+
+    async fn call(&self, method: &str, _params: Value, ctx: CallContext) -> CallResult {
+        match method {
+            "where" => Ok(json!({
+                "node": self.node,
+                "correlation_id": ctx.correlation_id.to_string(),
+                "caller": ctx.caller,
+                "has_deadline": ctx.deadline.is_some(),
+            })),
+            _ => Err(ServiceError::InvalidParams {
+                field: "x".into(),
+                reason: "always refused".into(),
+            }),
+        }
+    }
+}
+
+/// A node named `name` on the shared bucket and prefix, with `services`.
+async fn node(
+    name: &'static str,
+    bucket: &str,
+    prefix: &str,
+    services: Vec<Arc<dyn Service>>,
+) -> (Node, Arc<NatsLink>) {
+    let client = async_nats::connect(nats_url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let registry = KvRegistry::open(
+        &jetstream,
+        &KvRegistryConfig {
+            bucket: bucket.to_owned(),
+            ..KvRegistryConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let link = Arc::new(NatsLink::new(
+        client,
+        registry,
+        LinkConfig {
+            call_prefix: prefix.to_owned(),
+            ..LinkConfig::node(name)
+        },
+    ));
+    let mut builder = Node::builder(name).cluster(link.clone());
+    for service in services {
+        builder = builder.service(service);
+    }
+    (builder.start().await.unwrap(), link)
+}
+
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !check() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} within 10 s"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_on_two_nodes_is_balanced_from_a_third_and_fails_over() {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let bucket = format!("plexus_test_calls_{id}");
+    let prefix = format!("plexus.test.{id}.call");
+    let (_a, _link_a) = node("a", &bucket, &prefix, vec![Arc::new(Echo { node: "a" })]).await;
+    let (_b, link_b) = node("b", &bucket, &prefix, vec![Arc::new(Echo { node: "b" })]).await;
+    let (c, _link_c) = node("c", &bucket, &prefix, vec![]).await;
+    until("node c sees both echo instances healthy", || {
+        c.registry()
+            .routable(&"echo".into())
+            .iter()
+            .filter(|r| r.descriptor.metadata.contains_key("plexus.node"))
+            .count()
+            == 2
+    })
+    .await;
+
+    let mut answered = BTreeMap::<String, u32>::new();
+    for _ in 0..40 {
+        let correlation = CorrelationId::new();
+        let ctx = CallContext {
+            caller: Some("tester".into()),
+            ..CallContext::new().with_correlation_id(correlation)
+        };
+        let answer = c.call("echo.where", json!({}), ctx).await.unwrap();
+        assert_eq!(answer["correlation_id"], json!(correlation.to_string()));
+        assert_eq!(answer["caller"], json!("tester"));
+        assert_eq!(answer["has_deadline"], json!(true));
+        *answered
+            .entry(answer["node"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(answered.len(), 2, "both nodes answered: {answered:?}");
+
+    // A typed error crosses with its kind: invalid params name their field.
+    let err = c
+        .call("echo.fail", json!({}), CallContext::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains('x'), "{err}");
+
+    // Node b stops answering (its registration is still there, as after a crash):
+    // idempotent calls go to node a, and the caller sees no failure.
+    link_b.unserve(&"echo-b".into());
+    let mut failures = 0;
+    let mut from_a = 0;
+    for _ in 0..40 {
+        match c.call("echo.where", json!({}), CallContext::new()).await {
+            Ok(answer) => {
+                assert_eq!(answer["node"], json!("a"));
+                from_a += 1;
+            }
+            Err(_) => failures += 1,
+        }
+    }
+    assert_eq!((failures, from_a), (0, 40));
+    async_nats::jetstream::new(async_nats::connect(nats_url()).await.unwrap())
+        .delete_key_value(&bucket)
+        .await
+        .unwrap();
+}

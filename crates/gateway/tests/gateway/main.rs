@@ -11,4 +11,5 @@ mod input;
 mod ops;
 mod shutdown;
 mod support;
+mod ui;
 mod ws;

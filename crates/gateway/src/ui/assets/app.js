@@ -19,6 +19,7 @@ const state = {
   live: null,
   prev: { services: null, bus: null },
   timer: null,
+  flash: null, // a message for the next render of a page
 };
 
 // ----- small DOM helpers -----
@@ -240,7 +241,8 @@ const pages = {
   async config() {
     const c = await api('/ui/api/config');
     const admin = state.who?.admin;
-    const out = el('div', { id: 'config-msg' });
+    const out = el('div', { id: 'config-msg' }, state.flash ? message(state.flash) : null);
+    state.flash = null;
     const pick = (id, v) => el('select', { id }, c.versions.map(x =>
       el('option', { value: x.version, selected: x.version === v ? true : null }, 'v' + x.version)));
     const older = c.versions.length > 1 ? c.versions[1].version : c.current;
@@ -259,7 +261,7 @@ const pages = {
     const rollback = v => confirmAction(`Roll back the configuration to version ${v}? This makes a new version with v${v}'s content and applies it now.`, async () => {
       try {
         const r = await rpc('node.config_rollback', { version: v });
-        out.replaceChildren(message(`Rolled back: version ${r.version} now holds v${v}'s content.`));
+        state.flash = `Rolled back: version ${r.version} now holds v${v}'s content.`;
         await render();
       } catch (e) { out.replaceChildren(message('Rollback refused: ' + e.message, true)); }
     });

@@ -21,6 +21,7 @@ macro_rules! out {
 #[cfg(feature = "bench")]
 mod bench;
 mod bridge;
+mod dashboards;
 #[cfg(feature = "demo")]
 mod demo;
 mod remote;
@@ -73,6 +74,9 @@ enum Command {
     Health(remote::ListArgs),
     /// Read, change, list and roll back a running node's configuration.
     Config(remote::ConfigArgs),
+    /// Write the Grafana dashboards (deploy/grafana) from the metrics the node
+    /// exports; `--check` compares them and the alert rules with those metrics.
+    Dashboards(dashboards::DashboardsArgs),
     /// Measure one part beside its ceiling in the same run.
     #[cfg(feature = "bench")]
     Bench(bench::BenchArgs),
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
         Command::Services(args) => remote::services(&args),
         Command::Health(args) => remote::health(&args),
         Command::Config(args) => remote::config(&args),
+        Command::Dashboards(args) => dashboards::run(&args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(&args),
         #[cfg(feature = "demo")]

@@ -493,7 +493,7 @@ fn colours() -> bool {
     std::io::stdout().is_terminal()
 }
 
-fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED);
     if colours() {

@@ -26,6 +26,7 @@ mod dashboards;
 mod demo;
 mod remote;
 mod serve;
+mod top;
 
 use std::process::ExitCode;
 
@@ -74,6 +75,9 @@ enum Command {
     Health(remote::ListArgs),
     /// Read, change, list and roll back a running node's configuration.
     Config(remote::ConfigArgs),
+    /// The live picture of a running node: services, calls/s, errors, p99
+    /// (`--once` for one picture, `--json` for scripts).
+    Top(top::TopArgs),
     /// Write the Grafana dashboards (deploy/grafana) from the metrics the node
     /// exports; `--check` compares them and the alert rules with those metrics.
     Dashboards(dashboards::DashboardsArgs),
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
         Command::Health(args) => remote::health(&args),
         Command::Config(args) => remote::config(&args),
         Command::Dashboards(args) => dashboards::run(&args),
+        Command::Top(args) => top::run(&args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(&args),
         #[cfg(feature = "demo")]

@@ -1162,6 +1162,34 @@ async fn top_once_shows_services_rates_errors_and_p99_and_needs_ops() {
     assert!(table.stdout.contains("node.health"), "{}", table.stdout);
     assert!(table.stdout.contains("p99 ms"), "{}", table.stdout);
 
+    // The dashboard's audit and DataStore pages over this node's real trail and store.
+    let http = reqwest::Client::new();
+    let read = |path: &'static str| {
+        let request = http.get(format!("{}{path}", server.url)).bearer_auth(ops);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let audit = read("/ui/api/audit?method=node.config_rollback").await;
+    let entries = audit["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(
+        (&entries[0]["who"], &entries[0]["outcome"]["status"]),
+        (&json!("ci"), &json!("error")),
+        "{audit}"
+    );
+    let slow = read("/ui/api/datastore").await;
+    assert!(slow["queries"].is_array(), "{slow}");
+    let families = read("/ui/api/families").await;
+    assert_eq!(
+        (&families["datastore"], &families["audit"]),
+        (&json!(true), &json!(true))
+    );
+
     let anonymous = run(plexus()
         .args(["top", "--once"])
         .env("PLEXUS_URL", &server.url))

@@ -387,15 +387,33 @@ pub(crate) async fn audit(
             params[key] = Value::String(v);
         }
     }
-    // The gateway checked `ops`; the read runs as the node's own, named after the
-    // caller, so an ops token needs no `call:` scope for it.
+    read(&shared, &caller, "audit.query", params).await
+}
+
+/// Runs the idempotent read `method` for a caller the gateway has checked for
+/// `ops`: as the node's own call, named after the caller, so an ops token needs no
+/// `call:` scope for it. `{absent: true}` when the node has no such service.
+async fn read(shared: &Shared, caller: &Caller, method: &str, params: Value) -> Response {
     let mut ctx = CallContext::new();
     ctx.caller = caller.name().map(str::to_owned);
-    match shared.node.call("audit.query", params, ctx).await {
+    match shared.node.call(method, params, ctx).await {
         Ok(page) => Json(page).into_response(),
         Err(CallError::MethodNotFound { .. }) => Json(json!({"absent": true})).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
+}
+
+/// `GET /ui/api/datastore`: the DataStore's slow-query log through
+/// `datastore.slow_queries`; `{absent: true}` without a DataStore. Its pool and
+/// statement figures are read with `/ui/api/metrics?prefix=plexus_store_`.
+pub(crate) async fn datastore(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    if let Some(denied) = ops_denied(&shared, &caller, "metrics") {
+        return denied;
+    }
+    read(&shared, &caller, "datastore.slow_queries", json!({})).await
 }
 
 #[cfg(test)]

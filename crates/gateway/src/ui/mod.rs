@@ -14,7 +14,7 @@
 //! | `GET /ui`, `GET /ui/assets/*` | the page and its script and style (nothing secret) | none |
 //! | `GET /ui/live` | WebSocket: the live tail ([`live`]) | `ops`, sent as the first message |
 //! | `GET /ui/api/whoami` | the token's name and what the page may offer it (200 either way) | checked by itself |
-//! | `GET /ui/api/{health,services,bus,families,config,config/diff,audit,metrics}` | read views ([`api`]) | `ops` |
+//! | `GET /ui/api/{health,services,bus,families,config,config/diff,audit,datastore,metrics}` | read views ([`api`]) | `ops` |
 //!
 //! The page keeps the token in the tab's `sessionStorage` and sends it as a bearer
 //! token. Reading needs `ops`; the one action, a configuration rollback, is sent to
@@ -83,6 +83,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/ui/api/config", get(api::config))
         .route("/ui/api/config/diff", get(api::config_diff))
         .route("/ui/api/audit", get(api::audit))
+        .route("/ui/api/datastore", get(api::datastore))
 }
 
 fn serve(name: &str) -> Response {

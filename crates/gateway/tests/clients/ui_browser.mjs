@@ -73,8 +73,9 @@ try {
   });
   const answer = await r.json();
   await ops.fill('#tail-search', 'spec.get_data');
-  const row = await ops.waitForSelector('.vrow[data-kind=call]', { timeout: WAIT });
-  const cells = await row.$$eval('span', s => s.map(x => x.textContent));
+  const row = await ops.waitForFunction(() => [...document.querySelectorAll('.vrow[data-kind=call]')]
+    .find(r => r.children[2]?.textContent === 'spec.get_data'), null, { timeout: WAIT });
+  const cells = await row.evaluate(r => [...r.children].map(x => x.textContent));
   await ops.screenshot({ path: `${shots}/tail-call.png` });
   step('tail', { answer: answer.result, cells });
   await ops.fill('#tail-search', '');

@@ -288,8 +288,10 @@ async fn families_not_in_the_node_are_absent() {
         families,
         json!({"datastore": false, "audit": false, "jobs": false, "inference": false})
     );
-    let (_, audit) = get(&h, "/ui/api/audit", Some(&ops)).await;
-    assert_eq!(audit, json!({"absent": true}));
+    for path in ["/ui/api/audit", "/ui/api/datastore"] {
+        let (status, body) = get(&h, path, Some(&ops)).await;
+        assert_eq!((status, body), (200, json!({"absent": true})), "{path}");
+    }
     let (status, metrics) = get(&h, "/ui/api/metrics?prefix=plexus_calls", Some(&ops)).await;
     assert_eq!(status, 200);
     assert!(metrics["series"].is_array());

@@ -234,7 +234,20 @@ const pages = {
     return [el('h2', {}, 'Live tail: calls and events'), tailView.mount()];
   },
 
-  async datastore() { return familyPage('datastore', 'DataStore', 'plexus_store_'); },
+  async datastore() {
+    if (!state.families.datastore) return [el('h2', {}, 'DataStore'), absent('datastore')];
+    const slow = await api('/ui/api/datastore');
+    const pool = await api('/ui/api/metrics?prefix=plexus_store_');
+    const queries = (slow.queries || []).slice().reverse();
+    return [el('h2', {}, 'DataStore'),
+      el('h3', {}, 'Pool and statements'),
+      pool.series.length ? table(['Series', 'Value'], pool.series.map(x => [el('code', {}, x.series), num(x.value, 6)]), [1])
+        : message('No samples yet.'),
+      el('h3', {}, `Slow queries (${queries.length}, newest first)`),
+      queries.length ? table(['At', 'Kind', 'Collection', 'Took ms', 'SQL'],
+        queries.map(q => [new Date(q.at_unix_ms).toISOString(), q.kind, q.collection, num(q.duration_seconds * 1000, 3), el('code', {}, q.sql)]), [3])
+        : message('None over the threshold.')];
+  },
   async jobs() { return familyPage('jobs', 'Jobs', 'plexus_jobs_'); },
   async inference() { return familyPage('inference', 'Inference', 'plexus_inference_'); },
 
@@ -355,7 +368,7 @@ const auditView = {
         const page = await api('/ui/api/audit?' + q);
         if (page.absent) { msg.replaceChildren(absent('audit')); return; }
         for (const e of page.entries) {
-          const cells = [time(e.at), e.who || '', e.method, e.ok ? 'ok' : (e.outcome || 'failed'),
+          const cells = [time(e.at), e.who || '', e.method, e.outcome?.status === 'ok' ? 'ok' : (e.outcome?.code || 'error'),
             num((e.duration_us || 0) / 1000, 3) + ' ms', e.correlation_id || ''];
           rows.push({ kind: 'audit', cells });
         }

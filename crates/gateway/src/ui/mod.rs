@@ -12,9 +12,9 @@
 //! | path | what | token |
 //! | --- | --- | --- |
 //! | `GET /ui`, `GET /ui/assets/*` | the page and its script and style (nothing secret) | none |
-//! | `GET /ui/live` | WebSocket: the live tail ([`live`]) | `ops`, sent as the first message |
+//! | `GET /ui/live` | WebSocket: the live tail (docs/operators-view.md) | `ops`, sent as the first message |
 //! | `GET /ui/api/whoami` | the token's name and what the page may offer it (200 either way) | checked by itself |
-//! | `GET /ui/api/{health,services,bus,families,config,config/diff,audit,datastore,metrics}` | read views ([`api`]) | `ops` |
+//! | `GET /ui/api/{health,services,bus,families,config,config/diff,audit,datastore,metrics}` | read views | `ops` |
 //!
 //! The page keeps the token in the tab's `sessionStorage` and sends it as a bearer
 //! token. Reading needs `ops`; the one action, a configuration rollback, is sent to

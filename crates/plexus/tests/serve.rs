@@ -1184,6 +1184,37 @@ async fn top_once_shows_services_rates_errors_and_p99_and_needs_ops() {
     );
     let slow = read("/ui/api/datastore").await;
     assert!(slow["queries"].is_array(), "{slow}");
+    // The exposition with samples (calls, errors, histograms) passes promtool too.
+    let exposition = http
+        .get(format!("{}/metrics", server.url))
+        .bearer_auth(ops)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        exposition.contains("plexus_call_duration_seconds_bucket"),
+        "{exposition}"
+    );
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/test installs it)");
+    let mut input = promtool.stdin.take().unwrap();
+    input.write_all(exposition.as_bytes()).await.unwrap();
+    drop(input);
+    let checked = promtool.wait_with_output().await.unwrap();
+    assert!(
+        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
     let families = read("/ui/api/families").await;
     assert_eq!(
         (&families["datastore"], &families["audit"]),

@@ -100,6 +100,14 @@ try {
   }, opsToken);
   step('ops-read-only', { buttons, readOnly, refused });
 
+  // 4b. A change made elsewhere reaches the open configuration page over the live
+  // socket (the page is not polled).
+  const shown = await ops.textContent('#config-current');
+  step('config-live', { shown });
+  await go();
+  await ops.waitForFunction(s => document.querySelector('#config-current')?.textContent !== s, shown, { timeout: WAIT });
+  step('config-updated', { shown: await ops.textContent('#config-current') });
+
   // 5. Admin rolls back through the page, after confirming.
   const admin = await signedIn(adminToken, 'admin');
   await visit(admin, 'config');

@@ -152,10 +152,23 @@ async fn the_dashboard_in_headless_chromium() {
     );
     assert_eq!(node.config().current_version(), 2);
 
+    // A change made elsewhere shows on the open page, pushed over the live socket.
+    assert_eq!(next("config-live").await["shown"], "v2");
+    node.call(
+        "node.config_set",
+        json!({"path": "calls.default.timeout_ms", "value": 4321}),
+        internal(),
+    )
+    .await
+    .unwrap();
+    stdin.write_all(b"go\n").await.unwrap();
+    stdin.flush().await.unwrap();
+    assert_eq!(next("config-updated").await["shown"], "v3");
+
     let rollback = next("rollback").await;
     assert_eq!(
         (&rollback["before"], &rollback["after"]),
-        (&json!("v2"), &json!("v3")),
+        (&json!("v3"), &json!("v4")),
         "{rollback}"
     );
     assert!(
@@ -165,8 +178,8 @@ async fn the_dashboard_in_headless_chromium() {
             .starts_with("calls.services.flaky.breaker")),
         "{rollback}"
     );
-    let v3 = node.config().current();
-    assert_eq!((v3.rollback_of, v3.author.as_str()), (Some(1), "root"));
+    let v4 = node.config().current();
+    assert_eq!((v4.rollback_of, v4.author.as_str()), (Some(1), "root"));
     assert_eq!(node.config().get("calls.services.flaky").unwrap(), None);
 
     next("flood-ready").await;

@@ -133,7 +133,7 @@ function ingest(items) {
   for (const item of items) {
     if (item.kind === 'lost') { state.tailLost += (item.calls || 0) + (item.events || 0); continue; }
     if (item.kind !== 'call' && item.kind !== 'event') continue;
-    if (item.kind === 'event') noteTopic(item.topic);
+    if (item.kind === 'event') { noteTopic(item.topic); liveRefresh(item.topic); }
     state.tail.push(tailRow(item));
   }
   if (state.tail.length > TAIL_MAX * 1.1) {
@@ -142,6 +142,18 @@ function ingest(items) {
     state.tailLost += over;
   }
   if (tailView.onData) tailView.onData();
+}
+// The node's own change events re-draw the page they concern as they arrive:
+// registry and health changes the health and services pages, configuration
+// changes the configuration page (which is not polled).
+const LIVE_PAGES = [['plexus.registry.', ['health', 'services']], ['plexus.health.', ['health', 'services']],
+  ['plexus.config.', ['config']]];
+let liveTimer = null;
+function liveRefresh(topic) {
+  const name = location.hash.replace(/^#\//, '') || 'health';
+  const hit = LIVE_PAGES.some(([prefix, names]) => topic.startsWith(prefix) && names.includes(name));
+  if (!hit || liveTimer) return;
+  liveTimer = setTimeout(() => { liveTimer = null; if (state.who) render(); }, 200);
 }
 function connectLive() {
   if (state.live) return;

@@ -249,16 +249,22 @@ const pages = {
   async datastore() {
     if (!state.families.datastore) return [el('h2', {}, 'DataStore'), absent('datastore')];
     const slow = await api('/ui/api/datastore');
-    const pool = await api('/ui/api/metrics?prefix=plexus_store_');
+    const m = await api('/ui/api/metrics?prefix=plexus_store_');
+    const value = (name, label) => m.series.find(x => x.series === name || (label && x.series === `${name}{${label}}`))?.value;
     const queries = (slow.queries || []).slice().reverse();
     return [el('h2', {}, 'DataStore'),
-      el('h3', {}, 'Pool and statements'),
-      pool.series.length ? table(['Series', 'Value'], pool.series.map(x => [el('code', {}, x.series), num(x.value, 6)]), [1])
-        : message('No samples yet.'),
+      el('div', { class: 'cards' },
+        el('div', { class: 'card' }, 'Pool: open', el('b', {}, num(value('plexus_store_pool_connections', 'state="open"'), 0))),
+        el('div', { class: 'card' }, 'In use', el('b', {}, num(value('plexus_store_pool_connections', 'state="in_use"'), 0))),
+        el('div', { class: 'card' }, 'Idle', el('b', {}, num(value('plexus_store_pool_connections', 'state="idle"'), 0))),
+        el('div', { class: 'card' }, 'Waiting', el('b', {}, num(value('plexus_store_pool_waiters'), 0))),
+        el('div', { class: 'card' }, 'Acquire timeouts', el('b', {}, num(value('plexus_store_pool_acquire_timeouts_total'), 0)))),
       el('h3', {}, `Slow queries (${queries.length}, newest first)`),
       queries.length ? table(['At', 'Kind', 'Collection', 'Took ms', 'SQL'],
         queries.map(q => [new Date(q.at_unix_ms).toISOString(), q.kind, q.collection, num(q.duration_seconds * 1000, 3), el('code', {}, q.sql)]), [3])
-        : message('None over the threshold.')];
+        : message('None over the threshold.'),
+      el('h3', {}, 'Statements and transactions'),
+      seriesTable(m.series)];
   },
   async jobs() { return familyPage('jobs', 'Jobs', 'plexus_jobs_'); },
   async inference() { return familyPage('inference', 'Inference', 'plexus_inference_'); },
@@ -314,9 +320,14 @@ const pages = {
 async function familyPage(family, title, prefix) {
   if (!state.families[family]) return [el('h2', {}, title), absent(family)];
   const m = await api('/ui/api/metrics?prefix=' + encodeURIComponent(prefix));
-  return [el('h2', {}, title),
-    m.series.length ? table(['Series', 'Value'], m.series.map(s => [el('code', {}, s.series), num(s.value, 6)]), [1])
-      : el('p', { class: 'msg' }, 'No samples yet.')];
+  return [el('h2', {}, title), seriesTable(m.series)];
+}
+
+// A family's series without histogram buckets (their _sum and _count stay).
+function seriesTable(series) {
+  const shown = series.filter(s => !s.series.includes('_bucket{'));
+  return shown.length ? table(['Series', 'Value'], shown.map(s => [el('code', {}, s.series), num(s.value, 6)]), [1])
+    : message('No samples yet.');
 }
 
 // The live tail view: newest first, searchable, virtual.

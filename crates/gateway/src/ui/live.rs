@@ -58,6 +58,13 @@ pub(crate) async fn upgrade(
                 .into_response();
         }
     }
+    if !shared.accepting() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the gateway is shutting down",
+        )
+            .into_response();
+    }
     let header = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());

@@ -119,3 +119,31 @@ async fn asset(Path(name): Path<String>) -> Response {
     }
     serve(&name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_public;
+
+    #[test]
+    fn only_the_page_its_assets_whoami_and_the_socket_skip_the_auth_layer() {
+        for path in [
+            "/ui",
+            "/ui/",
+            "/ui/assets/app.js",
+            "/ui/live",
+            "/ui/api/whoami",
+        ] {
+            assert!(is_public(path), "{path}");
+        }
+        for path in [
+            "/ui/api/health",
+            "/ui/api/audit",
+            "/uix",
+            "/ui/livez",
+            "/rpc",
+            "/metrics",
+        ] {
+            assert!(!is_public(path), "{path}");
+        }
+    }
+}

@@ -64,7 +64,9 @@ connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 /// behind them needs one), and the live socket, which authenticates itself.
 pub(crate) fn is_public(path: &str) -> bool {
     matches!(path, "/ui" | "/ui/" | "/ui/live" | "/ui/api/whoami")
-        || path.starts_with("/ui/assets/")
+        || path
+            .strip_prefix("/ui/assets/")
+            .is_some_and(|name| !name.contains('/'))
 }
 
 /// The `/ui` routes.

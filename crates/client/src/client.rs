@@ -262,6 +262,31 @@ impl Client {
         }
     }
 
+    /// Every service instance (status, breaker) and every method's calls, errors
+    /// and p99 since the node started, from `GET /ui/api/services` (the
+    /// dashboard's view; `plexus top` reads it): `{at_ms, instances: [...],
+    /// methods: [{service, method, calls, errors, p99_ms}]}`. Needs the `ops`
+    /// scope when auth is on.
+    pub async fn service_stats(&self) -> Result<Value, ClientError> {
+        let response = self
+            .request(reqwest::Method::GET, "ui/api/services")
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        let status = response.status();
+        let bytes = self.read_body(response).await?;
+        let body: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| self.unexpected(status, &bytes, e.to_string()))?;
+        if let Some(error) = body.get("error") {
+            return Err(self.rpc_error(error));
+        }
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(self.unexpected(status, &bytes, String::new()))
+        }
+    }
+
     /// Whether the node's process serves HTTP (`GET /livez`, no token needed).
     pub async fn livez(&self) -> Result<(), ClientError> {
         let response = self

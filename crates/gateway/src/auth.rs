@@ -11,7 +11,7 @@
 //! | scope | allows |
 //! | --- | --- |
 //! | `admin` | everything |
-//! | `ops` | `GET /metrics` and `GET /health` |
+//! | `ops` | `GET /metrics`, `GET /health`, and the dashboard's reads (`/ui/api/*`, the live tail `/ui/live`) |
 //! | `call:<pattern>` | calling a method `service.method` the pattern matches (`call:storage.*`) |
 //! | `publish:<pattern>` | `plexus.publish` on a topic the pattern matches |
 //! | `subscribe:<pattern>` | `plexus.subscribe` to a pattern that matches only topics this one matches |

@@ -70,7 +70,7 @@ pub(crate) async fn authenticate(
         return next.run(request).await;
     }
     let path = request.uri().path();
-    if path == "/livez" || path == "/ready" {
+    if path == "/livez" || path == "/ready" || crate::ui::is_public(path) {
         return next.run(request).await;
     }
     let header = request
@@ -266,7 +266,11 @@ async fn drain(mut stream: BodyDataStream, mut read: u64) {
 }
 
 /// Checks the `ops` scope for `endpoint`, answering 403 when it is missing.
-fn ops_denied(shared: &Shared, caller: &Caller, endpoint: &'static str) -> Option<Response> {
+pub(crate) fn ops_denied(
+    shared: &Shared,
+    caller: &Caller,
+    endpoint: &'static str,
+) -> Option<Response> {
     let denied = methods::check(shared, caller, Need::Ops).err()?;
     shared.metrics.request(endpoint, "forbidden");
     Some(error_response(StatusCode::FORBIDDEN, &denied))

@@ -23,6 +23,7 @@
 //! | `GET /health` | the system's health with every component, JSON; 503 when Critical | `ops` |
 //! | `GET /ready` | 200 while accepting work and not Critical, else 503 | none |
 //! | `GET /livez` | 200 while the process serves | none |
+//! | `GET /ui` | the operator's view: health, services, bus, live tail, configuration, audit ([`ui`]) | the page none; its data `ops`; actions `call:node.config_rollback` |
 //!
 //! Other routers (the MCP server) are served behind the same auth with
 //! [`GatewayBuilder::route`] or [`GatewayBuilder::merge`].
@@ -112,6 +113,7 @@ mod http;
 mod methods;
 mod metrics;
 mod server;
+pub mod ui;
 mod ws;
 
 pub use auth::{Caller, Need, Scope};

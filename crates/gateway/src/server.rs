@@ -23,7 +23,7 @@ use crate::config::GatewayConfig;
 use crate::error::GatewayError;
 use crate::metrics::GatewayMetrics;
 use crate::ws::Hub;
-use crate::{http, ws};
+use crate::{http, ui, ws};
 
 /// What every handler shares.
 pub(crate) struct Shared {
@@ -107,6 +107,7 @@ impl GatewayBuilder {
             .route("/rpc", post(http::rpc))
             .route("/ws", get(ws::upgrade))
             .merge(ops.clone())
+            .merge(ui::router())
             .with_state(shared.clone())
             .merge(self.extra)
             .layer(auth.clone());

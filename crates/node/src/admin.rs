@@ -89,19 +89,20 @@ impl NodeService {
     }
 }
 
-/// One instance breaker, as people read it.
+/// One instance breaker, as people read it (`node.services`, the dashboard).
 #[derive(Debug, Serialize)]
-struct BreakerView {
+pub struct BreakerView {
     /// `closed`, `open`, `half_open`, …
-    state: State,
+    pub state: State,
     /// Failed calls over the window, in percent; null until it holds `minimum_calls`.
-    failure_rate: Option<f64>,
+    pub failure_rate: Option<f64>,
     /// While open: milliseconds until a trial call is let through.
-    next_trial_ms: Option<u64>,
+    pub next_trial_ms: Option<u64>,
 }
 
 impl BreakerView {
-    fn of(breaker: &CircuitBreaker) -> Self {
+    /// The view of `breaker` as it is now.
+    pub fn of(breaker: &CircuitBreaker) -> Self {
         let metrics = breaker.metrics();
         Self {
             state: metrics.state,

@@ -13,8 +13,9 @@ pub mod cluster;
 mod node;
 pub mod own;
 pub mod shared_limit;
+pub mod tap;
 
-pub use admin::NODE_SERVICE;
+pub use admin::{BreakerView, NODE_SERVICE};
 pub use audit::{CallObserver, CallRecord};
 pub use callpath::Transport;
 pub use cluster::ClusterLink;
@@ -22,3 +23,4 @@ pub use error::{CallError, ServiceCode, codes};
 pub use node::{
     MAX_METHOD_LEN, Node, NodeBuilder, NodeError, NodeShutdown, ServiceOptions, WeakNode,
 };
+pub use tap::{CallEvent, CallTap, TapRecv};

@@ -171,6 +171,35 @@ impl Metrics {
         f(&mut self.inner.registry.write())
     }
 
+    /// Every metric family registered in the registry, with or without samples, as
+    /// `(name, help)` (counters without `_total`), in registration order. The
+    /// exposition leaves out a labelled family until its first label set exists, so
+    /// a catalogue read from it alone misses those; prometheus-client (0.26) has no
+    /// public listing of its descriptors, so they are read from the registry's
+    /// `Debug` form (a test below pins that form). Collectors ([`Snapshot`]) are not
+    /// included: they always write their descriptors.
+    pub fn declared(&self) -> Vec<(String, String)> {
+        const NAME: &str = "Descriptor { name: \"";
+        const HELP: &str = "\", help: \"";
+        const END: &str = "\", unit: ";
+        let text = format!("{:?}", *self.inner.registry.read());
+        let mut out = Vec::new();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(NAME) {
+            rest = &rest[at + NAME.len()..];
+            let Some((name, after)) = rest.split_once(HELP) else {
+                break;
+            };
+            let Some((help, after)) = after.split_once(END) else {
+                break;
+            };
+            let help = help.replace("\\\"", "\"").trim_end_matches('.').to_owned();
+            out.push((name.to_owned(), help));
+            rest = after;
+        }
+        out
+    }
+
     /// Renders every metric in `format`.
     pub fn render(&self, format: Format) -> String {
         let mut out = String::with_capacity(8 * 1024);
@@ -605,6 +634,27 @@ mod tests {
         let open = metrics.render(Format::OpenMetrics);
         assert!(open.ends_with("# EOF\n"), "{open}");
         assert_eq!(sample(&open, "plexus_calls_total", &ok), Some(2.0));
+    }
+
+    #[test]
+    fn declared_lists_families_without_samples() {
+        let metrics = Metrics::new();
+        let empty = Family::<[(&'static str, String); 1], Counter>::default();
+        metrics.with_registry(|r| r.register("plexus_test_refused", "Refused \"x\" calls", empty));
+        let text = metrics.render(Format::Prometheus);
+        assert!(!text.contains("plexus_test_refused"), "{text}");
+        let declared = metrics.declared();
+        let names: Vec<&str> = declared.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "plexus_calls",
+                "plexus_call_duration_seconds",
+                "plexus_calls_hedged",
+                "plexus_test_refused"
+            ]
+        );
+        assert_eq!(declared[3].1, "Refused \"x\" calls");
     }
 
     #[test]

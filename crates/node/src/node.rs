@@ -42,6 +42,7 @@ use crate::own::PlexusService;
 use crate::policy::{CallsConfig, PolicyError};
 use crate::schema::ParamsSchema;
 use crate::shared_limit::{SharedLimiter, SharedSlot};
+use crate::tap::{CallTap, Tap};
 use plexus_core::DescriptorError;
 
 /// The longest method name a call may ask for, in bytes (`service.method`).
@@ -62,6 +63,8 @@ pub(crate) struct Core {
     /// Where new policies come from: the configuration's `calls` section.
     policies: Section<CallsConfig>,
     audit: Option<Arc<dyn CallObserver>>,
+    /// Every ended call, for live views.
+    pub(crate) tap: Tap,
     accepting: AtomicBool,
     /// The counts of breakers that were replaced (a policy change, a service that
     /// re-registered with other methods), by service and instance, so that breaker
@@ -120,6 +123,7 @@ impl Core {
             calls,
             policies,
             audit,
+            tap: Tap::default(),
             accepting: AtomicBool::new(true),
             retired: Mutex::new(HashMap::new()),
             shared_limiter: SharedSlot::default(),
@@ -274,8 +278,36 @@ impl Core {
         Ok((route, instances))
     }
 
-    /// The whole call path for one call.
+    /// The whole call path for one call, handed to the call tap when someone listens.
     pub(crate) async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        ctx: CallContext,
+    ) -> Result<Value, CallError> {
+        if !self.tap.active() {
+            return self.call_path(method, params, ctx).await;
+        }
+        let (caller, correlation_id) = (ctx.caller.clone(), ctx.correlation_id);
+        let at = plexus_core::Timestamp::now();
+        let started = tokio::time::Instant::now();
+        let result = self.call_path(method, params, ctx).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.outcome(),
+        };
+        self.tap.send(Tap::event(
+            method,
+            caller,
+            correlation_id,
+            at,
+            started.elapsed(),
+            outcome,
+        ));
+        result
+    }
+
+    async fn call_path(
         &self,
         method: &str,
         params: Value,
@@ -985,6 +1017,11 @@ impl Node {
         ctx: CallContext,
     ) -> Result<Value, CallError> {
         self.inner.core.call(method, params, ctx).await
+    }
+
+    /// Listens to every call the node makes, as each ends (see [`crate::tap`]).
+    pub fn tap_calls(&self) -> CallTap {
+        self.inner.core.tap.listen()
     }
 
     /// Registers an instance that lives elsewhere and is reached through

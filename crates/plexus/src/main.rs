@@ -21,10 +21,12 @@ macro_rules! out {
 #[cfg(feature = "bench")]
 mod bench;
 mod bridge;
+mod dashboards;
 #[cfg(feature = "demo")]
 mod demo;
 mod remote;
 mod serve;
+mod top;
 
 use std::process::ExitCode;
 
@@ -73,6 +75,12 @@ enum Command {
     Health(remote::ListArgs),
     /// Read, change, list and roll back a running node's configuration.
     Config(remote::ConfigArgs),
+    /// The live picture of a running node: services, calls/s, errors, p99
+    /// (`--once` for one picture, `--json` for scripts).
+    Top(top::TopArgs),
+    /// Write the Grafana dashboards (deploy/grafana) from the metrics the node
+    /// exports; `--check` compares them and the alert rules with those metrics.
+    Dashboards(dashboards::DashboardsArgs),
     /// Measure one part beside its ceiling in the same run.
     #[cfg(feature = "bench")]
     Bench(bench::BenchArgs),
@@ -106,6 +114,8 @@ fn main() -> ExitCode {
         Command::Services(args) => remote::services(&args),
         Command::Health(args) => remote::health(&args),
         Command::Config(args) => remote::config(&args),
+        Command::Dashboards(args) => dashboards::run(&args),
+        Command::Top(args) => top::run(&args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(&args),
         #[cfg(feature = "demo")]

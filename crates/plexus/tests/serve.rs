@@ -1099,3 +1099,132 @@ async fn a_stopped_external_instance_fails_no_idempotent_call_and_returns_throug
     );
     assert!(seen.contains(&"half_open".to_owned()), "{seen:?}");
 }
+
+#[tokio::test]
+async fn top_once_shows_services_rates_errors_and_p99_and_needs_ops() {
+    let dir = temp_dir("top");
+    let ops = "ops-token-0123456789abcdef";
+    let config = format!(
+        "[[gateway.tokens]]\nname = \"ci\"\ntoken = \"{TOKEN}\"\nscopes = [\"admin\"]\n\
+         [[gateway.tokens]]\nname = \"watch\"\ntoken = \"{ops}\"\nscopes = [\"ops\"]\n"
+    );
+    let mut server = Server::start(&dir, &config).await;
+    let admin = Client::new(&server.url, Some(TOKEN.to_owned())).unwrap();
+    for _ in 0..3 {
+        admin.call("node.health", json!({})).await.unwrap();
+    }
+    let bad = admin
+        .call("node.config_rollback", json!({"version": 99}))
+        .await;
+    assert!(bad.is_err());
+
+    let top = |args: &'static [&'static str], token: &'static str| {
+        let url = server.url.clone();
+        async move {
+            run(plexus()
+                .arg("top")
+                .args(args)
+                .env("PLEXUS_URL", url)
+                .env("PLEXUS_TOKEN", token))
+            .await
+        }
+    };
+    let picture = top(&["--once", "--json", "--interval-ms", "100"], ops)
+        .await
+        .ok()
+        .json();
+    assert!(picture["interval_ms"].as_u64().unwrap() >= 100, "{picture}");
+    let node = picture["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "node")
+        .unwrap_or_else(|| panic!("{picture}"));
+    assert_eq!(
+        (&node["instances"], &node["healthy"]),
+        (&json!(1), &json!(1))
+    );
+    assert!(node["calls"].as_u64().unwrap() >= 4, "{node}");
+    assert_eq!(node["errors"], 1, "{node}");
+    assert!(node["p99_ms"].as_f64().unwrap() > 0.0, "{node}");
+    let health = picture["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["method"] == "node.health")
+        .unwrap();
+    assert_eq!(
+        (&health["calls"], &health["errors"]),
+        (&json!(3), &json!(0))
+    );
+
+    let table = top(&["--once", "--interval-ms", "50"], ops).await.ok();
+    assert!(table.stdout.contains("node.health"), "{}", table.stdout);
+    assert!(table.stdout.contains("p99 ms"), "{}", table.stdout);
+
+    // The dashboard's audit and DataStore pages over this node's real trail and store.
+    let http = reqwest::Client::new();
+    let read = |path: &'static str| {
+        let request = http.get(format!("{}{path}", server.url)).bearer_auth(ops);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let audit = read("/ui/api/audit?method=node.config_rollback").await;
+    let entries = audit["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(
+        (&entries[0]["who"], &entries[0]["outcome"]["status"]),
+        (&json!("ci"), &json!("error")),
+        "{audit}"
+    );
+    let slow = read("/ui/api/datastore").await;
+    assert!(slow["queries"].is_array(), "{slow}");
+    // The exposition with samples (calls, errors, histograms) passes promtool too.
+    let exposition = http
+        .get(format!("{}/metrics", server.url))
+        .bearer_auth(ops)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        exposition.contains("plexus_call_duration_seconds_bucket"),
+        "{exposition}"
+    );
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/test installs it)");
+    let mut input = promtool.stdin.take().unwrap();
+    input.write_all(exposition.as_bytes()).await.unwrap();
+    drop(input);
+    let checked = promtool.wait_with_output().await.unwrap();
+    assert!(
+        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let families = read("/ui/api/families").await;
+    assert_eq!(
+        (&families["datastore"], &families["audit"]),
+        (&json!(true), &json!(true))
+    );
+
+    let anonymous = run(plexus()
+        .args(["top", "--once"])
+        .env("PLEXUS_URL", &server.url))
+    .await;
+    assert_eq!(anonymous.code, 2, "{}", anonymous.stderr);
+    assert_eq!(server.terminate().await, 0);
+}

@@ -53,7 +53,7 @@ pub(crate) struct Owned {
 }
 
 /// Whether a browser `Origin` may open a socket: a loopback origin, or one listed.
-fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
+pub(crate) fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
     if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
         return true;
     }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod browser;
 mod conformance;
 mod edges;
 mod examples;
@@ -11,4 +12,5 @@ mod input;
 mod ops;
 mod shutdown;
 mod support;
+mod ui;
 mod ws;

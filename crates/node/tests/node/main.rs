@@ -11,3 +11,4 @@ mod hedging;
 mod modules;
 mod ownership;
 mod support;
+mod tap;

@@ -1,0 +1,475 @@
+// The Plexus operator's view: plain JavaScript, no build step, no network beyond
+// the node. Data comes from /ui/api/* (read, `ops` scope), the live tail from the
+// /ui/live WebSocket, and the one action (configuration rollback) goes to /rpc as
+// node.config_rollback. Everything shown is set as text, never as HTML.
+'use strict';
+
+const TOKEN_KEY = 'plexus-token';
+const TAIL_MAX = 200000; // rows the live tail keeps; older ones are let go
+const ROW = 24; // px, one row of a virtual list
+const POLL_MS = 2000;
+
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY) || '',
+  who: null,
+  families: {},
+  tail: [], // {kind, text, cells[]} newest last
+  tailLost: 0,
+  topics: new Map(), // topic -> {count, recent: [ms...]}
+  live: null,
+  prev: { services: null, bus: null },
+  timer: null,
+  flash: null, // a message for the next render of a page
+};
+
+// ----- small DOM helpers -----
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+const main = () => document.getElementById('main');
+function show(...nodes) { main().replaceChildren(...nodes); }
+function badge(s) { return el('span', { class: 'badge s-' + String(s || 'unknown').toLowerCase() }, s || 'unknown'); }
+function time(us) { return us ? new Date(us / 1000).toISOString().replace('T', ' ').slice(0, 23) : ''; }
+function num(n, digits) {
+  if (n === null || n === undefined || Number.isNaN(n)) return '–';
+  return Number(n).toLocaleString('en-US', { maximumFractionDigits: digits === undefined ? 1 : digits });
+}
+function table(headers, rows, numeric) {
+  const n = new Set(numeric || []);
+  return el('table', {},
+    el('thead', {}, el('tr', {}, headers.map((h, i) => el('th', { class: n.has(i) ? 'num' : null }, h)))),
+    el('tbody', {}, rows.map(r => el('tr', {}, r.map((c, i) => el('td', { class: n.has(i) ? 'num' : null }, c))))));
+}
+function message(text, error) { return el('p', { class: error ? 'msg error' : 'msg' }, text); }
+function absent(what) {
+  return el('div', { class: 'absent', 'data-absent': what },
+    `absent: the ${what} family is not in this node. Its page appears when the node runs it.`);
+}
+
+// ----- talking to the node -----
+function authHeaders() { return state.token ? { Authorization: 'Bearer ' + state.token } : {}; }
+async function api(path) {
+  const r = await fetch(path, { headers: authHeaders() });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.error?.message || body.error || `${r.status} ${r.statusText}`);
+  return body;
+}
+async function rpc(method, params) {
+  const r = await fetch('/rpc', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...authHeaders() },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  const body = await r.json();
+  if (body.error) throw new Error(`${body.error.message} (${body.error.code})`);
+  return body.result;
+}
+
+// ----- a list that renders only the rows in view -----
+class VirtualList {
+  constructor(columns) {
+    this.columns = columns; // [{title, cls}]
+    this.rows = [];
+    this.head = el('div', { class: 'vhead' }, columns.map(c => el('span', { class: c.cls }, c.title)));
+    this.inner = el('div', { class: 'rows' });
+    this.spacer = el('div', { class: 'spacer' }, this.inner);
+    this.view = el('div', { class: 'vlist' }, this.spacer);
+    this.view.addEventListener('scroll', () => this.schedule());
+    this.node = el('div', {}, this.head, this.view);
+    this.pending = false;
+  }
+  set(rows) { this.rows = rows; this.schedule(); }
+  schedule() {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => { this.pending = false; this.draw(); });
+  }
+  draw() {
+    const n = this.rows.length;
+    this.spacer.style.height = (n * ROW) + 'px';
+    const first = Math.max(0, Math.floor(this.view.scrollTop / ROW) - 5);
+    const count = Math.ceil((this.view.clientHeight || 480) / ROW) + 10;
+    const last = Math.min(n, first + count);
+    this.inner.style.top = (first * ROW) + 'px';
+    const out = [];
+    for (let i = first; i < last; i++) {
+      const r = this.rows[i];
+      out.push(el('div', { class: 'vrow', 'data-kind': r.kind },
+        r.cells.map((c, j) => el('span', { class: this.columns[j].cls, title: c }, c))));
+    }
+    this.inner.replaceChildren(...out);
+  }
+}
+
+// ----- the live tail: one socket from sign-in on -----
+function tailRow(item) {
+  let cells;
+  if (item.kind === 'call') {
+    cells = [time(item.at), 'call', item.method, item.outcome, num(item.duration_us / 1000, 3) + ' ms', item.caller || '', item.correlation_id];
+  } else {
+    cells = [time(item.at), 'event', item.topic, '', '', item.source || '', item.correlation_id];
+  }
+  return { kind: item.kind, cells, text: cells.join(' ').toLowerCase() };
+}
+function noteTopic(topic) {
+  let t = state.topics.get(topic);
+  if (!t) { t = { count: 0, recent: [] }; state.topics.set(topic, t); }
+  t.count++;
+  t.recent.push(Date.now());
+  if (t.recent.length > 5000) t.recent.splice(0, t.recent.length - 5000);
+}
+function ingest(items) {
+  for (const item of items) {
+    if (item.kind === 'lost') { state.tailLost += (item.calls || 0) + (item.events || 0); continue; }
+    if (item.kind !== 'call' && item.kind !== 'event') continue;
+    if (item.kind === 'event') { noteTopic(item.topic); liveRefresh(item.topic); }
+    state.tail.push(tailRow(item));
+  }
+  if (state.tail.length > TAIL_MAX * 1.1) {
+    const over = state.tail.length - TAIL_MAX;
+    state.tail.splice(0, over);
+    state.tailLost += over;
+  }
+  if (tailView.onData) tailView.onData();
+}
+// The node's own change events re-draw the page they concern as they arrive:
+// registry and health changes the health and services pages, configuration
+// changes the configuration page (which is not polled).
+const LIVE_PAGES = [['plexus.registry.', ['health', 'services']], ['plexus.health.', ['health', 'services']],
+  ['plexus.config.', ['config']]];
+let liveTimer = null;
+function liveRefresh(topic) {
+  const name = location.hash.replace(/^#\//, '') || 'health';
+  const hit = LIVE_PAGES.some(([prefix, names]) => topic.startsWith(prefix) && names.includes(name));
+  if (!hit || liveTimer) return;
+  liveTimer = setTimeout(() => { liveTimer = null; if (state.who) render(); }, 200);
+}
+function connectLive() {
+  if (state.live) return;
+  const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ui/live');
+  state.live = ws;
+  const mark = on => { document.getElementById('live').className = 'live ' + (on ? 'on' : 'off'); };
+  ws.onopen = () => ws.send(JSON.stringify({ token: state.token || null }));
+  ws.onmessage = m => {
+    let items;
+    try { items = JSON.parse(m.data); } catch { return; }
+    if (Array.isArray(items)) {
+      if (items.length && items[0].kind === 'hello') mark(true);
+      ingest(items);
+    }
+  };
+  ws.onclose = () => {
+    mark(false);
+    state.live = null;
+    if (state.who) setTimeout(connectLive, 2000);
+  };
+}
+
+// ----- pages -----
+const pages = {
+  async health() {
+    const h = await api('/ui/api/health');
+    return [
+      el('h2', {}, 'System health'),
+      el('div', { class: 'cards' }, el('div', { class: 'card', id: 'system-status' }, 'System', el('b', {}, badge(h.status)))),
+      table(['Component', 'Kind', 'Criticality', 'Status', 'Verdict', 'Reason'],
+        h.components.map(c => [c.component, c.kind, c.criticality, badge(c.status), badge(c.verdict), c.reason])),
+    ];
+  },
+
+  async services() {
+    const s = await api('/ui/api/services');
+    const prev = state.prev.services;
+    state.prev.services = s;
+    const dt = prev ? (s.at_ms - prev.at_ms) / 1000 : 0;
+    const before = new Map((prev?.methods || []).map(m => [m.service + '.' + m.method, m]));
+    const rate = (now, key, field) => {
+      const p = before.get(key);
+      return p && dt > 0 ? Math.max(0, now - p[field]) / dt : null;
+    };
+    return [
+      el('h2', {}, 'Services and instances'),
+      table(['Service', 'Instance', 'Version', 'Status', 'Reason', 'Breaker', 'Failure rate %'],
+        s.instances.map(i => [i.service, i.instance, i.version || '', badge(i.status), i.reason || '',
+          i.breaker ? el('span', { 'data-breaker': i.instance }, badge(i.breaker.state)) : '–',
+          i.breaker ? num(i.breaker.failure_rate) : '–']), [6]),
+      el('h3', {}, 'Methods'),
+      table(['Method', 'Calls', 'Calls/s', 'Errors', 'Errors/s', 'p99 ms'],
+        s.methods.map(m => {
+          const key = m.service + '.' + m.method;
+          return [key, num(m.calls, 0), num(rate(m.calls, key, 'calls')), num(m.errors, 0),
+            num(rate(m.errors, key, 'errors')), num(m.p99_ms, 3)];
+        }), [1, 2, 3, 4, 5]),
+      el('p', { class: 'msg' }, 'Rates are over the last refresh (every 2 s); p99 since the node started, from plexus_call_duration_seconds.'),
+    ];
+  },
+
+  async bus() {
+    const b = await api('/ui/api/bus');
+    const prev = state.prev.bus;
+    state.prev.bus = b;
+    const dt = prev ? (b.at_ms - prev.at_ms) / 1000 : 0;
+    const pubRate = prev && dt > 0 ? (b.published - prev.published) / dt : null;
+    const now = Date.now();
+    const topics = [...state.topics.entries()].sort((a, b2) => b2[1].count - a[1].count).slice(0, 500)
+      .map(([topic, t]) => [topic, num(t.count, 0), num(t.recent.filter(x => now - x < 10000).length / 10)]);
+    return [
+      el('h2', {}, 'Event bus'),
+      el('div', { class: 'cards' },
+        el('div', { class: 'card' }, 'Published', el('b', {}, num(b.published, 0))),
+        el('div', { class: 'card' }, 'Published/s', el('b', {}, num(pubRate))),
+        el('div', { class: 'card' }, 'Dead-lettered', el('b', { id: 'dead-letters' }, num(b.dead_lettered, 0))),
+        el('div', { class: 'card' }, 'Dead letters lost', el('b', {}, num(b.dead_letter_lost, 0))),
+        el('div', { class: 'card' }, 'Unmatched', el('b', {}, num(b.unmatched, 0)))),
+      el('h3', {}, 'Subscriptions'),
+      table(['Subscription', 'Pattern', 'Delivered', 'Lag', 'Dropped', 'Dead-lettered', 'Rejected'],
+        b.subscriptions.map(s => [s.name, s.pattern, num(s.delivered, 0), num(s.lag, 0), num(s.dropped, 0),
+          num(s.dead_lettered, 0), num(s.rejected, 0)]), [2, 3, 4, 5, 6]),
+      el('h3', {}, 'Topics seen by the live tail'),
+      topics.length ? table(['Topic', 'Events', 'Events/s (10 s)'], topics, [1, 2])
+        : el('p', { class: 'msg' }, 'No events since this page opened.'),
+    ];
+  },
+
+  async tail() {
+    return [el('h2', {}, 'Live tail: calls and events'), tailView.mount()];
+  },
+
+  async datastore() {
+    if (!state.families.datastore) return [el('h2', {}, 'DataStore'), absent('datastore')];
+    const slow = await api('/ui/api/datastore');
+    const m = await api('/ui/api/metrics?prefix=plexus_store_');
+    const value = (name, label) => m.series.find(x => x.series === name || (label && x.series === `${name}{${label}}`))?.value;
+    const queries = (slow.queries || []).slice().reverse();
+    return [el('h2', {}, 'DataStore'),
+      el('div', { class: 'cards' },
+        el('div', { class: 'card' }, 'Pool: open', el('b', {}, num(value('plexus_store_pool_connections', 'state="open"'), 0))),
+        el('div', { class: 'card' }, 'In use', el('b', {}, num(value('plexus_store_pool_connections', 'state="in_use"'), 0))),
+        el('div', { class: 'card' }, 'Idle', el('b', {}, num(value('plexus_store_pool_connections', 'state="idle"'), 0))),
+        el('div', { class: 'card' }, 'Waiting', el('b', {}, num(value('plexus_store_pool_waiters'), 0))),
+        el('div', { class: 'card' }, 'Acquire timeouts', el('b', {}, num(value('plexus_store_pool_acquire_timeouts_total'), 0)))),
+      el('h3', {}, `Slow queries (${queries.length}, newest first)`),
+      queries.length ? table(['At', 'Kind', 'Collection', 'Took ms', 'SQL'],
+        queries.map(q => [new Date(q.at_unix_ms).toISOString(), q.kind, q.collection, num(q.duration_seconds * 1000, 3), el('code', {}, q.sql)]), [3])
+        : message('None over the threshold.'),
+      el('h3', {}, 'Statements and transactions'),
+      seriesTable(m.series)];
+  },
+  async jobs() { return familyPage('jobs', 'Jobs', 'plexus_jobs_'); },
+  async inference() { return familyPage('inference', 'Inference', 'plexus_inference_'); },
+
+  async config() {
+    const c = await api('/ui/api/config');
+    const admin = state.who?.admin;
+    const out = el('div', { id: 'config-msg' }, state.flash ? message(state.flash) : null);
+    state.flash = null;
+    const pick = (id, v) => el('select', { id }, c.versions.map(x =>
+      el('option', { value: x.version, selected: x.version === v ? true : null }, 'v' + x.version)));
+    const older = c.versions.length > 1 ? c.versions[1].version : c.current;
+    const from = pick('diff-from', older);
+    const to = pick('diff-to', c.current);
+    const diffOut = el('div', { id: 'diff' });
+    const compare = async () => {
+      try {
+        const d = await api(`/ui/api/config/diff?from=${from.value}&to=${to.value}`);
+        diffOut.replaceChildren(d.changes.length
+          ? table(['Path', 'v' + d.from, 'v' + d.to], d.changes.map(x =>
+            [el('code', {}, x.path), JSON.stringify(x.before) ?? '(unset)', JSON.stringify(x.after) ?? '(unset)']))
+          : message('No difference.'));
+      } catch (e) { diffOut.replaceChildren(message(e.message, true)); }
+    };
+    const rollback = v => confirmAction(`Roll back the configuration to version ${v}? This makes a new version with v${v}'s content and applies it now.`, async () => {
+      try {
+        const r = await rpc('node.config_rollback', { version: v });
+        state.flash = `Rolled back: version ${r.version} now holds v${v}'s content.`;
+        await render();
+      } catch (e) { out.replaceChildren(message('Rollback refused: ' + e.message, true)); }
+    });
+    return [
+      el('h2', {}, 'Configuration'),
+      out,
+      el('p', {}, 'In force: ', el('b', { id: 'config-current' }, 'v' + c.current),
+        admin ? '' : el('span', { class: 'msg', id: 'read-only' }, ' (read-only: rollback needs an admin token)')),
+      table(['Version', 'At', 'Author', 'Reason', 'Changed', ''],
+        c.versions.map(v => [
+          'v' + v.version + (v.rollback_of ? ` (rollback of v${v.rollback_of})` : ''),
+          time(v.at), v.author, v.reason, (v.changed || []).join(', '),
+          admin && v.version !== c.current
+            ? el('button', { type: 'button', class: 'rollback', 'data-version': v.version, onclick: () => rollback(v.version) }, `Roll back to v${v.version}`)
+            : ''])),
+      el('h3', {}, 'Difference between two versions'),
+      el('div', { class: 'toolbar' }, 'from', from, 'to', to, el('button', { type: 'button', id: 'compare', onclick: compare }, 'Compare')),
+      diffOut,
+    ];
+  },
+
+  async audit() { return auditView.mount(); },
+};
+
+async function familyPage(family, title, prefix) {
+  if (!state.families[family]) return [el('h2', {}, title), absent(family)];
+  const m = await api('/ui/api/metrics?prefix=' + encodeURIComponent(prefix));
+  return [el('h2', {}, title), seriesTable(m.series)];
+}
+
+// A family's series without histogram buckets (their _sum and _count stay).
+function seriesTable(series) {
+  const shown = series.filter(s => !s.series.includes('_bucket{'));
+  return shown.length ? table(['Series', 'Value'], shown.map(s => [el('code', {}, s.series), num(s.value, 6)]), [1])
+    : message('No samples yet.');
+}
+
+// The live tail view: newest first, searchable, virtual.
+const tailView = {
+  list: null, query: '', filtered: null, onData: null, paused: false,
+  mount() {
+    this.list = new VirtualList([
+      { title: 'At', cls: 'w2' }, { title: 'Kind', cls: 'w1' }, { title: 'Method / topic', cls: 'w2' },
+      { title: 'Outcome', cls: 'w1' }, { title: 'Took', cls: 'w1' }, { title: 'Caller / source', cls: 'w1' },
+      { title: 'Correlation id', cls: 'grow' }]);
+    this.count = el('span', { id: 'tail-count' });
+    const search = el('input', { type: 'search', id: 'tail-search', placeholder: 'search method, topic, correlation id…', size: 40 });
+    search.value = this.query;
+    search.addEventListener('input', () => { this.query = search.value.trim().toLowerCase(); this.refresh(); });
+    const pause = el('label', {}, el('input', { type: 'checkbox', id: 'tail-pause' }), ' pause');
+    pause.firstChild.addEventListener('change', e => { this.paused = e.target.checked; if (!this.paused) this.refresh(); });
+    const clear = el('button', { type: 'button', onclick: () => { state.tail = []; state.tailLost = 0; this.refresh(); } }, 'Clear');
+    let queued = false;
+    this.onData = () => {
+      if (this.paused || queued) return;
+      queued = true;
+      requestAnimationFrame(() => { queued = false; if (this.onData) this.refresh(); });
+    };
+    this.refresh();
+    return el('div', {}, el('div', { class: 'toolbar' }, search, pause, clear, this.count), this.list.node);
+  },
+  refresh() {
+    const all = state.tail;
+    const q = this.query;
+    const rows = [];
+    for (let i = all.length - 1; i >= 0; i--) if (!q || all[i].text.includes(q)) rows.push(all[i]);
+    this.list.set(rows);
+    this.count.textContent = `${rows.length.toLocaleString('en-US')} shown of ${all.length.toLocaleString('en-US')}` +
+      (state.tailLost ? `, ${state.tailLost.toLocaleString('en-US')} lost` : '');
+    this.count.dataset.shown = rows.length;
+    this.count.dataset.total = all.length;
+  },
+  unmount() { this.onData = null; },
+};
+
+// The audit trail: pages of 500 from audit.query, appended, searchable, virtual.
+const auditView = {
+  async mount() {
+    const list = new VirtualList([
+      { title: 'At', cls: 'w2' }, { title: 'Who', cls: 'w1' }, { title: 'Method', cls: 'w2' },
+      { title: 'Outcome', cls: 'w1' }, { title: 'Took', cls: 'w1' }, { title: 'Correlation id', cls: 'grow' }]);
+    const filters = { method: el('input', { id: 'audit-method', placeholder: 'method' }),
+      who: el('input', { id: 'audit-who', placeholder: 'who' }),
+      correlation_id: el('input', { id: 'audit-correlation', placeholder: 'correlation id' }) };
+    const count = el('span', { id: 'audit-count' });
+    const msg = el('div');
+    let rows = [];
+    let cursor = null;
+    const more = el('button', { type: 'button', id: 'audit-more' }, 'Load more');
+    const load = async reset => {
+      if (reset) { rows = []; cursor = null; }
+      const q = new URLSearchParams({ limit: '500' });
+      for (const [k, input] of Object.entries(filters)) if (input.value.trim()) q.set(k, input.value.trim());
+      if (cursor) q.set('cursor', cursor);
+      try {
+        const page = await api('/ui/api/audit?' + q);
+        if (page.absent) { msg.replaceChildren(absent('audit')); return; }
+        for (const e of page.entries) {
+          const cells = [time(e.at), e.who || '', e.method, e.outcome?.status === 'ok' ? 'ok' : (e.outcome?.code || 'error'),
+            num((e.duration_us || 0) / 1000, 3) + ' ms', e.correlation_id || ''];
+          rows.push({ kind: 'audit', cells });
+        }
+        cursor = page.next_cursor;
+        more.disabled = !cursor;
+        list.set(rows);
+        count.textContent = `${rows.length} entries loaded` + (cursor ? ' (more on the node)' : '');
+      } catch (e) { msg.replaceChildren(message(e.message, true)); }
+    };
+    more.addEventListener('click', () => load(false));
+    const apply = el('button', { type: 'button', id: 'audit-apply', onclick: () => load(true) }, 'Search');
+    await load(true);
+    return [el('h2', {}, 'Audit trail'), msg,
+      el('div', { class: 'toolbar' }, filters.method, filters.who, filters.correlation_id, apply, more, count), list.node];
+  },
+};
+
+function confirmAction(text, action) {
+  const modal = document.getElementById('modal');
+  document.getElementById('modal-text').textContent = text;
+  modal.hidden = false;
+  const ok = document.getElementById('modal-ok');
+  const cancel = document.getElementById('modal-cancel');
+  const close = () => { modal.hidden = true; ok.onclick = null; cancel.onclick = null; };
+  cancel.onclick = close;
+  ok.onclick = async () => { close(); await action(); };
+}
+
+// ----- routing and sign-in -----
+function signIn(reason) {
+  state.who = null;
+  const input = el('input', { type: 'password', id: 'token', placeholder: 'bearer token', size: 40, autocomplete: 'off' });
+  const form = el('form', { id: 'sign-in' }, el('h2', {}, 'Sign in'),
+    reason ? message(reason, true) : null,
+    el('p', {}, 'This node needs a token with the ops scope to read, and an admin token to act.'),
+    input, ' ', el('button', { type: 'submit' }, 'Sign in'));
+  form.addEventListener('submit', async e => {
+    e.preventDefault();
+    state.token = input.value.trim();
+    sessionStorage.setItem(TOKEN_KEY, state.token);
+    await start();
+  });
+  show(form);
+}
+
+let rendering = 0;
+async function render() {
+  const name = (location.hash.replace(/^#\//, '') || 'health');
+  const page = pages[name] || pages.health;
+  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.getAttribute('href') === '#/' + name);
+  if (name !== 'tail') tailView.unmount();
+  const ticket = ++rendering;
+  try {
+    const nodes = await page();
+    if (ticket !== rendering) return; // a newer render started
+    show(...[nodes].flat());
+    main().dataset.page = name;
+  } catch (e) {
+    if (ticket === rendering) show(message(e.message, true));
+  }
+}
+
+async function start() {
+  const who = await api('/ui/api/whoami').catch(e => ({ authenticated: false, error: e.message }));
+  if (!who.authenticated) return signIn(state.token ? (who.error || 'unknown token') : null);
+  if (!who.ops) return signIn(`token "${who.name}" lacks the ops scope`);
+  state.who = who;
+  document.getElementById('node').textContent = 'node ' + who.node;
+  document.getElementById('who').textContent = (who.name || 'open') + (who.admin ? ' (admin)' : ' (read-only)');
+  state.families = await api('/ui/api/families').catch(() => ({}));
+  connectLive();
+  await render();
+  clearInterval(state.timer);
+  state.timer = setInterval(() => {
+    const name = location.hash.replace(/^#\//, '') || 'health';
+    if (['health', 'services', 'bus'].includes(name) && document.visibilityState === 'visible') render();
+  }, POLL_MS);
+}
+
+window.addEventListener('hashchange', () => { if (state.who) render(); });
+document.addEventListener('DOMContentLoaded', start);

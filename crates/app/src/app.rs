@@ -226,6 +226,9 @@ async fn assemble(
     if let Some(observer) = parts.observer_for_node() {
         builder = builder.audit(observer);
     }
+    if let Some(link) = parts.cluster.take() {
+        builder = builder.cluster(link);
+    }
     for component in parts.components.drain(..) {
         let policy = config
             .health

@@ -11,11 +11,14 @@
 //! | [`LocksFamily`] | `plexus-locks` | `[locks]` | `lock` |
 //! | [`SessionsFamily`] | `plexus-sessions` | `[sessions]` | `session` |
 //! | [`ScriptFamily`] | `plexus-script` | `[script]` | `script` |
+//! | [`ClusterFamily`] | `plexus-cluster` | `[cluster]` | none: the link that makes the node one of several |
 
 use plexus_node::family::Family;
 
 #[cfg(feature = "cache")]
 pub use plexus_cache::CacheFamily;
+#[cfg(feature = "cluster")]
+pub use plexus_cluster::ClusterFamily;
 #[cfg(feature = "datastore")]
 pub use plexus_datastore::DataStoreFamily;
 #[cfg(feature = "limits")]
@@ -54,6 +57,8 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(SessionsFamily::new(redis.slot())),
         #[cfg(feature = "script")]
         Box::new(ScriptFamily),
+        #[cfg(feature = "cluster")]
+        Box::new(ClusterFamily),
     ]
 }
 
@@ -106,6 +111,12 @@ mod tests {
                 Box::new(SessionsFamily::default()),
                 json!({"on_cap": "shrug"}),
                 "sessions.on_cap",
+            ),
+            #[cfg(feature = "cluster")]
+            (
+                Box::new(ClusterFamily),
+                json!({"nats_url": "nats://127.0.0.1:4222", "call_prefix": "a.*"}),
+                "cluster.call_prefix",
             ),
         ];
         for (family, section, key) in cases {

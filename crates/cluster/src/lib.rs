@@ -17,12 +17,16 @@
 //!   a relay's retry), and [`DurableConsumer`]s put its events on each node's bus,
 //!   acknowledging only after the bus took them.
 
+pub mod config;
 mod durable;
 mod error;
+mod family;
 mod kv;
 mod remote;
 
+pub use config::ClusterConfig;
 pub use durable::{ConsumerConfig, ConsumerStats, DurableConfig, DurableConsumer, DurableStream};
 pub use error::ClusterError;
+pub use family::ClusterFamily;
 pub use kv::{KvRegistry, KvRegistryConfig, instance_key, instance_of_key};
 pub use remote::{LinkConfig, NatsLink, RemoteInstance};

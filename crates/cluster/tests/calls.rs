@@ -99,7 +99,7 @@ async fn a_service_on_two_nodes_is_balanced_from_a_third_and_fails_over() {
     let id = uuid::Uuid::now_v7().simple().to_string();
     let bucket = format!("plexus_test_calls_{id}");
     let prefix = format!("plexus.test.{id}.call");
-    let (_a, _link_a) = node("a", &bucket, &prefix, vec![Arc::new(Echo { node: "a" })]).await;
+    let (a, _link_a) = node("a", &bucket, &prefix, vec![Arc::new(Echo { node: "a" })]).await;
     let (_b, link_b) = node("b", &bucket, &prefix, vec![Arc::new(Echo { node: "b" })]).await;
     let (c, _link_c) = node("c", &bucket, &prefix, vec![]).await;
     until("node c sees both echo instances healthy", || {
@@ -138,7 +138,26 @@ async fn a_service_on_two_nodes_is_balanced_from_a_third_and_fails_over() {
 
     // Node b stops answering (its registration is still there, as after a crash):
     // idempotent calls go to node a, and the caller sees no failure.
-    link_b.unserve(&"echo-b".into());
+    // A node that runs the service itself keeps its calls: local first.
+    for _ in 0..10 {
+        let answer = a
+            .call("echo.where", json!({}), CallContext::new())
+            .await
+            .unwrap();
+        assert_eq!(answer["node"], json!("a"));
+    }
+
+    // Instance ids carry their node, so nodes running the same services never
+    // collide in the shared registry.
+    let mut ids: Vec<String> = c
+        .registry()
+        .instances_named("echo")
+        .iter()
+        .map(|r| r.instance().to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["echo-a@a", "echo-b@b"]);
+    link_b.unserve(&"echo-b@b".into());
     let mut failures = 0;
     let mut from_a = 0;
     for _ in 0..40 {

@@ -222,6 +222,11 @@ impl fmt::Debug for ServiceRoute {
 pub(crate) trait Resolver: Send + Sync {
     /// The transport of an instance, if this node can reach it.
     fn transport(&self, registration: &Registration) -> Option<Transport>;
+
+    /// Whether the instance runs in this node (or is served through it); in a
+    /// cluster, other nodes' instances are used only while none of these can take
+    /// calls.
+    fn is_local(&self, instance: &InstanceId) -> bool;
 }
 
 impl ServiceRoute {
@@ -380,9 +385,13 @@ impl ServiceRoute {
             }
             keep
         });
+        let local_routable = instances
+            .iter()
+            .any(|r| r.accepts_calls() && resolver.is_local(r.instance()));
         for registration in instances.iter() {
             let id = registration.instance();
-            let Some(transport) = resolver.transport(registration) else {
+            let preferred = !local_routable || resolver.is_local(id);
+            let Some(transport) = resolver.transport(registration).filter(|_| preferred) else {
                 breakers.remove(id);
                 self.balancer.remove(id);
                 continue;

@@ -9,8 +9,11 @@
 
 use std::sync::Arc;
 
-use plexus_core::InstanceId;
+use plexus_core::{
+    CallContext, CallResult, HealthReport, InstanceId, Service, ServiceDescriptor, ServiceError,
+};
 use plexus_registry::{Registration, Registry, RegistryBackend};
+use serde_json::Value;
 
 use crate::Transport;
 
@@ -49,3 +52,53 @@ pub const LOCAL_TAG: &str = "system";
 
 /// The link as the node holds it.
 pub(crate) type Link = Option<Arc<dyn ClusterLink>>;
+
+/// A service of this node as the cluster sees it: its instance id qualified with
+/// the node's name (`cache-1@a`), so that every node can run the same families
+/// without their instances colliding in the shared registry, and its node named
+/// in its metadata ([`NODE_METADATA`]).
+pub(crate) struct Placed {
+    inner: Arc<dyn Service>,
+    descriptor: ServiceDescriptor,
+}
+
+impl Placed {
+    /// `service` placed on `node` (unchanged if its id already names the node).
+    pub(crate) fn wrap(service: Arc<dyn Service>, node: &str) -> Arc<dyn Service> {
+        let mut descriptor = service.descriptor();
+        let suffix = format!("@{node}");
+        if !descriptor.instance.as_str().ends_with(&suffix) {
+            descriptor.instance = InstanceId::new(format!("{}{suffix}", descriptor.instance));
+        }
+        descriptor
+            .metadata
+            .insert(NODE_METADATA.to_owned(), node.to_owned());
+        Arc::new(Self {
+            inner: service,
+            descriptor,
+        })
+    }
+}
+
+#[plexus_core::async_trait]
+impl Service for Placed {
+    fn descriptor(&self) -> ServiceDescriptor {
+        self.descriptor.clone()
+    }
+
+    async fn start(&self) -> Result<(), ServiceError> {
+        self.inner.start().await
+    }
+
+    async fn stop(&self) -> Result<(), ServiceError> {
+        self.inner.stop().await
+    }
+
+    async fn call(&self, method: &str, params: Value, ctx: CallContext) -> CallResult {
+        self.inner.call(method, params, ctx).await
+    }
+
+    async fn health(&self) -> Result<HealthReport, ServiceError> {
+        self.inner.health().await
+    }
+}

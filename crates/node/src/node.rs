@@ -93,6 +93,10 @@ impl Resolver for Core {
             self.cluster.as_ref()?.remote(registration)
         })
     }
+
+    fn is_local(&self, instance: &InstanceId) -> bool {
+        self.transports.read().contains_key(instance)
+    }
 }
 
 impl fmt::Debug for Core {
@@ -563,7 +567,15 @@ impl NodeBuilder {
 
     /// Registers the services, starts them in order under the supervisor, and
     /// starts watching their health.
-    pub async fn start(self) -> Result<Node, NodeError> {
+    pub async fn start(mut self) -> Result<Node, NodeError> {
+        if let Some(link) = &self.cluster {
+            // One registry for every node: this node's instances carry its name.
+            for local in &mut self.services {
+                let placed = crate::cluster::Placed::wrap(local.service.clone(), link.node());
+                local.instance = placed.descriptor().instance;
+                local.service = placed;
+            }
+        }
         let bus = self.bus.unwrap_or_default();
         let config = match self.config {
             Some(store) => store,

@@ -1,0 +1,98 @@
+//! Two whole nodes made one system by configuration alone: `[cluster]` on the test
+//! NATS (a fresh registry bucket and call prefix). A service that only node `a`
+//! runs is called through node `b`'s JSON-RPC gateway; the services both run stay
+//! local to each; node `b`'s health reports the cluster connection.
+#![cfg(feature = "cluster")]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use plexus_app::App;
+use plexus_core::{
+    CallContext, CallResult, MethodDescriptor, Service, ServiceDescriptor, async_trait,
+};
+use serde_json::{Value, json};
+use support::{Served, config, data_dir};
+
+fn nats_url() -> String {
+    std::env::var("PLEXUS_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// Answers `hello` with the node it runs on.
+struct Greeter;
+
+#[async_trait]
+impl Service for Greeter {
+    fn descriptor(&self) -> ServiceDescriptor {
+        ServiceDescriptor::new("greeter", "test")
+            .with_method(MethodDescriptor::new("hello").idempotent())
+    }
+
+    async fn call(&self, _method: &str, _params: Value, ctx: CallContext) -> CallResult {
+        Ok(json!({"from": "a", "correlation_id": ctx.correlation_id.to_string()}))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_on_one_node_is_called_through_another_nodes_gateway() {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let cluster = format!(
+        "[cluster]\nnats_url = \"{}\"\nregistry_bucket = \"plexus_test_app_{id}\"\ncall_prefix = \"plexus.test.{id}.call\"\n",
+        nats_url()
+    );
+    let dir = data_dir("cluster-a");
+    let app = App::builder()
+        .toml(config(&dir, "name = \"a\"\n", &cluster))
+        .service(Arc::new(Greeter))
+        .start()
+        .await
+        .expect("node a starts");
+    let listening = app.listen().await.expect("a binds");
+    let a = Served::serve(app, listening, dir);
+    let b = Served::start("cluster-b", "name = \"b\"\n", &cluster).await;
+
+    let client = b.client();
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            // Until node b has seen node a's instance come up.
+            match client.call("greeter.hello", json!({})).await {
+                Ok(answer) => return answer,
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await
+    .expect("greeter answers through node b within 10 s");
+    assert_eq!(answer["from"], "a");
+
+    // Both run the cache: each keeps its own, under its own instance id.
+    let mut caches: Vec<String> = b
+        .node
+        .registry()
+        .instances_named("cache")
+        .iter()
+        .map(|r| r.instance().to_string())
+        .collect();
+    caches.sort();
+    assert_eq!(caches, ["cache-1@a", "cache-1@b"]);
+    client
+        .call("cache.set", json!({"key": "k", "value": "on b"}))
+        .await
+        .expect("cache.set on b");
+    let on_a = a
+        .client()
+        .call("cache.get", json!({"key": "k"}))
+        .await
+        .expect("cache.get on a");
+    assert_ne!(on_a["value"], json!("on b"), "a's cache is its own: {on_a}");
+    assert!(b.node.health().component("cluster").is_some());
+
+    a.stop().await;
+    b.stop().await;
+    async_nats::jetstream::new(async_nats::connect(nats_url()).await.unwrap())
+        .delete_key_value(format!("plexus_test_app_{id}"))
+        .await
+        .unwrap();
+}

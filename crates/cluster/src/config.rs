@@ -1,0 +1,76 @@
+//! The `[cluster]` section: the NATS server that makes several nodes one system,
+//! and the names and bounds of what the cluster keeps there. Without `nats_url`
+//! the node is on its own, exactly as without the section.
+
+use plexus_config::{FieldErrors, Validate};
+use serde::{Deserialize, Serialize};
+
+/// The section the family reads.
+pub const SECTION: &str = "cluster";
+
+/// `[cluster]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The NATS server with JetStream (`nats://127.0.0.1:4222`; also
+    /// `PLEXUS_CLUSTER__NATS_URL`). Unset: no cluster.
+    pub nats_url: Option<String>,
+    /// The JetStream KV bucket of the shared registry (default `plexus_registry`).
+    pub registry_bucket: String,
+    /// Registry keys nobody wrote for this long are removed by JetStream, in
+    /// milliseconds (default 0: never; the nodes' sweepers still mark a silent
+    /// node's instances stale and deregister them). Make it several heartbeat TTLs.
+    pub registry_ttl_ms: u64,
+    /// Calls to instance `i` travel on `{call_prefix}.{i}` (default `plexus.call`).
+    pub call_prefix: String,
+    /// The most calls from other nodes this node runs at once (default 1,024); past
+    /// it a call is answered `unavailable`.
+    pub max_inflight: usize,
+    /// The longest a call from another node may run when its caller set no
+    /// deadline, in milliseconds (default 30,000).
+    pub default_timeout_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            nats_url: None,
+            registry_bucket: "plexus_registry".to_owned(),
+            registry_ttl_ms: 0,
+            call_prefix: "plexus.call".to_owned(),
+            max_inflight: 1_024,
+            default_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl Validate for ClusterConfig {
+    fn validate(&self) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let bucket_ok = !self.registry_bucket.is_empty()
+            && self
+                .registry_bucket
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        errors
+            .check(bucket_ok, "registry_bucket", || {
+                format!(
+                    "`{}` must be letters, digits, `-` and `_`",
+                    self.registry_bucket
+                )
+            })
+            .check(
+                plexus_core::Topic::new(format!("{}.x", self.call_prefix)).is_ok(),
+                "call_prefix",
+                || {
+                    format!(
+                        "`{}` is not dot-separated tokens without wildcards",
+                        self.call_prefix
+                    )
+                },
+            )
+            .range("max_inflight", self.max_inflight, 1..=1 << 20)
+            .range("default_timeout_ms", self.default_timeout_ms, 1..=3_600_000);
+        errors.into_result()
+    }
+}

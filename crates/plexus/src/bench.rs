@@ -34,6 +34,8 @@ enum Part {
     Redis,
     /// Scripts through the `script` service beside a bare rhai engine and a direct call.
     Script,
+    /// Calls and events across nodes on NATS beside raw async-nats; durable topics on JetStream.
+    Cluster,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -56,6 +58,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Part::Redis => plexus_bench::redis::run(options).context("the redis benchmark failed")?,
         Part::Script => {
             plexus_bench::script::run(options).context("the script benchmark failed")?
+        }
+        Part::Cluster => {
+            plexus_bench::cluster::run(options).context("the cluster benchmark failed")?
         }
     };
     if args.json {

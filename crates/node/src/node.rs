@@ -702,7 +702,7 @@ impl NodeBuilder {
         let mut local: Vec<InstanceId> = self.services.iter().map(|l| l.instance.clone()).collect();
         let services = local.clone();
         for service in [admin, own] {
-            let descriptor = service.descriptor();
+            let descriptor = core.placed(service.descriptor());
             let instance = descriptor.instance.clone();
             registry
                 .register(descriptor)

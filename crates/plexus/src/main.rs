@@ -21,6 +21,7 @@ macro_rules! out {
 #[cfg(feature = "bench")]
 mod bench;
 mod bridge;
+mod cluster;
 mod dashboards;
 #[cfg(feature = "demo")]
 mod demo;
@@ -78,6 +79,8 @@ enum Command {
     /// The live picture of a running node: services, calls/s, errors, p99
     /// (`--once` for one picture, `--json` for scripts).
     Top(top::TopArgs),
+    /// The nodes of a cluster as this node sees them: `plexus cluster status`.
+    Cluster(cluster::ClusterArgs),
     /// Write the Grafana dashboards (deploy/grafana) from the metrics the node
     /// exports; `--check` compares them and the alert rules with those metrics.
     Dashboards(dashboards::DashboardsArgs),
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
         Command::Config(args) => remote::config(&args),
         Command::Dashboards(args) => dashboards::run(&args),
         Command::Top(args) => top::run(&args),
+        Command::Cluster(args) => cluster::run(&args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(&args),
         #[cfg(feature = "demo")]

@@ -1228,3 +1228,62 @@ async fn top_once_shows_services_rates_errors_and_p99_and_needs_ops() {
     assert_eq!(anonymous.code, 2, "{}", anonymous.stderr);
     assert_eq!(server.terminate().await, 0);
 }
+
+/// Two `plexus serve` nodes with `[cluster]` on the test NATS: `plexus cluster
+/// status` on either lists both, each with its instances, all healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_status_lists_every_node_of_the_cluster() {
+    let nats = std::env::var("PLEXUS_TEST_NATS_URL")
+        .unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let id = std::process::id();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let bucket = format!("plexus_test_cli_{id}_{nanos}");
+    let config = |name: &str| {
+        format!(
+            "[node]\nname = \"{name}\"\n[cluster]\nnats_url = \"{nats}\"\nregistry_bucket = \"{bucket}\"\ncall_prefix = \"plexus.test.{id}.{nanos}.call\"\n"
+        )
+    };
+    let (dir_a, dir_b) = (temp_dir("cluster-a"), temp_dir("cluster-b"));
+    let mut a = Server::start(&dir_a, &config("a")).await;
+    let mut b = Server::start(&dir_b, &config("b")).await;
+    let nodes = tokio::time::timeout(WAIT, async {
+        loop {
+            let status = a.json(&["cluster", "status", "--json"]).await;
+            let names: Vec<&str> = status
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|n| n["node"].as_str())
+                .collect();
+            if names == ["a", "b"] {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("node a lists nodes a and b");
+    for node in nodes.as_array().unwrap() {
+        let instances = node["instances"].as_u64().unwrap();
+        assert!(instances >= 5, "{node}");
+        assert!(
+            node["services"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("cache")),
+            "{node}"
+        );
+    }
+    let table = a.cli(&["cluster", "status"]).await.ok();
+    assert!(table.stdout.contains("NODE") && table.stdout.contains("HEARTBEAT AGE"));
+    assert_eq!(a.terminate().await, 0);
+    assert_eq!(b.terminate().await, 0);
+    let client = async_nats::connect(nats.as_str()).await.unwrap();
+    async_nats::jetstream::new(client)
+        .delete_key_value(&bucket)
+        .await
+        .unwrap();
+}

@@ -66,9 +66,14 @@ impl SectionFamily for ClusterFamily {
             },
         );
         tracing::info!(nats = %url, node = %node.name, "joined the cluster");
+        let metrics = link.metrics().clone();
         Ok(Parts::default()
             .cluster(Arc::new(link))
-            .component(nats_component(client)))
+            .component(nats_component(client))
+            .metrics(move |node| {
+                node.metrics()
+                    .with_registry(|registry| metrics.register(registry));
+            }))
     }
 }
 

@@ -22,6 +22,7 @@ mod durable;
 mod error;
 mod family;
 mod kv;
+mod metrics;
 mod remote;
 
 pub use config::ClusterConfig;
@@ -29,4 +30,5 @@ pub use durable::{ConsumerConfig, ConsumerStats, DurableConfig, DurableConsumer,
 pub use error::ClusterError;
 pub use family::ClusterFamily;
 pub use kv::{KvRegistry, KvRegistryConfig, instance_key, instance_of_key};
+pub use metrics::ClusterMetrics;
 pub use remote::{LinkConfig, NatsLink, RemoteInstance};

@@ -37,7 +37,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::{KvRegistry, instance_key};
+use crate::{ClusterMetrics, KvRegistry, instance_key};
 
 /// A call as it crosses.
 #[derive(Debug, Serialize, Deserialize)]
@@ -189,6 +189,7 @@ pub struct NatsLink {
     served: Mutex<HashMap<InstanceId, JoinHandle<()>>>,
     remotes: Mutex<HashMap<InstanceId, Transport>>,
     following: Mutex<Option<JoinHandle<()>>>,
+    metrics: ClusterMetrics,
 }
 
 impl std::fmt::Debug for NatsLink {
@@ -222,7 +223,13 @@ impl NatsLink {
             served: Mutex::new(HashMap::new()),
             remotes: Mutex::new(HashMap::new()),
             following: Mutex::new(None),
+            metrics: ClusterMetrics::new(),
         }
+    }
+
+    /// Its counters (`plexus_cluster_*`).
+    pub fn metrics(&self) -> &ClusterMetrics {
+        &self.metrics
     }
 
     fn subject(&self, instance: &InstanceId) -> String {
@@ -260,6 +267,7 @@ impl ClusterLink for NatsLink {
             return Some(known.clone());
         }
         let transport: Transport = Arc::new(RemoteInstance {
+            metrics: self.metrics.clone(),
             client: self.client.clone(),
             subject: self.subject(instance),
             descriptor: registration.descriptor.as_ref().clone(),
@@ -274,32 +282,47 @@ impl ClusterLink for NatsLink {
             return;
         };
         let task = runtime.spawn(answer(
-            self.client.clone(),
+            Answering {
+                client: self.client.clone(),
+                inflight: self.inflight.clone(),
+                default_timeout: self.config.default_timeout,
+                metrics: self.metrics.clone(),
+            },
             self.subject(instance),
             transport,
-            self.inflight.clone(),
-            self.config.default_timeout,
         ));
-        if let Some(old) = self.served.lock().insert(instance.clone(), task) {
+        let mut served = self.served.lock();
+        if let Some(old) = served.insert(instance.clone(), task) {
             old.abort();
         }
+        self.metrics.instances(served.len());
     }
 
     fn unserve(&self, instance: &InstanceId) {
-        if let Some(task) = self.served.lock().remove(instance) {
+        let mut served = self.served.lock();
+        if let Some(task) = served.remove(instance) {
             task.abort();
         }
+        self.metrics.instances(served.len());
     }
 }
 
-/// Answers the calls other nodes make to one instance, until aborted.
-async fn answer(
+/// What every served instance's task shares.
+struct Answering {
     client: Client,
-    subject: String,
-    transport: Transport,
     inflight: Arc<Semaphore>,
     default_timeout: Duration,
-) {
+    metrics: ClusterMetrics,
+}
+
+/// Answers the calls other nodes make to one instance, until aborted.
+async fn answer(shared: Answering, subject: String, transport: Transport) {
+    let Answering {
+        client,
+        inflight,
+        default_timeout,
+        metrics,
+    } = shared;
     let mut requests = match client.subscribe(subject.clone()).await {
         Ok(requests) => requests,
         Err(error) => {
@@ -317,6 +340,7 @@ async fn answer(
                     "this node runs as many calls from other nodes as it may (cluster max_inflight)"
                         .to_owned(),
             };
+            metrics.served("refused");
             send_reply(&client, reply_to, Reply::Err(busy)).await;
             continue;
         };
@@ -327,12 +351,14 @@ async fn answer(
                     field: "(request)".to_owned(),
                     reason: format!("not a cluster call: {error}"),
                 };
+                metrics.served("malformed");
                 send_reply(&client, reply_to, Reply::Err(bad)).await;
                 continue;
             }
         };
         let transport = transport.clone();
         let client = client.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let (method, params, ctx) = context(request, default_timeout);
@@ -344,6 +370,7 @@ async fn answer(
                     .unwrap_or(Err(ServiceError::Timeout)),
                 None => call.await,
             };
+            metrics.served(if result.is_ok() { "ok" } else { "error" });
             let answer = match result {
                 Ok(value) => Reply::Ok(value),
                 Err(error) => Reply::Err(error.into()),
@@ -394,6 +421,7 @@ fn context(request: Request, default_timeout: Duration) -> (String, Value, CallC
 /// An instance held by another node, reached by NATS request/reply.
 #[derive(Debug)]
 pub struct RemoteInstance {
+    metrics: ClusterMetrics,
     client: Client,
     subject: String,
     descriptor: ServiceDescriptor,
@@ -406,6 +434,15 @@ impl Service for RemoteInstance {
     }
 
     async fn call(&self, method: &str, params: Value, ctx: CallContext) -> CallResult {
+        let result = self.exchange(method, params, ctx).await;
+        self.metrics.remote(&result);
+        result
+    }
+}
+
+impl RemoteInstance {
+    /// One request and its answer.
+    async fn exchange(&self, method: &str, params: Value, ctx: CallContext) -> CallResult {
         let request = Request {
             method: method.to_owned(),
             params,

@@ -99,9 +99,9 @@ async fn a_service_on_two_nodes_is_balanced_from_a_third_and_fails_over() {
     let id = uuid::Uuid::now_v7().simple().to_string();
     let bucket = format!("plexus_test_calls_{id}");
     let prefix = format!("plexus.test.{id}.call");
-    let (a, _link_a) = node("a", &bucket, &prefix, vec![Arc::new(Echo { node: "a" })]).await;
+    let (a, link_a) = node("a", &bucket, &prefix, vec![Arc::new(Echo { node: "a" })]).await;
     let (_b, link_b) = node("b", &bucket, &prefix, vec![Arc::new(Echo { node: "b" })]).await;
-    let (c, _link_c) = node("c", &bucket, &prefix, vec![]).await;
+    let (c, link_c) = node("c", &bucket, &prefix, vec![]).await;
     until("node c sees both echo instances healthy", || {
         c.registry()
             .routable(&"echo".into())
@@ -170,6 +170,17 @@ async fn a_service_on_two_nodes_is_balanced_from_a_third_and_fails_over() {
         }
     }
     assert_eq!((failures, from_a), (0, 40));
+
+    // The counters: every call c made crossed (80 answered, 1 typed error, and the
+    // attempts at b that found nobody); a served what came its way.
+    let (ok, failed, _, _) = link_c.metrics().snapshot();
+    assert_eq!(ok, 80);
+    assert!(
+        failed >= 2,
+        "the typed error and at least one attempt at b: {failed}"
+    );
+    let (_, _, served_ok, _) = link_a.metrics().snapshot();
+    assert!(served_ok >= 40, "{served_ok}");
     async_nats::jetstream::new(async_nats::connect(nats_url()).await.unwrap())
         .delete_key_value(&bucket)
         .await

@@ -1,0 +1,110 @@
+//! The cluster's metrics, defined once here with their Prometheus names.
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `plexus_cluster_remote_calls_total` | counter | `outcome`: `ok`, `error`, `unavailable`, `timeout` |
+//! | `plexus_cluster_served_calls_total` | counter | `outcome`: `ok`, `error`, `refused`, `malformed` |
+//! | `plexus_cluster_served_instances` | gauge | |
+//!
+//! Remote calls are the attempts this node sent to instances on other nodes;
+//! served calls are those other nodes sent to this node's instances. `error` is a
+//! typed error the service answered; `unavailable` that no node answered on the
+//! instance's subject (it stopped) or the connection failed; `refused` a call past
+//! `max_inflight`; `malformed` a request that was not a cluster call.
+
+use std::sync::Arc;
+
+use plexus_core::ServiceError;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// The cluster's counters. Cheap to clone; clones share them.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterMetrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    remote: Family<OutcomeLabel, Counter>,
+    served: Family<OutcomeLabel, Counter>,
+    instances: Gauge,
+}
+
+impl ClusterMetrics {
+    /// New counters at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds them to `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "plexus_cluster_remote_calls",
+            "Call attempts this node sent to instances on other nodes, by outcome",
+            self.inner.remote.clone(),
+        );
+        registry.register(
+            "plexus_cluster_served_calls",
+            "Calls other nodes sent to this node's instances, by outcome",
+            self.inner.served.clone(),
+        );
+        registry.register(
+            "plexus_cluster_served_instances",
+            "Instances this node serves to the other nodes",
+            self.inner.instances.clone(),
+        );
+    }
+
+    /// A remote attempt ended with `result`.
+    pub(crate) fn remote<T>(&self, result: &Result<T, ServiceError>) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(ServiceError::Timeout) => "timeout",
+            Err(ServiceError::Unavailable { .. }) => "unavailable",
+            Err(_) => "error",
+        };
+        self.inner
+            .remote
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    /// A served call ended with `outcome` (`ok`, `error`, `refused`, `malformed`).
+    pub(crate) fn served(&self, outcome: &'static str) {
+        self.inner
+            .served
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    /// This node now serves `n` instances.
+    pub(crate) fn instances(&self, n: usize) {
+        self.inner
+            .instances
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// (remote ok, remote failed, served ok, served failed), for tests.
+    pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        let count = |family: &Family<OutcomeLabel, Counter>, outcome| {
+            family.get_or_create(&OutcomeLabel { outcome }).get()
+        };
+        let r = &self.inner.remote;
+        let s = &self.inner.served;
+        (
+            count(r, "ok"),
+            count(r, "error") + count(r, "unavailable") + count(r, "timeout"),
+            count(s, "ok"),
+            count(s, "error") + count(s, "refused") + count(s, "malformed"),
+        )
+    }
+}

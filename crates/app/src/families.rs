@@ -11,6 +11,7 @@
 //! | [`LocksFamily`] | `plexus-locks` | `[locks]` | `lock` |
 //! | [`SessionsFamily`] | `plexus-sessions` | `[sessions]` | `session` |
 //! | [`ScriptFamily`] | `plexus-script` | `[script]` | `script` |
+//! | [`InferenceFamily`] | `plexus-inference` | `[inference]` | `inference`, and `/v1/chat/completions`, `/v1/models` on the gateway |
 
 use plexus_node::family::Family;
 
@@ -18,6 +19,8 @@ use plexus_node::family::Family;
 pub use plexus_cache::CacheFamily;
 #[cfg(feature = "datastore")]
 pub use plexus_datastore::DataStoreFamily;
+#[cfg(feature = "inference")]
+pub use plexus_inference::InferenceFamily;
 #[cfg(feature = "limits")]
 pub use plexus_limits::LimitsFamily;
 #[cfg(feature = "locks")]
@@ -54,6 +57,8 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(SessionsFamily::new(redis.slot())),
         #[cfg(feature = "script")]
         Box::new(ScriptFamily),
+        #[cfg(feature = "inference")]
+        Box::new(InferenceFamily),
     ]
 }
 

@@ -174,6 +174,10 @@ pub struct Parts {
     /// Where configuration versions are kept, so they survive a restart; the first
     /// family that offers one is used.
     pub history: Option<Arc<dyn HistoryStore>>,
+    /// HTTP routes the gateway serves behind its tokens (the inference family's
+    /// OpenAI-compatible `/v1/...`); a handler reads the caller from the request's
+    /// extensions (`plexus_core::scope::Caller`) and checks its scopes.
+    pub routes: Vec<axum::Router>,
 }
 
 impl Parts {
@@ -201,6 +205,12 @@ impl Parts {
         self
     }
 
+    /// Adds HTTP routes for the gateway to serve.
+    pub fn routes(mut self, router: axum::Router) -> Self {
+        self.routes.push(router);
+        self
+    }
+
     /// Offers a configuration history store.
     pub fn history(mut self, history: Arc<dyn HistoryStore>) -> Self {
         self.history = Some(history);
@@ -214,6 +224,7 @@ impl Parts {
         self.components.extend(other.components);
         self.observers.extend(other.observers);
         self.metrics.extend(other.metrics);
+        self.routes.extend(other.routes);
         if self.history.is_none() {
             self.history = other.history;
         }

@@ -106,6 +106,12 @@ mod tests {
                 json!({"max_lease_ms": 0}),
                 "locks.max_lease_ms",
             ),
+            #[cfg(feature = "inference")]
+            (
+                Box::new(InferenceFamily),
+                json!({"models": {"fast": [{"provider": "nowhere", "model": "m"}]}}),
+                "inference.models.fast[0].provider",
+            ),
             #[cfg(feature = "sessions")]
             (
                 Box::new(SessionsFamily::default()),

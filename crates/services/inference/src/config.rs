@@ -280,3 +280,56 @@ impl Validate for InferenceConfig {
         errors.into_result()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use plexus_node::family::{NodeSection, SectionFamily};
+    use serde_json::json;
+
+    #[test]
+    fn problems_are_named_by_their_full_path() {
+        let provider = json!({"p": {"base_url": "http://127.0.0.1:1"}});
+        let cases = [
+            (
+                json!({"providers": {"p": {"kind": "cohere", "base_url": "http://x"}}}),
+                "inference.providers.p.kind",
+            ),
+            (
+                json!({"providers": {"p": {"base_url": "ftp://x"}}}),
+                "inference.providers.p.base_url",
+            ),
+            (
+                json!({"providers": provider, "models": {"a": []}}),
+                "inference.models.a",
+            ),
+            (
+                json!({"providers": provider, "models": {"a": [{"provider": "q", "model": "m"}]}}),
+                "inference.models.a[0].provider",
+            ),
+            (
+                json!({"providers": provider, "models": {"a": [{"provider": "p", "model": ""}]}}),
+                "inference.models.a[0].model",
+            ),
+            (
+                json!({"prices": {"m": {"input_per_mtok": -1.0, "output_per_mtok": 0.0}}}),
+                "inference.prices.m",
+            ),
+            (
+                json!({"budgets": {"alice": -1.0}}),
+                "inference.budgets.alice",
+            ),
+            (json!({"spend_queue": 0}), "inference.spend_queue"),
+            (json!({"unknown": 1}), "inference"),
+        ];
+        let node = NodeSection::default();
+        for (section, key) in cases {
+            let err = crate::InferenceFamily
+                .settings(Some(&section), &node)
+                .unwrap_err();
+            assert!(err.to_string().contains(key), "{section}: {err}");
+        }
+        assert!(crate::InferenceFamily.settings(None, &node).is_ok());
+    }
+}

@@ -357,17 +357,16 @@ impl Inference {
             .ok_or_else(|| InferenceError::UnknownModel {
                 model: model.clone(),
             })?;
-        if let Some(caller) = caller {
-            if let Some(budget) = self.inner.config.budgets.get(caller) {
-                let spent = self.spent(caller);
-                if spent >= *budget {
-                    self.inner.metrics.budget_refused();
-                    return Err(InferenceError::BudgetExceeded {
-                        caller: caller.to_owned(),
-                        budget_usd: *budget,
-                        spent_usd: spent,
-                    });
-                }
+        let budget = caller.and_then(|c| Some((c, *self.inner.config.budgets.get(c)?)));
+        if let Some((caller, budget)) = budget {
+            let spent = self.spent(caller);
+            if spent >= budget {
+                self.inner.metrics.budget_refused();
+                return Err(InferenceError::BudgetExceeded {
+                    caller: caller.to_owned(),
+                    budget_usd: budget,
+                    spent_usd: spent,
+                });
             }
         }
         Ok((model, route))
@@ -630,10 +629,9 @@ fn content_of(value: &Value) -> String {
 
 /// Takes `usage` off a chunk; drops a chunk that was only usage.
 fn strip_usage(mut chunk: Value, usage: &mut Option<(u64, u64)>) -> Option<Value> {
-    if let Some(u) = chunk.as_object_mut().and_then(|o| o.remove("usage")) {
-        if let Some(u) = reported(&u) {
-            *usage = Some(u);
-        }
+    let removed = chunk.as_object_mut().and_then(|o| o.remove("usage"));
+    if let Some(u) = removed.as_ref().and_then(reported) {
+        *usage = Some(u);
     }
     let empty = chunk
         .get("choices")

@@ -43,12 +43,12 @@ fn refused(e: &InferenceError) -> Response {
 }
 
 /// `Err` with a 403 when the caller may not call `method`.
-fn allowed(caller: Option<&Caller>, method: &str) -> Result<(), Response> {
+fn allowed(caller: Option<&Caller>, method: &str) -> Result<(), Box<Response>> {
     match caller.map(|c| c.check(Need::Call(method))) {
-        Some(Err(forbidden)) => Err(error(
+        Some(Err(forbidden)) => Err(Box::new(error(
             403,
             json!({"error": {"message": forbidden.to_string(), "type": "permission_error", "code": "forbidden", "param": null}}),
-        )),
+        ))),
         _ => Ok(()),
     }
 }
@@ -56,7 +56,7 @@ fn allowed(caller: Option<&Caller>, method: &str) -> Result<(), Response> {
 async fn models(State(engine): State<Inference>, caller: Option<Extension<Caller>>) -> Response {
     let caller = caller.map(|Extension(c)| c);
     if let Err(denied) = allowed(caller.as_ref(), "inference.models") {
-        return denied;
+        return *denied;
     }
     Json(engine.models()).into_response()
 }
@@ -68,7 +68,7 @@ async fn completions(
 ) -> Response {
     let caller = caller.map(|Extension(c)| c);
     if let Err(denied) = allowed(caller.as_ref(), "inference.chat") {
-        return denied;
+        return *denied;
     }
     let name = caller.as_ref().and_then(|c| c.name()).map(str::to_owned);
     let body: Value = match serde_json::from_slice(&body) {

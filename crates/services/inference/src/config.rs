@@ -144,6 +144,33 @@ impl Default for BreakerSettings {
     }
 }
 
+/// `[inference.cache]`: the response cache.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Cache answers at all (default true; only deterministic requests, below).
+    pub enabled: bool,
+    /// Cache requests whose answer may vary (`temperature` absent or above 0)
+    /// too (default false); a request's own `"cache": true|false` wins.
+    pub nondeterministic: bool,
+    /// How long an answer is kept, in milliseconds (default 300,000).
+    pub ttl_ms: u64,
+    /// Answers kept in process when the node has no `cache` service (default
+    /// 10,000).
+    pub max_entries: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            nondeterministic: false,
+            ttl_ms: 300_000,
+            max_entries: 10_000,
+        }
+    }
+}
+
 /// `[inference]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -183,6 +210,8 @@ pub struct InferenceConfig {
     pub spend_queue: usize,
     /// The breaker of each deployment.
     pub breaker: BreakerSettings,
+    /// The response cache.
+    pub cache: CacheSettings,
 }
 
 impl Default for InferenceConfig {
@@ -202,6 +231,7 @@ impl Default for InferenceConfig {
             stream_buffer: 64,
             spend_queue: 1_024,
             breaker: BreakerSettings::default(),
+            cache: CacheSettings::default(),
         }
     }
 }
@@ -244,7 +274,9 @@ impl Validate for InferenceConfig {
                 "breaker.wait_in_open_ms",
                 self.breaker.wait_in_open_ms,
                 1..=86_400_000,
-            );
+            )
+            .range("cache.ttl_ms", self.cache.ttl_ms, 1..=(30 * 86_400_000))
+            .range("cache.max_entries", self.cache.max_entries, 1..=100_000_000);
         for (name, p) in &self.providers {
             errors.check(
                 p.base_url.starts_with("http://") || p.base_url.starts_with("https://"),

@@ -35,6 +35,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::cache::ResponseCache;
 use crate::config::{InferenceConfig, Price};
 use crate::error::{InferenceError, ProviderError};
 use crate::metrics::InferenceMetrics;
@@ -95,6 +96,7 @@ struct Inner {
     spend_tx: mpsc::Sender<Spend>,
     spend_rx: Mutex<Option<mpsc::Receiver<Spend>>>,
     node: OnceLock<Node>,
+    cache: ResponseCache,
     metrics: InferenceMetrics,
 }
 
@@ -152,8 +154,10 @@ impl Inference {
                 .or_insert_with(|| Route::new(vec![(0, d)]));
         }
         let (spend_tx, spend_rx) = mpsc::channel(config.spend_queue);
+        let cache = ResponseCache::new(config.cache.clone());
         Ok(Self {
             inner: Arc::new(Inner {
+                cache,
                 config,
                 routes,
                 aliases,
@@ -242,6 +246,23 @@ impl Inference {
     /// One answer to an OpenAI-shaped chat request, as `caller` (a token's name).
     pub async fn chat(&self, body: Value, caller: Option<&str>) -> Result<Value, InferenceError> {
         let (model, route) = self.admit(&body, caller)?;
+        let key = self.inner.cache.key(&body);
+        let cached = match &key {
+            Some(key) => self.inner.cache.get(self.node(), key).await,
+            None => None,
+        };
+        if let Some(mut answer) = cached {
+            if let Some(p) = answer.get_mut("plexus").and_then(Value::as_object_mut) {
+                p.insert("cache".into(), Value::String("hit".into()));
+                p.insert("cost_usd".into(), json!(0.0));
+            }
+            self.inner.metrics.request(&model, "cached");
+            return Ok(answer);
+        }
+        let mut body = body;
+        if let Some(o) = body.as_object_mut() {
+            o.remove("cache");
+        }
         let mut attempts = Vec::new();
         for d in route.plan() {
             let result = self
@@ -261,6 +282,12 @@ impl Inference {
                         self.inner.metrics.fallback(&model);
                     }
                     self.inner.metrics.request(&model, "ok");
+                    if let Some(key) = key {
+                        self.inner.cache.put(self.node(), key, &answer).await;
+                        if let Some(p) = answer.get_mut("plexus").and_then(Value::as_object_mut) {
+                            p.insert("cache".into(), Value::String("miss".into()));
+                        }
+                    }
                     return Ok(answer);
                 }
                 Err(Some(refused)) => {
@@ -285,6 +312,10 @@ impl Inference {
         caller: Option<&str>,
     ) -> Result<AnswerStream, InferenceError> {
         let (model, route) = self.admit(&body, caller)?;
+        let mut body = body;
+        if let Some(o) = body.as_object_mut() {
+            o.remove("cache");
+        }
         let mut attempts = Vec::new();
         for d in route.plan() {
             let opened = self

@@ -13,6 +13,8 @@
 //!   compatible, Anthropic Messages, Gemini).
 //! - [`Inference`]: the engine (fallback, breakers, retries, balancing, usage,
 //!   cost, budgets, spend records).
+//! - the response cache: deterministic requests' answers, on the node's `cache`
+//!   service when it has one, else in process; a hit is marked `plexus.cache`.
 //! - [`InferenceService`]: the `inference.*` methods (`chat`, `models`).
 //! - [`http::router`]: `POST /v1/chat/completions` and `GET /v1/models`, which the
 //!   gateway serves behind its tokens (see [`InferenceFamily`]).
@@ -23,6 +25,7 @@
 //! - `test-util`: the fake providers ([`testing`]).
 //! - `tls`: HTTPS to hosted providers (reqwest with rustls).
 
+mod cache;
 pub mod config;
 mod engine;
 mod error;
@@ -35,7 +38,9 @@ mod service;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
-pub use config::{ApiKey, DeploymentConfig, InferenceConfig, Kind, Price, ProviderConfig};
+pub use config::{
+    ApiKey, CacheSettings, DeploymentConfig, InferenceConfig, Kind, Price, ProviderConfig,
+};
 pub use engine::{AnswerStream, Inference, Spend, cost, estimate};
 pub use error::{InferenceError, ProviderError};
 pub use family::InferenceFamily;

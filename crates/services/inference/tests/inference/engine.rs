@@ -303,3 +303,41 @@ async fn anthropic_and_gemini_requests_are_translated() {
         json!({"temperature": 0.2, "stopSequences": ["END"]})
     );
 }
+
+#[tokio::test]
+async fn a_deterministic_answer_is_cached_and_the_hit_is_marked() {
+    let a = fake(Wire::OpenAi).await;
+    let e = engine(config(&[&a], json!({})));
+    let mut body = request("chain");
+    body["temperature"] = json!(0);
+    let first = e.chat(body.clone(), Some("alice")).await.unwrap();
+    assert_eq!(first.pointer("/plexus/cache"), Some(&json!("miss")));
+    // The same request, keys in another order and streaming fields aside: a hit.
+    let again =
+        json!({"temperature": 0.0, "messages": body["messages"], "model": "chain", "user": "u"});
+    let hit = e.chat(again, Some("alice")).await.unwrap();
+    assert_eq!(hit.pointer("/plexus/cache"), Some(&json!("hit")));
+    assert_eq!(hit.pointer("/plexus/cost_usd"), Some(&json!(0.0)));
+    assert_eq!(hit["choices"], first["choices"]);
+    assert_eq!(a.requests(), 1);
+    assert!(
+        (e.spent("alice") - 17e-6).abs() < 1e-12,
+        "a hit costs nothing"
+    );
+    // Non-deterministic: not cached unless asked.
+    body["temperature"] = json!(0.8);
+    let answer = e.chat(body.clone(), None).await.unwrap();
+    assert_eq!(answer.pointer("/plexus/cache"), None);
+    e.chat(body.clone(), None).await.unwrap();
+    assert_eq!(a.requests(), 3);
+    body["cache"] = json!(true);
+    e.chat(body.clone(), None).await.unwrap();
+    let hit = e.chat(body, None).await.unwrap();
+    assert_eq!(hit.pointer("/plexus/cache"), Some(&json!("hit")));
+    assert_eq!(a.requests(), 4);
+    let (_, sent) = a.last_request().unwrap();
+    assert!(
+        sent.get("cache").is_none(),
+        "Plexus's own field is not sent on"
+    );
+}

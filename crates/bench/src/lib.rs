@@ -7,11 +7,12 @@
 //! [`Report`] prints as a table for people or as one JSON object for scripts.
 //!
 //! Parts: [`bus`], [`resilience`], [`callpath`], [`store`], [`gateway`], [`redis`],
-//! [`script`].
+//! [`script`], [`inference`].
 
 pub mod bus;
 pub mod callpath;
 pub mod gateway;
+pub mod inference;
 pub mod mcp;
 pub mod platform;
 pub mod redis;

@@ -34,6 +34,9 @@ enum Part {
     Redis,
     /// Scripts through the `script` service beside a bare rhai engine and a direct call.
     Script,
+    /// Chat completions through the OpenAI-compatible endpoint beside the same
+    /// requests straight to a fake provider, 16 concurrent clients.
+    Inference,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -56,6 +59,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Part::Redis => plexus_bench::redis::run(options).context("the redis benchmark failed")?,
         Part::Script => {
             plexus_bench::script::run(options).context("the script benchmark failed")?
+        }
+        Part::Inference => {
+            plexus_bench::inference::run(options).context("the inference benchmark failed")?
         }
     };
     if args.json {

@@ -5,7 +5,7 @@
 //!
 //! ```toml
 //! [inference.providers.local]
-//! kind = "openai"                      # openai | anthropic | gemini
+//! kind = "openai"                      # openai | anthropic | gemini | ollama
 //! base_url = "http://127.0.0.1:11434/v1"
 //!
 //! [inference.providers.claude]
@@ -50,6 +50,8 @@ pub enum Kind {
     Anthropic,
     /// Google Gemini (`POST {base_url}/v1beta/models/{model}:generateContent`).
     Gemini,
+    /// Ollama's native API (`POST {base_url}/api/chat`, streams as NDJSON).
+    Ollama,
 }
 
 /// An API key: shown as `<redacted>` by `Debug`, never logged.

@@ -180,8 +180,11 @@ impl From<InferenceError> for ServiceError {
             InferenceError::UnknownModel { .. } => {
                 ServiceError::invalid_params("/model", e.to_string())
             }
-            InferenceError::Exhausted { .. } => ServiceError::unavailable(e.to_string()),
-            InferenceError::BudgetExceeded { .. }
+            // An answer of the service, not its failure: the deployments' own breakers
+            // judge the providers, so the `inference` service's breaker must not open
+            // for them (a retryable failure would count there).
+            InferenceError::Exhausted { .. }
+            | InferenceError::BudgetExceeded { .. }
             | InferenceError::Refused { .. }
             | InferenceError::MidStream { .. } => ServiceError::Failed {
                 message: e.to_string(),

@@ -10,7 +10,7 @@
 //!
 //! - `config`: the `[inference]` section ([`InferenceConfig`]).
 //! - [`provider`]: the [`Provider`] trait and one module per wire format (OpenAI
-//!   compatible, Anthropic Messages, Gemini).
+//!   compatible, Anthropic Messages, Gemini, Ollama native).
 //! - [`Inference`]: the engine (fallback, breakers, retries, balancing, usage,
 //!   cost, budgets, spend records).
 //! - the response cache: deterministic requests' answers, on the node's `cache`

@@ -1,6 +1,6 @@
 //! Fake providers for tests and the benchmark: real HTTP servers on
 //! `127.0.0.1:0` speaking one provider's wire format (OpenAI chat completions,
-//! Anthropic Messages, Gemini), answers and streams, and misbehaving on demand:
+//! Anthropic Messages, Gemini, Ollama's NDJSON), answers and streams, and misbehaving on demand:
 //! 429 with `Retry-After`, 500, a malformed body, a slow answer, a connection
 //! dropped mid-stream, an error event after a 200.
 //!
@@ -39,6 +39,8 @@ pub enum Wire {
     Anthropic,
     /// Gemini (`/v1beta/models/{model}:generateContent`).
     Gemini,
+    /// Ollama's native `/api/chat` (streams as NDJSON).
+    Ollama,
 }
 
 /// How the fake answers one request.
@@ -104,6 +106,7 @@ impl FakeProvider {
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
             .route("/v1beta/models/{spec}", post(gemini))
+            .route("/api/chat", post(ollama))
             .with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -117,7 +120,7 @@ impl FakeProvider {
     pub fn base_url(&self) -> String {
         match self.fake.wire {
             Wire::OpenAi => format!("http://{}/v1", self.addr),
-            Wire::Anthropic | Wire::Gemini => format!("http://{}", self.addr),
+            Wire::Anthropic | Wire::Gemini | Wire::Ollama => format!("http://{}", self.addr),
         }
     }
 
@@ -213,13 +216,25 @@ fn json_answer(value: Value) -> Response {
 /// An SSE answer of `events` (each `(event name, data)`), dropping the connection
 /// after `drop_after` events when given.
 fn sse(events: Vec<(Option<&'static str>, String)>, drop_after: Option<usize>) -> Response {
-    let mut frames: Vec<Result<Bytes, std::io::Error>> = events
+    let frames = events
         .into_iter()
         .map(|(name, data)| {
             let head = name.map(|n| format!("event: {n}\n")).unwrap_or_default();
-            Ok(Bytes::from(format!("{head}data: {data}\n\n")))
+            format!("{head}data: {data}\n\n")
         })
         .collect();
+    streamed("text/event-stream", frames, drop_after)
+}
+
+/// A streamed answer of `frames`, dropping the connection after `drop_after` when
+/// given.
+fn streamed(
+    content_type: &'static str,
+    frames: Vec<String>,
+    drop_after: Option<usize>,
+) -> Response {
+    let mut frames: Vec<Result<Bytes, std::io::Error>> =
+        frames.into_iter().map(|f| Ok(Bytes::from(f))).collect();
     if let Some(n) = drop_after {
         frames.truncate(n);
         frames.push(Err(std::io::Error::other("connection dropped")));
@@ -233,7 +248,7 @@ fn sse(events: Vec<(Option<&'static str>, String)>, drop_after: Option<usize>) -
         frame
     });
     Response::builder()
-        .header("content-type", "text/event-stream")
+        .header("content-type", content_type)
         .body(Body::from_stream(frames))
         .unwrap_or_default()
 }
@@ -412,4 +427,50 @@ async fn gemini(
         }
     }
     sse(events, (behaviour == Behaviour::DropMidStream).then_some(1))
+}
+
+async fn ollama(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
+    let body = body.0;
+    let behaviour = fake.next(headers, body.clone());
+    if let Some(r) = before(behaviour).await {
+        return r;
+    }
+    let model = body.get("model").cloned().unwrap_or(Value::Null);
+    let last = |text: &str| {
+        let mut line = json!({"model": model, "created_at": "2026-01-01T00:00:00Z", "message": {"role": "assistant", "content": text}, "done": true, "done_reason": "stop", "total_duration": 1000});
+        if behaviour != Behaviour::NoUsage {
+            line["prompt_eval_count"] = json!(PROMPT_TOKENS);
+            line["eval_count"] = json!(COMPLETION_TOKENS);
+        }
+        line
+    };
+    if body.get("stream").and_then(Value::as_bool) == Some(false) {
+        return json_answer(last(REPLY));
+    }
+    // Ollama streams unless told not to, one JSON object per line.
+    let line = |text: &str| {
+        json!({"model": model, "created_at": "2026-01-01T00:00:00Z", "message": {"role": "assistant", "content": text}, "done": false}).to_string() + "\n"
+    };
+    let error = json!({"error": "model runner has unexpectedly stopped"}).to_string() + "\n";
+    if behaviour == Behaviour::ErrorBeforeContent {
+        return streamed("application/x-ndjson", vec![error], None);
+    }
+    let mut frames = Vec::new();
+    for piece in pieces() {
+        frames.push(line(&piece));
+        if behaviour == Behaviour::ErrorAfterStart {
+            frames.push(error);
+            return streamed("application/x-ndjson", frames, None);
+        }
+    }
+    frames.push(last("").to_string() + "\n");
+    streamed(
+        "application/x-ndjson",
+        frames,
+        (behaviour == Behaviour::DropMidStream).then_some(1),
+    )
 }

@@ -11,6 +11,8 @@
 //! - [`anthropic`]: Anthropic Messages, translated both ways; `event: error` after a
 //!   200 is an error of the stream, never a quiet end.
 //! - [`gemini`]: Google Gemini `generateContent` / `streamGenerateContent?alt=sse`.
+//! - [`ollama`]: Ollama's native `/api/chat`, whose streams are newline-delimited
+//!   JSON, not SSE.
 //!
 //! The shared pieces: [`Http`] (one client, bounded body reads, `Retry-After`),
 //! the [`sse`] parser, and [`translate`], which turns a provider's events into
@@ -18,6 +20,7 @@
 
 pub mod anthropic;
 pub mod gemini;
+pub mod ollama;
 pub mod openai;
 pub mod sse;
 
@@ -65,6 +68,7 @@ pub fn build(config: &ProviderConfig, http: Http) -> Arc<dyn Provider> {
         Kind::Openai => Arc::new(openai::OpenAi::new(base, key, http)),
         Kind::Anthropic => Arc::new(anthropic::Anthropic::new(base, key, http)),
         Kind::Gemini => Arc::new(gemini::Gemini::new(base, key, http)),
+        Kind::Ollama => Arc::new(ollama::Ollama::new(base, key, http)),
     }
 }
 
@@ -153,15 +157,27 @@ impl Http {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<BoxStream<'static, Result<Event, ProviderError>>, ProviderError> {
+        self.framed(request, SseParser::new(self.max_bytes)).await
+    }
+
+    /// Sends and reads the answer as newline-delimited JSON, a line per event.
+    pub(crate) async fn lines(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<BoxStream<'static, Result<Event, ProviderError>>, ProviderError> {
+        self.framed(request, SseParser::lines(self.max_bytes)).await
+    }
+
+    /// Sends and reads the answer's events as `parser` frames them.
+    async fn framed(
+        &self,
+        request: reqwest::RequestBuilder,
+        parser: SseParser,
+    ) -> Result<BoxStream<'static, Result<Event, ProviderError>>, ProviderError> {
         let response = self.send(request).await?;
         let bytes = response.bytes_stream();
         let timeout = self.timeout;
-        let state = (
-            bytes,
-            SseParser::new(self.max_bytes),
-            VecDeque::new(),
-            false,
-        );
+        let state = (bytes, parser, VecDeque::new(), false);
         let events = futures::stream::unfold(
             state,
             move |(mut bytes, mut parser, mut ready, ended)| async move {

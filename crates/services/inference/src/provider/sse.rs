@@ -1,6 +1,7 @@
 //! A server-sent events parser (the WHATWG format: `event:` and `data:` lines, an
 //! empty line ends an event, `:` starts a comment) over bytes as they arrive, with
-//! a bound on how large one event may grow.
+//! a bound on how large one event may grow; and the same for newline-delimited
+//! JSON (Ollama's streams), where each non-empty line is an event's data.
 
 use crate::error::ProviderError;
 
@@ -21,6 +22,8 @@ pub struct SseParser {
     has_data: bool,
     size: usize,
     max: usize,
+    /// Newline-delimited: every non-empty line is one event.
+    lines: bool,
 }
 
 impl SseParser {
@@ -32,6 +35,15 @@ impl SseParser {
             has_data: false,
             size: 0,
             max,
+            lines: false,
+        }
+    }
+
+    /// A parser of newline-delimited JSON: each non-empty line is an event.
+    pub fn lines(max: usize) -> Self {
+        Self {
+            lines: true,
+            ..Self::new(max)
         }
     }
 
@@ -78,6 +90,15 @@ impl SseParser {
     }
 
     fn line_done(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), ProviderError> {
+        if self.lines {
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                out.push(Event {
+                    event: None,
+                    data: String::from_utf8_lossy(line).into_owned(),
+                });
+            }
+            return Ok(());
+        }
         if line.is_empty() {
             if self.has_data {
                 out.push(self.take());
@@ -141,5 +162,12 @@ mod tests {
         let mut p = SseParser::new(64);
         assert!(p.feed(b"data: tail").unwrap().is_empty());
         assert_eq!(p.finish().unwrap().data, "tail");
+        let mut p = SseParser::lines(64);
+        let got = p.feed(b"{\"a\":1}\n\n{\"b\"").unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].data, "{\"a\":1}");
+        assert_eq!(p.feed(b":2}\n").unwrap()[0].data, "{\"b\":2}");
+        assert!(p.feed(b"{\"c\"").unwrap().is_empty());
+        assert_eq!(p.finish().unwrap().data, "{\"c\"");
     }
 }

@@ -341,3 +341,23 @@ async fn a_deterministic_answer_is_cached_and_the_hit_is_marked() {
         "Plexus's own field is not sent on"
     );
 }
+
+#[tokio::test]
+async fn ollama_requests_are_translated() {
+    let o = fake(Wire::Ollama).await;
+    let e = engine(config(&[&o], json!({})));
+    let mut body = request("chain");
+    body["temperature"] = json!(0.2);
+    body["max_tokens"] = json!(64);
+    e.chat(body, None).await.unwrap();
+    let (_, sent) = o.last_request().unwrap();
+    assert_eq!(sent["stream"], false);
+    assert_eq!(
+        sent["options"],
+        json!({"temperature": 0.2, "num_predict": 64})
+    );
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
+}

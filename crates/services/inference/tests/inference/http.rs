@@ -29,7 +29,11 @@ async fn the_openai_python_package_talks_to_plexus() {
     let gateway = GatewayConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         tokens: vec![
-            TokenConfig::new("alice", "alice-token-0123456789", ["call:inference.*"]),
+            TokenConfig::new(
+                "alice",
+                "alice-token-0123456789",
+                ["call:inference.*", "subscribe:inference.stream.>"],
+            ),
             TokenConfig::new("watcher", "watcher-token-0123456789", ["ops"]),
         ],
         ..GatewayConfig::default()
@@ -94,7 +98,69 @@ async fn the_openai_python_package_talks_to_plexus() {
     // The budget is charged to the token's name.
     assert!(engine.spent("alice") > 0.0);
 
+    streamed_to_a_websocket_caller(addr).await;
+
     let _ = stop.send(());
     served.await.unwrap().unwrap();
     node.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A WebSocket caller subscribes to a stream topic, calls `inference.chat` with it,
+/// and receives the chunks as `plexus.event` notifications, then the whole answer.
+async fn streamed_to_a_websocket_caller(addr: std::net::SocketAddr) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let mut upgrade = format!("ws://{addr}/ws").into_client_request().unwrap();
+    upgrade.headers_mut().insert(
+        "authorization",
+        "Bearer alice-token-0123456789".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(upgrade).await.unwrap();
+    let send = |v: Value| Message::text(v.to_string());
+    ws.send(send(json!({"jsonrpc": "2.0", "id": 1, "method": "plexus.subscribe", "params": {"pattern": "inference.stream.ws1"}})))
+        .await
+        .unwrap();
+    let mut params = request("chain");
+    params["stream_topic"] = json!("inference.stream.ws1");
+    let (mut text, mut events, mut answer) = (String::new(), 0, None);
+    let mut subscribed = false;
+    while answer.is_none() || text != REPLY {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+            .unwrap()
+            .unwrap();
+        let Message::Text(message) = message else {
+            continue;
+        };
+        let message: Value = serde_json::from_str(&message).unwrap();
+        if message["id"] == 1 && !subscribed {
+            subscribed = true;
+            ws.send(send(
+                json!({"jsonrpc": "2.0", "id": 2, "method": "inference.chat", "params": params}),
+            ))
+            .await
+            .unwrap();
+        } else if message["id"] == 2 {
+            answer = Some(message["result"].clone());
+        } else if message["method"] == "plexus.event" {
+            events += 1;
+            let chunk = &message["params"]["payload"];
+            text.push_str(
+                chunk
+                    .pointer("/choices/0/delta/content")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+            );
+        }
+    }
+    assert!(events >= 5, "a notification per chunk: {events}");
+    let answer = answer.unwrap();
+    assert_eq!(
+        answer.pointer("/choices/0/message/content"),
+        Some(&json!(REPLY)),
+        "{answer}"
+    );
 }

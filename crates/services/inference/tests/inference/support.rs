@@ -23,6 +23,7 @@ pub fn kind(wire: Wire) -> &'static str {
         Wire::OpenAi => "openai",
         Wire::Anthropic => "anthropic",
         Wire::Gemini => "gemini",
+        Wire::Ollama => "ollama",
     }
 }
 
@@ -70,4 +71,4 @@ pub async fn fake(wire: Wire) -> FakeProvider {
     FakeProvider::start(wire).await.unwrap()
 }
 
-pub const WIRES: [Wire; 3] = [Wire::OpenAi, Wire::Anthropic, Wire::Gemini];
+pub const WIRES: [Wire; 4] = [Wire::OpenAi, Wire::Anthropic, Wire::Gemini, Wire::Ollama];

@@ -151,6 +151,7 @@ impl AppBuilder {
         Ok(App {
             node,
             config,
+            routes: std::mem::take(&mut parts.routes),
             _watch: watch,
         })
     }
@@ -266,6 +267,8 @@ async fn assemble(
 pub struct App {
     node: Node,
     config: AppConfig,
+    /// The families' HTTP routes, served by the gateway.
+    routes: Vec<axum::Router>,
     _watch: Option<FileWatch>,
 }
 
@@ -289,10 +292,13 @@ impl App {
     /// `/health`, `/ready`, `/livez`) to `gateway.bind`.
     pub async fn listen(&self) -> Result<Listening, AppError> {
         let mcp = plexus_mcp::router(self.node.clone(), self.config.mcp.clone())?;
-        let gateway = Gateway::builder(self.node.clone())
+        let mut gateway = Gateway::builder(self.node.clone())
             .config(self.config.gateway.clone())
-            .route("/mcp", mcp)
-            .build()?;
+            .route("/mcp", mcp);
+        for routes in &self.routes {
+            gateway = gateway.merge(routes.clone());
+        }
+        let gateway = gateway.build()?;
         let listener = gateway.bind().await?;
         Ok(Listening { gateway, listener })
     }

@@ -12,6 +12,7 @@
 //! | [`SessionsFamily`] | `plexus-sessions` | `[sessions]` | `session` |
 //! | [`ScriptFamily`] | `plexus-script` | `[script]` | `script` |
 //! | [`ClusterFamily`] | `plexus-cluster` | `[cluster]` | none: the link that makes the node one of several |
+//! | [`InferenceFamily`] | `plexus-inference` | `[inference]` | `inference`, and `/v1/chat/completions`, `/v1/models` on the gateway |
 
 use plexus_node::family::Family;
 
@@ -21,6 +22,8 @@ pub use plexus_cache::CacheFamily;
 pub use plexus_cluster::ClusterFamily;
 #[cfg(feature = "datastore")]
 pub use plexus_datastore::DataStoreFamily;
+#[cfg(feature = "inference")]
+pub use plexus_inference::InferenceFamily;
 #[cfg(feature = "limits")]
 pub use plexus_limits::LimitsFamily;
 #[cfg(feature = "locks")]
@@ -59,6 +62,8 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(ScriptFamily),
         #[cfg(feature = "cluster")]
         Box::new(ClusterFamily),
+        #[cfg(feature = "inference")]
+        Box::new(InferenceFamily),
     ]
 }
 
@@ -105,6 +110,12 @@ mod tests {
                 Box::new(LocksFamily::default()),
                 json!({"max_lease_ms": 0}),
                 "locks.max_lease_ms",
+            ),
+            #[cfg(feature = "inference")]
+            (
+                Box::new(InferenceFamily),
+                json!({"models": {"fast": [{"provider": "nowhere", "model": "m"}]}}),
+                "inference.models.fast[0].provider",
             ),
             #[cfg(feature = "sessions")]
             (

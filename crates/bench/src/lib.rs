@@ -7,12 +7,13 @@
 //! [`Report`] prints as a table for people or as one JSON object for scripts.
 //!
 //! Parts: [`bus`], [`resilience`], [`callpath`], [`store`], [`gateway`], [`redis`],
-//! [`script`].
+//! [`script`], [`inference`].
 
 pub mod bus;
 pub mod callpath;
 pub mod cluster;
 pub mod gateway;
+pub mod inference;
 pub mod mcp;
 pub mod platform;
 pub mod redis;

@@ -177,6 +177,10 @@ pub struct Parts {
     /// The link that makes the node one of a cluster (`[cluster]`); the first
     /// family that offers one is used.
     pub cluster: Option<Arc<dyn crate::ClusterLink>>,
+    /// HTTP routes the gateway serves behind its tokens (the inference family's
+    /// OpenAI-compatible `/v1/...`); a handler reads the caller from the request's
+    /// extensions (`plexus_core::scope::Caller`) and checks its scopes.
+    pub routes: Vec<axum::Router>,
 }
 
 impl Parts {
@@ -204,6 +208,12 @@ impl Parts {
         self
     }
 
+    /// Adds HTTP routes for the gateway to serve.
+    pub fn routes(mut self, router: axum::Router) -> Self {
+        self.routes.push(router);
+        self
+    }
+
     /// Offers a configuration history store.
     pub fn history(mut self, history: Arc<dyn HistoryStore>) -> Self {
         self.history = Some(history);
@@ -223,6 +233,7 @@ impl Parts {
         self.components.extend(other.components);
         self.observers.extend(other.observers);
         self.metrics.extend(other.metrics);
+        self.routes.extend(other.routes);
         if self.history.is_none() {
             self.history = other.history;
         }

@@ -36,6 +36,9 @@ enum Part {
     Script,
     /// Calls and events across nodes on NATS beside raw async-nats; durable topics on JetStream.
     Cluster,
+    /// Chat completions through the OpenAI-compatible endpoint beside the same
+    /// requests straight to a fake provider, 16 concurrent clients.
+    Inference,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -61,6 +64,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
         Part::Cluster => {
             plexus_bench::cluster::run(options).context("the cluster benchmark failed")?
+        }
+        Part::Inference => {
+            plexus_bench::inference::run(options).context("the inference benchmark failed")?
         }
     };
     if args.json {

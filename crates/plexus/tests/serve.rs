@@ -257,6 +257,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
             "audit-1",
             "cache-1",
             "datastore-1",
+            "inference-1",
             "lock-1",
             "node-itest",
             "plexus-itest",
@@ -324,7 +325,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     assert!(table.stdout.contains("healthy"), "{}", table.stdout);
     assert!(!table.stdout.contains('\x1b'), "no colours off a terminal");
     let listed = server.json(&["services", "--json"]).await;
-    assert_eq!(listed.as_array().unwrap().len(), 10, "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), instances.len(), "{listed}");
 
     // health.
     let health = server.json(&["health", "--json"]).await;
@@ -418,7 +419,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     let stopped = server.wait_log(&["stopped", "node=itest"]).await;
     assert!(
         stopped.contains(
-            "services=worker-b, worker-a, script-1, session-1, lock-1, ratelimit-1, pubsub-1, cache-1, audit-1, datastore-1"
+            "services=worker-b, worker-a, inference-1, script-1, session-1, lock-1, ratelimit-1, pubsub-1, cache-1, audit-1, datastore-1"
         ),
         "{stopped}"
     );
@@ -805,7 +806,7 @@ async fn ctrl_c_stops_a_subscriber_and_the_server_cleanly() {
     server
         .wait_log(&[
             "stopped",
-            "services=script-1, session-1, lock-1, ratelimit-1, pubsub-1, cache-1, audit-1, datastore-1",
+            "services=inference-1, script-1, session-1, lock-1, ratelimit-1, pubsub-1, cache-1, audit-1, datastore-1",
         ])
         .await;
 }

@@ -11,6 +11,7 @@
 //! | [`LocksFamily`] | `plexus-locks` | `[locks]` | `lock` |
 //! | [`SessionsFamily`] | `plexus-sessions` | `[sessions]` | `session` |
 //! | [`ScriptFamily`] | `plexus-script` | `[script]` | `script` |
+//! | [`DslFamily`] | `plexus-dsl` | `[dsl]` | `dsl` |
 
 use plexus_node::family::Family;
 
@@ -18,6 +19,8 @@ use plexus_node::family::Family;
 pub use plexus_cache::CacheFamily;
 #[cfg(feature = "datastore")]
 pub use plexus_datastore::DataStoreFamily;
+#[cfg(feature = "dsl")]
+pub use plexus_dsl::DslFamily;
 #[cfg(feature = "limits")]
 pub use plexus_limits::LimitsFamily;
 #[cfg(feature = "locks")]
@@ -54,6 +57,8 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(SessionsFamily::new(redis.slot())),
         #[cfg(feature = "script")]
         Box::new(ScriptFamily),
+        #[cfg(feature = "dsl")]
+        Box::new(DslFamily),
     ]
 }
 

@@ -31,11 +31,11 @@ pub(crate) struct Remote {
     token: Option<String>,
     /// Print JSON for scripts instead of text and tables.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl Remote {
-    fn client(&self) -> anyhow::Result<Client> {
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
         Ok(Client::new(&self.url, self.token.clone())?)
     }
 }
@@ -129,7 +129,7 @@ fn parse_priority(text: &str) -> Result<Priority, String> {
 }
 
 /// A runtime for one command.
-fn block_on<F: Future<Output = anyhow::Result<()>>>(work: F) -> anyhow::Result<()> {
+pub(crate) fn block_on<F: Future<Output = anyhow::Result<()>>>(work: F) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -258,7 +258,7 @@ fn print_event(event: &Event, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_value(value: &Value, json: bool) {
+pub(crate) fn print_value(value: &Value, json: bool) {
     if json {
         out!("{value}");
     } else {

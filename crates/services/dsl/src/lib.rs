@@ -11,6 +11,9 @@
 //!   and their JSON Schemas) and the caller's scopes; all problems collected as
 //!   [`Diagnostic`]s, rendered with the source line and a caret ([`Diagnostics`]).
 //! - [`value`]: literals as JSON, numbers kept exact.
+//! - [`Dsl`]: checks and runs programs on a node, as the caller; [`DslService`]
+//!   (`dsl.check`, `dsl.run`, `dsl.verbs`) and [`DslFamily`] (the `[dsl]` section,
+//!   [`DslConfig`]) put it on the node.
 //!
 //! ```
 //! use plexus_dsl::{Catalog, Checker, Limits, Verb, check, parse};
@@ -30,15 +33,23 @@
 
 mod catalog;
 mod check;
+pub mod config;
 mod diag;
+mod family;
 mod parse;
 mod print;
+mod run;
+mod service;
 pub mod syntax;
 pub mod value;
 
 pub use catalog::{Catalog, SchemaCache, SchemaError, Verb, closest};
 pub use check::{Checker, SPECIAL_FORMS, TRANSACTION_METHOD, TRANSACTION_OPS, check};
+pub use config::DslConfig;
 pub use diag::{Code, Diagnostic, Diagnostics};
+pub use family::DslFamily;
 pub use parse::{Limits, parse, parse_expr, valid_name};
 pub use print::{print, print_expr};
+pub use run::{Checked, Dsl, DslError, Ran};
+pub use service::DslService;
 pub use syntax::{Expr, Key, Kind, Lines, Number, Program, Span};

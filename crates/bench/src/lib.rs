@@ -11,6 +11,7 @@
 
 pub mod bus;
 pub mod callpath;
+pub mod dsl;
 pub mod gateway;
 pub mod mcp;
 pub mod platform;

@@ -34,6 +34,8 @@ enum Part {
     Redis,
     /// Scripts through the `script` service beside a bare rhai engine and a direct call.
     Script,
+    /// Programs through `dsl.run` beside the same calls sent directly; checking a program.
+    Dsl,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -57,6 +59,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Part::Script => {
             plexus_bench::script::run(options).context("the script benchmark failed")?
         }
+        Part::Dsl => plexus_bench::dsl::run(options).context("the dsl benchmark failed")?,
     };
     if args.json {
         out!("{}", report.to_json());

@@ -204,3 +204,51 @@ async fn many_failing_programs_beside_succeeding_ones() {
     }
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_does_only_what_its_callers_token_allows() {
+    const READER: &str = "dsl-reader-token-0123456789";
+    let tokens = format!(
+        "[[gateway.tokens]]\nname = \"reader\"\ntoken = \"{READER}\"\nscopes = [\"call:dsl.*\", \"call:datastore.get\"]\n"
+    );
+    let node = Served::start("dsl-scopes", "", &tokens).await;
+    let url = format!("http://{}", node.addr);
+    let reader = Client::new(&url, Some(READER.to_owned())).expect("a client");
+    // Reading is allowed; writing is refused by the check, before anything runs.
+    let source = "(datastore.get :collection \"cases\" :id \"S-1\")\n(datastore.put :collection \"cases\" :id \"S-1\" :doc {:a 1})";
+    let data = refused(&reader, source).await;
+    let errors = &data["detail"]["errors"];
+    assert_eq!(errors.as_array().map(Vec::len), Some(1), "{data}");
+    assert_eq!(errors[0]["code"], "forbidden");
+    assert_eq!(
+        (errors[0]["line"].as_u64(), errors[0]["column"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert!(
+        errors[0]["help"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("call:datastore.put")
+    );
+    let checked = reader
+        .call(
+            "dsl.check",
+            json!({"source": "(datastore.get :collection \"cases\" :id \"S-1\")"}),
+        )
+        .await
+        .expect("dsl.check");
+    assert_eq!(checked["ok"], true, "{checked}");
+    let verbs = reader
+        .call("dsl.verbs", json!({}))
+        .await
+        .expect("dsl.verbs");
+    let names: Vec<_> = verbs["verbs"]
+        .as_array()
+        .map(|v| v.iter().map(|v| v["method"].clone()).collect())
+        .unwrap_or_default();
+    assert!(
+        names.contains(&json!("datastore.get")) && !names.contains(&json!("datastore.put")),
+        "{names:?}"
+    );
+    node.stop().await;
+}

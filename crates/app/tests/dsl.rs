@@ -252,3 +252,49 @@ async fn a_program_does_only_what_its_callers_token_allows() {
     );
     node.stop().await;
 }
+
+/// The database lost (connections cut and refused) and then silent (a black
+/// hole): a program fails with a typed error naming the form, and its transaction
+/// leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_or_silent_database_fails_the_program_with_nothing_half_done() {
+    use plexus_faultproxy::{FaultProxy, Mode};
+    let (upstream, _) = plexus_store::testing::postgres_through(None).await;
+    let proxy = FaultProxy::start(upstream).await.expect("the proxy");
+    let (_, url) = plexus_store::testing::postgres_through(Some(proxy.addr())).await;
+    let schema = format!("dsl_fault_{}", std::process::id());
+    let node = Served::start(
+        "dsl-fault",
+        "",
+        &format!("[store]\nurl = \"{url}\"\nschema = \"{schema}\"\nconnect_timeout_ms = 300\nacquire_timeout_ms = 500\n[dsl]\nmax_duration_ms = 3000\n"),
+    )
+    .await;
+    let client = node.client();
+    run(&client, "(datastore.create_collection :name \"cases\")")
+        .await
+        .expect("a collection");
+    let program = "(datastore.count :collection \"cases\")\n(transaction\n (datastore.put :collection \"cases\" :id \"F-1\" :doc {:a 1})\n (datastore.put :collection \"cases\" :id \"F-2\" :doc {:a 2}))";
+    for mode in [Mode::Down, Mode::Blackhole] {
+        proxy.set_mode(mode);
+        let data = refused(&client, program).await;
+        let detail = &data["detail"];
+        assert!(
+            detail["kind"] == "timeout"
+                || (detail["kind"] == "call_failed" && detail["error"] == "unavailable"),
+            "{mode:?}: {data}"
+        );
+        assert_eq!(detail["line"], 1, "{mode:?}: {data}");
+        proxy.set_mode(Mode::Forward);
+    }
+    // Back: the program runs whole, and the failed runs left nothing behind.
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(ran) = run(&client, "(datastore.count :collection \"cases\")").await {
+            again = Some(ran);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(again.expect("the database is back")["value"]["count"], 0);
+    node.stop().await;
+}

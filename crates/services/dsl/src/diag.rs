@@ -50,7 +50,8 @@ impl Code {
 }
 
 /// One problem, where it is, and what might fix it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct Diagnostic {
     /// Its kind.
     pub code: Code,

@@ -29,8 +29,13 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(print(&again), text);
             }
             Err(d) => {
-                assert!(d.span.start <= d.span.end && d.span.end <= source.len(), "{d:?}");
-                assert!(source.is_char_boundary(d.span.start) && source.is_char_boundary(d.span.end));
+                assert!(
+                    d.span.start <= d.span.end && d.span.end <= source.len(),
+                    "{d:?}"
+                );
+                assert!(
+                    source.is_char_boundary(d.span.start) && source.is_char_boundary(d.span.end)
+                );
                 let (line, column) = Lines::new(source).position(source, d.span.start);
                 let diags = Diagnostics::new("fuzz", source, vec![d]);
                 let json = diags.to_json();

@@ -13,6 +13,7 @@
 //! | [`ScriptFamily`] | `plexus-script` | `[script]` | `script` |
 //! | [`ClusterFamily`] | `plexus-cluster` | `[cluster]` | none: the link that makes the node one of several |
 //! | [`InferenceFamily`] | `plexus-inference` | `[inference]` | `inference`, and `/v1/chat/completions`, `/v1/models` on the gateway |
+//! | [`DslFamily`] | `plexus-dsl` | `[dsl]` | `dsl` |
 
 use plexus_node::family::Family;
 
@@ -24,6 +25,8 @@ pub use plexus_cluster::ClusterFamily;
 pub use plexus_datastore::DataStoreFamily;
 #[cfg(feature = "inference")]
 pub use plexus_inference::InferenceFamily;
+#[cfg(feature = "dsl")]
+pub use plexus_dsl::DslFamily;
 #[cfg(feature = "limits")]
 pub use plexus_limits::LimitsFamily;
 #[cfg(feature = "locks")]
@@ -64,6 +67,8 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(ClusterFamily),
         #[cfg(feature = "inference")]
         Box::new(InferenceFamily),
+        #[cfg(feature = "dsl")]
+        Box::new(DslFamily),
     ]
 }
 

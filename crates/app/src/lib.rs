@@ -50,6 +50,9 @@
 //! - `script` (default): the ScriptEngine family (crate `plexus-script`,
 //!   `[script]`): the `script` service running sandboxed rhai scripts that call
 //!   services with their caller's rights.
+//! - `dsl` (default): the command language (crate `plexus-dsl`, `[dsl]`): the `dsl`
+//!   service checking programs against the registry before running them as their
+//!   caller.
 //! - `redis`: the one Redis/Valkey connection every family that uses Redis shares
 //!   (crate `plexus-redis`, `[redis]`, the `redis` health component).
 

@@ -12,6 +12,7 @@
 pub mod bus;
 pub mod callpath;
 pub mod cluster;
+pub mod dsl;
 pub mod gateway;
 pub mod inference;
 pub mod mcp;

@@ -39,6 +39,8 @@ enum Part {
     /// Chat completions through the OpenAI-compatible endpoint beside the same
     /// requests straight to a fake provider, 16 concurrent clients.
     Inference,
+    /// Programs through `dsl.run` beside the same calls sent directly; checking a program.
+    Dsl,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -68,6 +70,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Part::Inference => {
             plexus_bench::inference::run(options).context("the inference benchmark failed")?
         }
+        Part::Dsl => plexus_bench::dsl::run(options).context("the dsl benchmark failed")?,
     };
     if args.json {
         out!("{}", report.to_json());

@@ -26,6 +26,7 @@ mod dashboards;
 #[cfg(feature = "demo")]
 mod demo;
 mod remote;
+mod run;
 mod serve;
 mod top;
 
@@ -66,6 +67,9 @@ enum Command {
     Mcp(serve::McpArgs),
     /// Call a method of a running node: `plexus call node.services`.
     Call(remote::CallArgs),
+    /// Check a program of the command language (docs/dsl.md) on a running node,
+    /// then run it as the caller: `plexus run cases.plx` (`-` reads stdin).
+    Run(run::RunArgs),
     /// Publish an event on a running node.
     Publish(remote::PublishArgs),
     /// Print a running node's events on a pattern until Ctrl-C.
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args).map_err(anyhow::Error::from),
         Command::Mcp(args) => serve::run_mcp(&args),
         Command::Call(args) => remote::call(&args),
+        Command::Run(args) => run::run(&args),
         Command::Publish(args) => remote::publish(&args),
         Command::Subscribe(args) => remote::subscribe(&args),
         Command::Services(args) => remote::services(&args),

@@ -258,7 +258,7 @@ fn print_event(event: &Event, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_value(value: &Value, json: bool) {
+pub(crate) fn print_value(value: &Value, json: bool) {
     if json {
         out!("{value}");
     } else {

@@ -1288,3 +1288,44 @@ async fn cluster_status_lists_every_node_of_the_cluster() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn plexus_run_checks_a_program_file_then_runs_it() {
+    let dir = temp_dir("run");
+    let mut server = Server::start(&dir, "").await;
+    let good = dir.join("cases.plx");
+    std::fs::write(
+        &good,
+        "; a case\n(datastore.create_collection :name \"cases\")\n(let [w (datastore.put :collection \"cases\" :id \"C-1\" :doc {:state \"open\"})]\n  (datastore.get :collection \"cases\" :id \"C-1\"))\n",
+    )
+    .unwrap();
+    let ran = server.json(&["run", good.to_str().unwrap()]).await;
+    assert_eq!(ran["doc"]["state"], "open", "{ran}");
+    let checked = server
+        .json(&["run", "--check", "--json", good.to_str().unwrap()])
+        .await;
+    assert_eq!(checked["ok"], true);
+
+    let bad = dir.join("bad.plx");
+    std::fs::write(&bad, "(datastore.put :collection \"cases\" :id \"C-2\" :doc {:a 1})\n(datastore.pot :id \"x\")\n").unwrap();
+    let out = server.cli(&["run", bad.to_str().unwrap()]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("bad.plx:2:2"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `datastore.put`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("nothing ran"), "{}", out.stderr);
+    let missing = server
+        .json(&[
+            "call",
+            "datastore.get",
+            "collection=cases",
+            "id=C-2",
+            "--json",
+        ])
+        .await;
+    assert_eq!(missing, Value::Null);
+    assert_eq!(server.terminate().await, 0);
+}

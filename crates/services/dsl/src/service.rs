@@ -1,0 +1,172 @@
+//! [`DslService`]: the command language as a Plexus service (`dsl.*` methods), so
+//! JSON-RPC, WebSocket, MCP and the CLI reach it through the call path.
+//!
+//! | method | params | result |
+//! | --- | --- | --- |
+//! | `check` | `source`, `name`? | `{ok, errors: [{code, message, line, column, end_line, end_column, help, rendered}], forms}` |
+//! | `run` | `source`, `name`? | `{value, calls, correlation_id, duration_us}` |
+//! | `verbs` | none | `{verbs: [{method, description, keys, required}]}` (what the caller may call) |
+//!
+//! `run` refuses a program that fails its check with `data.kind = "rejected"` and
+//! the same `errors`; a failing call ends it with `data.kind = "call_failed"`
+//! (`method`, `line`, `column`, `completed_forms`, the call's `code`, `error`,
+//! `message`, `data`); running out of time with `data.kind = "timeout"`.
+
+use std::sync::LazyLock;
+
+use plexus_core::methods::{Effect, MethodTable, NoParams, TableParts, TableService};
+use plexus_core::scope::Caller;
+use plexus_core::{CallContext, ServiceDescriptor, ServiceError};
+use plexus_node::Node;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::run::{Dsl, DslError, Ran};
+
+/// The engine behind the `dsl` service.
+#[derive(Clone, Debug)]
+pub struct DslService {
+    dsl: Dsl,
+    descriptor: ServiceDescriptor,
+}
+
+impl DslService {
+    /// The service over `dsl`, instance `dsl-1`.
+    pub fn new(dsl: Dsl) -> Self {
+        Self {
+            dsl,
+            descriptor: METHODS.describe(
+                ServiceDescriptor::new("dsl", "dsl")
+                    .with_version(env!("CARGO_PKG_VERSION"))
+                    .with_description(
+                        "The command language: programs of (service.method :key value) checked against the registry before they run as the caller",
+                    ),
+            ),
+        }
+    }
+
+    /// Lets programs run on `node`.
+    pub fn attach(&self, node: &Node) {
+        self.dsl.attach(node);
+    }
+
+    /// The engine underneath.
+    pub fn dsl(&self) -> &Dsl {
+        &self.dsl
+    }
+}
+
+/// The `dsl.*` methods, built once.
+static METHODS: LazyLock<MethodTable<Dsl>> = LazyLock::new(|| {
+    MethodTable::new()
+        .method::<ProgramParams, CheckReport, _>(
+            "check",
+            "Read and check a program (verbs, params against their schemas, the caller's scopes) without running it",
+            Effect::Idempotent,
+            check,
+        )
+        .method::<ProgramParams, Ran, _>(
+            "run",
+            "Check a program, then run it as the caller: one correlation id, one deadline; nothing runs if the check fails",
+            Effect::Mutating,
+            run,
+        )
+        .method::<NoParams, VerbList, _>(
+            "verbs",
+            "The verbs the caller may use, with their keys",
+            Effect::Idempotent,
+            verbs,
+        )
+});
+
+/// Params of `dsl.check` and `dsl.run`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ProgramParams {
+    /// The program's text.
+    source: String,
+    /// Its name in diagnostics (a file's path); `program` without it.
+    #[serde(default)]
+    #[schemars(length(max = 256))]
+    name: Option<String>,
+}
+
+/// What `dsl.check` found.
+#[derive(Debug, Serialize, JsonSchema)]
+struct CheckReport {
+    /// Whether the program may run.
+    ok: bool,
+    /// Every problem, in the order of the source.
+    errors: Vec<Value>,
+    /// Its top-level forms (0 when it could not be read).
+    forms: usize,
+}
+
+/// The verbs a caller may use.
+#[derive(Debug, Serialize, JsonSchema)]
+struct VerbList {
+    /// By name.
+    verbs: Vec<VerbInfo>,
+}
+
+/// One verb.
+#[derive(Debug, Serialize, JsonSchema)]
+struct VerbInfo {
+    /// `service.method`.
+    method: String,
+    /// What it does.
+    description: String,
+    /// The keys its schema documents.
+    keys: Vec<String>,
+    /// The keys it requires.
+    required: Vec<String>,
+}
+
+fn name_of(p: &ProgramParams) -> &str {
+    p.name.as_deref().unwrap_or("program")
+}
+
+async fn check(d: &Dsl, ctx: CallContext, p: ProgramParams) -> Result<CheckReport, ServiceError> {
+    match d.check(name_of(&p), &p.source, &ctx) {
+        Ok(checked) => Ok(CheckReport {
+            ok: true,
+            errors: Vec::new(),
+            forms: checked.forms,
+        }),
+        Err(DslError::Rejected(diags)) => Ok(CheckReport {
+            ok: false,
+            errors: diags.to_json().as_array().cloned().unwrap_or_default(),
+            forms: 0,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn run(d: &Dsl, ctx: CallContext, p: ProgramParams) -> Result<Ran, ServiceError> {
+    Ok(d.run(name_of(&p), &p.source, ctx).await?)
+}
+
+async fn verbs(d: &Dsl, ctx: CallContext, _: NoParams) -> Result<VerbList, ServiceError> {
+    let catalog = d.catalog()?;
+    let caller = ctx.scopes.map(|s| Caller::new("program", s));
+    let verbs = catalog
+        .verbs()
+        .filter(|v| caller.as_ref().is_none_or(|c| c.may_call(&v.method)))
+        .map(|v| VerbInfo {
+            method: v.method.clone(),
+            description: v.description.clone(),
+            keys: v.keys.clone(),
+            required: v.required.clone(),
+        })
+        .collect();
+    Ok(VerbList { verbs })
+}
+
+impl TableService for DslService {
+    type State = Dsl;
+
+    fn parts(&self) -> TableParts<'_, Dsl> {
+        (&METHODS, &self.dsl, &self.descriptor)
+    }
+}

@@ -11,6 +11,7 @@
 //! | [`LocksFamily`] | `plexus-locks` | `[locks]` | `lock` |
 //! | [`SessionsFamily`] | `plexus-sessions` | `[sessions]` | `session` |
 //! | [`ScriptFamily`] | `plexus-script` | `[script]` | `script` |
+//! | [`JobsFamily`] | `plexus-jobs` | `[jobs]` | `jobs` |
 
 use plexus_node::family::Family;
 
@@ -18,6 +19,8 @@ use plexus_node::family::Family;
 pub use plexus_cache::CacheFamily;
 #[cfg(feature = "datastore")]
 pub use plexus_datastore::DataStoreFamily;
+#[cfg(feature = "jobs")]
+pub use plexus_jobs::JobsFamily;
 #[cfg(feature = "limits")]
 pub use plexus_limits::LimitsFamily;
 #[cfg(feature = "locks")]
@@ -54,6 +57,8 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(SessionsFamily::new(redis.slot())),
         #[cfg(feature = "script")]
         Box::new(ScriptFamily),
+        #[cfg(feature = "jobs")]
+        Box::new(JobsFamily),
     ]
 }
 
@@ -106,6 +111,12 @@ mod tests {
                 Box::new(SessionsFamily::default()),
                 json!({"on_cap": "shrug"}),
                 "sessions.on_cap",
+            ),
+            #[cfg(feature = "jobs")]
+            (
+                Box::new(JobsFamily),
+                json!({"lease_ms": 0}),
+                "jobs.lease_ms",
             ),
         ];
         for (family, section, key) in cases {

@@ -472,3 +472,38 @@ pub async fn per_queue_concurrency(backend: Arc<dyn JobBackend>) {
     assert_eq!(stats["queues"][0]["running"], 1);
     h.jobs.close();
 }
+
+/// A live worker keeps its lease: a job running for several leases (system clock,
+/// short lease) is renewed, never marked stalled, never run twice.
+pub async fn live_worker_keeps_its_lease(backend: Arc<dyn JobBackend>) {
+    let config = JobsConfig {
+        lease_ms: 300,
+        poll_ms: 50,
+        ..JobsConfig::default()
+    };
+    let h = Harness::start_on(backend, config, Clock::system()).await;
+    let id = h
+        .enqueue(json!({"queue": "long", "target": "work.hang", "params": {"tag": "l"}}))
+        .await;
+    h.log.wait_calls(1).await;
+    let first = h.jobs.get(id).await.unwrap().lease_until.unwrap();
+    // Wait (bounded) until the lease was renewed past three of its lengths.
+    tokio::time::timeout(BOUND, async {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            let job = h.jobs.get(id).await.unwrap();
+            assert_eq!(job.state, JobState::Running, "{job:?}");
+            if job.lease_until.unwrap() > first + 900 {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the lease was renewed");
+    let counts = h.jobs.metrics().counts();
+    assert_eq!(counts.stalled, 0);
+    assert_eq!(h.log.calls(), [("l".to_owned(), 1)], "run once");
+    assert_eq!(h.jobs.get(id).await.unwrap().attempt, 1);
+    h.jobs.close();
+}

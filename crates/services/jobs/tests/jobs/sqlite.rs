@@ -44,4 +44,5 @@ suite!(
     unique_keys_and_cancel,
     bad_input_is_refused,
     per_queue_concurrency,
+    live_worker_keeps_its_lease,
 );

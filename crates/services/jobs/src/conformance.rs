@@ -307,28 +307,29 @@ pub async fn retries_backoff_dead_and_requeue(backend: Arc<dyn JobBackend>) {
     h.jobs.close();
 }
 
-/// A job whose worker died (its lease ran out) runs again with attempt 2; the
-/// stalled event names it.
+/// A job whose worker died (its lease ran out) is recovered by another node and
+/// runs again with attempt 2; the stalled event names it; the dead worker's late
+/// answer changes nothing.
 pub async fn expired_lease_is_recovered(backend: Arc<dyn JobBackend>) {
-    // No idle poll: the dispatcher wakes only when told, so the dying worker below
-    // takes the job first.
-    let config = JobsConfig {
-        poll_ms: 600_000,
+    let clock = Clock::manual(START_MS);
+    // A node that only takes enqueues (no workers)…
+    let takes = JobsConfig {
+        workers: false,
         ..JobsConfig::default()
     };
-    let mut h = Harness::start(backend.clone(), config).await;
-    h.call("pause", json!({"queue": "q"})).await.unwrap();
-    let id = h
+    let first = Harness::start_on(backend.clone(), takes, clock.clone()).await;
+    let id = first
         .enqueue(json!({"queue": "q", "target": "work.record", "params": {"tag": "x"}}))
         .await;
-    // A worker elsewhere takes the job and dies without a word.
-    backend.set_paused("q", false).await.unwrap();
-    let now = h.jobs.clock().now_ms();
+    // …a worker that takes the job and dies without a word…
+    let now = clock.now_ms();
     let taken = backend
         .claim(now, &[], "dead-worker", now + 30_000)
         .await
         .unwrap();
     assert_eq!(taken.map(|j| (j.id, j.attempt)), Some((id, 1)));
+    // …and a node with workers, which leaves the job alone until its lease ends.
+    let mut h = Harness::start_on(backend.clone(), JobsConfig::default(), clock).await;
     assert_eq!(h.state(id).await, JobState::Running);
     h.advance(Duration::from_secs(31));
     let stalled = h.event("stalled", id).await;
@@ -336,7 +337,6 @@ pub async fn expired_lease_is_recovered(backend: Arc<dyn JobBackend>) {
     let done = h.event("completed", id).await;
     assert_eq!(done["attempt"], 2);
     assert_eq!(h.log.calls(), [("x".to_owned(), 2)]);
-    // The dead worker's late answer changes nothing.
     assert!(
         !backend
             .complete(id, "dead-worker", now, &json!("late"))

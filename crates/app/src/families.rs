@@ -14,6 +14,7 @@
 //! | [`ClusterFamily`] | `plexus-cluster` | `[cluster]` | none: the link that makes the node one of several |
 //! | [`InferenceFamily`] | `plexus-inference` | `[inference]` | `inference`, and `/v1/chat/completions`, `/v1/models` on the gateway |
 //! | [`DslFamily`] | `plexus-dsl` | `[dsl]` | `dsl` |
+//! | [`JobsFamily`] | `plexus-jobs` | `[jobs]` | `jobs` |
 
 use plexus_node::family::Family;
 
@@ -27,6 +28,8 @@ pub use plexus_datastore::DataStoreFamily;
 pub use plexus_inference::InferenceFamily;
 #[cfg(feature = "dsl")]
 pub use plexus_dsl::DslFamily;
+#[cfg(feature = "jobs")]
+pub use plexus_jobs::JobsFamily;
 #[cfg(feature = "limits")]
 pub use plexus_limits::LimitsFamily;
 #[cfg(feature = "locks")]
@@ -69,6 +72,8 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(InferenceFamily),
         #[cfg(feature = "dsl")]
         Box::new(DslFamily),
+        #[cfg(feature = "jobs")]
+        Box::new(JobsFamily),
     ]
 }
 
@@ -133,6 +138,12 @@ mod tests {
                 Box::new(ClusterFamily),
                 json!({"nats_url": "nats://127.0.0.1:4222", "call_prefix": "a.*"}),
                 "cluster.call_prefix",
+            ),
+            #[cfg(feature = "jobs")]
+            (
+                Box::new(JobsFamily),
+                json!({"lease_ms": 0}),
+                "jobs.lease_ms",
             ),
         ];
         for (family, section, key) in cases {

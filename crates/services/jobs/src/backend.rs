@@ -1,0 +1,263 @@
+//! [`JobBackend`]: what a backend keeps and does, one step per operation, and the
+//! records it answers with ([`Job`], [`NewJob`], [`JobState`], [`QueueStats`]).
+//!
+//! Times are milliseconds since the Unix epoch, taken by the caller from the
+//! queue's clock (so tests under paused time move them), never read by the backend.
+//! Every step that changes a running job names its worker and changes nothing when
+//! that worker no longer holds the job (its lease ran out and another took it):
+//! a worker that was only slow cannot overwrite the newer attempt.
+
+use plexus_core::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::JobError;
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for its `run_at` and a worker (new, or a failed attempt to retry).
+    Pending,
+    /// Held by a worker under a lease.
+    Running,
+    /// Its target answered; the answer is its `result`.
+    Completed,
+    /// Every attempt failed: the dead-letter list, with its error history.
+    Dead,
+    /// Cancelled before it completed.
+    Cancelled,
+}
+
+impl JobState {
+    /// Every state, in order.
+    pub const ALL: [JobState; 5] = [
+        Self::Pending,
+        Self::Running,
+        Self::Completed,
+        Self::Dead,
+        Self::Cancelled,
+    ];
+
+    /// Its name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Dead => "dead",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// The state named `text`.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// A job to add, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewJob {
+    /// Its queue.
+    pub queue: String,
+    /// The method it calls (`service.method`).
+    pub target: String,
+    /// The params of the call.
+    pub params: Value,
+    /// Higher runs first (default 0).
+    pub priority: i32,
+    /// When it may run first.
+    pub run_at: i64,
+    /// How many attempts before it is dead.
+    pub max_attempts: u32,
+    /// The first retry's delay, in milliseconds.
+    pub backoff_ms: u64,
+    /// One attempt's time limit, in milliseconds.
+    pub timeout_ms: u64,
+    /// With `unique_window_ms`: no second job with this key in the queue is added
+    /// while one made less than the window ago is not cancelled.
+    pub unique_key: Option<String>,
+    /// See `unique_key`.
+    pub unique_window_ms: u64,
+    /// Free metadata, kept and shown.
+    pub metadata: Value,
+    /// Who enqueued it: the call runs as this caller.
+    pub caller: Option<String>,
+    /// The caller's scopes (as text), when it was authenticated.
+    pub scopes: Option<Vec<String>>,
+    /// When it was made.
+    pub created_at: i64,
+}
+
+/// A job as kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Job {
+    /// Its id, in order of arrival.
+    pub id: i64,
+    /// Its queue.
+    pub queue: String,
+    /// The method it calls.
+    pub target: String,
+    /// The params of the call.
+    pub params: Value,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Where it is.
+    pub state: JobState,
+    /// The attempts started so far (the running one included).
+    pub attempt: u32,
+    /// How many attempts before it is dead.
+    pub max_attempts: u32,
+    /// The first retry's delay, in milliseconds.
+    pub backoff_ms: u64,
+    /// One attempt's time limit, in milliseconds.
+    pub timeout_ms: u64,
+    /// When it may run next (ms since the epoch).
+    pub run_at: i64,
+    /// When it was made.
+    pub created_at: i64,
+    /// When it completed, died or was cancelled.
+    pub finished_at: Option<i64>,
+    /// The worker holding it, while running.
+    pub worker: Option<String>,
+    /// Until when the worker holds it, while running.
+    pub lease_until: Option<i64>,
+    /// The target's answer, once completed.
+    pub result: Option<Value>,
+    /// The failed attempts, oldest first: `{attempt, at, error}`.
+    pub errors: Vec<Value>,
+    /// Its unique key, if any.
+    pub unique_key: Option<String>,
+    /// Free metadata.
+    pub metadata: Value,
+    /// Who enqueued it.
+    pub caller: Option<String>,
+    /// The caller's scopes, when it was authenticated.
+    #[serde(skip)]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// A queue's counts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct QueueStats {
+    /// The queue.
+    pub queue: String,
+    /// Whether its workers are paused.
+    pub paused: bool,
+    /// Jobs waiting (due or not).
+    pub pending: u64,
+    /// Jobs running.
+    pub running: u64,
+    /// Jobs completed.
+    pub completed: u64,
+    /// Jobs dead.
+    pub dead: u64,
+    /// Jobs cancelled.
+    pub cancelled: u64,
+}
+
+/// What `list` selects.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListFilter {
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this state.
+    pub state: Option<JobState>,
+    /// Only ids above this (paging, in id order).
+    pub after: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A job whose worker's lease ran out, as recovered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stalled {
+    /// The job.
+    pub id: i64,
+    /// Its queue.
+    pub queue: String,
+    /// The attempt that stalled.
+    pub attempt: u32,
+    /// Whether that was its last attempt (it is dead now) or it waits again.
+    pub dead: bool,
+}
+
+/// What a backend does. Each operation is one step (a statement or a script).
+#[async_trait]
+pub trait JobBackend: Send + Sync + std::fmt::Debug + 'static {
+    /// Its name (`sqlite`).
+    fn name(&self) -> &'static str;
+
+    /// Adds `job`; answers its id and whether it is new (false: an existing job with
+    /// its unique key inside the window, whose id is answered).
+    async fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), JobError>;
+
+    /// Takes the best due job (highest priority, then earliest `run_at`, then
+    /// oldest) of a queue that is not paused and not in `full`, for `worker`, with
+    /// its attempt counted and its lease until `lease_until`.
+    async fn claim(
+        &self,
+        now: i64,
+        full: &[String],
+        worker: &str,
+        lease_until: i64,
+    ) -> Result<Option<Job>, JobError>;
+
+    /// Renews `worker`'s lease on job `id`; false when it no longer holds it.
+    async fn renew(&self, id: i64, worker: &str, lease_until: i64) -> Result<bool, JobError>;
+
+    /// Marks a held job completed with `result`; false when no longer held.
+    async fn complete(
+        &self,
+        id: i64,
+        worker: &str,
+        now: i64,
+        result: &Value,
+    ) -> Result<bool, JobError>;
+
+    /// Records a failed attempt (`error`, the last `keep` kept) of a held job: it
+    /// waits until `retry_at`, or, with none, is dead. False when no longer held.
+    async fn fail(
+        &self,
+        id: i64,
+        worker: &str,
+        now: i64,
+        error: &Value,
+        retry_at: Option<i64>,
+        keep: usize,
+    ) -> Result<bool, JobError>;
+
+    /// Returns to waiting every running job whose lease ended before `now` (dead
+    /// when it had no attempt left).
+    async fn recover(&self, now: i64) -> Result<Vec<Stalled>, JobError>;
+
+    /// The job `id`.
+    async fn get(&self, id: i64) -> Result<Option<Job>, JobError>;
+
+    /// Cancels a pending or running job; false when it was in another state.
+    async fn cancel(&self, id: i64, now: i64) -> Result<bool, JobError>;
+
+    /// Sends dead or cancelled jobs back to waiting (attempts counted afresh), due
+    /// at `now`: the ones in `ids`, or with none every dead job of `queue` (or of
+    /// every queue). Answers how many.
+    async fn requeue(
+        &self,
+        ids: Option<&[i64]>,
+        queue: Option<&str>,
+        now: i64,
+    ) -> Result<u64, JobError>;
+
+    /// Jobs by `filter`, in id order.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, JobError>;
+
+    /// The counts of every queue that has jobs or was paused (or only `queue`).
+    async fn stats(&self, queue: Option<&str>) -> Result<Vec<QueueStats>, JobError>;
+
+    /// Pauses (true) or resumes (false) a queue's workers.
+    async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), JobError>;
+
+    /// The earliest `run_at` of a waiting job of a queue that is not paused.
+    async fn next_due(&self) -> Result<Option<i64>, JobError>;
+}

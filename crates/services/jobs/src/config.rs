@@ -1,0 +1,179 @@
+//! The family's configuration section, `[jobs]`: where jobs are kept, how many
+//! run at once (in all and per queue), their leases, retries and backoff, and the
+//! bounds every enqueue is held to. Read and checked so a problem is named by its
+//! full path (`jobs.lease_ms`); without the section jobs are kept in the node's
+//! SQLite file with these defaults.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use plexus_config::{FieldErrors, Validate};
+use serde::{Deserialize, Serialize};
+
+/// The section the family reads.
+pub const SECTION: &str = "jobs";
+
+/// `[jobs]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Run the `jobs` service (default true).
+    pub enabled: bool,
+    /// Run workers on this node (default true); false only takes and answers calls.
+    pub workers: bool,
+    /// The SQLite database (`sqlite://…`). Default: the DataStore's file,
+    /// `<node.data_dir>/plexus.db`, so jobs sit beside the data.
+    pub sqlite_url: Option<String>,
+    /// How many jobs this node runs at once in all queues (default 64).
+    pub max_running: usize,
+    /// How many jobs of one queue this node runs at once (default 8).
+    pub concurrency: usize,
+    /// Per-queue overrides of `concurrency`.
+    pub queues: BTreeMap<String, usize>,
+    /// A running job's lease, in milliseconds (default 30,000); its worker renews it
+    /// every third of it. A job whose lease ran out (its worker died) is run again.
+    pub lease_ms: u64,
+    /// How often an idle worker looks for due jobs and expired leases without being
+    /// woken, in milliseconds (default 1,000).
+    pub poll_ms: u64,
+    /// Attempts of a job that does not say (default 3).
+    pub default_max_attempts: u32,
+    /// The most attempts a job may ask for (default 100).
+    pub max_attempts: u32,
+    /// The first retry's delay, in milliseconds, for a job that does not say
+    /// (default 1,000); each retry doubles it, up to `max_backoff_ms`, with jitter.
+    pub backoff_ms: u64,
+    /// The longest delay between attempts, in milliseconds (default 3,600,000).
+    pub max_backoff_ms: u64,
+    /// One attempt's time limit, for a job that does not say, in milliseconds
+    /// (default 60,000).
+    pub timeout_ms: u64,
+    /// The longest per-attempt time limit a job may ask for (default 3,600,000).
+    pub max_timeout_ms: u64,
+    /// The largest params (and metadata), as JSON, in bytes (default 65,536).
+    pub max_params_bytes: usize,
+    /// The furthest in the future a job may be scheduled, in milliseconds (default
+    /// 365 days).
+    pub max_delay_ms: u64,
+    /// The most jobs `list` and `dead` answer (default 1,000).
+    pub max_list: u32,
+    /// The most errors kept in a job's history (default 20: the last ones).
+    pub max_errors: usize,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            workers: true,
+            sqlite_url: None,
+            max_running: 64,
+            concurrency: 8,
+            queues: BTreeMap::new(),
+            lease_ms: 30_000,
+            poll_ms: 1_000,
+            default_max_attempts: 3,
+            max_attempts: 100,
+            backoff_ms: 1_000,
+            max_backoff_ms: 3_600_000,
+            timeout_ms: 60_000,
+            max_timeout_ms: 3_600_000,
+            max_params_bytes: 65_536,
+            max_delay_ms: 365 * DAY_MS,
+            max_list: 1_000,
+            max_errors: 20,
+        }
+    }
+}
+
+impl JobsConfig {
+    /// The lease.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
+    /// The idle poll.
+    pub fn poll(&self) -> Duration {
+        Duration::from_millis(self.poll_ms)
+    }
+
+    /// How many jobs of `queue` this node runs at once.
+    pub fn concurrency_of(&self, queue: &str) -> usize {
+        self.queues.get(queue).copied().unwrap_or(self.concurrency)
+    }
+}
+
+const DAY_MS: u64 = 86_400_000;
+
+impl Validate for JobsConfig {
+    fn validate(&self) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::new();
+        errors
+            .range("max_running", self.max_running, 1..=100_000)
+            .range("concurrency", self.concurrency, 1..=100_000)
+            .range("lease_ms", self.lease_ms, 100..=DAY_MS)
+            .range("poll_ms", self.poll_ms, 1..=600_000)
+            .range("max_attempts", self.max_attempts, 1..=10_000)
+            .range(
+                "default_max_attempts",
+                self.default_max_attempts,
+                1..=self.max_attempts.max(1),
+            )
+            .range("backoff_ms", self.backoff_ms, 0..=DAY_MS)
+            .range("max_backoff_ms", self.max_backoff_ms, 1..=30 * DAY_MS)
+            .range("max_timeout_ms", self.max_timeout_ms, 1..=DAY_MS)
+            .range(
+                "timeout_ms",
+                self.timeout_ms,
+                1..=self.max_timeout_ms.max(1),
+            )
+            .range("max_params_bytes", self.max_params_bytes, 2..=16 << 20)
+            .range("max_delay_ms", self.max_delay_ms, 0..=3_650 * DAY_MS)
+            .range("max_list", self.max_list, 1..=100_000)
+            .range("max_errors", self.max_errors, 1..=1_000)
+            .check(
+                self.sqlite_url
+                    .as_deref()
+                    .is_none_or(|u| u.starts_with("sqlite:")),
+                "sqlite_url",
+                || "must be a sqlite: URL".to_owned(),
+            );
+        for (queue, n) in &self.queues {
+            errors
+                .check(
+                    crate::jobs::check_queue(queue).is_ok(),
+                    &format!("queues.{queue}"),
+                    || "is not a queue name (a-z, 0-9, _ and -, 1 to 64 bytes)".to_owned(),
+                )
+                .range(&format!("queues.{queue}"), *n, 1..=100_000);
+        }
+        errors.into_result()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use plexus_node::family::{NodeSection, SectionFamily};
+    use serde_json::json;
+
+    #[test]
+    fn problems_are_named_by_their_full_path() {
+        let cases = [
+            (json!({"lease_ms": 0}), "jobs.lease_ms"),
+            (json!({"sqlite_url": "mysql://x"}), "jobs.sqlite_url"),
+            (json!({"queues": {"Bad Name": 2}}), "jobs.queues.Bad Name"),
+            (json!({"queues": {"mail": 0}}), "jobs.queues.mail"),
+            (json!({"unknown": 1}), "jobs"),
+        ];
+        let node = NodeSection::default();
+        for (section, key) in cases {
+            let err = crate::JobsFamily
+                .settings(Some(&section), &node)
+                .unwrap_err();
+            assert!(err.to_string().contains(key), "{section}: {err}");
+        }
+        assert!(crate::JobsFamily.settings(None, &node).is_ok());
+    }
+}

@@ -1,0 +1,509 @@
+//! The conformance suite (feature `test-util`): what every [`JobBackend`] must do,
+//! driven through [`Jobs`] and the `jobs.*` service on a real node whose `work`
+//! service is the jobs' target. Times move on a manual [`Clock`] (the queue's
+//! paused time); waits are on bus events or on the target's calls, each bounded.
+//!
+//! A backend's tests call each `pub async fn` here with a fresh backend.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use plexus_bus::{SubscribeOptions, Subscription};
+use plexus_core::methods::{Effect, MethodTable, TableParts, TableService};
+use plexus_core::{CallContext, ServiceDescriptor, ServiceError};
+use plexus_node::{CallError, Node};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::{
+    Clock, HEADER_ATTEMPT, JobBackend, JobMetrics, JobService, JobState, Jobs, JobsConfig,
+};
+
+/// The bound on every wait.
+const BOUND: Duration = Duration::from_secs(20);
+
+/// The start of the manual clock: 2026-01-01.
+const START_MS: i64 = 1_767_225_600_000;
+
+/// What the `work` service saw: `(tag, attempt)` per call.
+#[derive(Debug, Default)]
+pub struct WorkLog {
+    calls: Mutex<Vec<(String, u32)>>,
+    changed: Notify,
+}
+
+impl WorkLog {
+    /// The calls so far.
+    pub fn calls(&self) -> Vec<(String, u32)> {
+        self.calls.lock().clone()
+    }
+
+    /// Waits (bounded) until at least `n` calls were made.
+    pub async fn wait_calls(&self, n: usize) -> Vec<(String, u32)> {
+        tokio::time::timeout(BOUND, async {
+            loop {
+                let changed = self.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                let calls = self.calls();
+                if calls.len() >= n {
+                    return calls;
+                }
+                changed.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{n} calls expected, saw {:?}", self.calls()))
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RecordParams {
+    /// A label.
+    tag: String,
+    /// Fail while the attempt is below this (default 0: never).
+    #[serde(default)]
+    fail_until: u32,
+}
+
+fn attempt_of(ctx: &CallContext) -> u32 {
+    ctx.headers
+        .get(HEADER_ATTEMPT)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn record(
+    s: &Arc<WorkLog>,
+    ctx: CallContext,
+    p: RecordParams,
+) -> Result<Value, ServiceError> {
+    let attempt = attempt_of(&ctx);
+    s.calls.lock().push((p.tag.clone(), attempt));
+    s.changed.notify_waiters();
+    if attempt < p.fail_until {
+        return Err(ServiceError::failed(format!("attempt {attempt} fails")));
+    }
+    Ok(json!({"tag": p.tag, "attempt": attempt}))
+}
+
+async fn hang(s: &Arc<WorkLog>, ctx: CallContext, p: RecordParams) -> Result<Value, ServiceError> {
+    s.calls.lock().push((p.tag, attempt_of(&ctx)));
+    s.changed.notify_waiters();
+    std::future::pending::<()>().await;
+    Ok(Value::Null)
+}
+
+static WORK: LazyLock<MethodTable<Arc<WorkLog>>> = LazyLock::new(|| {
+    MethodTable::new()
+        .method::<RecordParams, Value, _>("record", "Record the call", Effect::Mutating, record)
+        .method::<RecordParams, Value, _>(
+            "hang",
+            "Record the call and never answer",
+            Effect::Mutating,
+            hang,
+        )
+});
+
+/// The jobs' target: `work.record {tag, fail_until?}` and `work.hang {tag}`.
+#[derive(Debug)]
+struct WorkService {
+    log: Arc<WorkLog>,
+    descriptor: ServiceDescriptor,
+}
+
+impl TableService for WorkService {
+    type State = Arc<WorkLog>;
+
+    fn parts(&self) -> TableParts<'_, Arc<WorkLog>> {
+        (&WORK, &self.log, &self.descriptor)
+    }
+}
+
+/// A node with the `jobs` service over a backend and the `work` target.
+pub struct Harness {
+    /// The node.
+    pub node: Node,
+    /// The queue.
+    pub jobs: Jobs,
+    /// What the target saw.
+    pub log: Arc<WorkLog>,
+    events: Subscription,
+}
+
+impl Harness {
+    /// A node over `backend` with `config`, on a manual clock, workers running.
+    pub async fn start(backend: Arc<dyn JobBackend>, config: JobsConfig) -> Self {
+        Self::start_on(backend, config, Clock::manual(START_MS)).await
+    }
+
+    /// The same on `clock` (two nodes may share one).
+    pub async fn start_on(backend: Arc<dyn JobBackend>, config: JobsConfig, clock: Clock) -> Self {
+        let jobs = Jobs::new(backend, config, JobMetrics::new(), clock);
+        let log = Arc::new(WorkLog::default());
+        let work = WorkService {
+            log: log.clone(),
+            descriptor: WORK.describe(ServiceDescriptor::new("work", "work")),
+        };
+        let service = JobService::new(jobs.clone());
+        let node = Node::builder("jobs-conformance")
+            .service(Arc::new(service.clone()))
+            .service(Arc::new(work))
+            .start()
+            .await
+            .unwrap();
+        let events = node
+            .bus()
+            .subscribe("jobs.>", SubscribeOptions::default())
+            .unwrap();
+        service.attach(&node);
+        Self {
+            node,
+            jobs,
+            log,
+            events,
+        }
+    }
+
+    /// Calls `jobs.<method>` through the call path.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, CallError> {
+        self.node
+            .call(&format!("jobs.{method}"), params, CallContext::new())
+            .await
+    }
+
+    /// Enqueues through `jobs.enqueue`; answers the id.
+    pub async fn enqueue(&self, params: Value) -> i64 {
+        let answer = self.call("enqueue", params).await.unwrap();
+        answer["id"].as_i64().unwrap()
+    }
+
+    /// Waits (bounded) for the next event whose topic ends in `.{what}` for job
+    /// `id`; answers its payload.
+    pub async fn event(&mut self, what: &str, id: i64) -> Value {
+        let suffix = format!(".{what}");
+        tokio::time::timeout(BOUND, async {
+            loop {
+                let envelope = self.events.recv().await.expect("bus closed");
+                let payload = envelope.payload().decode::<Value>().unwrap();
+                if envelope.topic().as_str().ends_with(&suffix) && payload["id"] == id {
+                    return (*payload).clone();
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no `{what}` event for job {id}"))
+    }
+
+    /// Moves the clock.
+    pub fn advance(&self, by: Duration) {
+        self.jobs.clock().advance(by);
+    }
+
+    /// The job's state now.
+    pub async fn state(&self, id: i64) -> JobState {
+        self.jobs.get(id).await.unwrap().state
+    }
+}
+
+fn invalid_field(err: CallError) -> String {
+    match err {
+        CallError::InvalidParams { field, .. } => field,
+        other => panic!("expected invalid params, got {other:?}"),
+    }
+}
+
+fn paused_config() -> JobsConfig {
+    JobsConfig {
+        concurrency: 1,
+        max_running: 1,
+        ..JobsConfig::default()
+    }
+}
+
+/// Jobs run by priority, then `run_at`, then arrival; a delayed job waits for
+/// the clock; a paused queue starts nothing until resumed.
+pub async fn ordering_delay_and_pause(backend: Arc<dyn JobBackend>) {
+    let h = Harness::start(backend, paused_config()).await;
+    h.call("pause", json!({"queue": "q"})).await.unwrap();
+    let job = |tag: &str, priority: i32| json!({"queue": "q", "target": "work.record", "params": {"tag": tag}, "priority": priority});
+    h.enqueue(job("low-1", 0)).await;
+    h.enqueue(job("high", 5)).await;
+    h.enqueue(job("low-2", 0)).await;
+    h.enqueue(json!({"queue": "q", "target": "work.record", "params": {"tag": "earlier"}, "run_at": START_MS - 1_000})).await;
+    let later = h
+        .enqueue(json!({"queue": "q", "target": "work.record", "params": {"tag": "later"}, "priority": 9, "delay_ms": 60_000}))
+        .await;
+    let stats = h.call("stats", json!({"queue": "q"})).await.unwrap();
+    assert_eq!(stats["queues"][0]["paused"], true);
+    assert_eq!(stats["queues"][0]["pending"], 5);
+    assert!(h.log.calls().is_empty(), "a paused queue ran a job");
+
+    h.call("resume", json!({"queue": "q"})).await.unwrap();
+    let calls = h.log.wait_calls(4).await;
+    let tags: Vec<&str> = calls.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(tags, ["high", "earlier", "low-1", "low-2"]);
+    assert_eq!(
+        h.state(later).await,
+        JobState::Pending,
+        "ran before its delay"
+    );
+
+    h.advance(Duration::from_secs(60));
+    let calls = h.log.wait_calls(5).await;
+    assert_eq!(calls[4], ("later".to_owned(), 1));
+    h.jobs.close();
+}
+
+/// A failing job retries with exponential backoff (with jitter, never below half)
+/// and its attempt number; past max attempts it is dead with its error history;
+/// requeue runs it again; a completed job keeps its result.
+pub async fn retries_backoff_dead_and_requeue(backend: Arc<dyn JobBackend>) {
+    let mut h = Harness::start(backend, JobsConfig::default()).await;
+    let id = h
+        .enqueue(json!({"queue": "mail", "target": "work.record", "params": {"tag": "r", "fail_until": 9}, "max_attempts": 3, "backoff_ms": 1_000}))
+        .await;
+    let failed = h.event("failed", id).await;
+    assert_eq!(failed["attempt"], 1);
+    let first_retry = failed["retry_at"].as_i64().unwrap() - START_MS;
+    assert!((500..=1_000).contains(&first_retry), "{first_retry}");
+    h.advance(Duration::from_millis(1_000));
+    let failed = h.event("failed", id).await;
+    assert_eq!(failed["attempt"], 2);
+    let second_retry = failed["retry_at"].as_i64().unwrap() - (START_MS + 1_000);
+    assert!((1_000..=2_000).contains(&second_retry), "{second_retry}");
+    h.advance(Duration::from_millis(2_000));
+    let dead = h.event("dead", id).await;
+    assert_eq!(dead["attempt"], 3);
+    let attempts: Vec<u32> = h.log.calls().iter().map(|c| c.1).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+
+    let listed = h.call("dead", json!({"queue": "mail"})).await.unwrap();
+    let jobs = listed["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["id"], id);
+    assert_eq!(jobs[0]["errors"].as_array().unwrap().len(), 3);
+    assert_eq!(jobs[0]["errors"][2]["attempt"], 3);
+
+    let requeued = h.call("requeue", json!({"queue": "mail"})).await.unwrap();
+    assert_eq!(requeued["requeued"], 1);
+    h.event("failed", id).await;
+    assert_eq!(h.log.calls().len(), 4);
+    assert_eq!(h.log.calls()[3].1, 1, "attempts counted afresh");
+
+    let ok = h
+        .enqueue(json!({"queue": "mail", "target": "work.record", "params": {"tag": "fine"}}))
+        .await;
+    let done = h.event("completed", ok).await;
+    assert_eq!(done["result"], json!({"tag": "fine", "attempt": 1}));
+    let job = h.call("get", json!({"id": ok})).await.unwrap();
+    assert_eq!(job["state"], "completed");
+    assert_eq!(job["result"]["tag"], "fine");
+    h.jobs.close();
+}
+
+/// A job whose worker died (its lease ran out) is recovered by another node and
+/// runs again with attempt 2; the stalled event names it; the dead worker's late
+/// answer changes nothing.
+pub async fn expired_lease_is_recovered(backend: Arc<dyn JobBackend>) {
+    let clock = Clock::manual(START_MS);
+    // A node that only takes enqueues (no workers)…
+    let takes = JobsConfig {
+        workers: false,
+        ..JobsConfig::default()
+    };
+    let first = Harness::start_on(backend.clone(), takes, clock.clone()).await;
+    let id = first
+        .enqueue(json!({"queue": "q", "target": "work.record", "params": {"tag": "x"}}))
+        .await;
+    // …a worker that takes the job and dies without a word…
+    let now = clock.now_ms();
+    let taken = backend
+        .claim(now, &[], "dead-worker", now + 30_000)
+        .await
+        .unwrap();
+    assert_eq!(taken.map(|j| (j.id, j.attempt)), Some((id, 1)));
+    // …and a node with workers, which leaves the job alone until its lease ends.
+    let mut h = Harness::start_on(backend.clone(), JobsConfig::default(), clock).await;
+    assert_eq!(h.state(id).await, JobState::Running);
+    h.advance(Duration::from_secs(31));
+    let stalled = h.event("stalled", id).await;
+    assert_eq!(stalled["attempt"], 1);
+    let done = h.event("completed", id).await;
+    assert_eq!(done["attempt"], 2);
+    assert_eq!(h.log.calls(), [("x".to_owned(), 2)]);
+    assert!(
+        !backend
+            .complete(id, "dead-worker", now, &json!("late"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        h.jobs.get(id).await.unwrap().result,
+        Some(json!({"tag": "x", "attempt": 2}))
+    );
+    h.jobs.close();
+}
+
+/// A unique key lets one job in per window; cancel stops a pending job and frees
+/// its key; retry runs a cancelled job.
+pub async fn unique_keys_and_cancel(backend: Arc<dyn JobBackend>) {
+    let h = Harness::start(backend, JobsConfig::default()).await;
+    h.call("pause", json!({"queue": "u"})).await.unwrap();
+    let job = json!({"queue": "u", "target": "work.record", "params": {"tag": "u"}, "unique_key": "k", "unique_window_ms": 10_000});
+    let first = h.call("enqueue", job.clone()).await.unwrap();
+    let again = h.call("enqueue", job.clone()).await.unwrap();
+    assert_eq!(first["created"], true);
+    assert_eq!(again, json!({"id": first["id"], "created": false}));
+    let id = first["id"].as_i64().unwrap();
+
+    h.advance(Duration::from_millis(10_001));
+    let after_window = h.call("enqueue", job.clone()).await.unwrap();
+    assert_eq!(after_window["created"], true);
+    let second = after_window["id"].as_i64().unwrap();
+
+    let cancelled = h.call("cancel", json!({"id": second})).await.unwrap();
+    assert_eq!(cancelled["state"], "cancelled");
+    let third = h.call("enqueue", job).await.unwrap();
+    assert_eq!(third["created"], true, "a cancelled job holds no key");
+    let err = h.call("cancel", json!({"id": second})).await.unwrap_err();
+    assert!(err.to_string().contains("cancelled"), "{err}");
+    let missing = h.call("get", json!({"id": 999_999})).await.unwrap_err();
+    assert!(missing.to_string().contains("no job"), "{missing}");
+
+    h.call("retry", json!({"id": second})).await.unwrap();
+    h.call("cancel", json!({"id": id})).await.unwrap();
+    h.call("resume", json!({"queue": "u"})).await.unwrap();
+    let calls = h.log.wait_calls(2).await;
+    assert_eq!(calls.len(), 2);
+    let listed = h
+        .call("list", json!({"queue": "u", "state": "cancelled"}))
+        .await
+        .unwrap();
+    assert_eq!(listed["jobs"].as_array().unwrap().len(), 1);
+    h.jobs.close();
+}
+
+/// Bad input is refused at enqueue with the field named, and nothing is kept.
+pub async fn bad_input_is_refused(backend: Arc<dyn JobBackend>) {
+    let config = JobsConfig {
+        max_params_bytes: 1_000,
+        ..JobsConfig::default()
+    };
+    let h = Harness::start(backend, config).await;
+    let cases = [
+        (json!({"target": "nope.send", "params": {}}), "/target"),
+        (json!({"target": "work.missing", "params": {}}), "/target"),
+        (json!({"target": "plain", "params": {}}), "/target"),
+        (
+            json!({"target": "work.record", "params": {}}),
+            "/params/tag",
+        ),
+        (
+            json!({"target": "work.record", "params": {"tag": 5}}),
+            "/params/tag",
+        ),
+        (
+            json!({"target": "work.record", "params": {"tag": "a", "extra": 1}}),
+            "/params/extra",
+        ),
+        (
+            json!({"target": "work.record", "params": {"tag": "a"}, "delay_ms": -5}),
+            "/delay_ms",
+        ),
+        (
+            json!({"target": "work.record", "params": {"tag": "x".repeat(2_000)}}),
+            "/params",
+        ),
+        (
+            json!({"target": "work.record", "params": {"tag": "a"}, "queue": "Bad Queue"}),
+            "/queue",
+        ),
+        (
+            json!({"target": "work.record", "params": {"tag": "a"}, "max_attempts": 0}),
+            "/max_attempts",
+        ),
+        (
+            json!({"target": "work.record", "params": {"tag": "a"}, "priority": 5_000}),
+            "/priority",
+        ),
+        (
+            json!({"target": "work.record", "params": {"tag": "a"}, "unique_window_ms": 5}),
+            "/unique_window_ms",
+        ),
+    ];
+    for (params, field) in cases {
+        let err = h.call("enqueue", params.clone()).await.unwrap_err();
+        assert_eq!(invalid_field(err), field, "{params}");
+    }
+    let stats = h.call("stats", json!({})).await.unwrap();
+    assert_eq!(stats["queues"], json!([]));
+    assert_eq!(h.jobs.metrics().counts().refused, 12);
+    h.jobs.close();
+}
+
+/// Per-queue concurrency: with a limit of one, a hanging job holds its queue
+/// while another queue keeps running.
+pub async fn per_queue_concurrency(backend: Arc<dyn JobBackend>) {
+    let mut config = JobsConfig::default();
+    config.queues.insert("slow".to_owned(), 1);
+    let mut h = Harness::start(backend, config).await;
+    h.enqueue(json!({"queue": "slow", "target": "work.hang", "params": {"tag": "h1"}}))
+        .await;
+    h.log.wait_calls(1).await;
+    let waiting = h
+        .enqueue(json!({"queue": "slow", "target": "work.record", "params": {"tag": "s2"}}))
+        .await;
+    let other = h
+        .enqueue(json!({"queue": "fast", "target": "work.record", "params": {"tag": "f"}}))
+        .await;
+    h.event("completed", other).await;
+    assert_eq!(
+        h.state(waiting).await,
+        JobState::Pending,
+        "the queue's limit was passed"
+    );
+    let stats = h.call("stats", json!({"queue": "slow"})).await.unwrap();
+    assert_eq!(stats["queues"][0]["running"], 1);
+    h.jobs.close();
+}
+
+/// A live worker keeps its lease: a job running for several leases (system clock,
+/// short lease) is renewed, never marked stalled, never run twice.
+pub async fn live_worker_keeps_its_lease(backend: Arc<dyn JobBackend>) {
+    let config = JobsConfig {
+        lease_ms: 300,
+        poll_ms: 50,
+        ..JobsConfig::default()
+    };
+    let h = Harness::start_on(backend, config, Clock::system()).await;
+    let id = h
+        .enqueue(json!({"queue": "long", "target": "work.hang", "params": {"tag": "l"}}))
+        .await;
+    h.log.wait_calls(1).await;
+    let first = h.jobs.get(id).await.unwrap().lease_until.unwrap();
+    // Wait (bounded) until the lease was renewed past three of its lengths.
+    tokio::time::timeout(BOUND, async {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            let job = h.jobs.get(id).await.unwrap();
+            assert_eq!(job.state, JobState::Running, "{job:?}");
+            if job.lease_until.unwrap() > first + 900 {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the lease was renewed");
+    let counts = h.jobs.metrics().counts();
+    assert_eq!(counts.stalled, 0);
+    assert_eq!(h.log.calls(), [("l".to_owned(), 1)], "run once");
+    assert_eq!(h.jobs.get(id).await.unwrap().attempt, 1);
+    h.jobs.close();
+}

@@ -1,0 +1,103 @@
+//! [`JobError`]: why a jobs operation did not happen, and how each reason reaches a
+//! caller of the `jobs` service.
+
+use plexus_core::ServiceError;
+use serde_json::json;
+
+/// Why a jobs operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Bad input, naming the field as a JSON pointer (`/target`, `/params/to`).
+    #[error("invalid `{field}`: {reason}")]
+    Invalid {
+        /// The field.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No job with this id.
+    #[error("no job {id}")]
+    NotFound {
+        /// The id asked for.
+        id: i64,
+    },
+    /// The job is not in a state the operation applies to.
+    #[error("job {id} is {state}: {reason}")]
+    WrongState {
+        /// The job.
+        id: i64,
+        /// Its state.
+        state: String,
+        /// What the operation needed.
+        reason: String,
+    },
+    /// The database could not be reached (worth a retry).
+    #[error("jobs unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+    /// The database answered with an error, or kept something unreadable.
+    #[error("jobs backend: {reason}")]
+    Backend {
+        /// What it said.
+        reason: String,
+    },
+}
+
+impl JobError {
+    /// Bad input at `field`.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The error a caller of the service sees.
+    pub fn to_service_error(&self) -> ServiceError {
+        match self {
+            Self::Invalid { field, reason } => ServiceError::invalid_params(field, reason),
+            Self::NotFound { id } => ServiceError::Failed {
+                message: self.to_string(),
+                data: Some(json!({"kind": "not_found", "id": id})),
+                retryable: false,
+            },
+            Self::WrongState { id, state, .. } => ServiceError::Failed {
+                message: self.to_string(),
+                data: Some(json!({"kind": "wrong_state", "id": id, "state": state})),
+                retryable: false,
+            },
+            Self::Unavailable { reason } => ServiceError::unavailable(reason),
+            Self::Backend { .. } => ServiceError::Internal {
+                message: self.to_string(),
+                data: None,
+            },
+        }
+    }
+}
+
+impl From<JobError> for ServiceError {
+    fn from(e: JobError) -> Self {
+        e.to_service_error()
+    }
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Self::Unavailable {
+                reason: e.to_string(),
+            },
+            sqlx::Error::Database(ref db) if db.message().contains("locked") => Self::Unavailable {
+                reason: e.to_string(),
+            },
+            other => Self::Backend {
+                reason: other.to_string(),
+            },
+        }
+    }
+}

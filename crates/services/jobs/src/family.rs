@@ -1,0 +1,56 @@
+//! [`JobsFamily`]: the job queue entering the node through the family door. Its
+//! `[jobs]` section opens the SQLite database (by default the DataStore's file in
+//! the node's data folder), builds the `jobs` service and its metrics; once the node
+//! runs, the queue is attached to it so enqueues check targets in its registry and
+//! its workers call them through the call path.
+
+use std::sync::Arc;
+
+use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily};
+
+use crate::config::{JobsConfig, SECTION};
+use crate::{Clock, JobMetrics, JobService, Jobs, SqliteBackend};
+
+/// The Jobs family.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JobsFamily;
+
+#[plexus_core::async_trait]
+impl SectionFamily for JobsFamily {
+    type Config = JobsConfig;
+    const SECTION: &'static str = SECTION;
+
+    async fn open_with(
+        &self,
+        settings: JobsConfig,
+        node: &NodeSection,
+    ) -> Result<Parts, FamilyError> {
+        if !settings.enabled {
+            return Ok(Parts::default());
+        }
+        let url = settings
+            .sqlite_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", node.data_dir.join("plexus.db").display()));
+        let backend = SqliteBackend::connect(&url)
+            .await
+            .map_err(|e| FamilyError::open(SECTION, e))?;
+        tracing::info!(backend = "sqlite", "jobs open");
+        let metrics = JobMetrics::new();
+        let jobs = Jobs::new(
+            Arc::new(backend),
+            settings,
+            metrics.clone(),
+            Clock::system(),
+        );
+        let service = JobService::new(jobs);
+        let attach = service.clone();
+        Ok(Parts::default()
+            .service(Arc::new(service))
+            .metrics(move |node| {
+                node.metrics()
+                    .with_registry(|registry| metrics.register(registry));
+                attach.attach(node);
+            }))
+    }
+}

@@ -1,0 +1,47 @@
+//! The Jobs family: a job queue whose jobs are **deferred calls**. A job's target is
+//! any registered method (`"email.send"`), run through the node's call path (schema
+//! check, breaker, balancer, metrics, audit) as the caller that enqueued it, so any
+//! service in any language that answers calls runs jobs, with no worker library.
+//!
+//! - `config`: the `[jobs]` section ([`JobsConfig`]).
+//! - [`JobBackend`]: what a backend does, one step per operation;
+//!   [`SqliteBackend`] (the embedded default, in the DataStore's file).
+//! - [`Jobs`]: enqueue checks naming the field, and the node's workers (priority,
+//!   then `run_at`, then arrival; per-queue concurrency; leases renewed and
+//!   recovered; retries with exponential backoff and jitter; dead letters with
+//!   their error history; results stored; bus events `jobs.<queue>.completed`,
+//!   `failed`, `dead`, `stalled`).
+//! - [`JobService`]: the `jobs.*` methods.
+//! - [`JobsFamily`]: the [`Family`](plexus_node::family::Family) door.
+//! - [`JobMetrics`]: its counters, named `plexus_jobs_*`.
+//! - `conformance` (feature `test-util`): the suite every backend passes.
+//!
+//! The attempt number reaches the target in the header `plexus-job-attempt`
+//! ([`HEADER_ATTEMPT`]): 1 on the first run, then 2, 3… on retries and after a
+//! recovered lease, so a target can make itself idempotent.
+//!
+//! ## Feature flags
+//! - `test-util`: the conformance suite ([`conformance`]).
+
+mod backend;
+pub mod config;
+mod error;
+mod family;
+mod jobs;
+mod metrics;
+mod service;
+mod sqlite;
+
+#[cfg(feature = "test-util")]
+pub mod conformance;
+
+pub use backend::{Job, JobBackend, JobState, ListFilter, NewJob, QueueStats, Stalled};
+pub use config::JobsConfig;
+pub use error::JobError;
+pub use family::JobsFamily;
+pub use jobs::{
+    Clock, Enqueue, Enqueued, HEADER_ATTEMPT, HEADER_ID, HEADER_QUEUE, Jobs, check_queue,
+};
+pub use metrics::{Counts, JobMetrics};
+pub use service::JobService;
+pub use sqlite::SqliteBackend;

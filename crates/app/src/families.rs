@@ -24,10 +24,10 @@ pub use plexus_cache::CacheFamily;
 pub use plexus_cluster::ClusterFamily;
 #[cfg(feature = "datastore")]
 pub use plexus_datastore::DataStoreFamily;
-#[cfg(feature = "inference")]
-pub use plexus_inference::InferenceFamily;
 #[cfg(feature = "dsl")]
 pub use plexus_dsl::DslFamily;
+#[cfg(feature = "inference")]
+pub use plexus_inference::InferenceFamily;
 #[cfg(feature = "jobs")]
 pub use plexus_jobs::JobsFamily;
 #[cfg(feature = "limits")]

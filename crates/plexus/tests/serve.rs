@@ -257,7 +257,9 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
             "audit-1",
             "cache-1",
             "datastore-1",
+            "dsl-1",
             "inference-1",
+            "jobs-1",
             "lock-1",
             "node-itest",
             "plexus-itest",
@@ -325,7 +327,11 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     assert!(table.stdout.contains("healthy"), "{}", table.stdout);
     assert!(!table.stdout.contains('\x1b'), "no colours off a terminal");
     let listed = server.json(&["services", "--json"]).await;
-    assert_eq!(listed.as_array().unwrap().len(), instances.len(), "{listed}");
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        instances.len(),
+        "{listed}"
+    );
 
     // health.
     let health = server.json(&["health", "--json"]).await;
@@ -419,7 +425,7 @@ async fn serve_runs_processes_answers_the_cli_and_stops_in_reverse_order() {
     let stopped = server.wait_log(&["stopped", "node=itest"]).await;
     assert!(
         stopped.contains(
-            "services=worker-b, worker-a, inference-1, script-1, session-1, lock-1, ratelimit-1, pubsub-1, cache-1, audit-1, datastore-1"
+            "services=worker-b, worker-a, jobs-1, dsl-1, inference-1, script-1, session-1, lock-1, ratelimit-1, pubsub-1, cache-1, audit-1, datastore-1"
         ),
         "{stopped}"
     );
@@ -806,7 +812,7 @@ async fn ctrl_c_stops_a_subscriber_and_the_server_cleanly() {
     server
         .wait_log(&[
             "stopped",
-            "services=inference-1, script-1, session-1, lock-1, ratelimit-1, pubsub-1, cache-1, audit-1, datastore-1",
+            "services=jobs-1, dsl-1, inference-1, script-1, session-1, lock-1, ratelimit-1, pubsub-1, cache-1, audit-1, datastore-1",
         ])
         .await;
 }

@@ -54,17 +54,17 @@ async fn a_service_on_one_node_is_called_through_another_nodes_gateway() {
     let b = Served::start("cluster-b", "name = \"b\"\n", &cluster).await;
 
     let client = b.client();
-    let answer = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            // Until node b has seen node a's instance come up.
-            match client.call("greeter.hello", json!({})).await {
-                Ok(answer) => return answer,
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            }
-        }
-    })
+    // Until node b has seen node a's instance come up.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        b.node.registry().until_routable(&"greeter".into(), 1),
+    )
     .await
-    .expect("greeter answers through node b within 10 s");
+    .expect("node b sees greeter within 10 s");
+    let answer = client
+        .call("greeter.hello", json!({}))
+        .await
+        .expect("greeter answers through node b");
     assert_eq!(answer["from"], "a");
 
     // Both run the cache: each keeps its own, under its own instance id.

@@ -21,7 +21,6 @@
 //! Every run uses names of its own (bucket, subjects, stream), removed at the end.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -40,6 +39,7 @@ use plexus_node::Node;
 use plexus_pubsub::{Backend, Bridge, NatsConnection, PubSubConfig, PubSubMetrics};
 use plexus_store::{DataStore, Outbox, OutboxConfig, RelayConfig, StoreConfig};
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
 use crate::{BenchError, BenchResult, Options, Progress, Report, Unit};
 
@@ -201,11 +201,10 @@ async fn bench_calls(
     progress.step("cluster_call_c16");
     let _server = run.node("bench-a", vec![Arc::new(Noop)]).await?;
     let caller = run.node("bench-c", vec![]).await?;
-    let ready = tokio::time::timeout(Duration::from_secs(10), async {
-        while caller.registry().routable(&"noop".into()).is_empty() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
+    let ready = tokio::time::timeout(
+        Duration::from_secs(10),
+        caller.registry().until_routable(&"noop".into(), 1),
+    )
     .await;
     ready.map_err(|_| failed("the caller never saw the no-op service on the other node"))?;
     let params = json!({"n": 1, "text": "ping"});
@@ -289,24 +288,24 @@ async fn bench_calls(
 /// Events/s delivered: `publish` sends `n` events, and the count reaches `n`.
 async fn delivered_per_second(
     n: usize,
-    received: Arc<AtomicU64>,
+    received: &watch::Sender<u64>,
     publish: impl std::future::Future<Output = Result<(), BenchError>>,
 ) -> Result<f64, BenchError> {
-    received.store(0, Ordering::SeqCst);
+    received.send_replace(0);
+    let mut count = received.subscribe();
     let started = Instant::now();
     publish.await?;
-    tokio::time::timeout(Duration::from_secs(120), async {
-        while received.load(Ordering::SeqCst) < n as u64 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await
-    .map_err(|_| {
-        failed(format!(
+    let arrived = tokio::time::timeout(
+        Duration::from_secs(120),
+        count.wait_for(|got| *got >= n as u64),
+    )
+    .await;
+    if !matches!(arrived, Ok(Ok(_))) {
+        return Err(failed(format!(
             "only {} of {n} events arrived within 120 s",
-            received.load(Ordering::SeqCst)
-        ))
-    })?;
+            *received.borrow()
+        )));
+    }
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
@@ -342,7 +341,7 @@ async fn bench_events(
     })
     .await;
     live.map_err(|_| failed("the bridges never subscribed"))?;
-    let received = Arc::new(AtomicU64::new(0));
+    let received = Arc::new(watch::Sender::new(0u64));
     let mut subscription = b
         .subscribe(
             "bench.>",
@@ -354,7 +353,7 @@ async fn bench_events(
     let counter = received.clone();
     let counting = tokio::spawn(async move {
         while subscription.recv().await.is_some() {
-            counter.fetch_add(1, Ordering::SeqCst);
+            counter.send_modify(|n| *n += 1);
         }
     });
     let event = |i: usize| -> Result<Envelope, BenchError> {
@@ -363,7 +362,7 @@ async fn bench_events(
             Payload::json(&json!({"i": i, "text": "tick"})).map_err(failed)?,
         ))
     };
-    let ours = delivered_per_second(plan.events, received.clone(), async {
+    let ours = delivered_per_second(plan.events, &received, async {
         for i in 0..plan.events {
             a.publish(event(i)?).await.map_err(failed)?;
         }
@@ -381,16 +380,16 @@ async fn bench_events(
         .await
         .map_err(failed)?;
     subscriber.flush().await.map_err(failed)?;
-    let raw_received = Arc::new(AtomicU64::new(0));
+    let raw_received = Arc::new(watch::Sender::new(0u64));
     let counter = raw_received.clone();
     let counting = tokio::spawn(async move {
         while let Some(message) = messages.next().await {
             if Envelope::from_json(&message.payload).is_ok() {
-                counter.fetch_add(1, Ordering::SeqCst);
+                counter.send_modify(|n| *n += 1);
             }
         }
     });
-    let raw = delivered_per_second(plan.events, raw_received, async {
+    let raw = delivered_per_second(plan.events, &raw_received, async {
         for i in 0..plan.events {
             let json = event(i)?.to_json().map_err(failed)?;
             publisher

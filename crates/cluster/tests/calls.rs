@@ -84,16 +84,6 @@ async fn node(
     (builder.start().await.unwrap(), link)
 }
 
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !check() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{what} within 10 s"));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_on_two_nodes_is_balanced_from_a_third_and_fails_over() {
     let id = uuid::Uuid::now_v7().simple().to_string();
@@ -102,15 +92,12 @@ async fn a_service_on_two_nodes_is_balanced_from_a_third_and_fails_over() {
     let (a, link_a) = node("a", &bucket, &prefix, vec![Arc::new(Echo { node: "a" })]).await;
     let (_b, link_b) = node("b", &bucket, &prefix, vec![Arc::new(Echo { node: "b" })]).await;
     let (c, link_c) = node("c", &bucket, &prefix, vec![]).await;
-    until("node c sees both echo instances healthy", || {
-        c.registry()
-            .routable(&"echo".into())
-            .iter()
-            .filter(|r| r.descriptor.metadata.contains_key("plexus.node"))
-            .count()
-            == 2
-    })
-    .await;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        c.registry().until_routable(&"echo".into(), 2),
+    )
+    .await
+    .expect("node c sees both echo instances within 10 s");
 
     let mut answered = BTreeMap::<String, u32>::new();
     for _ in 0..40 {

@@ -309,6 +309,17 @@ impl Registry {
         Ok(registration)
     }
 
+    /// Returns once `service` has at least `count` instances that take calls,
+    /// woken by the registry's own changes (wrap it in a timeout to bound it).
+    pub async fn until_routable(&self, service: &ServiceName, count: usize) {
+        let mut changes = self.watch();
+        while self.routable(service).len() < count {
+            if changes.next().await.is_none() {
+                return;
+            }
+        }
+    }
+
     /// Applies a change another node made to the backend this registry shares with
     /// it (a cluster's registry in NATS KV): `Some(registration)` is what the
     /// backend now holds for `instance`, `None` that it holds nothing. The backend

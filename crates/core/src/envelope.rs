@@ -112,6 +112,12 @@ impl Envelope {
         self
     }
 
+    /// Sets the causation id: the event this one follows from.
+    pub fn with_causation_id(mut self, causation_id: Option<EventId>) -> Self {
+        self.causation_id = causation_id;
+        self
+    }
+
     /// Sets the instant after which the envelope must not be delivered.
     pub fn with_expiry(mut self, expires_at: Timestamp) -> Self {
         self.expires_at = Some(expires_at);

@@ -179,6 +179,11 @@ async fn publish(
         .map_err(|(field, reason)| ServiceError::invalid_params(field, reason))?;
     ctx.check(Need::Publish(envelope.topic().as_str()))
         .map_err(ServiceError::Forbidden)?;
+    // The event is part of the call that published it: its correlation id, and the
+    // event that caused the call (if one did) as its cause.
+    let envelope = envelope
+        .with_correlation_id(ctx.correlation_id)
+        .with_causation_id(ctx.causation_id);
     s.bus
         .publish(envelope)
         .await

@@ -10,6 +10,8 @@ use std::time::Duration;
 use plexus_config::{FieldErrors, Validate};
 use serde::{Deserialize, Serialize};
 
+pub use crate::trigger::TriggerConfig;
+
 /// The section the family reads.
 pub const SECTION: &str = "script";
 
@@ -77,6 +79,9 @@ pub struct ScriptConfig {
     /// sources given to `script.run` by their text, each up to this many (default
     /// 256).
     pub cache_entries: u64,
+    /// Stored scripts run on events (`[[script.triggers]]`): a bus pattern, the
+    /// script, the caller it acts as and its scopes (none by default).
+    pub triggers: Vec<TriggerConfig>,
 }
 
 impl Default for ScriptConfig {
@@ -105,6 +110,7 @@ impl Default for ScriptConfig {
             stack_bytes: 16 * 1024 * 1024,
             collection: "scripts".to_owned(),
             cache_entries: 256,
+            triggers: Vec::new(),
         }
     }
 }
@@ -157,6 +163,25 @@ impl Validate for ScriptConfig {
                 "is not a collection name (a-z, 0-9, _, starting with a letter, at most 32 bytes)"
                     .to_owned()
             });
+        for (i, trigger) in self.triggers.iter().enumerate() {
+            let at = |key: &str| format!("triggers[{i}].{key}");
+            errors
+                .check(
+                    plexus_core::TopicPattern::new(&trigger.topic).is_ok(),
+                    &at("topic"),
+                    || {
+                        format!(
+                            "`{}` is not a topic pattern (`a.b`, `a.*`, `a.>`)",
+                            trigger.topic
+                        )
+                    },
+                )
+                .non_empty(&at("script"), &trigger.script)
+                .range(&at("capacity"), trigger.capacity, 1..=1_000_000);
+            if let Err((j, reason)) = trigger.parsed_scopes() {
+                errors.push(at(&format!("scopes[{j}]")), reason);
+            }
+        }
         errors.into_result()
     }
 }
@@ -183,6 +208,14 @@ mod tests {
             (json!({"stack_bytes": 1}), "script.stack_bytes"),
             (json!({"collection": "Bad-Name"}), "script.collection"),
             (json!({"sandbox": false}), "script"),
+            (
+                json!({"triggers": [{"topic": "a..b", "script": "s"}]}),
+                "script.triggers[0].topic",
+            ),
+            (
+                json!({"triggers": [{"topic": "a", "script": "s", "scopes": ["call:x", "nope"]}]}),
+                "script.triggers[0].scopes[1]",
+            ),
         ];
         for (section, key) in cases {
             let err = check(Some(&section)).unwrap_err();

@@ -2,7 +2,7 @@
 //! Its `[script]` section builds the engine (starting its pool of threads), the
 //! `script` service and its metrics; once the node runs, the service is attached to
 //! it so scripts can call through the call path and stored scripts reach the
-//! DataStore.
+//! DataStore, and its triggers subscribe to the bus.
 
 use std::sync::Arc;
 
@@ -30,10 +30,11 @@ impl SectionFamily for ScriptFamily {
         }
         let metrics = ScriptMetrics::new();
         let threads = settings.max_concurrent;
+        let triggers = settings.triggers.clone();
         let engine = ScriptEngine::new(settings, metrics.clone())
             .map_err(|e| FamilyError::invalid("script.max_concurrent", e.to_string()))?;
         tracing::info!(threads, "script engine open");
-        let service = ScriptService::new(engine);
+        let service = ScriptService::new(engine.clone());
         let attach = service.clone();
         Ok(Parts::default()
             .service(Arc::new(service))
@@ -41,6 +42,7 @@ impl SectionFamily for ScriptFamily {
                 node.metrics()
                     .with_registry(|registry| metrics.register(registry));
                 attach.attach(node);
+                crate::trigger::start(&engine, node, &triggers);
             }))
     }
 }

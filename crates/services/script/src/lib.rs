@@ -17,6 +17,8 @@
 //!   `log(level, text)`: through the node, as the caller (its identity, scopes,
 //!   correlation id and the run's deadline).
 //! - [`ScriptService`]: the `script.*` methods (run, save, get, list, delete).
+//! - Triggers ([`TriggerConfig`], `[[script.triggers]]`): a stored script run for
+//!   every event on a topic pattern, as a caller with the scopes configured.
 //! - [`ScriptFamily`]: the [`Family`](plexus_node::family::Family) door: `[script]`
 //!   builds the engine, the service and its metrics.
 //! - [`ScriptMetrics`]: its metrics, named `plexus_script_*`.
@@ -46,6 +48,7 @@ mod metrics;
 mod pool;
 mod sandbox;
 mod service;
+mod trigger;
 
 pub use config::ScriptConfig;
 pub use engine::{Failure, Listed, Ran, Script, ScriptEngine, Stored};
@@ -54,3 +57,4 @@ pub use family::ScriptFamily;
 pub use metrics::ScriptMetrics;
 pub use sandbox::{CHECK_EVERY, Output, Report};
 pub use service::ScriptService;
+pub use trigger::TriggerConfig;

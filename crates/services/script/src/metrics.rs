@@ -7,6 +7,7 @@
 //! | `plexus_script_operations_total` | counter | |
 //! | `plexus_script_duration_seconds` | histogram | |
 //! | `plexus_script_compile_cache_total` | counter | `result`: `hit`, `miss` |
+//! | `plexus_script_trigger_runs_total` | counter | `trigger` (the stored script), `outcome` as for runs |
 //!
 //! A run refused because the pool was full is counted with `outcome="overloaded"`;
 //! its duration is not observed (it never ran).
@@ -33,6 +34,12 @@ struct LimitLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TriggerLabel {
+    trigger: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
 }
@@ -50,6 +57,7 @@ struct Inner {
     operations: Counter,
     duration: Histogram,
     cache: Family<ResultLabel, Counter>,
+    triggers: Family<TriggerLabel, Counter>,
 }
 
 impl Default for ScriptMetrics {
@@ -62,6 +70,7 @@ impl Default for ScriptMetrics {
                 // 50 µs to about 13 s.
                 duration: Histogram::new(exponential_buckets(0.000_05, 4.0, 10)),
                 cache: Family::default(),
+                triggers: Family::default(),
             }),
         }
     }
@@ -102,6 +111,24 @@ impl ScriptMetrics {
             .cache
             .get_or_create(&ResultLabel { result })
             .inc();
+    }
+
+    /// Counts a run of the trigger `trigger` that ended with `outcome`.
+    pub fn trigger_run(&self, trigger: &str, outcome: &'static str) {
+        let label = TriggerLabel {
+            trigger: trigger.to_owned(),
+            outcome,
+        };
+        self.inner.triggers.get_or_create(&label).inc();
+    }
+
+    /// Runs of the trigger `trigger` that ended with `outcome` so far.
+    pub fn trigger_runs(&self, trigger: &str, outcome: &'static str) -> u64 {
+        let label = TriggerLabel {
+            trigger: trigger.to_owned(),
+            outcome,
+        };
+        self.inner.triggers.get_or_create(&label).get()
     }
 
     /// Runs that ended with `outcome` so far.
@@ -161,6 +188,11 @@ impl ScriptMetrics {
             "plexus_script_compile_cache",
             "Look-ups of compiled scripts (stored, or a source by its text), by result",
             i.cache.clone(),
+        );
+        registry.register(
+            "plexus_script_trigger_runs",
+            "Runs of stored scripts started by a trigger's events, by trigger and outcome",
+            i.triggers.clone(),
         );
     }
 }

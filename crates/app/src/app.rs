@@ -230,6 +230,9 @@ async fn assemble(
     if let Some(link) = parts.cluster.take() {
         builder = builder.cluster(link);
     }
+    if let Some(log) = parts.durable.take() {
+        builder = builder.durable(log);
+    }
     for component in parts.components.drain(..) {
         let policy = config
             .health

@@ -13,6 +13,13 @@
 //!   same for a streamed answer (SSE, read to its end).
 //! - `inference_p99_us`, `inference_stream_p99_us`: the latency through Plexus,
 //!   beside the direct latency as the ceiling.
+//! - `inference_overhead_paced_p50_us`, `inference_overhead_paced_p99_us`: the
+//!   answered request's overhead again with the fake answering after
+//!   [`PACE_MS`] ms, as a fast real provider does. With an instant fake the 16
+//!   clients keep both cores busy and the figures above are mostly queueing for the
+//!   CPU (a request through Plexus is two HTTP exchanges on the same cores); paced,
+//!   the cores have room and the difference is what Plexus itself adds. Both are
+//!   reported: neither hides the other.
 //!
 //! The response cache is not involved (the requests do not set `temperature: 0`).
 
@@ -21,7 +28,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use plexus_gateway::{Gateway, GatewayConfig};
-use plexus_inference::testing::{FakeProvider, Wire};
+use plexus_inference::testing::{Behaviour, FakeProvider, Wire};
 use plexus_inference::{Inference, InferenceConfig, InferenceMetrics, InferenceService};
 use plexus_node::Node;
 use serde_json::{Value, json};
@@ -31,6 +38,8 @@ use crate::{BenchError, BenchResult, Options, Progress, Report, Unit};
 const BENCH: &str = "inference";
 /// Concurrent clients.
 const CLIENTS: usize = 16;
+/// How long the paced fake takes to answer.
+const PACE_MS: u64 = 20;
 
 fn failed(reason: impl ToString) -> BenchError {
     BenchError::failed(BENCH, reason)
@@ -61,7 +70,7 @@ impl Plan {
 /// The fake, and a node serving the engine over a gateway on loopback; the two
 /// URLs of `/v1/chat/completions`.
 struct Setup {
-    _fake: FakeProvider,
+    fake: FakeProvider,
     node: Node,
     stop: tokio::sync::oneshot::Sender<()>,
     direct: String,
@@ -101,7 +110,7 @@ async fn setup() -> Result<Setup, BenchError> {
     Ok(Setup {
         direct: format!("{}/chat/completions", fake.base_url()),
         plexus: format!("http://{addr}/v1/chat/completions"),
-        _fake: fake,
+        fake,
         node,
         stop,
     })
@@ -183,7 +192,7 @@ async fn measure(
 /// Runs the inference benchmark.
 pub fn run(options: Options) -> Result<Report, BenchError> {
     let plan = Plan::new(options);
-    let progress = Progress::new(options, 3);
+    let progress = Progress::new(options, 4);
     let mut report = Report::new(BENCH, options);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -214,6 +223,17 @@ pub fn run(options: Options) -> Result<Report, BenchError> {
         &setup,
         &streamed,
         &direct_body(streamed.clone()),
+        plan,
+    ))?;
+    progress.done_step();
+    progress.step("paced");
+    setup
+        .fake
+        .always(Behaviour::Slow(std::time::Duration::from_millis(PACE_MS)));
+    let (plexus_p, direct_p) = runtime.block_on(measure(
+        &setup,
+        &answered,
+        &direct_body(answered.clone()),
         plan,
     ))?;
     progress.done_step();
@@ -258,6 +278,14 @@ pub fn run(options: Options) -> Result<Report, BenchError> {
             "the same streamed request straight to the fake provider, p99, 16 clients",
             q(&direct_s, 0.99),
         ),
+        over("inference_overhead_paced_p50_us", &plexus_p, &direct_p, 0.5),
+        over(
+            "inference_overhead_paced_p99_us",
+            &plexus_p,
+            &direct_p,
+            0.99,
+        )
+        .with_target("under 1000"),
     ];
     progress.done_step();
     progress.finish();

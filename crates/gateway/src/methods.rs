@@ -73,6 +73,19 @@ pub(crate) async fn publish(
     if let Some(source) = source {
         envelope = envelope.with_source(source);
     }
+    // A durable topic is kept in the node's log first (its relay delivers it).
+    if let Some(log) = shared
+        .node
+        .durable()
+        .filter(|log| log.is_durable(envelope.topic()))
+    {
+        let id = envelope.id().to_string();
+        let offset = log
+            .append(envelope)
+            .await
+            .map_err(|e| service_error(METHOD, e))?;
+        return Ok(json!({"id": id, "matched": 0, "enqueued": 0, "offset": offset}));
+    }
     let receipt = shared
         .node
         .bus()
@@ -84,6 +97,26 @@ pub(crate) async fn publish(
         "matched": receipt.matched,
         "enqueued": receipt.enqueued,
     }))
+}
+
+/// The JSON-RPC error for a durable log's refusal of `method`.
+fn service_error(method: &str, e: plexus_core::ServiceError) -> RpcError {
+    use plexus_core::ServiceError;
+    match e {
+        ServiceError::InvalidParams { field, reason } => invalid_params(method, &field, reason),
+        ServiceError::Unavailable { reason } => RpcError::from(CallError::Unavailable {
+            service: RESERVED_SERVICE.to_owned(),
+            reason,
+            instances: Vec::new(),
+        }),
+        other => RpcError::from(CallError::Failed {
+            method: method.to_owned(),
+            instance: None,
+            message: other.to_string(),
+            retryable: other.is_retryable(),
+            detail: None,
+        }),
+    }
 }
 
 /// The JSON-RPC error for a bus refusal.
@@ -152,6 +185,8 @@ pub(crate) async fn http_request(
     }
     match plexus_node::own::methods().iter().find(|m| m.name == own) {
         Some(m) if m.websocket_only => Err(needs_socket(&request.method)),
-        _ => Err(unknown_own(&request.method)),
+        // The rest (`plexus.replay`) are the node's own service, through the call path.
+        Some(_) => call_service(shared, caller, request).await,
+        None => Err(unknown_own(&request.method)),
     }
 }

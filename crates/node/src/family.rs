@@ -96,8 +96,9 @@ pub trait SectionFamily: Send + Sync + 'static {
     /// The section's name (`store`); also the family's name in logs and errors.
     const SECTION: &'static str;
 
-    /// The settings when the section is absent; `Default` unless they depend on
-    /// `[node]` (a file in the data directory).
+    /// The settings when the section is absent, and under the keys a section does
+    /// not set; `Default` unless they depend on `[node]` (a file in the data
+    /// directory).
     fn defaults(&self, node: &NodeSection) -> Self::Config {
         let _ = node;
         Self::Config::default()
@@ -110,6 +111,16 @@ pub trait SectionFamily: Send + Sync + 'static {
         node: &NodeSection,
     ) -> Result<Self::Config, FamilyError> {
         let settings = match section {
+            // The keys given, over the defaults for this node: a section that sets
+            // one key keeps the node-aware defaults of the others (the database in
+            // the data directory, say).
+            Some(Value::Object(given)) => match serde_json::to_value(self.defaults(node)) {
+                Ok(Value::Object(mut base)) => {
+                    base.extend(given.clone());
+                    typed(&Value::Object(base), Self::SECTION)?
+                }
+                _ => typed(&Value::Object(given.clone()), Self::SECTION)?,
+            },
             Some(value) => typed(value, Self::SECTION)?,
             None => self.defaults(node),
         };
@@ -177,6 +188,9 @@ pub struct Parts {
     /// The link that makes the node one of a cluster (`[cluster]`); the first
     /// family that offers one is used.
     pub cluster: Option<Arc<dyn crate::ClusterLink>>,
+    /// Where durable topics are kept (`[store] durable_topics`); the first family
+    /// that offers one is used.
+    pub durable: Option<Arc<dyn crate::DurableLog>>,
     /// HTTP routes the gateway serves behind its tokens (the inference family's
     /// OpenAI-compatible `/v1/...`); a handler reads the caller from the request's
     /// extensions (`plexus_core::scope::Caller`) and checks its scopes.
@@ -226,6 +240,12 @@ impl Parts {
         self
     }
 
+    /// Offers the log of durable topics.
+    pub fn durable(mut self, log: Arc<dyn crate::DurableLog>) -> Self {
+        self.durable = Some(log);
+        self
+    }
+
     /// Adds another family's parts to these (services and components in order; the
     /// first history offered wins).
     pub fn merge(&mut self, other: Parts) {
@@ -239,6 +259,9 @@ impl Parts {
         }
         if self.cluster.is_none() {
             self.cluster = other.cluster;
+        }
+        if self.durable.is_none() {
+            self.durable = other.durable;
         }
     }
 

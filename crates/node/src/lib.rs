@@ -10,6 +10,7 @@ mod admin;
 pub mod audit;
 mod callpath;
 pub mod cluster;
+pub mod durable;
 mod node;
 pub mod own;
 pub mod shared_limit;
@@ -19,6 +20,7 @@ pub use admin::{BreakerView, NODE_SERVICE};
 pub use audit::{CallObserver, CallRecord};
 pub use callpath::Transport;
 pub use cluster::ClusterLink;
+pub use durable::DurableLog;
 pub use error::{CallError, ServiceCode, codes};
 pub use node::{
     MAX_METHOD_LEN, Node, NodeBuilder, NodeError, NodeShutdown, ServiceOptions, WeakNode,

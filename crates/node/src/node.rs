@@ -470,6 +470,7 @@ pub struct NodeBuilder {
     processes: Vec<(String, ProcessSpec, Restart)>,
     components: Vec<ComponentSpec>,
     cluster: crate::cluster::Link,
+    durable: Option<Arc<dyn crate::DurableLog>>,
 }
 
 impl fmt::Debug for NodeBuilder {
@@ -556,6 +557,13 @@ impl NodeBuilder {
     /// the other nodes, and instances on them are reached through it.
     pub fn cluster(mut self, link: Arc<dyn crate::ClusterLink>) -> Self {
         self.cluster = Some(link);
+        self
+    }
+
+    /// Keeps the durable topics in `log`: a publish on one of them through the node
+    /// is written there (its relay delivers it), and `plexus.replay` reads it back.
+    pub fn durable(mut self, log: Arc<dyn crate::DurableLog>) -> Self {
+        self.durable = Some(log);
         self
     }
 
@@ -698,7 +706,11 @@ impl NodeBuilder {
             Arc::new(move || weak.upgrade().map(|c| c.breakers()).unwrap_or_default()),
         ));
         // And the bus and registry as methods (`plexus.*`).
-        let own: Arc<dyn Service> = Arc::new(PlexusService::new(&self.name, bus.clone()));
+        let own: Arc<dyn Service> = Arc::new(PlexusService::new(
+            &self.name,
+            bus.clone(),
+            self.durable.clone(),
+        ));
         let mut local: Vec<InstanceId> = self.services.iter().map(|l| l.instance.clone()).collect();
         let services = local.clone();
         for service in [admin, own] {
@@ -740,6 +752,7 @@ impl NodeBuilder {
                 supervisor,
                 local,
                 tasks: Mutex::new(tasks),
+                durable: self.durable,
             }),
         })
     }
@@ -931,6 +944,7 @@ struct NodeInner {
     supervisor: SupervisorHandle,
     local: Vec<InstanceId>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    durable: Option<Arc<dyn crate::DurableLog>>,
 }
 
 impl Drop for NodeInner {
@@ -1013,6 +1027,7 @@ impl Node {
             processes: Vec::new(),
             components: Vec::new(),
             cluster: None,
+            durable: None,
         }
     }
 
@@ -1132,6 +1147,20 @@ impl Node {
     /// The bus.
     pub fn bus(&self) -> &Bus {
         &self.inner.core.bus
+    }
+
+    /// Where the node's durable topics are kept, if any are.
+    pub fn durable(&self) -> Option<&Arc<dyn crate::DurableLog>> {
+        self.inner.durable.as_ref()
+    }
+
+    /// Publishes `envelope` as `plexus.publish` does (no scope check: the caller
+    /// checked): into the durable log when its topic is durable, else on the bus.
+    pub async fn publish(
+        &self,
+        envelope: plexus_core::Envelope,
+    ) -> Result<crate::own::Published, plexus_core::ServiceError> {
+        crate::own::publish_envelope(self.bus(), self.durable(), envelope).await
     }
 
     /// The registry.

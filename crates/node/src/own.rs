@@ -2,7 +2,8 @@
 //!
 //! | method | params | result | where |
 //! | --- | --- | --- | --- |
-//! | `publish` | `{topic, payload?, priority?, headers?}` | `{id, matched, enqueued}` | `/rpc`, `/ws`, MCP, in process |
+//! | `publish` | `{topic, payload?, priority?, headers?}` | `{id, matched, enqueued}`, or `{id, offset}` on a durable topic | `/rpc`, `/ws`, MCP, in process |
+//! | `replay` | `{pattern, from_offset? \| since_us?, limit?}` | `{events: [{offset, delivered, envelope}], next_offset}` | `/rpc`, `/ws`, MCP, in process |
 //! | `subscribe` | `{pattern, capacity?, overflow?, block_timeout_ms?}` | `{subscription}` | `/ws` only |
 //! | `unsubscribe` | `{subscription}` | `{unsubscribed}` | `/ws` only |
 //! | `register` | `{descriptor}` | `{instance, heartbeat_ttl_ms}` | `/ws` only |
@@ -16,10 +17,15 @@
 //! params with the types here: the schemas the descriptor shows are the ones
 //! enforced. Each method is allowed by its own verb's scope (`publish:<topic>`,
 //! `subscribe:<pattern>`, `register:<service>`), not by `call:` (see
-//! [`plexus_core::scope::call_need`]).
+//! [`plexus_core::scope::call_need`]); `replay` reads events, so it needs
+//! `subscribe:<pattern>`.
+//!
+//! On a node with a [`DurableLog`], a publish on a durable topic is written to the
+//! log (the answer carries its offset; the log's relay delivers it), and `replay`
+//! reads the log back; without one, `replay` answers that no topic is durable.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use plexus_bus::{Bus, BusError};
 use plexus_core::methods::{Effect, MethodTable, TableParts, TableService};
@@ -31,6 +37,8 @@ use plexus_core::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::durable::{DurableLog, ReplayFrom};
 
 /// `plexus.publish`: one event on the bus.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -77,6 +85,10 @@ pub struct Published {
     pub matched: usize,
     /// How many of them queued it.
     pub enqueued: usize,
+    /// On a durable topic: its offset in the durable log (it was kept, and the
+    /// log's relay delivers it; `matched` and `enqueued` are then 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 impl From<plexus_bus::Receipt> for Published {
@@ -85,8 +97,52 @@ impl From<plexus_bus::Receipt> for Published {
             id: receipt.id.to_string(),
             matched: receipt.matched,
             enqueued: receipt.enqueued,
+            offset: None,
         }
     }
+}
+
+/// Publishes `envelope`: into `durable` when its topic is durable there, else on
+/// `bus`. The one path every publisher of the node takes.
+pub async fn publish_envelope(
+    bus: &Bus,
+    durable: Option<&Arc<dyn DurableLog>>,
+    envelope: Envelope,
+) -> Result<Published, ServiceError> {
+    if let Some(log) = durable.filter(|log| log.is_durable(envelope.topic())) {
+        let id = envelope.id().to_string();
+        let offset = log.append(envelope).await?;
+        return Ok(Published {
+            id,
+            matched: 0,
+            enqueued: 0,
+            offset: Some(offset),
+        });
+    }
+    bus.publish(envelope)
+        .await
+        .map(Published::from)
+        .map_err(bus_refusal)
+}
+
+/// `plexus.replay`: events of durable topics read back from the log.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayParams {
+    /// The topic pattern (`orders.>`); needs `subscribe:` on it.
+    pub pattern: String,
+    /// Start at this offset (inclusive); a reader that saw offset `n` goes on from
+    /// `n + 1` (the answer's `next_offset`).
+    #[serde(default)]
+    pub from_offset: Option<u64>,
+    /// Or start at the first event stamped at or after this time (microseconds
+    /// since the Unix epoch).
+    #[serde(default)]
+    pub since_us: Option<u64>,
+    /// The most events to answer (default 100; at most the log's own bound).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub limit: Option<u32>,
 }
 
 /// `plexus.subscribe`: a subscription bound to the WebSocket connection.
@@ -136,14 +192,16 @@ pub struct InstanceParams {
 /// The bus and registry methods, as a service of the node.
 pub(crate) struct PlexusService {
     bus: Bus,
+    durable: Option<Arc<dyn DurableLog>>,
     descriptor: ServiceDescriptor,
 }
 
 impl PlexusService {
-    pub(crate) fn new(node: &str, bus: Bus) -> Self {
+    pub(crate) fn new(node: &str, bus: Bus, durable: Option<Arc<dyn DurableLog>>) -> Self {
         let instance = InstanceId::new(format!("{PLEXUS_SERVICE}-{node}"));
         Self {
             bus,
+            durable,
             descriptor: METHODS.describe(
         ServiceDescriptor::new(PLEXUS_SERVICE, "bus")
             .with_instance(instance.as_str())
@@ -184,11 +242,32 @@ async fn publish(
     let envelope = envelope
         .with_correlation_id(ctx.correlation_id)
         .with_causation_id(ctx.causation_id);
-    s.bus
-        .publish(envelope)
-        .await
-        .map(Published::from)
-        .map_err(bus_refusal)
+    publish_envelope(&s.bus, s.durable.as_ref(), envelope).await
+}
+
+async fn replay(
+    s: &PlexusService,
+    ctx: CallContext,
+    p: ReplayParams,
+) -> Result<Value, ServiceError> {
+    ctx.check(Need::Subscribe(&p.pattern))
+        .map_err(ServiceError::Forbidden)?;
+    let from = match (p.from_offset, p.since_us) {
+        (Some(_), Some(_)) => {
+            return Err(ServiceError::invalid_params(
+                "/since_us",
+                "give from_offset or since_us, not both",
+            ));
+        }
+        (_, Some(us)) => ReplayFrom::Time(plexus_core::Timestamp::from_micros(us)),
+        (offset, None) => ReplayFrom::Offset(offset.unwrap_or(0)),
+    };
+    let Some(log) = &s.durable else {
+        return Err(ServiceError::failed(
+            "no topic is durable on this node: declare some with `[store] durable_topics`",
+        ));
+    };
+    log.replay(&p.pattern, from, p.limit.unwrap_or(100)).await
 }
 
 /// The answer of a method that binds state to a connection, asked for elsewhere.
@@ -205,6 +284,12 @@ static METHODS: LazyLock<MethodTable<PlexusService>> = LazyLock::new(|| {
             "Publishes one event on the bus (needs scope publish:<topic>).",
             Effect::Mutating,
             publish,
+        )
+        .method::<ReplayParams, Value, _>(
+            "replay",
+            "Reads events of durable topics back from the log, from an offset or a time (needs scope subscribe:<pattern>).",
+            Effect::Idempotent,
+            replay,
         )
         .method::<SubscribeParams, Value, _>(
             "subscribe",

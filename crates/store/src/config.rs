@@ -86,6 +86,14 @@ pub struct StoreConfig {
     pub max_transaction_ops: usize,
     /// The most secondary indexes one collection may declare. Default 16.
     pub max_indexes: usize,
+    /// Topic patterns whose events are durable: written to the outbox table (with
+    /// the data change that caused them, in a transaction) and delivered by its
+    /// relay. Default none.
+    pub durable_topics: Vec<String>,
+    /// The outbox's bounds (used when `durable_topics` is not empty).
+    pub outbox: crate::OutboxConfig,
+    /// How the outbox's relay reads, delivers and retries.
+    pub relay: crate::RelayConfig,
 }
 
 impl Default for StoreConfig {
@@ -109,6 +117,9 @@ impl Default for StoreConfig {
             max_filter_terms: 128,
             max_transaction_ops: 256,
             max_indexes: 16,
+            durable_topics: Vec::new(),
+            outbox: crate::OutboxConfig::default(),
+            relay: crate::RelayConfig::default(),
         }
     }
 }
@@ -212,6 +223,26 @@ impl StoreConfig {
         if let Some(schema) = &self.schema {
             crate::sql::check_identifier("schema", schema, 48)?;
         }
+        for (i, pattern) in self.durable_topics.iter().enumerate() {
+            if let Err(e) = plexus_core::TopicPattern::new(pattern) {
+                return Err(StoreError::Config {
+                    field: format!("durable_topics[{i}]"),
+                    reason: format!("`{pattern}` is not a topic pattern: {e}"),
+                });
+            }
+        }
+        let nested = |prefix: &str, e: crate::OutboxError| match e {
+            crate::OutboxError::InvalidArgument { field, reason } => StoreError::Config {
+                field: format!("{prefix}.{field}"),
+                reason,
+            },
+            other => StoreError::Config {
+                field: prefix.to_owned(),
+                reason: other.to_string(),
+            },
+        };
+        self.outbox.validate().map_err(|e| nested("outbox", e))?;
+        self.relay.validate().map_err(|e| nested("relay", e))?;
         Ok(())
     }
 }

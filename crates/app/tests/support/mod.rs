@@ -38,6 +38,8 @@ impl Served {
     /// Starts the node `name` from [`config`] with `node` and `extra`, and serves it.
     pub(crate) async fn start(name: &str, node: &str, extra: &str) -> Self {
         let dir = data_dir(name);
+        // A run that failed before stopping leaves its data; process ids come again.
+        let _ = std::fs::remove_dir_all(&dir);
         let app = App::builder()
             .toml(config(&dir, node, extra))
             .start()

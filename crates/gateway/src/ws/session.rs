@@ -246,6 +246,10 @@ impl Session {
             "register" => self.register(request.params).await,
             "deregister" => self.deregister(request.params).await,
             "heartbeat" => self.heartbeat(request.params).await,
+            // The rest (`plexus.replay`) are the node's own service, through the call path.
+            known if plexus_node::own::methods().iter().any(|m| m.name == known) => {
+                methods::call_service(shared, &self.caller, request).await
+            }
             _ => Err(methods::unknown_own(&request.method)),
         }
     }

@@ -2,15 +2,17 @@
 //! Its `[store]` section opens the database and brings the `datastore` service, the
 //! audit observer and the `audit` service, the `database` health component with its
 //! reconnect heal, the store's metrics, and the configuration history kept in the
-//! database.
+//! database. With `durable_topics`, it opens the outbox too: the node's durable log
+//! (publishes on those topics are kept, then relayed to the bus) and the events of
+//! `datastore.transaction`.
 
 use std::sync::Arc;
 
 use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily};
-use plexus_store::{AuditConfig, AuditLog, DataStore, StoreConfig, StoreHistory};
+use plexus_store::{AuditConfig, AuditLog, DataStore, Outbox, StoreConfig, StoreHistory};
 
 use crate::config::SECTION;
-use crate::{AuditObserver, AuditService, DataStoreService, database_component};
+use crate::{AuditObserver, AuditService, DataStoreService, OutboxLog, database_component};
 
 /// The DataStore family.
 #[derive(Clone, Copy, Debug, Default)]
@@ -45,8 +47,27 @@ impl SectionFamily for DataStoreFamily {
         let log = AuditLog::new(store.clone(), AuditConfig::default())
             .map_err(|e| FamilyError::open(SECTION, e))?;
         let metrics = store.clone();
-        Ok(Parts::default()
-            .service(Arc::new(DataStoreService::new(datastore)))
+        let mut service = DataStoreService::new(datastore.clone());
+        let mut durable = None;
+        if !settings.durable_topics.is_empty() {
+            let outbox = Outbox::open(datastore, settings.outbox.clone())
+                .await
+                .map_err(|e| FamilyError::open(SECTION, e))?;
+            for pattern in &settings.durable_topics {
+                outbox
+                    .declare_durable(pattern)
+                    .map_err(|e| FamilyError::invalid("store.durable_topics", e.to_string()))?;
+            }
+            service = service.with_outbox(outbox.clone());
+            durable = Some(OutboxLog::new(outbox));
+        }
+        let relay = (durable.clone(), settings.relay.clone());
+        let mut parts = Parts::default();
+        if let Some(log) = &durable {
+            parts = parts.durable(log.clone());
+        }
+        Ok(parts
+            .service(Arc::new(service))
             // Every mutating call is recorded in the audit trail, read as `audit.query`.
             .observer(Arc::new(AuditObserver::new(log.clone())))
             .service(Arc::new(AuditService::new(log)))
@@ -54,6 +75,10 @@ impl SectionFamily for DataStoreFamily {
             .metrics(move |node| {
                 node.metrics()
                     .with_registry(|registry| metrics.metrics().register(registry));
+                // Durable events go to the bus through the relay.
+                if let (Some(log), config) = relay {
+                    log.start_relay(node.bus().clone(), config);
+                }
                 // A lost connection is checked now, not at the next interval.
                 let health = node.health().downgrade();
                 metrics.on_connection_lost(move || {

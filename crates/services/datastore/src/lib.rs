@@ -40,12 +40,14 @@
 
 mod audit;
 pub mod config;
+mod durable;
 mod family;
 mod health;
 mod service;
 
 pub use audit::{AuditObserver, AuditService};
 pub use config::StoreConfig;
+pub use durable::{OutboxLog, outbox_error};
 pub use family::DataStoreFamily;
 pub use health::{COMPONENT, database_component};
 pub use service::{DataStoreService, service_error};

@@ -13,6 +13,11 @@
 //! with `data.kind = "fenced"` (and `lock`, `token`, `highest`) when the store has
 //! already accepted a fenced write with a greater token of that lock: its holder
 //! lost the lock. See `plexus_store::Fence`.
+//!
+//! Durable events: on a node with `[store] durable_topics`, `transaction` takes
+//! `events` (`{topic, payload, priority?, headers?}`, each topic durable and allowed
+//! by the caller's `publish:` scope) and writes them to the outbox in the same
+//! transaction as its operations: both commit or neither does.
 
 use std::sync::LazyLock;
 
@@ -31,17 +36,41 @@ use plexus_store::{
 /// The DataStore behind the `datastore` service.
 #[derive(Debug, Clone)]
 pub struct DataStoreService {
-    store: DataStore,
+    store: Backing,
     descriptor: ServiceDescriptor,
+}
+
+/// What the methods work on: the store, and its outbox when topics are durable.
+#[derive(Clone, Debug)]
+pub struct Backing {
+    store: DataStore,
+    outbox: Option<plexus_store::Outbox>,
+}
+
+impl std::ops::Deref for Backing {
+    type Target = DataStore;
+
+    fn deref(&self) -> &DataStore {
+        &self.store
+    }
 }
 
 impl DataStoreService {
     /// The service over `store`, instance `datastore-1`.
     pub fn new(store: DataStore) -> Self {
         Self {
-            store,
+            store: Backing {
+                store,
+                outbox: None,
+            },
             descriptor: descriptor(),
         }
+    }
+
+    /// Lets `transaction` write durable events to `outbox` with its operations.
+    pub fn with_outbox(mut self, outbox: plexus_store::Outbox) -> Self {
+        self.store.outbox = Some(outbox);
+        self
     }
 
     /// Sets the instance id.
@@ -52,12 +81,12 @@ impl DataStoreService {
 
     /// The data store underneath.
     pub fn store(&self) -> &DataStore {
-        &self.store
+        &self.store.store
     }
 }
 
 /// The `datastore.*` methods, built once.
-static METHODS: LazyLock<MethodTable<DataStore>> = LazyLock::new(|| {
+static METHODS: LazyLock<MethodTable<Backing>> = LazyLock::new(|| {
     MethodTable::new()
         .method::<PutParams, Written, _>(
             "put",
@@ -279,6 +308,11 @@ struct TransactionParams {
     /// The operations, applied in order; all or none take effect.
     #[schemars(with = "Vec<Op>")]
     ops: Vec<Whole<Op>>,
+    /// Durable events written with the operations, in the same transaction (each
+    /// topic must be one of `[store] durable_topics`).
+    #[serde(default)]
+    #[schemars(length(max = 256))]
+    events: Vec<plexus_node::own::PublishParams>,
     /// Apply the operations only while this lock's fencing token is not lower than one already
     /// written with (`{lock, token}` of a `lock.acquire` grant)
     #[serde(default)]
@@ -367,6 +401,9 @@ struct TransactionResults {
     /// "deleted": b}` or `{"op": "patch", "version": n}`.
     #[schemars(with = "Vec<Value>")]
     results: Vec<OpResult>,
+    /// The durable events written with them: `{id, offset}`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    events: Vec<Value>,
 }
 
 /// The slow-query log.
@@ -412,7 +449,7 @@ fn stored(result: OpResult) -> Result<plexus_store::Stored, StoreError> {
     }
 }
 
-async fn put(s: &DataStore, _: CallContext, p: PutParams) -> Result<Written, ServiceError> {
+async fn put(s: &Backing, _: CallContext, p: PutParams) -> Result<Written, ServiceError> {
     let doc = Value::Object(p.doc);
     let stored = match &p.fence {
         None => {
@@ -437,7 +474,7 @@ async fn put(s: &DataStore, _: CallContext, p: PutParams) -> Result<Written, Ser
     })
 }
 
-async fn get(s: &DataStore, _: CallContext, p: GetParams) -> Result<Option<Doc>, ServiceError> {
+async fn get(s: &Backing, _: CallContext, p: GetParams) -> Result<Option<Doc>, ServiceError> {
     let doc = s
         .get(&p.collection.0, &p.id.0)
         .await
@@ -445,7 +482,7 @@ async fn get(s: &DataStore, _: CallContext, p: GetParams) -> Result<Option<Doc>,
     Ok(doc.map(Doc::from))
 }
 
-async fn delete(s: &DataStore, _: CallContext, p: DeleteParams) -> Result<Deleted, ServiceError> {
+async fn delete(s: &Backing, _: CallContext, p: DeleteParams) -> Result<Deleted, ServiceError> {
     let deleted = match &p.fence {
         None => s.delete(&p.collection.0, &p.id.0, p.expected_version).await,
         Some(fence) => {
@@ -463,7 +500,7 @@ async fn delete(s: &DataStore, _: CallContext, p: DeleteParams) -> Result<Delete
     Ok(Deleted { deleted })
 }
 
-async fn patch(s: &DataStore, _: CallContext, p: PatchParams) -> Result<Written, ServiceError> {
+async fn patch(s: &Backing, _: CallContext, p: PatchParams) -> Result<Written, ServiceError> {
     let patch = Value::Object(p.patch);
     let stored = match &p.fence {
         None => {
@@ -487,7 +524,7 @@ async fn patch(s: &DataStore, _: CallContext, p: PatchParams) -> Result<Written,
     })
 }
 
-async fn query(s: &DataStore, _: CallContext, p: QueryParams) -> Result<QueryPage, ServiceError> {
+async fn query(s: &Backing, _: CallContext, p: QueryParams) -> Result<QueryPage, ServiceError> {
     let path = |field: String| move |reason: String| StoreError::invalid_argument(field, reason);
     let sort = p
         .sort
@@ -538,7 +575,7 @@ async fn query(s: &DataStore, _: CallContext, p: QueryParams) -> Result<QueryPag
     })
 }
 
-async fn count(s: &DataStore, _: CallContext, p: CountParams) -> Result<Count, ServiceError> {
+async fn count(s: &Backing, _: CallContext, p: CountParams) -> Result<Count, ServiceError> {
     let filter = filter_of(p.filter)?;
     let count = s
         .count(&p.collection.0, &filter)
@@ -548,7 +585,7 @@ async fn count(s: &DataStore, _: CallContext, p: CountParams) -> Result<Count, S
 }
 
 async fn create_collection(
-    s: &DataStore,
+    s: &Backing,
     _: CallContext,
     p: CreateCollectionParams,
 ) -> Result<Created, ServiceError> {
@@ -568,11 +605,14 @@ async fn create_collection(
 }
 
 async fn transaction(
-    s: &DataStore,
-    _: CallContext,
+    s: &Backing,
+    ctx: CallContext,
     p: TransactionParams,
 ) -> Result<TransactionResults, ServiceError> {
     let ops: Vec<Op> = p.ops.into_iter().map(|op| op.0).collect();
+    if !p.events.is_empty() {
+        return transaction_with_events(s, &ctx, ops, p.events, p.fence.is_some()).await;
+    }
     let patch_at: Vec<bool> = ops
         .iter()
         .map(|op| matches!(op, Op::Patch { .. }))
@@ -592,11 +632,63 @@ async fn transaction(
         };
         service_error(&e, doc_field, "")
     })?;
-    Ok(TransactionResults { results })
+    Ok(TransactionResults {
+        results,
+        events: Vec::new(),
+    })
+}
+
+/// A transaction that also writes durable events, through the outbox.
+async fn transaction_with_events(
+    s: &Backing,
+    ctx: &CallContext,
+    ops: Vec<Op>,
+    events: Vec<plexus_node::own::PublishParams>,
+    fenced: bool,
+) -> Result<TransactionResults, ServiceError> {
+    let Some(outbox) = &s.outbox else {
+        return Err(ServiceError::invalid_params(
+            "/events",
+            "no topic is durable on this node: declare patterns in `[store] durable_topics`",
+        ));
+    };
+    if fenced {
+        return Err(ServiceError::invalid_params(
+            "/fence",
+            "a transaction with events cannot be fenced yet; send the events apart",
+        ));
+    }
+    let mut envelopes = Vec::with_capacity(events.len());
+    for (i, event) in events.into_iter().enumerate() {
+        let envelope = event
+            .envelope()
+            .map_err(|(field, reason)| {
+                ServiceError::invalid_params(format!("/events/{i}{field}"), reason)
+            })?
+            .with_correlation_id(ctx.correlation_id)
+            .with_causation_id(ctx.causation_id);
+        ctx.check(plexus_core::scope::Need::Publish(envelope.topic().as_str()))
+            .map_err(ServiceError::Forbidden)?;
+        envelopes.push(envelope);
+    }
+    let (results, appended) = outbox
+        .transaction(ops, envelopes)
+        .await
+        .map_err(|e| match e {
+            plexus_store::OutboxError::Store(store) => service_error(&store, "/doc", ""),
+            other => crate::outbox_error(other, "/events"),
+        })?;
+    Ok(TransactionResults {
+        results,
+        events: appended
+            .iter()
+            .map(|a| json!({"id": a.id.to_string(), "offset": a.offset}))
+            .collect(),
+    })
 }
 
 async fn slow_queries(
-    s: &DataStore,
+    s: &Backing,
     _: CallContext,
     _: NoParams,
 ) -> Result<SlowQueries, ServiceError> {
@@ -711,9 +803,9 @@ pub fn service_error(err: &StoreError, doc_field: &str, prefix: &str) -> Service
 
 #[async_trait]
 impl TableService for DataStoreService {
-    type State = DataStore;
+    type State = Backing;
 
-    fn parts(&self) -> TableParts<'_, DataStore> {
+    fn parts(&self) -> TableParts<'_, Backing> {
         (&METHODS, &self.store, &self.descriptor)
     }
 

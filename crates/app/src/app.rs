@@ -252,6 +252,11 @@ async fn assemble(
     for hook in parts.metrics.drain(..) {
         hook(&node);
     }
+    // Every family has had its say on where durable events go (the cluster may
+    // have offered its stream): the log's relay starts now.
+    if let Some(log) = node.durable() {
+        log.start(node.bus().clone());
+    }
     for child in node.supervisor().children() {
         if child.kind == ChildKind::Process {
             tracing::info!(

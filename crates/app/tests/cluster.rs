@@ -96,3 +96,74 @@ async fn a_service_on_one_node_is_called_through_another_nodes_gateway() {
         .await
         .unwrap();
 }
+
+/// Durable topics across nodes from configuration alone: a publish through node
+/// `a`'s gateway is kept in `a`'s outbox, relayed into the JetStream stream, and
+/// delivered to the bus of every node by its own durable consumer, with its id
+/// unchanged; a topic that is not durable stays on `a`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_publish_on_one_node_reaches_every_nodes_bus_through_jetstream() {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let stream = format!("plexus_test_durable_{id}");
+    let extra = format!(
+        "[store]\ndurable_topics = [\"orders.>\"]\n[store.relay]\npoll_interval_ms = 50\n\
+         [cluster]\nnats_url = \"{}\"\nregistry_bucket = \"plexus_test_app_{id}\"\n\
+         call_prefix = \"plexus.test.{id}.call\"\ndurable_topics = [\"orders.>\"]\n\
+         durable_stream = \"{stream}\"\ndurable_subject_prefix = \"plexus.test.{id}.durable\"\n",
+        nats_url()
+    );
+    let a = Served::start("durable-a", "name = \"a\"\n", &extra).await;
+    let b = Served::start("durable-b", "name = \"b\"\n", &extra).await;
+    let subscribe = |node: &Served| {
+        node.node
+            .bus()
+            .subscribe("orders.>", plexus_bus::SubscribeOptions::new())
+            .expect("subscribe")
+    };
+    let (mut on_a, mut on_b) = (subscribe(&a), subscribe(&b));
+    let mut local_b = b
+        .node
+        .bus()
+        .subscribe("carts.>", plexus_bus::SubscribeOptions::new())
+        .expect("subscribe");
+
+    let kept = a
+        .client()
+        .call(
+            "plexus.publish",
+            json!({"topic": "orders.created", "payload": {"order": 7}}),
+        )
+        .await
+        .expect("publish");
+    assert!(kept["offset"].is_u64(), "{kept}");
+    for (name, sub) in [("a", &mut on_a), ("b", &mut on_b)] {
+        let event = tokio::time::timeout(Duration::from_secs(20), sub.recv())
+            .await
+            .unwrap_or_else(|_| panic!("node {name} gets the durable event"))
+            .expect("an event");
+        assert_eq!(
+            event.id().to_string(),
+            kept["id"].as_str().unwrap_or_default()
+        );
+        assert_eq!(event.topic().as_str(), "orders.created");
+    }
+    a.client()
+        .call(
+            "plexus.publish",
+            json!({"topic": "carts.created", "payload": {}}),
+        )
+        .await
+        .expect("publish");
+    assert!(
+        local_b.try_recv().is_none(),
+        "a topic that is not durable (nor bridged) stays on its node"
+    );
+
+    a.stop().await;
+    b.stop().await;
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+    js.delete_stream(&stream).await.unwrap();
+    js.delete_key_value(format!("plexus_test_app_{id}"))
+        .await
+        .unwrap();
+}

@@ -29,6 +29,22 @@ pub struct ClusterConfig {
     /// The longest a call from another node may run when its caller set no
     /// deadline, in milliseconds (default 30,000).
     pub default_timeout_ms: u64,
+    /// Durable topics across nodes (bus patterns): kept in the JetStream stream
+    /// `durable_stream`, fed by this node's outbox relay (so the same patterns
+    /// must be in `[store] durable_topics`), and delivered to every node's bus by
+    /// its own durable consumer. Default none.
+    pub durable_topics: Vec<String>,
+    /// The JetStream stream of the durable topics (default `plexus_durable`).
+    pub durable_stream: String,
+    /// Events on topic `t` are kept under `{durable_subject_prefix}.t` (default
+    /// `plexus.durable`).
+    pub durable_subject_prefix: String,
+    /// How long the stream remembers an event id to drop a relay's retry, in
+    /// milliseconds (default 120,000).
+    pub durable_duplicate_window_ms: u64,
+    /// How long a consumer's unacknowledged event waits before it comes again, in
+    /// milliseconds (default 30,000).
+    pub durable_ack_wait_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -40,6 +56,11 @@ impl Default for ClusterConfig {
             call_prefix: "plexus.call".to_owned(),
             max_inflight: 1_024,
             default_timeout_ms: 30_000,
+            durable_topics: Vec::new(),
+            durable_stream: "plexus_durable".to_owned(),
+            durable_subject_prefix: "plexus.durable".to_owned(),
+            durable_duplicate_window_ms: 120_000,
+            durable_ack_wait_ms: 30_000,
         }
     }
 }
@@ -70,7 +91,48 @@ impl Validate for ClusterConfig {
                 },
             )
             .range("max_inflight", self.max_inflight, 1..=1 << 20)
-            .range("default_timeout_ms", self.default_timeout_ms, 1..=3_600_000);
+            .range("default_timeout_ms", self.default_timeout_ms, 1..=3_600_000)
+            .check(
+                !self.durable_stream.is_empty()
+                    && self
+                        .durable_stream
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "durable_stream",
+                || {
+                    format!(
+                        "`{}` must be letters, digits, `-` and `_`",
+                        self.durable_stream
+                    )
+                },
+            )
+            .check(
+                plexus_core::Topic::new(format!("{}.x", self.durable_subject_prefix)).is_ok(),
+                "durable_subject_prefix",
+                || {
+                    format!(
+                        "`{}` is not dot-separated tokens without wildcards",
+                        self.durable_subject_prefix
+                    )
+                },
+            )
+            .range(
+                "durable_duplicate_window_ms",
+                self.durable_duplicate_window_ms,
+                1_000..=86_400_000,
+            )
+            .range(
+                "durable_ack_wait_ms",
+                self.durable_ack_wait_ms,
+                100..=3_600_000,
+            );
+        for (i, topic) in self.durable_topics.iter().enumerate() {
+            errors.check(
+                plexus_core::TopicPattern::new(topic).is_ok(),
+                &format!("durable_topics[{i}]"),
+                || format!("`{topic}` is not a topic pattern (`a.b`, `a.*`, `a.>`)"),
+            );
+        }
         errors.into_result()
     }
 }

@@ -1,7 +1,9 @@
 //! [`ClusterFamily`]: `[cluster]` entering the node through the family door. With a
 //! `nats_url` it connects, opens the registry bucket, and hands the node a
 //! [`NatsLink`] (the node then shares its registry and reaches other nodes'
-//! instances) and the `nats` health component. Without one it brings nothing.
+//! instances) and the `nats` health component. With `durable_topics` too, it opens
+//! the JetStream stream, points the node's outbox relay at it and starts the
+//! node's durable consumer. Without a URL it brings nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +11,14 @@ use std::time::Duration;
 use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily};
 use plexus_registry::health::{CheckError, ComponentKind, ComponentSpec, check_fn};
 
+use plexus_node::durable::{DurableSink, Handoff};
+use plexus_store::{Delivery, RelaySink};
+
 use crate::config::{ClusterConfig, SECTION};
-use crate::{KvRegistry, KvRegistryConfig, LinkConfig, NatsLink};
+use crate::{
+    ConsumerConfig, DurableConfig, DurableStream, KvRegistry, KvRegistryConfig, LinkConfig,
+    NatsLink,
+};
 
 /// The Cluster family.
 #[derive(Clone, Debug, Default)]
@@ -66,6 +74,23 @@ impl SectionFamily for ClusterFamily {
             },
         );
         tracing::info!(nats = %url, node = %node.name, "joined the cluster");
+        let durable = if settings.durable_topics.is_empty() {
+            None
+        } else {
+            let config = DurableConfig {
+                stream: settings.durable_stream.clone(),
+                subject_prefix: settings.durable_subject_prefix.clone(),
+                topics: settings.durable_topics.clone(),
+                duplicate_window: Duration::from_millis(settings.durable_duplicate_window_ms),
+                ..DurableConfig::default()
+            };
+            let stream = DurableStream::open(&jetstream, &config)
+                .await
+                .map_err(|e| FamilyError::open(SECTION, e))?;
+            let mut consumer = ConsumerConfig::named(consumer_name(&node.name));
+            consumer.ack_wait = Duration::from_millis(settings.durable_ack_wait_ms);
+            Some((stream, consumer))
+        };
         let metrics = link.metrics().clone();
         Ok(Parts::default()
             .cluster(Arc::new(link))
@@ -73,7 +98,76 @@ impl SectionFamily for ClusterFamily {
             .metrics(move |node| {
                 node.metrics()
                     .with_registry(|registry| metrics.register(registry));
+                if let Some((stream, consumer)) = durable {
+                    durable_across_nodes(node, stream, consumer);
+                }
             }))
+    }
+}
+
+/// A durable consumer's name for node `node`: its own, so every node gets every
+/// event (JetStream allows letters, digits, `-` and `_`).
+fn consumer_name(node: &str) -> String {
+    let name: String = node
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("plexus_node_{name}")
+}
+
+/// Durable topics across nodes: the node's outbox relay feeds `stream`, and a
+/// durable consumer named for the node puts the stream's events on its bus.
+fn durable_across_nodes(node: &plexus_node::Node, stream: DurableStream, consumer: ConsumerConfig) {
+    let Some(log) = node.durable() else {
+        tracing::error!(
+            "[cluster] durable_topics needs the same patterns in [store] durable_topics: \
+             nothing feeds the stream from this node"
+        );
+        return;
+    };
+    log.relay_through(Arc::new(StreamSink(stream.clone())));
+    let bus = node.bus().clone();
+    // A subscription nothing publishes to ends when the bus shuts down: the
+    // consumer stops with the node (unacknowledged events come again elsewhere).
+    let until_closed = bus.subscribe(
+        "plexus.cluster.durable.stop",
+        plexus_bus::SubscribeOptions::new().capacity(1),
+    );
+    tokio::spawn(async move {
+        let running = match stream.consume(bus, consumer).await {
+            Ok(running) => running,
+            Err(error) => {
+                tracing::error!(%error, "the durable consumer did not start");
+                return;
+            }
+        };
+        if let Ok(mut closed) = until_closed {
+            while closed.recv().await.is_some() {}
+        } else {
+            std::future::pending::<()>().await;
+        }
+        drop(running);
+    });
+}
+
+/// The stream as the node's [`DurableSink`].
+struct StreamSink(DurableStream);
+
+#[plexus_core::async_trait]
+impl DurableSink for StreamSink {
+    async fn deliver(&self, envelope: plexus_core::Envelope) -> Handoff {
+        match RelaySink::deliver(&self.0, envelope, false).await {
+            Delivery::Acknowledged { .. } => Handoff::Taken,
+            Delivery::Refused(reason) => Handoff::Later(reason),
+            Delivery::Never(reason) => Handoff::Never(reason),
+            Delivery::Closed => Handoff::Later("the stream is closing".to_owned()),
+        }
     }
 }
 

@@ -8,6 +8,13 @@
 //! offset or a time. Every publish that goes through the node, `plexus.publish` on
 //! `/rpc`, `/ws` and MCP, and a script's `publish`, takes this path; a node without
 //! a log publishes every topic on the bus as before.
+//!
+//! The relay delivers to the node's bus, or, when a family offers a
+//! [`DurableSink`] before the node starts its log ([`DurableLog::relay_through`];
+//! the cluster does, with a JetStream stream), to that sink, which hands the events
+//! to every node.
+
+use std::sync::Arc;
 
 use plexus_core::{Envelope, ServiceError, Timestamp, Topic, async_trait};
 use serde_json::Value;
@@ -21,9 +28,35 @@ pub enum ReplayFrom {
     Time(Timestamp),
 }
 
+/// What a [`DurableSink`] did with an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handoff {
+    /// Taken for good: the log marks it delivered.
+    Taken,
+    /// Not now (the sink is away or full): the log keeps it and tries again.
+    Later(String),
+    /// Never takeable (too large for the sink): the log gives it up as failed.
+    Never(String),
+}
+
+/// Where a durable log's relay delivers instead of the node's bus.
+#[async_trait]
+pub trait DurableSink: Send + Sync + 'static {
+    /// Offers one event.
+    async fn deliver(&self, envelope: Envelope) -> Handoff;
+}
+
 /// A log that keeps durable topics.
 #[async_trait]
 pub trait DurableLog: Send + Sync + 'static {
+    /// Sends the relay's events to `sink` instead of the bus; takes effect only
+    /// before [`DurableLog::start`].
+    fn relay_through(&self, sink: Arc<dyn DurableSink>);
+
+    /// Starts the relay: to the sink offered, else to `bus`. Once; the node's
+    /// assembly calls it after every family's hook ran.
+    fn start(&self, bus: plexus_bus::Bus);
+
     /// Whether `topic` is durable here.
     fn is_durable(&self, topic: &Topic) -> bool;
 

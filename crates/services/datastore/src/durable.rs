@@ -13,8 +13,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use plexus_core::{Envelope, ServiceError, Topic, async_trait};
-use plexus_node::durable::{DurableLog, ReplayFrom};
-use plexus_store::{DeliveryState, Outbox, OutboxError, RelayConfig, RelayHandle};
+use plexus_node::durable::{DurableLog, DurableSink, Handoff, ReplayFrom};
+use plexus_store::{
+    Delivery, DeliveryState, Outbox, OutboxError, RelayConfig, RelayHandle, RelaySink,
+};
 use serde_json::{Value, json};
 
 use crate::service_error;
@@ -22,6 +24,8 @@ use crate::service_error;
 /// The outbox as the node's durable log, and its relay once the node runs.
 pub struct OutboxLog {
     outbox: Outbox,
+    config: RelayConfig,
+    sink: Mutex<Option<Arc<dyn DurableSink>>>,
     relay: Mutex<Option<RelayHandle>>,
 }
 
@@ -34,23 +38,28 @@ impl std::fmt::Debug for OutboxLog {
 }
 
 impl OutboxLog {
-    /// The log over `outbox` (its patterns already declared).
-    pub fn new(outbox: Outbox) -> Arc<Self> {
+    /// The log over `outbox` (its patterns already declared), relaying with
+    /// `config` once started.
+    pub fn new(outbox: Outbox, config: RelayConfig) -> Arc<Self> {
         Arc::new(Self {
             outbox,
+            config,
+            sink: Mutex::new(None),
             relay: Mutex::new(None),
         })
     }
+}
 
-    /// Starts the relay to `bus` (once; it stops when the log is dropped).
-    pub fn start_relay(&self, bus: plexus_bus::Bus, config: RelayConfig) {
-        let mut relay = self.relay.lock();
-        if relay.is_some() {
-            return;
-        }
-        match self.outbox.spawn_relay(bus, config) {
-            Ok(handle) => *relay = Some(handle),
-            Err(error) => tracing::error!(%error, "the outbox relay did not start"),
+/// A node's [`DurableSink`] as the relay's [`RelaySink`].
+struct Through(Arc<dyn DurableSink>);
+
+#[async_trait]
+impl RelaySink for Through {
+    async fn deliver(&self, envelope: Envelope, _require_subscriber: bool) -> Delivery {
+        match self.0.deliver(envelope).await {
+            Handoff::Taken => Delivery::Acknowledged { expired: false },
+            Handoff::Later(reason) => Delivery::Refused(reason),
+            Handoff::Never(reason) => Delivery::Never(reason),
         }
     }
 }
@@ -67,6 +76,26 @@ pub fn outbox_error(e: OutboxError, field: &str) -> ServiceError {
 
 #[async_trait]
 impl DurableLog for OutboxLog {
+    fn relay_through(&self, sink: Arc<dyn DurableSink>) {
+        *self.sink.lock() = Some(sink);
+    }
+
+    fn start(&self, bus: plexus_bus::Bus) {
+        let mut relay = self.relay.lock();
+        if relay.is_some() {
+            return;
+        }
+        let config = self.config.clone();
+        let started = match self.sink.lock().clone() {
+            Some(sink) => self.outbox.spawn_relay_to(Through(sink), config),
+            None => self.outbox.spawn_relay(bus, config),
+        };
+        match started {
+            Ok(handle) => *relay = Some(handle),
+            Err(error) => tracing::error!(%error, "the outbox relay did not start"),
+        }
+    }
+
     fn is_durable(&self, topic: &Topic) -> bool {
         self.outbox.is_durable(topic)
     }

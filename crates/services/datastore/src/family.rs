@@ -59,9 +59,8 @@ impl SectionFamily for DataStoreFamily {
                     .map_err(|e| FamilyError::invalid("store.durable_topics", e.to_string()))?;
             }
             service = service.with_outbox(outbox.clone());
-            durable = Some(OutboxLog::new(outbox));
+            durable = Some(OutboxLog::new(outbox, settings.relay.clone()));
         }
-        let relay = (durable.clone(), settings.relay.clone());
         let mut parts = Parts::default();
         if let Some(log) = &durable {
             parts = parts.durable(log.clone());
@@ -75,10 +74,6 @@ impl SectionFamily for DataStoreFamily {
             .metrics(move |node| {
                 node.metrics()
                     .with_registry(|registry| metrics.metrics().register(registry));
-                // Durable events go to the bus through the relay.
-                if let (Some(log), config) = relay {
-                    log.start_relay(node.bus().clone(), config);
-                }
                 // A lost connection is checked now, not at the next interval.
                 let health = node.health().downgrade();
                 metrics.on_connection_lost(move || {

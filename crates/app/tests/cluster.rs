@@ -147,6 +147,26 @@ async fn a_durable_publish_on_one_node_reaches_every_nodes_bus_through_jetstream
         );
         assert_eq!(event.topic().as_str(), "orders.created");
     }
+    // Node b's consumer counts what it took; its lag is back to 0.
+    let metrics_of_b = format!("http://{}/metrics", b.addr);
+    let counted = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let text = reqwest::get(&metrics_of_b)
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            if text.contains("plexus_cluster_durable_events_total{event=\"acknowledged\"} 1")
+                && text.contains("plexus_cluster_durable_lag 0")
+            {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(counted.is_ok(), "node b's durable metrics count the event");
     a.client()
         .call(
             "plexus.publish",

@@ -101,6 +101,9 @@ pub struct ConsumerStats {
     pub refused: u64,
     /// Messages that were not envelopes, terminated (never sent again).
     pub malformed: u64,
+    /// Events in the stream still to reach this consumer, as JetStream reported
+    /// with the last one delivered (its lag).
+    pub pending: u64,
 }
 
 /// A JetStream stream holding durable topics.
@@ -305,8 +308,11 @@ async fn deliver(
                 continue;
             }
         };
-        if message.info().is_ok_and(|info| info.delivered > 1) {
-            stats.redelivered += 1;
+        if let Ok(info) = message.info() {
+            if info.delivered > 1 {
+                stats.redelivered += 1;
+            }
+            stats.pending = info.pending;
         }
         let ack = match Envelope::from_json(&message.payload) {
             Err(error) => {

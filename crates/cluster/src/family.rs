@@ -99,7 +99,7 @@ impl SectionFamily for ClusterFamily {
                 node.metrics()
                     .with_registry(|registry| metrics.register(registry));
                 if let Some((stream, consumer)) = durable {
-                    durable_across_nodes(node, stream, consumer);
+                    durable_across_nodes(node, stream, consumer, metrics);
                 }
             }))
     }
@@ -123,7 +123,12 @@ fn consumer_name(node: &str) -> String {
 
 /// Durable topics across nodes: the node's outbox relay feeds `stream`, and a
 /// durable consumer named for the node puts the stream's events on its bus.
-fn durable_across_nodes(node: &plexus_node::Node, stream: DurableStream, consumer: ConsumerConfig) {
+fn durable_across_nodes(
+    node: &plexus_node::Node,
+    stream: DurableStream,
+    consumer: ConsumerConfig,
+    metrics: crate::ClusterMetrics,
+) {
     let Some(log) = node.durable() else {
         tracing::error!(
             "[cluster] durable_topics needs the same patterns in [store] durable_topics: \
@@ -147,10 +152,17 @@ fn durable_across_nodes(node: &plexus_node::Node, stream: DurableStream, consume
                 return;
             }
         };
-        if let Ok(mut closed) = until_closed {
-            while closed.recv().await.is_some() {}
-        } else {
-            std::future::pending::<()>().await;
+        let follow = metrics.follow_consumer(running.watch());
+        let closed = async {
+            if let Ok(mut closed) = until_closed {
+                while closed.recv().await.is_some() {}
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = follow => {}
+            () = closed => {}
         }
         drop(running);
     });

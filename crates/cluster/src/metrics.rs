@@ -5,12 +5,20 @@
 //! | `plexus_cluster_remote_calls_total` | counter | `outcome`: `ok`, `error`, `unavailable`, `timeout` |
 //! | `plexus_cluster_served_calls_total` | counter | `outcome`: `ok`, `error`, `refused`, `malformed` |
 //! | `plexus_cluster_served_instances` | gauge | |
+//! | `plexus_cluster_durable_events_total` | counter | `event`: `acknowledged`, `redelivered`, `refused`, `malformed` |
+//! | `plexus_cluster_durable_lag` | gauge | |
 //!
 //! Remote calls are the attempts this node sent to instances on other nodes;
 //! served calls are those other nodes sent to this node's instances. `error` is a
 //! typed error the service answered; `unavailable` that no node answered on the
 //! instance's subject (it stopped) or the connection failed; `refused` a call past
 //! `max_inflight`; `malformed` a request that was not a cluster call.
+//!
+//! The durable counters are this node's durable consumer's: events its bus took
+//! (and JetStream was told), events that came more than once, events its bus
+//! refused (they come again), messages that were not envelopes. The lag is the
+//! number of events in the stream still to reach this node, as JetStream reported
+//! with the last one delivered.
 
 use std::sync::Arc;
 
@@ -37,6 +45,13 @@ struct Inner {
     remote: Family<OutcomeLabel, Counter>,
     served: Family<OutcomeLabel, Counter>,
     instances: Gauge,
+    durable: Family<EventLabel, Counter>,
+    lag: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: &'static str,
 }
 
 impl ClusterMetrics {
@@ -62,6 +77,46 @@ impl ClusterMetrics {
             "Instances this node serves to the other nodes",
             self.inner.instances.clone(),
         );
+        registry.register(
+            "plexus_cluster_durable_events",
+            "Durable events this node's consumer handled, by what happened",
+            self.inner.durable.clone(),
+        );
+        registry.register(
+            "plexus_cluster_durable_lag",
+            "Durable events in the stream still to reach this node",
+            self.inner.lag.clone(),
+        );
+    }
+
+    /// Follows a durable consumer's stats until it stops.
+    pub(crate) async fn follow_consumer(
+        &self,
+        mut stats: tokio::sync::watch::Receiver<crate::ConsumerStats>,
+    ) {
+        let mut seen = crate::ConsumerStats::default();
+        loop {
+            let now = *stats.borrow_and_update();
+            let inner = &self.inner;
+            for (event, before, after) in [
+                ("acknowledged", seen.acknowledged, now.acknowledged),
+                ("redelivered", seen.redelivered, now.redelivered),
+                ("refused", seen.refused, now.refused),
+                ("malformed", seen.malformed, now.malformed),
+            ] {
+                inner
+                    .durable
+                    .get_or_create(&EventLabel { event })
+                    .inc_by(after.saturating_sub(before));
+            }
+            inner
+                .lag
+                .set(i64::try_from(now.pending).unwrap_or(i64::MAX));
+            seen = now;
+            if stats.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// A remote attempt ended with `result`.

@@ -374,6 +374,19 @@ async fn mcp_script_inference_datastore_and_a_trigger_share_one_correlation_id()
         .collect();
     assert_eq!(ids, ["sum-a", "sum-b", "sum-c"], "no sum-d: {sums}");
 
+    // A trigger counts a run once it ended, before it takes the next event: one
+    // more reaction makes sure the four before it are counted.
+    rpc.call(
+        "plexus.publish",
+        json!({"topic": "docs.summarized", "payload": {"summary_id": "sum-a"}}),
+    )
+    .await
+    .expect("publish");
+    tokio::time::timeout(WAIT, reacted.recv())
+        .await
+        .expect("the trigger reacts")
+        .expect("an event");
+
     // The metrics count each step.
     let metrics = reqwest::get(format!("http://{}/metrics", node.addr))
         .await
@@ -381,21 +394,19 @@ async fn mcp_script_inference_datastore_and_a_trigger_share_one_correlation_id()
         .text()
         .await
         .expect("text");
-    assert_eq!(
-        metric(&metrics, "plexus_script_runs_total{outcome=\"ok\"}"),
-        8.0,
-        "four workflows and four trigger runs: {metrics}"
+    assert!(
+        metric(&metrics, "plexus_script_runs_total{outcome=\"ok\"}") >= 8.0,
+        "four workflows and at least four trigger runs: {metrics}"
     );
     assert_eq!(
         metric(&metrics, "plexus_script_runs_total{outcome=\"limit\"}"),
         1.0
     );
-    assert_eq!(
+    assert!(
         metric(
             &metrics,
             "plexus_script_trigger_runs_total{trigger=\"on_summary\",outcome=\"ok\"}"
-        ),
-        4.0
+        ) >= 4.0
     );
     assert!(
         metrics.contains("plexus_inference_tokens_total{model=\"small\",kind=\"completion\"}"),
@@ -434,7 +445,9 @@ if event.topic == "notes.ping" { publish("notes.kept", #{from: event.id}); }
         .bus()
         .subscribe("notes.kept", SubscribeOptions::new())
         .expect("subscribe");
-    for topic in ["notes.write", "notes.ping"] {
+    // A trigger counts a run once it ended, before it takes the next event: after
+    // the second ping's answer, the write's and the first ping's runs are counted.
+    for topic in ["notes.write", "notes.ping", "notes.ping"] {
         rpc.call("plexus.publish", json!({"topic": topic, "payload": {}}))
             .await
             .expect("publish");
@@ -445,6 +458,10 @@ if event.topic == "notes.ping" { publish("notes.kept", #{from: event.id}); }
         .expect("the second event still runs")
         .expect("an event");
     assert_eq!(answer.topic().as_str(), "notes.kept");
+    tokio::time::timeout(WAIT, kept.recv())
+        .await
+        .expect("the third event runs")
+        .expect("an event");
     let missing = rpc
         .call("datastore.get", json!({"collection": "kept", "id": "n1"}))
         .await
@@ -456,12 +473,11 @@ if event.topic == "notes.ping" { publish("notes.kept", #{from: event.id}); }
         .text()
         .await
         .expect("text");
-    assert_eq!(
+    assert!(
         metric(
             &metrics,
             "plexus_script_trigger_runs_total{trigger=\"keep\",outcome=\"ok\"}"
-        ),
-        1.0,
+        ) >= 1.0,
         "{metrics}"
     );
     let refused: f64 = metrics

@@ -331,24 +331,10 @@ fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, Value>) {
     }
 }
 
-/// The words that make a key's value a secret.
-const SECRET_KEYS: [&str; 5] = ["token", "password", "secret", "api_key", "credential"];
-
 /// `value` as the page may show it: masked when the path's last key names a
 /// secret, and a URL's password masked (`postgres://u:•••@h`).
 pub(crate) fn redact(path: &str, value: &Value) -> Value {
-    let key = path.rsplit('.').next().unwrap_or(path).to_ascii_lowercase();
-    if SECRET_KEYS.iter().any(|s| key.contains(s)) {
-        return Value::String("•••".to_owned());
-    }
-    if let Value::String(s) = value
-        && let Some((scheme, rest)) = s.split_once("://")
-        && let Some((userinfo, host)) = rest.split_once('@')
-        && let Some((user, _)) = userinfo.split_once(':')
-    {
-        return Value::String(format!("{scheme}://{user}:•••@{host}"));
-    }
-    value.clone()
+    plexus_config::secrets::redact_leaf(path, value)
 }
 
 /// Which audit entries to read: `audit.query`'s params, passed on.

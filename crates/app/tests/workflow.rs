@@ -191,6 +191,28 @@ async fn audit(node: &Served, correlation_id: &str) -> Vec<(String, Option<Strin
         .collect()
 }
 
+/// Creates `collection`, saves the stored script `name` and subscribes to
+/// `pattern` on the node's bus: what each test sets up before it acts.
+async fn prepare(
+    node: &Served,
+    collection: &str,
+    name: &str,
+    source: &str,
+    pattern: &str,
+) -> plexus_bus::Subscription {
+    let rpc = node.client();
+    rpc.call("datastore.create_collection", json!({"name": collection}))
+        .await
+        .expect("collection");
+    rpc.call("script.save", json!({"name": name, "source": source}))
+        .await
+        .expect("the script saves");
+    node.node
+        .bus()
+        .subscribe(pattern, SubscribeOptions::new())
+        .expect("subscribe")
+}
+
 fn metric(text: &str, prefix: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(prefix))
@@ -428,23 +450,13 @@ scopes = ["call:plexus.publish", "publish:notes.kept"]
 "#;
     let node = Served::start("trigger-scopes", "", extra).await;
     let rpc = node.client();
-    rpc.call("datastore.create_collection", json!({"name": "kept"}))
-        .await
-        .expect("collection");
     let keep = r#"
 if event.topic == "notes.write" {
     call("datastore.put", #{collection: "kept", id: "n1", doc: #{x: 1}});
 }
 if event.topic == "notes.ping" { publish("notes.kept", #{from: event.id}); }
 "#;
-    rpc.call("script.save", json!({"name": "keep", "source": keep}))
-        .await
-        .expect("save");
-    let mut kept = node
-        .node
-        .bus()
-        .subscribe("notes.kept", SubscribeOptions::new())
-        .expect("subscribe");
+    let mut kept = prepare(&node, "kept", "keep", keep, "notes.kept").await;
     // A trigger counts a run once it ended, before it takes the next event: after
     // the second ping's answer, the write's and the first ping's runs are counted.
     for topic in ["notes.write", "notes.ping", "notes.ping"] {
@@ -498,19 +510,9 @@ if event.topic == "notes.ping" { publish("notes.kept", #{from: event.id}); }
 async fn a_stored_script_is_the_target_of_a_job() {
     let node = Served::start("script-job", "", "").await;
     let rpc = node.client();
-    rpc.call("datastore.create_collection", json!({"name": "tallies"}))
-        .await
-        .expect("collection");
     let tally =
         r#"call("datastore.put", #{collection: "tallies", id: "t", doc: #{n: n * 2}}); n * 2"#;
-    rpc.call("script.save", json!({"name": "tally", "source": tally}))
-        .await
-        .expect("save");
-    let mut completed = node
-        .node
-        .bus()
-        .subscribe("jobs.*.completed", SubscribeOptions::new())
-        .expect("subscribe");
+    let mut completed = prepare(&node, "tallies", "tally", tally, "jobs.*.completed").await;
     let job = rpc
         .call(
             "jobs.enqueue",

@@ -1295,6 +1295,114 @@ async fn cluster_status_lists_every_node_of_the_cluster() {
         .unwrap();
 }
 
+/// Durable topics survive a node killed with SIGKILL: node `b` keeps every durable
+/// event it sees (a stored-script trigger writes each to its DataStore by id), is
+/// killed, misses 40 events published on node `a` meanwhile, and gets every one of
+/// them when it comes back under the same name, from its durable consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_with_sigkill_gets_every_durable_event_when_it_comes_back() {
+    let nats = std::env::var("PLEXUS_TEST_NATS_URL")
+        .unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let id = format!("{}_{nanos}", std::process::id());
+    let (bucket, stream) = (
+        format!("plexus_test_kill_{id}"),
+        format!("plexus_test_kill_{id}"),
+    );
+    let config = |name: &str| {
+        format!(
+            "[node]\nname = \"{name}\"\n\
+             [store]\ndurable_topics = [\"orders.>\"]\n[store.relay]\npoll_interval_ms = 50\n\
+             [cluster]\nnats_url = \"{nats}\"\nregistry_bucket = \"{bucket}\"\n\
+             call_prefix = \"plexus.test.{id}.call\"\ndurable_topics = [\"orders.>\"]\n\
+             durable_stream = \"{stream}\"\ndurable_subject_prefix = \"plexus.test.{id}.durable\"\n\
+             durable_ack_wait_ms = 1000\n\
+             [[script.triggers]]\ntopic = \"orders.>\"\nscript = \"keep\"\n\
+             scopes = [\"call:datastore.*\"]\n"
+        )
+    };
+    let (dir_a, dir_b) = (temp_dir("kill-a"), temp_dir("kill-b"));
+    let mut a = Server::start(&dir_a, &config("a")).await;
+    let mut b = Server::start(&dir_b, &config("b")).await;
+    let b_client = Client::new(&b.url, None).unwrap();
+    b_client
+        .call("datastore.create_collection", json!({"name": "seen"}))
+        .await
+        .unwrap();
+    let keep =
+        r#"call("datastore.put", #{collection: "seen", id: event.id, doc: #{topic: event.topic}})"#;
+    b_client
+        .call("script.save", json!({"name": "keep", "source": keep}))
+        .await
+        .unwrap();
+    let a_client = Client::new(&a.url, None).unwrap();
+    let publish = |from: u32, to: u32| {
+        let a_client = a_client.clone();
+        async move {
+            for n in from..to {
+                let kept = a_client
+                    .call(
+                        "plexus.publish",
+                        json!({"topic": "orders.created", "payload": {"n": n}}),
+                    )
+                    .await
+                    .unwrap();
+                assert!(kept["offset"].is_u64(), "{kept}");
+            }
+        }
+    };
+    // Waits until node `url` has kept `n` distinct events.
+    let seen = |url: String, n: u64| async move {
+        let client = Client::new(&url, None).unwrap();
+        tokio::time::timeout(WAIT, async {
+            let mut every = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                every.tick().await;
+                let count = client
+                    .call("datastore.count", json!({"collection": "seen"}))
+                    .await;
+                if count.is_ok_and(|c| c["count"].as_u64() == Some(n)) {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("node at {url} never kept {n} events"));
+    };
+    publish(0, 20).await;
+    seen(b.url.clone(), 20).await;
+
+    let pid = Pid::from_raw(b.child.id().unwrap() as i32);
+    kill(pid, Signal::SIGKILL).unwrap();
+    let status = tokio::time::timeout(WAIT, b.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), None, "killed by a signal");
+    publish(20, 60).await;
+
+    // Back under the same name and data: its durable consumer resumes.
+    let b = Server::start(&dir_b, &config("b")).await;
+    seen(b.url.clone(), 60).await;
+    let counted = Client::new(&b.url, None)
+        .unwrap()
+        .call("datastore.count", json!({"collection": "seen"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        counted["count"], 60,
+        "each event kept once by id: {counted}"
+    );
+    drop(b);
+    assert_eq!(a.terminate().await, 0);
+    let js = async_nats::jetstream::new(async_nats::connect(nats.as_str()).await.unwrap());
+    js.delete_stream(&stream).await.unwrap();
+    js.delete_key_value(&bucket).await.unwrap();
+}
+
 #[tokio::test]
 async fn plexus_run_checks_a_program_file_then_runs_it() {
     let dir = temp_dir("run");

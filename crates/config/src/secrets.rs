@@ -41,14 +41,15 @@ pub fn redact_leaf(path: &str, value: &Value) -> Value {
 /// `value` with every secret in it masked, at any depth; `key` is the key it sits
 /// under (the last segment of its path, or empty at the top).
 pub fn redact(key: &str, value: &Value) -> Value {
-    if !key.is_empty() && is_secret_key(key) && !value.is_null() {
-        return Value::String(MASK.to_owned());
-    }
     match value {
+        // Objects and lists are walked, so what sits beside a secret (a token's
+        // name and scopes) stays readable; every leaf under a secret key is masked.
         Value::Object(map) => {
             Value::Object(map.iter().map(|(k, v)| (k.clone(), redact(k, v))).collect())
         }
         Value::Array(items) => Value::Array(items.iter().map(|v| redact(key, v)).collect()),
+        Value::Null => Value::Null,
+        _ if !key.is_empty() && is_secret_key(key) => Value::String(MASK.to_owned()),
         Value::String(s) => mask_url(s).map_or_else(|| value.clone(), Value::String),
         other => other.clone(),
     }

@@ -46,9 +46,26 @@ pub trait DurableSink: Send + Sync + 'static {
     async fn deliver(&self, envelope: Envelope) -> Handoff;
 }
 
+/// Where `plexus.replay` reads instead of the node's own log: the events of every
+/// node (the cluster's JetStream stream).
+#[async_trait]
+pub trait DurableReplay: Send + Sync + 'static {
+    /// As [`DurableLog::replay`], with offsets of this source's own.
+    async fn replay(
+        &self,
+        pattern: &str,
+        from: ReplayFrom,
+        limit: u32,
+    ) -> Result<Value, ServiceError>;
+}
+
 /// A log that keeps durable topics.
 #[async_trait]
 pub trait DurableLog: Send + Sync + 'static {
+    /// Reads replays from `source` instead of the log itself (whose events are only
+    /// those published on this node).
+    fn replay_from(&self, source: Arc<dyn DurableReplay>);
+
     /// Sends the relay's events to `sink` instead of the bus; takes effect only
     /// before [`DurableLog::start`].
     fn relay_through(&self, sink: Arc<dyn DurableSink>);

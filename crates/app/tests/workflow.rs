@@ -213,6 +213,13 @@ async fn prepare(
         .expect("subscribe")
 }
 
+/// The document `id` of `collection` (null when absent), read over JSON-RPC.
+async fn get_doc(rpc: &plexus_client::Client, collection: &str, id: &str) -> Value {
+    rpc.call("datastore.get", json!({"collection": collection, "id": id}))
+        .await
+        .expect("datastore.get")
+}
+
 fn metric(text: &str, prefix: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(prefix))
@@ -278,25 +285,13 @@ async fn mcp_script_inference_datastore_and_a_trigger_share_one_correlation_id()
         .expect("the trigger reacts")
         .expect("an event");
     let correlation = event.correlation_id().to_string();
-    let reaction = rpc
-        .call(
-            "datastore.get",
-            json!({"collection": "reactions", "id": "sum-a"}),
-        )
-        .await
-        .expect("the reaction was written");
+    let reaction = get_doc(&rpc, "reactions", "sum-a").await;
     assert_eq!(reaction["doc"]["seen_correlation"], json!(correlation));
     assert_eq!(
         reaction["doc"]["chars"],
         json!(plexus_inference::testing::REPLY.len())
     );
-    let summary = rpc
-        .call(
-            "datastore.get",
-            json!({"collection": "summaries", "id": "sum-a"}),
-        )
-        .await
-        .expect("the summary was written");
+    let summary = get_doc(&rpc, "summaries", "sum-a").await;
     assert_eq!(summary["doc"]["docs"], 2, "{summary}");
     let prompt = primary.last_request().expect("the primary was asked").1;
     let asked = prompt
@@ -474,10 +469,7 @@ if event.topic == "notes.ping" { publish("notes.kept", #{from: event.id}); }
         .await
         .expect("the third event runs")
         .expect("an event");
-    let missing = rpc
-        .call("datastore.get", json!({"collection": "kept", "id": "n1"}))
-        .await
-        .expect("get");
+    let missing = get_doc(&rpc, "kept", "n1").await;
     assert_eq!(missing, Value::Null, "the refused write left nothing");
     let metrics = reqwest::get(format!("http://{}/metrics", node.addr))
         .await
@@ -529,10 +521,7 @@ async fn a_stored_script_is_the_target_of_a_job() {
         .await
         .expect("jobs.get");
     assert_eq!(done["state"], "completed", "{done}");
-    let written = rpc
-        .call("datastore.get", json!({"collection": "tallies", "id": "t"}))
-        .await
-        .expect("get");
+    let written = get_doc(&rpc, "tallies", "t").await;
     assert_eq!(written["doc"]["n"], 42, "{written}");
     node.stop().await;
 }

@@ -118,7 +118,10 @@ impl DurableLog for OutboxLog {
             .map(|a| a.offset)
             .ok_or_else(|| ServiceError::failed("the outbox answered no offset"))
     }
+}
 
+#[async_trait]
+impl DurableReplay for OutboxLog {
     async fn replay(
         &self,
         pattern: &str,

@@ -305,7 +305,8 @@ async fn a_lost_or_silent_database_fails_the_program_with_nothing_half_done() {
 /// runs.
 mod ask {
     use plexus_client::Client;
-    use plexus_inference::testing::{FakeProvider, REPLY, Wire};
+    use plexus_client::ClientError;
+    use plexus_inference::testing::{Behaviour, FakeProvider, REPLY, Wire};
     use serde_json::{Value, json};
 
     use super::{Served, get, run};
@@ -519,6 +520,52 @@ mod ask {
             }
             other => panic!("a long request was taken: {other:?}"),
         }
+        served.stop().await;
+    }
+
+    /// The model failing, or a caller not allowed to ask it: a typed error, and
+    /// nothing ran.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_or_forbidden_model_is_a_typed_error() {
+        const BLIND: &str = "dsl-ask-blind-token-0123456789";
+        let fake = FakeProvider::start(Wire::OpenAi).await.expect("the fake");
+        let (served, admin, _) = node("dsl-ask-failing", &fake).await;
+        let detail = |e: Result<Value, ClientError>| match e {
+            Err(ClientError::Rpc {
+                data: Some(data), ..
+            }) => data["detail"].clone(),
+            other => panic!("dsl.ask did not fail: {other:?}"),
+        };
+        fake.always(Behaviour::ServerError);
+        let failed = detail(
+            admin
+                .call("dsl.ask", json!({"request": "open a case", "run": true}))
+                .await,
+        );
+        assert_eq!(failed["kind"], "inference_failed", "{failed}");
+        assert_eq!(failed["model"], "default", "{failed}");
+        assert_eq!(get(&admin, "K-1").await, Value::Null);
+        served.stop().await;
+
+        // A token that may use the language but not the model.
+        let fake = FakeProvider::start(Wire::OpenAi).await.expect("the fake");
+        let extra = format!(
+            "[inference.providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\n\
+             [[inference.models.default]]\nprovider = \"fake\"\nmodel = \"tiny\"\n\
+             [[gateway.tokens]]\nname = \"blind\"\ntoken = \"{BLIND}\"\nscopes = [\"call:dsl.*\"]\n",
+            fake.base_url()
+        );
+        let served = Served::start("dsl-ask-blind", "", &extra).await;
+        let blind = Client::new(&format!("http://{}", served.addr), Some(BLIND.to_owned()))
+            .expect("a client");
+        let refused = detail(
+            blind
+                .call("dsl.ask", json!({"request": "open a case"}))
+                .await,
+        );
+        assert_eq!(refused["kind"], "inference_failed", "{refused}");
+        assert_eq!(refused["code"], -32002, "forbidden: {refused}");
+        assert_eq!(fake.requests(), 0, "the model was never asked");
         served.stop().await;
     }
 }

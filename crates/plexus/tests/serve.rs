@@ -1489,3 +1489,43 @@ async fn plexus_repl_runs_programs_line_by_line_and_keeps_its_history() {
     assert_eq!(n3, Value::Null);
     assert_eq!(server.terminate().await, 0);
 }
+
+/// `plexus repl` in a terminal (a pseudo-terminal driven by
+/// `tests/clients/pty_driver.py`): Tab completes verbs and keys from the node's
+/// registry, and the completed programs run and are kept in the history.
+#[tokio::test]
+async fn plexus_repl_completes_verbs_and_keys_in_a_terminal() {
+    let dir = temp_dir("repl-pty");
+    let mut server = Server::start(&dir, "").await;
+    let history = dir.join("history");
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pty_driver.py");
+    let steps = json!([
+        ["(datastore.create_collection :name \"notes\")", "created"],
+        [
+            "(datastore.put :coll\t \"notes\" :id \"n-1\" :d\t {:text \"hi\"})",
+            "version"
+        ],
+        ["(datastore.g\t :collection \"notes\" :id \"n-1\")", "hi"],
+        [":quit", ""],
+    ]);
+    let out = run(Command::new("python3")
+        .arg(&driver)
+        .arg(steps.to_string())
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_plexus"))
+        .args(["repl", "--history", history.to_str().unwrap()])
+        .env("PLEXUS_URL", &server.url)
+        .env("TERM", "xterm")
+        .kill_on_drop(true))
+    .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("\"text\": \"hi\""), "{}", out.stdout);
+    let saved = std::fs::read_to_string(&history).unwrap();
+    for completed in [
+        "(datastore.put :collection \"notes\" :id \"n-1\" :doc {:text \"hi\"})",
+        "(datastore.get :collection \"notes\" :id \"n-1\")",
+    ] {
+        assert!(saved.contains(completed), "{completed} not in {saved}");
+    }
+    assert_eq!(server.terminate().await, 0);
+}

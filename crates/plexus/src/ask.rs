@@ -2,7 +2,8 @@
 //! write a program from the request, offered only the verbs the caller's token may
 //! call. The program is printed; one that fails its check is never run (its errors
 //! are printed on stderr, status 1); one that passes runs after the person confirms
-//! (`--yes` skips the question; without a terminal, no answer is no).
+//! (`--yes` skips the question, not the showing; without a terminal, no answer is
+//! no).
 
 use std::io::{BufRead, Write};
 
@@ -42,44 +43,41 @@ fn confirmed(question: &str) -> bool {
     }
 }
 
-/// `plexus ask`.
+/// `plexus ask`. The program is always shown before it runs, also with `--yes`;
+/// with `--json`, one object `{asked, ran}` is printed at the end.
 pub(crate) fn run(args: &AskArgs) -> anyhow::Result<()> {
     let client = args.remote.client()?;
-    let mut params = json!({"request": args.request.join(" "), "run": args.yes});
+    let mut params = json!({"request": args.request.join(" ")});
     if let Some(model) = &args.model {
         params["model"] = json!(model);
     }
     if args.no_repair {
         params["repair"] = json!(false);
     }
+    let json = args.remote.json;
     block_on(async {
         let asked = client.call("dsl.ask", params).await?;
         let program = asked["program"].as_str().unwrap_or_default();
-        if args.remote.json {
-            print_value(&asked, true);
-        } else {
+        if !json {
             out!("{program}");
         }
+        let report = |ran: Value| {
+            if json {
+                print_value(&json!({"asked": asked, "ran": ran}), true);
+            } else if !ran.is_null() {
+                print_value(&ran["value"], false);
+            }
+        };
         if asked["ok"] != true {
+            report(Value::Null);
             return Err(Refused(show(&asked["errors"])).into());
         }
-        if args.yes {
-            if !args.remote.json {
-                print_value(&asked["ran"]["value"], false);
-            }
-            return Ok(());
-        }
-        if !confirmed("Run it?") {
+        if !args.yes && !confirmed("Run it?") {
             eprintln!("not run");
+            report(Value::Null);
             return Ok(());
         }
-        let ran: Value = run_source(&client, program, "asked").await?;
-        let shown = if args.remote.json {
-            ran
-        } else {
-            ran["value"].clone()
-        };
-        print_value(&shown, args.remote.json);
+        report(run_source(&client, program, "asked").await?);
         Ok(())
     })
 }

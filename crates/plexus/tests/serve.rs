@@ -1428,6 +1428,17 @@ async fn plexus_ask_shows_the_program_and_runs_it_only_when_confirmed() {
     );
     assert!(out.stderr.contains("nothing ran"), "{}", out.stderr);
     assert_eq!(case("K-3").await, Value::Null);
+
+    // --yes runs it without asking; --json prints what was asked and what ran.
+    fake.then_reply(put("K-4"));
+    let out = server
+        .cli(&["ask", "--yes", "--json", "open a fourth case"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["asked"]["program"], put("K-4"), "{out}");
+    assert_eq!(out["ran"]["calls"], 1, "{out}");
+    assert_eq!(case("K-4").await["doc"]["case_type"], "kyc");
     assert_eq!(server.terminate().await, 0);
 }
 

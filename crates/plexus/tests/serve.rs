@@ -125,6 +125,30 @@ impl Server {
         run(plexus().args(args).env("PLEXUS_URL", &self.url)).await
     }
 
+    /// Runs the CLI against this node with `input` on its stdin.
+    async fn cli_with_stdin(&self, args: &[&str], input: &str) -> Out {
+        let mut child = plexus()
+            .args(args)
+            .env("PLEXUS_URL", &self.url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).await.unwrap();
+        drop(stdin);
+        let out = tokio::time::timeout(WAIT, child.wait_with_output())
+            .await
+            .expect("the command did not finish")
+            .unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Runs the CLI against this node; it succeeds, and its output is JSON.
     async fn json(&self, args: &[&str]) -> Value {
         self.cli(args).await.ok().json()
@@ -1441,5 +1465,186 @@ async fn plexus_run_checks_a_program_file_then_runs_it() {
         ])
         .await;
     assert_eq!(missing, Value::Null);
+    assert_eq!(server.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn plexus_ask_shows_the_program_and_runs_it_only_when_confirmed() {
+    use plexus_inference::testing::{FakeProvider, Wire};
+    let fake = FakeProvider::start(Wire::OpenAi).await.unwrap();
+    let dir = temp_dir("ask");
+    let config = format!(
+        "[inference.providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\n\
+         [[inference.models.default]]\nprovider = \"fake\"\nmodel = \"tiny\"\n",
+        fake.base_url()
+    );
+    let mut server = Server::start(&dir, &config).await;
+    server
+        .cli(&["call", "datastore.create_collection", "name=cases"])
+        .await
+        .ok();
+    let put = |id: &str| {
+        format!(
+            "(datastore.put :collection \"cases\" :id \"{id}\" :doc {{:client \"ACME\" :case_type \"kyc\"}})"
+        )
+    };
+    let url = server.url.clone();
+    let case = |id: &str| {
+        let (url, id) = (url.clone(), format!("id={id}"));
+        async move {
+            server_json(
+                &url,
+                &["call", "datastore.get", "collection=cases", &id, "--json"],
+            )
+            .await
+        }
+    };
+
+    // Declined: shown, not run.
+    fake.then_reply(format!("```lisp\n{}\n```", put("K-1")));
+    let out = server
+        .cli_with_stdin(&["ask", "open a KYC case for ACME"], "n\n")
+        .await
+        .ok();
+    assert!(out.stdout.contains(&put("K-1")), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("Run it?") && out.stderr.contains("not run"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(case("K-1").await, Value::Null);
+
+    // Confirmed: run.
+    fake.then_reply(put("K-2"));
+    let out = server
+        .cli_with_stdin(&["ask", "open", "another", "KYC", "case"], "y\n")
+        .await
+        .ok();
+    assert!(out.stdout.contains(&put("K-2")), "{}", out.stdout);
+    assert_eq!(case("K-2").await["doc"]["client"], "ACME");
+
+    // Refused, even with --yes: its errors, status 1, nothing ran.
+    let bad = put("K-3").replace("datastore.put", "datastore.pot");
+    fake.then_reply(bad.clone()).then_reply(bad);
+    let out = server.cli(&["ask", "--yes", "open a third case"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("asked:1:2"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `datastore.put`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("nothing ran"), "{}", out.stderr);
+    assert_eq!(case("K-3").await, Value::Null);
+
+    // --yes runs it without asking; --json prints what was asked and what ran.
+    fake.then_reply(put("K-4"));
+    let out = server
+        .cli(&["ask", "--yes", "--json", "open a fourth case"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["asked"]["program"], put("K-4"), "{out}");
+    assert_eq!(out["ran"]["calls"], 1, "{out}");
+    assert_eq!(case("K-4").await["doc"]["case_type"], "kyc");
+    assert_eq!(server.terminate().await, 0);
+}
+
+/// `plexus ARGS` against `url`; it succeeds and prints JSON.
+async fn server_json(url: &str, args: &[&str]) -> Value {
+    run(plexus().args(args).env("PLEXUS_URL", url))
+        .await
+        .ok()
+        .json()
+}
+
+#[tokio::test]
+async fn plexus_repl_runs_programs_line_by_line_and_keeps_its_history() {
+    let dir = temp_dir("repl");
+    let mut server = Server::start(&dir, "").await;
+    let history = dir.join("history");
+    let input = ":verbs\n\
+        (datastore.create_collection :name \"notes\")\n\
+        (datastore.put :collection \"notes\"\n  :id \"n-1\" :doc {:text \"hi\"})\n\
+        (datastore.pott :collection \"notes\" :id \"n-2\" :doc {:text \"no\"})\n\
+        (datastore.get :collection \"notes\" :id \"n-1\")\n\
+        :quit\n(datastore.put :collection \"notes\" :id \"n-3\" :doc {})\n";
+    let args = ["repl", "--history", history.to_str().unwrap()];
+    let out = server.cli_with_stdin(&args, input).await.ok();
+    let listed = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("datastore.put "))
+        .unwrap_or_default();
+    assert!(
+        listed.contains(":collection") && listed.contains(":doc"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("\"text\": \"hi\""), "{}", out.stdout);
+    assert!(out.stderr.contains("repl:1:2"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `datastore.put`?"),
+        "{}",
+        out.stderr
+    );
+    let saved = std::fs::read_to_string(&history).unwrap();
+    assert!(
+        saved.contains("(datastore.get :collection \"notes\" :id \"n-1\")"),
+        "{saved}"
+    );
+    // Nothing after :quit ran.
+    let n3 = server_json(
+        &server.url,
+        &[
+            "call",
+            "datastore.get",
+            "collection=notes",
+            "id=n-3",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(n3, Value::Null);
+    assert_eq!(server.terminate().await, 0);
+}
+
+/// `plexus repl` in a terminal (a pseudo-terminal driven by
+/// `tests/clients/pty_driver.py`): Tab completes verbs and keys from the node's
+/// registry, and the completed programs run and are kept in the history.
+#[tokio::test]
+async fn plexus_repl_completes_verbs_and_keys_in_a_terminal() {
+    let dir = temp_dir("repl-pty");
+    let mut server = Server::start(&dir, "").await;
+    let history = dir.join("history");
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pty_driver.py");
+    let steps = json!([
+        ["(datastore.create_collection :name \"notes\")", "created"],
+        [
+            "(datastore.put :coll\t \"notes\" :id \"n-1\" :d\t {:text \"hi\"})",
+            "version"
+        ],
+        ["(datastore.g\t :collection \"notes\" :id \"n-1\")", "hi"],
+        [":quit", ""],
+    ]);
+    let out = run(Command::new("python3")
+        .arg(&driver)
+        .arg(steps.to_string())
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_plexus"))
+        .args(["repl", "--history", history.to_str().unwrap()])
+        .env("PLEXUS_URL", &server.url)
+        .env("TERM", "xterm")
+        .kill_on_drop(true))
+    .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("\"text\": \"hi\""), "{}", out.stdout);
+    let saved = std::fs::read_to_string(&history).unwrap();
+    for completed in [
+        "(datastore.put :collection \"notes\" :id \"n-1\" :doc {:text \"hi\"})",
+        "(datastore.get :collection \"notes\" :id \"n-1\")",
+    ] {
+        assert!(saved.contains(completed), "{completed} not in {saved}");
+    }
     assert_eq!(server.terminate().await, 0);
 }

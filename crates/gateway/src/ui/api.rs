@@ -19,7 +19,7 @@ use plexus_node::{BreakerView, CallError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::stats::{method_stats, model_usage};
+use super::stats::{method_stats, model_usage, sum_by};
 use crate::auth::{Caller, Need};
 use crate::http::ops_denied;
 use crate::server::Shared;
@@ -509,19 +509,17 @@ pub(crate) async fn jobs_dead(
     Json(json!({"jobs": rows, "next": next})).into_response()
 }
 
-/// A dead job as the page's row: its last error as text, cut to
+/// A dead job as the page's row: its last error (`{attempt, at, error: kind,
+/// message}`) as its message (its kind when it has none), cut to
 /// [`MAX_ERROR_CHARS`].
 fn dead_row(job: &Value) -> Value {
     let last = job["errors"].as_array().and_then(|e| e.last());
-    let text = match last.map(|e| &e["error"]) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Object(o)) => o
-            .get("message")
-            .and_then(Value::as_str)
-            .map_or_else(|| Value::Object(o.clone()).to_string(), str::to_owned),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
+    let field = |key: &str| match last.and_then(|e| e.get(key)) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
     };
+    let text = field("message").or_else(|| field("error")).unwrap_or_default();
     json!({
         "id": job["id"],
         "queue": job["queue"],
@@ -535,9 +533,9 @@ fn dead_row(job: &Value) -> Value {
 }
 
 /// `GET /ui/api/inference`: the models and aliases with their deployments and
-/// breaker states (`inference.models`), and each model's tokens, cost and
-/// requests since start (from `plexus_inference_*`); `{absent: true}` without the
-/// family.
+/// breaker states (`inference.models`), each model's tokens, cost and requests,
+/// each deployment's failures and each alias's fallbacks since start (from
+/// `plexus_inference_*`); `{absent: true}` without the family.
 pub(crate) async fn inference(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
@@ -559,6 +557,8 @@ pub(crate) async fn inference(
         "at_ms": now_ms(),
         "models": models["data"],
         "usage": model_usage(&text),
+        "failures": sum_by(&text, "plexus_inference_deployment_failures_total", "deployment"),
+        "fallbacks": sum_by(&text, "plexus_inference_fallbacks_total", "model"),
         "budget_refusals": counter("plexus_inference_budget_refusals_total"),
     }))
     .into_response()
@@ -573,15 +573,14 @@ mod tests {
         let long = "x".repeat(MAX_ERROR_CHARS + 50);
         let job = json!({"id": 7, "queue": "mail", "target": "mail.send", "attempt": 3,
             "max_attempts": 3, "finished_at": 5, "caller": "root",
-            "errors": [{"attempt": 1, "error": "first"}, {"attempt": 3, "error": long}]});
+            "errors": [{"attempt": 1, "error": "first"}, {"attempt": 3, "error": "failed", "message": long}]});
         let row = dead_row(&job);
         assert_eq!((&row["id"], &row["target"]), (&json!(7), &json!("mail.send")));
-        assert_eq!(
-            row["error"].as_str().unwrap().chars().count(),
-            MAX_ERROR_CHARS
-        );
-        let object = json!({"id": 8, "errors": [{"error": {"code": -32000, "message": "down"}}]});
-        assert_eq!(dead_row(&object)["error"], "down");
+        let text = row["error"].as_str().unwrap();
+        assert!(text.starts_with("xxx"), "{text}");
+        assert_eq!(text.chars().count(), MAX_ERROR_CHARS);
+        let kind_only = json!({"id": 8, "errors": [{"error": "timeout", "message": null}]});
+        assert_eq!(dead_row(&kind_only)["error"], "timeout");
         assert_eq!(dead_row(&json!({"id": 9, "errors": []}))["error"], "");
     }
 

@@ -40,7 +40,8 @@ impl MethodStats {
 /// One model's inference usage since the node started.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ModelUsage {
-    /// The model label (a deployment `provider/model`, or an alias for requests).
+    /// The model label: the model at its provider for tokens and cost, the name
+    /// asked for (an alias or `provider/model`) for requests.
     pub model: String,
     /// Prompt tokens.
     pub prompt_tokens: u64,
@@ -86,6 +87,20 @@ pub fn model_usage(exposition: &str) -> Vec<ModelUsage> {
         }
     }
     by.into_values().collect()
+}
+
+/// The sum of metric `name`'s samples by the value of `label` (series without
+/// it are skipped), e.g. failures by deployment.
+pub fn sum_by(exposition: &str, name: &str, label_name: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for (metric, labels, value) in samples(exposition) {
+        if metric == name
+            && let Some(key) = label(labels, label_name)
+        {
+            *out.entry(key.to_owned()).or_insert(0.0) += value;
+        }
+    }
+    out
 }
 
 /// Every sample of an exposition as `(name, label text, value)`; comments and
@@ -234,6 +249,9 @@ plexus_calls_total{service=\"inference\",method=\"chat\",outcome=\"ok\"} 3
         assert_eq!((usage[0].ok, usage[0].cached, usage[0].errors), (2, 1, 3));
         assert_eq!((usage[1].prompt_tokens, usage[1].completion_tokens), (14, 10));
         assert!((usage[1].cost_usd - 0.000034).abs() < 1e-12);
+        let calls = sum_by(text, "plexus_inference_tokens_total", "model");
+        assert_eq!(calls.get("p0/m0"), Some(&24.0));
+        assert!(sum_by(text, "plexus_inference_budget_refusals_total", "model").is_empty());
     }
 
     #[test]

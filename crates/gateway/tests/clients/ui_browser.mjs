@@ -95,6 +95,8 @@ try {
     return ops.$eval('#dead-count', c => Number(c.dataset.shown));
   };
   const shownMail = await shownFor('mail');
+  await ops.waitForFunction(() => document.querySelector('.vrow[data-kind=dead]'), null, { timeout: WAIT });
+  const mailError = await ops.$eval('.vrow[data-kind=dead]', r => r.lastElementChild.textContent);
   const shownSeed = await shownFor('seeded failure 99999');
   const shownAll = await shownFor('');
   await ops.$eval('.vlist', v => { v.scrollTop = v.scrollHeight; });
@@ -103,7 +105,7 @@ try {
   await ops.screenshot({ path: `${shots}/jobs-100k.png`, fullPage: true });
   step('jobs-dead', {
     queueDead, opsActions, loaded, domRows: deadDomRows, domRowsScrolled: deadDomRowsScrolled,
-    shownMail, shownSeed, shownAll, firstPageMs,
+    shownMail, mailError, shownSeed, shownAll, firstPageMs,
   });
 
   // 4. An admin retries the dead mail job through the page, after confirming.

@@ -264,7 +264,7 @@ async fn the_dashboard_in_headless_chromium() {
         "{usage}"
     );
     assert_eq!(usage["breakers"], json!(["closed"]), "{usage}");
-    assert_eq!(usage["model"], "p0/m0", "tokens count per deployment: {usage}");
+    assert_eq!(usage["model"], "m0", "tokens count per model at its provider: {usage}");
 
     let dead = next("jobs-dead").await;
     let seeded_and_mail = SEEDED_DEAD + 1;
@@ -275,6 +275,10 @@ async fn the_dashboard_in_headless_chromium() {
         assert!(rows > 0 && rows < 200, "{key}: the dead list must stay virtual: {dead}");
     }
     assert_eq!(dead["shownMail"], json!(1), "{dead}");
+    assert_eq!(
+        dead["mailError"], "`chores.run` failed: the mail server said no",
+        "{dead}"
+    );
     assert_eq!(dead["shownSeed"], json!(1), "{dead}");
     assert_eq!(dead["shownAll"], json!(seeded_and_mail), "{dead}");
     assert_eq!(dead["opsActions"], json!(0), "ops sees no action: {dead}");

@@ -44,7 +44,7 @@ function el(tag, attrs, ...children) {
   return e;
 }
 const main = () => document.getElementById('main');
-function show(...nodes) { main().replaceChildren(...nodes); }
+function show(...nodes) { main().replaceChildren(...nodes.filter(n => n !== null && n !== undefined)); }
 function badge(s) { return el('span', { class: 'badge s-' + String(s || 'unknown').toLowerCase() }, s || 'unknown'); }
 function time(us) { return us ? new Date(us / 1000).toISOString().replace('T', ' ').slice(0, 23) : ''; }
 function num(n, digits) {
@@ -417,6 +417,8 @@ const pages = {
     if (inf.absent) return [el('h2', {}, 'Inference'), absent('inference')];
     const usage = inf.usage || [];
     const sum = f => usage.reduce((a, u) => a + (u[f] || 0), 0);
+    const tokens = usage.filter(u => u.prompt_tokens || u.completion_tokens || u.cost_usd);
+    const requests = usage.filter(u => u.ok || u.cached || u.errors);
     const deployments = (inf.models || []).flatMap(m => (m.deployments || []).map(d => ({ model: m.id, alias: m.alias, ...d })));
     return [el('h2', {}, 'Inference'),
       el('div', { class: 'cards' },
@@ -425,23 +427,24 @@ const pages = {
         el('div', { class: 'card' }, 'Cost (USD)', el('b', { id: 'inference-cost' }, num(sum('cost_usd'), 6))),
         el('div', { class: 'card' }, 'Budget refusals', el('b', {}, num(inf.budget_refusals, 0)))),
       el('h3', {}, 'Tokens and cost per model'),
-      usage.length ? el('table', { id: 'inference-usage' },
-        el('thead', {}, el('tr', {}, ['Model', 'Prompt tokens', 'Completion tokens', 'Cost USD', 'Answered', 'Cached', 'Failed']
+      tokens.length ? el('table', { id: 'inference-usage' },
+        el('thead', {}, el('tr', {}, ['Model', 'Prompt tokens', 'Completion tokens', 'Cost USD']
           .map((h, i) => el('th', { class: i ? 'num' : null }, h)))),
-        el('tbody', {}, usage.map(u => el('tr', { 'data-model': u.model },
+        el('tbody', {}, tokens.map(u => el('tr', { 'data-model': u.model },
           el('td', {}, u.model),
           el('td', { class: 'num', 'data-field': 'prompt' }, num(u.prompt_tokens, 0)),
           el('td', { class: 'num', 'data-field': 'completion' }, num(u.completion_tokens, 0)),
-          el('td', { class: 'num' }, num(u.cost_usd, 6)),
-          el('td', { class: 'num' }, num(u.ok, 0)),
-          el('td', { class: 'num' }, num(u.cached, 0)),
-          el('td', { class: 'num' }, num(u.errors, 0))))))
+          el('td', { class: 'num' }, num(u.cost_usd, 6))))))
+        : message('No tokens yet.'),
+      el('p', { class: 'msg' }, 'Per model at its provider, since the node started (plexus_inference_tokens_total, plexus_inference_cost_usd_total).'),
+      el('h3', {}, 'Requests per name asked for'),
+      requests.length ? table(['Alias or model', 'Answered', 'Cached', 'Failed', 'Fallbacks'],
+        requests.map(u => [u.model, num(u.ok, 0), num(u.cached, 0), num(u.errors, 0), num(inf.fallbacks?.[u.model] || 0, 0)]), [1, 2, 3, 4])
         : message('No request yet.'),
-      el('p', { class: 'msg' }, 'Tokens and cost are counted per deployment (provider/model), requests per name asked for (alias or deployment), since the node started.'),
       el('h3', {}, 'Models and deployments'),
-      deployments.length ? table(['Model', 'Alias', 'Deployment', 'Provider', 'Breaker'],
+      deployments.length ? table(['Model', 'Alias', 'Deployment', 'Provider', 'Breaker', 'Failures'],
         deployments.map(d => [d.model, d.alias ? 'yes' : '', d.deployment, d.provider,
-          el('span', { 'data-deployment-breaker': d.deployment }, badge(d.breaker))]))
+          el('span', { 'data-deployment-breaker': d.deployment }, badge(d.breaker)), num(inf.failures?.[d.deployment] || 0, 0)]), [5])
         : message('No model configured.')];
   },
 
@@ -650,7 +653,7 @@ const jobsView = {
       const r = await api('/ui/api/jobs/dead?' + q);
       for (const j of r.jobs || []) {
         const cells = [String(j.id), j.queue, j.target, `${j.attempt}/${j.max_attempts}`,
-          j.finished_at ? time(j.finished_at * 1000) : '', j.caller || '', j.error || ''];
+          j.finished_at ? time(j.finished_at * 1000).slice(0, 19) : '', j.caller || '', j.error || ''];
         rows.push({ id: j.id, kind: 'dead', cells, text: cells.join(' ').toLowerCase() });
       }
       after = r.next ?? null;

@@ -498,7 +498,10 @@ pub(crate) async fn jobs_dead(
         Ok(page) => page,
         Err(response) => return response,
     };
-    let jobs = page["jobs"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let jobs = page["jobs"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let rows: Vec<Value> = jobs.iter().map(dead_row).collect();
     let full = u32::try_from(rows.len()).is_ok_and(|n| n >= limit);
     let next = if full {
@@ -519,7 +522,9 @@ fn dead_row(job: &Value) -> Value {
         Some(Value::String(s)) => Some(s.clone()),
         Some(other) => Some(other.to_string()),
     };
-    let text = field("message").or_else(|| field("error")).unwrap_or_default();
+    let text = field("message")
+        .or_else(|| field("error"))
+        .unwrap_or_default();
     json!({
         "id": job["id"],
         "queue": job["queue"],
@@ -575,7 +580,10 @@ mod tests {
             "max_attempts": 3, "finished_at": 5, "caller": "root",
             "errors": [{"attempt": 1, "error": "first"}, {"attempt": 3, "error": "failed", "message": long}]});
         let row = dead_row(&job);
-        assert_eq!((&row["id"], &row["target"]), (&json!(7), &json!("mail.send")));
+        assert_eq!(
+            (&row["id"], &row["target"]),
+            (&json!(7), &json!("mail.send"))
+        );
         let text = row["error"].as_str().unwrap();
         assert!(text.starts_with("xxx"), "{text}");
         assert_eq!(text.chars().count(), MAX_ERROR_CHARS);

@@ -247,7 +247,10 @@ plexus_calls_total{service=\"inference\",method=\"chat\",outcome=\"ok\"} 3
         let models: Vec<&str> = usage.iter().map(|u| u.model.as_str()).collect();
         assert_eq!(models, ["chain", "p0/m0"]);
         assert_eq!((usage[0].ok, usage[0].cached, usage[0].errors), (2, 1, 3));
-        assert_eq!((usage[1].prompt_tokens, usage[1].completion_tokens), (14, 10));
+        assert_eq!(
+            (usage[1].prompt_tokens, usage[1].completion_tokens),
+            (14, 10)
+        );
         assert!((usage[1].cost_usd - 0.000034).abs() < 1e-12);
         let calls = sum_by(text, "plexus_inference_tokens_total", "model");
         assert_eq!(calls.get("p0/m0"), Some(&24.0));

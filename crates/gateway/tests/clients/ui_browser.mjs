@@ -145,7 +145,12 @@ try {
   await visit(ops, 'services');
   await ops.waitForFunction(() => document.querySelector('[data-breaker="flaky-1"]')?.textContent === 'open', null, { timeout: WAIT });
   await ops.screenshot({ path: `${shots}/services-breaker-open.png`, fullPage: true });
-  step('breaker', { state: 'open' });
+  // The charts: a line per busy service once two samples are apart.
+  await ops.waitForFunction(() => document.querySelectorAll('#chart-calls path[data-series]').length > 0, null, { timeout: WAIT });
+  const chartLines = await ops.$$eval('#chart-calls path[data-series]', p => p.map(x => x.dataset.series));
+  const p99Lines = await ops.$$eval('#chart-p99 path[data-series]', p => p.map(x => x.dataset.series));
+  await ops.screenshot({ path: `${shots}/services-charts.png` });
+  step('breaker', { state: 'open', chartLines, p99Lines });
 
   // 7. Ops reads but cannot act: no rollback button, and /rpc refuses it.
   await visit(ops, 'config');

@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use plexus_bus::SubscribeOptions;
 use plexus_core::{
     CallContext, CallResult, Envelope, MethodDescriptor, Payload, Service, ServiceDescriptor,
     ServiceError, Topic, async_trait,
 };
-use plexus_bus::SubscribeOptions;
 use plexus_gateway::{Gateway, GatewayConfig, TokenConfig};
 use plexus_inference::testing::{COMPLETION_TOKENS, FakeProvider, PROMPT_TOKENS, Wire};
 use plexus_inference::{Inference, InferenceConfig, InferenceMetrics, InferenceService};
@@ -264,15 +264,25 @@ async fn the_dashboard_in_headless_chromium() {
         "{usage}"
     );
     assert_eq!(usage["breakers"], json!(["closed"]), "{usage}");
-    assert_eq!(usage["model"], "m0", "tokens count per model at its provider: {usage}");
+    assert_eq!(
+        usage["model"], "m0",
+        "tokens count per model at its provider: {usage}"
+    );
 
     let dead = next("jobs-dead").await;
     let seeded_and_mail = SEEDED_DEAD + 1;
-    assert_eq!(dead["queueDead"], json!({"imports": SEEDED_DEAD, "mail": 1}), "{dead}");
+    assert_eq!(
+        dead["queueDead"],
+        json!({"imports": SEEDED_DEAD, "mail": 1}),
+        "{dead}"
+    );
     assert_eq!(dead["loaded"], json!(seeded_and_mail), "{dead}");
     for key in ["domRows", "domRowsScrolled"] {
         let rows = dead[key].as_u64().unwrap();
-        assert!(rows > 0 && rows < 200, "{key}: the dead list must stay virtual: {dead}");
+        assert!(
+            rows > 0 && rows < 200,
+            "{key}: the dead list must stay virtual: {dead}"
+        );
     }
     assert_eq!(dead["shownMail"], json!(1), "{dead}");
     assert_eq!(
@@ -291,7 +301,10 @@ async fn the_dashboard_in_headless_chromium() {
         .call("jobs.get", json!({"id": mail_job}), internal())
         .await
         .unwrap();
-    assert_eq!((&job["state"], &job["attempt"]), (&json!("completed"), &json!(1)));
+    assert_eq!(
+        (&job["state"], &job["attempt"]),
+        (&json!("completed"), &json!(1))
+    );
 
     let tail = next("tail").await;
     assert_eq!(tail["answer"], json!(["hello", 5]));
@@ -306,7 +319,17 @@ async fn the_dashboard_in_headless_chromium() {
         "a correlation id: {tail}"
     );
 
-    next("breaker").await;
+    let breaker = next("breaker").await;
+    // The jobs service was the busiest while the dead list loaded: it has a line
+    // in both charts.
+    for chart in ["chartLines", "p99Lines"] {
+        assert!(
+            breaker[chart]
+                .as_array()
+                .is_some_and(|lines| lines.contains(&json!("jobs"))),
+            "{chart}: {breaker}"
+        );
+    }
 
     let read_only = next("ops-read-only").await;
     assert_eq!(
@@ -382,6 +405,7 @@ async fn the_dashboard_in_headless_chromium() {
         "audit",
         "jobs-100k",
         "jobs-retried",
+        "services-charts",
         "tail-100k",
     ] {
         assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");

@@ -93,7 +93,12 @@ async fn the_page_needs_no_token_its_data_needs_ops() {
     let (_, root) = get(&h, "/ui/api/whoami", Some(&secret("admin"))).await;
     assert_eq!((&root["ops"], &root["admin"]), (&json!(true), &json!(true)));
     // Which action buttons the page may offer: every one to admin, none to ops.
-    let actions = ["node.config_rollback", "jobs.requeue", "jobs.pause", "jobs.resume"];
+    let actions = [
+        "node.config_rollback",
+        "jobs.requeue",
+        "jobs.pause",
+        "jobs.resume",
+    ];
     for action in actions {
         assert_eq!(root["may"][action], true, "{root}");
         assert_eq!(watcher["may"][action], false, "{watcher}");

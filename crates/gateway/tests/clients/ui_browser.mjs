@@ -125,6 +125,13 @@ try {
   await admin.screenshot({ path: `${shots}/jobs-retried.png`, fullPage: true });
   step('jobs-retry', { message: retried });
 
+  // 4b. And pauses a queue through its button, after confirming.
+  await admin.click('button.queue-pause[data-queue="imports"]');
+  await admin.waitForSelector('#modal:not([hidden])', { timeout: WAIT });
+  await admin.click('#modal-ok');
+  await admin.waitForFunction(() => document.querySelector('#job-queues tr[data-queue="imports"] .badge')?.textContent === 'paused', null, { timeout: WAIT });
+  step('jobs-pause', { message: await admin.textContent('#jobs-msg') });
+
   // 5. A call made now appears in the live tail, with its correlation id.
   await visit(ops, 'tail');
   const r = await fetch(base + '/rpc', {

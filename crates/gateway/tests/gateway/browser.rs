@@ -306,6 +306,13 @@ async fn the_dashboard_in_headless_chromium() {
         (&json!("completed"), &json!(1))
     );
 
+    assert_eq!(next("jobs-pause").await["message"], "Paused imports.");
+    let stats = node
+        .call("jobs.stats", json!({"queue": "imports"}), internal())
+        .await
+        .unwrap();
+    assert_eq!(stats["queues"][0]["paused"], true, "{stats}");
+
     let tail = next("tail").await;
     assert_eq!(tail["answer"], json!(["hello", 5]));
     let cells = tail["cells"].as_array().unwrap();

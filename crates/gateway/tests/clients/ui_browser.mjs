@@ -122,6 +122,8 @@ try {
   await admin.click('#modal-ok');
   await admin.waitForFunction(() => document.querySelector('#jobs-msg')?.textContent.startsWith('Requeued'), null, { timeout: WAIT });
   const retried = await admin.textContent('#jobs-msg');
+  // The job runs again; its completion reaches the open page over the live socket.
+  await admin.waitForFunction(() => document.querySelector('#job-queues tr[data-queue="mail"] td[data-state=completed]')?.dataset.value === '1', null, { timeout: WAIT });
   await admin.screenshot({ path: `${shots}/jobs-retried.png`, fullPage: true });
   step('jobs-retry', { message: retried });
 

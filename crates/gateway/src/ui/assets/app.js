@@ -289,6 +289,8 @@ const LIVE_PAGES = [['plexus.registry.', ['health', 'services']], ['plexus.healt
 let liveTimer = null;
 function liveRefresh(topic) {
   const name = location.hash.replace(/^#\//, '') || 'health';
+  // Job events update the jobs page's counts in place (its loaded dead list stays).
+  if (name === 'jobs' && topic.startsWith('jobs.')) { jobsView.liveCounts(); return; }
   const hit = LIVE_PAGES.some(([prefix, names]) => topic.startsWith(prefix) && names.includes(name));
   if (!hit || liveTimer) return;
   liveTimer = setTimeout(() => { liveTimer = null; if (state.who) render(); }, 200);
@@ -588,6 +590,23 @@ const auditView = {
 // virtual, with bulk requeue of the selected jobs. A token without `jobs.requeue`
 // sees no checkbox and no action button.
 const jobsView = {
+  countsTimer: null,
+  // Re-reads the queues' counts at most once a second while job events come.
+  liveCounts() {
+    if (this.countsTimer) return;
+    this.countsTimer = setTimeout(async () => {
+      this.countsTimer = null;
+      const stats = await api('/ui/api/jobs').catch(() => null);
+      for (const q of stats?.queues || []) {
+        const row = document.querySelector(`#job-queues tr[data-queue="${CSS.escape(q.queue)}"]`);
+        if (!row) continue;
+        for (const cell of row.querySelectorAll('td[data-state]')) {
+          cell.dataset.value = q[cell.dataset.state];
+          cell.textContent = num(q[cell.dataset.state], 0);
+        }
+      }
+    }, 1000);
+  },
   async mount() {
     const may = state.who?.may || {};
     const stats = await api('/ui/api/jobs');

@@ -45,6 +45,10 @@ const ACTIONS: [&str; 4] = [
 /// `jobs.get` away).
 const MAX_ERROR_CHARS: usize = 300;
 
+/// A dead-list page's length when neither the request nor the node's configuration
+/// says (`jobs.max_list`'s default).
+const DEFAULT_DEAD_PAGE: u32 = 1_000;
+
 /// The most series `/ui/api/metrics` returns.
 const MAX_SERIES: usize = 2_000;
 
@@ -452,7 +456,9 @@ pub(crate) async fn datastore(
 }
 
 /// `GET /ui/api/jobs`: every queue's counts by state and whether it is paused,
-/// through `jobs.stats`; `{absent: true}` without the jobs family.
+/// through `jobs.stats`, and `max_list` (`jobs.max_list` in force, defaults
+/// included; null when the node's configuration knows no `[jobs]`);
+/// `{absent: true}` without the jobs family.
 pub(crate) async fn jobs(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
@@ -460,7 +466,20 @@ pub(crate) async fn jobs(
     if let Some(denied) = ops_denied(&shared, &caller, "metrics") {
         return denied;
     }
-    read(&shared, &caller, "jobs.stats", json!({})).await
+    let mut stats = match read_value(&shared, &caller, "jobs.stats", json!({})).await {
+        Ok(stats) => stats,
+        Err(response) => return response,
+    };
+    // The most ids one `jobs.requeue` takes, for the page's bulk retry.
+    stats["max_list"] = json!(max_list(&shared));
+    Json(stats).into_response()
+}
+
+/// `jobs.max_list` in force (defaults included), when the node's configuration
+/// knows the `[jobs]` section.
+fn max_list(shared: &Shared) -> Option<u32> {
+    let value = shared.node.config().effective("jobs.max_list").ok()??;
+    value.as_u64().and_then(|n| u32::try_from(n).ok())
 }
 
 /// Which dead jobs to read: `jobs.dead`'s params, passed on.
@@ -477,7 +496,8 @@ pub(crate) struct DeadParams {
 /// `GET /ui/api/jobs/dead?queue=&after=&limit=`: one page of the dead-letter list
 /// in id order, through `jobs.dead`, each job as a row (id, queue, target,
 /// attempts, when it died, its last error, who enqueued it) and `next` (the id to
-/// page on from, null on the last page); `{absent: true}` without the family.
+/// page on from; null once a page is shorter than `limit`, which is by default
+/// `jobs.max_list`); `{absent: true}` without the family.
 pub(crate) async fn jobs_dead(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
@@ -486,7 +506,10 @@ pub(crate) async fn jobs_dead(
     if let Some(denied) = ops_denied(&shared, &caller, "metrics") {
         return denied;
     }
-    let limit = q.limit.unwrap_or(1_000);
+    let limit = q
+        .limit
+        .or_else(|| max_list(&shared))
+        .unwrap_or(DEFAULT_DEAD_PAGE);
     let mut params = json!({"limit": limit});
     if let Some(queue) = q.queue.filter(|v| !v.is_empty()) {
         params["queue"] = Value::String(queue);
@@ -503,8 +526,8 @@ pub(crate) async fn jobs_dead(
         .map(Vec::as_slice)
         .unwrap_or_default();
     let rows: Vec<Value> = jobs.iter().map(dead_row).collect();
-    let full = u32::try_from(rows.len()).is_ok_and(|n| n >= limit);
-    let next = if full {
+    let may_continue = u32::try_from(rows.len()).is_ok_and(|n| n >= limit);
+    let next = if may_continue {
         jobs.last().map(|j| j["id"].clone())
     } else {
         None

@@ -11,7 +11,7 @@ const TAIL_MAX = 200000; // rows the live tail keeps; older ones are let go
 const ROW = 24; // px, one row of a virtual list
 const POLL_MS = 2000;
 const HISTORY = 150; // chart points kept: 5 minutes at one per POLL_MS
-const PAGE = 1000; // rows per request of a paged list (jobs.max_list's default)
+const PAGE = 1000; // ids per jobs.requeue request when the node does not say (jobs.max_list's default)
 const SVG = 'http://www.w3.org/2000/svg';
 
 const state = {
@@ -586,7 +586,7 @@ const auditView = {
 
 // The jobs page: queues with their counts by state (pause, resume and requeue
 // of their dead jobs for a token that may call those methods), and the dead-letter
-// list: pages of PAGE from jobs.dead appended (or all of them), searched as typed,
+// list: pages of jobs.max_list from jobs.dead appended (or all of them), searched as typed,
 // virtual, with bulk requeue of the selected jobs. A token without `jobs.requeue`
 // sees no checkbox and no action button.
 const jobsView = {
@@ -666,7 +666,8 @@ const jobsView = {
     };
     const refresh = () => { shown = matching(rows, search.value); list.set(shown); counts(); };
     const page = async () => {
-      const q = new URLSearchParams({ limit: String(PAGE) });
+      // No limit: pages of the node's jobs.max_list.
+      const q = new URLSearchParams();
       if (queue.value) q.set('queue', queue.value);
       if (after !== null) q.set('after', String(after));
       const r = await api('/ui/api/jobs/dead?' + q);
@@ -697,7 +698,8 @@ const jobsView = {
       confirmAction(`Requeue ${plural(ids.length)}? They run again now, attempts counted afresh.`, async () => {
         let done = 0;
         try {
-          for (let i = 0; i < ids.length; i += PAGE) done += (await rpc('jobs.requeue', { ids: ids.slice(i, i + PAGE) })).requeued;
+          const chunk = Number(stats.max_list) || PAGE;
+          for (let i = 0; i < ids.length; i += chunk) done += (await rpc('jobs.requeue', { ids: ids.slice(i, i + chunk) })).requeued;
           state.flash = `Requeued ${plural(done)}.`;
           await render();
         } catch (e) { out.replaceChildren(message(`Requeued ${plural(done)}, then refused: ${e.message}`, true)); }

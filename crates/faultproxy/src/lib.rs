@@ -392,7 +392,10 @@ async fn pipe(
         if matches!(*mode.borrow(), Mode::Refuse | Mode::Down) {
             return true;
         }
-        for (i, slice) in buf[..n].chunks(shaping.slice.unwrap_or(n).max(1)).enumerate() {
+        for (i, slice) in buf[..n]
+            .chunks(shaping.slice.unwrap_or(n).max(1))
+            .enumerate()
+        {
             if i > 0 && !shaping.slice_delay.is_zero() {
                 tokio::time::sleep(shaping.slice_delay).await;
             }

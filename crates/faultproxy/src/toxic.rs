@@ -70,9 +70,9 @@ impl Toxic {
             Toxic::Latency { ms, jitter_ms } if ms > MAX_MS || jitter_ms > MAX_MS => {
                 Err(ToxicError::new("ms", "at most 600000"))
             }
-            Toxic::Bandwidth { bytes_per_second: 0 } => {
-                Err(ToxicError::new("bytes_per_second", "must be positive"))
-            }
+            Toxic::Bandwidth {
+                bytes_per_second: 0,
+            } => Err(ToxicError::new("bytes_per_second", "must be positive")),
             Toxic::Slicer { bytes: 0, .. } => Err(ToxicError::new("bytes", "must be positive")),
             Toxic::Slicer { delay_us, .. } if delay_us > MAX_MS * 1000 => {
                 Err(ToxicError::new("delay_us", "at most 600000000"))
@@ -119,8 +119,10 @@ impl Shaping {
                     s.jitter_ms += jitter_ms;
                 }
                 Toxic::Bandwidth { bytes_per_second } => {
-                    s.bytes_per_second =
-                        Some(s.bytes_per_second.map_or(bytes_per_second, |b| b.min(bytes_per_second)));
+                    s.bytes_per_second = Some(
+                        s.bytes_per_second
+                            .map_or(bytes_per_second, |b| b.min(bytes_per_second)),
+                    );
                 }
                 Toxic::Slicer { bytes, delay_us } => {
                     s.slice = Some(s.slice.map_or(bytes, |b| b.min(bytes)));
@@ -170,21 +172,36 @@ mod tests {
     #[test]
     fn toxics_fold_into_one_shaping() {
         let toxics = [
-            Toxic::Latency { ms: 10, jitter_ms: 0 },
-            Toxic::Latency { ms: 5, jitter_ms: 0 },
+            Toxic::Latency {
+                ms: 10,
+                jitter_ms: 0,
+            },
+            Toxic::Latency {
+                ms: 5,
+                jitter_ms: 0,
+            },
             Toxic::Blackhole,
             Toxic::ResetPeer { after_ms: 3 },
         ];
         let s = Shaping::of(toxics.iter());
         assert_eq!(s.delay(1), Some(Duration::from_millis(15)));
         assert_eq!(s.stall, Some(Stall::Reset(Duration::from_millis(3))));
-        let b = Shaping::of([Toxic::Bandwidth { bytes_per_second: 1000 }].iter());
+        let b = Shaping::of(
+            [Toxic::Bandwidth {
+                bytes_per_second: 1000,
+            }]
+            .iter(),
+        );
         assert_eq!(b.delay(500), Some(Duration::from_millis(500)));
     }
 
     #[test]
     fn bad_numbers_are_refused_by_name() {
-        let e = Toxic::Bandwidth { bytes_per_second: 0 }.validate().unwrap_err();
+        let e = Toxic::Bandwidth {
+            bytes_per_second: 0,
+        }
+        .validate()
+        .unwrap_err();
         assert_eq!(e.field, "bytes_per_second");
         let json = r#"{"kind":"latency","ms":5,"jiter_ms":1}"#;
         assert!(serde_json::from_str::<Toxic>(json).is_err());

@@ -123,7 +123,11 @@ async fn toxics_added_over_the_control_api_shape_open_connections() {
     let started = std::time::Instant::now();
     assert_eq!(round_trip(&mut client).await.unwrap(), b"ping");
     // Both directions wait: at least two delays.
-    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
 
     let bad = http
         .put(format!("{api}/toxics/x"))
@@ -142,9 +146,17 @@ async fn toxics_added_over_the_control_api_shape_open_connections() {
         .unwrap();
     assert_eq!(listed["slow"]["ms"], 150);
 
-    let removed = http.delete(format!("{api}/toxics/slow")).send().await.unwrap();
+    let removed = http
+        .delete(format!("{api}/toxics/slow"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(removed.status(), 204);
-    let gone = http.delete(format!("{api}/toxics/slow")).send().await.unwrap();
+    let gone = http
+        .delete(format!("{api}/toxics/slow"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gone.status(), 404);
     let started = std::time::Instant::now();
     assert_eq!(round_trip(&mut client).await.unwrap(), b"ping");

@@ -50,11 +50,20 @@ pub(crate) fn run(args: &ValidateArgs) -> anyhow::Result<()> {
             "{} {}: {} of {} assertions passed",
             report.scenario,
             if report.passed { "PASSED" } else { "FAILED" },
-            report.assertions.iter().filter(|a| a.status == plexus_validate::assertions::Status::Pass).count(),
+            report
+                .assertions
+                .iter()
+                .filter(|a| a.status == plexus_validate::assertions::Status::Pass)
+                .count(),
             report.assertions.len()
         );
         for a in &report.assertions {
-            out!("  {:?}  {} — measured {}", a.status, a.assertion, a.measured);
+            out!(
+                "  {:?}  {} — measured {}",
+                a.status,
+                a.assertion,
+                a.measured
+            );
         }
         for l in &report.loads {
             if let Some(why) = &l.saturated {

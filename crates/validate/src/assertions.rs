@@ -105,7 +105,11 @@ fn window_words(w: &Window) -> String {
 
 /// Checks `spec` against `m`.
 pub fn check(spec: &AssertionSpec, m: &Measured<'_>) -> AssertionResult {
-    let result = |assertion: String, measured: String, value: Option<f64>, pass: bool, note: Option<String>| AssertionResult {
+    let result = |assertion: String,
+                  measured: String,
+                  value: Option<f64>,
+                  pass: bool,
+                  note: Option<String>| AssertionResult {
         assertion,
         measured,
         value,
@@ -118,21 +122,46 @@ pub fn check(spec: &AssertionSpec, m: &Measured<'_>) -> AssertionResult {
             .map(|(rec, start, end)| window(rec, *start, *end, w, m.warmup_s))
     };
     match spec {
-        AssertionSpec::Latency { load, percentile, max_ms, window: w } => {
-            let assertion = format!("p{percentile} latency of `{load}`{} ≤ {max_ms} ms", window_words(w));
+        AssertionSpec::Latency {
+            load,
+            percentile,
+            max_ms,
+            window: w,
+        } => {
+            let assertion = format!(
+                "p{percentile} latency of `{load}`{} ≤ {max_ms} ms",
+                window_words(w)
+            );
             let Some(s) = stats(load, w) else {
                 return result(assertion, "no such load".into(), None, false, None);
             };
             if s.latency.is_empty() {
-                return result(assertion, "no request ended in the window".into(), None, false, None);
+                return result(
+                    assertion,
+                    "no request ended in the window".into(),
+                    None,
+                    false,
+                    None,
+                );
             }
             let ms = s.latency.value_at_quantile(percentile / 100.0) as f64 / 1000.0;
             let note = s.saturated.then(|| {
                 "the generator could not hold the rate in this window (send lag or dropped requests): the latency is not trustworthy".to_owned()
             });
-            result(assertion, format!("{ms:.2} ms over {} requests", s.latency.len()), Some(ms), ms <= *max_ms && !s.saturated, note)
+            result(
+                assertion,
+                format!("{ms:.2} ms over {} requests", s.latency.len()),
+                Some(ms),
+                ms <= *max_ms && !s.saturated,
+                note,
+            )
         }
-        AssertionSpec::ErrorRate { load, min, max, window: w } => {
+        AssertionSpec::ErrorRate {
+            load,
+            min,
+            max,
+            window: w,
+        } => {
             let bounds = match (min, max) {
                 (Some(a), Some(b)) => format!("between {a} and {b}"),
                 (Some(a), None) => format!("≥ {a}"),
@@ -145,7 +174,13 @@ pub fn check(spec: &AssertionSpec, m: &Measured<'_>) -> AssertionResult {
             };
             let ended = s.counts.ok + s.counts.failed + s.counts.timed_out;
             if ended == 0 {
-                return result(assertion, "no request ended in the window".into(), None, false, None);
+                return result(
+                    assertion,
+                    "no request ended in the window".into(),
+                    None,
+                    false,
+                    None,
+                );
             }
             let rate = (s.counts.failed + s.counts.timed_out) as f64 / ended as f64;
             let pass = min.is_none_or(|a| rate >= a) && max.is_none_or(|b| rate <= b);
@@ -155,15 +190,34 @@ pub fn check(spec: &AssertionSpec, m: &Measured<'_>) -> AssertionResult {
             );
             result(assertion, measured, Some(rate), pass, None)
         }
-        AssertionSpec::Throughput { load, min_per_s, window: w } => {
+        AssertionSpec::Throughput {
+            load,
+            min_per_s,
+            window: w,
+        } => {
             let assertion = format!("ok answers of `{load}`{} ≥ {min_per_s}/s", window_words(w));
             let Some(s) = stats(load, w) else {
                 return result(assertion, "no such load".into(), None, false, None);
             };
-            let rate = if s.seconds > 0.0 { s.counts.ok as f64 / s.seconds } else { 0.0 };
-            result(assertion, format!("{rate:.1}/s ({} ok in {:.2} s)", s.counts.ok, s.seconds), Some(rate), rate >= *min_per_s, None)
+            let rate = if s.seconds > 0.0 {
+                s.counts.ok as f64 / s.seconds
+            } else {
+                0.0
+            };
+            result(
+                assertion,
+                format!("{rate:.1}/s ({} ok in {:.2} s)", s.counts.ok, s.seconds),
+                Some(rate),
+                rate >= *min_per_s,
+                None,
+            )
         }
-        AssertionSpec::Breaker { service, fault, opens_within_s, closes_within_s } => {
+        AssertionSpec::Breaker {
+            service,
+            fault,
+            opens_within_s,
+            closes_within_s,
+        } => {
             let assertion = format!(
                 "a breaker of `{service}` opens within {opens_within_s} s of `{fault}` and all close within {closes_within_s} s of its end"
             );
@@ -171,24 +225,55 @@ pub fn check(spec: &AssertionSpec, m: &Measured<'_>) -> AssertionResult {
                 return result(assertion, "no such fault".into(), None, false, None);
             };
             if let Some(reason) = &record.skipped {
-                return AssertionResult { assertion, measured: "not run".into(), value: None, status: Status::Skipped, note: Some(reason.clone()) };
+                return AssertionResult {
+                    assertion,
+                    measured: "not run".into(),
+                    value: None,
+                    status: Status::Skipped,
+                    note: Some(reason.clone()),
+                };
             }
             let (Some(applied), Some(lifted)) = (record.applied_at_s, record.lifted_at_s) else {
                 return result(assertion, "the fault did not run".into(), None, false, None);
             };
-            let opened = m.breakers.iter().find(|s| s.at_s >= applied && s.any_open(service)).map(|s| s.at_s - applied);
+            let opened = m
+                .breakers
+                .iter()
+                .find(|s| s.at_s >= applied && s.any_open(service))
+                .map(|s| s.at_s - applied);
             let Some(open_after) = opened else {
-                return result(assertion, "never opened".into(), None, false, Some(format!("{} samples of /metrics", m.breakers.len())));
+                return result(
+                    assertion,
+                    "never opened".into(),
+                    None,
+                    false,
+                    Some(format!("{} samples of /metrics", m.breakers.len())),
+                );
             };
-            let closed = m.breakers.iter().find(|s| s.at_s >= lifted && s.all_closed(service)).map(|s| s.at_s - lifted);
+            let closed = m
+                .breakers
+                .iter()
+                .find(|s| s.at_s >= lifted && s.all_closed(service))
+                .map(|s| s.at_s - lifted);
             let measured = match closed {
-                Some(c) => format!("opened {open_after:.2} s after the fault, all closed {c:.2} s after its end"),
-                None => format!("opened {open_after:.2} s after the fault, not closed again by the end"),
+                Some(c) => format!(
+                    "opened {open_after:.2} s after the fault, all closed {c:.2} s after its end"
+                ),
+                None => {
+                    format!("opened {open_after:.2} s after the fault, not closed again by the end")
+                }
             };
-            let pass = open_after <= *opens_within_s && closed.is_some_and(|c| c <= *closes_within_s);
+            let pass =
+                open_after <= *opens_within_s && closed.is_some_and(|c| c <= *closes_within_s);
             result(assertion, measured, Some(open_after), pass, None)
         }
-        AssertionSpec::Metric { name, labels, min, max, equals } => {
+        AssertionSpec::Metric {
+            name,
+            labels,
+            min,
+            max,
+            equals,
+        } => {
             let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
             let series = format!("{name}{{{}}}", shown.join(","));
             let expected = equals.as_ref().and_then(|e| {
@@ -201,12 +286,24 @@ pub fn check(spec: &AssertionSpec, m: &Measured<'_>) -> AssertionResult {
                 } as f64)
             });
             let mut bounds = Vec::new();
-            if let Some(a) = min { bounds.push(format!("≥ {a}")); }
-            if let Some(b) = max { bounds.push(format!("≤ {b}")); }
-            if let (Some(e), Some(v)) = (equals, expected) { bounds.push(format!("= {e} ({v})")); }
+            if let Some(a) = min {
+                bounds.push(format!("≥ {a}"));
+            }
+            if let Some(b) = max {
+                bounds.push(format!("≤ {b}"));
+            }
+            if let (Some(e), Some(v)) = (equals, expected) {
+                bounds.push(format!("= {e} ({v})"));
+            }
             let assertion = format!("{series} {}", bounds.join(" and "));
             let Some(value) = sum(m.metrics, name, labels) else {
-                return result(assertion, "no such series in /metrics".into(), None, false, None);
+                return result(
+                    assertion,
+                    "no such series in /metrics".into(),
+                    None,
+                    false,
+                    None,
+                );
             };
             let pass = min.is_none_or(|a| value >= a)
                 && max.is_none_or(|b| value <= b)

@@ -22,7 +22,11 @@ pub fn toxic(kind: &FaultKind) -> Option<Toxic> {
         FaultKind::Bandwidth { bytes_per_second } => Toxic::Bandwidth { bytes_per_second },
         FaultKind::Slicer { bytes, delay_us } => Toxic::Slicer { bytes, delay_us },
         FaultKind::Timeout { ms } => Toxic::Timeout { ms },
-        FaultKind::ErrorRate { .. } | FaultKind::Hang | FaultKind::Unavailable | FaultKind::Panic | FaultKind::Down => {
+        FaultKind::ErrorRate { .. }
+        | FaultKind::Hang
+        | FaultKind::Unavailable
+        | FaultKind::Panic
+        | FaultKind::Down => {
             return None;
         }
     })
@@ -77,11 +81,17 @@ impl Targets<'_> {
         match fault.target.split_once(':') {
             Some(("service", name)) => {
                 if let Some(switch) = self.services.get(name) {
-                    switch.set(if on { service_fault(&fault.kind) } else { ServiceFault::None });
+                    switch.set(if on {
+                        service_fault(&fault.kind)
+                    } else {
+                        ServiceFault::None
+                    });
                 }
             }
             Some(("proxy", name)) => {
-                let Some(proxy) = self.proxies.get(name) else { return };
+                let Some(proxy) = self.proxies.get(name) else {
+                    return;
+                };
                 match (toxic(&fault.kind), on) {
                     (Some(t), true) => {
                         if let Err(error) = proxy.add_toxic(&fault.name, t) {

@@ -15,7 +15,10 @@ const BOTTOM: f64 = 26.0;
 
 /// Escapes text for HTML.
 fn esc(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// One line of a chart.
@@ -26,7 +29,13 @@ struct Line<'a> {
 }
 
 /// A line chart over `0..duration` seconds with `faults` shaded.
-fn chart(title: &str, unit: &str, lines: &[Line<'_>], faults: &[(String, f64, f64)], duration: f64) -> String {
+fn chart(
+    title: &str,
+    unit: &str,
+    lines: &[Line<'_>],
+    faults: &[(String, f64, f64)],
+    duration: f64,
+) -> String {
     let ymax = lines
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.1))
@@ -38,24 +47,65 @@ fn chart(title: &str, unit: &str, lines: &[Line<'_>], faults: &[(String, f64, f6
     let x = |t: f64| LEFT + (t / duration.max(1e-9)) * pw;
     let y = |v: f64| TOP + ph - (v / ymax) * ph;
     let mut s = String::new();
-    let _ = write!(s, r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{t}"><rect width="100%" height="100%" fill="#fff"/><text x="{LEFT}" y="14" font-size="12" font-weight="bold">{t}</text>"##, t = esc(title));
+    let _ = write!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{t}"><rect width="100%" height="100%" fill="#fff"/><text x="{LEFT}" y="14" font-size="12" font-weight="bold">{t}</text>"##,
+        t = esc(title)
+    );
     for (name, from, to) in faults {
-        let _ = write!(s, r##"<rect x="{:.1}" y="{TOP}" width="{:.1}" height="{ph}" fill="#f4a6a6" fill-opacity="0.35"/><text x="{:.1}" y="{:.1}" font-size="10" fill="#a33">{}</text>"##, x(*from), (x(*to) - x(*from)).max(1.0), x(*from) + 2.0, TOP + 10.0, esc(name));
+        let _ = write!(
+            s,
+            r##"<rect x="{:.1}" y="{TOP}" width="{:.1}" height="{ph}" fill="#f4a6a6" fill-opacity="0.35"/><text x="{:.1}" y="{:.1}" font-size="10" fill="#a33">{}</text>"##,
+            x(*from),
+            (x(*to) - x(*from)).max(1.0),
+            x(*from) + 2.0,
+            TOP + 10.0,
+            esc(name)
+        );
     }
     for i in 0..=4 {
         let v = ymax * f64::from(i) / 4.0;
-        let _ = write!(s, r##"<line x1="{LEFT}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end">{}</text>"##, LEFT + pw, LEFT - 4.0, y(v) + 3.0, short(v), yy = y(v));
+        let _ = write!(
+            s,
+            r##"<line x1="{LEFT}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end">{}</text>"##,
+            LEFT + pw,
+            LEFT - 4.0,
+            y(v) + 3.0,
+            short(v),
+            yy = y(v)
+        );
     }
     let steps = duration.ceil().max(1.0) as u64;
     let every = (steps / 10).max(1);
     for t in (0..=steps).step_by(every as usize) {
-        let _ = write!(s, r##"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{t}s</text>"##, x(t as f64), H - 8.0);
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{t}s</text>"##,
+            x(t as f64),
+            H - 8.0
+        );
     }
-    let _ = write!(s, r##"<text x="4" y="{:.1}" font-size="10">{}</text>"##, TOP + 10.0, esc(unit));
+    let _ = write!(
+        s,
+        r##"<text x="4" y="{:.1}" font-size="10">{}</text>"##,
+        TOP + 10.0,
+        esc(unit)
+    );
     let mut legend = LEFT + 200.0;
     for l in lines {
-        let pts: Vec<String> = l.points.iter().map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v))).collect();
-        let _ = write!(s, r##"<polyline fill="none" stroke="{c}" stroke-width="1.5" points="{}"/><rect x="{legend:.1}" y="6" width="10" height="10" fill="{c}"/><text x="{:.1}" y="15" font-size="11">{}</text>"##, pts.join(" "), legend + 13.0, esc(l.label), c = l.color);
+        let pts: Vec<String> = l
+            .points
+            .iter()
+            .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
+            .collect();
+        let _ = write!(
+            s,
+            r##"<polyline fill="none" stroke="{c}" stroke-width="1.5" points="{}"/><rect x="{legend:.1}" y="6" width="10" height="10" fill="{c}"/><text x="{:.1}" y="15" font-size="11">{}</text>"##,
+            pts.join(" "),
+            legend + 13.0,
+            esc(l.label),
+            c = l.color
+        );
         legend += 90.0;
     }
     s.push_str("</svg>");
@@ -63,25 +113,50 @@ fn chart(title: &str, unit: &str, lines: &[Line<'_>], faults: &[(String, f64, f6
 }
 
 fn short(v: f64) -> String {
-    if v >= 1000.0 { format!("{:.1}k", v / 1000.0) } else if v >= 10.0 { format!("{v:.0}") } else { format!("{v:.2}") }
+    if v >= 1000.0 {
+        format!("{:.1}k", v / 1000.0)
+    } else if v >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 fn charts(load: &LoadReport, faults: &[(String, f64, f64)], duration: f64) -> String {
     let per_s = 1.0 / crate::load::BUCKET.as_secs_f64();
     let mid = |t: f64| t + crate::load::BUCKET.as_secs_f64() / 2.0;
     let pts = |f: &dyn Fn(&crate::report::Point) -> Option<f64>| -> Vec<(f64, f64)> {
-        load.timeline.iter().filter_map(|p| f(p).map(|v| (mid(p.t_s), v))).collect()
+        load.timeline
+            .iter()
+            .filter_map(|p| f(p).map(|v| (mid(p.t_s), v)))
+            .collect()
     };
     let ended = |p: &crate::report::Point| p.counts.ok + p.counts.failed + p.counts.timed_out;
-    let latency_from = if load.from_intended_time { "from the intended send time" } else { "from the actual send" };
+    let latency_from = if load.from_intended_time {
+        "from the intended send time"
+    } else {
+        "from the actual send"
+    };
     let mut out = String::new();
     out.push_str(&chart(
         &format!("`{}` latency per 250 ms ({latency_from})", load.name),
         "ms",
         &[
-            Line { label: "p50", color: "#1f77b4", points: pts(&|p| (ended(p) > 0).then_some(p.p50_ms)) },
-            Line { label: "p99", color: "#ff7f0e", points: pts(&|p| (ended(p) > 0).then_some(p.p99_ms)) },
-            Line { label: "max", color: "#d62728", points: pts(&|p| (ended(p) > 0).then_some(p.max_ms)) },
+            Line {
+                label: "p50",
+                color: "#1f77b4",
+                points: pts(&|p| (ended(p) > 0).then_some(p.p50_ms)),
+            },
+            Line {
+                label: "p99",
+                color: "#ff7f0e",
+                points: pts(&|p| (ended(p) > 0).then_some(p.p99_ms)),
+            },
+            Line {
+                label: "max",
+                color: "#d62728",
+                points: pts(&|p| (ended(p) > 0).then_some(p.max_ms)),
+            },
         ],
         faults,
         duration,
@@ -90,10 +165,26 @@ fn charts(load: &LoadReport, faults: &[(String, f64, f64)], duration: f64) -> St
         &format!("`{}` throughput", load.name),
         "req/s",
         &[
-            Line { label: "due", color: "#7f7f7f", points: pts(&|p| Some(p.counts.due as f64 * per_s)) },
-            Line { label: "ok", color: "#2ca02c", points: pts(&|p| Some(p.counts.ok as f64 * per_s)) },
-            Line { label: "failed", color: "#d62728", points: pts(&|p| Some(p.counts.failed as f64 * per_s)) },
-            Line { label: "timed out", color: "#9467bd", points: pts(&|p| Some(p.counts.timed_out as f64 * per_s)) },
+            Line {
+                label: "due",
+                color: "#7f7f7f",
+                points: pts(&|p| Some(p.counts.due as f64 * per_s)),
+            },
+            Line {
+                label: "ok",
+                color: "#2ca02c",
+                points: pts(&|p| Some(p.counts.ok as f64 * per_s)),
+            },
+            Line {
+                label: "failed",
+                color: "#d62728",
+                points: pts(&|p| Some(p.counts.failed as f64 * per_s)),
+            },
+            Line {
+                label: "timed out",
+                color: "#9467bd",
+                points: pts(&|p| Some(p.counts.timed_out as f64 * per_s)),
+            },
         ],
         faults,
         duration,
@@ -123,17 +214,32 @@ fn markdown_to_html(md: &str) -> String {
         let inline = |t: &str| {
             let mut out = String::new();
             for (i, part) in esc(t).split('`').enumerate() {
-                if i % 2 == 1 { let _ = write!(out, "<code>{part}</code>"); } else { out.push_str(part); }
+                if i % 2 == 1 {
+                    let _ = write!(out, "<code>{part}</code>");
+                } else {
+                    out.push_str(part);
+                }
             }
             let mut bolded = String::new();
             for (i, part) in out.split("**").enumerate() {
-                if i % 2 == 1 { let _ = write!(bolded, "<strong>{part}</strong>"); } else { bolded.push_str(part); }
+                if i % 2 == 1 {
+                    let _ = write!(bolded, "<strong>{part}</strong>");
+                } else {
+                    bolded.push_str(part);
+                }
             }
             bolded
         };
         if let Some(row) = line.strip_prefix('|') {
-            let cells: Vec<&str> = row.trim_end_matches('|').split(" | ").map(str::trim).collect();
-            if cells.iter().all(|c| c.trim_matches(|ch| ch == '-' || ch == ':').is_empty()) {
+            let cells: Vec<&str> = row
+                .trim_end_matches('|')
+                .split(" | ")
+                .map(str::trim)
+                .collect();
+            if cells
+                .iter()
+                .all(|c| c.trim_matches(|ch| ch == '-' || ch == ':').is_empty())
+            {
                 continue;
             }
             let tag = if in_table { "td" } else { "th" };
@@ -143,7 +249,11 @@ fn markdown_to_html(md: &str) -> String {
             }
             html.push_str("<tr>");
             for c in cells {
-                let class = match c { "pass" => " class=\"pass\"", "**FAIL**" => " class=\"fail\"", _ => "" };
+                let class = match c {
+                    "pass" => " class=\"pass\"",
+                    "**FAIL**" => " class=\"fail\"",
+                    _ => "",
+                };
                 let _ = write!(html, "<{tag}{class}>{}</{tag}>", inline(c));
             }
             html.push_str("</tr>\n");

@@ -220,7 +220,9 @@ pub type Shared = Arc<Mutex<Recorder>>;
 
 /// Locks a recorder; a panicked holder left whole figures, so poison is ignored.
 pub fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Recorder> {
-    shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The HTTP client loads share: loopback only, no proxy, no Nagle.
@@ -245,7 +247,17 @@ pub async fn run(plan: LoadPlan, client: reqwest::Client, t0: Instant, rec: Shar
             rate,
             rate_to,
             max_in_flight,
-        } => open(&plan, client, t0, rec, (rate, rate_to.unwrap_or(rate)), max_in_flight).await,
+        } => {
+            open(
+                &plan,
+                client,
+                t0,
+                rec,
+                (rate, rate_to.unwrap_or(rate)),
+                max_in_flight,
+            )
+            .await
+        }
         Model::Closed { clients } => closed(&plan, client, t0, rec, clients).await,
     }
 }
@@ -307,7 +319,13 @@ async fn open(
     }
 }
 
-async fn closed(plan: &LoadPlan, client: reqwest::Client, t0: Instant, rec: Shared, clients: usize) {
+async fn closed(
+    plan: &LoadPlan,
+    client: reqwest::Client,
+    t0: Instant,
+    rec: Shared,
+    clients: usize,
+) {
     tokio::time::sleep_until(t0 + plan.start).await;
     let end = t0 + plan.end;
     let mut tasks = Vec::with_capacity(clients);
@@ -330,7 +348,12 @@ async fn closed(plan: &LoadPlan, client: reqwest::Client, t0: Instant, rec: Shar
 }
 
 /// Posts one request and classifies its answer.
-pub async fn send(client: &reqwest::Client, url: &str, body: bytes::Bytes, timeout: Duration) -> Outcome {
+pub async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    body: bytes::Bytes,
+    timeout: Duration,
+) -> Outcome {
     let request = async {
         let response = client
             .post(url)
@@ -379,7 +402,10 @@ mod tests {
     fn a_constant_rate_is_evenly_spaced() {
         let len = Duration::from_secs(1);
         assert_eq!(schedule(0, (100.0, 100.0), len), Some(Duration::ZERO));
-        assert_eq!(schedule(50, (100.0, 100.0), len), Some(Duration::from_millis(500)));
+        assert_eq!(
+            schedule(50, (100.0, 100.0), len),
+            Some(Duration::from_millis(500))
+        );
         assert_eq!(schedule(100, (100.0, 100.0), len), None);
     }
 
@@ -387,31 +413,49 @@ mod tests {
     fn a_ramp_sends_the_area_under_its_rate() {
         let len = Duration::from_secs(2);
         // 0 → 200/s over 2 s: 200 requests in all, the first half-second holds 12.5.
-        let count = (0..).take_while(|&i| schedule(i, (1e-9, 200.0), len).is_some()).count();
+        let count = (0..)
+            .take_while(|&i| schedule(i, (1e-9, 200.0), len).is_some())
+            .count();
         assert!((199..=201).contains(&count), "{count}");
         let t = schedule(100, (1e-9, 200.0), len).unwrap().as_secs_f64();
         assert!((t - 2f64.sqrt()).abs() < 0.01, "{t}");
-        let down = (0..).take_while(|&i| schedule(i, (200.0, 1.0), len).is_some()).count();
+        let down = (0..)
+            .take_while(|&i| schedule(i, (200.0, 1.0), len).is_some())
+            .count();
         assert!((199..=203).contains(&down), "{down}");
     }
 
     #[test]
     fn answers_are_classified_by_their_shape() {
-        assert_eq!(classify(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#), Outcome::Ok);
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
+            Outcome::Ok
+        );
         assert_eq!(
             classify(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32006,"message":"x"}}"#),
             Outcome::Failed("rpc -32006".into())
         );
-        assert_eq!(classify(b"<html>"), Outcome::Failed("invalid answer".into()));
+        assert_eq!(
+            classify(b"<html>"),
+            Outcome::Failed("invalid answer".into())
+        );
     }
 
     #[test]
     fn warm_up_is_counted_but_not_measured() {
         let mut rec = Recorder::new(Duration::from_secs(1));
         rec.due(Duration::from_millis(500), Some(Duration::ZERO), false);
-        rec.ended(Duration::from_millis(500), Duration::from_millis(3), Outcome::Ok);
+        rec.ended(
+            Duration::from_millis(500),
+            Duration::from_millis(3),
+            Outcome::Ok,
+        );
         rec.due(Duration::from_millis(1500), Some(Duration::ZERO), false);
-        rec.ended(Duration::from_millis(1500), Duration::from_millis(7), Outcome::TimedOut);
+        rec.ended(
+            Duration::from_millis(1500),
+            Duration::from_millis(7),
+            Outcome::TimedOut,
+        );
         assert_eq!(rec.totals.ok, 1);
         assert_eq!(rec.totals.timed_out, 1);
         assert_eq!(rec.latency.len(), 1);

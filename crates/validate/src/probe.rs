@@ -140,10 +140,15 @@ pub async fn breakers(
             continue;
         };
         let mut states: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for s in series.iter().filter(|s| s.name == "plexus_breaker_state" && s.value >= 1.0) {
-            let (Some(service), Some(instance), Some(state)) =
-                (s.labels.get("service"), s.labels.get("instance"), s.labels.get("state"))
-            else {
+        for s in series
+            .iter()
+            .filter(|s| s.name == "plexus_breaker_state" && s.value >= 1.0)
+        {
+            let (Some(service), Some(instance), Some(state)) = (
+                s.labels.get("service"),
+                s.labels.get("instance"),
+                s.labels.get("state"),
+            ) else {
                 continue;
             };
             if services.contains(service) {
@@ -176,7 +181,10 @@ mod tests {
         assert_eq!(series.len(), 5);
         let a: BTreeMap<String, String> = [("service".to_owned(), "a".to_owned())].into();
         assert_eq!(sum(&series, "plexus_calls_total", &a), Some(7.0));
-        assert_eq!(sum(&series, "plexus_calls_total", &BTreeMap::new()), Some(17.0));
+        assert_eq!(
+            sum(&series, "plexus_calls_total", &BTreeMap::new()),
+            Some(17.0)
+        );
         assert_eq!(series[3].labels["k"], "q\"uote");
         assert_eq!(sum(&series, "missing", &BTreeMap::new()), None);
     }

@@ -100,7 +100,15 @@ pub struct LoadReport {
 
 impl LoadReport {
     /// The report of a finished load.
-    pub(crate) fn new(name: &str, target: String, model: String, offered: Option<f64>, span: (f64, f64), warmup_s: f64, rec: &Recorder) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        target: String,
+        model: String,
+        offered: Option<f64>,
+        span: (f64, f64),
+        warmup_s: f64,
+        rec: &Recorder,
+    ) -> Self {
         let (start_s, end_s) = span;
         let width = BUCKET.as_secs_f64();
         let mut measured = Counts::default();
@@ -119,7 +127,10 @@ impl LoadReport {
         let saturated = if !from_intended_time {
             None
         } else if measured.dropped > 0 {
-            Some(format!("{} requests dropped: max_in_flight were out", measured.dropped))
+            Some(format!(
+                "{} requests dropped: max_in_flight were out",
+                measured.dropped
+            ))
         } else if rec.lag.value_at_quantile(0.99) > SATURATION_LAG_US {
             Some(format!(
                 "p99 send lag {:.1} ms over {} ms: the generator fell behind its schedule",
@@ -222,7 +233,10 @@ pub struct Written {
 impl Report {
     /// How many assertions failed.
     pub fn failures(&self) -> usize {
-        self.assertions.iter().filter(|a| a.status == Status::Fail).count()
+        self.assertions
+            .iter()
+            .filter(|a| a.status == Status::Fail)
+            .count()
     }
 
     /// The report as pretty JSON.
@@ -241,7 +255,10 @@ impl Report {
             let path = dir.join(name);
             std::fs::create_dir_all(dir)
                 .and_then(|()| std::fs::write(&path, text))
-                .map_err(|source| ValidateError::Write { path: path.clone(), source })?;
+                .map_err(|source| ValidateError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
             Ok::<_, ValidateError>(path)
         };
         Ok(Written {
@@ -274,14 +291,23 @@ impl Report {
             e.memory_mib.map_or("?".into(), |m| m.to_string()),
             e.os
         );
-        let _ = writeln!(md, "## Assertions\n\n| | assertion | measured | note |\n| --- | --- | --- | --- |");
+        let _ = writeln!(
+            md,
+            "## Assertions\n\n| | assertion | measured | note |\n| --- | --- | --- | --- |"
+        );
         for a in &self.assertions {
             let mark = match a.status {
                 Status::Pass => "pass",
                 Status::Fail => "**FAIL**",
                 Status::Skipped => "skipped",
             };
-            let _ = writeln!(md, "| {mark} | {} | {} | {} |", cell(&a.assertion), cell(&a.measured), cell(a.note.as_deref().unwrap_or("")));
+            let _ = writeln!(
+                md,
+                "| {mark} | {} | {} | {} |",
+                cell(&a.assertion),
+                cell(&a.measured),
+                cell(a.note.as_deref().unwrap_or(""))
+            );
         }
         let _ = writeln!(
             md,
@@ -318,13 +344,20 @@ impl Report {
         let errors: Vec<String> = self
             .loads
             .iter()
-            .flat_map(|l| l.errors.iter().map(move |(k, n)| format!("`{}`: {k} × {n}", l.name)))
+            .flat_map(|l| {
+                l.errors
+                    .iter()
+                    .map(move |(k, n)| format!("`{}`: {k} × {n}", l.name))
+            })
             .collect();
         if !errors.is_empty() {
             let _ = writeln!(md, "\nFailures by kind: {}.", errors.join("; "));
         }
         if !self.faults.is_empty() {
-            let _ = writeln!(md, "\n## Faults\n\n| fault | target | kind | planned (s) | applied at (s) | lifted at (s) |\n| --- | --- | --- | --- | ---: | ---: |");
+            let _ = writeln!(
+                md,
+                "\n## Faults\n\n| fault | target | kind | planned (s) | applied at (s) | lifted at (s) |\n| --- | --- | --- | --- | ---: | ---: |"
+            );
             for f in &self.faults {
                 let t = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
                 let _ = writeln!(
@@ -335,7 +368,9 @@ impl Report {
                     f.kind,
                     f.planned_at_s,
                     f.planned_end_s,
-                    f.skipped.as_ref().map_or_else(|| t(f.applied_at_s), |why| format!("skipped: {why}")),
+                    f.skipped
+                        .as_ref()
+                        .map_or_else(|| t(f.applied_at_s), |why| format!("skipped: {why}")),
                     t(f.lifted_at_s)
                 );
             }

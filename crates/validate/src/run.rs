@@ -14,6 +14,7 @@ use plexus_app::App;
 use plexus_faultproxy::FaultProxy;
 use tokio::time::Instant;
 
+use crate::ValidateError;
 use crate::assertions::{self, Measured};
 use crate::env::Environment;
 use crate::faults::{self, Targets};
@@ -22,7 +23,6 @@ use crate::probe;
 use crate::report::{LoadReport, ProxyReport, Report};
 use crate::scenario::{AssertionSpec, Model, Scenario, ServiceSpec};
 use crate::testsvc::{FaultSwitch, TestService};
-use crate::ValidateError;
 
 /// How a scenario is run.
 #[derive(Clone, Debug, Default)]
@@ -68,13 +68,19 @@ fn upstream_from_env(var: &str) -> Result<(SocketAddr, String), String> {
         .next()
         .unwrap_or_default();
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let hostport = if hostport.contains(':') { hostport.to_owned() } else { format!("{hostport}:5432") };
+    let hostport = if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:5432")
+    };
     let hostport = hostport.replace("localhost", "127.0.0.1");
     let addr: SocketAddr = hostport
         .parse()
         .map_err(|_| format!("{var}: `{hostport}` is not an IP address and port"))?;
     if !addr.ip().is_loopback() {
-        return Err(format!("{var} points off this machine ({addr}); the harness only sends to loopback"));
+        return Err(format!(
+            "{var} points off this machine ({addr}); the harness only sends to loopback"
+        ));
     }
     Ok((addr, url))
 }
@@ -82,7 +88,13 @@ fn upstream_from_env(var: &str) -> Result<(SocketAddr, String), String> {
 /// Replaces `${proxy.NAME}` and `${proxy_url.NAME}` in the configuration text.
 fn substitute(mut text: String, proxies: &BTreeMap<String, ProxyState>) -> String {
     for (name, state) in proxies {
-        if let ProxyState::Running { proxy, upstream, url, .. } = state {
+        if let ProxyState::Running {
+            proxy,
+            upstream,
+            url,
+            ..
+        } = state
+        {
             let addr = proxy.addr().to_string();
             text = text.replace(&format!("${{proxy.{name}}}"), &addr);
             if let Some(url) = url {
@@ -110,15 +122,27 @@ fn merge(base: &mut toml::Table, over: &toml::Table) {
 
 fn model_words(model: &Model) -> (String, Option<f64>) {
     match *model {
-        Model::Open { rate, rate_to: None, .. } => (format!("open {rate}/s"), Some(rate)),
-        Model::Open { rate, rate_to: Some(to), .. } => (format!("open {rate}→{to}/s"), Some((rate + to) / 2.0)),
+        Model::Open {
+            rate,
+            rate_to: None,
+            ..
+        } => (format!("open {rate}/s"), Some(rate)),
+        Model::Open {
+            rate,
+            rate_to: Some(to),
+            ..
+        } => (format!("open {rate}→{to}/s"), Some((rate + to) / 2.0)),
         Model::Closed { clients } => (format!("closed {clients} clients"), None),
     }
 }
 
 /// Runs `scenario` on the current runtime.
 pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, ValidateError> {
-    let scenario = if options.quick { scenario.quick() } else { scenario };
+    let scenario = if options.quick {
+        scenario.quick()
+    } else {
+        scenario
+    };
     let environment = Environment::detect();
 
     // The proxies, then the configuration that names them.
@@ -135,18 +159,23 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
                 let proxy = FaultProxy::start(upstream)
                     .await
                     .map_err(|e| ValidateError::start(format!("proxy {}", spec.name), e))?;
-                let control = proxy
-                    .serve_control()
-                    .await
-                    .map_err(|e| ValidateError::start(format!("proxy {} control API", spec.name), e))?;
+                let control = proxy.serve_control().await.map_err(|e| {
+                    ValidateError::start(format!("proxy {} control API", spec.name), e)
+                })?;
                 merge(&mut config, &spec.config);
-                ProxyState::Running { proxy, control, upstream, url }
+                ProxyState::Running {
+                    proxy,
+                    control,
+                    upstream,
+                    url,
+                }
             }
             Err(reason) => ProxyState::Skipped(reason),
         };
         proxies.insert(spec.name.clone(), state);
     }
-    let config_text = toml::to_string(&config).map_err(|e| ValidateError::scenario(&scenario.name, "config", e))?;
+    let config_text = toml::to_string(&config)
+        .map_err(|e| ValidateError::scenario(&scenario.name, "config", e))?;
     let config_text = substitute(config_text, &proxies);
 
     // The node, with the test services beside the configured ones.
@@ -156,7 +185,11 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos());
-            (std::env::temp_dir().join(format!("plexus-validate-{}-{nanos}", std::process::id())), true)
+            (
+                std::env::temp_dir()
+                    .join(format!("plexus-validate-{}-{nanos}", std::process::id())),
+                true,
+            )
         }
     };
     let mut switches = BTreeMap::new();
@@ -173,13 +206,19 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
             switches.insert(name.clone(), switch);
         }
     }
-    let app = builder.start().await.map_err(|e| ValidateError::start("the node", format!("{e:#}")))?;
+    let app = builder
+        .start()
+        .await
+        .map_err(|e| ValidateError::start("the node", format!("{e:#}")))?;
     for spec in &scenario.services {
         if let ServiceSpec::BuiltIn { name } = spec
             && app.node().registry().instances_named(name).is_empty()
         {
             app.stop().await;
-            return Err(ValidateError::start(format!("service {name}"), "not registered: is its section enabled in the configuration?"));
+            return Err(ValidateError::start(
+                format!("service {name}"),
+                "not registered: is its section enabled in the configuration?",
+            ));
         }
     }
     let listening = match app.listen().await {
@@ -189,7 +228,9 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
             return Err(ValidateError::start("the gateway", e));
         }
     };
-    let addr = listening.local_addr().map_err(|e| ValidateError::start("the gateway", e))?;
+    let addr = listening
+        .local_addr()
+        .map_err(|e| ValidateError::start("the gateway", e))?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(app.serve(listening, async move {
         let _ = stop_rx.await;
@@ -208,7 +249,12 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
     let proxies = proxies
         .iter()
         .map(|(name, state)| match state {
-            ProxyState::Running { proxy, control, upstream, .. } => {
+            ProxyState::Running {
+                proxy,
+                control,
+                upstream,
+                ..
+            } => {
                 let stats = proxy.stats();
                 ProxyReport {
                     name: name.clone(),
@@ -231,7 +277,9 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
             },
         })
         .collect();
-    let passed = assertions.iter().all(|a| a.status != assertions::Status::Fail);
+    let passed = assertions
+        .iter()
+        .all(|a| a.status != assertions::Status::Fail);
     Ok(Report {
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
@@ -247,7 +295,11 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
     })
 }
 
-type Driven = (Vec<LoadReport>, Vec<faults::FaultRecord>, Vec<assertions::AssertionResult>);
+type Driven = (
+    Vec<LoadReport>,
+    Vec<faults::FaultRecord>,
+    Vec<assertions::AssertionResult>,
+);
 
 /// Loads, faults and the probe side by side on one clock; then the assertions.
 async fn drive(
@@ -290,10 +342,19 @@ async fn drive(
             _ => None,
         })
         .collect();
-    let probe = tokio::spawn(probe::breakers(client.clone(), metrics_url.clone(), breaker_services, t0, duration));
+    let probe = tokio::spawn(probe::breakers(
+        client.clone(),
+        metrics_url.clone(),
+        breaker_services,
+        t0,
+        duration,
+    ));
     let progress = progress(options.progress, duration, t0, &recorders);
 
-    let mut targets = Targets { services: switches, ..Targets::default() };
+    let mut targets = Targets {
+        services: switches,
+        ..Targets::default()
+    };
     for (name, state) in proxies {
         match state {
             ProxyState::Running { proxy, .. } => {
@@ -312,25 +373,47 @@ async fn drive(
     if let Some(bar) = progress {
         bar.abort();
     }
-    let metrics = probe::scrape(&client, &metrics_url).await.unwrap_or_default();
+    let metrics = probe::scrape(&client, &metrics_url)
+        .await
+        .unwrap_or_default();
 
-    let guards: Vec<_> = recorders.iter().map(|(spec, rec)| (*spec, load::lock(rec))).collect();
+    let guards: Vec<_> = recorders
+        .iter()
+        .map(|(spec, rec)| (*spec, load::lock(rec)))
+        .collect();
     let measured = Measured {
         loads: guards
             .iter()
-            .map(|(spec, rec)| (spec.name.clone(), (&**rec, spec.start_s, scenario.load_end(spec))))
+            .map(|(spec, rec)| {
+                (
+                    spec.name.clone(),
+                    (&**rec, spec.start_s, scenario.load_end(spec)),
+                )
+            })
             .collect(),
         faults: &fault_records,
         breakers: &samples,
         metrics: &metrics,
         warmup_s: scenario.warmup_s,
     };
-    let results = scenario.assertions.iter().map(|a| assertions::check(a, &measured)).collect();
+    let results = scenario
+        .assertions
+        .iter()
+        .map(|a| assertions::check(a, &measured))
+        .collect();
     let loads = guards
         .iter()
         .map(|(spec, rec)| {
             let (model, offered) = model_words(&spec.model);
-            LoadReport::new(&spec.name, spec.target.label(), model, offered, (spec.start_s, scenario.load_end(spec)), scenario.warmup_s, rec)
+            LoadReport::new(
+                &spec.name,
+                spec.target.label(),
+                model,
+                offered,
+                (spec.start_s, scenario.load_end(spec)),
+                scenario.warmup_s,
+                rec,
+            )
         })
         .collect();
     Ok((loads, fault_records, results))
@@ -351,7 +434,10 @@ fn progress(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let loads: Vec<(String, load::Shared)> = recorders.iter().map(|(s, r)| (s.name.clone(), r.clone())).collect();
+    let loads: Vec<(String, load::Shared)> = recorders
+        .iter()
+        .map(|(s, r)| (s.name.clone(), r.clone()))
+        .collect();
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
@@ -362,7 +448,10 @@ fn progress(
                 .iter()
                 .map(|(name, rec)| {
                     let c = load::lock(rec).totals;
-                    format!("{name}: {} ok {} failed {} timed out", c.ok, c.failed, c.timed_out)
+                    format!(
+                        "{name}: {} ok {} failed {} timed out",
+                        c.ok, c.failed, c.timed_out
+                    )
                 })
                 .collect();
             bar.set_message(msg.join(" | "));

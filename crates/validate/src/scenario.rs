@@ -131,7 +131,11 @@ impl Target {
         match self {
             Target::Call { call, params } => {
                 // JSON-RPC params are an object or an array: none is `{}`.
-                let params = if params.is_null() { serde_json::json!({}) } else { params.clone() };
+                let params = if params.is_null() {
+                    serde_json::json!({})
+                } else {
+                    params.clone()
+                };
                 serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": call, "params": params})
             }
             Target::Publish { publish, payload } => serde_json::json!({
@@ -294,7 +298,10 @@ impl FaultKind {
     fn for_proxy(&self) -> bool {
         !matches!(
             self,
-            FaultKind::ErrorRate { .. } | FaultKind::Hang | FaultKind::Unavailable | FaultKind::Panic
+            FaultKind::ErrorRate { .. }
+                | FaultKind::Hang
+                | FaultKind::Unavailable
+                | FaultKind::Panic
         )
     }
 }
@@ -412,7 +419,9 @@ impl Scenario {
             let path = e.path().to_string();
             ValidateError::scenario(origin, path, e.inner().message())
         })?;
-        scenario.check().map_err(|(path, reason)| ValidateError::scenario(origin, path, reason))?;
+        scenario
+            .check()
+            .map_err(|(path, reason)| ValidateError::scenario(origin, path, reason))?;
         Ok(scenario)
     }
 
@@ -481,10 +490,16 @@ impl Scenario {
                 ServiceSpec::BuiltIn { name } => (name, false),
             };
             if !valid_name(name) {
-                return err(format!("services[{i}].name"), "letters, digits, '-' and '_'");
+                return err(
+                    format!("services[{i}].name"),
+                    "letters, digits, '-' and '_'",
+                );
             }
             if !services.insert(name.clone()) {
-                return err(format!("services[{i}].name"), "a service of that name is already listed");
+                return err(
+                    format!("services[{i}].name"),
+                    "a service of that name is already listed",
+                );
             }
             if test {
                 test_services.insert(name.clone());
@@ -493,13 +508,26 @@ impl Scenario {
         let mut proxies = BTreeSet::new();
         for (i, p) in self.proxies.iter().enumerate() {
             if !valid_name(&p.name) || !proxies.insert(p.name.clone()) {
-                return err(format!("proxies[{i}].name"), "a unique name of letters, digits, '-' and '_'");
+                return err(
+                    format!("proxies[{i}].name"),
+                    "a unique name of letters, digits, '-' and '_'",
+                );
             }
             match (&p.upstream, &p.upstream_env) {
                 (Some(addr), None) if addr.ip().is_loopback() => {}
-                (Some(_), None) => return err(format!("proxies[{i}].upstream"), "must be on loopback (127.0.0.1)"),
+                (Some(_), None) => {
+                    return err(
+                        format!("proxies[{i}].upstream"),
+                        "must be on loopback (127.0.0.1)",
+                    );
+                }
                 (None, Some(_)) => {}
-                _ => return err(format!("proxies[{i}]"), "set exactly one of upstream and upstream_env"),
+                _ => {
+                    return err(
+                        format!("proxies[{i}]"),
+                        "set exactly one of upstream and upstream_env",
+                    );
+                }
             }
         }
         let mut loads = BTreeSet::new();
@@ -513,13 +541,20 @@ impl Scenario {
                 seconds(at("duration_s"), d, self.duration_s)?;
             }
             if self.load_end(l) <= l.start_s {
-                return err(at("duration_s"), "the load must run for some time inside the scenario");
+                return err(
+                    at("duration_s"),
+                    "the load must run for some time inside the scenario",
+                );
             }
             if !(1..=600_000).contains(&l.timeout_ms) {
                 return err(at("timeout_ms"), "must be 1 to 600000");
             }
             match &l.model {
-                Model::Open { rate, rate_to, max_in_flight } => {
+                Model::Open {
+                    rate,
+                    rate_to,
+                    max_in_flight,
+                } => {
                     for (f, r) in [("rate", Some(*rate)), ("rate_to", *rate_to)] {
                         if let Some(r) = r
                             && !(r.is_finite() && r > 0.0 && r <= 1_000_000.0)
@@ -538,7 +573,9 @@ impl Scenario {
                 }
             }
             if let Target::Call { call, .. } = &l.target
-                && call.split_once('.').is_none_or(|(s, m)| s.is_empty() || m.is_empty())
+                && call
+                    .split_once('.')
+                    .is_none_or(|(s, m)| s.is_empty() || m.is_empty())
             {
                 return err(at("target.call"), "must be `service.method`");
             }
@@ -557,15 +594,26 @@ impl Scenario {
             match f.target.split_once(':') {
                 Some(("service", s)) if test_services.contains(s) => {
                     if !f.kind.for_service() {
-                        return err(at("kind"), "this kind applies to a proxy, not to the test service");
+                        return err(
+                            at("kind"),
+                            "this kind applies to a proxy, not to the test service",
+                        );
                     }
                 }
                 Some(("proxy", p)) if proxies.contains(p) => {
                     if !f.kind.for_proxy() {
-                        return err(at("kind"), "this kind applies to the test service, not to a proxy");
+                        return err(
+                            at("kind"),
+                            "this kind applies to the test service, not to a proxy",
+                        );
                     }
                 }
-                _ => return err(at("target"), "must be `service:NAME` of a test service or `proxy:NAME` of a listed proxy"),
+                _ => {
+                    return err(
+                        at("target"),
+                        "must be `service:NAME` of a test service or `proxy:NAME` of a listed proxy",
+                    );
+                }
             }
             if let FaultKind::ErrorRate { rate } = f.kind
                 && !(0.0..=1.0).contains(&rate)
@@ -580,7 +628,11 @@ impl Scenario {
         for (i, a) in self.assertions.iter().enumerate() {
             let at = |field: &str| format!("assertions[{i}].{field}");
             let known_load = |l: &str| -> Result<(), (String, String)> {
-                if loads.contains(l) { Ok(()) } else { err(at("load"), "no load of that name") }
+                if loads.contains(l) {
+                    Ok(())
+                } else {
+                    err(at("load"), "no load of that name")
+                }
             };
             let window = |w: &Window| -> Result<(), (String, String)> {
                 for (f, v) in [("from_s", w.from_s), ("to_s", w.to_s)] {
@@ -596,7 +648,12 @@ impl Scenario {
                 Ok(())
             };
             match a {
-                AssertionSpec::Latency { load, percentile, max_ms, window: w } => {
+                AssertionSpec::Latency {
+                    load,
+                    percentile,
+                    max_ms,
+                    window: w,
+                } => {
                     known_load(load)?;
                     window(w)?;
                     if !(*percentile > 0.0 && *percentile <= 100.0) {
@@ -606,7 +663,12 @@ impl Scenario {
                         return err(at("max_ms"), "must be positive");
                     }
                 }
-                AssertionSpec::ErrorRate { load, min, max, window: w } => {
+                AssertionSpec::ErrorRate {
+                    load,
+                    min,
+                    max,
+                    window: w,
+                } => {
                     known_load(load)?;
                     window(w)?;
                     if min.is_none() && max.is_none() {
@@ -620,14 +682,23 @@ impl Scenario {
                         }
                     }
                 }
-                AssertionSpec::Throughput { load, min_per_s, window: w } => {
+                AssertionSpec::Throughput {
+                    load,
+                    min_per_s,
+                    window: w,
+                } => {
                     known_load(load)?;
                     window(w)?;
                     if !(min_per_s.is_finite() && *min_per_s >= 0.0) {
                         return err(at("min_per_s"), "must be a rate of 0 or more");
                     }
                 }
-                AssertionSpec::Breaker { service, fault, opens_within_s, closes_within_s } => {
+                AssertionSpec::Breaker {
+                    service,
+                    fault,
+                    opens_within_s,
+                    closes_within_s,
+                } => {
                     if !services.contains(service) {
                         return err(at("service"), "no listed service of that name");
                     }
@@ -637,8 +708,18 @@ impl Scenario {
                     seconds(at("opens_within_s"), *opens_within_s, self.duration_s)?;
                     seconds(at("closes_within_s"), *closes_within_s, self.duration_s)?;
                 }
-                AssertionSpec::Metric { name, min, max, equals, .. } => {
-                    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+                AssertionSpec::Metric {
+                    name,
+                    min,
+                    max,
+                    equals,
+                    ..
+                } => {
+                    if name.is_empty()
+                        || !name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                    {
                         return err(at("name"), "a Prometheus metric name");
                     }
                     if min.is_none() && max.is_none() && equals.is_none() {
@@ -647,7 +728,12 @@ impl Scenario {
                     if let Some(e) = equals {
                         match e.rsplit_once('.') {
                             Some((l, "ok" | "failed" | "sent")) => known_load(l)?,
-                            _ => return err(at("equals"), "must be `LOAD.ok`, `LOAD.failed` or `LOAD.sent`"),
+                            _ => {
+                                return err(
+                                    at("equals"),
+                                    "must be `LOAD.ok`, `LOAD.failed` or `LOAD.sent`",
+                                );
+                            }
                         }
                     }
                 }
@@ -660,7 +746,9 @@ impl Scenario {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 #[cfg(test)]
@@ -682,7 +770,9 @@ rate = 100
 "#;
 
     fn error_of(extra: &str) -> String {
-        Scenario::parse("t.toml", &format!("{MINIMAL}{extra}")).unwrap_err().to_string()
+        Scenario::parse("t.toml", &format!("{MINIMAL}{extra}"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -697,26 +787,44 @@ rate = 100
     fn a_minimal_scenario_parses_with_defaults() {
         let s = Scenario::parse("t", MINIMAL).unwrap();
         assert_eq!(s.loads[0].timeout_ms, 2000);
-        assert!(matches!(s.loads[0].model, Model::Open { max_in_flight: 2000, .. }));
+        assert!(matches!(
+            s.loads[0].model,
+            Model::Open {
+                max_in_flight: 2000,
+                ..
+            }
+        ));
         let q = s.quick();
         assert_eq!(q.duration_s, 2.0);
     }
 
     #[test]
     fn errors_name_the_field() {
-        let e = error_of("[[faults]]\nname = \"f\"\ntarget = \"service:nope\"\nat_s = 1\nduration_s = 1\nkind = \"hang\"\n");
+        let e = error_of(
+            "[[faults]]\nname = \"f\"\ntarget = \"service:nope\"\nat_s = 1\nduration_s = 1\nkind = \"hang\"\n",
+        );
         assert!(e.contains("faults[0].target"), "{e}");
-        let e = error_of("[[faults]]\nname = \"f\"\ntarget = \"service:flaky\"\nat_s = 3\nduration_s = 2\nkind = \"hang\"\n");
+        let e = error_of(
+            "[[faults]]\nname = \"f\"\ntarget = \"service:flaky\"\nat_s = 3\nduration_s = 2\nkind = \"hang\"\n",
+        );
         assert!(e.contains("faults[0].duration_s"), "{e}");
-        let e = error_of("[[assertions]]\nkind = \"latency\"\nload = \"other\"\npercentile = 99\nmax_ms = 5\n");
+        let e = error_of(
+            "[[assertions]]\nkind = \"latency\"\nload = \"other\"\npercentile = 99\nmax_ms = 5\n",
+        );
         assert!(e.contains("assertions[0].load"), "{e}");
-        let e = error_of("[[faults]]\nname = \"f\"\ntarget = \"service:flaky\"\nat_s = 1\nduration_s = 1\nkind = \"reset\"\n");
+        let e = error_of(
+            "[[faults]]\nname = \"f\"\ntarget = \"service:flaky\"\nat_s = 1\nduration_s = 1\nkind = \"reset\"\n",
+        );
         assert!(e.contains("applies to a proxy"), "{e}");
         let e = error_of("[[proxies]]\nname = \"db\"\nupstream = \"10.0.0.1:5432\"\n");
         assert!(e.contains("loopback"), "{e}");
-        let e = Scenario::parse("t.toml", &MINIMAL.replace("rate = 100", "rate = -1")).unwrap_err().to_string();
+        let e = Scenario::parse("t.toml", &MINIMAL.replace("rate = 100", "rate = -1"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("loads[0].rate"), "{e}");
-        let e = Scenario::parse("t.toml", &format!("{MINIMAL}bogus = 1\n")).unwrap_err().to_string();
+        let e = Scenario::parse("t.toml", &format!("{MINIMAL}bogus = 1\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bogus"), "{e}");
     }
 }

@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use plexus_core::{CallContext, MethodDescriptor, Service, ServiceDescriptor, ServiceError, async_trait};
+use plexus_core::{
+    CallContext, MethodDescriptor, Service, ServiceDescriptor, ServiceError, async_trait,
+};
 use serde_json::Value;
 
 /// The fault in force on a test service.
@@ -35,7 +37,9 @@ pub struct FaultSwitch(std::sync::Arc<tokio::sync::watch::Sender<ServiceFault>>)
 
 impl Default for FaultSwitch {
     fn default() -> Self {
-        Self(std::sync::Arc::new(tokio::sync::watch::Sender::new(ServiceFault::None)))
+        Self(std::sync::Arc::new(tokio::sync::watch::Sender::new(
+            ServiceFault::None,
+        )))
     }
 }
 
@@ -84,7 +88,12 @@ impl Service for TestService {
             .with_method(MethodDescriptor::new("read").idempotent())
     }
 
-    async fn call(&self, method: &str, params: Value, _: CallContext) -> Result<Value, ServiceError> {
+    async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        _: CallContext,
+    ) -> Result<Value, ServiceError> {
         if method != "work" && method != "read" {
             return Err(ServiceError::failed(format!("no method {method}")));
         }

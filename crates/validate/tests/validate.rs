@@ -84,7 +84,13 @@ async fn a_known_fault_gives_the_expected_assertion_outcomes() {
     let statuses: Vec<Status> = report.assertions.iter().map(|a| a.status).collect();
     assert_eq!(
         statuses,
-        [Status::Pass, Status::Pass, Status::Pass, Status::Fail, Status::Pass],
+        [
+            Status::Pass,
+            Status::Pass,
+            Status::Pass,
+            Status::Fail,
+            Status::Pass
+        ],
         "{}",
         report.to_markdown()
     );
@@ -96,9 +102,16 @@ async fn a_known_fault_gives_the_expected_assertion_outcomes() {
     let dir = std::env::temp_dir().join(format!("plexus-validate-report-{}", std::process::id()));
     let written = report.write(&dir).unwrap();
     let html = std::fs::read_to_string(&written.html).unwrap();
-    assert!(html.contains("<svg") && html.contains("outage"), "charts with the fault shaded");
-    assert!(!html.contains("http://") || !html.contains("<script"), "no scripts");
-    let back = plexus_validate::Report::from_json(&std::fs::read_to_string(&written.json).unwrap()).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("outage"),
+        "charts with the fault shaded"
+    );
+    assert!(
+        !html.contains("http://") || !html.contains("<script"),
+        "no scripts"
+    );
+    let back = plexus_validate::Report::from_json(&std::fs::read_to_string(&written.json).unwrap())
+        .unwrap();
     assert_eq!(back.assertions.len(), 5);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -107,7 +120,10 @@ async fn a_known_fault_gives_the_expected_assertion_outcomes() {
 /// between `t0 + 0.5 s` and `t0 + 1.5 s` waits until `t0 + 1.5 s` (a one-second
 /// stall, as a GC pause or a stuck disk would).
 async fn stalling_server(t0: Instant) -> String {
-    let stall = (t0 + Duration::from_millis(500), t0 + Duration::from_millis(1500));
+    let stall = (
+        t0 + Duration::from_millis(500),
+        t0 + Duration::from_millis(1500),
+    );
     let router = Router::new().route(
         "/rpc",
         post(move || async move {
@@ -139,7 +155,10 @@ async fn measure(model: Model) -> load::Recorder {
     };
     let rec = load::recorder(&plan);
     load::run(plan, load::client().unwrap(), t0, rec.clone()).await;
-    std::sync::Arc::try_unwrap(rec).unwrap().into_inner().unwrap()
+    std::sync::Arc::try_unwrap(rec)
+        .unwrap()
+        .into_inner()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,11 +174,22 @@ async fn the_open_model_reports_a_one_second_stall_that_a_closed_model_hides() {
     let ms = |q: f64| open.latency.value_at_quantile(q) as f64 / 1000.0;
     assert!(ms(0.99) >= 900.0, "open p99 {} ms", ms(0.99));
     assert!(ms(0.90) >= 500.0, "open p90 {} ms", ms(0.90));
-    assert!(open.latency.max() >= 950_000, "open max {}", open.latency.max());
+    assert!(
+        open.latency.max() >= 950_000,
+        "open max {}",
+        open.latency.max()
+    );
 
     let closed = measure(Model::Closed { clients: 1 }).await;
     // One client waits out the stall once: a single slow request among many fast ones.
-    assert!(closed.latency.max() >= 900_000, "closed max {}", closed.latency.max());
+    assert!(
+        closed.latency.max() >= 900_000,
+        "closed max {}",
+        closed.latency.max()
+    );
     let closed_p99 = closed.latency.value_at_quantile(0.99) as f64 / 1000.0;
-    assert!(closed_p99 < ms(0.99) / 5.0, "closed p99 {closed_p99} ms hides the stall");
+    assert!(
+        closed_p99 < ms(0.99) / 5.0,
+        "closed p99 {closed_p99} ms hides the stall"
+    );
 }

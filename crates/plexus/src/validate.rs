@@ -19,6 +19,10 @@ pub(crate) struct ValidateArgs {
     /// Scale every time in the scenario down by its `quick_scale` (for CI).
     #[arg(long)]
     quick: bool,
+    /// Compare with an earlier report.json: each load's p50, p99 and ok/s beside
+    /// the old figures, with the noise band measured in both runs.
+    #[arg(long, value_name = "OLD.json")]
+    compare: Option<PathBuf>,
     /// Print the JSON report on standard output instead of the summary.
     #[arg(long)]
     json: bool,
@@ -35,13 +39,27 @@ pub(crate) struct Failed {
 
 pub(crate) fn run(args: &ValidateArgs) -> anyhow::Result<()> {
     let scenario = Scenario::load(&args.scenario)?;
+    let old = match &args.compare {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                Report::from_json(&text)
+                    .with_context(|| format!("{} is not a report", path.display()))?,
+            )
+        }
+        None => None,
+    };
     let options = Options {
         quick: args.quick,
         progress: !args.json,
         data_dir: None,
     };
-    let report: Report = plexus_validate::run(scenario, &options)
+    let mut report: Report = plexus_validate::run(scenario, &options)
         .with_context(|| format!("running scenario {}", args.scenario))?;
+    if let Some(old) = old {
+        report.compare_with(old);
+    }
     let written = report.write(&args.out)?;
     if args.json {
         out!("{}", report.to_json());
@@ -69,6 +87,18 @@ pub(crate) fn run(args: &ValidateArgs) -> anyhow::Result<()> {
             if let Some(why) = &l.saturated {
                 out!("  load `{}`: the generator was saturated: {why}", l.name);
             }
+        }
+        for d in &report.comparison {
+            out!(
+                "  {} {}: {:.2} → {:.2} ({:+.1} %, band ± {:.1} %): {}",
+                d.load,
+                d.figure,
+                d.old,
+                d.new,
+                d.change_pct,
+                d.band_pct,
+                d.verdict
+            );
         }
         out!(
             "report: {} {} {}",

@@ -40,7 +40,7 @@ fn chart(
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.1))
         .fold(0.0f64, f64::max)
-        .max(1e-9)
+        .max(1.0)
         * 1.1;
     let pw = W - LEFT - 10.0;
     let ph = H - TOP - BOTTOM;
@@ -49,7 +49,7 @@ fn chart(
     let mut s = String::new();
     let _ = write!(
         s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{t}"><rect width="100%" height="100%" fill="#fff"/><text x="{LEFT}" y="14" font-size="12" font-weight="bold">{t}</text>"##,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{t}"><rect width="100%" height="100%" fill="#fff"/><text x="4" y="14" font-size="12" font-weight="bold">{t}</text>"##,
         t = esc(title)
     );
     for (name, from, to) in faults {
@@ -91,7 +91,8 @@ fn chart(
         TOP + 10.0,
         esc(unit)
     );
-    let mut legend = LEFT + 200.0;
+    // The legend on the right of the title line.
+    let mut legend = W - 10.0 - 80.0 * lines.len() as f64;
     for l in lines {
         let pts: Vec<String> = l
             .points
@@ -106,7 +107,7 @@ fn chart(
             esc(l.label),
             c = l.color
         );
-        legend += 90.0;
+        legend += 80.0;
     }
     s.push_str("</svg>");
     s

@@ -20,9 +20,11 @@
 //!
 //! Modules: [`scenario`] (the file format), [`load`] (the generator), [`faults`]
 //! (faults on time), [`testsvc`] (the test service), [`probe`] (`/metrics`),
-//! [`assertions`], [`report`] and [`html`], [`env`] (the machine).
+//! [`assertions`], [`report`] and [`html`], [`compare`] (`--compare`), [`env`] (the
+//! machine).
 
 pub mod assertions;
+pub mod compare;
 pub mod env;
 mod error;
 pub mod faults;

@@ -217,6 +217,12 @@ pub struct Report {
     pub assertions: Vec<AssertionResult>,
     /// Whether no assertion failed.
     pub passed: bool,
+    /// The report compared with (`--compare`): its start time and commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compared_with: Option<Box<Report>>,
+    /// The figures beside the compared report's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comparison: Vec<crate::compare::Delta>,
 }
 
 /// The three files a report is written as.
@@ -231,6 +237,16 @@ pub struct Written {
 }
 
 impl Report {
+    /// Compares with `old` (its loads and environment are kept for the report, not
+    /// its own comparison).
+    pub fn compare_with(&mut self, mut old: Report) {
+        self.comparison = crate::compare::compare(&old, self);
+        old.comparison.clear();
+        old.compared_with = None;
+        old.loads.iter_mut().for_each(|l| l.timeline.clear());
+        self.compared_with = Some(Box::new(old));
+    }
+
     /// How many assertions failed.
     pub fn failures(&self) -> usize {
         self.assertions
@@ -396,6 +412,9 @@ impl Report {
                     }
                 }
             }
+        }
+        if let Some(old) = &self.compared_with {
+            md.push_str(&crate::compare::markdown(old, &self.comparison));
         }
         md
     }

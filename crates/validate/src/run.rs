@@ -292,6 +292,8 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
         proxies,
         assertions,
         passed,
+        compared_with: None,
+        comparison: Vec::new(),
     })
 }
 

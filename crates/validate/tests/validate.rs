@@ -113,6 +113,25 @@ async fn a_known_fault_gives_the_expected_assertion_outcomes() {
     let back = plexus_validate::Report::from_json(&std::fs::read_to_string(&written.json).unwrap())
         .unwrap();
     assert_eq!(back.assertions.len(), 5);
+
+    // Against itself every figure is noise; against a run three times slower, worse.
+    let mut same = back.clone();
+    same.compare_with(back.clone());
+    assert!(
+        same.comparison.iter().all(|d| d.verdict == "noise"),
+        "{:?}",
+        same.comparison
+    );
+    let mut slower = back.clone();
+    slower.loads[0].latency_ms.p99 *= 3.0;
+    slower.compare_with(back);
+    let p99 = slower
+        .comparison
+        .iter()
+        .find(|d| d.figure == "p99_ms")
+        .unwrap();
+    assert_eq!(p99.verdict, "worse", "{p99:?}");
+    assert!(slower.to_markdown().contains("Compared with the run of"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -312,6 +312,17 @@ async fn drive(
     switches: BTreeMap<String, FaultSwitch>,
 ) -> Result<Driven, ValidateError> {
     let client = load::client().map_err(|e| ValidateError::start("the HTTP client", e))?;
+    // The generator runs on threads of its own, so its schedule is not queued behind
+    // the node's tasks; its client (and connection pool) belongs to that runtime.
+    // Nothing may return early between here and its `shutdown_background`: a
+    // runtime dropped inside another panics.
+    let load_client = load::client().map_err(|e| ValidateError::start("the HTTP client", e))?;
+    let generator = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("validate-load")
+        .enable_all()
+        .build()
+        .map_err(|e| ValidateError::start("the load generator's runtime", e))?;
     let url = format!("http://{addr}/rpc");
     let metrics_url = format!("http://{addr}/metrics");
     let duration = Duration::from_secs_f64(scenario.duration_s);
@@ -334,7 +345,7 @@ async fn drive(
         };
         let rec = load::recorder(&plan);
         recorders.push((spec, rec.clone()));
-        tasks.push(tokio::spawn(load::run(plan, client.clone(), t0, rec)));
+        tasks.push(generator.spawn(load::run(plan, load_client.clone(), t0, rec)));
     }
     let breaker_services: BTreeSet<String> = scenario
         .assertions
@@ -371,6 +382,8 @@ async fn drive(
     for task in tasks {
         let _ = tokio::time::timeout(duration + GRACE, task).await;
     }
+    // Dropping a runtime may not block inside another: let its threads end on their own.
+    generator.shutdown_background();
     let samples = probe.await.unwrap_or_default();
     if let Some(bar) = progress {
         bar.abort();

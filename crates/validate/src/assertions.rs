@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::faults::FaultRecord;
-use crate::load::{BUCKET, Counts, Recorder, SATURATION_LAG_US};
+use crate::load::{BUCKET, Counts, Recorder};
 use crate::probe::{Sample, Series, sum};
 use crate::scenario::{AssertionSpec, Window};
 
@@ -61,7 +61,8 @@ pub struct WindowStats {
     pub latency: Histogram<u64>,
     /// The window's length in seconds (inside the load).
     pub seconds: f64,
-    /// Whether the generator fell behind or dropped requests in it.
+    /// Whether the generator dropped requests, or sent over 1 % of them more than
+    /// [`crate::load::SATURATION_LAG_US`] late, in it.
     pub saturated: bool,
 }
 
@@ -72,7 +73,7 @@ pub fn window(rec: &Recorder, start: f64, end: f64, window: &Window, warmup_s: f
     let width = BUCKET.as_secs_f64();
     let mut counts = Counts::default();
     let mut latency = crate::load::histogram(2);
-    let mut saturated = false;
+    let mut late = 0;
     for (i, b) in rec.buckets.iter().enumerate() {
         let at = i as f64 * width;
         if at + 1e-9 < from || at >= to {
@@ -84,8 +85,10 @@ pub fn window(rec: &Recorder, start: f64, end: f64, window: &Window, warmup_s: f
         counts.timed_out += b.counts.timed_out;
         counts.dropped += b.counts.dropped;
         let _ = latency.add(&b.latency);
-        saturated |= b.counts.dropped > 0 || b.max_lag_us > SATURATION_LAG_US;
+        late += b.late;
     }
+    // Held: nothing dropped and at most 1 % sent late (a p99 send lag within bounds).
+    let saturated = counts.dropped > 0 || late * 100 > counts.due;
     WindowStats {
         counts,
         latency,

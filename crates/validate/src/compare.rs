@@ -67,6 +67,14 @@ fn quartiles(mut values: Vec<f64>) -> Option<(f64, f64, f64)> {
     Some((at(0.25), at(0.5), at(0.75)))
 }
 
+/// The points of `load` inside its own span, after the warm-up.
+fn in_span(load: &LoadReport, warmup_s: f64) -> impl Iterator<Item = &Point> {
+    let from = load.start_s.max(warmup_s);
+    load.timeline
+        .iter()
+        .filter(move |p| p.t_s >= from && p.t_s < load.end_s)
+}
+
 /// The loads both reports have, figure by figure.
 pub fn compare(old: &Report, new: &Report) -> Vec<Delta> {
     let mut deltas = Vec::new();
@@ -78,13 +86,7 @@ pub fn compare(old: &Report, new: &Report) -> Vec<Delta> {
             let (ov, nv) = (whole(o), whole(n));
             let per_bucket: Vec<f64> = [(o, old.warmup_s), (n, new.warmup_s)]
                 .iter()
-                .flat_map(|(l, w)| {
-                    l.timeline
-                        .iter()
-                        .filter(|p| p.t_s >= *w && p.t_s < l.end_s)
-                        .filter_map(bucket)
-                        .collect::<Vec<_>>()
-                })
+                .flat_map(|(l, warmup)| in_span(l, *warmup).filter_map(bucket))
                 .collect();
             let band_pct = quartiles(per_bucket)
                 .filter(|(_, median, _)| *median > 0.0)

@@ -6,10 +6,11 @@
 //! from when the generator got round to sending it, so a stall of the server shows
 //! in the percentiles instead of pausing the clock (no coordinated omission, as in
 //! wrk2). How late the generator itself sent each request is measured too (the send
-//! lag): when it could not hold the schedule (a p99 send lag over
-//! [`SATURATION_LAG_US`], or requests dropped because `max_in_flight` were out) the
-//! load is marked saturated and latency assertions on it fail, instead of reporting
-//! a latency the generator made look better.
+//! lag): when it could not hold the schedule (more than 1 % of the requests sent over
+//! [`SATURATION_LAG_US`] late, i.e. a p99 send lag above it, or requests dropped
+//! because `max_in_flight` were out) the load, or the window of it, is marked
+//! saturated and latency assertions on it fail: the server was offered less load than
+//! the scenario says, so its latency would look better than it is.
 //!
 //! Every request ends as one of: ok, failed (a JSON-RPC error, an HTTP error status,
 //! a broken connection), timed out (no answer within `timeout_ms`; its latency is
@@ -109,6 +110,8 @@ pub struct Bucket {
     pub latency: Histogram<u64>,
     /// The largest send lag (µs).
     pub max_lag_us: u64,
+    /// Requests sent more than [`SATURATION_LAG_US`] late.
+    pub late: u64,
 }
 
 impl Bucket {
@@ -117,6 +120,7 @@ impl Bucket {
             counts: Counts::default(),
             latency: histogram(2),
             max_lag_us: 0,
+            late: 0,
         }
     }
 }
@@ -176,6 +180,7 @@ impl Recorder {
         bucket.counts.add(&counts);
         if let Some(us) = lag_us {
             bucket.max_lag_us = bucket.max_lag_us.max(us);
+            bucket.late += u64::from(us > SATURATION_LAG_US);
         }
         if measured {
             if let Some(us) = lag_us {
@@ -463,5 +468,32 @@ mod tests {
         assert!(rec.latency.max() >= 7000, "{}", rec.latency.max());
         assert_eq!(rec.errors.get("timed out"), Some(&1));
         assert_eq!(rec.buckets.len(), 7);
+    }
+
+    fn with_late_sends(late: u64, dropped: bool) -> Recorder {
+        let mut rec = Recorder::new(Duration::ZERO);
+        for i in 0..100u64 {
+            let at = Duration::from_millis(i);
+            let lag = Duration::from_millis(if i < late { 20 } else { 0 });
+            rec.due(at, Some(lag), dropped && i == 50);
+            rec.ended(at, Duration::from_millis(1), Outcome::Ok);
+        }
+        rec
+    }
+
+    #[test]
+    fn a_window_where_the_generator_fell_behind_is_saturated() {
+        let all = crate::scenario::Window::default();
+        let saturated =
+            |rec: &Recorder| crate::assertions::window(rec, 0.0, 1.0, &all, 0.0).saturated;
+        assert!(
+            !saturated(&with_late_sends(1, false)),
+            "1 % late: p99 within bounds"
+        );
+        assert!(
+            saturated(&with_late_sends(2, false)),
+            "2 % late: p99 over the bound"
+        );
+        assert!(saturated(&with_late_sends(0, true)), "a dropped request");
     }
 }

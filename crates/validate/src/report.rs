@@ -144,7 +144,11 @@ impl LoadReport {
             .buckets
             .iter()
             .enumerate()
-            .filter(|(i, b)| b.counts.due > 0 || (*i as f64 * width) < end_s)
+            .filter(|(i, b)| {
+                let at = *i as f64 * width;
+                // The load's own span: no zeros before it started.
+                at + width > start_s && (b.counts.due > 0 || at < end_s)
+            })
             .map(|(i, b)| Point {
                 t_s: i as f64 * width,
                 counts: b.counts,

@@ -212,3 +212,19 @@ async fn the_open_model_reports_a_one_second_stall_that_a_closed_model_hides() {
         "closed p99 {closed_p99} ms hides the stall"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generator_that_cannot_hold_its_rate_says_so() {
+    // One request in flight at most: during the stall the requests due are dropped.
+    let starved = measure(Model::Open {
+        rate: 200.0,
+        rate_to: None,
+        max_in_flight: 1,
+    })
+    .await;
+    assert!(starved.totals.dropped >= 150, "{:?}", starved.totals);
+    let all = plexus_validate::scenario::Window::default();
+    let stats = plexus_validate::assertions::window(&starved, 0.0, 2.5, &all, 0.0);
+    assert!(stats.saturated);
+    assert_eq!(stats.counts.dropped, starved.totals.dropped);
+}

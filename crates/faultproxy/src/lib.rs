@@ -22,7 +22,21 @@
 //! until their own timeouts); `Delay(d)` forwards every chunk after `d`. Changing the
 //! mode applies to open connections too. The proxy counts the connections it accepted
 //! and the ones it cut.
+//!
+//! ## Toxics
+//!
+//! On top of the mode, named [`Toxic`]s (Toxiproxy's vocabulary) shape the traffic
+//! of every connection, open or new, in both directions: `latency` (with `jitter`),
+//! `bandwidth`, `slicer`, `reset_peer`, `blackhole` and `timeout`. Add and remove them
+//! with [`FaultProxy::add_toxic`] and [`FaultProxy::remove_toxic`], or over HTTP
+//! through the control API ([`FaultProxy::serve_control`], module [`control`]).
 
+pub mod control;
+mod toxic;
+
+pub use toxic::{Toxic, ToxicError};
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,6 +79,8 @@ struct Shared {
     mode: watch::Sender<Mode>,
     /// The mode the listener last applied (whether it listens).
     applied: watch::Sender<Mode>,
+    /// The toxics in force, by name.
+    toxics: watch::Sender<Arc<BTreeMap<String, Toxic>>>,
     accepted: AtomicU64,
     cut: AtomicU64,
 }
@@ -103,6 +119,7 @@ impl FaultProxy {
             upstream,
             mode: watch::Sender::new(Mode::Forward),
             applied: watch::Sender::new(Mode::Forward),
+            toxics: watch::Sender::new(Arc::new(BTreeMap::new())),
             accepted: AtomicU64::new(0),
             cut: AtomicU64::new(0),
         });
@@ -148,11 +165,58 @@ impl FaultProxy {
         }
     }
 
+    /// Adds (or replaces) the toxic called `name`; open connections follow at once.
+    pub fn add_toxic(&self, name: &str, toxic: Toxic) -> Result<(), ToxicError> {
+        self.shared.add_toxic(name, toxic)
+    }
+
+    /// Removes the toxic called `name`; whether there was one.
+    pub fn remove_toxic(&self, name: &str) -> bool {
+        self.shared.remove_toxic(name)
+    }
+
+    /// The toxics in force, by name.
+    pub fn toxics(&self) -> BTreeMap<String, Toxic> {
+        (**self.shared.toxics.borrow()).clone()
+    }
+
+    /// Serves the control API on a free port of 127.0.0.1 (see [`control`]); it
+    /// stops when the returned handle is dropped.
+    pub async fn serve_control(&self) -> std::io::Result<control::ControlServer> {
+        control::ControlServer::start(self.shared.clone()).await
+    }
+
     /// The counters.
     pub fn stats(&self) -> ProxyStats {
+        self.shared.stats()
+    }
+}
+
+impl Shared {
+    fn add_toxic(&self, name: &str, toxic: Toxic) -> Result<(), ToxicError> {
+        toxic.validate()?;
+        if name.is_empty() || name.len() > 64 {
+            return Err(ToxicError::new("name", "1 to 64 characters"));
+        }
+        self.toxics.send_modify(|t| {
+            Arc::make_mut(t).insert(name.to_owned(), toxic);
+        });
+        Ok(())
+    }
+
+    fn remove_toxic(&self, name: &str) -> bool {
+        let mut removed = false;
+        self.toxics.send_if_modified(|t| {
+            removed = Arc::make_mut(t).remove(name).is_some();
+            removed
+        });
+        removed
+    }
+
+    fn stats(&self) -> ProxyStats {
         ProxyStats {
-            accepted: self.shared.accepted.load(Ordering::Relaxed),
-            cut: self.shared.cut.load(Ordering::Relaxed),
+            accepted: self.accepted.load(Ordering::Relaxed),
+            cut: self.cut.load(Ordering::Relaxed),
         }
     }
 }
@@ -235,8 +299,18 @@ async fn connection(client: TcpStream, shared: Arc<Shared>) {
     let _ = server.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
-    let up = pipe(client_read, server_write, shared.mode.subscribe());
-    let down = pipe(server_read, client_write, shared.mode.subscribe());
+    let up = pipe(
+        client_read,
+        server_write,
+        shared.mode.subscribe(),
+        shared.toxics.subscribe(),
+    );
+    let down = pipe(
+        server_read,
+        client_write,
+        shared.mode.subscribe(),
+        shared.toxics.subscribe(),
+    );
     let cut = tokio::select! {
         cut = up => cut,
         cut = down => cut,
@@ -246,15 +320,17 @@ async fn connection(client: TcpStream, shared: Arc<Shared>) {
     }
 }
 
-/// Copies one direction under the mode; returns whether a fault ended it.
+/// Copies one direction under the mode and the toxics; returns whether a fault ended it.
 async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut mode: watch::Receiver<Mode>,
+    mut toxics: watch::Receiver<Arc<BTreeMap<String, Toxic>>>,
 ) -> bool {
     let mut buf = vec![0u8; CHUNK];
     loop {
         let current = *mode.borrow_and_update();
+        let shaping = toxic::Shaping::of(toxics.borrow_and_update().values());
         match current {
             Mode::Refuse | Mode::Down => return true,
             Mode::Blackhole => {
@@ -265,6 +341,29 @@ async fn pipe(
                 continue;
             }
             Mode::Forward | Mode::Delay(_) => {}
+        }
+        if let Some(stall) = shaping.stall {
+            // Forward nothing; end the connection when the stall says so.
+            let ends = async {
+                match stall {
+                    toxic::Stall::Forever => std::future::pending::<()>().await,
+                    toxic::Stall::Close(after) | toxic::Stall::Reset(after) => {
+                        tokio::time::sleep(after).await;
+                    }
+                }
+            };
+            tokio::select! {
+                () = ends => {
+                    if matches!(stall, toxic::Stall::Reset(_)) {
+                        // A zero linger makes the close an RST, as a peer reset would.
+                        let _ = to.as_ref().set_zero_linger();
+                    }
+                    return true;
+                }
+                changed = mode.changed() => if changed.is_err() { return true },
+                changed = toxics.changed() => if changed.is_err() { return true },
+            }
+            continue;
         }
         let n = tokio::select! {
             read = from.read(&mut buf) => match read {
@@ -277,15 +376,32 @@ async fn pipe(
                 }
                 continue;
             }
+            changed = toxics.changed() => {
+                if changed.is_err() {
+                    return true;
+                }
+                continue;
+            }
         };
         if let Mode::Delay(d) = current {
             tokio::time::sleep(d).await;
         }
+        if let Some(delay) = shaping.delay(n) {
+            tokio::time::sleep(delay).await;
+        }
         if matches!(*mode.borrow(), Mode::Refuse | Mode::Down) {
             return true;
         }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return false;
+        for (i, slice) in buf[..n]
+            .chunks(shaping.slice.unwrap_or(n).max(1))
+            .enumerate()
+        {
+            if i > 0 && !shaping.slice_delay.is_zero() {
+                tokio::time::sleep(shaping.slice_delay).await;
+            }
+            if to.write_all(slice).await.is_err() {
+                return false;
+            }
         }
     }
 }

@@ -103,3 +103,79 @@ async fn down_refuses_connections_and_listens_again() {
     let mut again = TcpStream::connect(proxy.addr()).await.unwrap();
     assert_eq!(round_trip(&mut again).await.unwrap(), b"ping");
 }
+
+#[tokio::test]
+async fn toxics_added_over_the_control_api_shape_open_connections() {
+    let proxy = FaultProxy::start(echo_server().await).await.unwrap();
+    let control = proxy.serve_control().await.unwrap();
+    let api = format!("http://{}", control.addr());
+    let http = reqwest::Client::new();
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert_eq!(round_trip(&mut client).await.unwrap(), b"ping");
+
+    let added = http
+        .put(format!("{api}/toxics/slow"))
+        .body(r#"{"kind":"latency","ms":150}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 204);
+    let started = std::time::Instant::now();
+    assert_eq!(round_trip(&mut client).await.unwrap(), b"ping");
+    // Both directions wait: at least two delays.
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let bad = http
+        .put(format!("{api}/toxics/x"))
+        .body(r#"{"kind":"bandwidth","bytes_per_second":0}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let listed: serde_json::Value = http
+        .get(format!("{api}/toxics"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["slow"]["ms"], 150);
+
+    let removed = http
+        .delete(format!("{api}/toxics/slow"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    let gone = http
+        .delete(format!("{api}/toxics/slow"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    let started = std::time::Instant::now();
+    assert_eq!(round_trip(&mut client).await.unwrap(), b"ping");
+    assert!(started.elapsed() < Duration::from_millis(150));
+}
+
+#[tokio::test]
+async fn a_reset_peer_toxic_resets_connections() {
+    let proxy = FaultProxy::start(echo_server().await).await.unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert_eq!(round_trip(&mut client).await.unwrap(), b"ping");
+    proxy
+        .add_toxic("reset", plexus_faultproxy::Toxic::ResetPeer { after_ms: 0 })
+        .unwrap();
+    let broken = tokio::time::timeout(Duration::from_secs(5), round_trip(&mut client))
+        .await
+        .unwrap();
+    assert!(broken.is_err());
+    assert!(proxy.remove_toxic("reset"));
+    let mut again = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert_eq!(round_trip(&mut again).await.unwrap(), b"ping");
+}

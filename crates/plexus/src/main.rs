@@ -6,7 +6,8 @@
 //! Exit status: 0 on success; 1 when the command failed (the node answered with an
 //! error, or a benchmark or demo failed; the whole error chain is printed to
 //! standard error); 2 when the arguments, the configuration or the token are wrong;
-//! 3 when no node is reachable at the address. When standard output is closed early
+//! 3 when no node is reachable at the address. `plexus validate` exits 1 when an
+//! assertion fails and 2 when the scenario file is invalid. When standard output is closed early
 //! (`plexus services --json | head -c1`), the command stops quietly with 0, as a
 //! filter does.
 
@@ -31,6 +32,8 @@ mod repl;
 mod run;
 mod serve;
 mod top;
+#[cfg(feature = "validate")]
+mod validate;
 
 use std::process::ExitCode;
 
@@ -99,6 +102,11 @@ enum Command {
     /// Measure one part beside its ceiling in the same run.
     #[cfg(feature = "bench")]
     Bench(bench::BenchArgs),
+    /// Run a scenario (a file or a built-in: seed-001): load, faults, assertions,
+    /// and a report (Markdown, JSON, HTML) of measured figures; status 1 when an
+    /// assertion fails.
+    #[cfg(feature = "validate")]
+    Validate(validate::ValidateArgs),
     /// Run a demonstration.
     #[cfg(feature = "demo")]
     #[command(subcommand)]
@@ -137,6 +145,8 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cluster::run(&args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(&args),
+        #[cfg(feature = "validate")]
+        Command::Validate(args) => validate::run(&args),
         #[cfg(feature = "demo")]
         Command::Demo(command) => demo::run(&command),
     };
@@ -166,6 +176,10 @@ fn exit_status(error: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<remote::Usage>().is_some() {
             return 2;
+        }
+        #[cfg(feature = "validate")]
+        if let Some(e) = cause.downcast_ref::<plexus_validate::ValidateError>() {
+            return if e.is_scenario() { 2 } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<plexus_app::AppError>() {
             return if e.is_config() { 2 } else { 1 };

@@ -143,3 +143,68 @@ fn bad_arguments_exit_2_and_bad_values_exit_1_with_a_hint() {
         "{stderr}"
     );
 }
+
+/// A scenario file in a fresh folder of the system's temp; the folder.
+fn scenario_dir(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("plexus-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("scenario.toml"), text).unwrap();
+    dir
+}
+
+#[test]
+fn validate_exits_1_when_an_assertion_fails_and_writes_the_report() {
+    // A healthy service asserted to fail half its calls: the assertion must fail.
+    let dir = scenario_dir(
+        "failing",
+        r#"
+name = "must-fail"
+duration_s = 1.2
+[[services]]
+kind = "test"
+name = "flaky"
+[[loads]]
+name = "calls"
+target = { call = "flaky.work" }
+model = "open"
+rate = 50
+[[assertions]]
+kind = "error_rate"
+load = "calls"
+min = 0.5
+[[assertions]]
+kind = "error_rate"
+load = "calls"
+max = 0.0
+"#,
+    );
+    let file = dir.join("scenario.toml");
+    let out = dir.join("report");
+    let (code, stdout, stderr) = plexus(&[
+        "validate",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stderr.contains("1 of 2 assertions failed"), "{stderr}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["assertions"][0]["status"], "fail");
+    assert_eq!(report["assertions"][1]["status"], "pass");
+    assert!(out.join("report.html").exists() && out.join("report.md").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn validate_refuses_an_invalid_scenario_with_status_2_naming_the_field() {
+    let dir = scenario_dir("invalid", "name = \"x\"\nduration_s = -1\n");
+    let file = dir.join("scenario.toml");
+    let (code, _, stderr) = plexus(&["validate", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("duration_s"), "{stderr}");
+    let (code, _, stderr) = plexus(&["validate", "seed-999"]);
+    assert_eq!(code, 2, "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

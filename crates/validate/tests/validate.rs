@@ -1,0 +1,230 @@
+//! The harness tested on itself: a known fault gives the expected assertion outcomes,
+//! and the open-model generator reports a server's one-second stall that a closed
+//! model hides.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a test failure.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use plexus_validate::assertions::Status;
+use plexus_validate::load::{self, LoadPlan};
+use plexus_validate::scenario::Model;
+use plexus_validate::{Options, Scenario};
+use tokio::time::Instant;
+
+const KNOWN_FAULT: &str = r#"
+name = "known-fault"
+duration_s = 3
+warmup_s = 0.25
+
+[config.calls.services.flaky]
+timeout_ms = 250
+breaker = { failure_rate_threshold = 50, minimum_calls = 10, window = { kind = "count", size = 20 }, wait_in_open_ms = 400 }
+
+[[services]]
+kind = "test"
+name = "flaky"
+
+[[loads]]
+name = "calls"
+target = { call = "flaky.work", params = { n = 1 } }
+model = "open"
+rate = 200
+
+[[faults]]
+name = "outage"
+target = "service:flaky"
+kind = "unavailable"
+at_s = 1.0
+duration_s = 1.0
+
+[[assertions]]
+kind = "error_rate"
+load = "calls"
+max = 0.0
+to_s = 1.0
+
+[[assertions]]
+kind = "breaker"
+service = "flaky"
+fault = "outage"
+opens_within_s = 1.0
+closes_within_s = 1.0
+
+[[assertions]]
+kind = "error_rate"
+load = "calls"
+min = 0.9
+from_s = 1.1
+to_s = 2.0
+
+# Deliberately wrong: the outage does fail calls.
+[[assertions]]
+kind = "error_rate"
+load = "calls"
+max = 0.1
+from_s = 1.1
+to_s = 2.0
+
+[[assertions]]
+kind = "metric"
+name = "plexus_calls_total"
+labels = { service = "flaky", outcome = "ok" }
+equals = "calls.ok"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_fault_gives_the_expected_assertion_outcomes() {
+    let scenario = Scenario::parse("known-fault", KNOWN_FAULT).unwrap();
+    let report = plexus_validate::run_async(scenario, &Options::default())
+        .await
+        .unwrap();
+    let statuses: Vec<Status> = report.assertions.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            Status::Pass,
+            Status::Pass,
+            Status::Pass,
+            Status::Fail,
+            Status::Pass
+        ],
+        "{}",
+        report.to_markdown()
+    );
+    assert!(!report.passed);
+    assert_eq!(report.failures(), 1);
+    let fault = &report.faults[0];
+    assert!(fault.applied_at_s.unwrap() >= 1.0 && fault.lifted_at_s.unwrap() >= 2.0);
+
+    let dir = std::env::temp_dir().join(format!("plexus-validate-report-{}", std::process::id()));
+    let written = report.write(&dir).unwrap();
+    let html = std::fs::read_to_string(&written.html).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("outage"),
+        "charts with the fault shaded"
+    );
+    assert!(
+        !html.contains("http://") || !html.contains("<script"),
+        "no scripts"
+    );
+    let back = plexus_validate::Report::from_json(&std::fs::read_to_string(&written.json).unwrap())
+        .unwrap();
+    assert_eq!(back.assertions.len(), 5);
+
+    // Against itself every figure is noise; against a run three times slower, worse.
+    let mut same = back.clone();
+    same.compare_with(back.clone());
+    assert!(
+        same.comparison.iter().all(|d| d.verdict == "noise"),
+        "{:?}",
+        same.comparison
+    );
+    let mut slower = back.clone();
+    slower.loads[0].latency_ms.p99 *= 3.0;
+    slower.compare_with(back);
+    let p99 = slower
+        .comparison
+        .iter()
+        .find(|d| d.figure == "p99_ms")
+        .unwrap();
+    assert_eq!(p99.verdict, "worse", "{p99:?}");
+    assert!(slower.to_markdown().contains("Compared with the run of"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A JSON-RPC server that answers at once, except that every request arriving
+/// between `t0 + 0.5 s` and `t0 + 1.5 s` waits until `t0 + 1.5 s` (a one-second
+/// stall, as a GC pause or a stuck disk would).
+async fn stalling_server(t0: Instant) -> String {
+    let stall = (
+        t0 + Duration::from_millis(500),
+        t0 + Duration::from_millis(1500),
+    );
+    let router = Router::new().route(
+        "/rpc",
+        post(move || async move {
+            let now = Instant::now();
+            if now >= stall.0 && now < stall.1 {
+                tokio::time::sleep_until(stall.1).await;
+            }
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/rpc", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+async fn measure(model: Model) -> load::Recorder {
+    let t0 = Instant::now() + Duration::from_millis(50);
+    let url = stalling_server(t0).await;
+    let plan = LoadPlan {
+        name: "stall".into(),
+        url,
+        body: bytes::Bytes::from_static(b"{}"),
+        model,
+        start: Duration::ZERO,
+        end: Duration::from_millis(2500),
+        warmup_end: Duration::ZERO,
+        timeout: Duration::from_secs(3),
+    };
+    let rec = load::recorder(&plan);
+    load::run(plan, load::client().unwrap(), t0, rec.clone()).await;
+    std::sync::Arc::try_unwrap(rec)
+        .unwrap()
+        .into_inner()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_model_reports_a_one_second_stall_that_a_closed_model_hides() {
+    let open = measure(Model::Open {
+        rate: 200.0,
+        rate_to: None,
+        max_in_flight: 2000,
+    })
+    .await;
+    // 40% of the requests were due during the stall: it is the p90, the p99 and the max.
+    assert_eq!(open.totals.ok, 500, "{:?}", open.totals);
+    let ms = |q: f64| open.latency.value_at_quantile(q) as f64 / 1000.0;
+    assert!(ms(0.99) >= 900.0, "open p99 {} ms", ms(0.99));
+    assert!(ms(0.90) >= 500.0, "open p90 {} ms", ms(0.90));
+    assert!(
+        open.latency.max() >= 950_000,
+        "open max {}",
+        open.latency.max()
+    );
+
+    let closed = measure(Model::Closed { clients: 1 }).await;
+    // One client waits out the stall once: a single slow request among many fast ones.
+    assert!(
+        closed.latency.max() >= 900_000,
+        "closed max {}",
+        closed.latency.max()
+    );
+    let closed_p99 = closed.latency.value_at_quantile(0.99) as f64 / 1000.0;
+    assert!(
+        closed_p99 < ms(0.99) / 5.0,
+        "closed p99 {closed_p99} ms hides the stall"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generator_that_cannot_hold_its_rate_says_so() {
+    // One request in flight at most: during the stall the requests due are dropped.
+    let starved = measure(Model::Open {
+        rate: 200.0,
+        rate_to: None,
+        max_in_flight: 1,
+    })
+    .await;
+    assert!(starved.totals.dropped >= 150, "{:?}", starved.totals);
+    let all = plexus_validate::scenario::Window::default();
+    let stats = plexus_validate::assertions::window(&starved, 0.0, 2.5, &all, 0.0);
+    assert!(stats.saturated);
+    assert_eq!(stats.counts.dropped, starved.totals.dropped);
+}

@@ -238,7 +238,7 @@ impl Jobs {
 
     /// The queue in the SQLite file at `url`.
     pub async fn sqlite(url: &str, config: JobsConfig) -> Result<Self, JobError> {
-        let backend = SqliteBackend::connect(url).await?;
+        let backend = SqliteBackend::connect(url, config.pool_size).await?;
         Ok(Self::new(
             Arc::new(backend),
             config,

@@ -5,7 +5,8 @@
 //!
 //! - `config`: the `[jobs]` section ([`JobsConfig`]).
 //! - [`JobBackend`]: what a backend does, one step per operation;
-//!   [`SqliteBackend`] (the embedded default, in the DataStore's file).
+//!   [`SqliteBackend`] (the embedded default, in the DataStore's file) and
+//!   [`PostgresBackend`] (several nodes on one database, `FOR UPDATE SKIP LOCKED`).
 //! - [`Jobs`]: enqueue checks naming the field, and the node's workers (priority,
 //!   then `run_at`, then arrival; per-queue concurrency; leases renewed and
 //!   recovered; retries with exponential backoff and jitter; dead letters with
@@ -29,19 +30,22 @@ mod error;
 mod family;
 mod jobs;
 mod metrics;
+mod postgres;
 mod service;
+mod sql;
 mod sqlite;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
 
 pub use backend::{Job, JobBackend, JobState, ListFilter, NewJob, QueueStats, Stalled};
-pub use config::JobsConfig;
+pub use config::{BackendChoice, JobsConfig};
 pub use error::JobError;
 pub use family::JobsFamily;
 pub use jobs::{
     Clock, Enqueue, Enqueued, HEADER_ATTEMPT, HEADER_ID, HEADER_QUEUE, Jobs, check_queue,
 };
 pub use metrics::{Counts, JobMetrics};
+pub use postgres::{PostgresBackend, PostgresOptions};
 pub use service::JobService;
 pub use sqlite::SqliteBackend;

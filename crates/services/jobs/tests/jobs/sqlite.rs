@@ -7,23 +7,9 @@ use plexus_jobs::{JobBackend, SqliteBackend};
 
 /// A fresh database file under the system's temporary folder.
 async fn fresh() -> Arc<dyn JobBackend> {
-    let dir = std::env::temp_dir().join(format!(
-        "plexus-jobs-{}-{:x}",
-        std::process::id(),
-        rand_suffix()
-    ));
+    let dir = std::env::temp_dir().join(format!("plexus-jobs-{}", crate::unique()));
     let url = format!("sqlite://{}", dir.join("jobs.db").display());
-    Arc::new(SqliteBackend::connect(&url).await.unwrap())
-}
-
-fn rand_suffix() -> u128 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    nanos ^ u128::from(N.fetch_add(1, Ordering::Relaxed)) << 100
+    Arc::new(SqliteBackend::connect(&url, 4).await.unwrap())
 }
 
 macro_rules! suite {

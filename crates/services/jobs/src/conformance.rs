@@ -144,8 +144,17 @@ impl Harness {
 
     /// The same on `clock` (two nodes may share one).
     pub async fn start_on(backend: Arc<dyn JobBackend>, config: JobsConfig, clock: Clock) -> Self {
+        Self::start_logged(backend, config, clock, Arc::new(WorkLog::default())).await
+    }
+
+    /// The same with its target writing to `log` (two nodes may share one).
+    pub async fn start_logged(
+        backend: Arc<dyn JobBackend>,
+        config: JobsConfig,
+        clock: Clock,
+        log: Arc<WorkLog>,
+    ) -> Self {
         let jobs = Jobs::new(backend, config, JobMetrics::new(), clock);
-        let log = Arc::new(WorkLog::default());
         let work = WorkService {
             log: log.clone(),
             descriptor: WORK.describe(ServiceDescriptor::new("work", "work")),
@@ -505,5 +514,61 @@ pub async fn live_worker_keeps_its_lease(backend: Arc<dyn JobBackend>) {
     assert_eq!(counts.stalled, 0);
     assert_eq!(h.log.calls(), [("l".to_owned(), 1)], "run once");
     assert_eq!(h.jobs.get(id).await.unwrap().attempt, 1);
+    h.jobs.close();
+}
+
+/// Two nodes' workers on one backend, racing for the same jobs: each job runs
+/// exactly once, on its first attempt.
+pub async fn two_nodes_run_each_job_once(backend: Arc<dyn JobBackend>) {
+    const JOBS: usize = 40;
+    let clock = Clock::manual(START_MS);
+    let log = Arc::new(WorkLog::default());
+    let config = JobsConfig {
+        concurrency: 8,
+        max_running: 8,
+        ..JobsConfig::default()
+    };
+    let a = Harness::start_logged(backend.clone(), config.clone(), clock.clone(), log.clone()).await;
+    let b = Harness::start_logged(backend.clone(), config, clock.clone(), log.clone()).await;
+    a.call("pause", json!({"queue": "race"})).await.unwrap();
+    for i in 0..JOBS {
+        a.enqueue(json!({"queue": "race", "target": "work.record", "params": {"tag": format!("j{i}")}}))
+            .await;
+    }
+    a.call("resume", json!({"queue": "race"})).await.unwrap();
+    // Wakes both dispatchers at once.
+    clock.advance(Duration::from_millis(1));
+    let calls = log.wait_calls(JOBS).await;
+    let mut tags: Vec<&str> = calls.iter().map(|(t, _)| t.as_str()).collect();
+    tags.sort_unstable();
+    tags.dedup();
+    assert_eq!(tags.len(), JOBS, "a job ran twice: {calls:?}");
+    assert!(calls.iter().all(|(_, attempt)| *attempt == 1), "{calls:?}");
+    let started = a.jobs.metrics().counts().started + b.jobs.metrics().counts().started;
+    assert_eq!(started, JOBS as u64);
+    a.jobs.close();
+    b.jobs.close();
+}
+
+/// Many enqueues of one unique key at once add one job; every caller is answered
+/// its id.
+pub async fn unique_key_holds_under_concurrent_enqueues(backend: Arc<dyn JobBackend>) {
+    let h = Harness::start(backend, JobsConfig::default()).await;
+    h.call("pause", json!({"queue": "once"})).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let node = h.node.clone();
+        tasks.spawn(async move {
+            let job = json!({"queue": "once", "target": "work.record", "params": {"tag": "o"}, "unique_key": "same"});
+            node.call("jobs.enqueue", job, CallContext::new()).await.unwrap()
+        });
+    }
+    let answers = tasks.join_all().await;
+    let created = answers.iter().filter(|a| a["created"] == true).count();
+    assert_eq!(created, 1, "{answers:?}");
+    let first = &answers[0]["id"];
+    assert!(answers.iter().all(|a| &a["id"] == first), "{answers:?}");
+    let stats = h.call("stats", json!({"queue": "once"})).await.unwrap();
+    assert_eq!(stats["queues"][0]["pending"], 1);
     h.jobs.close();
 }

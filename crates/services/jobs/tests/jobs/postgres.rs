@@ -59,4 +59,6 @@ suite!(
     bad_input_is_refused,
     per_queue_concurrency,
     live_worker_keeps_its_lease,
+    two_nodes_run_each_job_once,
+    unique_key_holds_under_concurrent_enqueues,
 );

@@ -3,7 +3,8 @@
 //! service is the jobs' target. Times move on a manual [`Clock`] (the queue's
 //! paused time); waits are on bus events or on the target's calls, each bounded.
 //!
-//! A backend's tests call each `pub async fn` here with a fresh backend.
+//! A backend's tests call each `pub async fn` here with a fresh backend (and, for
+//! the transactional enqueue, a DataStore on the same database).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, LazyLock};
@@ -20,8 +21,11 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::{
-    Clock, HEADER_ATTEMPT, JobBackend, JobMetrics, JobService, JobState, Jobs, JobsConfig,
+    Clock, Enqueue, HEADER_ATTEMPT, JobBackend, JobError, JobMetrics, JobService, JobState, Jobs,
+    JobsConfig,
 };
+use futures::FutureExt;
+use plexus_store::{DataStore, Op, PutMode};
 
 /// The bound on every wait.
 const BOUND: Duration = Duration::from_secs(20);
@@ -570,5 +574,131 @@ pub async fn unique_key_holds_under_concurrent_enqueues(backend: Arc<dyn JobBack
     assert!(answers.iter().all(|a| &a["id"] == first), "{answers:?}");
     let stats = h.call("stats", json!({"queue": "once"})).await.unwrap();
     assert_eq!(stats["queues"][0]["pending"], 1);
+    h.jobs.close();
+}
+
+fn tx_job(tag: &str, key: Option<&str>) -> Enqueue {
+    Enqueue {
+        queue: Some("tx".to_owned()),
+        target: "work.record".to_owned(),
+        params: json!({"tag": tag}),
+        unique_key: key.map(str::to_owned),
+        ..Enqueue::default()
+    }
+}
+
+fn put(id: &str) -> Op {
+    Op::Put {
+        collection: "orders".to_owned(),
+        id: id.to_owned(),
+        doc: json!({"id": id}),
+        mode: PutMode::Insert,
+        expected_version: None,
+    }
+}
+
+/// A job enqueued in a DataStore transaction (same database) exists only if the
+/// transaction commits; a unique key taken by a transaction that rolls back does
+/// not block a later enqueue of it, even one made while that transaction was open.
+pub async fn transactional_enqueue(backend: Arc<dyn JobBackend>, store: DataStore) {
+    let mut h = Harness::start(backend, JobsConfig::default()).await;
+    let ctx = CallContext::new();
+    store
+        .create_collection("orders", Default::default())
+        .await
+        .unwrap();
+
+    // Committed: the order and its job, and the job runs.
+    let (_, added) = h
+        .jobs
+        .transaction(&store, vec![put("o1")], vec![tx_job("c", None)], &ctx)
+        .await
+        .unwrap();
+    assert!(added[0].created);
+    h.event("completed", added[0].id).await;
+    assert!(store.get("orders", "o1").await.unwrap().is_some());
+
+    // Rolled back after the job was written: neither the order nor the job.
+    h.call("pause", json!({"queue": "tx"})).await.unwrap();
+    let (jobs, tx_ctx) = (h.jobs.clone(), ctx.clone());
+    let failed = store
+        .transaction_with(vec![put("o2")], |s| {
+            async move {
+                let added = jobs.enqueue_in(s, tx_job("r", None), &tx_ctx).await?;
+                assert!(added.created);
+                Err::<(), _>(JobError::invalid("/test", "the caller gives up"))
+            }
+            .boxed()
+        })
+        .await;
+    assert!(matches!(failed, Err(JobError::Invalid { .. })), "{failed:?}");
+    assert!(store.get("orders", "o2").await.unwrap().is_none());
+    let pending = h
+        .jobs
+        .list(Some("tx".to_owned()), Some(JobState::Pending), None, None)
+        .await
+        .unwrap();
+    assert!(pending.is_empty(), "a rolled-back job exists: {pending:?}");
+
+    // A bad job refuses the whole transaction before anything is written.
+    let mut bad = tx_job("b", None);
+    bad.delay_ms = Some(-1);
+    let refused = h
+        .jobs
+        .transaction(&store, vec![put("o3")], vec![tx_job("ok", None), bad], &ctx)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, JobError::Invalid { field, .. } if field == "/jobs/1/delay_ms"),
+        "{refused:?}"
+    );
+    assert!(store.get("orders", "o3").await.unwrap().is_none());
+
+    // A unique key held by an open transaction that then rolls back.
+    let (taken_tx, taken) = tokio::sync::oneshot::channel::<i64>();
+    let (give_up_tx, give_up) = tokio::sync::oneshot::channel::<()>();
+    let (jobs, inner_store) = (h.jobs.clone(), store.clone());
+    let holder = tokio::spawn(async move {
+        inner_store
+            .transaction_with(Vec::new(), |s| {
+                async move {
+                    let ctx = CallContext::new();
+                    let added = jobs.enqueue_in(s, tx_job("held", Some("k")), &ctx).await?;
+                    taken_tx.send(added.id).unwrap();
+                    give_up.await.unwrap();
+                    Err::<(), _>(JobError::invalid("/test", "rolled back"))
+                }
+                .boxed()
+            })
+            .await
+    });
+    let rolled_back_id = tokio::time::timeout(BOUND, taken).await.unwrap().unwrap();
+    let jobs = h.jobs.clone();
+    let waiting = tokio::spawn(async move {
+        jobs.enqueue(tx_job("later", Some("k")), &CallContext::new())
+            .await
+    });
+    give_up_tx.send(()).unwrap();
+    assert!(holder.await.unwrap().is_err());
+    let later = tokio::time::timeout(BOUND, waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(later.created, "the rolled-back key blocked the enqueue");
+    let again = h
+        .jobs
+        .enqueue(tx_job("again", Some("k")), &ctx)
+        .await
+        .unwrap();
+    assert_eq!((again.id, again.created), (later.id, false));
+    // Only the later job holds the key (SQLite may reuse the rolled-back id).
+    let pending = h
+        .jobs
+        .list(Some("tx".to_owned()), Some(JobState::Pending), None, None)
+        .await
+        .unwrap();
+    let tags: Vec<&Value> = pending.iter().map(|j| &j.params["tag"]).collect();
+    assert_eq!(tags, [&json!("later")], "rolled back: {rolled_back_id}");
     h.jobs.close();
 }

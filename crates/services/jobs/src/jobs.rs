@@ -284,6 +284,12 @@ impl Jobs {
         }
     }
 
+    /// Wakes this node's dispatcher to look for due jobs now (after a transaction
+    /// that added jobs committed).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
     /// Stops the dispatcher (running attempts finish; their jobs stay leased until
     /// they do).
     pub fn close(&self) {
@@ -319,7 +325,8 @@ impl Jobs {
         Ok(Enqueued { id, created })
     }
 
-    fn check(&self, req: Enqueue, ctx: &CallContext) -> Result<NewJob, JobError> {
+    /// `req` checked and completed from the settings, as `ctx`'s caller enqueues it.
+    pub(crate) fn check(&self, req: Enqueue, ctx: &CallContext) -> Result<NewJob, JobError> {
         let c = &self.inner.config;
         let queue = req.queue.unwrap_or_else(|| "default".to_owned());
         check_queue(&queue)?;

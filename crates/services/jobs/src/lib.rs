@@ -12,6 +12,8 @@
 //!   recovered; retries with exponential backoff and jitter; dead letters with
 //!   their error history; results stored; bus events `jobs.<queue>.completed`,
 //!   `failed`, `dead`, `stalled`).
+//! - Transactional enqueue ([`Jobs::transaction`], [`Jobs::enqueue_in`]): jobs
+//!   added in a DataStore transaction, existing only if it commits.
 //! - [`JobService`]: the `jobs.*` methods.
 //! - [`JobsFamily`]: the [`Family`](plexus_node::family::Family) door.
 //! - [`JobMetrics`]: its counters, named `plexus_jobs_*`.
@@ -34,6 +36,7 @@ mod postgres;
 mod service;
 mod sql;
 mod sqlite;
+mod transaction;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;

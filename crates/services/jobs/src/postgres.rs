@@ -77,7 +77,9 @@ macro_rules! columns {
     };
 }
 
-const INSERT: &str = "INSERT INTO plexus_jobs (queue, target, params, priority, state,
+/// Adds a pending job unless its unique key is held (`$10` null: no key); answers
+/// its id. Run after [`UNIQUE_LOCK`] in the same transaction when there is a key.
+pub(crate) const INSERT: &str = "INSERT INTO plexus_jobs (queue, target, params, priority, state,
          max_attempts, backoff_ms, timeout_ms, run_at, created_at, unique_key, metadata,
          caller, scopes)
      SELECT $1, $2, $3::jsonb, $4, 'pending', $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13::jsonb
@@ -85,6 +87,12 @@ const INSERT: &str = "INSERT INTO plexus_jobs (queue, target, params, priority, 
          SELECT 1 FROM plexus_jobs WHERE queue = $1 AND unique_key = $10
              AND created_at > $14 AND state <> 'cancelled')
      RETURNING id";
+
+/// Holds (queue `$1`, key `$2`) until the transaction ends: the next enqueue of the
+/// key waits, then (its statement's snapshot taken after) sees this one's row, or
+/// none if this transaction rolled back.
+pub(crate) const UNIQUE_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))";
 
 /// Where a [`PostgresBackend`] keeps its jobs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,9 +202,7 @@ impl JobBackend for PostgresBackend {
         let since = job.created_at.saturating_sub(to_i64(job.unique_window_ms));
         let mut tx = self.pool.begin().await?;
         if let Some(key) = &job.unique_key {
-            // Held until this transaction ends: the next enqueue of the key waits,
-            // then (its statement's snapshot taken after) sees this one's row.
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
+            sqlx::query(UNIQUE_LOCK)
                 .bind(&job.queue)
                 .bind(key)
                 .execute(&mut *tx)

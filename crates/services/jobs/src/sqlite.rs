@@ -55,6 +55,17 @@ CREATE TABLE IF NOT EXISTS plexus_job_queues (
 );
 ";
 
+/// Adds a pending job unless its unique key is held (`$10` null: no key); answers
+/// its id. SQLite's single writer makes the check and the insert one step.
+pub(crate) const INSERT: &str = "INSERT INTO plexus_jobs (queue, target, params, priority, state,
+         max_attempts, backoff_ms, timeout_ms, run_at, created_at, unique_key, metadata,
+         caller, scopes)
+     SELECT $1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13
+     WHERE $10 IS NULL OR NOT EXISTS (
+         SELECT 1 FROM plexus_jobs WHERE queue = $1 AND unique_key = $10
+             AND created_at > $14 AND state <> 'cancelled')
+     RETURNING id";
+
 /// Jobs in a SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteBackend {
@@ -101,15 +112,7 @@ impl JobBackend for SqliteBackend {
     async fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), JobError> {
         let scopes = scopes_text(job.scopes.as_ref());
         let since = job.created_at.saturating_sub(to_i64(job.unique_window_ms));
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO plexus_jobs (queue, target, params, priority, state, max_attempts,
-                 backoff_ms, timeout_ms, run_at, created_at, unique_key, metadata, caller, scopes)
-             SELECT ?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
-             WHERE ?10 IS NULL OR NOT EXISTS (
-                 SELECT 1 FROM plexus_jobs WHERE queue = ?1 AND unique_key = ?10
-                     AND created_at > ?14 AND state <> 'cancelled')
-             RETURNING id",
-        )
+        let inserted: Option<i64> = sqlx::query_scalar(INSERT)
         .bind(&job.queue)
         .bind(&job.target)
         .bind(json_text(&job.params))

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use plexus_jobs::conformance;
 use plexus_jobs::{JobBackend, PostgresBackend, PostgresOptions};
+use plexus_store::{DataStore, StoreConfig};
 
 /// The test server.
 pub(crate) fn url() -> String {
@@ -35,6 +36,20 @@ pub(crate) async fn drop_schema(backend: &PostgresBackend, schema: &str) {
         .await
         .unwrap();
     backend.pool().close().await;
+}
+
+/// Jobs in the DataStore's own schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_enqueue() {
+    let (backend, schema) = fresh().await;
+    let config = StoreConfig {
+        schema: Some(schema.clone()),
+        ..StoreConfig::with_url(url())
+    };
+    let store = DataStore::connect(&config).await.unwrap();
+    conformance::transactional_enqueue(Arc::new(backend.clone()), store.clone()).await;
+    store.store().close().await;
+    drop_schema(&backend, &schema).await;
 }
 
 macro_rules! suite {

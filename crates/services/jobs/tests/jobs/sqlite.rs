@@ -4,12 +4,28 @@ use std::sync::Arc;
 
 use plexus_jobs::conformance;
 use plexus_jobs::{JobBackend, SqliteBackend};
+use plexus_store::{DataStore, StoreConfig};
 
-/// A fresh database file under the system's temporary folder.
+/// A fresh folder under the system's temporary folder.
+fn folder() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("plexus-jobs-{}", crate::unique()))
+}
+
+/// A fresh database file.
 async fn fresh() -> Arc<dyn JobBackend> {
-    let dir = std::env::temp_dir().join(format!("plexus-jobs-{}", crate::unique()));
-    let url = format!("sqlite://{}", dir.join("jobs.db").display());
+    let url = format!("sqlite://{}", folder().join("jobs.db").display());
     Arc::new(SqliteBackend::connect(&url, 4).await.unwrap())
+}
+
+/// Jobs in the DataStore's own file (as a node keeps them by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_enqueue() {
+    let dir = folder();
+    let store = DataStore::connect(&StoreConfig::sqlite_in(&dir)).await.unwrap();
+    let url = format!("sqlite://{}", dir.join("plexus.db").display());
+    let backend = Arc::new(SqliteBackend::connect(&url, 4).await.unwrap());
+    conformance::transactional_enqueue(backend, store).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 macro_rules! suite {

@@ -84,6 +84,8 @@ pub struct JobsConfig {
     pub max_list: u32,
     /// The most errors kept in a job's history (default 20: the last ones).
     pub max_errors: usize,
+    /// The most recurring schedules (default 1,000).
+    pub max_schedules: usize,
 }
 
 impl Default for JobsConfig {
@@ -112,6 +114,7 @@ impl Default for JobsConfig {
             max_delay_ms: 365 * DAY_MS,
             max_list: 1_000,
             max_errors: 20,
+            max_schedules: 1_000,
         }
     }
 }
@@ -172,6 +175,7 @@ impl Validate for JobsConfig {
             .range("max_list", self.max_list, 1..=100_000)
             .range("max_errors", self.max_errors, 1..=1_000)
             .range("pool_size", self.pool_size, 1..=1_000)
+            .range("max_schedules", self.max_schedules, 1..=100_000)
             .range("acquire_timeout_ms", self.acquire_timeout_ms, 1..=600_000)
             .check(
                 self.backend != BackendChoice::Postgres || self.postgres_url.is_some(),

@@ -702,3 +702,68 @@ pub async fn transactional_enqueue(backend: Arc<dyn JobBackend>, store: DataStor
     assert_eq!(tags, [&json!("later")], "rolled back: {rolled_back_id}");
     h.jobs.close();
 }
+
+/// A cron schedule fires once per fire time though two nodes' dispatchers both see
+/// it due; its pattern is read in its time zone; bad schedules are refused naming
+/// the field.
+pub async fn cron_fires_once_across_two_nodes(backend: Arc<dyn JobBackend>) {
+    let clock = Clock::manual(START_MS);
+    let log = Arc::new(WorkLog::default());
+    // The clock jumps a minute at a time: leases longer than that, so a job still
+    // storing its answer is not taken for stalled.
+    let config = JobsConfig {
+        lease_ms: 3_600_000,
+        ..JobsConfig::default()
+    };
+    let a = Harness::start_logged(backend.clone(), config.clone(), clock.clone(), log.clone()).await;
+    let b = Harness::start_logged(backend.clone(), config, clock.clone(), log.clone()).await;
+    let made = a
+        .call("schedule", json!({"name": "tick", "cron": "* * * * *", "job": {"queue": "cron", "target": "work.record", "params": {"tag": "tick"}}}))
+        .await
+        .unwrap();
+    assert_eq!(made["next_at"], START_MS + 60_000);
+    // 09:00 in Paris on 2026-01-01 is 08:00 UTC.
+    let paris = a
+        .call("schedule", json!({"name": "paris", "cron": "0 9 * * *", "timezone": "Europe/Paris", "job": {"queue": "other", "target": "work.record", "params": {"tag": "paris"}}}))
+        .await
+        .unwrap();
+    assert_eq!(paris["next_at"], START_MS + 8 * 3_600_000);
+
+    for n in 1..=3 {
+        clock.advance(Duration::from_secs(60));
+        log.wait_calls(n).await;
+    }
+    let fired = a
+        .jobs
+        .list(Some("cron".to_owned()), None, None, None)
+        .await
+        .unwrap();
+    let fire_times: Vec<i64> = fired.iter().map(|j| j.run_at).collect();
+    assert_eq!(
+        fire_times,
+        [START_MS + 60_000, START_MS + 120_000, START_MS + 180_000],
+        "{fired:?}"
+    );
+    let enqueued = a.jobs.metrics().counts().enqueued + b.jobs.metrics().counts().enqueued;
+    assert_eq!(enqueued, 3, "a fire time was enqueued twice");
+    assert_eq!(log.calls(), vec![("tick".to_owned(), 1); 3]);
+    let listed = b.call("schedules", json!({})).await.unwrap();
+    assert_eq!(listed["schedules"][1]["name"], "tick");
+    assert_eq!(listed["schedules"][1]["next_at"], START_MS + 240_000);
+
+    let removed = a.call("unschedule", json!({"name": "tick"})).await.unwrap();
+    assert_eq!(removed["removed"], true);
+    let bad = [
+        (json!({"name": "x", "cron": "61 * * * *", "job": {"target": "work.record", "params": {"tag": "a"}}}), "/cron"),
+        (json!({"name": "x", "cron": "* * * * *", "timezone": "Mars/Base", "job": {"target": "work.record", "params": {"tag": "a"}}}), "/timezone"),
+        (json!({"name": "x", "cron": "* * * * *", "job": {"target": "work.nope"}}), "/job/target"),
+        (json!({"name": "x", "cron": "* * * * *", "job": {"target": "work.record", "params": {"tag": "a"}, "delay_ms": 5}}), "/job/delay_ms"),
+        (json!({"name": "Bad Name", "cron": "* * * * *", "job": {"target": "work.record", "params": {"tag": "a"}}}), "/name"),
+    ];
+    for (params, field) in bad {
+        let err = a.call("schedule", params.clone()).await.unwrap_err();
+        assert_eq!(invalid_field(err), field, "{params}");
+    }
+    a.jobs.close();
+    b.jobs.close();
+}

@@ -610,6 +610,7 @@ impl Jobs {
             moved.as_mut().enable();
             let now = inner.clock.now_ms();
             self.recover(now).await;
+            self.fire_schedules(now).await;
             while inner.total.load(Ordering::Acquire) < inner.config.max_running {
                 let full = self.full_queues();
                 let lease_until = now.saturating_add(millis(inner.config.lease()));

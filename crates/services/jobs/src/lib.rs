@@ -14,6 +14,8 @@
 //!   `failed`, `dead`, `stalled`).
 //! - Transactional enqueue ([`Jobs::transaction`], [`Jobs::enqueue_in`]): jobs
 //!   added in a DataStore transaction, existing only if it commits.
+//! - Recurring schedules ([`Jobs::schedule`]): cron patterns in a time zone, each
+//!   fire time enqueued once across nodes.
 //! - [`JobService`]: the `jobs.*` methods.
 //! - [`JobsFamily`]: the [`Family`](plexus_node::family::Family) door.
 //! - [`JobMetrics`]: its counters, named `plexus_jobs_*`.
@@ -33,6 +35,7 @@ mod family;
 mod jobs;
 mod metrics;
 mod postgres;
+mod schedule;
 mod service;
 mod sql;
 mod sqlite;
@@ -41,7 +44,10 @@ mod transaction;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 
-pub use backend::{Job, JobBackend, JobState, ListFilter, NewJob, QueueStats, Stalled};
+pub use backend::{
+    Job, JobBackend, JobState, ListFilter, NewJob, QueueStats, ScheduleRow, Stalled,
+};
+pub use schedule::{Schedule, next_fire};
 pub use config::{BackendChoice, JobsConfig};
 pub use error::JobError;
 pub use family::JobsFamily;

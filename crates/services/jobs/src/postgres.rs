@@ -24,7 +24,7 @@ use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor};
 
-use crate::backend::{JobBackend, ListFilter, NewJob, QueueStats, Stalled};
+use crate::backend::{JobBackend, ScheduleRow, ListFilter, NewJob, QueueStats, Stalled};
 use crate::sql::{self, job_of, json_text, scopes_text, to_i64};
 use crate::{Job, JobError, JobState};
 
@@ -170,6 +170,7 @@ impl PostgresBackend {
             tx.execute(AssertSqlSafe(create)).await?;
         }
         sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+        sqlx::raw_sql(sql::SCHEDULES_TABLE).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Self { pool })
     }
@@ -182,6 +183,7 @@ impl PostgresBackend {
             .execute(&mut *tx)
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+        sqlx::raw_sql(sql::SCHEDULES_TABLE).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Self { pool })
     }
@@ -442,5 +444,43 @@ impl JobBackend for PostgresBackend {
         Ok(sqlx::query_scalar(sql::NEXT_DUE)
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    async fn put_schedule(&self, schedule: &ScheduleRow) -> Result<(), JobError> {
+        sqlx::query(sql::PUT_SCHEDULE)
+            .bind(&schedule.name)
+            .bind(&schedule.cron)
+            .bind(&schedule.timezone)
+            .bind(json_text(&schedule.job))
+            .bind(schedule.next_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_schedule(&self, name: &str) -> Result<bool, JobError> {
+        let done = sqlx::query(sql::REMOVE_SCHEDULE)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn schedules(&self, due: Option<i64>) -> Result<Vec<ScheduleRow>, JobError> {
+        let rows = sqlx::query(sql::SCHEDULES)
+            .bind(due)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(sql::schedule_of).collect()
+    }
+
+    async fn advance_schedule(&self, name: &str, from: i64, to: i64) -> Result<bool, JobError> {
+        let done = sqlx::query(sql::ADVANCE_SCHEDULE)
+            .bind(name)
+            .bind(from)
+            .bind(to)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

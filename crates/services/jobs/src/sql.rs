@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::backend::{JobState, QueueStats, Stalled};
+use crate::backend::{JobState, QueueStats, ScheduleRow, Stalled};
 use crate::{Job, JobError};
 
 /// Renews a worker's lease: `$1` id, `$2` worker, `$3` new end.
@@ -50,6 +50,52 @@ pub(crate) const NEXT_DUE: &str = "SELECT min(run_at) FROM plexus_jobs
 pub(crate) const UNIQUE_HOLDER: &str = "SELECT id FROM plexus_jobs
      WHERE queue = $1 AND unique_key = $2 AND created_at > $3 AND state <> 'cancelled'
      ORDER BY id DESC LIMIT 1";
+
+/// The schedules' table, the same on both engines (the job template is text).
+pub(crate) const SCHEDULES_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS plexus_job_schedules (
+    name TEXT PRIMARY KEY,
+    cron TEXT NOT NULL,
+    timezone TEXT NOT NULL,
+    job TEXT NOT NULL,
+    next_at BIGINT NOT NULL
+);
+";
+
+/// Adds or replaces a schedule: `$1` name, `$2` cron, `$3` zone, `$4` job, `$5` next.
+pub(crate) const PUT_SCHEDULE: &str =
+    "INSERT INTO plexus_job_schedules (name, cron, timezone, job, next_at)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone,
+         job = excluded.job, next_at = excluded.next_at";
+
+/// Removes schedule `$1`.
+pub(crate) const REMOVE_SCHEDULE: &str = "DELETE FROM plexus_job_schedules WHERE name = $1";
+
+/// The schedules (due at `$1`, or all when null), by name.
+pub(crate) const SCHEDULES: &str = "SELECT name, cron, timezone, job, next_at
+     FROM plexus_job_schedules WHERE $1 IS NULL OR next_at <= $1 ORDER BY name";
+
+/// Claims fire time `$2` of schedule `$1` by moving its next fire time to `$3`.
+pub(crate) const ADVANCE_SCHEDULE: &str =
+    "UPDATE plexus_job_schedules SET next_at = $3 WHERE name = $1 AND next_at = $2";
+
+/// Reads a schedule row.
+pub(crate) fn schedule_of<R>(row: &R) -> Result<ScheduleRow, JobError>
+where
+    R: Row,
+    for<'n> &'n str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(ScheduleRow {
+        name: col(row, "name")?,
+        cron: col(row, "cron")?,
+        timezone: col(row, "timezone")?,
+        job: parse_json(&col::<_, String>(row, "job")?)?,
+        next_at: col(row, "next_at")?,
+    })
+}
 
 /// JSON as stored.
 pub(crate) fn json_text(value: &Value) -> String {

@@ -17,7 +17,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
 };
 
-use crate::backend::{JobBackend, JobState, ListFilter, NewJob, QueueStats, Stalled};
+use crate::backend::{JobBackend, ScheduleRow, JobState, ListFilter, NewJob, QueueStats, Stalled};
 use crate::sql::{self, job_of, json_text, scopes_text, to_i64};
 use crate::{Job, JobError};
 
@@ -99,6 +99,7 @@ impl SqliteBackend {
     /// Jobs in the database `pool` reaches (the DataStore's), creating the tables.
     pub async fn on_pool(pool: SqlitePool) -> Result<Self, JobError> {
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        sqlx::raw_sql(sql::SCHEDULES_TABLE).execute(&pool).await?;
         Ok(Self { pool })
     }
 }
@@ -340,5 +341,43 @@ impl JobBackend for SqliteBackend {
         Ok(sqlx::query_scalar(sql::NEXT_DUE)
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    async fn put_schedule(&self, schedule: &ScheduleRow) -> Result<(), JobError> {
+        sqlx::query(sql::PUT_SCHEDULE)
+            .bind(&schedule.name)
+            .bind(&schedule.cron)
+            .bind(&schedule.timezone)
+            .bind(json_text(&schedule.job))
+            .bind(schedule.next_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_schedule(&self, name: &str) -> Result<bool, JobError> {
+        let done = sqlx::query(sql::REMOVE_SCHEDULE)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn schedules(&self, due: Option<i64>) -> Result<Vec<ScheduleRow>, JobError> {
+        let rows = sqlx::query(sql::SCHEDULES)
+            .bind(due)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(sql::schedule_of).collect()
+    }
+
+    async fn advance_schedule(&self, name: &str, from: i64, to: i64) -> Result<bool, JobError> {
+        let done = sqlx::query(sql::ADVANCE_SCHEDULE)
+            .bind(name)
+            .bind(from)
+            .bind(to)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -76,4 +76,5 @@ suite!(
     live_worker_keeps_its_lease,
     two_nodes_run_each_job_once,
     unique_key_holds_under_concurrent_enqueues,
+    cron_fires_once_across_two_nodes,
 );

@@ -127,12 +127,14 @@ impl JobsConfig {
 
     /// Where PostgreSQL keeps the jobs, by these settings (`None` without a URL).
     pub fn postgres(&self) -> Option<crate::PostgresOptions> {
-        self.postgres_url.as_ref().map(|url| crate::PostgresOptions {
-            url: url.clone(),
-            schema: self.postgres_schema.clone(),
-            pool_size: self.pool_size,
-            acquire_timeout_ms: self.acquire_timeout_ms,
-        })
+        self.postgres_url
+            .as_ref()
+            .map(|url| crate::PostgresOptions {
+                url: url.clone(),
+                schema: self.postgres_schema.clone(),
+                pool_size: self.pool_size,
+                acquire_timeout_ms: self.acquire_timeout_ms,
+            })
     }
 
     /// The idle poll.
@@ -194,7 +196,10 @@ impl Validate for JobsConfig {
                     .as_deref()
                     .is_none_or(|s| crate::postgres::check_schema(s).is_ok()),
                 "postgres_schema",
-                || "is not a schema name (a-z first, then a-z, 0-9 and _, at most 48 bytes)".to_owned(),
+                || {
+                    "is not a schema name (a-z first, then a-z, 0-9 and _, at most 48 bytes)"
+                        .to_owned()
+                },
             )
             .check(
                 self.sqlite_url
@@ -230,7 +235,10 @@ mod tests {
             (json!({"sqlite_url": "mysql://x"}), "jobs.sqlite_url"),
             (json!({"backend": "postgres"}), "jobs.postgres_url"),
             (json!({"postgres_url": "mysql://x"}), "jobs.postgres_url"),
-            (json!({"postgres_schema": "Bad-Schema"}), "jobs.postgres_schema"),
+            (
+                json!({"postgres_schema": "Bad-Schema"}),
+                "jobs.postgres_schema",
+            ),
             (json!({"pool_size": 0}), "jobs.pool_size"),
             (json!({"backend": "redis"}), "jobs"),
             (json!({"queues": {"Bad Name": 2}}), "jobs.queues.Bad Name"),

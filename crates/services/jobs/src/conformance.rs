@@ -532,12 +532,15 @@ pub async fn two_nodes_run_each_job_once(backend: Arc<dyn JobBackend>) {
         max_running: 8,
         ..JobsConfig::default()
     };
-    let a = Harness::start_logged(backend.clone(), config.clone(), clock.clone(), log.clone()).await;
+    let a =
+        Harness::start_logged(backend.clone(), config.clone(), clock.clone(), log.clone()).await;
     let b = Harness::start_logged(backend.clone(), config, clock.clone(), log.clone()).await;
     a.call("pause", json!({"queue": "race"})).await.unwrap();
     for i in 0..JOBS {
-        a.enqueue(json!({"queue": "race", "target": "work.record", "params": {"tag": format!("j{i}")}}))
-            .await;
+        a.enqueue(
+            json!({"queue": "race", "target": "work.record", "params": {"tag": format!("j{i}")}}),
+        )
+        .await;
     }
     a.call("resume", json!({"queue": "race"})).await.unwrap();
     // Wakes both dispatchers at once.
@@ -631,7 +634,10 @@ pub async fn transactional_enqueue(backend: Arc<dyn JobBackend>, store: DataStor
             .boxed()
         })
         .await;
-    assert!(matches!(failed, Err(JobError::Invalid { .. })), "{failed:?}");
+    assert!(
+        matches!(failed, Err(JobError::Invalid { .. })),
+        "{failed:?}"
+    );
     assert!(store.get("orders", "o2").await.unwrap().is_none());
     let pending = h
         .jobs
@@ -715,7 +721,8 @@ pub async fn cron_fires_once_across_two_nodes(backend: Arc<dyn JobBackend>) {
         lease_ms: 3_600_000,
         ..JobsConfig::default()
     };
-    let a = Harness::start_logged(backend.clone(), config.clone(), clock.clone(), log.clone()).await;
+    let a =
+        Harness::start_logged(backend.clone(), config.clone(), clock.clone(), log.clone()).await;
     let b = Harness::start_logged(backend.clone(), config, clock.clone(), log.clone()).await;
     let made = a
         .call("schedule", json!({"name": "tick", "cron": "* * * * *", "job": {"queue": "cron", "target": "work.record", "params": {"tag": "tick"}}}))
@@ -754,11 +761,26 @@ pub async fn cron_fires_once_across_two_nodes(backend: Arc<dyn JobBackend>) {
     let removed = a.call("unschedule", json!({"name": "tick"})).await.unwrap();
     assert_eq!(removed["removed"], true);
     let bad = [
-        (json!({"name": "x", "cron": "61 * * * *", "job": {"target": "work.record", "params": {"tag": "a"}}}), "/cron"),
-        (json!({"name": "x", "cron": "* * * * *", "timezone": "Mars/Base", "job": {"target": "work.record", "params": {"tag": "a"}}}), "/timezone"),
-        (json!({"name": "x", "cron": "* * * * *", "job": {"target": "work.nope"}}), "/job/target"),
-        (json!({"name": "x", "cron": "* * * * *", "job": {"target": "work.record", "params": {"tag": "a"}, "delay_ms": 5}}), "/job/delay_ms"),
-        (json!({"name": "Bad Name", "cron": "* * * * *", "job": {"target": "work.record", "params": {"tag": "a"}}}), "/name"),
+        (
+            json!({"name": "x", "cron": "61 * * * *", "job": {"target": "work.record", "params": {"tag": "a"}}}),
+            "/cron",
+        ),
+        (
+            json!({"name": "x", "cron": "* * * * *", "timezone": "Mars/Base", "job": {"target": "work.record", "params": {"tag": "a"}}}),
+            "/timezone",
+        ),
+        (
+            json!({"name": "x", "cron": "* * * * *", "job": {"target": "work.nope"}}),
+            "/job/target",
+        ),
+        (
+            json!({"name": "x", "cron": "* * * * *", "job": {"target": "work.record", "params": {"tag": "a"}, "delay_ms": 5}}),
+            "/job/delay_ms",
+        ),
+        (
+            json!({"name": "Bad Name", "cron": "* * * * *", "job": {"target": "work.record", "params": {"tag": "a"}}}),
+            "/name",
+        ),
     ];
     for (params, field) in bad {
         let err = a.call("schedule", params.clone()).await.unwrap_err();

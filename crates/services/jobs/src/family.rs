@@ -44,12 +44,7 @@ impl SectionFamily for JobsFamily {
         let backend = opened.map_err(|e| FamilyError::open(SECTION, e))?;
         tracing::info!(backend = backend.name(), "jobs open");
         let metrics = JobMetrics::new();
-        let jobs = Jobs::new(
-            backend,
-            settings,
-            metrics.clone(),
-            Clock::system(),
-        );
+        let jobs = Jobs::new(backend, settings, metrics.clone(), Clock::system());
         let service = JobService::new(jobs);
         let attach = service.clone();
         Ok(Parts::default()

@@ -47,7 +47,6 @@ pub mod conformance;
 pub use backend::{
     Job, JobBackend, JobState, ListFilter, NewJob, QueueStats, ScheduleRow, Stalled,
 };
-pub use schedule::{Schedule, next_fire};
 pub use config::{BackendChoice, JobsConfig};
 pub use error::JobError;
 pub use family::JobsFamily;
@@ -56,5 +55,6 @@ pub use jobs::{
 };
 pub use metrics::{Counts, JobMetrics};
 pub use postgres::{PostgresBackend, PostgresOptions};
+pub use schedule::{Schedule, next_fire};
 pub use service::JobService;
 pub use sqlite::SqliteBackend;

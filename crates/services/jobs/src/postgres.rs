@@ -24,7 +24,7 @@ use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor};
 
-use crate::backend::{JobBackend, ScheduleRow, ListFilter, NewJob, QueueStats, Stalled};
+use crate::backend::{JobBackend, ListFilter, NewJob, QueueStats, ScheduleRow, Stalled};
 use crate::sql::{self, job_of, json_text, scopes_text, to_i64};
 use crate::{Job, JobError, JobState};
 
@@ -170,7 +170,9 @@ impl PostgresBackend {
             tx.execute(AssertSqlSafe(create)).await?;
         }
         sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
-        sqlx::raw_sql(sql::SCHEDULES_TABLE).execute(&mut *tx).await?;
+        sqlx::raw_sql(sql::SCHEDULES_TABLE)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Self { pool })
     }
@@ -183,7 +185,9 @@ impl PostgresBackend {
             .execute(&mut *tx)
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
-        sqlx::raw_sql(sql::SCHEDULES_TABLE).execute(&mut *tx).await?;
+        sqlx::raw_sql(sql::SCHEDULES_TABLE)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Self { pool })
     }
@@ -356,10 +360,14 @@ impl JobBackend for PostgresBackend {
     }
 
     async fn get(&self, id: i64) -> Result<Option<Job>, JobError> {
-        let row = sqlx::query(concat!("SELECT ", columns!(), " FROM plexus_jobs WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM plexus_jobs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(job_of).transpose()
     }
 

@@ -51,8 +51,7 @@ pub struct Schedule {
 
 /// The first fire time of `cron` in `timezone` strictly after `after_ms`.
 pub fn next_fire(cron: &str, timezone: &str, after_ms: i64) -> Result<i64, JobError> {
-    let pattern =
-        Cron::from_str(cron).map_err(|e| JobError::invalid("/cron", e.to_string()))?;
+    let pattern = Cron::from_str(cron).map_err(|e| JobError::invalid("/cron", e.to_string()))?;
     let zone = Tz::from_str(timezone)
         .map_err(|_| JobError::invalid("/timezone", "is not an IANA time zone"))?;
     let start = zone
@@ -82,9 +81,16 @@ fn maker(job: &Value) -> CallContext {
 impl Jobs {
     /// Adds (or replaces) a schedule as `ctx`'s caller, after checking its name,
     /// pattern, zone and job (as an enqueue is checked, fields under `/job`).
-    pub async fn schedule(&self, req: Schedule, ctx: &CallContext) -> Result<ScheduleRow, JobError> {
+    pub async fn schedule(
+        &self,
+        req: Schedule,
+        ctx: &CallContext,
+    ) -> Result<ScheduleRow, JobError> {
         check_queue(&req.name).map_err(|_| {
-            JobError::invalid("/name", "is not a schedule name (a-z, 0-9, _ and -, 1 to 64 bytes)")
+            JobError::invalid(
+                "/name",
+                "is not a schedule name (a-z, 0-9, _ and -, 1 to 64 bytes)",
+            )
         })?;
         let timezone = req.timezone.unwrap_or_else(|| "UTC".to_owned());
         let next_at = next_fire(&req.cron, &timezone, self.clock().now_ms())?;
@@ -99,7 +105,9 @@ impl Jobs {
             }
         }
         self.check(job.clone(), ctx).map_err(|e| match e {
-            JobError::Invalid { field, reason } => JobError::invalid(format!("/job{field}"), reason),
+            JobError::Invalid { field, reason } => {
+                JobError::invalid(format!("/job{field}"), reason)
+            }
             other => other,
         })?;
         let max = self.config().max_schedules;
@@ -161,9 +169,11 @@ impl Jobs {
     async fn fire(&self, s: &ScheduleRow, now: i64) -> Result<bool, JobError> {
         let next = next_fire(&s.cron, &s.timezone, now.max(s.next_at))?;
         let made = async {
-            let mut req: Enqueue = serde_json::from_value(s.job["enqueue"].clone())
-                .map_err(|e| JobError::Backend {
-                    reason: format!("unreadable job of schedule {}: {e}", s.name),
+            let mut req: Enqueue =
+                serde_json::from_value(s.job["enqueue"].clone()).map_err(|e| {
+                    JobError::Backend {
+                        reason: format!("unreadable job of schedule {}: {e}", s.name),
+                    }
                 })?;
             req.run_at = Some(s.next_at);
             req.unique_key = Some(format!("cron:{}:{}", s.name, s.next_at));
@@ -182,7 +192,9 @@ impl Jobs {
                 false
             }
         };
-        self.backend().advance_schedule(&s.name, s.next_at, next).await?;
+        self.backend()
+            .advance_schedule(&s.name, s.next_at, next)
+            .await?;
         self.metrics().enqueued(created);
         Ok(created)
     }

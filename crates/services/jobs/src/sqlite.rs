@@ -13,11 +13,9 @@ use std::time::Duration;
 
 use plexus_core::async_trait;
 use serde_json::Value;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::backend::{JobBackend, ScheduleRow, JobState, ListFilter, NewJob, QueueStats, Stalled};
+use crate::backend::{JobBackend, JobState, ListFilter, NewJob, QueueStats, ScheduleRow, Stalled};
 use crate::sql::{self, job_of, json_text, scopes_text, to_i64};
 use crate::{Job, JobError};
 
@@ -114,31 +112,31 @@ impl JobBackend for SqliteBackend {
         let scopes = scopes_text(job.scopes.as_ref());
         let since = job.created_at.saturating_sub(to_i64(job.unique_window_ms));
         let inserted: Option<i64> = sqlx::query_scalar(INSERT)
-        .bind(&job.queue)
-        .bind(&job.target)
-        .bind(json_text(&job.params))
-        .bind(job.priority)
-        .bind(i64::from(job.max_attempts))
-        .bind(to_i64(job.backoff_ms))
-        .bind(to_i64(job.timeout_ms))
-        .bind(job.run_at)
-        .bind(job.created_at)
-        .bind(&job.unique_key)
-        .bind(json_text(&job.metadata))
-        .bind(&job.caller)
-        .bind(scopes)
-        .bind(since)
-        .fetch_optional(&self.pool)
-        .await?;
+            .bind(&job.queue)
+            .bind(&job.target)
+            .bind(json_text(&job.params))
+            .bind(job.priority)
+            .bind(i64::from(job.max_attempts))
+            .bind(to_i64(job.backoff_ms))
+            .bind(to_i64(job.timeout_ms))
+            .bind(job.run_at)
+            .bind(job.created_at)
+            .bind(&job.unique_key)
+            .bind(json_text(&job.metadata))
+            .bind(&job.caller)
+            .bind(scopes)
+            .bind(since)
+            .fetch_optional(&self.pool)
+            .await?;
         if let Some(id) = inserted {
             return Ok((id, true));
         }
         let existing: Option<i64> = sqlx::query_scalar(sql::UNIQUE_HOLDER)
-        .bind(&job.queue)
-        .bind(&job.unique_key)
-        .bind(since)
-        .fetch_optional(&self.pool)
-        .await?;
+            .bind(&job.queue)
+            .bind(&job.unique_key)
+            .bind(since)
+            .fetch_optional(&self.pool)
+            .await?;
         existing
             .map(|id| (id, false))
             .ok_or_else(|| JobError::Unavailable {
@@ -176,11 +174,11 @@ impl JobBackend for SqliteBackend {
 
     async fn renew(&self, id: i64, worker: &str, lease_until: i64) -> Result<bool, JobError> {
         let done = sqlx::query(sql::RENEW)
-        .bind(id)
-        .bind(worker)
-        .bind(lease_until)
-        .execute(&self.pool)
-        .await?;
+            .bind(id)
+            .bind(worker)
+            .bind(lease_until)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -264,10 +262,10 @@ impl JobBackend for SqliteBackend {
 
     async fn cancel(&self, id: i64, now: i64) -> Result<bool, JobError> {
         let done = sqlx::query(sql::CANCEL)
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -292,10 +290,10 @@ impl JobBackend for SqliteBackend {
             }
             None => {
                 sqlx::query(sql::REQUEUE_DEAD)
-                .bind(now)
-                .bind(queue)
-                .execute(&self.pool)
-                .await?
+                    .bind(now)
+                    .bind(queue)
+                    .execute(&self.pool)
+                    .await?
             }
         };
         Ok(done.rows_affected())

@@ -66,7 +66,10 @@ async fn insert(session: &mut StoreSession, job: &NewJob) -> Result<(i64, bool),
         Param::Int(since),
     ];
     let stmt = Statement::new(Arc::from(insert), params);
-    if let Some(id) = session.fetch_i64(StatementKind::Insert, TABLE, &stmt).await? {
+    if let Some(id) = session
+        .fetch_i64(StatementKind::Insert, TABLE, &stmt)
+        .await?
+    {
         return Ok((id, true));
     }
     let holder = Statement::new(
@@ -97,7 +100,9 @@ impl Jobs {
         req: Enqueue,
         ctx: &CallContext,
     ) -> Result<Enqueued, JobError> {
-        let job = self.check(req, ctx).inspect_err(|_| self.metrics().refused())?;
+        let job = self
+            .check(req, ctx)
+            .inspect_err(|_| self.metrics().refused())?;
         let (id, created) = insert(session, &job).await?;
         Ok(Enqueued { id, created })
     }

@@ -21,7 +21,9 @@ async fn fresh() -> Arc<dyn JobBackend> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactional_enqueue() {
     let dir = folder();
-    let store = DataStore::connect(&StoreConfig::sqlite_in(&dir)).await.unwrap();
+    let store = DataStore::connect(&StoreConfig::sqlite_in(&dir))
+        .await
+        .unwrap();
     let url = format!("sqlite://{}", dir.join("plexus.db").display());
     let backend = Arc::new(SqliteBackend::connect(&url, 4).await.unwrap());
     conformance::transactional_enqueue(backend, store).await;

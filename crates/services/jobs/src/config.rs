@@ -55,6 +55,9 @@ pub struct JobsConfig {
     pub concurrency: usize,
     /// Per-queue overrides of `concurrency`.
     pub queues: BTreeMap<String, usize>,
+    /// Per-queue rate limits: the most jobs of the queue this node starts per
+    /// second (none by default).
+    pub rates: BTreeMap<String, u32>,
     /// A running job's lease, in milliseconds (default 30,000); its worker renews it
     /// every third of it. A job whose lease ran out (its worker died) is run again.
     pub lease_ms: u64,
@@ -102,6 +105,7 @@ impl Default for JobsConfig {
             max_running: 64,
             concurrency: 8,
             queues: BTreeMap::new(),
+            rates: BTreeMap::new(),
             lease_ms: 30_000,
             poll_ms: 1_000,
             default_max_attempts: 3,
@@ -208,6 +212,15 @@ impl Validate for JobsConfig {
                 "sqlite_url",
                 || "must be a sqlite: URL".to_owned(),
             );
+        for (queue, rate) in &self.rates {
+            errors
+                .check(
+                    crate::jobs::check_queue(queue).is_ok(),
+                    &format!("rates.{queue}"),
+                    || "is not a queue name (a-z, 0-9, _ and -, 1 to 64 bytes)".to_owned(),
+                )
+                .range(&format!("rates.{queue}"), *rate, 1..=1_000_000);
+        }
         for (queue, n) in &self.queues {
             errors
                 .check(
@@ -243,6 +256,7 @@ mod tests {
             (json!({"backend": "redis"}), "jobs"),
             (json!({"queues": {"Bad Name": 2}}), "jobs.queues.Bad Name"),
             (json!({"queues": {"mail": 0}}), "jobs.queues.mail"),
+            (json!({"rates": {"mail": 0}}), "jobs.rates.mail"),
             (json!({"unknown": 1}), "jobs"),
         ];
         let node = NodeSection::default();

@@ -789,3 +789,69 @@ pub async fn cron_fires_once_across_two_nodes(backend: Arc<dyn JobBackend>) {
     a.jobs.close();
     b.jobs.close();
 }
+
+/// Queues take turns: with one worker, two queues' jobs alternate though one
+/// queue's jobs are all older.
+pub async fn queues_take_turns(backend: Arc<dyn JobBackend>) {
+    let clock = Clock::manual(START_MS);
+    let takes = JobsConfig {
+        workers: false,
+        ..JobsConfig::default()
+    };
+    let first = Harness::start_on(backend.clone(), takes, clock.clone()).await;
+    for tag in ["big-1", "big-2", "big-3"] {
+        first
+            .enqueue(json!({"queue": "big", "target": "work.record", "params": {"tag": tag}}))
+            .await;
+    }
+    for tag in ["small-1", "small-2"] {
+        first
+            .enqueue(json!({"queue": "small", "target": "work.record", "params": {"tag": tag}}))
+            .await;
+    }
+    let one = JobsConfig {
+        max_running: 1,
+        ..JobsConfig::default()
+    };
+    let h = Harness::start_on(backend, one, clock).await;
+    let calls = h.log.wait_calls(5).await;
+    let tags: Vec<&str> = calls.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(tags, ["big-1", "small-1", "big-2", "small-2", "big-3"]);
+    h.jobs.close();
+}
+
+/// A queue's rate limit: at most `rate` starts per second of the queue's clock,
+/// while other queues run freely.
+pub async fn rate_limit_per_queue(backend: Arc<dyn JobBackend>) {
+    let mut config = JobsConfig::default();
+    config.rates.insert("slow".to_owned(), 2);
+    let mut h = Harness::start(backend, config).await;
+    for i in 0..5 {
+        h.enqueue(
+            json!({"queue": "slow", "target": "work.record", "params": {"tag": format!("s{i}")}}),
+        )
+        .await;
+    }
+    let slow = |calls: &[(String, u32)]| calls.iter().filter(|(t, _)| t.starts_with('s')).count();
+    h.log.wait_calls(2).await;
+    // A job of another queue runs meanwhile: the dispatcher went round again
+    // and still left the limited queue out.
+    let other = h
+        .enqueue(json!({"queue": "free", "target": "work.record", "params": {"tag": "f1"}}))
+        .await;
+    h.event("completed", other).await;
+    assert_eq!(slow(&h.log.calls()), 2, "{:?}", h.log.calls());
+
+    h.advance(Duration::from_millis(500));
+    h.log.wait_calls(4).await;
+    let other = h
+        .enqueue(json!({"queue": "free", "target": "work.record", "params": {"tag": "f2"}}))
+        .await;
+    h.event("completed", other).await;
+    assert_eq!(slow(&h.log.calls()), 3, "half a second gives one token");
+
+    h.advance(Duration::from_secs(1));
+    let calls = h.log.wait_calls(7).await;
+    assert_eq!(slow(&calls), 5);
+    h.jobs.close();
+}

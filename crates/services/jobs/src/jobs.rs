@@ -4,7 +4,8 @@
 //! bounded), and runs the node's share of the work:
 //!
 //! - one dispatcher task claims due jobs (highest priority, then earliest `run_at`,
-//!   then oldest), at most `max_running` at once and `concurrency` per queue, and is
+//!   then oldest), at most `max_running` at once and `concurrency` per queue, the
+//!   queues taking turns and each held to its rate in `jobs.rates` (`Pace`), and is
 //!   woken by every local enqueue, every ended job and every clock advance, or else
 //!   polls every `poll_ms`;
 //! - each claimed job is a **deferred call**: it goes through the node's call path
@@ -41,6 +42,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::backend::{JobBackend, ListFilter, NewJob, QueueStats};
+use crate::pace::Pace;
 use crate::{Job, JobError, JobMetrics, JobState, JobsConfig, SqliteBackend};
 
 /// The header carrying the job's id to its target.
@@ -186,6 +188,7 @@ struct Inner {
     wake: Notify,
     worker: String,
     running: Mutex<HashMap<String, usize>>,
+    pace: Pace,
     total: AtomicUsize,
     started: AtomicBool,
     closed: AtomicBool,
@@ -219,6 +222,7 @@ impl Jobs {
             std::process::id(),
             rand::rng().random::<u64>()
         );
+        let pace = Pace::new(config.rates.clone());
         Self {
             inner: Arc::new(Inner {
                 backend,
@@ -229,6 +233,7 @@ impl Jobs {
                 wake: Notify::new(),
                 worker,
                 running: Mutex::new(HashMap::new()),
+                pace,
                 total: AtomicUsize::new(0),
                 started: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
@@ -612,14 +617,20 @@ impl Jobs {
             self.recover(now).await;
             self.fire_schedules(now).await;
             while inner.total.load(Ordering::Acquire) < inner.config.max_running {
-                let full = self.full_queues();
+                let mut skip = self.full_queues();
+                skip.extend(inner.pace.left_out(now));
                 let lease_until = now.saturating_add(millis(inner.config.lease()));
                 match inner
                     .backend
-                    .claim(now, &full, &inner.worker, lease_until)
+                    .claim(now, &skip, &inner.worker, lease_until)
                     .await
                 {
-                    Ok(Some(job)) => self.start(job),
+                    Ok(Some(job)) => {
+                        inner.pace.started(&job.queue, now);
+                        self.start(job);
+                    }
+                    // Every queue with a due job had its turn: a new round.
+                    Ok(None) if inner.pace.new_round() => {}
                     Ok(None) => break,
                     Err(error) => {
                         tracing::warn!(%error, "jobs: claim failed; trying again after the poll");
@@ -633,6 +644,11 @@ impl Jobs {
             {
                 let until = u64::try_from(due.saturating_sub(inner.clock.now_ms())).unwrap_or(0);
                 wait = wait.min(Duration::from_millis(until));
+            }
+            if inner.clock.manual.is_none()
+                && let Some(token) = inner.pace.next_token_ms(inner.clock.now_ms())
+            {
+                wait = wait.min(Duration::from_millis(token));
             }
             tokio::select! {
                 () = &mut wake => {}

@@ -34,6 +34,7 @@ mod error;
 mod family;
 mod jobs;
 mod metrics;
+mod pace;
 mod postgres;
 mod schedule;
 mod service;

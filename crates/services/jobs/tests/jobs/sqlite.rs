@@ -52,4 +52,6 @@ suite!(
     two_nodes_run_each_job_once,
     unique_key_holds_under_concurrent_enqueues,
     cron_fires_once_across_two_nodes,
+    queues_take_turns,
+    rate_limit_per_queue,
 );

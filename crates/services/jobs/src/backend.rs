@@ -277,6 +277,14 @@ pub trait JobBackend: Send + Sync + std::fmt::Debug + 'static {
     /// The earliest `run_at` of a waiting job of a queue that is not paused.
     async fn next_due(&self) -> Result<Option<i64>, JobError>;
 
+    /// A signal that changes when any node added or released work (PostgreSQL's
+    /// `LISTEN/NOTIFY`), so idle dispatchers wake at once instead of at their
+    /// next poll; `None` when the backend has none (each node then learns of
+    /// other nodes' jobs by polling).
+    fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
     /// Adds or replaces the schedule `schedule.name`.
     async fn put_schedule(&self, schedule: &ScheduleRow) -> Result<(), JobError>;
 

@@ -855,3 +855,33 @@ pub async fn rate_limit_per_queue(backend: Arc<dyn JobBackend>) {
     assert_eq!(slow(&calls), 5);
     h.jobs.close();
 }
+
+/// On a backend that announces work ([`JobBackend::wakeups`]), a job enqueued on
+/// one node starts at once on another whose poll is ten minutes: no polling.
+pub async fn other_nodes_are_woken_without_polling(backend: Arc<dyn JobBackend>) {
+    if backend.wakeups().is_none() {
+        return;
+    }
+    let takes = JobsConfig {
+        workers: false,
+        ..JobsConfig::default()
+    };
+    let first = Harness::start_on(backend.clone(), takes, Clock::system()).await;
+    let slow_poll = JobsConfig {
+        poll_ms: 600_000,
+        ..JobsConfig::default()
+    };
+    let worker = Harness::start_on(backend, slow_poll, Clock::system()).await;
+    // Let the worker's dispatcher go idle: a first job, run and done.
+    let id = first
+        .enqueue(json!({"queue": "w", "target": "work.record", "params": {"tag": "w1"}}))
+        .await;
+    worker.log.wait_calls(1).await;
+    let _ = id;
+    first
+        .enqueue(json!({"queue": "w", "target": "work.record", "params": {"tag": "w2"}}))
+        .await;
+    let calls = worker.log.wait_calls(2).await;
+    assert_eq!(calls[1].0, "w2");
+    worker.jobs.close();
+}

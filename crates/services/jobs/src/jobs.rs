@@ -607,6 +607,8 @@ impl Jobs {
     async fn dispatch(self) {
         let inner = &self.inner;
         let poll = inner.config.poll();
+        // Other nodes' new work, where the backend announces it.
+        let mut remote = inner.backend.wakeups();
         while !inner.closed.load(Ordering::Acquire) {
             let wake = inner.wake.notified();
             let moved = inner.clock.moved.notified();
@@ -650,10 +652,17 @@ impl Jobs {
             {
                 wait = wait.min(Duration::from_millis(token));
             }
+            let announced = async {
+                match remote.as_mut() {
+                    Some(r) => r.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = &mut wake => {}
                 () = &mut moved => {}
                 () = tokio::time::sleep(wait) => {}
+                open = announced => if !open { remote = None },
             }
         }
     }

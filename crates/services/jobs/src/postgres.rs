@@ -13,6 +13,11 @@
 //! - JSON is kept as `jsonb` and read back as text, so the rows are read by the same
 //!   code as SQLite's (`sql`).
 //!
+//! - Enqueues, requeues and resumes send `NOTIFY plexus_jobs` (an enqueue's
+//!   inside its transaction, so it is delivered only on commit); a listener task
+//!   per backend turns them into [`JobBackend::wakeups`], so idle workers on every
+//!   node start at once instead of at their next poll.
+//!
 //! The tables are created with `CREATE TABLE IF NOT EXISTS` under an advisory lock
 //! (two nodes starting together do not race), in the configured schema.
 
@@ -21,8 +26,9 @@ use std::time::Duration;
 
 use plexus_core::async_trait;
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor};
+use tokio::sync::watch;
 
 use crate::backend::{JobBackend, ListFilter, NewJob, QueueStats, ScheduleRow, Stalled};
 use crate::sql::{self, job_of, json_text, scopes_text, to_i64};
@@ -137,10 +143,17 @@ pub(crate) fn check_schema(name: &str) -> Result<(), JobError> {
     }
 }
 
+/// The channel work is announced on.
+pub(crate) const NOTIFY: &str = "SELECT pg_notify('plexus_jobs', $1)";
+
+/// How long the listener waits before listening again after losing its connection.
+const RELISTEN_DELAY: Duration = Duration::from_secs(1);
+
 /// Jobs in a PostgreSQL database.
 #[derive(Clone, Debug)]
 pub struct PostgresBackend {
     pool: PgPool,
+    wakeups: watch::Receiver<u64>,
 }
 
 impl PostgresBackend {
@@ -159,12 +172,23 @@ impl PostgresBackend {
             .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms))
             .connect_with(connect)
             .await?;
+        Self::create(pool, options.schema.as_deref()).await
+    }
+
+    /// Jobs in the database `pool` reaches (the DataStore's), creating the tables.
+    pub async fn on_pool(pool: PgPool) -> Result<Self, JobError> {
+        Self::create(pool, None).await
+    }
+
+    /// Creates `schema` (checked) and the tables under the advisory lock, then
+    /// starts listening.
+    async fn create(pool: PgPool, schema: Option<&str>) -> Result<Self, JobError> {
         let mut tx = pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(SCHEMA_LOCK)
             .execute(&mut *tx)
             .await?;
-        if let Some(schema) = &options.schema {
+        if let Some(schema) = schema {
             // The name passed check_schema: lower-case letters, digits and `_`.
             let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
             tx.execute(AssertSqlSafe(create)).await?;
@@ -174,22 +198,46 @@ impl PostgresBackend {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Self { pool })
+        Ok(Self::listening(pool))
     }
 
-    /// Jobs in the database `pool` reaches (the DataStore's), creating the tables.
-    pub async fn on_pool(pool: PgPool) -> Result<Self, JobError> {
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(SCHEMA_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
-        sqlx::raw_sql(sql::SCHEDULES_TABLE)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Self { pool })
+    /// The backend over `pool`, with its listener task started (it ends when the
+    /// last clone of the backend is dropped).
+    fn listening(pool: PgPool) -> Self {
+        let (tx, wakeups) = watch::channel(0u64);
+        let listen_pool = pool.clone();
+        tokio::spawn(async move {
+            while !tx.is_closed() {
+                let mut listener = match PgListener::connect_with(&listen_pool).await {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        tracing::warn!(%error, "jobs: cannot listen for new work; polling meanwhile");
+                        tokio::time::sleep(RELISTEN_DELAY).await;
+                        continue;
+                    }
+                };
+                if let Err(error) = listener.listen("plexus_jobs").await {
+                    tracing::warn!(%error, "jobs: LISTEN failed; polling meanwhile");
+                    tokio::time::sleep(RELISTEN_DELAY).await;
+                    continue;
+                }
+                loop {
+                    tokio::select! {
+                        () = tx.closed() => return,
+                        got = listener.try_recv() => match got {
+                            // A notification; or (None) the connection was lost and
+                            // notifications with it: wake everyone once either way.
+                            Ok(_) => tx.send_modify(|n| *n = n.wrapping_add(1)),
+                            Err(error) => {
+                                tracing::warn!(%error, "jobs: listening for new work failed");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Self { pool, wakeups }
     }
 
     /// The pool (tests drop their schema through it).
@@ -202,6 +250,10 @@ impl PostgresBackend {
 impl JobBackend for PostgresBackend {
     fn name(&self) -> &'static str {
         "postgres"
+    }
+
+    fn wakeups(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.wakeups.clone())
     }
 
     async fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), JobError> {
@@ -232,7 +284,13 @@ impl JobBackend for PostgresBackend {
             .fetch_optional(&mut *tx)
             .await?;
         let answer = match inserted {
-            Some(id) => (id, true),
+            Some(id) => {
+                sqlx::query(NOTIFY)
+                    .bind(&job.queue)
+                    .execute(&mut *tx)
+                    .await?;
+                (id, true)
+            }
             None => {
                 let holder: Option<i64> = sqlx::query_scalar(sql::UNIQUE_HOLDER)
                     .bind(&job.queue)
@@ -406,6 +464,12 @@ impl JobBackend for PostgresBackend {
                     .await?
             }
         };
+        if done.rows_affected() > 0 {
+            sqlx::query(NOTIFY)
+                .bind(queue.unwrap_or("*"))
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(done.rows_affected())
     }
 
@@ -445,6 +509,9 @@ impl JobBackend for PostgresBackend {
             .bind(paused)
             .execute(&self.pool)
             .await?;
+        if !paused {
+            sqlx::query(NOTIFY).bind(queue).execute(&self.pool).await?;
+        }
         Ok(())
     }
 

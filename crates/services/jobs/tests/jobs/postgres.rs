@@ -79,4 +79,5 @@ suite!(
     cron_fires_once_across_two_nodes,
     queues_take_turns,
     rate_limit_per_queue,
+    other_nodes_are_woken_without_polling,
 );

@@ -856,32 +856,36 @@ pub async fn rate_limit_per_queue(backend: Arc<dyn JobBackend>) {
     h.jobs.close();
 }
 
-/// On a backend that announces work ([`JobBackend::wakeups`]), a job enqueued on
-/// one node starts at once on another whose poll is ten minutes: no polling.
+/// On a backend that announces work ([`JobBackend::wakeups`]): an enqueue on one
+/// node changes every other node's signal, and a node whose poll is ten minutes
+/// starts another node's job without waiting for it.
 pub async fn other_nodes_are_woken_without_polling(backend: Arc<dyn JobBackend>) {
-    if backend.wakeups().is_none() {
+    let Some(mut signal) = backend.wakeups() else {
         return;
-    }
+    };
     let takes = JobsConfig {
         workers: false,
         ..JobsConfig::default()
     };
     let first = Harness::start_on(backend.clone(), takes, Clock::system()).await;
+    signal.borrow_and_update();
+    first
+        .enqueue(json!({"queue": "w", "target": "work.record", "params": {"tag": "w0"}, "delay_ms": 600_000}))
+        .await;
+    tokio::time::timeout(BOUND, signal.changed())
+        .await
+        .expect("an enqueue was announced")
+        .unwrap();
+
     let slow_poll = JobsConfig {
         poll_ms: 600_000,
         ..JobsConfig::default()
     };
     let worker = Harness::start_on(backend, slow_poll, Clock::system()).await;
-    // Let the worker's dispatcher go idle: a first job, run and done.
-    let id = first
+    first
         .enqueue(json!({"queue": "w", "target": "work.record", "params": {"tag": "w1"}}))
         .await;
-    worker.log.wait_calls(1).await;
-    let _ = id;
-    first
-        .enqueue(json!({"queue": "w", "target": "work.record", "params": {"tag": "w2"}}))
-        .await;
-    let calls = worker.log.wait_calls(2).await;
-    assert_eq!(calls[1].0, "w2");
+    let calls = worker.log.wait_calls(1).await;
+    assert_eq!(calls[0].0, "w1");
     worker.jobs.close();
 }

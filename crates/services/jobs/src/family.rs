@@ -36,7 +36,7 @@ impl SectionFamily for JobsFamily {
                 let url = settings.sqlite_url.clone().unwrap_or_else(|| {
                     format!("sqlite://{}", node.data_dir.join("plexus.db").display())
                 });
-                SqliteBackend::connect(&url, settings.pool_size)
+                SqliteBackend::connect_with(&url, settings.pool_size)
                     .await
                     .map(|b| Arc::new(b) as Arc<dyn JobBackend>)
             }

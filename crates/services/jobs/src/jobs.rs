@@ -243,7 +243,7 @@ impl Jobs {
 
     /// The queue in the SQLite file at `url`.
     pub async fn sqlite(url: &str, config: JobsConfig) -> Result<Self, JobError> {
-        let backend = SqliteBackend::connect(url, config.pool_size).await?;
+        let backend = SqliteBackend::connect_with(url, config.pool_size).await?;
         Ok(Self::new(
             Arc::new(backend),
             config,

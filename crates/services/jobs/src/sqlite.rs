@@ -71,9 +71,15 @@ pub struct SqliteBackend {
 }
 
 impl SqliteBackend {
+    /// Opens (creating when missing) the file `url` names and its tables, with the
+    /// default pool (`jobs.pool_size`'s default).
+    pub async fn connect(url: &str) -> Result<Self, JobError> {
+        Self::connect_with(url, crate::JobsConfig::default().pool_size).await
+    }
+
     /// Opens (creating when missing) the file `url` names and its tables, with at
     /// most `pool_size` connections.
-    pub async fn connect(url: &str, pool_size: u32) -> Result<Self, JobError> {
+    pub async fn connect_with(url: &str, pool_size: u32) -> Result<Self, JobError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| JobError::invalid("sqlite_url", e.to_string()))?
             .create_if_missing(true)

@@ -14,7 +14,7 @@ fn folder() -> std::path::PathBuf {
 /// A fresh database file.
 async fn fresh() -> Arc<dyn JobBackend> {
     let url = format!("sqlite://{}", folder().join("jobs.db").display());
-    Arc::new(SqliteBackend::connect(&url, 4).await.unwrap())
+    Arc::new(SqliteBackend::connect_with(&url, 4).await.unwrap())
 }
 
 /// Jobs in the DataStore's own file (as a node keeps them by default).
@@ -25,7 +25,7 @@ async fn transactional_enqueue() {
         .await
         .unwrap();
     let url = format!("sqlite://{}", dir.join("plexus.db").display());
-    let backend = Arc::new(SqliteBackend::connect(&url, 4).await.unwrap());
+    let backend = Arc::new(SqliteBackend::connect_with(&url, 4).await.unwrap());
     conformance::transactional_enqueue(backend, store).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

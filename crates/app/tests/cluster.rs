@@ -147,6 +147,35 @@ async fn a_durable_publish_on_one_node_reaches_every_nodes_bus_through_jetstream
         );
         assert_eq!(event.topic().as_str(), "orders.created");
     }
+    // Replay on node b reads the stream, where node a's events are too.
+    let replayed = b
+        .client()
+        .call("plexus.replay", json!({"pattern": "orders.>"}))
+        .await
+        .expect("replay on b");
+    let events = replayed["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{replayed}");
+    assert_eq!(events[0]["envelope"]["id"], kept["id"], "{replayed}");
+    let first = events[0]["offset"].as_u64().expect("a stream sequence");
+    let after = b
+        .client()
+        .call(
+            "plexus.replay",
+            json!({"pattern": "orders.>", "from_offset": first + 1}),
+        )
+        .await
+        .expect("replay on b");
+    assert_eq!(after["events"], json!([]), "{after}");
+    let since = b
+        .client()
+        .call(
+            "plexus.replay",
+            json!({"pattern": "orders.>", "since_us": 1_000_000}),
+        )
+        .await
+        .expect("replay on b from a time");
+    assert_eq!(since["events"][0]["envelope"]["id"], kept["id"], "{since}");
+
     // Node b's consumer counts what it took; its lag is back to 0.
     let metrics_of_b = format!("http://{}/metrics", b.addr);
     let counted = tokio::time::timeout(Duration::from_secs(10), async {

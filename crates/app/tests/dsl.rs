@@ -298,3 +298,274 @@ async fn a_lost_or_silent_database_fails_the_program_with_nothing_half_done() {
     assert_eq!(again.expect("the database is back")["value"]["count"], 0);
     node.stop().await;
 }
+
+/// `dsl.ask` against a fake model on loopback (OpenAI wire): what it proposes is
+/// checked like any program, shown, and run only when asked; a refused program is
+/// sent back once with its errors; a verb the caller may not call, or garbage, never
+/// runs.
+mod ask {
+    use plexus_client::Client;
+    use plexus_client::ClientError;
+    use plexus_inference::testing::{Behaviour, FakeProvider, REPLY, Wire};
+    use serde_json::{Value, json};
+
+    use super::{Served, get, run};
+
+    const ADMIN: &str = "dsl-ask-admin-token-0123456789";
+    const CLERK: &str = "dsl-ask-clerk-token-0123456789";
+    const PUT: &str = "(datastore.put :collection \"cases\" :id \"K-1\" :doc {:client \"ACME\" :case_type \"kyc\"})";
+
+    /// A node whose default model is the fake; `admin` may call anything, `clerk`
+    /// only asks, reads and counts.
+    async fn node(name: &str, fake: &FakeProvider) -> (Served, Client, Client) {
+        let extra = format!(
+            "[inference.providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\n\
+             [[inference.models.default]]\nprovider = \"fake\"\nmodel = \"tiny\"\n\
+             [[gateway.tokens]]\nname = \"admin\"\ntoken = \"{ADMIN}\"\nscopes = [\"admin\"]\n\
+             [[gateway.tokens]]\nname = \"clerk\"\ntoken = \"{CLERK}\"\n\
+             scopes = [\"call:dsl.*\", \"call:inference.chat\", \"call:datastore.get\", \"call:datastore.count\"]\n",
+            fake.base_url()
+        );
+        let served = Served::start(name, "", &extra).await;
+        let url = format!("http://{}", served.addr);
+        let admin = Client::new(&url, Some(ADMIN.to_owned())).expect("a client");
+        let clerk = Client::new(&url, Some(CLERK.to_owned())).expect("a client");
+        run(&admin, "(datastore.create_collection :name \"cases\")")
+            .await
+            .expect("a collection");
+        (served, admin, clerk)
+    }
+
+    async fn ask(client: &Client, params: Value) -> Value {
+        client
+            .call("dsl.ask", params)
+            .await
+            .expect("dsl.ask answers")
+    }
+
+    /// The messages of the fake's last request.
+    fn sent(fake: &FakeProvider) -> Vec<Value> {
+        fake.last_request()
+            .and_then(|(_, body)| body["messages"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_valid_program_is_shown_and_runs_only_when_asked() {
+        let fake = FakeProvider::start(Wire::OpenAi).await.expect("the fake");
+        let (served, admin, _) = node("dsl-ask-valid", &fake).await;
+
+        fake.then_reply(format!("Here is the program:\n```lisp\n{PUT}\n```"));
+        let asked = ask(&admin, json!({"request": "open a KYC case for ACME"})).await;
+        assert_eq!(
+            (
+                asked["ok"].as_bool(),
+                asked["program"].as_str(),
+                asked["attempts"].as_u64()
+            ),
+            (Some(true), Some(PUT), Some(1)),
+            "{asked}"
+        );
+        assert!(asked["ran"].is_null(), "{asked}");
+        assert_eq!(get(&admin, "K-1").await, Value::Null, "proposed, not run");
+        let messages = sent(&fake);
+        let system = messages[0]["content"].as_str().unwrap_or_default();
+        assert!(system.contains("datastore.put: "), "{system}");
+        assert!(!system.contains("dsl.run") && !system.contains("inference.chat"));
+        assert_eq!(messages[1]["content"], "open a KYC case for ACME");
+
+        fake.then_reply(PUT);
+        // Another request: an identical one may be answered by the response cache.
+        let asked = ask(
+            &admin,
+            json!({"request": "open a KYC case for ACME now", "run": true}),
+        )
+        .await;
+        assert_eq!(asked["ok"], true, "{asked}");
+        assert_eq!(asked["ran"]["calls"], 1, "{asked}");
+        assert_eq!(get(&admin, "K-1").await["doc"]["client"], "ACME");
+        served.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_invalid_program_is_sent_back_once_and_never_runs_while_refused() {
+        let fake = FakeProvider::start(Wire::OpenAi).await.expect("the fake");
+        let (served, admin, _) = node("dsl-ask-invalid", &fake).await;
+        let misspelt = PUT.replace("datastore.put", "datastore.putt");
+
+        // Refused, repaired, then run.
+        fake.then_reply(misspelt.clone()).then_reply(PUT);
+        let asked = ask(&admin, json!({"request": "open a KYC case", "run": true})).await;
+        assert_eq!(
+            (asked["ok"].as_bool(), asked["attempts"].as_u64()),
+            (Some(true), Some(2)),
+            "{asked}"
+        );
+        assert_eq!(
+            asked["repaired_errors"][0]["code"], "unknown_verb",
+            "{asked}"
+        );
+        let messages = sent(&fake);
+        assert_eq!(
+            messages.len(),
+            4,
+            "system, request, the refused program, its errors"
+        );
+        assert_eq!(messages[2]["content"], misspelt);
+        let errors = messages[3]["content"].as_str().unwrap_or_default();
+        assert!(errors.contains("did you mean `datastore.put`?"), "{errors}");
+        assert_eq!(get(&admin, "K-1").await["doc"]["case_type"], "kyc");
+
+        // Refused twice: nothing runs, the last errors are shown.
+        let other = misspelt.replace("K-1", "K-2");
+        fake.then_reply(other.clone()).then_reply(other.clone());
+        let asked = ask(&admin, json!({"request": "open another", "run": true})).await;
+        assert_eq!(
+            (asked["ok"].as_bool(), asked["attempts"].as_u64()),
+            (Some(false), Some(2)),
+            "{asked}"
+        );
+        assert_eq!(asked["errors"][0]["code"], "unknown_verb");
+        assert_eq!(
+            (
+                asked["errors"][0]["line"].as_u64(),
+                asked["errors"][0]["column"].as_u64()
+            ),
+            (Some(1), Some(2))
+        );
+        assert!(asked["ran"].is_null());
+        assert_eq!(get(&admin, "K-2").await, Value::Null, "nothing ran");
+
+        // Without a repair, one answer only.
+        let before = fake.requests();
+        fake.then_reply(other);
+        let asked = ask(
+            &admin,
+            json!({"request": "open a third", "run": true, "repair": false}),
+        )
+        .await;
+        assert_eq!(
+            (asked["ok"].as_bool(), asked["attempts"].as_u64()),
+            (Some(false), Some(1)),
+            "{asked}"
+        );
+        assert_eq!(fake.requests(), before + 1);
+        served.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_verb_the_caller_may_not_call_is_neither_offered_nor_run() {
+        let fake = FakeProvider::start(Wire::OpenAi).await.expect("the fake");
+        let (served, admin, clerk) = node("dsl-ask-forbidden", &fake).await;
+        fake.then_reply(PUT).then_reply(PUT);
+        let asked = ask(
+            &clerk,
+            json!({"request": "open a KYC case for ACME", "run": true}),
+        )
+        .await;
+        assert_eq!(asked["ok"], false, "{asked}");
+        assert_eq!(asked["errors"][0]["code"], "forbidden", "{asked}");
+        assert!(asked["ran"].is_null());
+        let system = sent(&fake)[0]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            system.contains("datastore.get: ") && system.contains("datastore.count: "),
+            "{system}"
+        );
+        assert!(!system.contains("datastore.put"), "{system}");
+        assert_eq!(asked["verbs_offered"], 2, "{asked}");
+        assert_eq!(get(&admin, "K-1").await, Value::Null, "nothing ran");
+        served.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn garbage_is_refused_with_its_errors_and_a_long_request_is_invalid() {
+        let fake = FakeProvider::start(Wire::OpenAi).await.expect("the fake");
+        let (served, admin, _) = node("dsl-ask-garbage", &fake).await;
+        fake.then_reply("I'm sorry, I cannot do that (yet.");
+        // The repair is answered with the fake's usual prose.
+        let asked = ask(&admin, json!({"request": "open a fraud case", "run": true})).await;
+        assert_eq!(
+            (asked["ok"].as_bool(), asked["attempts"].as_u64()),
+            (Some(false), Some(2)),
+            "{asked}"
+        );
+        assert_eq!(asked["program"], REPLY);
+        let codes: Vec<_> = asked["errors"]
+            .as_array()
+            .map(|e| e.iter().map(|e| e["code"].clone()).collect())
+            .unwrap_or_default();
+        assert!(!codes.is_empty(), "{asked}");
+        assert!(
+            asked["errors"][0]["rendered"]
+                .as_str()
+                .is_some_and(|r| r.contains("asked:1:")),
+            "{asked}"
+        );
+        assert!(
+            !asked["repaired_errors"]
+                .as_array()
+                .is_none_or(Vec::is_empty),
+            "{asked}"
+        );
+        assert!(asked["ran"].is_null());
+
+        let long = "x".repeat(5_000);
+        match admin.call("dsl.ask", json!({"request": long})).await {
+            Err(plexus_client::ClientError::Rpc { code, message, .. }) => {
+                assert_eq!(code, -32602, "{message}");
+                assert!(message.contains("ask_max_request_bytes"), "{message}");
+            }
+            other => panic!("a long request was taken: {other:?}"),
+        }
+        served.stop().await;
+    }
+
+    /// The model failing, or a caller not allowed to ask it: a typed error, and
+    /// nothing ran.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_or_forbidden_model_is_a_typed_error() {
+        const BLIND: &str = "dsl-ask-blind-token-0123456789";
+        let fake = FakeProvider::start(Wire::OpenAi).await.expect("the fake");
+        let (served, admin, _) = node("dsl-ask-failing", &fake).await;
+        let detail = |e: Result<Value, ClientError>| match e {
+            Err(ClientError::Rpc {
+                data: Some(data), ..
+            }) => data["detail"].clone(),
+            other => panic!("dsl.ask did not fail: {other:?}"),
+        };
+        fake.always(Behaviour::ServerError);
+        let failed = detail(
+            admin
+                .call("dsl.ask", json!({"request": "open a case", "run": true}))
+                .await,
+        );
+        assert_eq!(failed["kind"], "inference_failed", "{failed}");
+        assert_eq!(failed["model"], "default", "{failed}");
+        assert_eq!(get(&admin, "K-1").await, Value::Null);
+        served.stop().await;
+
+        // A token that may use the language but not the model.
+        let fake = FakeProvider::start(Wire::OpenAi).await.expect("the fake");
+        let extra = format!(
+            "[inference.providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\n\
+             [[inference.models.default]]\nprovider = \"fake\"\nmodel = \"tiny\"\n\
+             [[gateway.tokens]]\nname = \"blind\"\ntoken = \"{BLIND}\"\nscopes = [\"call:dsl.*\"]\n",
+            fake.base_url()
+        );
+        let served = Served::start("dsl-ask-blind", "", &extra).await;
+        let blind = Client::new(&format!("http://{}", served.addr), Some(BLIND.to_owned()))
+            .expect("a client");
+        let refused = detail(
+            blind
+                .call("dsl.ask", json!({"request": "open a case"}))
+                .await,
+        );
+        assert_eq!(refused["kind"], "inference_failed", "{refused}");
+        assert_eq!(refused["code"], -32002, "forbidden: {refused}");
+        assert_eq!(fake.requests(), 0, "the model was never asked");
+        served.stop().await;
+    }
+}

@@ -62,3 +62,32 @@ async fn every_configuration_key_is_documented() {
         "not in docs/configuration.md: {missing:?}"
     );
 }
+
+/// `node.config_get` never answers a secret: a token, at any path that reaches it,
+/// comes back masked, while the node still authenticates with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_secrets_are_masked_when_read_back() {
+    const SECRET: &str = "do-not-show-0123456789abcdef";
+    let tokens =
+        format!("[[gateway.tokens]]\nname = \"ops\"\ntoken = \"{SECRET}\"\nscopes = [\"admin\"]\n");
+    let node = support::Served::start("secrets", "", &tokens).await;
+    let client =
+        plexus_client::Client::new(&format!("http://{}", node.addr), Some(SECRET.to_owned()))
+            .expect("a client");
+    for path in [
+        None,
+        Some("gateway"),
+        Some("gateway.tokens"),
+        Some("gateway.tokens.0.token"),
+    ] {
+        let params = path.map_or_else(|| serde_json::json!({}), |p| serde_json::json!({"path": p}));
+        let shown = client
+            .call("node.config_get", params)
+            .await
+            .expect("the token still authenticates");
+        let text = shown.to_string();
+        assert!(!text.contains(SECRET), "{path:?}: {text}");
+        assert!(text.contains("•••"), "{path:?}: {text}");
+    }
+    node.stop().await;
+}

@@ -191,6 +191,35 @@ async fn audit(node: &Served, correlation_id: &str) -> Vec<(String, Option<Strin
         .collect()
 }
 
+/// Creates `collection`, saves the stored script `name` and subscribes to
+/// `pattern` on the node's bus: what each test sets up before it acts.
+async fn prepare(
+    node: &Served,
+    collection: &str,
+    name: &str,
+    source: &str,
+    pattern: &str,
+) -> plexus_bus::Subscription {
+    let rpc = node.client();
+    rpc.call("datastore.create_collection", json!({"name": collection}))
+        .await
+        .expect("collection");
+    rpc.call("script.save", json!({"name": name, "source": source}))
+        .await
+        .expect("the script saves");
+    node.node
+        .bus()
+        .subscribe(pattern, SubscribeOptions::new())
+        .expect("subscribe")
+}
+
+/// The document `id` of `collection` (null when absent), read over JSON-RPC.
+async fn get_doc(rpc: &plexus_client::Client, collection: &str, id: &str) -> Value {
+    rpc.call("datastore.get", json!({"collection": collection, "id": id}))
+        .await
+        .expect("datastore.get")
+}
+
 fn metric(text: &str, prefix: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(prefix))
@@ -256,25 +285,13 @@ async fn mcp_script_inference_datastore_and_a_trigger_share_one_correlation_id()
         .expect("the trigger reacts")
         .expect("an event");
     let correlation = event.correlation_id().to_string();
-    let reaction = rpc
-        .call(
-            "datastore.get",
-            json!({"collection": "reactions", "id": "sum-a"}),
-        )
-        .await
-        .expect("the reaction was written");
+    let reaction = get_doc(&rpc, "reactions", "sum-a").await;
     assert_eq!(reaction["doc"]["seen_correlation"], json!(correlation));
     assert_eq!(
         reaction["doc"]["chars"],
         json!(plexus_inference::testing::REPLY.len())
     );
-    let summary = rpc
-        .call(
-            "datastore.get",
-            json!({"collection": "summaries", "id": "sum-a"}),
-        )
-        .await
-        .expect("the summary was written");
+    let summary = get_doc(&rpc, "summaries", "sum-a").await;
     assert_eq!(summary["doc"]["docs"], 2, "{summary}");
     let prompt = primary.last_request().expect("the primary was asked").1;
     let asked = prompt
@@ -374,6 +391,19 @@ async fn mcp_script_inference_datastore_and_a_trigger_share_one_correlation_id()
         .collect();
     assert_eq!(ids, ["sum-a", "sum-b", "sum-c"], "no sum-d: {sums}");
 
+    // A trigger counts a run once it ended, before it takes the next event: one
+    // more reaction makes sure the four before it are counted.
+    rpc.call(
+        "plexus.publish",
+        json!({"topic": "docs.summarized", "payload": {"summary_id": "sum-a"}}),
+    )
+    .await
+    .expect("publish");
+    tokio::time::timeout(WAIT, reacted.recv())
+        .await
+        .expect("the trigger reacts")
+        .expect("an event");
+
     // The metrics count each step.
     let metrics = reqwest::get(format!("http://{}/metrics", node.addr))
         .await
@@ -381,21 +411,19 @@ async fn mcp_script_inference_datastore_and_a_trigger_share_one_correlation_id()
         .text()
         .await
         .expect("text");
-    assert_eq!(
-        metric(&metrics, "plexus_script_runs_total{outcome=\"ok\"}"),
-        8.0,
-        "four workflows and four trigger runs: {metrics}"
+    assert!(
+        metric(&metrics, "plexus_script_runs_total{outcome=\"ok\"}") >= 8.0,
+        "four workflows and at least four trigger runs: {metrics}"
     );
     assert_eq!(
         metric(&metrics, "plexus_script_runs_total{outcome=\"limit\"}"),
         1.0
     );
-    assert_eq!(
+    assert!(
         metric(
             &metrics,
             "plexus_script_trigger_runs_total{trigger=\"on_summary\",outcome=\"ok\"}"
-        ),
-        4.0
+        ) >= 4.0
     );
     assert!(
         metrics.contains("plexus_inference_tokens_total{model=\"small\",kind=\"completion\"}"),
@@ -417,24 +445,16 @@ scopes = ["call:plexus.publish", "publish:notes.kept"]
 "#;
     let node = Served::start("trigger-scopes", "", extra).await;
     let rpc = node.client();
-    rpc.call("datastore.create_collection", json!({"name": "kept"}))
-        .await
-        .expect("collection");
     let keep = r#"
 if event.topic == "notes.write" {
     call("datastore.put", #{collection: "kept", id: "n1", doc: #{x: 1}});
 }
 if event.topic == "notes.ping" { publish("notes.kept", #{from: event.id}); }
 "#;
-    rpc.call("script.save", json!({"name": "keep", "source": keep}))
-        .await
-        .expect("save");
-    let mut kept = node
-        .node
-        .bus()
-        .subscribe("notes.kept", SubscribeOptions::new())
-        .expect("subscribe");
-    for topic in ["notes.write", "notes.ping"] {
+    let mut kept = prepare(&node, "kept", "keep", keep, "notes.kept").await;
+    // A trigger counts a run once it ended, before it takes the next event: after
+    // the second ping's answer, the write's and the first ping's runs are counted.
+    for topic in ["notes.write", "notes.ping", "notes.ping"] {
         rpc.call("plexus.publish", json!({"topic": topic, "payload": {}}))
             .await
             .expect("publish");
@@ -445,10 +465,11 @@ if event.topic == "notes.ping" { publish("notes.kept", #{from: event.id}); }
         .expect("the second event still runs")
         .expect("an event");
     assert_eq!(answer.topic().as_str(), "notes.kept");
-    let missing = rpc
-        .call("datastore.get", json!({"collection": "kept", "id": "n1"}))
+    tokio::time::timeout(WAIT, kept.recv())
         .await
-        .expect("get");
+        .expect("the third event runs")
+        .expect("an event");
+    let missing = get_doc(&rpc, "kept", "n1").await;
     assert_eq!(missing, Value::Null, "the refused write left nothing");
     let metrics = reqwest::get(format!("http://{}/metrics", node.addr))
         .await
@@ -456,12 +477,11 @@ if event.topic == "notes.ping" { publish("notes.kept", #{from: event.id}); }
         .text()
         .await
         .expect("text");
-    assert_eq!(
+    assert!(
         metric(
             &metrics,
             "plexus_script_trigger_runs_total{trigger=\"keep\",outcome=\"ok\"}"
-        ),
-        1.0,
+        ) >= 1.0,
         "{metrics}"
     );
     let refused: f64 = metrics
@@ -482,19 +502,9 @@ if event.topic == "notes.ping" { publish("notes.kept", #{from: event.id}); }
 async fn a_stored_script_is_the_target_of_a_job() {
     let node = Served::start("script-job", "", "").await;
     let rpc = node.client();
-    rpc.call("datastore.create_collection", json!({"name": "tallies"}))
-        .await
-        .expect("collection");
     let tally =
         r#"call("datastore.put", #{collection: "tallies", id: "t", doc: #{n: n * 2}}); n * 2"#;
-    rpc.call("script.save", json!({"name": "tally", "source": tally}))
-        .await
-        .expect("save");
-    let mut completed = node
-        .node
-        .bus()
-        .subscribe("jobs.*.completed", SubscribeOptions::new())
-        .expect("subscribe");
+    let mut completed = prepare(&node, "tallies", "tally", tally, "jobs.*.completed").await;
     let job = rpc
         .call(
             "jobs.enqueue",
@@ -511,10 +521,7 @@ async fn a_stored_script_is_the_target_of_a_job() {
         .await
         .expect("jobs.get");
     assert_eq!(done["state"], "completed", "{done}");
-    let written = rpc
-        .call("datastore.get", json!({"collection": "tallies", "id": "t"}))
-        .await
-        .expect("get");
+    let written = get_doc(&rpc, "tallies", "t").await;
     assert_eq!(written["doc"]["n"], 42, "{written}");
     node.stop().await;
 }

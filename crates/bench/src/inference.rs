@@ -210,33 +210,19 @@ pub fn run(options: Options) -> Result<Report, BenchError> {
         b
     };
 
-    progress.step("answered");
-    let (plexus, direct) = runtime.block_on(measure(
-        &setup,
-        &answered,
-        &direct_body(answered.clone()),
-        plan,
-    ))?;
-    progress.done_step();
-    progress.step("streamed");
-    let (plexus_s, direct_s) = runtime.block_on(measure(
-        &setup,
-        &streamed,
-        &direct_body(streamed.clone()),
-        plan,
-    ))?;
-    progress.done_step();
-    progress.step("paced");
+    // One step of the plan: `body` through Plexus and straight to the fake.
+    let step = |name: &str, body: &Value| {
+        progress.step(name);
+        let measured = runtime.block_on(measure(&setup, body, &direct_body(body.clone()), plan));
+        progress.done_step();
+        measured
+    };
+    let (plexus, direct) = step("answered", &answered)?;
+    let (plexus_s, direct_s) = step("streamed", &streamed)?;
     setup
         .fake
         .always(Behaviour::Slow(std::time::Duration::from_millis(PACE_MS)));
-    let (plexus_p, direct_p) = runtime.block_on(measure(
-        &setup,
-        &answered,
-        &direct_body(answered.clone()),
-        plan,
-    ))?;
-    progress.done_step();
+    let (plexus_p, direct_p) = step("paced", &answered)?;
 
     progress.step("report");
     let q = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64;

@@ -33,6 +33,15 @@ use tokio::task::JoinHandle;
 
 use crate::ClusterError;
 
+/// Where a replay of the stream starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayStart {
+    /// At this stream sequence (inclusive; sequences start at 1).
+    Sequence(u64),
+    /// At the first event stored at or after this time.
+    Time(Timestamp),
+}
+
 /// A durable stream's settings.
 #[derive(Clone, Debug)]
 pub struct DurableConfig {
@@ -213,6 +222,73 @@ impl DurableStream {
             stats,
             task: Arc::new(task),
         })
+    }
+
+    /// At most `limit` events of the stream on topics matching `pattern`, from the
+    /// stream sequence `from` (inclusive) or the first stored at or after a time,
+    /// as `plexus.replay` answers: `{events: [{offset, delivered, failed,
+    /// envelope}], next_offset}` (offsets are stream sequences; `next_offset` is
+    /// set when `limit` events came, and the reader goes on from it).
+    pub async fn replay(
+        &self,
+        pattern: &TopicPattern,
+        from: ReplayStart,
+        limit: usize,
+    ) -> Result<serde_json::Value, ClusterError> {
+        let stream = self
+            .jetstream
+            .get_stream(&self.name)
+            .await
+            .map_err(|e| self.failed(e))?;
+        let deliver_policy = match from {
+            ReplayStart::Sequence(n) => DeliverPolicy::ByStartSequence {
+                start_sequence: n.max(1),
+            },
+            ReplayStart::Time(t) => DeliverPolicy::ByStartTime {
+                start_time: async_nats::datetime::from_nanos(i128::from(t.as_micros()) * 1_000)
+                    .map_err(|e| self.failed(e))?,
+            },
+        };
+        // An ephemeral consumer, read once: no acknowledgements, gone when idle.
+        let consumer = stream
+            .create_consumer(pull::Config {
+                deliver_policy,
+                ack_policy: AckPolicy::None,
+                filter_subject: self.subject(pattern.as_str()),
+                inactive_threshold: Duration::from_secs(30),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| self.failed(e))?;
+        let mut batch = consumer
+            .fetch()
+            .max_messages(limit)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .map_err(|e| self.failed(e))?;
+        let mut events = Vec::new();
+        let mut last = None;
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|e| self.failed(e))?;
+            let sequence = message.info().map(|i| i.stream_sequence).ok();
+            last = sequence.or(last);
+            let envelope = serde_json::from_slice::<serde_json::Value>(&message.payload)
+                .unwrap_or(serde_json::Value::Null);
+            events.push(serde_json::json!({
+                "offset": sequence,
+                "delivered": true,
+                "failed": false,
+                "envelope": envelope,
+            }));
+            if events.len() >= limit {
+                break;
+            }
+        }
+        let next_offset = (events.len() >= limit)
+            .then(|| last.map(|n| n + 1))
+            .flatten();
+        Ok(serde_json::json!({"events": events, "next_offset": next_offset}))
     }
 
     fn failed(&self, error: impl std::fmt::Display) -> ClusterError {

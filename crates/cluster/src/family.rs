@@ -11,7 +11,8 @@ use std::time::Duration;
 use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily};
 use plexus_registry::health::{CheckError, ComponentKind, ComponentSpec, check_fn};
 
-use plexus_node::durable::{DurableSink, Handoff};
+use plexus_core::ServiceError;
+use plexus_node::durable::{DurableReplay, DurableSink, Handoff, ReplayFrom};
 use plexus_store::{Delivery, RelaySink};
 
 use crate::config::{ClusterConfig, SECTION};
@@ -136,7 +137,9 @@ fn durable_across_nodes(
         );
         return;
     };
-    log.relay_through(Arc::new(StreamSink(stream.clone())));
+    let sink = Arc::new(StreamSink(stream.clone()));
+    log.relay_through(sink.clone());
+    log.replay_from(sink);
     let bus = node.bus().clone();
     // A subscription nothing publishes to ends when the bus shuts down: the
     // consumer stops with the node (unacknowledged events come again elsewhere).
@@ -180,6 +183,34 @@ impl DurableSink for StreamSink {
             Delivery::Never(reason) => Handoff::Never(reason),
             Delivery::Closed => Handoff::Later("the stream is closing".to_owned()),
         }
+    }
+}
+
+#[plexus_core::async_trait]
+impl DurableReplay for StreamSink {
+    async fn replay(
+        &self,
+        pattern: &str,
+        from: ReplayFrom,
+        limit: u32,
+    ) -> Result<serde_json::Value, ServiceError> {
+        const MAX_LIMIT: u32 = 10_000;
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(ServiceError::invalid_params(
+                "/limit",
+                format!("is {limit}; must be 1 to {MAX_LIMIT}"),
+            ));
+        }
+        let pattern = plexus_core::TopicPattern::new(pattern)
+            .map_err(|e| ServiceError::invalid_params("/pattern", e.to_string()))?;
+        let from = match from {
+            ReplayFrom::Offset(n) => crate::ReplayStart::Sequence(n),
+            ReplayFrom::Time(t) => crate::ReplayStart::Time(t),
+        };
+        self.0
+            .replay(&pattern, from, limit as usize)
+            .await
+            .map_err(|e| ServiceError::unavailable(e.to_string()))
     }
 }
 

@@ -26,7 +26,9 @@ mod metrics;
 mod remote;
 
 pub use config::ClusterConfig;
-pub use durable::{ConsumerConfig, ConsumerStats, DurableConfig, DurableConsumer, DurableStream};
+pub use durable::{
+    ConsumerConfig, ConsumerStats, DurableConfig, DurableConsumer, DurableStream, ReplayStart,
+};
 pub use error::ClusterError;
 pub use family::ClusterFamily;
 pub use kv::{KvRegistry, KvRegistryConfig, instance_key, instance_of_key};

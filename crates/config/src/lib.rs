@@ -85,6 +85,7 @@ mod event;
 mod history;
 mod options;
 mod path;
+pub mod secrets;
 mod section;
 pub mod source;
 mod store;

@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | `node.services` | `{service?, status?}` | every registered instance, with status and breaker |
 //! | `node.health` | `{}` | system health with every component's verdict and counters (and breaker, for an instance) |
-//! | `node.config_get` | `{path?}` | the value at a dotted path (the whole document without one) |
+//! | `node.config_get` | `{path?}` | the value at a dotted path (the whole document without one), secrets masked |
 //! | `node.config_set` | `{path, value, reason?}` | the new version |
 //! | `node.config_history` | `{}` | every version kept, newest last, without documents |
 //! | `node.config_rollback` | `{version}` | the new version, whose content is that version's |
@@ -319,9 +319,12 @@ async fn config_get(
     p: ConfigGetParams,
 ) -> Result<Value, ServiceError> {
     // What is in force, defaults included, not only what the file says.
+    // Secrets (tokens, passwords, API keys, a URL's password) are never answered.
+    let path = p.path.as_deref().unwrap_or("");
+    let key = path.rsplit('.').next().unwrap_or(path);
     s.config
-        .effective(p.path.as_deref().unwrap_or(""))
-        .map(|v| v.unwrap_or(Value::Null))
+        .effective(path)
+        .map(|v| plexus_config::secrets::redact(key, &v.unwrap_or(Value::Null)))
         .map_err(config_error)
 }
 

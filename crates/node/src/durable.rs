@@ -46,9 +46,31 @@ pub trait DurableSink: Send + Sync + 'static {
     async fn deliver(&self, envelope: Envelope) -> Handoff;
 }
 
-/// A log that keeps durable topics.
+/// Where `plexus.replay` reads instead of the node's own log: the events of every
+/// node (the cluster's JetStream stream).
 #[async_trait]
-pub trait DurableLog: Send + Sync + 'static {
+pub trait DurableReplay: Send + Sync + 'static {
+    /// At most `limit` events matching `pattern`, from `from` on, as JSON:
+    /// `{events: [{offset, delivered, failed, envelope}], next_offset}`, with
+    /// offsets of this source's own.
+    async fn replay(
+        &self,
+        pattern: &str,
+        from: ReplayFrom,
+        limit: u32,
+    ) -> Result<Value, ServiceError>;
+}
+
+/// A log that keeps durable topics; it answers replays itself
+/// ([`DurableReplay::replay`]: at most `limit` events matching `pattern`, from
+/// `from` on, as `{events: [{offset, delivered, failed, envelope}], next_offset}`)
+/// unless it was given another source.
+#[async_trait]
+pub trait DurableLog: DurableReplay {
+    /// Reads replays from `source` instead of the log itself (whose events are only
+    /// those published on this node).
+    fn replay_from(&self, source: Arc<dyn DurableReplay>);
+
     /// Sends the relay's events to `sink` instead of the bus; takes effect only
     /// before [`DurableLog::start`].
     fn relay_through(&self, sink: Arc<dyn DurableSink>);
@@ -62,13 +84,4 @@ pub trait DurableLog: Send + Sync + 'static {
 
     /// Keeps `envelope`; answers its offset once it is committed.
     async fn append(&self, envelope: Envelope) -> Result<u64, ServiceError>;
-
-    /// At most `limit` events matching `pattern`, from `from` on, as JSON:
-    /// `{events: [{offset, delivered, envelope}], next_offset}`.
-    async fn replay(
-        &self,
-        pattern: &str,
-        from: ReplayFrom,
-        limit: u32,
-    ) -> Result<Value, ServiceError>;
 }

@@ -20,7 +20,7 @@ pub use admin::{BreakerView, NODE_SERVICE};
 pub use audit::{CallObserver, CallRecord};
 pub use callpath::Transport;
 pub use cluster::ClusterLink;
-pub use durable::{DurableLog, DurableSink, Handoff};
+pub use durable::{DurableLog, DurableReplay, DurableSink, Handoff};
 pub use error::{CallError, ServiceCode, codes};
 pub use node::{
     MAX_METHOD_LEN, Node, NodeBuilder, NodeError, NodeShutdown, ServiceOptions, WeakNode,

@@ -18,6 +18,7 @@ macro_rules! out {
     };
 }
 
+mod ask;
 #[cfg(feature = "bench")]
 mod bench;
 mod bridge;
@@ -27,6 +28,7 @@ mod dashboards;
 mod demo;
 mod jobs;
 mod remote;
+mod repl;
 mod run;
 mod serve;
 mod top;
@@ -71,6 +73,12 @@ enum Command {
     /// Check a program of the command language (docs/dsl.md) on a running node,
     /// then run it as the caller: `plexus run cases.plx` (`-` reads stdin).
     Run(run::RunArgs),
+    /// Have a model write a program from plain language (`dsl.ask`): it is shown,
+    /// checked, and run only on confirmation: `plexus ask "open a KYC case for ACME"`.
+    Ask(ask::AskArgs),
+    /// The command language interactively on a running node: completion of verbs
+    /// and keys from its registry, history.
+    Repl(repl::ReplArgs),
     /// Publish an event on a running node.
     Publish(remote::PublishArgs),
     /// Print a running node's events on a pattern until Ctrl-C.
@@ -120,6 +128,8 @@ fn main() -> ExitCode {
         Command::Mcp(args) => serve::run_mcp(&args),
         Command::Call(args) => remote::call(&args),
         Command::Run(args) => run::run(&args),
+        Command::Ask(args) => ask::run(&args),
+        Command::Repl(args) => repl::run(&args),
         Command::Publish(args) => remote::publish(&args),
         Command::Subscribe(args) => remote::subscribe(&args),
         Command::Services(args) => remote::services(&args),

@@ -7,7 +7,7 @@ use std::io::Read;
 
 use anyhow::Context;
 use clap::Args;
-use plexus_client::ClientError;
+use plexus_client::{Client, ClientError};
 use serde_json::{Value, json};
 
 use crate::remote::{Remote, block_on, print_value};
@@ -27,10 +27,10 @@ pub(crate) struct RunArgs {
 /// The program was refused; its problems are printed.
 #[derive(Debug, thiserror::Error)]
 #[error("the program was refused ({0} problem(s)); nothing ran")]
-pub(crate) struct Refused(usize);
+pub(crate) struct Refused(pub(crate) usize);
 
 /// Prints each problem's rendering on stderr; how many there were.
-fn show(errors: &Value) -> usize {
+pub(crate) fn show(errors: &Value) -> usize {
     let errors = errors.as_array().map(Vec::as_slice).unwrap_or_default();
     for e in errors {
         eprint!("{}", e["rendered"].as_str().unwrap_or_default());
@@ -60,22 +60,30 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
             print_value(&report, args.remote.json);
             return Ok(());
         }
-        match client.call("dsl.run", params).await {
-            Ok(ran) => {
-                let shown = if args.remote.json {
-                    ran
-                } else {
-                    ran["value"].clone()
-                };
-                print_value(&shown, args.remote.json);
-                Ok(())
-            }
-            Err(ClientError::Rpc {
-                data: Some(data), ..
-            }) if data["detail"]["kind"] == "rejected" => {
-                Err(Refused(show(&data["detail"]["errors"])).into())
-            }
-            Err(e) => Err(e.into()),
-        }
+        let ran = run_source(&client, &source, &args.file).await?;
+        let shown = if args.remote.json {
+            ran
+        } else {
+            ran["value"].clone()
+        };
+        print_value(&shown, args.remote.json);
+        Ok(())
     })
+}
+
+/// Runs `source` (named `name`) with `dsl.run`: what it gave, or, when the check
+/// refused it, [`Refused`] after printing each problem on stderr.
+pub(crate) async fn run_source(client: &Client, source: &str, name: &str) -> anyhow::Result<Value> {
+    match client
+        .call("dsl.run", json!({"source": source, "name": name}))
+        .await
+    {
+        Ok(ran) => Ok(ran),
+        Err(ClientError::Rpc {
+            data: Some(data), ..
+        }) if data["detail"]["kind"] == "rejected" => {
+            Err(Refused(show(&data["detail"]["errors"])).into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -125,6 +125,30 @@ impl Server {
         run(plexus().args(args).env("PLEXUS_URL", &self.url)).await
     }
 
+    /// Runs the CLI against this node with `input` on its stdin.
+    async fn cli_with_stdin(&self, args: &[&str], input: &str) -> Out {
+        let mut child = plexus()
+            .args(args)
+            .env("PLEXUS_URL", &self.url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).await.unwrap();
+        drop(stdin);
+        let out = tokio::time::timeout(WAIT, child.wait_with_output())
+            .await
+            .expect("the command did not finish")
+            .unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Runs the CLI against this node; it succeeds, and its output is JSON.
     async fn json(&self, args: &[&str]) -> Value {
         self.cli(args).await.ok().json()
@@ -1295,6 +1319,114 @@ async fn cluster_status_lists_every_node_of_the_cluster() {
         .unwrap();
 }
 
+/// Durable topics survive a node killed with SIGKILL: node `b` keeps every durable
+/// event it sees (a stored-script trigger writes each to its DataStore by id), is
+/// killed, misses 40 events published on node `a` meanwhile, and gets every one of
+/// them when it comes back under the same name, from its durable consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_with_sigkill_gets_every_durable_event_when_it_comes_back() {
+    let nats = std::env::var("PLEXUS_TEST_NATS_URL")
+        .unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let id = format!("{}_{nanos}", std::process::id());
+    let (bucket, stream) = (
+        format!("plexus_test_kill_{id}"),
+        format!("plexus_test_kill_{id}"),
+    );
+    let config = |name: &str| {
+        format!(
+            "[node]\nname = \"{name}\"\n\
+             [store]\ndurable_topics = [\"orders.>\"]\n[store.relay]\npoll_interval_ms = 50\n\
+             [cluster]\nnats_url = \"{nats}\"\nregistry_bucket = \"{bucket}\"\n\
+             call_prefix = \"plexus.test.{id}.call\"\ndurable_topics = [\"orders.>\"]\n\
+             durable_stream = \"{stream}\"\ndurable_subject_prefix = \"plexus.test.{id}.durable\"\n\
+             durable_ack_wait_ms = 1000\n\
+             [[script.triggers]]\ntopic = \"orders.>\"\nscript = \"keep\"\n\
+             scopes = [\"call:datastore.*\"]\n"
+        )
+    };
+    let (dir_a, dir_b) = (temp_dir("kill-a"), temp_dir("kill-b"));
+    let mut a = Server::start(&dir_a, &config("a")).await;
+    let mut b = Server::start(&dir_b, &config("b")).await;
+    let b_client = Client::new(&b.url, None).unwrap();
+    b_client
+        .call("datastore.create_collection", json!({"name": "seen"}))
+        .await
+        .unwrap();
+    let keep =
+        r#"call("datastore.put", #{collection: "seen", id: event.id, doc: #{topic: event.topic}})"#;
+    b_client
+        .call("script.save", json!({"name": "keep", "source": keep}))
+        .await
+        .unwrap();
+    let a_client = Client::new(&a.url, None).unwrap();
+    let publish = |from: u32, to: u32| {
+        let a_client = a_client.clone();
+        async move {
+            for n in from..to {
+                let kept = a_client
+                    .call(
+                        "plexus.publish",
+                        json!({"topic": "orders.created", "payload": {"n": n}}),
+                    )
+                    .await
+                    .unwrap();
+                assert!(kept["offset"].is_u64(), "{kept}");
+            }
+        }
+    };
+    // Waits until node `url` has kept `n` distinct events.
+    let seen = |url: String, n: u64| async move {
+        let client = Client::new(&url, None).unwrap();
+        tokio::time::timeout(WAIT, async {
+            let mut every = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                every.tick().await;
+                let count = client
+                    .call("datastore.count", json!({"collection": "seen"}))
+                    .await;
+                if count.is_ok_and(|c| c["count"].as_u64() == Some(n)) {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("node at {url} never kept {n} events"));
+    };
+    publish(0, 20).await;
+    seen(b.url.clone(), 20).await;
+
+    let pid = Pid::from_raw(b.child.id().unwrap() as i32);
+    kill(pid, Signal::SIGKILL).unwrap();
+    let status = tokio::time::timeout(WAIT, b.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), None, "killed by a signal");
+    publish(20, 60).await;
+
+    // Back under the same name and data: its durable consumer resumes.
+    let b = Server::start(&dir_b, &config("b")).await;
+    seen(b.url.clone(), 60).await;
+    let counted = Client::new(&b.url, None)
+        .unwrap()
+        .call("datastore.count", json!({"collection": "seen"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        counted["count"], 60,
+        "each event kept once by id: {counted}"
+    );
+    drop(b);
+    assert_eq!(a.terminate().await, 0);
+    let js = async_nats::jetstream::new(async_nats::connect(nats.as_str()).await.unwrap());
+    js.delete_stream(&stream).await.unwrap();
+    js.delete_key_value(&bucket).await.unwrap();
+}
+
 #[tokio::test]
 async fn plexus_run_checks_a_program_file_then_runs_it() {
     let dir = temp_dir("run");
@@ -1399,5 +1531,186 @@ async fn jobs_cli_lists_counts_and_requeues_dead_jobs() {
         .cli(&["jobs", "requeue", "1", "--queue", "mail"])
         .await;
     assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert_eq!(server.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn plexus_ask_shows_the_program_and_runs_it_only_when_confirmed() {
+    use plexus_inference::testing::{FakeProvider, Wire};
+    let fake = FakeProvider::start(Wire::OpenAi).await.unwrap();
+    let dir = temp_dir("ask");
+    let config = format!(
+        "[inference.providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\n\
+         [[inference.models.default]]\nprovider = \"fake\"\nmodel = \"tiny\"\n",
+        fake.base_url()
+    );
+    let mut server = Server::start(&dir, &config).await;
+    server
+        .cli(&["call", "datastore.create_collection", "name=cases"])
+        .await
+        .ok();
+    let put = |id: &str| {
+        format!(
+            "(datastore.put :collection \"cases\" :id \"{id}\" :doc {{:client \"ACME\" :case_type \"kyc\"}})"
+        )
+    };
+    let url = server.url.clone();
+    let case = |id: &str| {
+        let (url, id) = (url.clone(), format!("id={id}"));
+        async move {
+            server_json(
+                &url,
+                &["call", "datastore.get", "collection=cases", &id, "--json"],
+            )
+            .await
+        }
+    };
+
+    // Declined: shown, not run.
+    fake.then_reply(format!("```lisp\n{}\n```", put("K-1")));
+    let out = server
+        .cli_with_stdin(&["ask", "open a KYC case for ACME"], "n\n")
+        .await
+        .ok();
+    assert!(out.stdout.contains(&put("K-1")), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("Run it?") && out.stderr.contains("not run"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(case("K-1").await, Value::Null);
+
+    // Confirmed: run.
+    fake.then_reply(put("K-2"));
+    let out = server
+        .cli_with_stdin(&["ask", "open", "another", "KYC", "case"], "y\n")
+        .await
+        .ok();
+    assert!(out.stdout.contains(&put("K-2")), "{}", out.stdout);
+    assert_eq!(case("K-2").await["doc"]["client"], "ACME");
+
+    // Refused, even with --yes: its errors, status 1, nothing ran.
+    let bad = put("K-3").replace("datastore.put", "datastore.pot");
+    fake.then_reply(bad.clone()).then_reply(bad);
+    let out = server.cli(&["ask", "--yes", "open a third case"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("asked:1:2"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `datastore.put`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("nothing ran"), "{}", out.stderr);
+    assert_eq!(case("K-3").await, Value::Null);
+
+    // --yes runs it without asking; --json prints what was asked and what ran.
+    fake.then_reply(put("K-4"));
+    let out = server
+        .cli(&["ask", "--yes", "--json", "open a fourth case"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(out["asked"]["program"], put("K-4"), "{out}");
+    assert_eq!(out["ran"]["calls"], 1, "{out}");
+    assert_eq!(case("K-4").await["doc"]["case_type"], "kyc");
+    assert_eq!(server.terminate().await, 0);
+}
+
+/// `plexus ARGS` against `url`; it succeeds and prints JSON.
+async fn server_json(url: &str, args: &[&str]) -> Value {
+    run(plexus().args(args).env("PLEXUS_URL", url))
+        .await
+        .ok()
+        .json()
+}
+
+#[tokio::test]
+async fn plexus_repl_runs_programs_line_by_line_and_keeps_its_history() {
+    let dir = temp_dir("repl");
+    let mut server = Server::start(&dir, "").await;
+    let history = dir.join("history");
+    let input = ":verbs\n\
+        (datastore.create_collection :name \"notes\")\n\
+        (datastore.put :collection \"notes\"\n  :id \"n-1\" :doc {:text \"hi\"})\n\
+        (datastore.pott :collection \"notes\" :id \"n-2\" :doc {:text \"no\"})\n\
+        (datastore.get :collection \"notes\" :id \"n-1\")\n\
+        :quit\n(datastore.put :collection \"notes\" :id \"n-3\" :doc {})\n";
+    let args = ["repl", "--history", history.to_str().unwrap()];
+    let out = server.cli_with_stdin(&args, input).await.ok();
+    let listed = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("datastore.put "))
+        .unwrap_or_default();
+    assert!(
+        listed.contains(":collection") && listed.contains(":doc"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("\"text\": \"hi\""), "{}", out.stdout);
+    assert!(out.stderr.contains("repl:1:2"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `datastore.put`?"),
+        "{}",
+        out.stderr
+    );
+    let saved = std::fs::read_to_string(&history).unwrap();
+    assert!(
+        saved.contains("(datastore.get :collection \"notes\" :id \"n-1\")"),
+        "{saved}"
+    );
+    // Nothing after :quit ran.
+    let n3 = server_json(
+        &server.url,
+        &[
+            "call",
+            "datastore.get",
+            "collection=notes",
+            "id=n-3",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(n3, Value::Null);
+    assert_eq!(server.terminate().await, 0);
+}
+
+/// `plexus repl` in a terminal (a pseudo-terminal driven by
+/// `tests/clients/pty_driver.py`): Tab completes verbs and keys from the node's
+/// registry, and the completed programs run and are kept in the history.
+#[tokio::test]
+async fn plexus_repl_completes_verbs_and_keys_in_a_terminal() {
+    let dir = temp_dir("repl-pty");
+    let mut server = Server::start(&dir, "").await;
+    let history = dir.join("history");
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pty_driver.py");
+    let steps = json!([
+        ["(datastore.create_collection :name \"notes\")", "created"],
+        [
+            "(datastore.put :coll\t \"notes\" :id \"n-1\" :d\t {:text \"hi\"})",
+            "version"
+        ],
+        ["(datastore.g\t :collection \"notes\" :id \"n-1\")", "hi"],
+        [":quit", ""],
+    ]);
+    let out = run(Command::new("python3")
+        .arg(&driver)
+        .arg(steps.to_string())
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_plexus"))
+        .args(["repl", "--history", history.to_str().unwrap()])
+        .env("PLEXUS_URL", &server.url)
+        .env("TERM", "xterm")
+        .kill_on_drop(true))
+    .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("\"text\": \"hi\""), "{}", out.stdout);
+    let saved = std::fs::read_to_string(&history).unwrap();
+    for completed in [
+        "(datastore.put :collection \"notes\" :id \"n-1\" :doc {:text \"hi\"})",
+        "(datastore.get :collection \"notes\" :id \"n-1\")",
+    ] {
+        assert!(saved.contains(completed), "{completed} not in {saved}");
+    }
     assert_eq!(server.terminate().await, 0);
 }

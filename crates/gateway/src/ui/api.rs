@@ -1,8 +1,9 @@
 //! The dashboard's read endpoints under `/ui/api/`: small JSON views over what the
 //! node already knows (registry, health, bus, configuration, metrics, audit). Each
 //! needs the `ops` scope. Actions are not here: the page sends them to `/rpc` as
-//! the node's own methods (`node.config_rollback`), where the token's `call:`
-//! scopes decide and the audit trail records who did it.
+//! the node's own methods (`node.config_rollback`, `jobs.requeue`, `jobs.pause`,
+//! `jobs.resume`), where the token's `call:` scopes decide and the audit trail
+//! records who did it; `whoami` only tells the page which buttons to offer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use plexus_node::{BreakerView, CallError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::stats::method_stats;
+use super::stats::{method_stats, model_usage, sum_by};
 use crate::auth::{Caller, Need};
 use crate::http::ops_denied;
 use crate::server::Shared;
@@ -30,6 +31,23 @@ const FAMILY_PAGES: [(&str, &[&str]); 4] = [
     ("jobs", &["jobs", "job"]),
     ("inference", &["inference"]),
 ];
+
+/// The methods behind the page's actions: `whoami` says which of them the token
+/// may call, and the page offers only those buttons.
+const ACTIONS: [&str; 4] = [
+    "node.config_rollback",
+    "jobs.requeue",
+    "jobs.pause",
+    "jobs.resume",
+];
+
+/// The longest error text a dead-job row carries (the full history is one
+/// `jobs.get` away).
+const MAX_ERROR_CHARS: usize = 300;
+
+/// A dead-list page's length when neither the request nor the node's configuration
+/// says (`jobs.max_list`'s default).
+const DEFAULT_DEAD_PAGE: u32 = 1_000;
 
 /// The most series `/ui/api/metrics` returns.
 const MAX_SERIES: usize = 2_000;
@@ -62,6 +80,10 @@ pub(crate) async fn whoami(State(shared): State<Arc<Shared>>, headers: HeaderMap
             }
         },
     };
+    let may: Map<String, Value> = ACTIONS
+        .iter()
+        .map(|m| ((*m).to_owned(), Value::Bool(caller.allows(Need::Call(m)))))
+        .collect();
     Json(json!({
         "authenticated": true,
         "name": caller.name(),
@@ -69,6 +91,7 @@ pub(crate) async fn whoami(State(shared): State<Arc<Shared>>, headers: HeaderMap
         "auth": shared.auth.enabled(),
         "ops": caller.allows(Need::Ops),
         "admin": caller.allows(Need::Call("node.config_rollback")),
+        "may": may,
     }))
     .into_response()
 }
@@ -85,7 +108,9 @@ pub(crate) async fn health(
 }
 
 /// `GET /ui/api/services`: every instance (status, reason, breaker) and every
-/// method's calls, errors and p99 since start (the page derives rates).
+/// method's calls, errors and p99 since start, with the duration histogram's
+/// cumulative buckets (the page derives rates, and p99 over the last interval, for
+/// its charts).
 pub(crate) async fn services(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
@@ -118,10 +143,24 @@ pub(crate) async fn services(
         })
         .collect();
     let text = shared.node.metrics().render(Format::Prometheus);
+    let methods: Vec<Value> = method_stats(&text)
+        .into_iter()
+        .map(|m| {
+            let buckets: Vec<[f64; 2]> = m
+                .buckets()
+                .iter()
+                .filter(|(le, _)| le.is_finite())
+                .map(|&(le, n)| [le, n])
+                .collect();
+            let mut v = json!(m);
+            v["buckets"] = json!(buckets);
+            v
+        })
+        .collect();
     Json(json!({
         "at_ms": now_ms(),
         "instances": instances,
-        "methods": method_stats(&text),
+        "methods": methods,
     }))
     .into_response()
 }
@@ -331,24 +370,10 @@ fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, Value>) {
     }
 }
 
-/// The words that make a key's value a secret.
-const SECRET_KEYS: [&str; 5] = ["token", "password", "secret", "api_key", "credential"];
-
 /// `value` as the page may show it: masked when the path's last key names a
 /// secret, and a URL's password masked (`postgres://u:•••@h`).
 pub(crate) fn redact(path: &str, value: &Value) -> Value {
-    let key = path.rsplit('.').next().unwrap_or(path).to_ascii_lowercase();
-    if SECRET_KEYS.iter().any(|s| key.contains(s)) {
-        return Value::String("•••".to_owned());
-    }
-    if let Value::String(s) = value
-        && let Some((scheme, rest)) = s.split_once("://")
-        && let Some((userinfo, host)) = rest.split_once('@')
-        && let Some((user, _)) = userinfo.split_once(':')
-    {
-        return Value::String(format!("{scheme}://{user}:•••@{host}"));
-    }
-    value.clone()
+    plexus_config::secrets::redact_leaf(path, value)
 }
 
 /// Which audit entries to read: `audit.query`'s params, passed on.
@@ -394,12 +419,26 @@ pub(crate) async fn audit(
 /// `ops`: as the node's own call, named after the caller, so an ops token needs no
 /// `call:` scope for it. `{absent: true}` when the node has no such service.
 async fn read(shared: &Shared, caller: &Caller, method: &str, params: Value) -> Response {
+    match read_value(shared, caller, method, params).await {
+        Ok(page) => Json(page).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// [`read`]'s answer as a value to shape further; the response to send as is
+/// (absent, or the error) otherwise.
+async fn read_value(
+    shared: &Shared,
+    caller: &Caller,
+    method: &str,
+    params: Value,
+) -> Result<Value, Response> {
     let mut ctx = CallContext::new();
     ctx.caller = caller.name().map(str::to_owned);
     match shared.node.call(method, params, ctx).await {
-        Ok(page) => Json(page).into_response(),
-        Err(CallError::MethodNotFound { .. }) => Json(json!({"absent": true})).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(page) => Ok(page),
+        Err(CallError::MethodNotFound { .. }) => Err(Json(json!({"absent": true})).into_response()),
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, e.to_string())),
     }
 }
 
@@ -416,9 +455,165 @@ pub(crate) async fn datastore(
     read(&shared, &caller, "datastore.slow_queries", json!({})).await
 }
 
+/// `GET /ui/api/jobs`: every queue's counts by state and whether it is paused,
+/// through `jobs.stats`, and `max_list` (`jobs.max_list` in force, defaults
+/// included; null when the node's configuration knows no `[jobs]`);
+/// `{absent: true}` without the jobs family.
+pub(crate) async fn jobs(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    if let Some(denied) = ops_denied(&shared, &caller, "metrics") {
+        return denied;
+    }
+    let mut stats = match read_value(&shared, &caller, "jobs.stats", json!({})).await {
+        Ok(stats) => stats,
+        Err(response) => return response,
+    };
+    // The most ids one `jobs.requeue` takes, for the page's bulk retry.
+    stats["max_list"] = json!(max_list(&shared));
+    Json(stats).into_response()
+}
+
+/// `jobs.max_list` in force (defaults included), when the node's configuration
+/// knows the `[jobs]` section.
+fn max_list(shared: &Shared) -> Option<u32> {
+    let value = shared.node.config().effective("jobs.max_list").ok()??;
+    value.as_u64().and_then(|n| u32::try_from(n).ok())
+}
+
+/// Which dead jobs to read: `jobs.dead`'s params, passed on.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeadParams {
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    after: Option<i64>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// `GET /ui/api/jobs/dead?queue=&after=&limit=`: one page of the dead-letter list
+/// in id order, through `jobs.dead`, each job as a row (id, queue, target,
+/// attempts, when it died, its last error, who enqueued it) and `next` (the id to
+/// page on from; null once a page is shorter than `limit`, which is by default
+/// `jobs.max_list`); `{absent: true}` without the family.
+pub(crate) async fn jobs_dead(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<DeadParams>,
+) -> Response {
+    if let Some(denied) = ops_denied(&shared, &caller, "metrics") {
+        return denied;
+    }
+    let limit = q
+        .limit
+        .or_else(|| max_list(&shared))
+        .unwrap_or(DEFAULT_DEAD_PAGE);
+    let mut params = json!({"limit": limit});
+    if let Some(queue) = q.queue.filter(|v| !v.is_empty()) {
+        params["queue"] = Value::String(queue);
+    }
+    if let Some(after) = q.after {
+        params["after"] = json!(after);
+    }
+    let page = match read_value(&shared, &caller, "jobs.dead", params).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    let jobs = page["jobs"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let rows: Vec<Value> = jobs.iter().map(dead_row).collect();
+    let may_continue = u32::try_from(rows.len()).is_ok_and(|n| n >= limit);
+    let next = if may_continue {
+        jobs.last().map(|j| j["id"].clone())
+    } else {
+        None
+    };
+    Json(json!({"jobs": rows, "next": next})).into_response()
+}
+
+/// A dead job as the page's row: its last error (`{attempt, at, error: kind,
+/// message}`) as its message (its kind when it has none), cut to
+/// [`MAX_ERROR_CHARS`].
+fn dead_row(job: &Value) -> Value {
+    let last = job["errors"].as_array().and_then(|e| e.last());
+    let field = |key: &str| match last.and_then(|e| e.get(key)) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    };
+    let text = field("message")
+        .or_else(|| field("error"))
+        .unwrap_or_default();
+    json!({
+        "id": job["id"],
+        "queue": job["queue"],
+        "target": job["target"],
+        "attempt": job["attempt"],
+        "max_attempts": job["max_attempts"],
+        "finished_at": job["finished_at"],
+        "caller": job["caller"],
+        "error": text.chars().take(MAX_ERROR_CHARS).collect::<String>(),
+    })
+}
+
+/// `GET /ui/api/inference`: the models and aliases with their deployments and
+/// breaker states (`inference.models`), each model's tokens, cost and requests,
+/// each deployment's failures and each alias's fallbacks since start (from
+/// `plexus_inference_*`); `{absent: true}` without the family.
+pub(crate) async fn inference(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    if let Some(denied) = ops_denied(&shared, &caller, "metrics") {
+        return denied;
+    }
+    let models = match read_value(&shared, &caller, "inference.models", json!({})).await {
+        Ok(models) => models,
+        Err(response) => return response,
+    };
+    let text = shared.node.metrics().render(Format::Prometheus);
+    let counter = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Json(json!({
+        "at_ms": now_ms(),
+        "models": models["data"],
+        "usage": model_usage(&text),
+        "failures": sum_by(&text, "plexus_inference_deployment_failures_total", "deployment"),
+        "fallbacks": sum_by(&text, "plexus_inference_fallbacks_total", "model"),
+        "budget_refusals": counter("plexus_inference_budget_refusals_total"),
+    }))
+    .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_row_carries_the_last_error_cut_short() {
+        let long = "x".repeat(MAX_ERROR_CHARS + 50);
+        let job = json!({"id": 7, "queue": "mail", "target": "mail.send", "attempt": 3,
+            "max_attempts": 3, "finished_at": 5, "caller": "root",
+            "errors": [{"attempt": 1, "error": "first"}, {"attempt": 3, "error": "failed", "message": long}]});
+        let row = dead_row(&job);
+        assert_eq!(
+            (&row["id"], &row["target"]),
+            (&json!(7), &json!("mail.send"))
+        );
+        let text = row["error"].as_str().unwrap();
+        assert!(text.starts_with("xxx"), "{text}");
+        assert_eq!(text.chars().count(), MAX_ERROR_CHARS);
+        let kind_only = json!({"id": 8, "errors": [{"error": "timeout", "message": null}]});
+        assert_eq!(dead_row(&kind_only)["error"], "timeout");
+        assert_eq!(dead_row(&json!({"id": 9, "errors": []}))["error"], "");
+    }
 
     #[test]
     fn secrets_are_masked_by_key_and_in_urls() {

@@ -5,23 +5,27 @@
 //! network beyond the node. Its pages: system health (each component with its
 //! reason), services and instances (status, breaker, calls/s, errors, p99), the bus
 //! (topics seen, rates, lag, drops, dead letters), the live tail of calls and events
-//! with their correlation ids, the DataStore, jobs and inference (shown as absent
-//! until their family is in the node), configuration (versions, the difference
-//! between two, rollback) and the audit trail.
+//! with their correlation ids, the DataStore, jobs (queues by state, the
+//! dead-letter list with bulk requeue, pause and resume) and inference (tokens and
+//! cost per model, deployments and their breakers), each shown as absent when its
+//! family is not in the node, configuration (versions, the difference between two,
+//! rollback) and the audit trail. The services page charts calls/s and p99 over
+//! time in SVG drawn by the page itself.
 //!
 //! | path | what | token |
 //! | --- | --- | --- |
 //! | `GET /ui`, `GET /ui/assets/*` | the page and its script and style (nothing secret) | none |
 //! | `GET /ui/live` | WebSocket: the live tail (docs/operators-view.md) | `ops`, sent as the first message |
 //! | `GET /ui/api/whoami` | the token's name and what the page may offer it (200 either way) | checked by itself |
-//! | `GET /ui/api/{health,services,bus,families,config,config/diff,audit,datastore,metrics}` | read views | `ops` |
+//! | `GET /ui/api/{health,services,bus,families,config,config/diff,audit,datastore,jobs,jobs/dead,inference,metrics}` | read views | `ops` |
 //!
 //! The page keeps the token in the tab's `sessionStorage` and sends it as a bearer
-//! token. Reading needs `ops`; the one action, a configuration rollback, is sent to
-//! `POST /rpc` as `node.config_rollback` and so needs `call:node.config_rollback`
-//! (an `admin` token has it), after a confirmation. Long lists (the live tail, the
-//! audit trail) render only the rows in view, so 100,000 rows stay responsive, and
-//! are searched as they are typed.
+//! token. Reading needs `ops`; actions (a configuration rollback, requeuing dead
+//! jobs, pausing a queue) are sent to `POST /rpc` as the node's methods
+//! (`node.config_rollback`, `jobs.requeue`, `jobs.pause`, `jobs.resume`) and so
+//! need their `call:` scope (an `admin` token has them), after a confirmation.
+//! Long lists (the live tail, the audit trail, dead jobs) render only the rows in
+//! view, so 100,000 rows stay responsive, and are searched as they are typed.
 
 pub(crate) mod api;
 pub(crate) mod live;
@@ -86,6 +90,9 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/ui/api/config/diff", get(api::config_diff))
         .route("/ui/api/audit", get(api::audit))
         .route("/ui/api/datastore", get(api::datastore))
+        .route("/ui/api/jobs", get(api::jobs))
+        .route("/ui/api/jobs/dead", get(api::jobs_dead))
+        .route("/ui/api/inference", get(api::inference))
 }
 
 fn serve(name: &str) -> Response {

@@ -64,7 +64,77 @@ try {
   }
   step('pages', { absent, errors: consoleErrors.length });
 
-  // 2. A call made now appears in the live tail, with its correlation id.
+  // 2. The inference page: the tokens of the chat the Rust side made, per model,
+  // and each deployment's breaker.
+  await visit(ops, 'inference');
+  await ops.waitForSelector('#inference-usage', { timeout: WAIT });
+  const usage = await ops.$$eval('#inference-usage tbody tr', trs => trs.map(tr => ({
+    model: tr.dataset.model,
+    prompt: Number(tr.querySelector('[data-field=prompt]').textContent.replace(/,/g, '')),
+    completion: Number(tr.querySelector('[data-field=completion]').textContent.replace(/,/g, '')),
+  })));
+  const used = usage.find(u => u.prompt > 0) || {};
+  const breakers = await ops.$$eval('[data-deployment-breaker]', b => [...new Set(b.map(x => x.textContent))]);
+  step('inference', { model: used.model, prompt: used.prompt, completion: used.completion, breakers, usage });
+
+  // 3. The jobs page as ops: queues by state, and 100,001 dead jobs loaded into a
+  // list that stays virtual, searchable, and offers ops no action.
+  const opened = Date.now();
+  await visit(ops, 'jobs');
+  const firstPageMs = Date.now() - opened;
+  const queueDead = await ops.$$eval('#job-queues tr[data-queue]', trs => Object.fromEntries(trs.map(tr =>
+    [tr.dataset.queue, Number(tr.querySelector('td[data-state=dead]').dataset.value)])));
+  const opsActions = await ops.$$eval('button.queue-pause, button.queue-resume, button.queue-requeue, #dead-retry, input.pick', b => b.length);
+  await ops.click('#dead-all');
+  await ops.waitForFunction(() => document.querySelector('#dead-count')?.dataset.complete === '1', null, { timeout: 180000, polling: 250 });
+  const loaded = await ops.$eval('#dead-count', c => Number(c.dataset.loaded));
+  const deadDomRows = await ops.$$eval('.vrow', r => r.length);
+  const shownFor = async query => {
+    await ops.fill('#dead-search', query);
+    await ops.waitForFunction(q => document.querySelector('#dead-search')?.value === q, query, { timeout: WAIT });
+    return ops.$eval('#dead-count', c => Number(c.dataset.shown));
+  };
+  const shownMail = await shownFor('mail');
+  await ops.waitForFunction(() => document.querySelector('.vrow[data-kind=dead]'), null, { timeout: WAIT });
+  const mailError = await ops.$eval('.vrow[data-kind=dead]', r => r.lastElementChild.textContent);
+  const shownSeed = await shownFor('seeded failure 99999');
+  const shownAll = await shownFor('');
+  await ops.$eval('.vlist', v => { v.scrollTop = v.scrollHeight; });
+  await ops.waitForFunction(() => [...document.querySelectorAll('.vrow span')].some(s => s.textContent === 'mail'), null, { timeout: WAIT });
+  const deadDomRowsScrolled = await ops.$$eval('.vrow', r => r.length);
+  await ops.screenshot({ path: `${shots}/jobs-100k.png`, fullPage: true });
+  step('jobs-dead', {
+    queueDead, opsActions, loaded, domRows: deadDomRows, domRowsScrolled: deadDomRowsScrolled,
+    shownMail, mailError, shownSeed, shownAll, firstPageMs,
+  });
+
+  // 4. An admin retries the dead mail job through the page, after confirming.
+  const admin = await signedIn(adminToken, 'admin');
+  await visit(admin, 'jobs');
+  await admin.selectOption('#dead-queue', 'mail');
+  await admin.waitForFunction(() => {
+    const c = document.querySelector('#dead-count');
+    return c?.dataset.complete === '1' && c.dataset.loaded === '1';
+  }, null, { timeout: WAIT });
+  await admin.click('#dead-select');
+  await admin.click('#dead-retry');
+  await admin.waitForSelector('#modal:not([hidden])', { timeout: WAIT });
+  await admin.click('#modal-ok');
+  await admin.waitForFunction(() => document.querySelector('#jobs-msg')?.textContent.startsWith('Requeued'), null, { timeout: WAIT });
+  const retried = await admin.textContent('#jobs-msg');
+  // The job runs again; its completion reaches the open page over the live socket.
+  await admin.waitForFunction(() => document.querySelector('#job-queues tr[data-queue="mail"] td[data-state=completed]')?.dataset.value === '1', null, { timeout: WAIT });
+  await admin.screenshot({ path: `${shots}/jobs-retried.png`, fullPage: true });
+  step('jobs-retry', { message: retried });
+
+  // 4b. And pauses a queue through its button, after confirming.
+  await admin.click('button.queue-pause[data-queue="imports"]');
+  await admin.waitForSelector('#modal:not([hidden])', { timeout: WAIT });
+  await admin.click('#modal-ok');
+  await admin.waitForFunction(() => document.querySelector('#job-queues tr[data-queue="imports"] .badge')?.textContent === 'paused', null, { timeout: WAIT });
+  step('jobs-pause', { message: await admin.textContent('#jobs-msg') });
+
+  // 5. A call made now appears in the live tail, with its correlation id.
   await visit(ops, 'tail');
   const r = await fetch(base + '/rpc', {
     method: 'POST',
@@ -80,13 +150,18 @@ try {
   step('tail', { answer: answer.result, cells });
   await ops.fill('#tail-search', '');
 
-  // 3. The breaker the Rust side opened shows as open.
+  // 6. The breaker the Rust side opened shows as open.
   await visit(ops, 'services');
   await ops.waitForFunction(() => document.querySelector('[data-breaker="flaky-1"]')?.textContent === 'open', null, { timeout: WAIT });
   await ops.screenshot({ path: `${shots}/services-breaker-open.png`, fullPage: true });
-  step('breaker', { state: 'open' });
+  // The charts: a line per busy service once two samples are apart.
+  await ops.waitForFunction(() => document.querySelectorAll('#chart-calls path[data-series]').length > 0, null, { timeout: WAIT });
+  const chartLines = await ops.$$eval('#chart-calls path[data-series]', p => p.map(x => x.dataset.series));
+  const p99Lines = await ops.$$eval('#chart-p99 path[data-series]', p => p.map(x => x.dataset.series));
+  await ops.screenshot({ path: `${shots}/services-charts.png` });
+  step('breaker', { state: 'open', chartLines, p99Lines });
 
-  // 4. Ops reads but cannot act: no rollback button, and /rpc refuses it.
+  // 7. Ops reads but cannot act: no rollback button, and /rpc refuses it.
   await visit(ops, 'config');
   const buttons = await ops.$$eval('button.rollback', b => b.length);
   const readOnly = await ops.$('#read-only') !== null;
@@ -100,7 +175,7 @@ try {
   }, opsToken);
   step('ops-read-only', { buttons, readOnly, refused });
 
-  // 4b. A change made elsewhere reaches the open configuration page over the live
+  // 7b. A change made elsewhere reaches the open configuration page over the live
   // socket (the page is not polled).
   const shown = await ops.textContent('#config-current');
   step('config-live', { shown });
@@ -108,8 +183,7 @@ try {
   await ops.waitForFunction(s => document.querySelector('#config-current')?.textContent !== s, shown, { timeout: WAIT });
   step('config-updated', { shown: await ops.textContent('#config-current') });
 
-  // 5. Admin rolls back through the page, after confirming.
-  const admin = await signedIn(adminToken, 'admin');
+  // 8. Admin rolls back through the page, after confirming.
   await visit(admin, 'config');
   const before = await admin.textContent('#config-current');
   await admin.selectOption('#diff-from', '1');
@@ -125,7 +199,7 @@ try {
   await admin.screenshot({ path: `${shots}/config-rolled-back.png`, fullPage: true });
   step('rollback', { before, after, diffPaths });
 
-  // 6. 100,000 events in the tail: the list stays virtual and answers.
+  // 9. 100,000 events in the tail: the list stays virtual and answers.
   await visit(ops, 'tail');
   step('flood-ready');
   await go();

@@ -4,19 +4,27 @@
 //! without console errors, a call made during the test appears in the live tail, a
 //! breaker opened by a failing service shows as open, an ops token cannot roll the
 //! configuration back and an admin token can (through the page, after confirming),
-//! and 100,000 events in the tail keep the list virtual and searchable.
+//! the jobs page shows 100,001 dead jobs in a virtual, searchable list and an
+//! admin's bulk retry through it runs the job again, the inference page shows the
+//! tokens of a chat answered by a loopback fake provider, and 100,000 events in
+//! the tail keep the list virtual and searchable.
 //! Screenshots are written to `<target>/tmp/ui-screenshots/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use plexus_bus::SubscribeOptions;
 use plexus_core::{
     CallContext, CallResult, Envelope, MethodDescriptor, Payload, Service, ServiceDescriptor,
     ServiceError, Topic, async_trait,
 };
 use plexus_gateway::{Gateway, GatewayConfig, TokenConfig};
+use plexus_inference::testing::{COMPLETION_TOKENS, FakeProvider, PROMPT_TOKENS, Wire};
+use plexus_inference::{Inference, InferenceConfig, InferenceMetrics, InferenceService};
+use plexus_jobs::{Clock, JobMetrics, JobService, Jobs, JobsConfig, SqliteBackend};
 use plexus_node::Node;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -40,6 +48,72 @@ impl Service for Flaky {
     }
 }
 
+/// A job target that fails while `failing` is set: its job dies, and once it
+/// answers, a retry through the page completes the job.
+struct Chores {
+    failing: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl Service for Chores {
+    fn descriptor(&self) -> ServiceDescriptor {
+        ServiceDescriptor::new("chores", "example")
+            .with_instance("chores-1")
+            .with_method(MethodDescriptor::new("run"))
+    }
+
+    async fn call(&self, _: &str, _: Value, _: CallContext) -> CallResult {
+        if self.failing.load(Ordering::Acquire) {
+            Err(ServiceError::failed("the mail server said no"))
+        } else {
+            Ok(json!({"done": true}))
+        }
+    }
+}
+
+/// How many dead jobs the jobs page must list without freezing.
+const SEEDED_DEAD: u64 = 100_000;
+
+/// The jobs family on a fresh SQLite file under `dir`, with [`SEEDED_DEAD`] dead
+/// jobs in queue `imports`.
+async fn jobs_with_dead(dir: &Path) -> (JobService, JobMetrics) {
+    let db = dir.join(format!("ui-browser-jobs-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let backend = SqliteBackend::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let now = i64::try_from(plexus_core::Timestamp::now().as_micros() / 1000).unwrap();
+    let seeded = backend
+        .seed_dead("imports", "chores.run", SEEDED_DEAD, now)
+        .await
+        .unwrap();
+    assert_eq!(seeded, SEEDED_DEAD);
+    let metrics = JobMetrics::new();
+    let jobs = Jobs::new(
+        Arc::new(backend),
+        JobsConfig::default(),
+        metrics.clone(),
+        Clock::system(),
+    );
+    (JobService::new(jobs), metrics)
+}
+
+/// The inference family over one loopback fake provider (`p0`, model `m0`),
+/// alias `chat`.
+fn inference_over(fake: &FakeProvider) -> (InferenceService, InferenceMetrics) {
+    let config: InferenceConfig = serde_json::from_value(json!({
+        "providers": {"p0": {"kind": "openai", "base_url": fake.base_url(), "api_key": "fake-key"}},
+        "models": {"chat": [{"provider": "p0", "model": "m0"}]},
+        "prices": {"m0": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}},
+    }))
+    .unwrap();
+    let metrics = InferenceMetrics::new();
+    let engine = Inference::new(config, metrics.clone()).unwrap();
+    (InferenceService::new(engine), metrics)
+}
+
 fn clients_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
 }
@@ -51,12 +125,28 @@ const RUN: Duration = Duration::from_secs(240);
 async fn the_dashboard_in_headless_chromium() {
     let ops = "ops-browser-token-0123456789";
     let admin = "admin-browser-token-0123456789";
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let failing = Arc::new(AtomicBool::new(true));
+    let (jobs, job_metrics) = jobs_with_dead(&tmp).await;
+    let fake = FakeProvider::start(Wire::OpenAi).await.unwrap();
+    let (inference, inference_metrics) = inference_over(&fake);
     let node = Node::builder("ui-browser")
         .service(Arc::new(Spec::new()))
         .service(Arc::new(Flaky))
+        .service(Arc::new(Chores {
+            failing: failing.clone(),
+        }))
+        .service(Arc::new(jobs.clone()))
+        .service(Arc::new(inference.clone()))
         .start()
         .await
         .unwrap();
+    node.metrics().with_registry(|registry| {
+        job_metrics.register(registry);
+        inference_metrics.register(registry);
+    });
+    jobs.attach(&node);
+    inference.engine().attach(&node);
     let config = GatewayConfig {
         tokens: vec![
             TokenConfig::new("root", admin, ["admin"]),
@@ -91,6 +181,48 @@ async fn the_dashboard_in_headless_chromium() {
         let _ = node.call("flaky.work", json!({}), internal()).await;
     }
 
+    // One job that dies on its only attempt, beside the seeded ones; then its
+    // target recovers, so a retry through the page completes it.
+    let mut job_events = node
+        .bus()
+        .subscribe("jobs.mail.*", SubscribeOptions::default())
+        .unwrap();
+    let enqueued = node
+        .call(
+            "jobs.enqueue",
+            json!({"queue": "mail", "target": "chores.run", "max_attempts": 1}),
+            internal(),
+        )
+        .await
+        .unwrap();
+    let mail_job = enqueued["id"].as_i64().unwrap();
+    // Waits for the event `topic` of queue `mail`, others passed over.
+    let mut job_event = async |topic: &str| {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let event = job_events.recv().await.expect("the subscription is open");
+                if event.topic().as_str() == topic {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {topic} in time"));
+    };
+    job_event("jobs.mail.dead").await;
+    failing.store(false, Ordering::Release);
+
+    // A chat answered by the fake provider: its tokens are the inference page's.
+    let chat = node
+        .call(
+            "inference.chat",
+            json!({"model": "chat", "messages": [{"role": "user", "content": "Say hello"}]}),
+            internal(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(chat["usage"]["prompt_tokens"], json!(PROMPT_TOKENS));
+
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     let mut child = Command::new("node")
         .arg("ui_browser.mjs")
@@ -120,10 +252,66 @@ async fn the_dashboard_in_headless_chromium() {
     assert_eq!(
         pages["absent"],
         json!({"health": null, "services": null, "bus": null, "tail": null,
-               "datastore": "datastore", "jobs": "jobs", "inference": "inference",
+               "datastore": "datastore", "jobs": null, "inference": null,
                "config": null, "audit": "audit"}),
         "{pages}"
     );
+
+    let usage = next("inference").await;
+    assert_eq!(
+        (&usage["prompt"], &usage["completion"]),
+        (&json!(PROMPT_TOKENS), &json!(COMPLETION_TOKENS)),
+        "{usage}"
+    );
+    assert_eq!(usage["breakers"], json!(["closed"]), "{usage}");
+    assert_eq!(
+        usage["model"], "m0",
+        "tokens count per model at its provider: {usage}"
+    );
+
+    let dead = next("jobs-dead").await;
+    let seeded_and_mail = SEEDED_DEAD + 1;
+    assert_eq!(
+        dead["queueDead"],
+        json!({"imports": SEEDED_DEAD, "mail": 1}),
+        "{dead}"
+    );
+    assert_eq!(dead["loaded"], json!(seeded_and_mail), "{dead}");
+    for key in ["domRows", "domRowsScrolled"] {
+        let rows = dead[key].as_u64().unwrap();
+        assert!(
+            rows > 0 && rows < 200,
+            "{key}: the dead list must stay virtual: {dead}"
+        );
+    }
+    assert_eq!(dead["shownMail"], json!(1), "{dead}");
+    assert_eq!(
+        dead["mailError"], "`chores.run` failed: the mail server said no",
+        "{dead}"
+    );
+    assert_eq!(dead["shownSeed"], json!(1), "{dead}");
+    assert_eq!(dead["shownAll"], json!(seeded_and_mail), "{dead}");
+    assert_eq!(dead["opsActions"], json!(0), "ops sees no action: {dead}");
+    assert!(dead["firstPageMs"].as_u64().unwrap() < 5_000, "{dead}");
+
+    let retried = next("jobs-retry").await;
+    assert_eq!(retried["message"], "Requeued 1 job.", "{retried}");
+    job_event("jobs.mail.completed").await;
+    let job = node
+        .call("jobs.get", json!({"id": mail_job}), internal())
+        .await
+        .unwrap();
+    assert_eq!(
+        (&job["state"], &job["attempt"]),
+        (&json!("completed"), &json!(1))
+    );
+
+    assert_eq!(next("jobs-pause").await["message"], "Paused imports.");
+    let stats = node
+        .call("jobs.stats", json!({"queue": "imports"}), internal())
+        .await
+        .unwrap();
+    assert_eq!(stats["queues"][0]["paused"], true, "{stats}");
 
     let tail = next("tail").await;
     assert_eq!(tail["answer"], json!(["hello", 5]));
@@ -138,7 +326,17 @@ async fn the_dashboard_in_headless_chromium() {
         "a correlation id: {tail}"
     );
 
-    next("breaker").await;
+    let breaker = next("breaker").await;
+    // The jobs service was the busiest while the dead list loaded: it has a line
+    // in both charts.
+    for chart in ["chartLines", "p99Lines"] {
+        assert!(
+            breaker[chart]
+                .as_array()
+                .is_some_and(|lines| lines.contains(&json!("jobs"))),
+            "{chart}: {breaker}"
+        );
+    }
 
     let read_only = next("ops-read-only").await;
     assert_eq!(
@@ -208,8 +406,13 @@ async fn the_dashboard_in_headless_chromium() {
         "services",
         "bus",
         "tail",
+        "jobs",
+        "inference",
         "config",
         "audit",
+        "jobs-100k",
+        "jobs-retried",
+        "services-charts",
         "tail-100k",
     ] {
         assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");

@@ -92,6 +92,17 @@ async fn the_page_needs_no_token_its_data_needs_ops() {
     );
     let (_, root) = get(&h, "/ui/api/whoami", Some(&secret("admin"))).await;
     assert_eq!((&root["ops"], &root["admin"]), (&json!(true), &json!(true)));
+    // Which action buttons the page may offer: every one to admin, none to ops.
+    let actions = [
+        "node.config_rollback",
+        "jobs.requeue",
+        "jobs.pause",
+        "jobs.resume",
+    ];
+    for action in actions {
+        assert_eq!(root["may"][action], true, "{root}");
+        assert_eq!(watcher["may"][action], false, "{watcher}");
+    }
 }
 
 #[tokio::test]
@@ -114,6 +125,13 @@ async fn services_show_status_breaker_calls_errors_and_p99() {
         .unwrap_or_else(|| panic!("no spec.sum in {s}"));
     assert_eq!((&sum["calls"], &sum["errors"]), (&json!(4), &json!(1)));
     assert!(sum["p99_ms"].as_f64().unwrap() > 0.0, "{sum}");
+    // The histogram's cumulative finite buckets, for the page's windowed p99: as
+    // many calls in the last as were counted (each took under its bound).
+    let buckets = sum["buckets"].as_array().unwrap();
+    assert!(buckets.len() > 3, "{sum}");
+    let counts: Vec<f64> = buckets.iter().map(|b| b[1].as_f64().unwrap()).collect();
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "cumulative: {sum}");
+    assert_eq!(counts.last(), Some(&4.0), "{sum}");
     let spec = s["instances"]
         .as_array()
         .unwrap()
@@ -288,7 +306,13 @@ async fn families_not_in_the_node_are_absent() {
         families,
         json!({"datastore": false, "audit": false, "jobs": false, "inference": false})
     );
-    for path in ["/ui/api/audit", "/ui/api/datastore"] {
+    for path in [
+        "/ui/api/audit",
+        "/ui/api/datastore",
+        "/ui/api/jobs",
+        "/ui/api/jobs/dead?limit=10",
+        "/ui/api/inference",
+    ] {
         let (status, body) = get(&h, path, Some(&ops)).await;
         assert_eq!((status, body), (200, json!({"absent": true})), "{path}");
     }

@@ -7,13 +7,14 @@
 //! `datastore.transaction` with `events` writes them in the same transaction as its
 //! operations. The relay, started when the node runs, delivers each event to the
 //! bus (with its id, correlation and causation unchanged) until the bus took it,
-//! and `plexus.replay` reads the outbox back from an offset or a time.
+//! and `plexus.replay` reads the outbox back from an offset or a time (or, in a
+//! cluster with durable topics, the JetStream stream every node's events are in).
 
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use plexus_core::{Envelope, ServiceError, Topic, async_trait};
-use plexus_node::durable::{DurableLog, DurableSink, Handoff, ReplayFrom};
+use plexus_node::durable::{DurableLog, DurableReplay, DurableSink, Handoff, ReplayFrom};
 use plexus_store::{
     Delivery, DeliveryState, Outbox, OutboxError, RelayConfig, RelayHandle, RelaySink,
 };
@@ -26,6 +27,7 @@ pub struct OutboxLog {
     outbox: Outbox,
     config: RelayConfig,
     sink: Mutex<Option<Arc<dyn DurableSink>>>,
+    replays: Mutex<Option<Arc<dyn DurableReplay>>>,
     relay: Mutex<Option<RelayHandle>>,
 }
 
@@ -45,6 +47,7 @@ impl OutboxLog {
             outbox,
             config,
             sink: Mutex::new(None),
+            replays: Mutex::new(None),
             relay: Mutex::new(None),
         })
     }
@@ -80,6 +83,10 @@ impl DurableLog for OutboxLog {
         *self.sink.lock() = Some(sink);
     }
 
+    fn replay_from(&self, source: Arc<dyn DurableReplay>) {
+        *self.replays.lock() = Some(source);
+    }
+
     fn start(&self, bus: plexus_bus::Bus) {
         let mut relay = self.relay.lock();
         if relay.is_some() {
@@ -111,13 +118,20 @@ impl DurableLog for OutboxLog {
             .map(|a| a.offset)
             .ok_or_else(|| ServiceError::failed("the outbox answered no offset"))
     }
+}
 
+#[async_trait]
+impl DurableReplay for OutboxLog {
     async fn replay(
         &self,
         pattern: &str,
         from: ReplayFrom,
         limit: u32,
     ) -> Result<Value, ServiceError> {
+        let source = self.replays.lock().clone();
+        if let Some(source) = source {
+            return source.replay(pattern, from, limit).await;
+        }
         let from = match from {
             ReplayFrom::Offset(n) => plexus_store::ReplayFrom::Offset(n),
             ReplayFrom::Time(t) => plexus_store::ReplayFrom::Time(t),

@@ -24,6 +24,8 @@ pub struct Verb {
     pub keys: Vec<String>,
     /// The keys its schema requires.
     pub required: Vec<String>,
+    /// The params schema as registered (shown to a model by `dsl.ask`).
+    pub params: Arc<Value>,
     /// The compiled params schema; `None` accepts anything.
     pub(crate) schema: Option<Arc<Validator>>,
 }
@@ -60,13 +62,18 @@ impl Verb {
                 },
             )?))
         };
-        Ok(Self::with_schema(method, description, schema, compiled))
+        Ok(Self::with_schema(
+            method,
+            description,
+            Arc::new(schema.clone()),
+            compiled,
+        ))
     }
 
     fn with_schema(
         method: &str,
         description: &str,
-        schema: &Value,
+        schema: Arc<Value>,
         compiled: Option<Arc<Validator>>,
     ) -> Self {
         let keys = schema
@@ -89,6 +96,7 @@ impl Verb {
             description: description.to_owned(),
             keys,
             required,
+            params: schema,
             schema: compiled,
         }
     }
@@ -131,7 +139,8 @@ impl Catalog {
             let descriptor = &registration.descriptor;
             for m in descriptor.methods.iter().filter(|m| !m.websocket_only) {
                 let method = format!("{service}.{}", m.name);
-                let Some(compiled) = cache.compiled(&method, descriptor, &m.params) else {
+                let Some((compiled, params)) = cache.compiled(&method, descriptor, &m.params)
+                else {
                     continue;
                 };
                 let description = if m.description.is_empty() {
@@ -139,7 +148,7 @@ impl Catalog {
                 } else {
                     &m.description
                 };
-                let verb = Verb::with_schema(&method, description, &m.params, compiled);
+                let verb = Verb::with_schema(&method, description, params, compiled);
                 verbs.insert(method, verb);
             }
         }
@@ -179,7 +188,8 @@ pub struct SchemaCache {
     entries: Mutex<HashMap<String, Entry>>,
 }
 
-type Entry = (Arc<ServiceDescriptor>, Option<Arc<Validator>>);
+type Compiled = (Option<Arc<Validator>>, Arc<Value>);
+type Entry = (Arc<ServiceDescriptor>, Compiled);
 
 impl SchemaCache {
     /// A cache of at most `capacity` methods.
@@ -190,14 +200,14 @@ impl SchemaCache {
         }
     }
 
-    /// `method`'s compiled schema (`Some(None)`: accepts anything), or `None` when it
-    /// does not compile.
+    /// `method`'s compiled schema (`None` inside: accepts anything) and the schema
+    /// itself, or `None` when it does not compile.
     fn compiled(
         &self,
         method: &str,
         descriptor: &Arc<ServiceDescriptor>,
         schema: &Value,
-    ) -> Option<Option<Arc<Validator>>> {
+    ) -> Option<Compiled> {
         if let Some((d, v)) = self.entries.lock().get(method)
             && Arc::ptr_eq(d, descriptor)
         {
@@ -208,6 +218,7 @@ impl SchemaCache {
         } else {
             Some(Arc::new(jsonschema::validator_for(schema).ok()?))
         };
+        let compiled = (compiled, Arc::new(schema.clone()));
         let mut entries = self.entries.lock();
         if entries.len() >= self.capacity && !entries.contains_key(method) {
             entries.clear();

@@ -1,5 +1,7 @@
 //! The family's configuration section, `[dsl]`: how large a program may be (bytes,
-//! nesting, calls), how long it may run, and how many compiled schemas are kept.
+//! nesting, calls), how long it may run, how many compiled schemas are kept, and
+//! how `dsl.ask` asks a model for a program (which model, how large the request and
+//! the prompt may be, whether a refused program is sent back once for a repair).
 //! Read and checked so that a problem is named by its full path
 //! (`dsl.max_calls`); without the section these defaults hold.
 
@@ -32,6 +34,17 @@ pub struct DslConfig {
     pub max_duration_ms: u64,
     /// How many methods' compiled params schemas are kept (default 1,024).
     pub schema_cache_entries: usize,
+    /// The model (an `[inference.models]` alias or `provider/model`) `dsl.ask`
+    /// asks when the caller names none (default `"default"`).
+    pub ask_model: String,
+    /// The longest request `dsl.ask` takes, in bytes (default 4,096).
+    pub ask_max_request_bytes: usize,
+    /// The most bytes of verbs and schemas shown to the model (default 64 KiB);
+    /// verbs beyond it are left out of the prompt, and counted.
+    pub ask_max_prompt_bytes: usize,
+    /// Send a program that fails its check back to the model once, with its
+    /// errors, for a repair (default true); a caller may say otherwise per request.
+    pub ask_repair: bool,
 }
 
 impl Default for DslConfig {
@@ -43,6 +56,10 @@ impl Default for DslConfig {
             max_calls: 1_000,
             max_duration_ms: 30_000,
             schema_cache_entries: 1_024,
+            ask_model: "default".to_owned(),
+            ask_max_request_bytes: 4_096,
+            ask_max_prompt_bytes: 64 * 1_024,
+            ask_repair: true,
         }
     }
 }
@@ -74,7 +91,20 @@ impl Validate for DslConfig {
                 "schema_cache_entries",
                 self.schema_cache_entries,
                 1..=1_000_000,
+            )
+            .range(
+                "ask_max_request_bytes",
+                self.ask_max_request_bytes,
+                1..=1 << 20,
+            )
+            .range(
+                "ask_max_prompt_bytes",
+                self.ask_max_prompt_bytes,
+                256..=1 << 24,
             );
+        if self.ask_model.trim().is_empty() {
+            errors.push("ask_model", "must name a model or an alias");
+        }
         errors.into_result()
     }
 }

@@ -11,8 +11,10 @@
 //!   and their JSON Schemas) and the caller's scopes; all problems collected as
 //!   [`Diagnostic`]s, rendered with the source line and a caret ([`Diagnostics`]).
 //! - [`value`]: literals as JSON, numbers kept exact.
-//! - [`Dsl`]: checks and runs programs on a node, as the caller; [`DslService`]
-//!   (`dsl.check`, `dsl.run`, `dsl.verbs`) and [`DslFamily`] (the `[dsl]` section,
+//! - [`Dsl`]: checks and runs programs on a node, as the caller; [`Dsl::ask`] has a
+//!   model of the InferenceEngine write one from plain language ([`Ask`],
+//!   [`Asked`]), checked like any other and run only when asked; [`DslService`]
+//!   (`dsl.check`, `dsl.run`, `dsl.verbs`, `dsl.ask`) and [`DslFamily`] (the `[dsl]` section,
 //!   [`DslConfig`]) put it on the node.
 //!
 //! ```
@@ -31,6 +33,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod ask;
 mod catalog;
 mod check;
 pub mod config;
@@ -43,6 +46,7 @@ mod service;
 pub mod syntax;
 pub mod value;
 
+pub use ask::{ASKED, Ask, Asked, CHAT_METHOD, program_of, prompt};
 pub use catalog::{Catalog, SchemaCache, SchemaError, Verb, closest};
 pub use check::{Checker, SPECIAL_FORMS, TRANSACTION_METHOD, TRANSACTION_OPS, check};
 pub use config::DslConfig;

@@ -69,6 +69,28 @@ pub enum DslError {
     /// The `dsl` service is not attached to a running node.
     #[error("the dsl service is not attached to a running node")]
     Detached,
+    /// A `dsl.ask` request longer than `dsl.ask_max_request_bytes`.
+    #[error("the request is {bytes} bytes; dsl.ask_max_request_bytes allows {max}")]
+    RequestTooLarge {
+        /// Its length.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Asking the model failed (`inference.chat`, through the call path).
+    #[error("asking `{model}` failed: {error}")]
+    Inference {
+        /// The model asked.
+        model: String,
+        /// The call path's error.
+        error: Box<CallError>,
+    },
+    /// The model answered without any text.
+    #[error("`{model}` answered without a program")]
+    NoAnswer {
+        /// The model asked.
+        model: String,
+    },
 }
 
 impl DslError {
@@ -79,6 +101,9 @@ impl DslError {
             Self::Call { .. } => "call_failed",
             Self::Timeout { .. } => "timeout",
             Self::Detached => "detached",
+            Self::RequestTooLarge { .. } => "request_too_large",
+            Self::Inference { .. } => "inference_failed",
+            Self::NoAnswer { .. } => "no_answer",
         }
     }
 }
@@ -111,6 +136,17 @@ impl From<DslError> for ServiceError {
             DslError::Detached => {
                 return ServiceError::Unavailable { reason: message };
             }
+            DslError::RequestTooLarge { bytes, max } => {
+                return ServiceError::InvalidParams {
+                    field: "/request".to_owned(),
+                    reason: format!("is {bytes} bytes; dsl.ask_max_request_bytes allows {max}"),
+                };
+            }
+            DslError::Inference { model, error } => json!({
+                "kind": e.kind(), "model": model, "code": error.code(), "error": error.outcome(),
+                "message": error.to_string(), "data": error.data(),
+            }),
+            DslError::NoAnswer { model } => json!({"kind": e.kind(), "model": model}),
         };
         ServiceError::Failed {
             message,
@@ -178,7 +214,7 @@ impl Dsl {
         &self.inner.config
     }
 
-    fn node(&self) -> Result<Node, DslError> {
+    pub(crate) fn node(&self) -> Result<Node, DslError> {
         self.inner
             .node
             .get()
@@ -194,13 +230,23 @@ impl Dsl {
     /// Reads and checks `source` (named `name` in diagnostics) for the caller of
     /// `ctx`: every problem, or the program ready to run.
     pub fn check(&self, name: &str, source: &str, ctx: &CallContext) -> Result<Checked, DslError> {
-        let catalog = self.catalog()?;
+        self.check_in(&self.catalog()?, name, source, ctx)
+    }
+
+    /// [`Self::check`] against `catalog`.
+    pub(crate) fn check_in(
+        &self,
+        catalog: &Catalog,
+        name: &str,
+        source: &str,
+        ctx: &CallContext,
+    ) -> Result<Checked, DslError> {
         let rejected =
             |items: Vec<Diagnostic>| DslError::Rejected(Diagnostics::new(name, source, items));
         let program =
             crate::parse(source, self.inner.config.limits()).map_err(|d| rejected(vec![d]))?;
         let checker = Checker {
-            catalog: &catalog,
+            catalog,
             scopes: ctx.scopes.as_ref(),
             max_calls: self.inner.config.max_calls,
         };

@@ -6,11 +6,18 @@
 //! | `check` | `source`, `name`? | `{ok, errors: [{code, message, line, column, end_line, end_column, help, rendered}], forms}` |
 //! | `run` | `source`, `name`? | `{value, calls, correlation_id, duration_us}` |
 //! | `verbs` | none | `{verbs: [{method, description, keys, required}]}` (what the caller may call) |
+//! | `ask` | `request`, `model`?, `repair`?, `run`? | `{program, ok, errors, repaired_errors, attempts, model, verbs_offered, verbs_left_out, ran}` |
 //!
 //! `run` refuses a program that fails its check with `data.kind = "rejected"` and
 //! the same `errors`; a failing call ends it with `data.kind = "call_failed"`
 //! (`method`, `line`, `column`, `completed_forms`, the call's `code`, `error`,
 //! `message`, `data`); running out of time with `data.kind = "timeout"`.
+//!
+//! `ask` has a model write the program (`inference.chat`, as the caller: it needs
+//! `call:inference.chat`) and answers with it and its check; a program that fails
+//! its check is never run (`ok: false`, its `errors`). With `run: true` a program
+//! that passes is run and `ran` is what `run` would give. The model failing is
+//! `data.kind = "inference_failed"`; answering with no text, `"no_answer"`.
 
 use std::sync::LazyLock;
 
@@ -22,6 +29,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ask::{Ask, Asked};
 use crate::run::{Dsl, DslError, Ran};
 
 /// The engine behind the `dsl` service.
@@ -78,7 +86,32 @@ static METHODS: LazyLock<MethodTable<Dsl>> = LazyLock::new(|| {
             Effect::Idempotent,
             verbs,
         )
+        .method::<AskParams, Asked, _>(
+            "ask",
+            "Have a model of the InferenceEngine write a program from plain language, offered only the verbs the caller may use; the program is checked like any other, never run if it fails, and run only when `run` is true",
+            Effect::Mutating,
+            ask,
+        )
 });
+
+/// Params of `dsl.ask`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AskParams {
+    /// What to do, in plain language ("open a KYC case for ACME").
+    #[schemars(length(min = 1))]
+    request: String,
+    /// The model or alias to ask (`dsl.ask_model` without it).
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 256))]
+    model: Option<String>,
+    /// Send a refused program back once with its errors (`dsl.ask_repair` without it).
+    #[serde(default)]
+    repair: Option<bool>,
+    /// Run the program when it passes its check (default false: only propose it).
+    #[serde(default)]
+    run: bool,
+}
 
 /// Params of `dsl.check` and `dsl.run`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -161,6 +194,16 @@ async fn verbs(d: &Dsl, ctx: CallContext, _: NoParams) -> Result<VerbList, Servi
         })
         .collect();
     Ok(VerbList { verbs })
+}
+
+async fn ask(d: &Dsl, ctx: CallContext, p: AskParams) -> Result<Asked, ServiceError> {
+    let ask = Ask {
+        request: p.request,
+        model: p.model,
+        repair: p.repair,
+        run: p.run,
+    };
+    Ok(d.ask(ask, ctx).await?)
 }
 
 impl TableService for DslService {

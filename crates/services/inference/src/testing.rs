@@ -4,7 +4,8 @@
 //! 429 with `Retry-After`, 500, a malformed body, a slow answer, a connection
 //! dropped mid-stream, an error event after a 200.
 //!
-//! Each answer is [`REPLY`], with usage [`PROMPT_TOKENS`] / [`COMPLETION_TOKENS`]
+//! Each answer is [`REPLY`] (or, unstreamed, the text queued with
+//! [`FakeProvider::then_reply`]), with usage [`PROMPT_TOKENS`] / [`COMPLETION_TOKENS`]
 //! (unless [`Behaviour::NoUsage`]).
 
 use std::collections::VecDeque;
@@ -76,6 +77,7 @@ struct Fake {
     default: Mutex<Behaviour>,
     requests: AtomicUsize,
     bodies: Mutex<Vec<(HeaderMap, Value)>>,
+    replies: Mutex<VecDeque<String>>,
 }
 
 /// A fake provider, serving until dropped.
@@ -101,6 +103,7 @@ impl FakeProvider {
             default: Mutex::new(Behaviour::Answer),
             requests: AtomicUsize::new(0),
             bodies: Mutex::default(),
+            replies: Mutex::default(),
         });
         let router = Router::new()
             .route("/v1/chat/completions", post(openai))
@@ -140,6 +143,13 @@ impl FakeProvider {
         *self.fake.default.lock() = behaviour;
     }
 
+    /// The next unstreamed answer (after those already queued) has the text
+    /// `text` instead of [`REPLY`].
+    pub fn then_reply(&self, text: impl Into<String>) -> &Self {
+        self.fake.replies.lock().push_back(text.into());
+        self
+    }
+
     /// How many requests it received.
     pub fn requests(&self) -> usize {
         self.fake.requests.load(Ordering::SeqCst)
@@ -163,6 +173,14 @@ impl Fake {
             .lock()
             .pop_front()
             .unwrap_or(*self.default.lock())
+    }
+
+    /// The text of the next unstreamed answer.
+    fn reply(&self) -> String {
+        self.replies
+            .lock()
+            .pop_front()
+            .unwrap_or_else(|| REPLY.to_owned())
     }
 }
 
@@ -268,7 +286,7 @@ async fn openai(
     if body.get("stream").and_then(Value::as_bool) != Some(true) {
         let mut answer = json!({
             "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLY}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": fake.reply()}, "finish_reason": "stop"}],
             "system_fingerprint": "fp_fake", "x_provider_extra": {"kept": true},
         });
         if behaviour != Behaviour::NoUsage {
@@ -332,7 +350,7 @@ async fn anthropic(
     if body.get("stream").and_then(Value::as_bool) != Some(true) {
         let mut answer = json!({
             "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": REPLY}],
+            "content": [{"type": "text", "text": fake.reply()}],
             "stop_reason": "end_turn", "stop_sequence": null,
         });
         if usage {
@@ -400,7 +418,7 @@ async fn gemini(
     };
     let with_usage = (behaviour != Behaviour::NoUsage).then_some(&usage);
     if action != "streamGenerateContent" || query.as_deref() != Some("alt=sse") {
-        return json_answer(answer(REPLY, Some("STOP"), with_usage));
+        return json_answer(answer(&fake.reply(), Some("STOP"), with_usage));
     }
     let error = json!({"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}})
         .to_string();
@@ -449,7 +467,7 @@ async fn ollama(
         line
     };
     if body.get("stream").and_then(Value::as_bool) == Some(false) {
-        return json_answer(last(REPLY));
+        return json_answer(last(&fake.reply()));
     }
     // Ollama streams unless told not to, one JSON object per line.
     let line = |text: &str| {

@@ -108,6 +108,38 @@ impl SqliteBackend {
     }
 }
 
+#[cfg(feature = "test-util")]
+impl SqliteBackend {
+    /// Adds `n` dead jobs to `queue`, calling `target`, each with one failed attempt
+    /// (`seeded failure <i>`) at `now`, in one statement: a long dead-letter list
+    /// for tests of the pages that show it, without running `n` failing jobs.
+    /// Answers how many were added.
+    pub async fn seed_dead(
+        &self,
+        queue: &str,
+        target: &str,
+        n: u64,
+        now: i64,
+    ) -> Result<u64, JobError> {
+        let done = sqlx::query(
+            "WITH RECURSIVE k(i) AS (SELECT 1 WHERE ?1 > 0 UNION ALL SELECT i + 1 FROM k WHERE i < ?1)
+             INSERT INTO plexus_jobs (queue, target, params, priority, state, attempt, max_attempts,
+                 backoff_ms, timeout_ms, run_at, created_at, finished_at, errors, metadata)
+             SELECT ?2, ?3, '{}', 0, 'dead', 1, 1, 1000, 60000, ?4, ?4, ?4,
+                 json_array(json_object('attempt', 1, 'at', ?4, 'error', 'seeded failure ' || i)),
+                 json_object('seed', i)
+             FROM k",
+        )
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .bind(queue)
+        .bind(target)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
 #[async_trait]
 impl JobBackend for SqliteBackend {
     fn name(&self) -> &'static str {

@@ -1,13 +1,18 @@
 // The Plexus operator's view: plain JavaScript, no build step, no network beyond
 // the node. Data comes from /ui/api/* (read, `ops` scope), the live tail from the
-// /ui/live WebSocket, and the one action (configuration rollback) goes to /rpc as
-// node.config_rollback. Everything shown is set as text, never as HTML.
+// /ui/live WebSocket, and actions (configuration rollback, requeuing dead jobs,
+// pausing a queue) go to /rpc as the node's own methods, offered only to a token
+// that may call them. Charts are SVG drawn here. Everything shown is set as text,
+// never as HTML.
 'use strict';
 
 const TOKEN_KEY = 'plexus-token';
 const TAIL_MAX = 200000; // rows the live tail keeps; older ones are let go
 const ROW = 24; // px, one row of a virtual list
 const POLL_MS = 2000;
+const HISTORY = 150; // chart points kept: 5 minutes at one per POLL_MS
+const PAGE = 1000; // ids per jobs.requeue request when the node does not say (jobs.max_list's default)
+const SVG = 'http://www.w3.org/2000/svg';
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY) || '',
@@ -18,6 +23,7 @@ const state = {
   topics: new Map(), // topic -> {count, recent: [ms...]}
   live: null,
   prev: { services: null, bus: null },
+  history: [], // {t, calls: {service: calls/s}, p99: {service: ms}}, oldest first
   timer: null,
   flash: null, // a message for the next render of a page
 };
@@ -38,7 +44,7 @@ function el(tag, attrs, ...children) {
   return e;
 }
 const main = () => document.getElementById('main');
-function show(...nodes) { main().replaceChildren(...nodes); }
+function show(...nodes) { main().replaceChildren(...nodes.filter(n => n !== null && n !== undefined)); }
 function badge(s) { return el('span', { class: 'badge s-' + String(s || 'unknown').toLowerCase() }, s || 'unknown'); }
 function time(us) { return us ? new Date(us / 1000).toISOString().replace('T', ' ').slice(0, 23) : ''; }
 function num(n, digits) {
@@ -77,11 +83,17 @@ async function rpc(method, params) {
 }
 
 // ----- a list that renders only the rows in view -----
+// Rows are {cells: [text...], kind?, id?}. With `selectable`, each row starts with
+// a checkbox bound to its id in `selected` (a Set kept across redraws).
 class VirtualList {
-  constructor(columns) {
+  constructor(columns, options) {
     this.columns = columns; // [{title, cls}]
+    this.selectable = !!options?.selectable;
+    this.onSelect = options?.onSelect || (() => {});
+    this.selected = new Set();
     this.rows = [];
-    this.head = el('div', { class: 'vhead' }, columns.map(c => el('span', { class: c.cls }, c.title)));
+    const lead = this.selectable ? [el('span', { class: 'w0' }, '')] : [];
+    this.head = el('div', { class: 'vhead' }, lead, columns.map(c => el('span', { class: c.cls }, c.title)));
     this.inner = el('div', { class: 'rows' });
     this.spacer = el('div', { class: 'spacer' }, this.inner);
     this.view = el('div', { class: 'vlist' }, this.spacer);
@@ -95,6 +107,14 @@ class VirtualList {
     this.pending = true;
     requestAnimationFrame(() => { this.pending = false; this.draw(); });
   }
+  check(row) {
+    const box = el('input', { type: 'checkbox', class: 'pick', 'data-id': row.id, checked: this.selected.has(row.id) });
+    box.addEventListener('change', () => {
+      if (box.checked) this.selected.add(row.id); else this.selected.delete(row.id);
+      this.onSelect();
+    });
+    return el('span', { class: 'w0' }, box);
+  }
   draw() {
     const n = this.rows.length;
     this.spacer.style.height = (n * ROW) + 'px';
@@ -105,11 +125,129 @@ class VirtualList {
     const out = [];
     for (let i = first; i < last; i++) {
       const r = this.rows[i];
-      out.push(el('div', { class: 'vrow', 'data-kind': r.kind },
+      out.push(el('div', { class: 'vrow', 'data-kind': r.kind, 'data-id': r.id },
+        this.selectable ? this.check(r) : null,
         r.cells.map((c, j) => el('span', { class: this.columns[j].cls, title: c }, c))));
     }
     this.inner.replaceChildren(...out);
   }
+}
+
+// Rows matching a search as typed: every word of `query` in the row's text.
+function matching(rows, query) {
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  if (!words.length) return rows;
+  return rows.filter(r => words.every(w => r.text.includes(w)));
+}
+
+// ----- charts: SVG drawn here, no library -----
+const PALETTE = ['#2f5fd0', '#c62828', '#1a7f37', '#b26b00', '#7b3fb8', '#00838f', '#6b7280'];
+function svg(tag, attrs, ...children) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+// A line chart of `series` ([{name, points: [[t ms, value|null]...]}]) over the
+// same time axis; gaps where a value is null.
+function lineChart(id, title, unit, series) {
+  const W = 640, H = 180, L = 56, R = 10, T = 10, B = 22;
+  const all = series.flatMap(s => s.points);
+  const values = all.map(p => p[1]).filter(v => v !== null && Number.isFinite(v));
+  const times = all.map(p => p[0]);
+  const box = el('div', { class: 'chart', id }, el('div', { class: 'chart-title' }, `${title} (${unit})`));
+  if (values.length < 2) {
+    box.append(el('p', { class: 'msg' }, 'Collecting: a point every 2 s.'));
+    return box;
+  }
+  const max = Math.max(...values) * 1.1 || 1;
+  const t0 = Math.min(...times), t1 = Math.max(...times);
+  const x = t => L + (t1 > t0 ? (t - t0) / (t1 - t0) : 1) * (W - L - R);
+  const y = v => T + (1 - v / max) * (H - T - B);
+  const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': title });
+  for (const f of [0, 0.5, 1]) {
+    g.append(svg('line', { x1: L, x2: W - R, y1: y(max * f), y2: y(max * f), stroke: '#e3e6ec' }));
+    g.append(svg('text', { x: L - 6, y: y(max * f) + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#6b7280' }, num(max * f, 2)));
+  }
+  const clock = t => new Date(t).toISOString().slice(11, 19);
+  g.append(svg('text', { x: L, y: H - 6, 'font-size': 11, fill: '#6b7280' }, clock(t0)));
+  g.append(svg('text', { x: W - R, y: H - 6, 'font-size': 11, fill: '#6b7280', 'text-anchor': 'end' }, clock(t1)));
+  const legend = el('div', { class: 'legend' });
+  series.forEach((s, i) => {
+    const color = PALETTE[i % PALETTE.length];
+    let d = '';
+    let pen = 'M';
+    for (const [t, v] of s.points) {
+      if (v === null || !Number.isFinite(v)) { pen = 'M'; continue; }
+      d += `${pen}${x(t).toFixed(1)},${y(v).toFixed(1)} `;
+      pen = 'L';
+    }
+    if (d) g.append(svg('path', { d, fill: 'none', stroke: color, 'stroke-width': 1.5, 'data-series': s.name }));
+    legend.append(el('span', { class: 'key', 'data-color': i % PALETTE.length }, s.name));
+  });
+  box.append(g, legend);
+  return box;
+}
+
+// histogram_quantile over cumulative [le, count] buckets (as the node does).
+function quantile(q, buckets) {
+  if (!buckets.length) return null;
+  const total = buckets[buckets.length - 1][1];
+  if (total <= 0) return null;
+  const rank = q * total;
+  let prev = [0, 0];
+  for (const [le, count] of buckets) {
+    if (count >= rank) {
+      const width = count - prev[1];
+      return prev[0] + (le - prev[0]) * (width > 0 ? (rank - prev[1]) / width : 1);
+    }
+    prev = [le, count];
+  }
+  return prev[0];
+}
+
+// One chart point per service from two readings of /ui/api/services: calls/s,
+// and p99 (ms) of the calls that ended between them, from the buckets' growth.
+function samplePoint(prev, now) {
+  const dt = (now.at_ms - prev.at_ms) / 1000;
+  if (dt <= 0) return null;
+  const before = new Map(prev.methods.map(m => [m.service + '.' + m.method, m]));
+  const calls = {}, grown = {};
+  for (const m of now.methods) {
+    const p = before.get(m.service + '.' + m.method);
+    calls[m.service] = (calls[m.service] || 0) + Math.max(0, m.calls - (p?.calls || 0)) / dt;
+    const old = new Map((p?.buckets || []).map(([le, n]) => [le, n]));
+    const acc = grown[m.service] || (grown[m.service] = new Map());
+    for (const [le, n] of m.buckets || []) acc.set(le, (acc.get(le) || 0) + Math.max(0, n - (old.get(le) || 0)));
+  }
+  const p99 = {};
+  for (const [service, acc] of Object.entries(grown)) {
+    const q = quantile(0.99, [...acc.entries()].sort((a, b) => a[0] - b[0]));
+    p99[service] = q === null ? null : q * 1000;
+  }
+  return { t: now.at_ms, calls, p99 };
+}
+
+// Reads /ui/api/services and adds a chart point (every POLL_MS, on any page).
+async function sampleServices() {
+  const s = await api('/ui/api/services');
+  const prev = state.prev.services;
+  state.prev.services = s;
+  state.prevServices = prev;
+  const point = prev && samplePoint(prev, s);
+  if (point) {
+    state.history.push(point);
+    if (state.history.length > HISTORY) state.history.splice(0, state.history.length - HISTORY);
+  }
+  return s;
+}
+
+// The busiest services' lines (at most 6, the rest summed as "others").
+function serviceSeries(field) {
+  const totals = new Map();
+  for (const p of state.history) for (const [s, v] of Object.entries(p.calls)) totals.set(s, (totals.get(s) || 0) + v);
+  const top = [...totals.entries()].sort((a, b) => b[1] - a[1]).slice(0, 6).map(e => e[0]);
+  return top.map(name => ({ name, points: state.history.map(p => [p.t, p[field][name] ?? null]) }));
 }
 
 // ----- the live tail: one socket from sign-in on -----
@@ -151,6 +289,8 @@ const LIVE_PAGES = [['plexus.registry.', ['health', 'services']], ['plexus.healt
 let liveTimer = null;
 function liveRefresh(topic) {
   const name = location.hash.replace(/^#\//, '') || 'health';
+  // Job events update the jobs page's counts in place (its loaded dead list stays).
+  if (name === 'jobs' && topic.startsWith('jobs.')) { jobsView.liveCounts(); return; }
   const hit = LIVE_PAGES.some(([prefix, names]) => topic.startsWith(prefix) && names.includes(name));
   if (!hit || liveTimer) return;
   liveTimer = setTimeout(() => { liveTimer = null; if (state.who) render(); }, 200);
@@ -189,9 +329,8 @@ const pages = {
   },
 
   async services() {
-    const s = await api('/ui/api/services');
-    const prev = state.prev.services;
-    state.prev.services = s;
+    const s = await sampleServices();
+    const prev = state.prevServices;
     const dt = prev ? (s.at_ms - prev.at_ms) / 1000 : 0;
     const before = new Map((prev?.methods || []).map(m => [m.service + '.' + m.method, m]));
     const rate = (now, key, field) => {
@@ -200,6 +339,9 @@ const pages = {
     };
     return [
       el('h2', {}, 'Services and instances'),
+      el('div', { class: 'charts' },
+        lineChart('chart-calls', 'Calls per second by service', 'calls/s', serviceSeries('calls')),
+        lineChart('chart-p99', 'p99 by service, over each 2 s', 'ms', serviceSeries('p99'))),
       table(['Service', 'Instance', 'Version', 'Status', 'Reason', 'Breaker', 'Failure rate %'],
         s.instances.map(i => [i.service, i.instance, i.version || '', badge(i.status), i.reason || '',
           i.breaker ? el('span', { 'data-breaker': i.instance }, badge(i.breaker.state)) : '–',
@@ -211,7 +353,7 @@ const pages = {
           return [key, num(m.calls, 0), num(rate(m.calls, key, 'calls')), num(m.errors, 0),
             num(rate(m.errors, key, 'errors')), num(m.p99_ms, 3)];
         }), [1, 2, 3, 4, 5]),
-      el('p', { class: 'msg' }, 'Rates are over the last refresh (every 2 s); p99 since the node started, from plexus_call_duration_seconds.'),
+      el('p', { class: 'msg' }, 'Rates are over the last refresh (every 2 s); the table\'s p99 is since the node started, the chart\'s over each 2 s, both from plexus_call_duration_seconds.'),
     ];
   },
 
@@ -266,8 +408,47 @@ const pages = {
       el('h3', {}, 'Statements and transactions'),
       seriesTable(m.series)];
   },
-  async jobs() { return familyPage('jobs', 'Jobs', 'plexus_jobs_'); },
-  async inference() { return familyPage('inference', 'Inference', 'plexus_inference_'); },
+  async jobs() {
+    if (!state.families.jobs) return [el('h2', {}, 'Jobs'), absent('jobs')];
+    return jobsView.mount();
+  },
+
+  async inference() {
+    if (!state.families.inference) return [el('h2', {}, 'Inference'), absent('inference')];
+    const inf = await api('/ui/api/inference');
+    if (inf.absent) return [el('h2', {}, 'Inference'), absent('inference')];
+    const usage = inf.usage || [];
+    const sum = f => usage.reduce((a, u) => a + (u[f] || 0), 0);
+    const tokens = usage.filter(u => u.prompt_tokens || u.completion_tokens || u.cost_usd);
+    const requests = usage.filter(u => u.ok || u.cached || u.errors);
+    const deployments = (inf.models || []).flatMap(m => (m.deployments || []).map(d => ({ model: m.id, alias: m.alias, ...d })));
+    return [el('h2', {}, 'Inference'),
+      el('div', { class: 'cards' },
+        el('div', { class: 'card' }, 'Prompt tokens', el('b', { id: 'inference-prompt' }, num(sum('prompt_tokens'), 0))),
+        el('div', { class: 'card' }, 'Completion tokens', el('b', { id: 'inference-completion' }, num(sum('completion_tokens'), 0))),
+        el('div', { class: 'card' }, 'Cost (USD)', el('b', { id: 'inference-cost' }, num(sum('cost_usd'), 6))),
+        el('div', { class: 'card' }, 'Budget refusals', el('b', {}, num(inf.budget_refusals, 0)))),
+      el('h3', {}, 'Tokens and cost per model'),
+      tokens.length ? el('table', { id: 'inference-usage' },
+        el('thead', {}, el('tr', {}, ['Model', 'Prompt tokens', 'Completion tokens', 'Cost USD']
+          .map((h, i) => el('th', { class: i ? 'num' : null }, h)))),
+        el('tbody', {}, tokens.map(u => el('tr', { 'data-model': u.model },
+          el('td', {}, u.model),
+          el('td', { class: 'num', 'data-field': 'prompt' }, num(u.prompt_tokens, 0)),
+          el('td', { class: 'num', 'data-field': 'completion' }, num(u.completion_tokens, 0)),
+          el('td', { class: 'num' }, num(u.cost_usd, 6))))))
+        : message('No tokens yet.'),
+      el('p', { class: 'msg' }, 'Per model at its provider, since the node started (plexus_inference_tokens_total, plexus_inference_cost_usd_total).'),
+      el('h3', {}, 'Requests per name asked for'),
+      requests.length ? table(['Alias or model', 'Answered', 'Cached', 'Failed', 'Fallbacks'],
+        requests.map(u => [u.model, num(u.ok, 0), num(u.cached, 0), num(u.errors, 0), num(inf.fallbacks?.[u.model] || 0, 0)]), [1, 2, 3, 4])
+        : message('No request yet.'),
+      el('h3', {}, 'Models and deployments'),
+      deployments.length ? table(['Model', 'Alias', 'Deployment', 'Provider', 'Breaker', 'Failures'],
+        deployments.map(d => [d.model, d.alias ? 'yes' : '', d.deployment, d.provider,
+          el('span', { 'data-deployment-breaker': d.deployment }, badge(d.breaker)), num(inf.failures?.[d.deployment] || 0, 0)]), [5])
+        : message('No model configured.')];
+  },
 
   async config() {
     const c = await api('/ui/api/config');
@@ -316,12 +497,6 @@ const pages = {
 
   async audit() { return auditView.mount(); },
 };
-
-async function familyPage(family, title, prefix) {
-  if (!state.families[family]) return [el('h2', {}, title), absent(family)];
-  const m = await api('/ui/api/metrics?prefix=' + encodeURIComponent(prefix));
-  return [el('h2', {}, title), seriesTable(m.series)];
-}
 
 // A family's series without histogram buckets (their _sum and _count stay).
 function seriesTable(series) {
@@ -409,6 +584,140 @@ const auditView = {
   },
 };
 
+// The jobs page: queues with their counts by state (pause, resume and requeue
+// of their dead jobs for a token that may call those methods), and the dead-letter
+// list: pages of jobs.max_list from jobs.dead appended (or all of them), searched as typed,
+// virtual, with bulk requeue of the selected jobs. A token without `jobs.requeue`
+// sees no checkbox and no action button.
+const jobsView = {
+  countsTimer: null,
+  // Re-reads the queues' counts at most once a second while job events come.
+  liveCounts() {
+    if (this.countsTimer) return;
+    this.countsTimer = setTimeout(async () => {
+      this.countsTimer = null;
+      const stats = await api('/ui/api/jobs').catch(() => null);
+      for (const q of stats?.queues || []) {
+        const row = document.querySelector(`#job-queues tr[data-queue="${CSS.escape(q.queue)}"]`);
+        if (!row) continue;
+        for (const cell of row.querySelectorAll('td[data-state]')) {
+          cell.dataset.value = q[cell.dataset.state];
+          cell.textContent = num(q[cell.dataset.state], 0);
+        }
+      }
+    }, 1000);
+  },
+  async mount() {
+    const may = state.who?.may || {};
+    const stats = await api('/ui/api/jobs');
+    if (stats.absent) return [el('h2', {}, 'Jobs'), absent('jobs')];
+    const queues = stats.queues || [];
+    const out = el('div', { id: 'jobs-msg' }, state.flash ? message(state.flash) : null);
+    state.flash = null;
+    const plural = n => `${num(n, 0)} job${n === 1 ? '' : 's'}`;
+    const act = (text, method, params, done) => confirmAction(text, async () => {
+      try {
+        state.flash = done(await rpc(method, params));
+        await render();
+      } catch (e) { out.replaceChildren(message(`${method} refused: ${e.message}`, true)); }
+    });
+    const button = (cls, q, label, onclick) => el('button', { type: 'button', class: cls, 'data-queue': q.queue, onclick }, label);
+    const actions = q => [
+      may['jobs.pause'] && !q.paused ? button('queue-pause', q, 'Pause', () => act(
+        `Pause queue ${q.queue}? Its jobs stop starting, on every node, until it is resumed.`,
+        'jobs.pause', { queue: q.queue }, () => `Paused ${q.queue}.`)) : null,
+      may['jobs.resume'] && q.paused ? button('queue-resume', q, 'Resume', () => act(
+        `Resume queue ${q.queue}?`, 'jobs.resume', { queue: q.queue }, () => `Resumed ${q.queue}.`)) : null,
+      may['jobs.requeue'] && q.dead ? button('queue-requeue', q, `Requeue ${num(q.dead, 0)} dead`, () => act(
+        `Requeue every dead job of ${q.queue} (${num(q.dead, 0)})? They run again now, attempts counted afresh.`,
+        'jobs.requeue', { queue: q.queue }, r => `Requeued ${plural(r.requeued)}.`)) : null,
+    ];
+    const STATES = ['pending', 'running', 'completed', 'dead', 'cancelled'];
+    const canAct = ['jobs.pause', 'jobs.resume', 'jobs.requeue'].some(m => may[m]);
+    const queueTable = queues.length ? el('table', { id: 'job-queues' },
+      el('thead', {}, el('tr', {}, el('th', {}, 'Queue'), el('th', {}, 'State'),
+        STATES.map(st => el('th', { class: 'num' }, st)), canAct ? el('th', {}, '') : null)),
+      el('tbody', {}, queues.map(q => el('tr', { 'data-queue': q.queue },
+        el('td', {}, q.queue), el('td', {}, badge(q.paused ? 'paused' : 'active')),
+        STATES.map(st => el('td', { class: 'num', 'data-state': st, 'data-value': q[st] }, num(q[st], 0))),
+        canAct ? el('td', { class: 'actions' }, actions(q)) : null))))
+      : message('No queue has a job yet.');
+
+    const msg = el('div');
+    const list = new VirtualList([
+      { title: 'Id', cls: 'w1' }, { title: 'Queue', cls: 'w1' }, { title: 'Target', cls: 'w2' },
+      { title: 'Attempts', cls: 'w1' }, { title: 'Died', cls: 'w2' }, { title: 'Caller', cls: 'w1' },
+      { title: 'Last error', cls: 'grow' }], { selectable: !!may['jobs.requeue'], onSelect: () => counts() });
+    let rows = [], shown = rows, after = null, complete = false, loading = false;
+    const queue = el('select', { id: 'dead-queue' }, el('option', { value: '' }, 'every queue'),
+      queues.filter(q => q.dead).map(q => el('option', { value: q.queue }, q.queue)));
+    const search = el('input', { type: 'search', id: 'dead-search', placeholder: 'search id, queue, target, error, caller…', size: 36 });
+    const count = el('span', { id: 'dead-count' });
+    const more = el('button', { type: 'button', id: 'dead-more' }, 'Load more');
+    const all = el('button', { type: 'button', id: 'dead-all' }, 'Load all');
+    const retry = el('button', { type: 'button', id: 'dead-retry', class: 'danger' }, 'Retry selected');
+    const counts = () => {
+      const f = n => n.toLocaleString('en-US');
+      count.textContent = `${f(shown.length)} shown of ${f(rows.length)} loaded` + (complete ? '' : ' (more on the node)') +
+        (list.selectable ? `, ${f(list.selected.size)} selected` : '');
+      Object.assign(count.dataset, { shown: shown.length, loaded: rows.length, complete: complete ? '1' : '0', selected: list.selected.size });
+      retry.disabled = !list.selected.size;
+      retry.textContent = `Retry selected (${f(list.selected.size)})`;
+    };
+    const refresh = () => { shown = matching(rows, search.value); list.set(shown); counts(); };
+    const page = async () => {
+      // No limit: pages of the node's jobs.max_list.
+      const q = new URLSearchParams();
+      if (queue.value) q.set('queue', queue.value);
+      if (after !== null) q.set('after', String(after));
+      const r = await api('/ui/api/jobs/dead?' + q);
+      for (const j of r.jobs || []) {
+        const cells = [String(j.id), j.queue, j.target, `${j.attempt}/${j.max_attempts}`,
+          j.finished_at ? time(j.finished_at * 1000).slice(0, 19) : '', j.caller || '', j.error || ''];
+        rows.push({ id: j.id, kind: 'dead', cells, text: cells.join(' ').toLowerCase() });
+      }
+      after = r.next ?? null;
+      complete = after === null;
+    };
+    const load = async (reset, toEnd) => {
+      if (loading) return;
+      loading = true;
+      more.disabled = all.disabled = true;
+      try {
+        if (reset) { rows = []; after = null; complete = false; list.selected.clear(); }
+        do { await page(); refresh(); } while (toEnd && !complete && list.node.isConnected);
+      } catch (e) { msg.replaceChildren(message(e.message, true)); }
+      finally { loading = false; more.disabled = all.disabled = complete; }
+    };
+    search.addEventListener('input', refresh);
+    queue.addEventListener('change', () => load(true, false));
+    more.addEventListener('click', () => load(false, false));
+    all.addEventListener('click', () => load(false, true));
+    retry.addEventListener('click', () => {
+      const ids = [...list.selected];
+      confirmAction(`Requeue ${plural(ids.length)}? They run again now, attempts counted afresh.`, async () => {
+        let done = 0;
+        try {
+          const chunk = Number(stats.max_list) || PAGE;
+          for (let i = 0; i < ids.length; i += chunk) done += (await rpc('jobs.requeue', { ids: ids.slice(i, i + chunk) })).requeued;
+          state.flash = `Requeued ${plural(done)}.`;
+          await render();
+        } catch (e) { out.replaceChildren(message(`Requeued ${plural(done)}, then refused: ${e.message}`, true)); }
+      });
+    });
+    const bulk = list.selectable ? [
+      el('button', { type: 'button', id: 'dead-select', onclick: () => { for (const r of shown) list.selected.add(r.id); list.schedule(); counts(); } }, 'Select all shown'),
+      el('button', { type: 'button', id: 'dead-unselect', onclick: () => { list.selected.clear(); list.schedule(); counts(); } }, 'Clear selection'),
+      retry] : [];
+    await load(true, false);
+    return [el('h2', {}, 'Jobs'), out,
+      canAct ? null : el('p', { class: 'msg', id: 'jobs-read-only' }, 'Read-only: requeue, pause and resume need a token that may call them (admin).'),
+      el('h3', {}, 'Queues'), queueTable,
+      el('h3', {}, 'Dead letters'), msg,
+      el('div', { class: 'toolbar' }, queue, search, more, all, ...bulk, count), list.node];
+  },
+};
+
 function confirmAction(text, action) {
   const modal = document.getElementById('modal');
   document.getElementById('modal-text').textContent = text;
@@ -466,8 +775,12 @@ async function start() {
   await render();
   clearInterval(state.timer);
   state.timer = setInterval(() => {
+    if (document.visibilityState !== 'visible') return;
     const name = location.hash.replace(/^#\//, '') || 'health';
-    if (['health', 'services', 'bus'].includes(name) && document.visibilityState === 'visible') render();
+    if (['health', 'services', 'bus'].includes(name)) render();
+    // The services page samples as it draws; elsewhere the charts' history is
+    // kept by sampling here.
+    if (name !== 'services') sampleServices().catch(() => {});
   }, POLL_MS);
 }
 

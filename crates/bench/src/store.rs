@@ -150,6 +150,7 @@ macro_rules! bind_all {
                 Param::Text(s) | Param::Json(s) => q.bind(s.clone()),
                 Param::Int(i) => q.bind(*i),
                 Param::Float(f) => q.bind(*f),
+                Param::Null => q.bind(None::<String>),
             };
         }
         q

@@ -27,6 +27,7 @@ mod cluster;
 mod dashboards;
 #[cfg(feature = "demo")]
 mod demo;
+mod jobs;
 mod remote;
 mod repl;
 mod run;
@@ -96,6 +97,8 @@ enum Command {
     Top(top::TopArgs),
     /// The nodes of a cluster as this node sees them: `plexus cluster status`.
     Cluster(cluster::ClusterArgs),
+    /// A running node's job queue: `plexus jobs list|stats|dead|retry|requeue|pause|resume`.
+    Jobs(jobs::JobsArgs),
     /// Write the Grafana dashboards (deploy/grafana) from the metrics the node
     /// exports; `--check` compares them and the alert rules with those metrics.
     Dashboards(dashboards::DashboardsArgs),
@@ -143,6 +146,7 @@ fn main() -> ExitCode {
         Command::Dashboards(args) => dashboards::run(&args),
         Command::Top(args) => top::run(&args),
         Command::Cluster(args) => cluster::run(&args),
+        Command::Jobs(args) => jobs::run(&args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(&args),
         #[cfg(feature = "validate")]

@@ -32,6 +32,8 @@ pub enum Param {
     /// JSON text, bound where the dialect expects a document (`$N::jsonb` on
     /// PostgreSQL, text on SQLite).
     Json(String),
+    /// SQL NULL (bound as a null text; cast it where another type is meant).
+    Null,
 }
 
 /// SQL with `$N` placeholders and the values bound to them.
@@ -238,6 +240,7 @@ impl Statement {
         for<'t> &'t str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
         for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
         for<'t> f64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        for<'t> Option<&'t str>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql.clone()));
         for param in &self.params {
@@ -245,6 +248,7 @@ impl Statement {
                 Param::Text(s) | Param::Json(s) => q.bind(s.as_str()),
                 Param::Int(i) => q.bind(*i),
                 Param::Float(f) => q.bind(*f),
+                Param::Null => q.bind(None::<&str>),
             };
         }
         q

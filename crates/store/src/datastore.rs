@@ -511,7 +511,7 @@ impl DataStore {
             return Ok(Vec::new());
         }
         let (results, ()) = self
-            .transaction_then(None, ops, |_| Box::pin(async { Ok(()) }))
+            .transaction_then(None, ops, |_| Box::pin(async { Ok::<(), StoreError>(()) }))
             .await?;
         Ok(results)
     }
@@ -524,7 +524,9 @@ impl DataStore {
         let result = async {
             fence.check()?;
             let (results, ()) = self
-                .transaction_then(Some(fence), ops, |_| Box::pin(async { Ok(()) }))
+                .transaction_then(Some(fence), ops, |_| {
+                    Box::pin(async { Ok::<(), StoreError>(()) })
+                })
                 .await?;
             Ok(results)
         }
@@ -532,21 +534,39 @@ impl DataStore {
         self.observe(result)
     }
 
+    /// Runs `ops` as [`DataStore::transaction`] does, then `then` on the same
+    /// session inside the same transaction, and commits only if both succeed: other
+    /// families write their rows with the data this way (the job queue's
+    /// transactional enqueue), in the same database. An error of `then` rolls
+    /// everything back and is returned as it is; the store's own errors are
+    /// converted into `E`.
+    pub async fn transaction_with<T, E, F>(
+        &self,
+        ops: Vec<Op>,
+        then: F,
+    ) -> Result<(Vec<OpResult>, T), E>
+    where
+        E: From<StoreError>,
+        F: for<'s> FnOnce(&'s mut StoreSession) -> futures::future::BoxFuture<'s, Result<T, E>>
+            + Send,
+    {
+        self.transaction_then(None, ops, then).await
+    }
+
     /// Runs `ops` as [`DataStore::transaction`] does (after checking `fence`, when
     /// given, first), then `then` on the same
     /// session inside the same transaction, and commits only if both succeed: the
     /// durable outbox writes a data change's events this way. An error of `then`
     /// rolls everything back and is returned as it is.
-    pub(crate) async fn transaction_then<T, F>(
+    pub(crate) async fn transaction_then<T, E, F>(
         &self,
         fence: Option<&Fence>,
         ops: Vec<Op>,
         then: F,
-    ) -> Result<(Vec<OpResult>, T), StoreError>
+    ) -> Result<(Vec<OpResult>, T), E>
     where
-        F: for<'s> FnOnce(
-                &'s mut StoreSession,
-            ) -> futures::future::BoxFuture<'s, Result<T, StoreError>>
+        E: From<StoreError>,
+        F: for<'s> FnOnce(&'s mut StoreSession) -> futures::future::BoxFuture<'s, Result<T, E>>
             + Send,
     {
         let max = self.config().max_transaction_ops;
@@ -554,7 +574,8 @@ impl DataStore {
             return Err(StoreError::invalid_argument(
                 "ops",
                 format!("{} operations, more than {max}", ops.len()),
-            ));
+            )
+            .into());
         }
         let at = |index: usize| {
             move |e: StoreError| StoreError::Transaction {
@@ -585,7 +606,7 @@ impl DataStore {
             && let Err(e) = fence.claim(&mut session).await
         {
             let _ = session.rollback().await;
-            return Err(e);
+            return Err(e.into());
         }
         let mut results = Vec::with_capacity(ops.len());
         for (i, (op, (c, encoded))) in ops.iter().zip(prepared).enumerate() {
@@ -635,7 +656,7 @@ impl DataStore {
                     // The error is what the caller needs; a failed rollback also ends
                     // the transaction (the connection rolls back when dropped).
                     let _ = session.rollback().await;
-                    return Err(at(i)(e));
+                    return Err(at(i)(e).into());
                 }
             }
         }

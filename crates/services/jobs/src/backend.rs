@@ -184,6 +184,22 @@ pub struct Stalled {
     pub dead: bool,
 }
 
+/// A recurring schedule as kept: a cron pattern in a time zone, the job it makes,
+/// and its next fire time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScheduleRow {
+    /// Its name (unique).
+    pub name: String,
+    /// The cron pattern (5 or 6 fields).
+    pub cron: String,
+    /// The IANA time zone the pattern is read in (`UTC`, `Europe/Paris`).
+    pub timezone: String,
+    /// The job each fire enqueues: `{"enqueue": …, "caller": …, "scopes": …}`.
+    pub job: Value,
+    /// The next fire time (ms since the epoch).
+    pub next_at: i64,
+}
+
 /// What a backend does. Each operation is one step (a statement or a script).
 #[async_trait]
 pub trait JobBackend: Send + Sync + std::fmt::Debug + 'static {
@@ -260,4 +276,26 @@ pub trait JobBackend: Send + Sync + std::fmt::Debug + 'static {
 
     /// The earliest `run_at` of a waiting job of a queue that is not paused.
     async fn next_due(&self) -> Result<Option<i64>, JobError>;
+
+    /// A signal that changes when any node added or released work (PostgreSQL's
+    /// `LISTEN/NOTIFY`), so idle dispatchers wake at once instead of at their
+    /// next poll; `None` when the backend has none (each node then learns of
+    /// other nodes' jobs by polling).
+    fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
+    /// Adds or replaces the schedule `schedule.name`.
+    async fn put_schedule(&self, schedule: &ScheduleRow) -> Result<(), JobError>;
+
+    /// Removes a schedule; false when there was none.
+    async fn remove_schedule(&self, name: &str) -> Result<bool, JobError>;
+
+    /// The schedules, by name; with `due`, only those whose next fire time is at
+    /// or before it.
+    async fn schedules(&self, due: Option<i64>) -> Result<Vec<ScheduleRow>, JobError>;
+
+    /// Moves a schedule's next fire time from `from` to `to`; false when another
+    /// node moved it first (the fire time is then theirs).
+    async fn advance_schedule(&self, name: &str, from: i64, to: i64) -> Result<bool, JobError>;
 }

@@ -2,7 +2,8 @@
 //! run at once (in all and per queue), their leases, retries and backoff, and the
 //! bounds every enqueue is held to. Read and checked so a problem is named by its
 //! full path (`jobs.lease_ms`); without the section jobs are kept in the node's
-//! SQLite file with these defaults.
+//! SQLite file with these defaults, and `backend = "postgres"` with a
+//! `postgres_url` keeps them in PostgreSQL, shared by every node that names it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,6 +14,17 @@ use serde::{Deserialize, Serialize};
 /// The section the family reads.
 pub const SECTION: &str = "jobs";
 
+/// Where jobs are kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// A SQLite file (`sqlite_url`), the embedded default.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database (`postgres_url`), shared by several nodes.
+    Postgres,
+}
+
 /// `[jobs]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -21,15 +33,31 @@ pub struct JobsConfig {
     pub enabled: bool,
     /// Run workers on this node (default true); false only takes and answers calls.
     pub workers: bool,
+    /// Where jobs are kept: `sqlite` (default) or `postgres`.
+    pub backend: BackendChoice,
     /// The SQLite database (`sqlite://…`). Default: the DataStore's file,
     /// `<node.data_dir>/plexus.db`, so jobs sit beside the data.
     pub sqlite_url: Option<String>,
+    /// The PostgreSQL database (`postgres://…`), needed with `backend = "postgres"`;
+    /// name the DataStore's to enqueue jobs in its transactions.
+    pub postgres_url: Option<String>,
+    /// The PostgreSQL schema of the jobs' tables (created when missing); default
+    /// the connection's `search_path`.
+    pub postgres_schema: Option<String>,
+    /// The most database connections the queue holds (default 8).
+    pub pool_size: u32,
+    /// How long an operation waits for a free connection, in milliseconds
+    /// (default 10,000).
+    pub acquire_timeout_ms: u64,
     /// How many jobs this node runs at once in all queues (default 64).
     pub max_running: usize,
     /// How many jobs of one queue this node runs at once (default 8).
     pub concurrency: usize,
     /// Per-queue overrides of `concurrency`.
     pub queues: BTreeMap<String, usize>,
+    /// Per-queue rate limits: the most jobs of the queue this node starts per
+    /// second (none by default).
+    pub rates: BTreeMap<String, u32>,
     /// A running job's lease, in milliseconds (default 30,000); its worker renews it
     /// every third of it. A job whose lease ran out (its worker died) is run again.
     pub lease_ms: u64,
@@ -59,6 +87,8 @@ pub struct JobsConfig {
     pub max_list: u32,
     /// The most errors kept in a job's history (default 20: the last ones).
     pub max_errors: usize,
+    /// The most recurring schedules (default 1,000).
+    pub max_schedules: usize,
 }
 
 impl Default for JobsConfig {
@@ -66,10 +96,16 @@ impl Default for JobsConfig {
         Self {
             enabled: true,
             workers: true,
+            backend: BackendChoice::Sqlite,
             sqlite_url: None,
+            postgres_url: None,
+            postgres_schema: None,
+            pool_size: 8,
+            acquire_timeout_ms: 10_000,
             max_running: 64,
             concurrency: 8,
             queues: BTreeMap::new(),
+            rates: BTreeMap::new(),
             lease_ms: 30_000,
             poll_ms: 1_000,
             default_max_attempts: 3,
@@ -82,6 +118,7 @@ impl Default for JobsConfig {
             max_delay_ms: 365 * DAY_MS,
             max_list: 1_000,
             max_errors: 20,
+            max_schedules: 1_000,
         }
     }
 }
@@ -90,6 +127,18 @@ impl JobsConfig {
     /// The lease.
     pub fn lease(&self) -> Duration {
         Duration::from_millis(self.lease_ms)
+    }
+
+    /// Where PostgreSQL keeps the jobs, by these settings (`None` without a URL).
+    pub fn postgres(&self) -> Option<crate::PostgresOptions> {
+        self.postgres_url
+            .as_ref()
+            .map(|url| crate::PostgresOptions {
+                url: url.clone(),
+                schema: self.postgres_schema.clone(),
+                pool_size: self.pool_size,
+                acquire_timeout_ms: self.acquire_timeout_ms,
+            })
     }
 
     /// The idle poll.
@@ -131,6 +180,31 @@ impl Validate for JobsConfig {
             .range("max_delay_ms", self.max_delay_ms, 0..=3_650 * DAY_MS)
             .range("max_list", self.max_list, 1..=100_000)
             .range("max_errors", self.max_errors, 1..=1_000)
+            .range("pool_size", self.pool_size, 1..=1_000)
+            .range("max_schedules", self.max_schedules, 1..=100_000)
+            .range("acquire_timeout_ms", self.acquire_timeout_ms, 1..=600_000)
+            .check(
+                self.backend != BackendChoice::Postgres || self.postgres_url.is_some(),
+                "postgres_url",
+                || "is needed with backend = \"postgres\"".to_owned(),
+            )
+            .check(
+                self.postgres_url
+                    .as_deref()
+                    .is_none_or(|u| u.starts_with("postgres://") || u.starts_with("postgresql://")),
+                "postgres_url",
+                || "must be a postgres:// URL".to_owned(),
+            )
+            .check(
+                self.postgres_schema
+                    .as_deref()
+                    .is_none_or(|s| crate::postgres::check_schema(s).is_ok()),
+                "postgres_schema",
+                || {
+                    "is not a schema name (a-z first, then a-z, 0-9 and _, at most 48 bytes)"
+                        .to_owned()
+                },
+            )
             .check(
                 self.sqlite_url
                     .as_deref()
@@ -138,6 +212,15 @@ impl Validate for JobsConfig {
                 "sqlite_url",
                 || "must be a sqlite: URL".to_owned(),
             );
+        for (queue, rate) in &self.rates {
+            errors
+                .check(
+                    crate::jobs::check_queue(queue).is_ok(),
+                    &format!("rates.{queue}"),
+                    || "is not a queue name (a-z, 0-9, _ and -, 1 to 64 bytes)".to_owned(),
+                )
+                .range(&format!("rates.{queue}"), *rate, 1..=1_000_000);
+        }
         for (queue, n) in &self.queues {
             errors
                 .check(
@@ -163,8 +246,17 @@ mod tests {
         let cases = [
             (json!({"lease_ms": 0}), "jobs.lease_ms"),
             (json!({"sqlite_url": "mysql://x"}), "jobs.sqlite_url"),
+            (json!({"backend": "postgres"}), "jobs.postgres_url"),
+            (json!({"postgres_url": "mysql://x"}), "jobs.postgres_url"),
+            (
+                json!({"postgres_schema": "Bad-Schema"}),
+                "jobs.postgres_schema",
+            ),
+            (json!({"pool_size": 0}), "jobs.pool_size"),
+            (json!({"backend": "redis"}), "jobs"),
             (json!({"queues": {"Bad Name": 2}}), "jobs.queues.Bad Name"),
             (json!({"queues": {"mail": 0}}), "jobs.queues.mail"),
+            (json!({"rates": {"mail": 0}}), "jobs.rates.mail"),
             (json!({"unknown": 1}), "jobs"),
         ];
         let node = NodeSection::default();

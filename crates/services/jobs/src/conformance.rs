@@ -3,7 +3,8 @@
 //! service is the jobs' target. Times move on a manual [`Clock`] (the queue's
 //! paused time); waits are on bus events or on the target's calls, each bounded.
 //!
-//! A backend's tests call each `pub async fn` here with a fresh backend.
+//! A backend's tests call each `pub async fn` here with a fresh backend (and, for
+//! the transactional enqueue, a DataStore on the same database).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, LazyLock};
@@ -20,8 +21,11 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::{
-    Clock, HEADER_ATTEMPT, JobBackend, JobMetrics, JobService, JobState, Jobs, JobsConfig,
+    Clock, Enqueue, HEADER_ATTEMPT, JobBackend, JobError, JobMetrics, JobService, JobState, Jobs,
+    JobsConfig,
 };
+use futures::FutureExt;
+use plexus_store::{DataStore, Op, PutMode};
 
 /// The bound on every wait.
 const BOUND: Duration = Duration::from_secs(20);
@@ -144,8 +148,17 @@ impl Harness {
 
     /// The same on `clock` (two nodes may share one).
     pub async fn start_on(backend: Arc<dyn JobBackend>, config: JobsConfig, clock: Clock) -> Self {
+        Self::start_logged(backend, config, clock, Arc::new(WorkLog::default())).await
+    }
+
+    /// The same with its target writing to `log` (two nodes may share one).
+    pub async fn start_logged(
+        backend: Arc<dyn JobBackend>,
+        config: JobsConfig,
+        clock: Clock,
+        log: Arc<WorkLog>,
+    ) -> Self {
         let jobs = Jobs::new(backend, config, JobMetrics::new(), clock);
-        let log = Arc::new(WorkLog::default());
         let work = WorkService {
             log: log.clone(),
             descriptor: WORK.describe(ServiceDescriptor::new("work", "work")),
@@ -506,4 +519,373 @@ pub async fn live_worker_keeps_its_lease(backend: Arc<dyn JobBackend>) {
     assert_eq!(h.log.calls(), [("l".to_owned(), 1)], "run once");
     assert_eq!(h.jobs.get(id).await.unwrap().attempt, 1);
     h.jobs.close();
+}
+
+/// Two nodes' workers on one backend, racing for the same jobs: each job runs
+/// exactly once, on its first attempt.
+pub async fn two_nodes_run_each_job_once(backend: Arc<dyn JobBackend>) {
+    const JOBS: usize = 40;
+    let clock = Clock::manual(START_MS);
+    let log = Arc::new(WorkLog::default());
+    let config = JobsConfig {
+        concurrency: 8,
+        max_running: 8,
+        ..JobsConfig::default()
+    };
+    let a =
+        Harness::start_logged(backend.clone(), config.clone(), clock.clone(), log.clone()).await;
+    let b = Harness::start_logged(backend.clone(), config, clock.clone(), log.clone()).await;
+    a.call("pause", json!({"queue": "race"})).await.unwrap();
+    for i in 0..JOBS {
+        a.enqueue(
+            json!({"queue": "race", "target": "work.record", "params": {"tag": format!("j{i}")}}),
+        )
+        .await;
+    }
+    a.call("resume", json!({"queue": "race"})).await.unwrap();
+    // Wakes both dispatchers at once.
+    clock.advance(Duration::from_millis(1));
+    let calls = log.wait_calls(JOBS).await;
+    let mut tags: Vec<&str> = calls.iter().map(|(t, _)| t.as_str()).collect();
+    tags.sort_unstable();
+    tags.dedup();
+    assert_eq!(tags.len(), JOBS, "a job ran twice: {calls:?}");
+    assert!(calls.iter().all(|(_, attempt)| *attempt == 1), "{calls:?}");
+    let started = a.jobs.metrics().counts().started + b.jobs.metrics().counts().started;
+    assert_eq!(started, JOBS as u64);
+    a.jobs.close();
+    b.jobs.close();
+}
+
+/// Many enqueues of one unique key at once add one job; every caller is answered
+/// its id.
+pub async fn unique_key_holds_under_concurrent_enqueues(backend: Arc<dyn JobBackend>) {
+    let h = Harness::start(backend, JobsConfig::default()).await;
+    h.call("pause", json!({"queue": "once"})).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let node = h.node.clone();
+        tasks.spawn(async move {
+            let job = json!({"queue": "once", "target": "work.record", "params": {"tag": "o"}, "unique_key": "same"});
+            node.call("jobs.enqueue", job, CallContext::new()).await.unwrap()
+        });
+    }
+    let answers = tasks.join_all().await;
+    let created = answers.iter().filter(|a| a["created"] == true).count();
+    assert_eq!(created, 1, "{answers:?}");
+    let first = &answers[0]["id"];
+    assert!(answers.iter().all(|a| &a["id"] == first), "{answers:?}");
+    let stats = h.call("stats", json!({"queue": "once"})).await.unwrap();
+    assert_eq!(stats["queues"][0]["pending"], 1);
+    h.jobs.close();
+}
+
+fn tx_job(tag: &str, key: Option<&str>) -> Enqueue {
+    Enqueue {
+        queue: Some("tx".to_owned()),
+        target: "work.record".to_owned(),
+        params: json!({"tag": tag}),
+        unique_key: key.map(str::to_owned),
+        ..Enqueue::default()
+    }
+}
+
+fn put(id: &str) -> Op {
+    Op::Put {
+        collection: "orders".to_owned(),
+        id: id.to_owned(),
+        doc: json!({"id": id}),
+        mode: PutMode::Insert,
+        expected_version: None,
+    }
+}
+
+/// A job enqueued in a DataStore transaction (same database) exists only if the
+/// transaction commits; a unique key taken by a transaction that rolls back does
+/// not block a later enqueue of it, even one made while that transaction was open.
+pub async fn transactional_enqueue(backend: Arc<dyn JobBackend>, store: DataStore) {
+    let mut h = Harness::start(backend, JobsConfig::default()).await;
+    let ctx = CallContext::new();
+    store
+        .create_collection("orders", Default::default())
+        .await
+        .unwrap();
+
+    // Committed: the order and its job, and the job runs.
+    let (_, added) = h
+        .jobs
+        .transaction(&store, vec![put("o1")], vec![tx_job("c", None)], &ctx)
+        .await
+        .unwrap();
+    assert!(added[0].created);
+    h.event("completed", added[0].id).await;
+    assert!(store.get("orders", "o1").await.unwrap().is_some());
+
+    // Rolled back after the job was written: neither the order nor the job.
+    h.call("pause", json!({"queue": "tx"})).await.unwrap();
+    let (jobs, tx_ctx) = (h.jobs.clone(), ctx.clone());
+    let failed = store
+        .transaction_with(vec![put("o2")], |s| {
+            async move {
+                let added = jobs.enqueue_in(s, tx_job("r", None), &tx_ctx).await?;
+                assert!(added.created);
+                Err::<(), _>(JobError::invalid("/test", "the caller gives up"))
+            }
+            .boxed()
+        })
+        .await;
+    assert!(
+        matches!(failed, Err(JobError::Invalid { .. })),
+        "{failed:?}"
+    );
+    assert!(store.get("orders", "o2").await.unwrap().is_none());
+    let pending = h
+        .jobs
+        .list(Some("tx".to_owned()), Some(JobState::Pending), None, None)
+        .await
+        .unwrap();
+    assert!(pending.is_empty(), "a rolled-back job exists: {pending:?}");
+
+    // A bad job refuses the whole transaction before anything is written.
+    let mut bad = tx_job("b", None);
+    bad.delay_ms = Some(-1);
+    let refused = h
+        .jobs
+        .transaction(&store, vec![put("o3")], vec![tx_job("ok", None), bad], &ctx)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, JobError::Invalid { field, .. } if field == "/jobs/1/delay_ms"),
+        "{refused:?}"
+    );
+    assert!(store.get("orders", "o3").await.unwrap().is_none());
+
+    // A unique key held by an open transaction that then rolls back.
+    let (taken_tx, taken) = tokio::sync::oneshot::channel::<i64>();
+    let (give_up_tx, give_up) = tokio::sync::oneshot::channel::<()>();
+    let (jobs, inner_store) = (h.jobs.clone(), store.clone());
+    let holder = tokio::spawn(async move {
+        inner_store
+            .transaction_with(Vec::new(), |s| {
+                async move {
+                    let ctx = CallContext::new();
+                    let added = jobs.enqueue_in(s, tx_job("held", Some("k")), &ctx).await?;
+                    taken_tx.send(added.id).unwrap();
+                    give_up.await.unwrap();
+                    Err::<(), _>(JobError::invalid("/test", "rolled back"))
+                }
+                .boxed()
+            })
+            .await
+    });
+    let rolled_back_id = tokio::time::timeout(BOUND, taken).await.unwrap().unwrap();
+    let jobs = h.jobs.clone();
+    let waiting = tokio::spawn(async move {
+        jobs.enqueue(tx_job("later", Some("k")), &CallContext::new())
+            .await
+    });
+    give_up_tx.send(()).unwrap();
+    assert!(holder.await.unwrap().is_err());
+    let later = tokio::time::timeout(BOUND, waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(later.created, "the rolled-back key blocked the enqueue");
+    let again = h
+        .jobs
+        .enqueue(tx_job("again", Some("k")), &ctx)
+        .await
+        .unwrap();
+    assert_eq!((again.id, again.created), (later.id, false));
+    // Only the later job holds the key (SQLite may reuse the rolled-back id).
+    let pending = h
+        .jobs
+        .list(Some("tx".to_owned()), Some(JobState::Pending), None, None)
+        .await
+        .unwrap();
+    let tags: Vec<&Value> = pending.iter().map(|j| &j.params["tag"]).collect();
+    assert_eq!(tags, [&json!("later")], "rolled back: {rolled_back_id}");
+    h.jobs.close();
+}
+
+/// A cron schedule fires once per fire time though two nodes' dispatchers both see
+/// it due; its pattern is read in its time zone; bad schedules are refused naming
+/// the field.
+pub async fn cron_fires_once_across_two_nodes(backend: Arc<dyn JobBackend>) {
+    let clock = Clock::manual(START_MS);
+    let log = Arc::new(WorkLog::default());
+    // The clock jumps a minute at a time: leases longer than that, so a job still
+    // storing its answer is not taken for stalled.
+    let config = JobsConfig {
+        lease_ms: 3_600_000,
+        ..JobsConfig::default()
+    };
+    let a =
+        Harness::start_logged(backend.clone(), config.clone(), clock.clone(), log.clone()).await;
+    let b = Harness::start_logged(backend.clone(), config, clock.clone(), log.clone()).await;
+    let made = a
+        .call("schedule", json!({"name": "tick", "cron": "* * * * *", "job": {"queue": "cron", "target": "work.record", "params": {"tag": "tick"}}}))
+        .await
+        .unwrap();
+    assert_eq!(made["next_at"], START_MS + 60_000);
+    // 09:00 in Paris on 2026-01-01 is 08:00 UTC.
+    let paris = a
+        .call("schedule", json!({"name": "paris", "cron": "0 9 * * *", "timezone": "Europe/Paris", "job": {"queue": "other", "target": "work.record", "params": {"tag": "paris"}}}))
+        .await
+        .unwrap();
+    assert_eq!(paris["next_at"], START_MS + 8 * 3_600_000);
+
+    for n in 1..=3 {
+        clock.advance(Duration::from_secs(60));
+        log.wait_calls(n).await;
+    }
+    let fired = a
+        .jobs
+        .list(Some("cron".to_owned()), None, None, None)
+        .await
+        .unwrap();
+    let fire_times: Vec<i64> = fired.iter().map(|j| j.run_at).collect();
+    assert_eq!(
+        fire_times,
+        [START_MS + 60_000, START_MS + 120_000, START_MS + 180_000],
+        "{fired:?}"
+    );
+    let enqueued = a.jobs.metrics().counts().enqueued + b.jobs.metrics().counts().enqueued;
+    assert_eq!(enqueued, 3, "a fire time was enqueued twice");
+    assert_eq!(log.calls(), vec![("tick".to_owned(), 1); 3]);
+    let listed = b.call("schedules", json!({})).await.unwrap();
+    assert_eq!(listed["schedules"][1]["name"], "tick");
+    assert_eq!(listed["schedules"][1]["next_at"], START_MS + 240_000);
+
+    let removed = a.call("unschedule", json!({"name": "tick"})).await.unwrap();
+    assert_eq!(removed["removed"], true);
+    let bad = [
+        (
+            json!({"name": "x", "cron": "61 * * * *", "job": {"target": "work.record", "params": {"tag": "a"}}}),
+            "/cron",
+        ),
+        (
+            json!({"name": "x", "cron": "* * * * *", "timezone": "Mars/Base", "job": {"target": "work.record", "params": {"tag": "a"}}}),
+            "/timezone",
+        ),
+        (
+            json!({"name": "x", "cron": "* * * * *", "job": {"target": "work.nope"}}),
+            "/job/target",
+        ),
+        (
+            json!({"name": "x", "cron": "* * * * *", "job": {"target": "work.record", "params": {"tag": "a"}, "delay_ms": 5}}),
+            "/job/delay_ms",
+        ),
+        (
+            json!({"name": "Bad Name", "cron": "* * * * *", "job": {"target": "work.record", "params": {"tag": "a"}}}),
+            "/name",
+        ),
+    ];
+    for (params, field) in bad {
+        let err = a.call("schedule", params.clone()).await.unwrap_err();
+        assert_eq!(invalid_field(err), field, "{params}");
+    }
+    a.jobs.close();
+    b.jobs.close();
+}
+
+/// Queues take turns: with one worker, two queues' jobs alternate though one
+/// queue's jobs are all older.
+pub async fn queues_take_turns(backend: Arc<dyn JobBackend>) {
+    let clock = Clock::manual(START_MS);
+    let takes = JobsConfig {
+        workers: false,
+        ..JobsConfig::default()
+    };
+    let first = Harness::start_on(backend.clone(), takes, clock.clone()).await;
+    for tag in ["big-1", "big-2", "big-3"] {
+        first
+            .enqueue(json!({"queue": "big", "target": "work.record", "params": {"tag": tag}}))
+            .await;
+    }
+    for tag in ["small-1", "small-2"] {
+        first
+            .enqueue(json!({"queue": "small", "target": "work.record", "params": {"tag": tag}}))
+            .await;
+    }
+    let one = JobsConfig {
+        max_running: 1,
+        ..JobsConfig::default()
+    };
+    let h = Harness::start_on(backend, one, clock).await;
+    let calls = h.log.wait_calls(5).await;
+    let tags: Vec<&str> = calls.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(tags, ["big-1", "small-1", "big-2", "small-2", "big-3"]);
+    h.jobs.close();
+}
+
+/// A queue's rate limit: at most `rate` starts per second of the queue's clock,
+/// while other queues run freely.
+pub async fn rate_limit_per_queue(backend: Arc<dyn JobBackend>) {
+    let mut config = JobsConfig::default();
+    config.rates.insert("slow".to_owned(), 2);
+    let mut h = Harness::start(backend, config).await;
+    for i in 0..5 {
+        h.enqueue(
+            json!({"queue": "slow", "target": "work.record", "params": {"tag": format!("s{i}")}}),
+        )
+        .await;
+    }
+    let slow = |calls: &[(String, u32)]| calls.iter().filter(|(t, _)| t.starts_with('s')).count();
+    h.log.wait_calls(2).await;
+    // A job of another queue runs meanwhile: the dispatcher went round again
+    // and still left the limited queue out.
+    let other = h
+        .enqueue(json!({"queue": "free", "target": "work.record", "params": {"tag": "f1"}}))
+        .await;
+    h.event("completed", other).await;
+    assert_eq!(slow(&h.log.calls()), 2, "{:?}", h.log.calls());
+
+    h.advance(Duration::from_millis(500));
+    h.log.wait_calls(4).await;
+    let other = h
+        .enqueue(json!({"queue": "free", "target": "work.record", "params": {"tag": "f2"}}))
+        .await;
+    h.event("completed", other).await;
+    assert_eq!(slow(&h.log.calls()), 3, "half a second gives one token");
+
+    h.advance(Duration::from_secs(1));
+    let calls = h.log.wait_calls(7).await;
+    assert_eq!(slow(&calls), 5);
+    h.jobs.close();
+}
+
+/// On a backend that announces work ([`JobBackend::wakeups`]): an enqueue on one
+/// node changes every other node's signal, and a node whose poll is ten minutes
+/// starts another node's job without waiting for it.
+pub async fn other_nodes_are_woken_without_polling(backend: Arc<dyn JobBackend>) {
+    let Some(mut signal) = backend.wakeups() else {
+        return;
+    };
+    let takes = JobsConfig {
+        workers: false,
+        ..JobsConfig::default()
+    };
+    let first = Harness::start_on(backend.clone(), takes, Clock::system()).await;
+    signal.borrow_and_update();
+    first
+        .enqueue(json!({"queue": "w", "target": "work.record", "params": {"tag": "w0"}, "delay_ms": 600_000}))
+        .await;
+    tokio::time::timeout(BOUND, signal.changed())
+        .await
+        .expect("an enqueue was announced")
+        .unwrap();
+
+    let slow_poll = JobsConfig {
+        poll_ms: 600_000,
+        ..JobsConfig::default()
+    };
+    let worker = Harness::start_on(backend, slow_poll, Clock::system()).await;
+    first
+        .enqueue(json!({"queue": "w", "target": "work.record", "params": {"tag": "w1"}}))
+        .await;
+    let calls = worker.log.wait_calls(1).await;
+    assert_eq!(calls[0].0, "w1");
+    worker.jobs.close();
 }

@@ -37,6 +37,9 @@ pub enum JobError {
         /// Why.
         reason: String,
     },
+    /// The DataStore transaction a job was enqueued in failed (and rolled back).
+    #[error("the transaction failed: {0}")]
+    Store(#[from] plexus_store::StoreError),
     /// The database answered with an error, or kept something unreadable.
     #[error("jobs backend: {reason}")]
     Backend {
@@ -69,6 +72,12 @@ impl JobError {
                 retryable: false,
             },
             Self::Unavailable { reason } => ServiceError::unavailable(reason),
+            Self::Store(e) if e.is_retryable() => ServiceError::unavailable(e.to_string()),
+            Self::Store(e) => ServiceError::Failed {
+                message: self.to_string(),
+                data: Some(json!({"kind": "store", "store_kind": e.root().kind()})),
+                retryable: false,
+            },
             Self::Backend { .. } => ServiceError::Internal {
                 message: self.to_string(),
                 data: None,

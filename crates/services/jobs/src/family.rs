@@ -1,6 +1,6 @@
 //! [`JobsFamily`]: the job queue entering the node through the family door. Its
-//! `[jobs]` section opens the SQLite database (by default the DataStore's file in
-//! the node's data folder), builds the `jobs` service and its metrics; once the node
+//! `[jobs]` section opens its backend (by default the DataStore's SQLite file in
+//! the node's data folder; PostgreSQL with `backend = "postgres"`), builds the `jobs` service and its metrics; once the node
 //! runs, the queue is attached to it so enqueues check targets in its registry and
 //! its workers call them through the call path.
 
@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily};
 
-use crate::config::{JobsConfig, SECTION};
-use crate::{Clock, JobMetrics, JobService, Jobs, SqliteBackend};
+use crate::config::{BackendChoice, JobsConfig, SECTION};
+use crate::{Clock, JobBackend, JobMetrics, JobService, Jobs, PostgresBackend, SqliteBackend};
 
 /// The Jobs family.
 #[derive(Clone, Copy, Debug, Default)]
@@ -28,21 +28,23 @@ impl SectionFamily for JobsFamily {
         if !settings.enabled {
             return Ok(Parts::default());
         }
-        let url = settings
-            .sqlite_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", node.data_dir.join("plexus.db").display()));
-        let backend = SqliteBackend::connect(&url)
-            .await
-            .map_err(|e| FamilyError::open(SECTION, e))?;
-        tracing::info!(backend = "sqlite", "jobs open");
+        let opened: Result<Arc<dyn JobBackend>, _> = match (settings.backend, settings.postgres()) {
+            (BackendChoice::Postgres, Some(options)) => PostgresBackend::connect(&options)
+                .await
+                .map(|b| Arc::new(b) as Arc<dyn JobBackend>),
+            _ => {
+                let url = settings.sqlite_url.clone().unwrap_or_else(|| {
+                    format!("sqlite://{}", node.data_dir.join("plexus.db").display())
+                });
+                SqliteBackend::connect_with(&url, settings.pool_size)
+                    .await
+                    .map(|b| Arc::new(b) as Arc<dyn JobBackend>)
+            }
+        };
+        let backend = opened.map_err(|e| FamilyError::open(SECTION, e))?;
+        tracing::info!(backend = backend.name(), "jobs open");
         let metrics = JobMetrics::new();
-        let jobs = Jobs::new(
-            Arc::new(backend),
-            settings,
-            metrics.clone(),
-            Clock::system(),
-        );
+        let jobs = Jobs::new(backend, settings, metrics.clone(), Clock::system());
         let service = JobService::new(jobs);
         let attach = service.clone();
         Ok(Parts::default()

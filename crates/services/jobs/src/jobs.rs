@@ -4,7 +4,8 @@
 //! bounded), and runs the node's share of the work:
 //!
 //! - one dispatcher task claims due jobs (highest priority, then earliest `run_at`,
-//!   then oldest), at most `max_running` at once and `concurrency` per queue, and is
+//!   then oldest), at most `max_running` at once and `concurrency` per queue, the
+//!   queues taking turns and each held to its rate in `jobs.rates` (`Pace`), and is
 //!   woken by every local enqueue, every ended job and every clock advance, or else
 //!   polls every `poll_ms`;
 //! - each claimed job is a **deferred call**: it goes through the node's call path
@@ -41,6 +42,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::backend::{JobBackend, ListFilter, NewJob, QueueStats};
+use crate::pace::Pace;
 use crate::{Job, JobError, JobMetrics, JobState, JobsConfig, SqliteBackend};
 
 /// The header carrying the job's id to its target.
@@ -186,6 +188,7 @@ struct Inner {
     wake: Notify,
     worker: String,
     running: Mutex<HashMap<String, usize>>,
+    pace: Pace,
     total: AtomicUsize,
     started: AtomicBool,
     closed: AtomicBool,
@@ -219,6 +222,7 @@ impl Jobs {
             std::process::id(),
             rand::rng().random::<u64>()
         );
+        let pace = Pace::new(config.rates.clone());
         Self {
             inner: Arc::new(Inner {
                 backend,
@@ -229,6 +233,7 @@ impl Jobs {
                 wake: Notify::new(),
                 worker,
                 running: Mutex::new(HashMap::new()),
+                pace,
                 total: AtomicUsize::new(0),
                 started: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
@@ -238,7 +243,7 @@ impl Jobs {
 
     /// The queue in the SQLite file at `url`.
     pub async fn sqlite(url: &str, config: JobsConfig) -> Result<Self, JobError> {
-        let backend = SqliteBackend::connect(url).await?;
+        let backend = SqliteBackend::connect_with(url, config.pool_size).await?;
         Ok(Self::new(
             Arc::new(backend),
             config,
@@ -284,6 +289,12 @@ impl Jobs {
         }
     }
 
+    /// Wakes this node's dispatcher to look for due jobs now (after a transaction
+    /// that added jobs committed).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
     /// Stops the dispatcher (running attempts finish; their jobs stay leased until
     /// they do).
     pub fn close(&self) {
@@ -319,7 +330,8 @@ impl Jobs {
         Ok(Enqueued { id, created })
     }
 
-    fn check(&self, req: Enqueue, ctx: &CallContext) -> Result<NewJob, JobError> {
+    /// `req` checked and completed from the settings, as `ctx`'s caller enqueues it.
+    pub(crate) fn check(&self, req: Enqueue, ctx: &CallContext) -> Result<NewJob, JobError> {
         let c = &self.inner.config;
         let queue = req.queue.unwrap_or_else(|| "default".to_owned());
         check_queue(&queue)?;
@@ -595,6 +607,8 @@ impl Jobs {
     async fn dispatch(self) {
         let inner = &self.inner;
         let poll = inner.config.poll();
+        // Other nodes' new work, where the backend announces it.
+        let mut remote = inner.backend.wakeups();
         while !inner.closed.load(Ordering::Acquire) {
             let wake = inner.wake.notified();
             let moved = inner.clock.moved.notified();
@@ -603,15 +617,22 @@ impl Jobs {
             moved.as_mut().enable();
             let now = inner.clock.now_ms();
             self.recover(now).await;
+            self.fire_schedules(now).await;
             while inner.total.load(Ordering::Acquire) < inner.config.max_running {
-                let full = self.full_queues();
+                let mut skip = self.full_queues();
+                skip.extend(inner.pace.left_out(now));
                 let lease_until = now.saturating_add(millis(inner.config.lease()));
                 match inner
                     .backend
-                    .claim(now, &full, &inner.worker, lease_until)
+                    .claim(now, &skip, &inner.worker, lease_until)
                     .await
                 {
-                    Ok(Some(job)) => self.start(job),
+                    Ok(Some(job)) => {
+                        inner.pace.started(&job.queue, now);
+                        self.start(job);
+                    }
+                    // Every queue with a due job had its turn: a new round.
+                    Ok(None) if inner.pace.new_round() => {}
                     Ok(None) => break,
                     Err(error) => {
                         tracing::warn!(%error, "jobs: claim failed; trying again after the poll");
@@ -626,10 +647,22 @@ impl Jobs {
                 let until = u64::try_from(due.saturating_sub(inner.clock.now_ms())).unwrap_or(0);
                 wait = wait.min(Duration::from_millis(until));
             }
+            if inner.clock.manual.is_none()
+                && let Some(token) = inner.pace.next_token_ms(inner.clock.now_ms())
+            {
+                wait = wait.min(Duration::from_millis(token));
+            }
+            let announced = async {
+                match remote.as_mut() {
+                    Some(r) => r.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = &mut wake => {}
                 () = &mut moved => {}
                 () = tokio::time::sleep(wait) => {}
+                open = announced => if !open { remote = None },
             }
         }
     }

@@ -5,12 +5,17 @@
 //!
 //! - `config`: the `[jobs]` section ([`JobsConfig`]).
 //! - [`JobBackend`]: what a backend does, one step per operation;
-//!   [`SqliteBackend`] (the embedded default, in the DataStore's file).
+//!   [`SqliteBackend`] (the embedded default, in the DataStore's file) and
+//!   [`PostgresBackend`] (several nodes on one database, `FOR UPDATE SKIP LOCKED`).
 //! - [`Jobs`]: enqueue checks naming the field, and the node's workers (priority,
 //!   then `run_at`, then arrival; per-queue concurrency; leases renewed and
 //!   recovered; retries with exponential backoff and jitter; dead letters with
 //!   their error history; results stored; bus events `jobs.<queue>.completed`,
 //!   `failed`, `dead`, `stalled`).
+//! - Transactional enqueue ([`Jobs::transaction`], [`Jobs::enqueue_in`]): jobs
+//!   added in a DataStore transaction, existing only if it commits.
+//! - Recurring schedules ([`Jobs::schedule`]): cron patterns in a time zone, each
+//!   fire time enqueued once across nodes.
 //! - [`JobService`]: the `jobs.*` methods.
 //! - [`JobsFamily`]: the [`Family`](plexus_node::family::Family) door.
 //! - [`JobMetrics`]: its counters, named `plexus_jobs_*`.
@@ -29,19 +34,28 @@ mod error;
 mod family;
 mod jobs;
 mod metrics;
+mod pace;
+mod postgres;
+mod schedule;
 mod service;
+mod sql;
 mod sqlite;
+mod transaction;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
 
-pub use backend::{Job, JobBackend, JobState, ListFilter, NewJob, QueueStats, Stalled};
-pub use config::JobsConfig;
+pub use backend::{
+    Job, JobBackend, JobState, ListFilter, NewJob, QueueStats, ScheduleRow, Stalled,
+};
+pub use config::{BackendChoice, JobsConfig};
 pub use error::JobError;
 pub use family::JobsFamily;
 pub use jobs::{
     Clock, Enqueue, Enqueued, HEADER_ATTEMPT, HEADER_ID, HEADER_QUEUE, Jobs, check_queue,
 };
 pub use metrics::{Counts, JobMetrics};
+pub use postgres::{PostgresBackend, PostgresOptions};
+pub use schedule::{Schedule, next_fire};
 pub use service::JobService;
 pub use sqlite::SqliteBackend;

@@ -12,6 +12,9 @@
 //! | `pause` / `resume` | `queue` | `{queue, paused}` |
 //! | `dead` | `queue`?, `after`?, `limit`? | `{jobs}` (with their error history) |
 //! | `requeue` | `ids`? or `queue`? | `{requeued}` |
+//! | `schedule` | `name`, `cron`, `timezone`?, `job` (as `enqueue` takes it) | the schedule, with its `next_at` |
+//! | `unschedule` | `name` | `{removed}` |
+//! | `schedules` | | `{schedules}` |
 //!
 //! Errors: bad input is [`ServiceError::InvalidParams`] naming the field (`/target`,
 //! `/params/to`, `/delay_ms`…); an unknown id is a [`ServiceError::Failed`] with
@@ -28,7 +31,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::jobs::{Enqueue, Enqueued};
-use crate::{Job, JobState, Jobs, QueueStats};
+use crate::{Job, JobState, Jobs, QueueStats, Schedule, ScheduleRow};
 
 /// The queue behind the `jobs` service.
 #[derive(Clone, Debug)]
@@ -122,7 +125,68 @@ static METHODS: LazyLock<MethodTable<Jobs>> = LazyLock::new(|| {
             Effect::Mutating,
             requeue,
         )
+        .method::<Schedule, ScheduleRow, _>(
+            "schedule",
+            "Add or replace a recurring schedule: a cron pattern in a time zone and the job each fire enqueues (once across nodes)",
+            Effect::Idempotent,
+            schedule,
+        )
+        .method::<NameParams, Removed, _>(
+            "unschedule",
+            "Remove a recurring schedule",
+            Effect::Idempotent,
+            unschedule,
+        )
+        .method::<NoParams, Schedules, _>(
+            "schedules",
+            "The recurring schedules with their next fire times",
+            Effect::Idempotent,
+            schedules,
+        )
 });
+
+/// Params naming a schedule.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NameParams {
+    /// The schedule's name.
+    name: String,
+}
+
+/// No params.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+/// Whether a schedule was removed.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Removed {
+    /// False when there was none.
+    removed: bool,
+}
+
+/// The schedules.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Schedules {
+    /// By name.
+    schedules: Vec<ScheduleRow>,
+}
+
+async fn schedule(s: &Jobs, ctx: CallContext, p: Schedule) -> Result<ScheduleRow, ServiceError> {
+    Ok(s.schedule(p, &ctx).await?)
+}
+
+async fn unschedule(s: &Jobs, _: CallContext, p: NameParams) -> Result<Removed, ServiceError> {
+    Ok(Removed {
+        removed: s.unschedule(&p.name).await?,
+    })
+}
+
+async fn schedules(s: &Jobs, _: CallContext, _: NoParams) -> Result<Schedules, ServiceError> {
+    Ok(Schedules {
+        schedules: s.schedules().await?,
+    })
+}
 
 /// Params naming a job.
 #[derive(Debug, Deserialize, JsonSchema)]

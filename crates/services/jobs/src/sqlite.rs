@@ -5,19 +5,18 @@
 //! a claim is an `UPDATE … WHERE id = (SELECT … ORDER BY priority DESC, run_at, id
 //! LIMIT 1) RETURNING *`, a unique enqueue an `INSERT … SELECT … WHERE NOT EXISTS`.
 //! The tables are created with `CREATE TABLE IF NOT EXISTS` rather than a migrator,
-//! because the file's migration table belongs to the DataStore.
+//! because the file's migration table belongs to the DataStore. The statements
+//! PostgreSQL runs unchanged, and the reading of rows, are shared (`sql`).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use plexus_core::async_trait;
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::backend::{JobBackend, JobState, ListFilter, NewJob, QueueStats, Stalled};
+use crate::backend::{JobBackend, JobState, ListFilter, NewJob, QueueStats, ScheduleRow, Stalled};
+use crate::sql::{self, job_of, json_text, scopes_text, to_i64};
 use crate::{Job, JobError};
 
 const SCHEMA: &str = "
@@ -54,6 +53,17 @@ CREATE TABLE IF NOT EXISTS plexus_job_queues (
 );
 ";
 
+/// Adds a pending job unless its unique key is held (`$10` null: no key); answers
+/// its id. SQLite's single writer makes the check and the insert one step.
+pub(crate) const INSERT: &str = "INSERT INTO plexus_jobs (queue, target, params, priority, state,
+         max_attempts, backoff_ms, timeout_ms, run_at, created_at, unique_key, metadata,
+         caller, scopes)
+     SELECT $1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13
+     WHERE $10 IS NULL OR NOT EXISTS (
+         SELECT 1 FROM plexus_jobs WHERE queue = $1 AND unique_key = $10
+             AND created_at > $14 AND state <> 'cancelled')
+     RETURNING id";
+
 /// Jobs in a SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteBackend {
@@ -61,8 +71,15 @@ pub struct SqliteBackend {
 }
 
 impl SqliteBackend {
-    /// Opens (creating when missing) the file `url` names and its tables.
+    /// Opens (creating when missing) the file `url` names and its tables, with the
+    /// default pool (`jobs.pool_size`'s default).
     pub async fn connect(url: &str) -> Result<Self, JobError> {
+        Self::connect_with(url, crate::JobsConfig::default().pool_size).await
+    }
+
+    /// Opens (creating when missing) the file `url` names and its tables, with at
+    /// most `pool_size` connections.
+    pub async fn connect_with(url: &str, pool_size: u32) -> Result<Self, JobError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| JobError::invalid("sqlite_url", e.to_string()))?
             .create_if_missing(true)
@@ -77,7 +94,7 @@ impl SqliteBackend {
             })?;
         }
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(pool_size.max(1))
             .connect_with(options)
             .await?;
         Self::on_pool(pool).await
@@ -86,41 +103,9 @@ impl SqliteBackend {
     /// Jobs in the database `pool` reaches (the DataStore's), creating the tables.
     pub async fn on_pool(pool: SqlitePool) -> Result<Self, JobError> {
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        sqlx::raw_sql(sql::SCHEDULES_TABLE).execute(&pool).await?;
         Ok(Self { pool })
     }
-}
-
-fn json_text(value: &Value) -> String {
-    value.to_string()
-}
-
-fn parse_json(text: &str) -> Result<Value, JobError> {
-    serde_json::from_str(text).map_err(|e| JobError::Backend {
-        reason: format!("unreadable JSON in a job: {e}"),
-    })
-}
-
-fn to_u32(v: i64) -> u32 {
-    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
-}
-
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v.max(0)).unwrap_or(0)
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// The counts of `queue` in `out`, made when missing.
-fn slot(
-    out: &mut std::collections::BTreeMap<String, QueueStats>,
-    queue: String,
-) -> &mut QueueStats {
-    out.entry(queue.clone()).or_insert_with(|| QueueStats {
-        queue,
-        ..QueueStats::default()
-    })
 }
 
 #[cfg(feature = "test-util")]
@@ -155,49 +140,6 @@ impl SqliteBackend {
     }
 }
 
-fn job_of(row: &SqliteRow) -> Result<Job, JobError> {
-    let state: String = row.try_get("state")?;
-    let state = JobState::parse(&state).ok_or_else(|| JobError::Backend {
-        reason: format!("unknown job state `{state}`"),
-    })?;
-    let result: Option<String> = row.try_get("result")?;
-    let errors: String = row.try_get("errors")?;
-    let errors = match parse_json(&errors)? {
-        Value::Array(items) => items,
-        other => vec![other],
-    };
-    let scopes: Option<String> = row.try_get("scopes")?;
-    let scopes = scopes
-        .map(|s| serde_json::from_str::<Vec<String>>(&s))
-        .transpose()
-        .map_err(|e| JobError::Backend {
-            reason: format!("unreadable scopes in a job: {e}"),
-        })?;
-    Ok(Job {
-        id: row.try_get("id")?,
-        queue: row.try_get("queue")?,
-        target: row.try_get("target")?,
-        params: parse_json(row.try_get("params")?)?,
-        priority: row.try_get("priority")?,
-        state,
-        attempt: to_u32(row.try_get("attempt")?),
-        max_attempts: to_u32(row.try_get("max_attempts")?),
-        backoff_ms: to_u64(row.try_get("backoff_ms")?),
-        timeout_ms: to_u64(row.try_get("timeout_ms")?),
-        run_at: row.try_get("run_at")?,
-        created_at: row.try_get("created_at")?,
-        finished_at: row.try_get("finished_at")?,
-        worker: row.try_get("worker")?,
-        lease_until: row.try_get("lease_until")?,
-        result: result.as_deref().map(parse_json).transpose()?,
-        errors,
-        unique_key: row.try_get("unique_key")?,
-        metadata: parse_json(row.try_get("metadata")?)?,
-        caller: row.try_get("caller")?,
-        scopes,
-    })
-}
-
 #[async_trait]
 impl JobBackend for SqliteBackend {
     fn name(&self) -> &'static str {
@@ -205,48 +147,34 @@ impl JobBackend for SqliteBackend {
     }
 
     async fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), JobError> {
-        let scopes = job
-            .scopes
-            .as_ref()
-            .map(|s| serde_json::to_string(s).unwrap_or_else(|_| "[]".to_owned()));
+        let scopes = scopes_text(job.scopes.as_ref());
         let since = job.created_at.saturating_sub(to_i64(job.unique_window_ms));
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO plexus_jobs (queue, target, params, priority, state, max_attempts,
-                 backoff_ms, timeout_ms, run_at, created_at, unique_key, metadata, caller, scopes)
-             SELECT ?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
-             WHERE ?10 IS NULL OR NOT EXISTS (
-                 SELECT 1 FROM plexus_jobs WHERE queue = ?1 AND unique_key = ?10
-                     AND created_at > ?14 AND state <> 'cancelled')
-             RETURNING id",
-        )
-        .bind(&job.queue)
-        .bind(&job.target)
-        .bind(json_text(&job.params))
-        .bind(job.priority)
-        .bind(i64::from(job.max_attempts))
-        .bind(to_i64(job.backoff_ms))
-        .bind(to_i64(job.timeout_ms))
-        .bind(job.run_at)
-        .bind(job.created_at)
-        .bind(&job.unique_key)
-        .bind(json_text(&job.metadata))
-        .bind(&job.caller)
-        .bind(scopes)
-        .bind(since)
-        .fetch_optional(&self.pool)
-        .await?;
+        let inserted: Option<i64> = sqlx::query_scalar(INSERT)
+            .bind(&job.queue)
+            .bind(&job.target)
+            .bind(json_text(&job.params))
+            .bind(job.priority)
+            .bind(i64::from(job.max_attempts))
+            .bind(to_i64(job.backoff_ms))
+            .bind(to_i64(job.timeout_ms))
+            .bind(job.run_at)
+            .bind(job.created_at)
+            .bind(&job.unique_key)
+            .bind(json_text(&job.metadata))
+            .bind(&job.caller)
+            .bind(scopes)
+            .bind(since)
+            .fetch_optional(&self.pool)
+            .await?;
         if let Some(id) = inserted {
             return Ok((id, true));
         }
-        let existing: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM plexus_jobs WHERE queue = ?1 AND unique_key = ?2
-                 AND created_at > ?3 AND state <> 'cancelled' ORDER BY id DESC LIMIT 1",
-        )
-        .bind(&job.queue)
-        .bind(&job.unique_key)
-        .bind(since)
-        .fetch_optional(&self.pool)
-        .await?;
+        let existing: Option<i64> = sqlx::query_scalar(sql::UNIQUE_HOLDER)
+            .bind(&job.queue)
+            .bind(&job.unique_key)
+            .bind(since)
+            .fetch_optional(&self.pool)
+            .await?;
         existing
             .map(|id| (id, false))
             .ok_or_else(|| JobError::Unavailable {
@@ -268,7 +196,7 @@ impl JobBackend for SqliteBackend {
              WHERE id = (
                  SELECT id FROM plexus_jobs
                  WHERE state = 'pending' AND run_at <= ?3
-                     AND queue NOT IN (SELECT queue FROM plexus_job_queues WHERE paused = 1)
+                     AND queue NOT IN (SELECT queue FROM plexus_job_queues WHERE paused)
                      AND queue NOT IN (SELECT value FROM json_each(?4))
                  ORDER BY priority DESC, run_at, id LIMIT 1)
              RETURNING *",
@@ -283,15 +211,12 @@ impl JobBackend for SqliteBackend {
     }
 
     async fn renew(&self, id: i64, worker: &str, lease_until: i64) -> Result<bool, JobError> {
-        let done = sqlx::query(
-            "UPDATE plexus_jobs SET lease_until = ?3
-             WHERE id = ?1 AND worker = ?2 AND state = 'running'",
-        )
-        .bind(id)
-        .bind(worker)
-        .bind(lease_until)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(sql::RENEW)
+            .bind(id)
+            .bind(worker)
+            .bind(lease_until)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -362,17 +287,7 @@ impl JobBackend for SqliteBackend {
         .bind(now)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let state: String = row.try_get("state")?;
-                Ok(Stalled {
-                    id: row.try_get("id")?,
-                    queue: row.try_get("queue")?,
-                    attempt: to_u32(row.try_get("attempt")?),
-                    dead: state == "dead",
-                })
-            })
-            .collect()
+        rows.iter().map(sql::stalled_of).collect()
     }
 
     async fn get(&self, id: i64) -> Result<Option<Job>, JobError> {
@@ -384,15 +299,11 @@ impl JobBackend for SqliteBackend {
     }
 
     async fn cancel(&self, id: i64, now: i64) -> Result<bool, JobError> {
-        let done = sqlx::query(
-            "UPDATE plexus_jobs SET state = 'cancelled', finished_at = ?2,
-                 worker = NULL, lease_until = NULL
-             WHERE id = ?1 AND state IN ('pending', 'running')",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(sql::CANCEL)
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -416,14 +327,11 @@ impl JobBackend for SqliteBackend {
                 .await?
             }
             None => {
-                sqlx::query(
-                    "UPDATE plexus_jobs SET state = 'pending', attempt = 0, run_at = ?1,
-                 finished_at = NULL, worker = NULL, lease_until = NULL WHERE state = 'dead' AND (?2 IS NULL OR queue = ?2)",
-                )
-                .bind(now)
-                .bind(queue)
-                .execute(&self.pool)
-                .await?
+                sqlx::query(sql::REQUEUE_DEAD)
+                    .bind(now)
+                    .bind(queue)
+                    .execute(&self.pool)
+                    .await?
             }
         };
         Ok(done.rows_affected())
@@ -445,59 +353,67 @@ impl JobBackend for SqliteBackend {
     }
 
     async fn stats(&self, queue: Option<&str>) -> Result<Vec<QueueStats>, JobError> {
-        let counts = sqlx::query(
-            "SELECT queue, state, count(*) AS n FROM plexus_jobs
-             WHERE ?1 IS NULL OR queue = ?1 GROUP BY queue, state",
-        )
-        .bind(queue)
-        .fetch_all(&self.pool)
-        .await?;
-        let paused = sqlx::query(
-            "SELECT queue, paused FROM plexus_job_queues WHERE ?1 IS NULL OR queue = ?1",
-        )
-        .bind(queue)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = std::collections::BTreeMap::<String, QueueStats>::new();
-        for row in &paused {
-            let p: i64 = row.try_get("paused")?;
-            slot(&mut out, row.try_get("queue")?).paused = p != 0;
-        }
-        for row in &counts {
-            let state: String = row.try_get("state")?;
-            let n = to_u64(row.try_get("n")?);
-            let s = slot(&mut out, row.try_get("queue")?);
-            match JobState::parse(&state) {
-                Some(JobState::Pending) => s.pending = n,
-                Some(JobState::Running) => s.running = n,
-                Some(JobState::Completed) => s.completed = n,
-                Some(JobState::Dead) => s.dead = n,
-                Some(JobState::Cancelled) => s.cancelled = n,
-                None => {}
-            }
-        }
-        Ok(out.into_values().collect())
+        let counts = sqlx::query_as(sql::STATS_COUNTS)
+            .bind(queue)
+            .fetch_all(&self.pool)
+            .await?;
+        let paused = sqlx::query_as(sql::STATS_PAUSED)
+            .bind(queue)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(sql::fold_stats(paused, counts))
     }
 
     async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), JobError> {
-        sqlx::query(
-            "INSERT INTO plexus_job_queues (queue, paused) VALUES (?1, ?2)
-             ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused",
-        )
-        .bind(queue)
-        .bind(i64::from(paused))
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(sql::SET_PAUSED)
+            .bind(queue)
+            .bind(paused)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn next_due(&self) -> Result<Option<i64>, JobError> {
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT min(run_at) FROM plexus_jobs
-             WHERE state = 'pending' AND queue NOT IN (SELECT queue FROM plexus_job_queues WHERE paused = 1)",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(due)
+        Ok(sqlx::query_scalar(sql::NEXT_DUE)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn put_schedule(&self, schedule: &ScheduleRow) -> Result<(), JobError> {
+        sqlx::query(sql::PUT_SCHEDULE)
+            .bind(&schedule.name)
+            .bind(&schedule.cron)
+            .bind(&schedule.timezone)
+            .bind(json_text(&schedule.job))
+            .bind(schedule.next_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_schedule(&self, name: &str) -> Result<bool, JobError> {
+        let done = sqlx::query(sql::REMOVE_SCHEDULE)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn schedules(&self, due: Option<i64>) -> Result<Vec<ScheduleRow>, JobError> {
+        let rows = sqlx::query(sql::SCHEDULES)
+            .bind(due)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(sql::schedule_of).collect()
+    }
+
+    async fn advance_schedule(&self, name: &str, from: i64, to: i64) -> Result<bool, JobError> {
+        let done = sqlx::query(sql::ADVANCE_SCHEDULE)
+            .bind(name)
+            .bind(from)
+            .bind(to)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -120,6 +120,7 @@ where
     for<'t> &'t str: Encode<'t, B::Db> + Type<B::Db>,
     for<'t> i64: Encode<'t, B::Db> + Decode<'t, B::Db> + Type<B::Db>,
     for<'t> f64: Encode<'t, B::Db> + Type<B::Db>,
+    for<'t> Option<&'t str>: Encode<'t, B::Db> + Type<B::Db>,
     for<'r> String: Decode<'r, B::Db> + Type<B::Db>,
     usize: ColumnIndex<<B::Db as Database>::Row>,
 {

@@ -1,5 +1,5 @@
-//! The family door: `[jobs]` opens the `jobs` service on its SQLite file, and a
-//! job enqueued through the call path runs a method of the node.
+//! The family door: `[jobs]` opens the `jobs` service on its SQLite file (or in
+//! PostgreSQL with `backend = "postgres"`).
 
 use plexus_jobs::JobsFamily;
 use plexus_node::family::{Family, NodeSection};
@@ -38,4 +38,41 @@ async fn the_section_opens_the_service() {
         panic!("lease_ms = 1 was accepted");
     };
     assert!(err.to_string().contains("jobs.lease_ms"), "{err}");
+}
+
+/// `backend = "postgres"` opens the queue in PostgreSQL, in the schema named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_section_opens_the_queue_in_postgres() {
+    let schema = format!("pj_{}", crate::unique());
+    let section = json!({
+        "backend": "postgres",
+        "postgres_url": crate::postgres::url(),
+        "postgres_schema": schema,
+        "pool_size": 2,
+    });
+    let parts = JobsFamily
+        .open(Some(&section), &NodeSection::default())
+        .await
+        .unwrap();
+    assert_eq!(parts.services.len(), 1);
+    let pool = sqlx::PgPool::connect(&crate::postgres::url())
+        .await
+        .unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+    )
+    .bind(&schema)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        tables, 3,
+        "plexus_jobs, plexus_job_queues, plexus_job_schedules"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
 }

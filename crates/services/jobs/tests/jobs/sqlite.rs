@@ -4,26 +4,30 @@ use std::sync::Arc;
 
 use plexus_jobs::conformance;
 use plexus_jobs::{JobBackend, SqliteBackend};
+use plexus_store::{DataStore, StoreConfig};
 
-/// A fresh database file under the system's temporary folder.
-async fn fresh() -> Arc<dyn JobBackend> {
-    let dir = std::env::temp_dir().join(format!(
-        "plexus-jobs-{}-{:x}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    let url = format!("sqlite://{}", dir.join("jobs.db").display());
-    Arc::new(SqliteBackend::connect(&url).await.unwrap())
+/// A fresh folder under the system's temporary folder.
+fn folder() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("plexus-jobs-{}", crate::unique()))
 }
 
-fn rand_suffix() -> u128 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    nanos ^ u128::from(N.fetch_add(1, Ordering::Relaxed)) << 100
+/// A fresh database file.
+async fn fresh() -> Arc<dyn JobBackend> {
+    let url = format!("sqlite://{}", folder().join("jobs.db").display());
+    Arc::new(SqliteBackend::connect_with(&url, 4).await.unwrap())
+}
+
+/// Jobs in the DataStore's own file (as a node keeps them by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_enqueue() {
+    let dir = folder();
+    let store = DataStore::connect(&StoreConfig::sqlite_in(&dir))
+        .await
+        .unwrap();
+    let url = format!("sqlite://{}", dir.join("plexus.db").display());
+    let backend = Arc::new(SqliteBackend::connect_with(&url, 4).await.unwrap());
+    conformance::transactional_enqueue(backend, store).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 macro_rules! suite {
@@ -45,4 +49,10 @@ suite!(
     bad_input_is_refused,
     per_queue_concurrency,
     live_worker_keeps_its_lease,
+    two_nodes_run_each_job_once,
+    unique_key_holds_under_concurrent_enqueues,
+    cron_fires_once_across_two_nodes,
+    queues_take_turns,
+    rate_limit_per_queue,
+    other_nodes_are_woken_without_polling,
 );

@@ -1,0 +1,238 @@
+//! What the SQL backends ([`SqliteBackend`](crate::SqliteBackend) and
+//! [`PostgresBackend`](crate::PostgresBackend)) share: the statements both engines
+//! run unchanged (`$N` placeholders, which SQLite accepts), reading a job row into a
+//! [`Job`] whatever the engine, and folding per-queue counts into [`QueueStats`].
+//!
+//! What differs stays in each backend: the tables' types (JSON as text or `jsonb`),
+//! how a list is bound (`json_each` or `= ANY`), and how a unique key is held while a
+//! job is added (SQLite's single writer, PostgreSQL's advisory lock).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::backend::{JobState, QueueStats, ScheduleRow, Stalled};
+use crate::{Job, JobError};
+
+/// Renews a worker's lease: `$1` id, `$2` worker, `$3` new end.
+pub(crate) const RENEW: &str = "UPDATE plexus_jobs SET lease_until = $3
+     WHERE id = $1 AND worker = $2 AND state = 'running'";
+
+/// Cancels a pending or running job: `$1` id, `$2` now.
+pub(crate) const CANCEL: &str = "UPDATE plexus_jobs SET state = 'cancelled', finished_at = $2,
+         worker = NULL, lease_until = NULL
+     WHERE id = $1 AND state IN ('pending', 'running')";
+
+/// Requeues every dead job (of queue `$2`, or of all when null), due at `$1`.
+pub(crate) const REQUEUE_DEAD: &str = "UPDATE plexus_jobs SET state = 'pending', attempt = 0,
+         run_at = $1, finished_at = NULL, worker = NULL, lease_until = NULL
+     WHERE state = 'dead' AND ($2 IS NULL OR queue = $2)";
+
+/// Counts by queue and state (of queue `$1`, or of all when null).
+pub(crate) const STATS_COUNTS: &str = "SELECT queue, state, count(*) AS n FROM plexus_jobs
+     WHERE $1 IS NULL OR queue = $1 GROUP BY queue, state";
+
+/// The queues' paused flags (of queue `$1`, or of all when null).
+pub(crate) const STATS_PAUSED: &str =
+    "SELECT queue, paused FROM plexus_job_queues WHERE $1 IS NULL OR queue = $1";
+
+/// Sets queue `$1`'s paused flag to `$2`.
+pub(crate) const SET_PAUSED: &str = "INSERT INTO plexus_job_queues (queue, paused) VALUES ($1, $2)
+     ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused";
+
+/// The earliest `run_at` of a waiting job of a queue that is not paused.
+pub(crate) const NEXT_DUE: &str = "SELECT min(run_at) FROM plexus_jobs
+     WHERE state = 'pending'
+         AND queue NOT IN (SELECT queue FROM plexus_job_queues WHERE paused)";
+
+/// The existing job holding a unique key: `$1` queue, `$2` key, `$3` window start.
+pub(crate) const UNIQUE_HOLDER: &str = "SELECT id FROM plexus_jobs
+     WHERE queue = $1 AND unique_key = $2 AND created_at > $3 AND state <> 'cancelled'
+     ORDER BY id DESC LIMIT 1";
+
+/// The schedules' table, the same on both engines (the job template is text).
+pub(crate) const SCHEDULES_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS plexus_job_schedules (
+    name TEXT PRIMARY KEY,
+    cron TEXT NOT NULL,
+    timezone TEXT NOT NULL,
+    job TEXT NOT NULL,
+    next_at BIGINT NOT NULL
+);
+";
+
+/// Adds or replaces a schedule: `$1` name, `$2` cron, `$3` zone, `$4` job, `$5` next.
+pub(crate) const PUT_SCHEDULE: &str =
+    "INSERT INTO plexus_job_schedules (name, cron, timezone, job, next_at)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone,
+         job = excluded.job, next_at = excluded.next_at";
+
+/// Removes schedule `$1`.
+pub(crate) const REMOVE_SCHEDULE: &str = "DELETE FROM plexus_job_schedules WHERE name = $1";
+
+/// The schedules (due at `$1`, or all when null), by name.
+pub(crate) const SCHEDULES: &str = "SELECT name, cron, timezone, job, next_at
+     FROM plexus_job_schedules WHERE $1 IS NULL OR next_at <= $1 ORDER BY name";
+
+/// Claims fire time `$2` of schedule `$1` by moving its next fire time to `$3`.
+pub(crate) const ADVANCE_SCHEDULE: &str =
+    "UPDATE plexus_job_schedules SET next_at = $3 WHERE name = $1 AND next_at = $2";
+
+/// Reads a schedule row.
+pub(crate) fn schedule_of<R>(row: &R) -> Result<ScheduleRow, JobError>
+where
+    R: Row,
+    for<'n> &'n str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(ScheduleRow {
+        name: col(row, "name")?,
+        cron: col(row, "cron")?,
+        timezone: col(row, "timezone")?,
+        job: parse_json(&col::<_, String>(row, "job")?)?,
+        next_at: col(row, "next_at")?,
+    })
+}
+
+/// JSON as stored.
+pub(crate) fn json_text(value: &Value) -> String {
+    value.to_string()
+}
+
+/// The scopes as stored (JSON text), when the caller had any.
+pub(crate) fn scopes_text(scopes: Option<&Vec<String>>) -> Option<String> {
+    scopes.map(|s| Value::from(s.clone()).to_string())
+}
+
+fn parse_json(text: &str) -> Result<Value, JobError> {
+    serde_json::from_str(text).map_err(|e| JobError::Backend {
+        reason: format!("unreadable JSON in a job: {e}"),
+    })
+}
+
+/// A count or size read from the database (never negative in practice).
+pub(crate) fn to_u32(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+/// A count or size read from the database (never negative in practice).
+pub(crate) fn to_u64(v: i64) -> u64 {
+    u64::try_from(v.max(0)).unwrap_or(0)
+}
+
+/// A size as a database integer.
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Column `name` of `row` as `T`.
+fn col<'r, R, T>(row: &'r R, name: &'r str) -> Result<T, JobError>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    T: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(row.try_get(name)?)
+}
+
+/// Reads a job row: the JSON columns as text (PostgreSQL selects them `::text`).
+pub(crate) fn job_of<R>(row: &R) -> Result<Job, JobError>
+where
+    R: Row,
+    for<'n> &'n str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let state: String = col(row, "state")?;
+    let state = JobState::parse(&state).ok_or_else(|| JobError::Backend {
+        reason: format!("unknown job state `{state}`"),
+    })?;
+    let result: Option<String> = col(row, "result")?;
+    let errors = match parse_json(&col::<_, String>(row, "errors")?)? {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    let scopes: Option<String> = col(row, "scopes")?;
+    let scopes = scopes
+        .map(|s| serde_json::from_str::<Vec<String>>(&s))
+        .transpose()
+        .map_err(|e| JobError::Backend {
+            reason: format!("unreadable scopes in a job: {e}"),
+        })?;
+    Ok(Job {
+        id: col(row, "id")?,
+        queue: col(row, "queue")?,
+        target: col(row, "target")?,
+        params: parse_json(&col::<_, String>(row, "params")?)?,
+        priority: col(row, "priority")?,
+        state,
+        attempt: to_u32(col(row, "attempt")?),
+        max_attempts: to_u32(col(row, "max_attempts")?),
+        backoff_ms: to_u64(col(row, "backoff_ms")?),
+        timeout_ms: to_u64(col(row, "timeout_ms")?),
+        run_at: col(row, "run_at")?,
+        created_at: col(row, "created_at")?,
+        finished_at: col(row, "finished_at")?,
+        worker: col(row, "worker")?,
+        lease_until: col(row, "lease_until")?,
+        result: result.as_deref().map(parse_json).transpose()?,
+        errors,
+        unique_key: col(row, "unique_key")?,
+        metadata: parse_json(&col::<_, String>(row, "metadata")?)?,
+        caller: col(row, "caller")?,
+        scopes,
+    })
+}
+
+/// Reads a recovered job's row: `id, queue, attempt, state`.
+pub(crate) fn stalled_of<R>(row: &R) -> Result<Stalled, JobError>
+where
+    R: Row,
+    for<'n> &'n str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let state: String = col(row, "state")?;
+    Ok(Stalled {
+        id: col(row, "id")?,
+        queue: col(row, "queue")?,
+        attempt: to_u32(col(row, "attempt")?),
+        dead: state == "dead",
+    })
+}
+
+/// Folds the paused flags and the `(queue, state, count)` rows into each queue's
+/// counts, in queue order.
+pub(crate) fn fold_stats(
+    paused: Vec<(String, bool)>,
+    counts: Vec<(String, String, i64)>,
+) -> Vec<QueueStats> {
+    let mut out = BTreeMap::<String, QueueStats>::new();
+    for (queue, p) in paused {
+        entry(&mut out, queue).paused = p;
+    }
+    for (queue, state, n) in counts {
+        let n = to_u64(n);
+        let s = entry(&mut out, queue);
+        match JobState::parse(&state) {
+            Some(JobState::Pending) => s.pending = n,
+            Some(JobState::Running) => s.running = n,
+            Some(JobState::Completed) => s.completed = n,
+            Some(JobState::Dead) => s.dead = n,
+            Some(JobState::Cancelled) => s.cancelled = n,
+            None => {}
+        }
+    }
+    out.into_values().collect()
+}
+
+fn entry(out: &mut BTreeMap<String, QueueStats>, queue: String) -> &mut QueueStats {
+    out.entry(queue.clone()).or_insert_with(|| QueueStats {
+        queue,
+        ..QueueStats::default()
+    })
+}

@@ -61,7 +61,7 @@ impl AppBuilder {
     }
 
     /// Applies `PLEXUS_*` environment overrides on top (`PLEXUS_GATEWAY__BIND=…`);
-    /// `PLEXUS_URL`, `PLEXUS_TOKEN` and `PLEXUS_TEST_*` are never configuration.
+    /// `PLEXUS_URL`, `PLEXUS_TOKEN`, `PLEXUS_TEST_*` and `PLEXUS_FUZZ_*` (the test script's) are never configuration.
     pub fn process_env(mut self) -> Self {
         self.env = true;
         self

@@ -22,8 +22,9 @@ use serde_json::Value;
 use crate::AppError;
 
 /// Environment variables with the configuration prefix that are not configuration:
-/// the CLI's address and token, and the test suites' server URLs.
-pub const ENV_EXCLUDE: [&str; 3] = ["PLEXUS_TEST_", "PLEXUS_URL", "PLEXUS_TOKEN"];
+/// the CLI's address and token, the test suites' server URLs and the test script's
+/// fuzz settings.
+pub const ENV_EXCLUDE: [&str; 4] = ["PLEXUS_TEST_", "PLEXUS_FUZZ_", "PLEXUS_URL", "PLEXUS_TOKEN"];
 
 /// The node's own sections of the configuration. Family sections (`[store]`, …) are
 /// read by their families and are not fields here.

@@ -31,7 +31,7 @@
 //! ```
 //!
 //! `PLEXUS_*` environment variables override the file (`PLEXUS_GATEWAY__BIND=…`;
-//! `PLEXUS_URL`, `PLEXUS_TOKEN` and `PLEXUS_TEST_*` are never configuration). An
+//! `PLEXUS_URL`, `PLEXUS_TOKEN`, `PLEXUS_TEST_*` and `PLEXUS_FUZZ_*` (the test script's) are never configuration). An
 //! unknown key is refused at start with its full path. The file is watched: a change
 //! to `calls` applies to the next call; the other sections are validated on every
 //! change but read at start only.

@@ -125,7 +125,7 @@ fn check_sql(stmt: &Statement) {
                 assert!(!t.contains('\0'), "a text parameter holding U+0000")
             }
             Param::Float(f) => assert!(f.is_finite()),
-            Param::Int(_) => {}
+            Param::Int(_) | Param::Null => {}
         }
     }
 }

@@ -295,6 +295,8 @@ async fn open(
     max_in_flight: usize,
 ) {
     let in_flight = Arc::new(AtomicUsize::new(0));
+    // Told when the last request out ends (a permit is kept if nobody waits yet).
+    let idle = Arc::new(tokio::sync::Notify::new());
     let length = plan.end.saturating_sub(plan.start);
     let mut i = 0u64;
     while let Some(offset) = schedule(i, rates, length) {
@@ -309,18 +311,28 @@ async fn open(
         }
         lock(&rec).due(at, Some(lag), false);
         in_flight.fetch_add(1, Ordering::Relaxed);
-        let (client, rec, in_flight) = (client.clone(), rec.clone(), in_flight.clone());
+        let (client, rec, in_flight, idle) =
+            (client.clone(), rec.clone(), in_flight.clone(), idle.clone());
         let (url, body, timeout) = (plan.url.clone(), plan.body.clone(), plan.timeout);
         tokio::spawn(async move {
             let outcome = send(&client, &url, body, timeout).await;
             lock(&rec).ended(at, intended.elapsed(), outcome);
-            in_flight.fetch_sub(1, Ordering::Relaxed);
+            // Let go of the shared state before saying so: the waiter takes it back.
+            drop((rec, client));
+            if in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+                idle.notify_one();
+            }
         });
     }
     // Wait for the requests still out; each ends by its own timeout.
     let deadline = Instant::now() + plan.timeout + Duration::from_secs(1);
-    while in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    while in_flight.load(Ordering::Acquire) > 0 {
+        if tokio::time::timeout_at(deadline, idle.notified())
+            .await
+            .is_err()
+        {
+            break;
+        }
     }
 }
 

@@ -4,8 +4,9 @@
 DataStore (collection `cases`) through the same WebSocket it serves on.
 
 Every call the node forwards to it, and every DataStore call it makes, goes through
-the node's call path, so each write is in the audit trail (`audit.query`) and the
-command language reaches it like any registered service:
+the node's call path, so each write is in the audit trail (`audit.query`), under the
+correlation id of the call it was made for (the service passes on the `plexus` ids
+it receives), and the command language reaches it like any registered service:
 
     (case.create :case-id "C-1" :case-type "kyc" :client "ACME")
     (case.update :case-id "C-1" :details {:risk "low"} :note "documents received")
@@ -30,6 +31,7 @@ Environment: PLEXUS_URL (default ws://127.0.0.1:7700/ws), PLEXUS_TOKEN (scopes
 """
 
 import asyncio
+import contextvars
 import json
 import os
 import random
@@ -101,6 +103,12 @@ def kind_of(refused):
     return data.get("kind") or (data.get("detail") or {}).get("kind")
 
 
+# The conversation of the call being served: its `plexus` ids, passed on with every
+# call made for it, so the audit trail shows those writes under the caller's
+# correlation id. A context variable, so each concurrently served call keeps its own.
+CONVERSATION = contextvars.ContextVar("conversation", default=None)
+
+
 class Node:
     """Calls to the node over the socket the service is served on."""
 
@@ -115,7 +123,10 @@ class Node:
         answer = asyncio.get_running_loop().create_future()
         self.pending[call_id] = answer
         try:
-            await self.ws.send(json.dumps({"jsonrpc": "2.0", "id": call_id, "method": method, "params": params}))
+            request = {"jsonrpc": "2.0", "id": call_id, "method": method, "params": params}
+            if CONVERSATION.get():
+                request["plexus"] = CONVERSATION.get()
+            await self.ws.send(json.dumps(request))
             message = await asyncio.wait_for(answer, CALL_TIMEOUT)
         except asyncio.TimeoutError:
             raise Refused(-32004, f"{method} did not answer within {CALL_TIMEOUT} s")
@@ -222,6 +233,8 @@ HANDLERS = {"case.create": create, "case.update": update, "case.get": get, "case
 async def serve_one(ws, node, request):
     """Answers one call the node forwarded (its params already checked by the node)."""
     handler = HANDLERS.get(request.get("method"))
+    meta = request.get("plexus") or {}
+    CONVERSATION.set({k: meta[k] for k in ("correlation_id", "causation_id") if meta.get(k)} or None)
     try:
         if handler is None:
             raise Refused(-32601, f"case has no method {request.get('method')!r}")

@@ -94,8 +94,7 @@ async fn pipeline(name: &str, store: &str) -> (Value, Value, Value) {
         })
         .unwrap_or_default();
     methods.sort();
-    // The DataStore writes the service made for it (on its own connection, so
-    // under correlation ids of their own).
+    // Every DataStore write on the node so far: the service's, made for the program.
     let puts = client
         .call("audit.query", json!({"method": "datastore.put"}))
         .await
@@ -153,14 +152,15 @@ async fn the_case_pipeline_gives_the_same_results_on_sqlite_and_postgres() {
     assert_eq!(value["c1"]["details"], json!({"risk": "low"}));
     assert_eq!(value["c1"]["notes"], json!(["documents received"]));
     assert_eq!(value["c1"]["version"], 2);
-    // Every write of the program under its one correlation id; the DataStore
-    // writes the service made for them are audited under ids of their own
-    // (`puts`, below).
+    // Every call of the program under its one correlation id, down to the
+    // DataStore writes the Python service made for it on its own socket (it passes
+    // on the `plexus.correlation_id` it was called with): all 5 of the node's puts.
     for (method, times) in [
         ("dsl.run", 1),
         ("case.create", 3),
         ("case.update", 1),
         ("case.close", 1),
+        ("datastore.put", 5),
     ] {
         let n = audited
             .as_array()

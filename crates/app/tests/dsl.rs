@@ -170,6 +170,55 @@ async fn nothing_runs_unless_the_whole_program_checks_and_errors_are_typed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_let_without_a_body_keeps_its_names_for_the_next_program() {
+    let served = Served::start("dsl-bindings", "", "").await;
+    let client = served.client();
+    let first = r#"(datastore.create_collection :name "cases")
+(let [c1 (datastore.put :collection "cases" :id "C-1" :doc {:state "open"})])
+(datastore.put :collection "cases" :id "C-2" :doc {:after c1})"#;
+    let ran = run(&client, first).await.expect("runs");
+    // The name is bound for the rest of the program and given back.
+    assert_eq!(ran["bound"]["c1"]["version"], 1, "{ran}");
+    assert_eq!(get(&client, "C-2").await["doc"]["after"]["version"], 1);
+
+    // The next program gets it through `bindings`: checked as bound, then run.
+    let next = json!({"source": r#"(datastore.put :collection "cases" :id "C-3" :doc {:was c1})"#,
+                      "bindings": ran["bound"].clone()});
+    let checked = client
+        .call("dsl.check", next.clone())
+        .await
+        .expect("checks");
+    assert_eq!(checked["ok"], true, "{checked}");
+    let again = client.call("dsl.run", next).await.expect("runs");
+    assert!(again.get("bound").is_none(), "{again}");
+    assert_eq!(get(&client, "C-3").await["doc"]["was"]["version"], 1);
+
+    // Without them the name is unbound, and nothing ran.
+    let alone = refused(
+        &client,
+        r#"(datastore.put :collection "cases" :id "C-4" :doc {:was c1})"#,
+    )
+    .await;
+    assert_eq!(alone["detail"]["kind"], "rejected", "{alone}");
+    assert_eq!(get(&client, "C-4").await, Value::Null);
+    // A name that could never be written in a program is refused, naming it.
+    let bad = client
+        .call("dsl.run", json!({"source": "nil", "bindings": {"a.b": 1}}))
+        .await;
+    match bad {
+        Err(ClientError::Rpc {
+            code: -32602,
+            message,
+            ..
+        }) => {
+            assert!(message.contains("bindings"), "{message}")
+        }
+        other => panic!("a dotted name was accepted: {other:?}"),
+    }
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_failing_programs_beside_succeeding_ones() {
     let node = Served::start("dsl-concurrent", "", "").await;
     let client = node.client();

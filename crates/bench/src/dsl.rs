@@ -1,17 +1,29 @@
-//! The command-language benchmark: what a program costs beside the same calls sent
-//! directly, on a node serving JSON-RPC over HTTP with its DataStore on SQLite (and
-//! on PostgreSQL when one answers at `PLEXUS_TEST_POSTGRES_URL`).
+//! The command-language benchmark: the case pipeline as programs beside the same
+//! case operations sent directly, on a node serving JSON-RPC over HTTP with its
+//! DataStore on SQLite (and on PostgreSQL when one answers at
+//! `PLEXUS_TEST_POSTGRES_URL`), the case service being the shipped example
+//! (`examples/python-cases/cases.py`, an external Python service on the node's
+//! WebSocket, storing cases in the DataStore).
 //!
-//! - `dsl_case_ops_c1`, `dsl_case_ops_c20`: case operations per second (one
-//!   operation: a case document written with `datastore.put`) as one-form programs
+//! - `dsl_case_ops_c1`, `dsl_case_ops_c20`: case operations per second with 1 and
+//!   20 clients, each client cycling through `case.create`, `case.update`,
+//!   `case.get` and `case.close` on cases of its own, one operation per program
 //!   through `dsl.run` (read, checked against the registry, run through the call
-//!   path), with 1 and 20 clients; the ceiling is the same `datastore.put` sent
-//!   directly as a JSON-RPC call, measured in the same run, interleaved round by
-//!   round. `_postgres` results are the same on PostgreSQL.
+//!   path); the ceiling is the same operations sent directly as JSON-RPC calls,
+//!   measured in the same run, rounds interleaved. `_postgres` results are the same
+//!   on PostgreSQL. The original pipeline reported 5 operations/s at one client and
+//!   35 at twenty.
 //! - `dsl_check_us`: µs to read and check a 100-form program against the node's
 //!   registry (verbs, schemas, scopes), schemas already compiled.
+//!
+//! It needs `python3` with the `websockets` package
+//! (`pip install -r examples/python-cases/requirements.txt`) and the example's
+//! script: found beside the source tree it was built from, or at
+//! `PLEXUS_CASES_SCRIPT`.
 
-use std::time::Instant;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use plexus_app::App;
 use plexus_dsl::{Catalog, Checker, Limits, SchemaCache, check, parse};
@@ -26,13 +38,34 @@ fn failed(reason: impl ToString) -> BenchError {
     BenchError::failed(BENCH, reason)
 }
 
-/// A served node and a way to stop it.
+/// How long the case service may take to register.
+const REGISTER_WITHIN: Duration = Duration::from_secs(30);
+
+/// A served node with the case service registered, and a way to stop both.
 struct Served {
     url: String,
     catalog: Catalog,
+    cases: tokio::process::Child,
     stop: tokio::sync::oneshot::Sender<()>,
     served: tokio::task::JoinHandle<()>,
     dir: std::path::PathBuf,
+}
+
+/// The case service's script.
+fn cases_script() -> Result<PathBuf, BenchError> {
+    let script = std::env::var_os("PLEXUS_CASES_SCRIPT").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/python-cases/cases.py"),
+        PathBuf::from,
+    );
+    if script.is_file() {
+        Ok(script)
+    } else {
+        Err(failed(format!(
+            "the case service's script is not at {}: run from a checkout of Plexus, or set \
+             PLEXUS_CASES_SCRIPT to examples/python-cases/cases.py",
+            script.display()
+        )))
+    }
 }
 
 async fn start(name: &str, store: &str) -> Result<Served, BenchError> {
@@ -43,6 +76,7 @@ async fn start(name: &str, store: &str) -> Result<Served, BenchError> {
     );
     let app = App::builder().toml(toml).start().await.map_err(failed)?;
     let catalog = Catalog::of(app.node().registry(), &SchemaCache::new(1024));
+    let node = app.node().clone();
     let listening = app.listen().await.map_err(failed)?;
     let addr = listening.local_addr().map_err(failed)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -53,26 +87,37 @@ async fn start(name: &str, store: &str) -> Result<Served, BenchError> {
             })
             .await;
     });
-    let served = Served {
+    let cases = tokio::process::Command::new("python3")
+        .arg(cases_script()?)
+        .env("PLEXUS_URL", format!("ws://{addr}/ws"))
+        .env("CASES_INSTANCE", format!("bench-cases-{name}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| failed(format!("python3 does not start ({e}): install Python 3")))?;
+    let service = "case".into();
+    let registered =
+        tokio::time::timeout(REGISTER_WITHIN, node.registry().until_routable(&service, 1));
+    if registered.await.is_err() {
+        return Err(failed(format!(
+            "the case service did not register within {REGISTER_WITHIN:?}: does python3 have \
+             `websockets`? (pip install -r examples/python-cases/requirements.txt)"
+        )));
+    }
+    Ok(Served {
         url: format!("http://{addr}/rpc"),
         catalog,
+        cases,
         stop,
         served,
         dir,
-    };
-    let http = reqwest::Client::new();
-    call(
-        &http,
-        &served.url,
-        "datastore.create_collection",
-        json!({"name": "cases"}),
-    )
-    .await?;
-    Ok(served)
+    })
 }
 
 impl Served {
-    async fn stop(self) {
+    async fn stop(mut self) {
+        let _ = self.cases.kill().await;
         let _ = self.stop.send(());
         let _ = self.served.await;
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -104,18 +149,52 @@ async fn call(
     }
 }
 
-/// One case write, as a program or as the direct call.
-fn case_op(via_dsl: bool, client: usize, i: u32) -> (&'static str, Value) {
-    let id = format!("C-{client}-{i}");
-    if via_dsl {
-        let source = format!(
-            "(datastore.put :collection \"cases\" :id \"{id}\" :doc {{:case_type \"kyc\" :state \"open\" :n {i}}})"
-        );
-        ("dsl.run", json!({"source": source}))
-    } else {
-        let params = json!({"collection": "cases", "id": id,
-                            "doc": {"case_type": "kyc", "state": "open", "n": i}});
-        ("datastore.put", params)
+/// The `i`th case operation of `client` in round `round`: a cycle of create,
+/// update, get and close on a case of its own, as a one-form program or as the
+/// direct call.
+fn case_op(via_dsl: bool, round: usize, client: usize, i: u32) -> (&'static str, Value) {
+    let id = format!("C-{round}-{}-{client}-{}", u8::from(via_dsl), i / 4);
+    let (verb, params) = match i % 4 {
+        0 => (
+            "case.create",
+            json!({"case-id": id, "case-type": "kyc", "client": "ACME"}),
+        ),
+        1 => (
+            "case.update",
+            json!({"case-id": id, "details": {"risk": "low"}, "note": "documents received"}),
+        ),
+        2 => ("case.get", json!({"case-id": id})),
+        _ => (
+            "case.close",
+            json!({"case-id": id, "resolution": "approved"}),
+        ),
+    };
+    if !via_dsl {
+        return (verb, params);
+    }
+    let args: Vec<String> = params
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!(":{k} {}", dsl_value(v)))
+        .collect();
+    (
+        "dsl.run",
+        json!({"source": format!("({verb} {})", args.join(" "))}),
+    )
+}
+
+/// `value` written in the command language (strings and flat maps of strings).
+fn dsl_value(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let pairs: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!(":{k} {}", dsl_value(v)))
+                .collect();
+            format!("{{{}}}", pairs.join(" "))
+        }
+        other => other.to_string(),
     }
 }
 
@@ -123,6 +202,7 @@ fn case_op(via_dsl: bool, client: usize, i: u32) -> (&'static str, Value) {
 async fn round(
     url: &str,
     via_dsl: bool,
+    number: usize,
     clients: usize,
     per_client: u32,
 ) -> Result<f64, BenchError> {
@@ -133,7 +213,7 @@ async fn round(
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
             for i in 0..per_client {
-                let (method, params) = case_op(via_dsl, client, i);
+                let (method, params) = case_op(via_dsl, number, client, i);
                 call(&http, &url, method, params).await?;
             }
             Ok::<_, BenchError>(())
@@ -155,10 +235,13 @@ async fn case_ops(
     suffix: &str,
 ) -> Result<BenchResult, BenchError> {
     let (mut dsl, mut direct) = (Vec::new(), Vec::new());
-    round(&served.url, true, clients, per_client).await?;
-    for _ in 0..rounds {
-        dsl.push(round(&served.url, true, clients, per_client).await?);
-        direct.push(round(&served.url, false, clients, per_client).await?);
+    // Rounds are numbered apart per client count, so every case id is new.
+    let number = |r: usize| clients * 1_000 + r;
+    round(&served.url, true, number(0), clients, per_client).await?;
+    round(&served.url, false, number(0), clients, per_client).await?;
+    for r in 1..=rounds {
+        dsl.push(round(&served.url, true, number(r), clients, per_client).await?);
+        direct.push(round(&served.url, false, number(r), clients, per_client).await?);
     }
     let r = |v: f64| v.round();
     Ok(BenchResult::new(
@@ -168,7 +251,7 @@ async fn case_ops(
         true,
     )
     .with_ceiling(
-        "the same datastore.put sent directly as a JSON-RPC call",
+        "the same case operations sent directly as JSON-RPC calls",
         r(median(&mut direct)),
     ))
 }

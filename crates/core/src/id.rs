@@ -74,6 +74,15 @@ impl EventId {
     }
 }
 
+impl std::str::FromStr for EventId {
+    type Err = uuid::Error;
+
+    /// Reads an id in UUID text form, as [`Display`](fmt::Display) writes it.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Uuid::try_parse(text).map(Self)
+    }
+}
+
 impl Default for EventId {
     fn default() -> Self {
         Self::new()
@@ -113,6 +122,15 @@ impl CorrelationId {
     /// The UUID inside.
     pub const fn as_uuid(&self) -> &Uuid {
         &self.0
+    }
+}
+
+impl std::str::FromStr for CorrelationId {
+    type Err = uuid::Error;
+
+    /// Reads an id in UUID text form, as [`Display`](fmt::Display) writes it.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Uuid::try_parse(text).map(Self)
     }
 }
 

@@ -72,9 +72,12 @@
 //!
 //! **Node → service requests**: a registered service receives
 //! `{"jsonrpc":"2.0","id":"n-7","method":"<service>.<method>","params":…,"plexus":{instance,
-//! correlation_id, caller?, timeout_ms?}}` — the full `service.method` name, so one
-//! socket may serve several services — and answers with a JSON-RPC response carrying
-//! the same `id`. Error codes it may use: -32601, -32602 (`data.field`), -32006
+//! correlation_id, causation_id?, caller?, timeout_ms?}}` — the full `service.method`
+//! name, so one socket may serve several services — and answers with a JSON-RPC
+//! response carrying the same `id`. The calls it makes while serving one join that
+//! conversation when they carry `"plexus": {"correlation_id": …, "causation_id": …}`
+//! as received: any request on `/rpc` or `/ws` may (a member that is not a UUID is
+//! a -32600), and the call, or the event `plexus.publish` makes, takes those ids. Error codes it may use: -32601, -32602 (`data.field`), -32006
 //! (unavailable: the call path may try another instance), -32004, or any other code
 //! with `data.retryable: true|false`. A code of its own (outside -32768 to -32000)
 //! reaches the caller unchanged, its `data` as the error's `data.detail`; any other

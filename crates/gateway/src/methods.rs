@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use plexus_bus::BusError;
 use plexus_core::scope::call_need;
-use plexus_core::{CallContext, Member};
+use plexus_core::{CallContext, CorrelationId, Envelope, EventId, Member};
 use plexus_node::own::PublishParams;
 use plexus_node::{CallError, codes};
 use serde::Deserialize;
@@ -31,6 +31,70 @@ pub(crate) fn check(shared: &Shared, caller: &Caller, need: Need<'_>) -> Result<
     })
 }
 
+/// The conversation a request says it belongs to: its `plexus` member's
+/// `correlation_id` and `causation_id` (UUIDs). An external service passes on the
+/// ids the node sent with the call it is serving, so the calls it makes for it
+/// share that call's correlation id in the audit trail; any caller may, as with an
+/// HTTP correlation header (the ids name a conversation, never who is calling).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Conversation {
+    correlation_id: Option<CorrelationId>,
+    causation_id: Option<EventId>,
+}
+
+impl Conversation {
+    /// The ids `request` carries, or a -32600 naming the member that is not a UUID.
+    pub(crate) fn of(request: &Request) -> Result<Self, RpcError> {
+        let Some(plexus) = &request.plexus else {
+            return Ok(Self::default());
+        };
+        Ok(Self {
+            correlation_id: id_member(plexus, "correlation_id")?,
+            causation_id: id_member(plexus, "causation_id")?,
+        })
+    }
+
+    /// A call context for `caller` in this conversation (a new one when none is named).
+    pub(crate) fn context(self, caller: &Caller) -> CallContext {
+        let mut ctx = CallContext::new().acting_for(caller);
+        if let Some(id) = self.correlation_id {
+            ctx = ctx.with_correlation_id(id);
+        }
+        ctx.causation_id = self.causation_id;
+        ctx
+    }
+
+    /// `envelope` in this conversation (it keeps its own ids where none is named).
+    fn envelope(self, mut envelope: Envelope) -> Envelope {
+        if let Some(id) = self.correlation_id {
+            envelope = envelope.with_correlation_id(id);
+        }
+        if self.causation_id.is_some() {
+            envelope = envelope.with_causation_id(self.causation_id);
+        }
+        envelope
+    }
+}
+
+/// The id at `plexus.<key>`, if any; a -32600 saying what it must be otherwise.
+fn id_member<T: std::str::FromStr>(
+    plexus: &serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<T>, RpcError> {
+    match plexus.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => text.parse().map(Some).map_err(|_| {
+            RpcError::invalid_request(format!(
+                "`plexus.{key}` must be a UUID such as \"0190a3c2-7b1e-7000-8000-000000000000\" \
+                 (pass on the one the node sent with the call you are serving)"
+            ))
+        }),
+        Some(_) => Err(RpcError::invalid_request(format!(
+            "`plexus.{key}` must be a string holding a UUID"
+        ))),
+    }
+}
+
 /// Calls a service method through the node's call path, as `caller`.
 pub(crate) async fn call_service(
     shared: &Shared,
@@ -40,7 +104,7 @@ pub(crate) async fn call_service(
     if let Some(need) = call_need(&request.method) {
         check(shared, caller, need)?;
     }
-    let ctx = CallContext::new().acting_for(caller);
+    let ctx = Conversation::of(&request)?.context(caller);
     shared
         .node
         .call(&request.method, request.params, ctx)
@@ -61,14 +125,16 @@ pub(crate) fn params<T: for<'de> Deserialize<'de>>(
 pub(crate) async fn publish(
     shared: &Shared,
     caller: &Caller,
-    raw: Value,
+    request: Request,
     source: Option<Arc<Member>>,
 ) -> Result<Value, RpcError> {
     const METHOD: &str = "plexus.publish";
-    let p: PublishParams = params(METHOD, raw)?;
-    let mut envelope = p
-        .envelope()
-        .map_err(|(field, reason)| invalid_params(METHOD, field, reason))?;
+    let conversation = Conversation::of(&request)?;
+    let p: PublishParams = params(METHOD, request.params)?;
+    let mut envelope = conversation.envelope(
+        p.envelope()
+            .map_err(|(field, reason)| invalid_params(METHOD, field, reason))?,
+    );
     check(shared, caller, Need::Publish(envelope.topic().as_str()))?;
     if let Some(source) = source {
         envelope = envelope.with_source(source);
@@ -181,7 +247,7 @@ pub(crate) async fn http_request(
         return call_service(shared, caller, request).await;
     };
     if own == "publish" {
-        return publish(shared, caller, request.params, None).await;
+        return publish(shared, caller, request, None).await;
     }
     match plexus_node::own::methods().iter().find(|m| m.name == own) {
         Some(m) if m.websocket_only => Err(needs_socket(&request.method)),

@@ -19,6 +19,10 @@ pub struct Request {
     pub method: String,
     /// The params, `Value::Null` when absent.
     pub params: Value,
+    /// The request's `plexus` member, an object when present: the node's extension
+    /// carrying the conversation a call belongs to (`correlation_id`,
+    /// `causation_id`), as a peer passes them on; the gateway reads it.
+    pub plexus: Option<serde_json::Map<String, Value>>,
 }
 
 /// An element that is not a valid request, with the id to answer it with (`null`
@@ -201,6 +205,7 @@ struct Fields {
     id: Option<Box<RawValue>>,
     result: Option<Value>,
     error: Option<Value>,
+    plexus: Option<Value>,
     /// The first key that appeared twice.
     repeated: Option<String>,
     /// Whether `id` appeared twice.
@@ -215,6 +220,7 @@ enum Known {
     Id = 8,
     Result = 16,
     Error = 32,
+    Plexus = 64,
 }
 
 impl Known {
@@ -226,6 +232,7 @@ impl Known {
             Self::Id => "id",
             Self::Result => "result",
             Self::Error => "error",
+            Self::Plexus => "plexus",
         }
     }
 }
@@ -260,6 +267,7 @@ impl Visitor<'_> for KeySeed {
             "id" => Key::Known(Known::Id),
             "result" => Key::Known(Known::Result),
             "error" => Key::Known(Known::Error),
+            "plexus" => Key::Known(Known::Plexus),
             other => Key::Other(other.to_owned()),
         })
     }
@@ -301,6 +309,7 @@ fn read_object<'de, A: MapAccess<'de>>(mut map: A, responses: bool) -> Result<Fi
             Known::Method => fields.method = Some(map.next_value()?),
             Known::Params => fields.params = Some(map.next_value()?),
             Known::Id => fields.id = Some(map.next_value()?),
+            Known::Plexus => fields.plexus = Some(map.next_value()?),
             Known::Result if responses => fields.result = Some(map.next_value()?),
             Known::Error if responses => fields.error = Some(map.next_value()?),
             Known::Result | Known::Error => {
@@ -498,7 +507,20 @@ impl Fields {
                 }
             }
         };
-        Ok(Request { id, method, params })
+        let plexus = match self.plexus {
+            None => None,
+            Some(Value::Object(plexus)) => Some(plexus),
+            Some(_) => {
+                let reason = "`plexus` must be an object, such as {\"correlation_id\": \"<uuid>\"}";
+                return Err(invalid(id, reason.to_owned()));
+            }
+        };
+        Ok(Request {
+            id,
+            method,
+            params,
+            plexus,
+        })
     }
 
     fn into_response(self) -> Response {
@@ -570,6 +592,28 @@ mod tests {
             inexact_integer("[18446744073709551616]"),
             Some("18446744073709551616")
         );
+    }
+
+    #[test]
+    fn the_plexus_member_is_kept_when_an_object_and_refused_otherwise() {
+        let text =
+            r#"{"jsonrpc":"2.0","method":"a.b","id":1,"plexus":{"correlation_id":"x"},"other":1}"#;
+        let Message::Request(request) = single(text) else {
+            panic!("refused");
+        };
+        let plexus = request.plexus.expect("kept");
+        assert_eq!(plexus.get("correlation_id"), Some(&json!("x")));
+        let Message::Request(plain) = single(r#"{"jsonrpc":"2.0","method":"a.b","id":1}"#) else {
+            panic!("refused");
+        };
+        assert_eq!(plain.plexus, None);
+        let wrong = rejected(r#"{"jsonrpc":"2.0","method":"a.b","id":2,"plexus":"x"}"#);
+        assert_eq!(wrong.error.code, codes::INVALID_REQUEST);
+        let said = format!("{:?}", wrong.error);
+        assert!(said.contains("`plexus` must be an object"), "{said}");
+        assert_eq!(wrong.id, Id::from_value(&json!(2)));
+        let twice = rejected(r#"{"jsonrpc":"2.0","method":"a.b","id":3,"plexus":{},"plexus":{}}"#);
+        assert!(format!("{:?}", twice.error).contains("more than once"));
     }
 
     #[test]

@@ -28,7 +28,10 @@
 //! - an `id` that serde_json cannot read (a number beyond the range of a double such
 //!   as `1e400`, a string with a lone surrogate such as `"\ud800"`) is refused as not
 //!   an id: serde_json, and so a Plexus client, could not read the answer;
-//! - every error object carries `data` with detail.
+//! - every error object carries `data` with detail;
+//! - a request may carry a `plexus` object (any other extra member is ignored):
+//!   the conversation it belongs to, `{"correlation_id": "<uuid>", "causation_id":
+//!   "<uuid>"}`, which the gateway passes on to the call ([`Request::plexus`]).
 //!
 //! ```
 //! use plexus_jsonrpc::{Message, Payload, decode, encode};

@@ -6,7 +6,10 @@
 //! verbs (`datastore.p` → `datastore.put`) and, inside a form, its keys (`:coll` →
 //! `:collection`), from the node's live registry as `dsl.verbs` gives it for the
 //! token (`:reload` asks again). History is kept in a file (`--history`, at most
-//! `--history-size` entries). `:verbs` lists the verbs, `:help` the commands,
+//! `--history-size` entries). A `let` without a body, `(let [c (case.get :case-id
+//! "C-1")])`, binds its names for the rest of the session: every later program is
+//! run with them (`dsl.run`'s `bindings`); `:bindings` lists them and `:forget NAME`
+//! (or `:forget` for all) lets them go. `:verbs` lists the verbs, `:help` the commands,
 //! `:quit` or end of input ends it. Without a terminal (stdin piped) it reads the
 //! programs line by line, so a script can drive it.
 
@@ -26,7 +29,7 @@ use rustyline::{Config, Editor, Helper};
 use serde_json::{Value, json};
 
 use crate::remote::{Remote, print_value};
-use crate::run::run_source;
+use crate::run::run_bound;
 
 /// The special forms, completed beside the verbs.
 const SPECIAL: [&str; 3] = ["let", "do", "transaction"];
@@ -179,6 +182,8 @@ impl Helper for Repl {}
 
 const HELP: &str = "A program per line (or until its brackets close), run with dsl.run.\n\
 :verbs  the verbs this token may call, with their keys\n\
+:bindings  the names kept by `(let [name (form)])` entries, with their values\n\
+:forget NAME  let a kept name go (`:forget` alone: all of them)\n\
 :reload ask the node for its verbs again\n\
 :help   this\n\
 :quit   end (so does end of input)";
@@ -211,6 +216,8 @@ pub(crate) fn run(args: &ReplArgs) -> anyhow::Result<()> {
     }
     let mut program = String::new();
     let mut lines = 0u32;
+    // The names `let`s without a body kept for the session, with their values.
+    let mut bindings = serde_json::Map::new();
     loop {
         let prompt = if program.is_empty() {
             "plexus> "
@@ -249,6 +256,22 @@ pub(crate) fn run(args: &ReplArgs) -> anyhow::Result<()> {
                     }
                     continue;
                 }
+                ":bindings" => {
+                    print_value(&Value::Object(bindings.clone()), args.remote.json);
+                    continue;
+                }
+                forget if forget == ":forget" || forget.starts_with(":forget ") => {
+                    let names: Vec<&str> = forget.split_whitespace().skip(1).collect();
+                    if names.is_empty() {
+                        bindings.clear();
+                    }
+                    for name in names {
+                        if bindings.remove(name).is_none() {
+                            eprintln!("error: `{name}` is not bound (see :bindings)");
+                        }
+                    }
+                    continue;
+                }
                 ":reload" => {
                     match verbs(&client) {
                         Ok(listed) => {
@@ -278,8 +301,13 @@ pub(crate) fn run(args: &ReplArgs) -> anyhow::Result<()> {
             continue;
         }
         let _ = editor.add_history_entry(program.trim_end());
-        match runtime.block_on(run_source(&client, &program, "repl")) {
-            Ok(ran) => print_value(&ran["value"], args.remote.json),
+        match runtime.block_on(run_bound(&client, &program, "repl", &bindings)) {
+            Ok(ran) => {
+                if let Some(kept) = ran["bound"].as_object() {
+                    bindings.extend(kept.clone());
+                }
+                print_value(&ran["value"], args.remote.json);
+            }
             // Its problems are printed already; nothing ran.
             Err(e) => eprintln!("error: {e:#}"),
         }

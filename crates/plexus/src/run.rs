@@ -8,7 +8,7 @@ use std::io::Read;
 use anyhow::Context;
 use clap::Args;
 use plexus_client::{Client, ClientError};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::remote::{Remote, block_on, print_value};
 
@@ -74,10 +74,21 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
 /// Runs `source` (named `name`) with `dsl.run`: what it gave, or, when the check
 /// refused it, [`Refused`] after printing each problem on stderr.
 pub(crate) async fn run_source(client: &Client, source: &str, name: &str) -> anyhow::Result<Value> {
-    match client
-        .call("dsl.run", json!({"source": source, "name": name}))
-        .await
-    {
+    run_bound(client, source, name, &Map::new()).await
+}
+
+/// [`run_source`] with `bindings` bound before the program starts.
+pub(crate) async fn run_bound(
+    client: &Client,
+    source: &str,
+    name: &str,
+    bindings: &Map<String, Value>,
+) -> anyhow::Result<Value> {
+    let mut params = json!({"source": source, "name": name});
+    if !bindings.is_empty() {
+        params["bindings"] = Value::Object(bindings.clone());
+    }
+    match client.call("dsl.run", params).await {
         Ok(ran) => Ok(ran),
         Err(ClientError::Rpc {
             data: Some(data), ..

@@ -1622,6 +1622,10 @@ async fn plexus_repl_runs_programs_line_by_line_and_keeps_its_history() {
         (datastore.put :collection \"notes\"\n  :id \"n-1\" :doc {:text \"hi\"})\n\
         (datastore.pott :collection \"notes\" :id \"n-2\" :doc {:text \"no\"})\n\
         (datastore.get :collection \"notes\" :id \"n-1\")\n\
+        (let [n1 (datastore.get :collection \"notes\" :id \"n-1\")])\n\
+        (datastore.put :collection \"notes\" :id \"n-4\" :doc {:copy n1})\n\
+        :forget n1\n\
+        (datastore.put :collection \"notes\" :id \"n-5\" :doc {:copy n1})\n\
         :quit\n(datastore.put :collection \"notes\" :id \"n-3\" :doc {})\n";
     let args = ["repl", "--history", history.to_str().unwrap()];
     let out = server.cli_with_stdin(&args, input).await.ok();
@@ -1660,6 +1664,18 @@ async fn plexus_repl_runs_programs_line_by_line_and_keeps_its_history() {
     )
     .await;
     assert_eq!(n3, Value::Null);
+    // A `let` without a body kept `n1` for the entries after it, until forgotten.
+    let get = |id: &'static str| {
+        let url = server.url.clone();
+        async move {
+            let args = ["call", "datastore.get", "collection=notes", id, "--json"];
+            server_json(&url, &args).await
+        }
+    };
+    let n4 = get("id=n-4").await;
+    assert_eq!(n4["doc"]["copy"]["doc"]["text"], "hi", "{n4}");
+    assert!(out.stderr.contains("`n1` is not bound"), "{}", out.stderr);
+    assert_eq!(get("id=n-5").await, Value::Null);
     assert_eq!(server.terminate().await, 0);
 }
 

@@ -159,6 +159,9 @@ impl Service for RemoteService {
             "correlation_id".into(),
             ctx.correlation_id.to_string().into(),
         );
+        if let Some(causation) = ctx.causation_id {
+            meta.insert("causation_id".into(), causation.to_string().into());
+        }
         if let Some(caller) = &ctx.caller {
             meta.insert("caller".into(), caller.as_str().into());
         }

@@ -239,7 +239,7 @@ impl Session {
         match own {
             "publish" => {
                 let source = self.instances.lock().first().map(|(_, m)| m.clone());
-                methods::publish(shared, &self.caller, request.params, source).await
+                methods::publish(shared, &self.caller, request, source).await
             }
             "subscribe" => self.subscribe(request.params),
             "unsubscribe" => self.unsubscribe(request.params),

@@ -257,3 +257,89 @@ async fn a_reserved_code_without_a_meaning_is_a_service_failure() {
     assert_eq!(code(&got), -32000, "{got}");
     assert_eq!(got["error"]["data"]["detail"], json!({"k": 1}), "{got}");
 }
+
+#[tokio::test]
+async fn a_service_passes_the_conversation_on_and_its_calls_and_events_join_it() {
+    let h = Harness::start().await;
+    let mut service = h.peer().await;
+    service
+        .ok(
+            "plexus.register",
+            json!({"descriptor": descriptor("calc", "conv-1", &["whoami"])}),
+        )
+        .await;
+    h.wait_status("conv-1", ServiceStatus::Healthy).await;
+    let mut listener = h.peer().await;
+    listener
+        .ok("plexus.subscribe", json!({"pattern": "cases.*"}))
+        .await;
+
+    // A call on /rpc naming its conversation reaches the service with those ids.
+    let correlation = "0190a3c2-7b1e-7000-8000-0000000000c1";
+    let cause = "0190a3c2-7b1e-7000-8000-0000000000e1";
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "calc.whoami", "params": {},
+                      "plexus": {"correlation_id": correlation, "causation_id": cause}});
+    let url = h.url("/rpc");
+    let caller = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .expect("sent")
+            .json::<Value>()
+            .await
+            .expect("an answer")
+    });
+    let call = service.notification("calc.whoami").await;
+    assert_eq!(call["plexus"]["correlation_id"], correlation, "{call}");
+    assert_eq!(call["plexus"]["causation_id"], cause, "{call}");
+
+    // While serving it, the service publishes with the ids it received: the event
+    // joins the conversation.
+    service
+        .send(
+            &json!({"jsonrpc": "2.0", "id": "p-1", "method": "plexus.publish",
+                      "params": {"topic": "cases.opened", "payload": {"n": 1}},
+                      "plexus": call["plexus"].clone()}),
+        )
+        .await;
+    service
+        .send(&json!({"jsonrpc": "2.0", "id": call["id"], "result": "conv-1"}))
+        .await;
+    let answered = tokio::time::timeout(WAIT, caller)
+        .await
+        .expect("answered in time")
+        .expect("the caller ran");
+    assert_eq!(answered["result"], "conv-1", "{answered}");
+    let event = listener.notification("plexus.event").await;
+    assert_eq!(event["params"]["correlation_id"], correlation, "{event}");
+    assert_eq!(event["params"]["causation_id"], cause, "{event}");
+
+    // An id that is not a UUID is refused as an invalid request, naming the member.
+    let refused = peer_request_with(&mut listener, json!({"correlation_id": "case-7"})).await;
+    assert_eq!(code(&refused), -32600, "{refused}");
+    assert!(
+        refused["error"]
+            .to_string()
+            .contains("`plexus.correlation_id` must be a UUID"),
+        "{refused}"
+    );
+    let refused = peer_request_with(&mut listener, json!({"causation_id": 7})).await;
+    assert_eq!(code(&refused), -32600, "{refused}");
+}
+
+/// A `plexus.publish` over `listener`'s socket carrying `plexus`; its response.
+async fn peer_request_with(peer: &mut crate::support::Peer, plexus: Value) -> Value {
+    peer.send(
+        &json!({"jsonrpc": "2.0", "id": "bad", "method": "plexus.publish",
+                      "params": {"topic": "cases.x"}, "plexus": plexus}),
+    )
+    .await;
+    loop {
+        let message = peer.next().await;
+        if message["id"] == "bad" {
+            return message;
+        }
+    }
+}

@@ -164,7 +164,7 @@ impl Dsl {
                     model: model.clone(),
                 })?;
             asked.program = program_of(content).to_owned();
-            match self.check_in(&catalog, ASKED, &asked.program, &ctx) {
+            match self.check_in(&catalog, ASKED, &asked.program, &[], &ctx) {
                 Ok(_) => break,
                 Err(DslError::Rejected(diags)) => {
                     let errors = diags.to_json().as_array().cloned().unwrap_or_default();

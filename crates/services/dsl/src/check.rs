@@ -122,9 +122,7 @@ pub(crate) fn form<'e>(items: &'e [Expr], span: Span) -> Result<Form<'e>, Diagno
                     continue;
                 };
                 match n.as_symbol() {
-                    Some(s) if !s.contains('.') && !SPECIAL_FORMS.contains(&s) => {
-                        bindings.push((s, n.span, v))
-                    }
+                    Some(s) if bindable(s) => bindings.push((s, n.span, v)),
                     _ => {
                         return Err(Diagnostic::new(
                             Code::Form,
@@ -186,17 +184,49 @@ pub(crate) fn form<'e>(items: &'e [Expr], span: Span) -> Result<Form<'e>, Diagno
 
 /// Every problem of `program`; empty when it may run.
 pub fn check(program: &Program, checker: Checker<'_>) -> Vec<Diagnostic> {
+    check_with(program, checker, &[])
+}
+
+/// [`check`] with `bound` names already bound (the values an earlier program kept,
+/// such as a REPL's earlier entries).
+pub fn check_with(program: &Program, checker: Checker<'_>, bound: &[&str]) -> Vec<Diagnostic> {
     let mut walk = Walk {
         c: checker,
         caller: checker.scopes.map(|s| Caller::new("program", s.clone())),
-        bound: Vec::new(),
+        bound: bound.iter().map(|b| (*b).to_owned()).collect(),
         calls: 0,
         problems: Vec::new(),
     };
     for form in &program.forms {
-        walk.expr(form, false);
+        match lasting_let(form) {
+            // Its names stay bound for the rest of the program.
+            Some(bindings) => {
+                for (name, _, value) in bindings {
+                    walk.expr(value, false);
+                    walk.bound.push(name.to_owned());
+                }
+            }
+            None => walk.expr(form, false),
+        }
     }
     walk.problems
+}
+
+/// The bindings of `expr` when it is a `let` without a body, which at the top of a
+/// program binds its names for the rest of it (and for whoever keeps them).
+pub(crate) fn lasting_let(expr: &Expr) -> Option<Vec<(&str, Span, &Expr)>> {
+    let Kind::List(items) = &expr.kind else {
+        return None;
+    };
+    match form(items, expr.span) {
+        Ok(Form::Let { bindings, body }) if body.is_empty() => Some(bindings),
+        _ => None,
+    }
+}
+
+/// Whether `name` may be bound: a plain name (no `.`, not a special form).
+pub fn bindable(name: &str) -> bool {
+    crate::parse::valid_name(name) && !name.contains('.') && !SPECIAL_FORMS.contains(&name)
 }
 
 struct Walk<'a> {

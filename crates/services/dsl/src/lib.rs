@@ -48,7 +48,9 @@ pub mod value;
 
 pub use ask::{ASKED, Ask, Asked, CHAT_METHOD, program_of, prompt};
 pub use catalog::{Catalog, SchemaCache, SchemaError, Verb, closest};
-pub use check::{Checker, SPECIAL_FORMS, TRANSACTION_METHOD, TRANSACTION_OPS, check};
+pub use check::{
+    Checker, SPECIAL_FORMS, TRANSACTION_METHOD, TRANSACTION_OPS, bindable, check, check_with,
+};
 pub use config::DslConfig;
 pub use diag::{Code, Diagnostic, Diagnostics};
 pub use family::DslFamily;

@@ -11,7 +11,13 @@
 //! ([`DslError::Call`], naming the form's line and column and how many top-level
 //! forms had completed); the forms before it have taken effect, so what must be
 //! all-or-nothing belongs in one transaction.
+//!
+//! A top-level `let` without a body, `(let [c (case.get :case-id "C-1")])`, binds
+//! its names for the rest of the program; its value is a map of them, and [`Ran`]
+//! gives them back as `bound`, so whoever runs the next program can pass them in
+//! ([`Dsl::run_with`]): the REPL keeps a session's names that way.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -24,7 +30,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::catalog::{Catalog, SchemaCache};
-use crate::check::{Checker, Form, TRANSACTION_METHOD, check, form};
+use crate::check::{Checker, Form, TRANSACTION_METHOD, check_with, form, lasting_let};
 use crate::config::DslConfig;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::syntax::{Expr, Kind, Lines, Program, Span};
@@ -167,6 +173,9 @@ pub struct Ran {
     pub correlation_id: String,
     /// How long it ran, in microseconds, checks included.
     pub duration_us: u64,
+    /// What its top-level `let`s without a body bound, by name (absent when none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub bound: BTreeMap<String, Value>,
 }
 
 /// A program read and checked.
@@ -230,15 +239,27 @@ impl Dsl {
     /// Reads and checks `source` (named `name` in diagnostics) for the caller of
     /// `ctx`: every problem, or the program ready to run.
     pub fn check(&self, name: &str, source: &str, ctx: &CallContext) -> Result<Checked, DslError> {
-        self.check_in(&self.catalog()?, name, source, ctx)
+        self.check_in(&self.catalog()?, name, source, &[], ctx)
     }
 
-    /// [`Self::check`] against `catalog`.
+    /// [`Self::check`] with the names of `bound` already bound.
+    pub fn check_with(
+        &self,
+        name: &str,
+        source: &str,
+        bound: &[&str],
+        ctx: &CallContext,
+    ) -> Result<Checked, DslError> {
+        self.check_in(&self.catalog()?, name, source, bound, ctx)
+    }
+
+    /// [`Self::check_with`] against `catalog`.
     pub(crate) fn check_in(
         &self,
         catalog: &Catalog,
         name: &str,
         source: &str,
+        bound: &[&str],
         ctx: &CallContext,
     ) -> Result<Checked, DslError> {
         let rejected =
@@ -250,7 +271,7 @@ impl Dsl {
             scopes: ctx.scopes.as_ref(),
             max_calls: self.inner.config.max_calls,
         };
-        let problems = check(&program, checker);
+        let problems = check_with(&program, checker, bound);
         if !problems.is_empty() {
             return Err(rejected(problems));
         }
@@ -262,8 +283,21 @@ impl Dsl {
 
     /// Checks `source`, then runs it as the caller of `ctx`.
     pub async fn run(&self, name: &str, source: &str, ctx: CallContext) -> Result<Ran, DslError> {
+        self.run_with(name, source, BTreeMap::new(), ctx).await
+    }
+
+    /// [`Self::run`] with `bound`'s names bound to their values (what an earlier
+    /// program's [`Ran::bound`] gave).
+    pub async fn run_with(
+        &self,
+        name: &str,
+        source: &str,
+        bound: BTreeMap<String, Value>,
+        ctx: CallContext,
+    ) -> Result<Ran, DslError> {
         let started = Instant::now();
-        let checked = self.check(name, source, &ctx)?;
+        let names: Vec<&str> = bound.keys().map(String::as_str).collect();
+        let checked = self.check_with(name, source, &names, &ctx)?;
         let node = self.node()?;
         let ours = tokio::time::Instant::now() + self.inner.config.max_duration();
         let deadline = ctx.deadline.map_or(ours, |theirs| theirs.min(ours));
@@ -274,14 +308,27 @@ impl Dsl {
             lines: Lines::new(source),
             source,
             name,
-            env: Vec::new(),
+            env: bound.into_iter().collect(),
             calls: 0,
             completed: 0,
             budget_ms: self.inner.config.max_duration_ms,
         };
         let mut value = Value::Null;
+        let mut kept = BTreeMap::new();
         for form in &checked.program.forms {
-            value = run.eval(form).await?;
+            value = match lasting_let(form) {
+                Some(bindings) => {
+                    let mut these = Map::new();
+                    for (name, _, expr) in bindings {
+                        let v = run.eval(expr).await?;
+                        these.insert(name.to_owned(), v.clone());
+                        kept.insert(name.to_owned(), v.clone());
+                        run.env.push((name.to_owned(), v));
+                    }
+                    Value::Object(these)
+                }
+                None => run.eval(form).await?,
+            };
             run.completed += 1;
         }
         Ok(Ran {
@@ -289,6 +336,7 @@ impl Dsl {
             calls: run.calls,
             correlation_id: run.ctx.correlation_id.to_string(),
             duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            bound: kept,
         })
     }
 }

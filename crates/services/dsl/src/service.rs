@@ -3,10 +3,14 @@
 //!
 //! | method | params | result |
 //! | --- | --- | --- |
-//! | `check` | `source`, `name`? | `{ok, errors: [{code, message, line, column, end_line, end_column, help, rendered}], forms}` |
-//! | `run` | `source`, `name`? | `{value, calls, correlation_id, duration_us}` |
+//! | `check` | `source`, `name`?, `bindings`? | `{ok, errors: [{code, message, line, column, end_line, end_column, help, rendered}], forms}` |
+//! | `run` | `source`, `name`?, `bindings`? | `{value, calls, correlation_id, duration_us, bound?}` |
 //! | `verbs` | none | `{verbs: [{method, description, keys, required}]}` (what the caller may call) |
 //! | `ask` | `request`, `model`?, `repair`?, `run`? | `{program, ok, errors, repaired_errors, attempts, model, verbs_offered, verbs_left_out, ran}` |
+//!
+//! `bindings` (`{name: value}`, at most 1,024 names) are bound before the
+//! program starts; `bound` gives back what its top-level `let`s without a body bound,
+//! so a session (the REPL) passes them to its next program.
 //!
 //! `run` refuses a program that fails its check with `data.kind = "rejected"` and
 //! the same `errors`; a failing call ends it with `data.kind = "call_failed"`
@@ -19,6 +23,7 @@
 //! that passes is run and `ran` is what `run` would give. The model failing is
 //! `data.kind = "inference_failed"`; answering with no text, `"no_answer"`.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use plexus_core::methods::{Effect, MethodTable, NoParams, TableParts, TableService};
@@ -113,6 +118,9 @@ struct AskParams {
     run: bool,
 }
 
+/// The most names `bindings` may hold.
+const MAX_BINDINGS: usize = 1_024;
+
 /// Params of `dsl.check` and `dsl.run`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +131,36 @@ struct ProgramParams {
     #[serde(default)]
     #[schemars(length(max = 256))]
     name: Option<String>,
+    /// Names bound before the program starts, each to a JSON value (what an earlier
+    /// program's `bound` gave); each a plain name, at most 1,024.
+    #[serde(default)]
+    #[schemars(extend("maxProperties" = 1024))]
+    bindings: BTreeMap<String, Value>,
+}
+
+impl ProgramParams {
+    /// The names of `bindings`, or the one that cannot be bound.
+    fn bound(&self) -> Result<Vec<&str>, ServiceError> {
+        if self.bindings.len() > MAX_BINDINGS {
+            return Err(ServiceError::invalid_params(
+                "/bindings",
+                format!(
+                    "holds {} names; at most {MAX_BINDINGS}",
+                    self.bindings.len()
+                ),
+            ));
+        }
+        self.bindings
+            .keys()
+            .map(|name| match crate::check::bindable(name) {
+                true => Ok(name.as_str()),
+                false => Err(ServiceError::invalid_params(
+                    format!("/bindings/{name}"),
+                    "a bound name is a plain name: a letter or `_`, then letters, digits or any of `_-?!*/+<>=` (no `.`, not `let`, `do` or `transaction`)",
+                )),
+            })
+            .collect()
+    }
 }
 
 /// What `dsl.check` found.
@@ -161,7 +199,7 @@ fn name_of(p: &ProgramParams) -> &str {
 }
 
 async fn check(d: &Dsl, ctx: CallContext, p: ProgramParams) -> Result<CheckReport, ServiceError> {
-    match d.check(name_of(&p), &p.source, &ctx) {
+    match d.check_with(name_of(&p), &p.source, &p.bound()?, &ctx) {
         Ok(checked) => Ok(CheckReport {
             ok: true,
             errors: Vec::new(),
@@ -177,7 +215,9 @@ async fn check(d: &Dsl, ctx: CallContext, p: ProgramParams) -> Result<CheckRepor
 }
 
 async fn run(d: &Dsl, ctx: CallContext, p: ProgramParams) -> Result<Ran, ServiceError> {
-    Ok(d.run(name_of(&p), &p.source, ctx).await?)
+    p.bound()?;
+    let name = name_of(&p).to_owned();
+    Ok(d.run_with(&name, &p.source, p.bindings, ctx).await?)
 }
 
 async fn verbs(d: &Dsl, ctx: CallContext, _: NoParams) -> Result<VerbList, ServiceError> {

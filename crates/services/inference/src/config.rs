@@ -205,8 +205,6 @@ pub struct InferenceConfig {
     /// The largest answer (or stream event) read from a provider, in bytes
     /// (default 16 MiB).
     pub max_answer_bytes: usize,
-    /// Chunks a stream holds for a slow reader (default 64).
-    pub stream_buffer: usize,
     /// Spend records waiting to be written (default 1,024); beyond it they are
     /// dropped and counted in `plexus_inference_spend_dropped_total`.
     pub spend_queue: usize,
@@ -230,7 +228,6 @@ impl Default for InferenceConfig {
             timeout_ms: 120_000,
             max_request_bytes: 4 << 20,
             max_answer_bytes: 16 << 20,
-            stream_buffer: 64,
             spend_queue: 1_024,
             breaker: BreakerSettings::default(),
             cache: CacheSettings::default(),
@@ -259,7 +256,6 @@ impl Validate for InferenceConfig {
                 1_024..=(256 << 20),
             )
             .range("max_answer_bytes", self.max_answer_bytes, 1_024..=(1 << 30))
-            .range("stream_buffer", self.stream_buffer, 1..=65_536)
             .range("spend_queue", self.spend_queue, 1..=1_000_000)
             .range("breaker.window", self.breaker.window, 1..=10_000)
             .range(

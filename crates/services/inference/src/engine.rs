@@ -19,10 +19,12 @@
 //! a full queue drops and counts). Answers carry `plexus: {deployment, cost_usd,
 //! usage_estimated, attempts}` beside the OpenAI fields.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -514,69 +516,124 @@ impl Inference {
         body: Value,
         attempts: Vec<String>,
         head: Vec<Value>,
-        mut rest: ChunkStream,
+        rest: ChunkStream,
         permit: Permit,
     ) -> AnswerStream {
-        let (tx, mut rx) =
-            mpsc::channel::<Result<Value, InferenceError>>(self.inner.config.stream_buffer);
-        let engine = self.clone();
-        tokio::spawn(async move {
-            let mut text = String::new();
-            let mut usage = None;
-            let mut failed = None;
-            let mut gone = false;
-            let mut queue: std::collections::VecDeque<Value> = head.into();
-            loop {
-                let chunk = match queue.pop_front() {
-                    Some(c) => c,
-                    None => match rest.next().await {
-                        Some(Ok(c)) => c,
-                        Some(Err(e)) => {
-                            failed = Some(e);
-                            break;
-                        }
-                        None => break,
-                    },
-                };
-                let Some(chunk) = strip_usage(chunk, &mut usage) else {
-                    continue;
-                };
-                text.push_str(&content_of(&chunk));
-                if tx.send(Ok(chunk)).await.is_err() {
-                    gone = true;
-                    break;
-                }
+        Relay {
+            engine: self.clone(),
+            model,
+            d,
+            caller,
+            body,
+            attempts,
+            head: head.into(),
+            rest,
+            permit: Some(permit),
+            text: String::new(),
+            usage: None,
+        }
+        .boxed()
+    }
+}
+
+/// A stream that has begun, forwarded chunk by chunk as its reader polls it (no
+/// task or queue between provider and caller: a slow reader slows the provider's
+/// socket, as TCP would) and accounted once: at its end, at a failure, or when the
+/// reader drops it before the end.
+struct Relay {
+    engine: Inference,
+    model: String,
+    d: Arc<Deployment>,
+    caller: Option<String>,
+    body: Value,
+    attempts: Vec<String>,
+    /// Chunks read while waiting for the first content.
+    head: VecDeque<Value>,
+    rest: ChunkStream,
+    /// The breaker's permit; `None` once accounted.
+    permit: Option<Permit>,
+    /// The content so far, to estimate usage when the provider gives none.
+    text: String,
+    usage: Option<(u64, u64)>,
+}
+
+impl Relay {
+    /// Accounts what came: tokens reported or estimated, the caller's spend.
+    fn account(&self) -> Spend {
+        let (tokens, estimated) = match self.usage {
+            Some(u) => (u, false),
+            None => (estimate(&self.body, &self.text), true),
+        };
+        self.engine.account(
+            &self.model,
+            &self.d,
+            self.caller.as_deref(),
+            tokens,
+            estimated,
+        )
+    }
+
+    /// The stream's last item: the usage chunk, or the mid-stream failure.
+    fn finish(&mut self, failed: Option<ProviderError>) -> Option<Result<Value, InferenceError>> {
+        let permit = self.permit.take()?;
+        let spend = self.account();
+        let metrics = &self.engine.inner.metrics;
+        match failed {
+            Some(source) => {
+                permit.record_outcome(ErrorClass::Failure);
+                metrics.failure(&self.d.name, Some(&source));
+                metrics.midstream(&self.d.name);
+                metrics.request(&self.model, "error");
+                Some(Err(InferenceError::MidStream {
+                    deployment: self.d.name.clone(),
+                    source,
+                }))
             }
-            drop(rest);
-            let (tokens, estimated) = match usage {
-                Some(u) => (u, false),
-                None => (estimate(&body, &text), true),
+            None => {
+                permit.record_outcome(ErrorClass::Success);
+                metrics.request(&self.model, "ok");
+                let (prompt, completion) = (spend.prompt_tokens, spend.completion_tokens);
+                let mut last = provider::usage_chunk("usage", &self.d.model, prompt, completion);
+                annotate(&mut last, &spend, &self.attempts);
+                Some(Ok(last))
+            }
+        }
+    }
+}
+
+impl futures::Stream for Relay {
+    type Item = Result<Value, InferenceError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.permit.is_none() {
+            return Poll::Ready(None);
+        }
+        loop {
+            let chunk = match this.head.pop_front() {
+                Some(c) => c,
+                None => match std::task::ready!(this.rest.poll_next_unpin(cx)) {
+                    Some(Ok(c)) => c,
+                    Some(Err(e)) => return Poll::Ready(this.finish(Some(e))),
+                    None => return Poll::Ready(this.finish(None)),
+                },
             };
-            let spend = engine.account(&model, &d, caller.as_deref(), tokens, estimated);
-            match failed {
-                Some(source) => {
-                    permit.record_outcome(ErrorClass::Failure);
-                    engine.inner.metrics.failure(&d.name, Some(&source));
-                    engine.inner.metrics.midstream(&d.name);
-                    engine.inner.metrics.request(&model, "error");
-                    let _ = tx
-                        .send(Err(InferenceError::MidStream {
-                            deployment: d.name.clone(),
-                            source,
-                        }))
-                        .await;
-                }
-                None if gone => drop(permit),
-                None => {
-                    permit.record_outcome(ErrorClass::Success);
-                    engine.inner.metrics.request(&model, "ok");
-                    let mut last = provider::usage_chunk("usage", &d.model, tokens.0, tokens.1);
-                    annotate(&mut last, &spend, &attempts);
-                    let _ = tx.send(Ok(last)).await;
-                }
+            if let Some(chunk) = strip_usage(chunk, &mut this.usage) {
+                this.text.push_str(&content_of(&chunk));
+                return Poll::Ready(Some(Ok(chunk)));
             }
-        });
-        futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+        }
+    }
+}
+
+impl Drop for Relay {
+    /// The reader left before the end: what came is accounted, and the breaker
+    /// judges nothing (the provider did not fail).
+    fn drop(&mut self) {
+        if self.permit.is_some() {
+            self.account();
+            self.permit = None;
+        }
     }
 }
 

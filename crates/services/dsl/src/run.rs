@@ -36,6 +36,16 @@ use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::syntax::{Expr, Kind, Lines, Program, Span};
 use crate::value::number_json;
 
+/// A call's error, naming its verb once (most of the call path's errors do).
+fn named(method: &str, error: &CallError) -> String {
+    let said = error.to_string();
+    if said.contains(&format!("`{method}`")) {
+        said
+    } else {
+        format!("`{method}`: {said}")
+    }
+}
+
 /// Why a program did not run to its end.
 #[derive(Debug, thiserror::Error)]
 pub enum DslError {
@@ -43,7 +53,7 @@ pub enum DslError {
     #[error("the program was refused, nothing ran: {0}")]
     Rejected(Diagnostics),
     /// A call failed; the forms before it ran.
-    #[error("{name}:{line}:{column}: `{method}` failed: {error}")]
+    #[error("{name}:{line}:{column}: {}", named(.method, .error))]
     Call {
         /// The program's name.
         name: String,

@@ -262,7 +262,9 @@ async fn calls_go_to_another_nodes_instance_while_the_local_breaker_is_open() {
     // Open: every call goes to b, none fails.
     let mut answered = BTreeMap::<String, u32>::new();
     for _ in 0..20 {
-        let answer = call().await.expect("b's instance answers while a's breaker is open");
+        let answer = call()
+            .await
+            .expect("b's instance answers while a's breaker is open");
         *answered
             .entry(answer["node"].as_str().unwrap().to_owned())
             .or_default() += 1;

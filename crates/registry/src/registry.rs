@@ -305,7 +305,10 @@ impl Registry {
         }
         let registration = Registration::new(descriptor, self.now());
         let previous = self.inner.backend.put(registration.clone()).await?;
-        self.inner.local.lock().insert(registration.instance().clone());
+        self.inner
+            .local
+            .lock()
+            .insert(registration.instance().clone());
         state.insert(registration.instance().clone(), registration.clone());
         self.commit(&state, Touched::Service(registration.service()));
         self.emit(RegistryChange::Registered {

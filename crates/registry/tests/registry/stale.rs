@@ -222,13 +222,20 @@ async fn another_nodes_stale_mark_does_not_override_an_instance_registered_here(
     let marked = shared.get(&id).await.unwrap().unwrap();
     assert!(marked.stale.is_some() && marked.status == ServiceStatus::Unhealthy);
     a.apply_remote(&id, Some(marked)).await;
-    assert_eq!(a.routable(&"plexus".into()).len(), 1, "a keeps its own instance");
+    assert_eq!(
+        a.routable(&"plexus".into()).len(),
+        1,
+        "a keeps its own instance"
+    );
     assert_eq!(a.get(&id).unwrap().status, ServiceStatus::Healthy);
 
     // Node a's next heartbeat puts its status back in the shared entry.
     a.heartbeat(&id).await.unwrap();
     let repaired = shared.get(&id).await.unwrap().unwrap();
-    assert_eq!((repaired.status, repaired.stale), (ServiceStatus::Healthy, None));
+    assert_eq!(
+        (repaired.status, repaired.stale),
+        (ServiceStatus::Healthy, None)
+    );
 
     // Node b removes it after the grace (a's heartbeats late again): a writes it back.
     tokio::time::advance(45 * SECOND).await;
@@ -243,7 +250,8 @@ async fn another_nodes_stale_mark_does_not_override_an_instance_registered_here(
         crate::support::descriptor("cache", "cache-1@b"),
         a.now(),
     );
-    a.apply_remote(&"cache-1@b".into(), Some(other.clone())).await;
+    a.apply_remote(&"cache-1@b".into(), Some(other.clone()))
+        .await;
     other.status = ServiceStatus::Unhealthy;
     a.apply_remote(&"cache-1@b".into(), Some(other)).await;
     assert_eq!(

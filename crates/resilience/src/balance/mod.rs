@@ -451,7 +451,11 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> {
         let set = self.shared.set.load();
         // Standbys wait while an instance that is not one is available.
         let preferred = set.preferred.iter().any(|e| e.available());
-        let entries = if preferred { &set.preferred } else { &set.entries };
+        let entries = if preferred {
+            &set.preferred
+        } else {
+            &set.entries
+        };
         let chosen = if entries.is_empty() {
             None
         } else {
@@ -463,9 +467,7 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> {
                 (Strategy::LeastOutstanding, _) => {
                     self.least_outstanding(entries).map(|i| &entries[i])
                 }
-                (Strategy::PowerOfTwoChoices, _) => {
-                    self.two_choices(entries).map(|i| &entries[i])
-                }
+                (Strategy::PowerOfTwoChoices, _) => self.two_choices(entries).map(|i| &entries[i]),
                 // The ring holds every entry.
                 (Strategy::ConsistentHash, Some(k)) => {
                     on_ring(&set.ring, &set.entries, k, preferred).map(|i| &set.entries[i])

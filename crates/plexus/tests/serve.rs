@@ -1919,7 +1919,7 @@ async fn sigkill(server: &mut Server) {
     assert_eq!(status.code(), None, "killed by a signal");
 }
 
-/// Durable events across three nodes under faults. Events (`PLEXUS_DURABLE_EVENTS`,
+/// Durable events across three nodes under faults. Events (`PLEXUS_TEST_DURABLE_EVENTS`,
 /// default 3,000) are published through nodes `a`, `b` and `c` in turn by eight
 /// publishers, on a private nats-server. A quarter of the way in, node `b` is
 /// killed with SIGKILL and started again (same name, same data); halfway, the
@@ -1940,7 +1940,7 @@ async fn durable_events_survive_a_killed_node_and_a_restarted_nats_server() {
     use std::collections::HashSet;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    let total: u64 = std::env::var("PLEXUS_DURABLE_EVENTS")
+    let total: u64 = std::env::var("PLEXUS_TEST_DURABLE_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3_000);

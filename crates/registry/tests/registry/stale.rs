@@ -218,7 +218,10 @@ async fn another_nodes_stale_mark_does_not_override_an_instance_registered_here(
     // Node b's sweeper finds the heartbeat older than the TTL: it marks the shared
     // entry stale, and node a's watch hands that entry to node a.
     tokio::time::advance(11 * SECOND).await;
-    assert_eq!(b.sweep().await.unwrap().marked_stale, [id.clone()]);
+    assert_eq!(
+        b.sweep().await.unwrap().marked_stale,
+        std::slice::from_ref(&id)
+    );
     let marked = shared.get(&id).await.unwrap().unwrap();
     assert!(marked.stale.is_some() && marked.status == ServiceStatus::Unhealthy);
     a.apply_remote(&id, Some(marked)).await;
@@ -239,7 +242,10 @@ async fn another_nodes_stale_mark_does_not_override_an_instance_registered_here(
 
     // Node b removes it after the grace (a's heartbeats late again): a writes it back.
     tokio::time::advance(45 * SECOND).await;
-    assert_eq!(b.sweep().await.unwrap().deregistered, [id.clone()]);
+    assert_eq!(
+        b.sweep().await.unwrap().deregistered,
+        std::slice::from_ref(&id)
+    );
     assert!(shared.get(&id).await.unwrap().is_none());
     a.apply_remote(&id, None).await;
     assert!(shared.get(&id).await.unwrap().is_some(), "written back");

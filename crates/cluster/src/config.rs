@@ -45,6 +45,11 @@ pub struct ClusterConfig {
     /// How long a consumer's unacknowledged event waits before it comes again, in
     /// milliseconds (default 30,000).
     pub durable_ack_wait_ms: u64,
+    /// Whether a durable event that no subscription on this node matched waits
+    /// for one (sent again every second) instead of being acknowledged; set it
+    /// where the handlers subscribe after the node starts (external services over
+    /// `/ws`), so a restart loses them nothing. Default false.
+    pub durable_require_subscriber: bool,
 }
 
 impl Default for ClusterConfig {
@@ -61,6 +66,7 @@ impl Default for ClusterConfig {
             durable_subject_prefix: "plexus.durable".to_owned(),
             durable_duplicate_window_ms: 120_000,
             durable_ack_wait_ms: 30_000,
+            durable_require_subscriber: false,
         }
     }
 }

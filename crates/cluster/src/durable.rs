@@ -15,7 +15,12 @@
 //!   whose node died before acknowledging comes again after `ack_wait`. Delivery is
 //!   at least once, in order until a refusal or a crash (an event that comes again
 //!   may come after later ones); a subscriber that must act once dedupes by
-//!   envelope id.
+//!   envelope id. "Took" means queued for the node's subscribers: an event queued
+//!   but not yet handled when the node is killed is not sent again. With
+//!   [`ConsumerConfig::require_subscriber`], an event no subscription on the node
+//!   matched is not acknowledged either: it comes again after `idle_delay`, so
+//!   subscribers that arrive after the node started (an external service over
+//!   `/ws`, after a restart) still get it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,15 +91,23 @@ pub struct ConsumerConfig {
     pub ack_wait: Duration,
     /// The wait before an event the bus refused comes again.
     pub retry_delay: Duration,
+    /// Whether an event that no subscription on the node matched waits (is sent
+    /// again after `idle_delay`) instead of being acknowledged.
+    pub require_subscriber: bool,
+    /// The wait before an event no subscription took comes again.
+    pub idle_delay: Duration,
 }
 
 impl ConsumerConfig {
-    /// A consumer named `name` with default waits (30 s, 100 ms).
+    /// A consumer named `name` with default waits (30 s, 100 ms, 1 s) that
+    /// acknowledges events no subscription matched.
     pub fn named(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             ack_wait: Duration::from_secs(30),
             retry_delay: Duration::from_millis(100),
+            require_subscriber: false,
+            idle_delay: Duration::from_secs(1),
         }
     }
 }
@@ -110,6 +123,9 @@ pub struct ConsumerStats {
     pub refused: u64,
     /// Messages that were not envelopes, terminated (never sent again).
     pub malformed: u64,
+    /// Events no subscription on the node matched, sent back to come again
+    /// (only with [`ConsumerConfig::require_subscriber`]).
+    pub unmatched: u64,
     /// Events in the stream still to reach this consumer, as JetStream reported
     /// with the last one delivered (its lag).
     pub pending: u64,
@@ -217,7 +233,7 @@ impl DurableStream {
             .map_err(|e| self.failed(e))?;
         let messages = consumer.messages().await.map_err(|e| self.failed(e))?;
         let (stats_tx, stats) = watch::channel(ConsumerStats::default());
-        let task = tokio::spawn(deliver(messages, bus, config.retry_delay, stats_tx));
+        let task = tokio::spawn(deliver(messages, bus, config, stats_tx));
         Ok(DurableConsumer {
             stats,
             task: Arc::new(task),
@@ -371,7 +387,7 @@ impl Drop for DurableConsumer {
 async fn deliver(
     mut messages: pull::Stream,
     bus: Bus,
-    retry_delay: Duration,
+    config: ConsumerConfig,
     stats_tx: watch::Sender<ConsumerStats>,
 ) {
     let mut stats = ConsumerStats::default();
@@ -397,6 +413,12 @@ async fn deliver(
                 AckKind::Term
             }
             Ok(envelope) => match bus.publish(envelope).await {
+                Ok(receipt)
+                    if config.require_subscriber && receipt.matched == 0 && !receipt.expired =>
+                {
+                    stats.unmatched += 1;
+                    AckKind::Nak(Some(config.idle_delay))
+                }
                 Ok(_) => {
                     stats.acknowledged += 1;
                     AckKind::Ack
@@ -405,7 +427,7 @@ async fn deliver(
                 Err(error) => {
                     tracing::debug!(%error, "the bus refused a durable event; it comes again");
                     stats.refused += 1;
-                    AckKind::Nak(Some(retry_delay))
+                    AckKind::Nak(Some(config.retry_delay))
                 }
             },
         };

@@ -90,6 +90,7 @@ impl SectionFamily for ClusterFamily {
                 .map_err(|e| FamilyError::open(SECTION, e))?;
             let mut consumer = ConsumerConfig::named(consumer_name(&node.name));
             consumer.ack_wait = Duration::from_millis(settings.durable_ack_wait_ms);
+            consumer.require_subscriber = settings.durable_require_subscriber;
             Some((stream, consumer))
         };
         let metrics = link.metrics().clone();

@@ -5,7 +5,7 @@
 //! | `plexus_cluster_remote_calls_total` | counter | `outcome`: `ok`, `error`, `unavailable`, `timeout` |
 //! | `plexus_cluster_served_calls_total` | counter | `outcome`: `ok`, `error`, `refused`, `malformed` |
 //! | `plexus_cluster_served_instances` | gauge | |
-//! | `plexus_cluster_durable_events_total` | counter | `event`: `acknowledged`, `redelivered`, `refused`, `malformed` |
+//! | `plexus_cluster_durable_events_total` | counter | `event`: `acknowledged`, `redelivered`, `refused`, `malformed`, `unmatched` |
 //! | `plexus_cluster_durable_lag` | gauge | |
 //!
 //! Remote calls are the attempts this node sent to instances on other nodes;
@@ -16,7 +16,8 @@
 //!
 //! The durable counters are this node's durable consumer's: events its bus took
 //! (and JetStream was told), events that came more than once, events its bus
-//! refused (they come again), messages that were not envelopes. The lag is the
+//! refused (they come again), messages that were not envelopes, and events no
+//! subscription matched that wait for one (`durable_require_subscriber`). The lag is the
 //! number of events in the stream still to reach this node, as JetStream reported
 //! with the last one delivered.
 
@@ -103,6 +104,7 @@ impl ClusterMetrics {
                 ("redelivered", seen.redelivered, now.redelivered),
                 ("refused", seen.refused, now.refused),
                 ("malformed", seen.malformed, now.malformed),
+                ("unmatched", seen.unmatched, now.unmatched),
             ] {
                 inner
                     .durable

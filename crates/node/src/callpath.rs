@@ -203,6 +203,8 @@ pub(crate) struct ServiceRoute {
 struct Guard {
     breaker: CircuitBreaker,
     transport: Transport,
+    /// Another node's instance while this node runs the service: a standby.
+    standby: bool,
 }
 
 struct Seen {
@@ -390,17 +392,21 @@ impl ServiceRoute {
             .any(|r| r.accepts_calls() && resolver.is_local(r.instance()));
         for registration in instances.iter() {
             let id = registration.instance();
-            let preferred = !local_routable || resolver.is_local(id);
-            let Some(transport) = resolver.transport(registration).filter(|_| preferred) else {
+            // Prefer local: while this node runs the service, other nodes' instances
+            // are standbys, taking calls only when no local one can (each unhealthy
+            // or behind an open breaker).
+            let standby = local_routable && !resolver.is_local(id);
+            let Some(transport) = resolver.transport(registration) else {
                 breakers.remove(id);
                 self.balancer.remove(id);
                 continue;
             };
             // A new instance, or a known one now reached through another transport (it
-            // re-registered over a new connection): (re)build its balancer entry. A
-            // known instance keeps its breaker.
+            // re-registered over a new connection) or now (no longer) a standby:
+            // (re)build its balancer entry. A known instance keeps its breaker.
             let known = breakers.get(id);
-            let stale = known.is_some_and(|g| !Arc::ptr_eq(&g.transport, &transport));
+            let stale = known
+                .is_some_and(|g| !Arc::ptr_eq(&g.transport, &transport) || g.standby != standby);
             if known.is_none() || stale {
                 let breaker = match known {
                     Some(g) => g.breaker.clone(),
@@ -422,9 +428,20 @@ impl ServiceRoute {
                     .get("weight")
                     .and_then(|w| w.parse().ok())
                     .unwrap_or(1);
-                self.balancer
-                    .insert(Instance::guarded(id.clone(), dispatch, &breaker).weight(weight));
-                breakers.insert(id.clone(), Guard { breaker, transport });
+                let instance = Instance::guarded(id.clone(), dispatch, &breaker).weight(weight);
+                self.balancer.insert(if standby {
+                    instance.standby()
+                } else {
+                    instance
+                });
+                breakers.insert(
+                    id.clone(),
+                    Guard {
+                        breaker,
+                        transport,
+                        standby,
+                    },
+                );
             }
             self.balancer
                 .set_healthy(id, registration.status.accepts_calls());

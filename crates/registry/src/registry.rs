@@ -11,7 +11,7 @@
 //! so this cannot happen. Remote backends should not be written through futures
 //! that may be cancelled.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -68,6 +68,10 @@ struct Inner {
     clock: Clock,
     /// The mirror of the backend; holding it serializes writes.
     state: tokio::sync::Mutex<BTreeMap<InstanceId, Registration>>,
+    /// The instances registered through this registry (not learnt from a shared
+    /// backend): it is their authority, so another node's marks on them do not
+    /// apply ([`Registry::apply_remote`]). Changed only while `state` is held.
+    local: Mutex<HashSet<InstanceId>>,
     snapshot: ArcSwap<Snapshot>,
     changes: broadcast::Sender<RegistryChange>,
     published: AtomicU64,
@@ -250,6 +254,7 @@ impl Registry {
                 bus,
                 clock: Clock::new(),
                 state: tokio::sync::Mutex::new(state),
+                local: Mutex::new(HashSet::new()),
                 snapshot,
                 changes,
                 published: AtomicU64::new(0),
@@ -300,6 +305,10 @@ impl Registry {
         }
         let registration = Registration::new(descriptor, self.now());
         let previous = self.inner.backend.put(registration.clone()).await?;
+        self.inner
+            .local
+            .lock()
+            .insert(registration.instance().clone());
         state.insert(registration.instance().clone(), registration.clone());
         self.commit(&state, Touched::Service(registration.service()));
         self.emit(RegistryChange::Registered {
@@ -326,8 +335,19 @@ impl Registry {
     /// is not written (it holds this already); the snapshot, the watchers and the
     /// bus see the change as they would a local one. An echo of this registry's own
     /// write, equal to what it holds, changes nothing.
+    ///
+    /// An instance registered through this registry is its own: another node's
+    /// change to it (a stale mark from that node's sweeper, which saw its heartbeats
+    /// late; an echo of an older write) does not apply here, and the next heartbeat
+    /// puts the backend's entry right ([`Registry::heartbeat`]). If another node
+    /// removed it from the backend, it is written back.
     pub async fn apply_remote(&self, instance: &InstanceId, registration: Option<Registration>) {
         let mut state = self.inner.state.lock().await;
+        if self.inner.local.lock().contains(instance) {
+            self.keep_local(&state, instance, registration.as_ref())
+                .await;
+            return;
+        }
         let Some(registration) = registration else {
             if let Some(removed) = state.remove(instance) {
                 self.commit(&state, Touched::Service(removed.service()));
@@ -375,6 +395,34 @@ impl Registry {
         }
     }
 
+    /// [`Registry::apply_remote`] for an instance registered here: what the backend
+    /// now holds does not replace what this registry knows; a removal is undone.
+    async fn keep_local(
+        &self,
+        state: &BTreeMap<InstanceId, Registration>,
+        instance: &InstanceId,
+        remote: Option<&Registration>,
+    ) {
+        let Some(current) = state.get(instance) else {
+            return;
+        };
+        match remote {
+            Some(remote) if remote == current => {}
+            Some(remote) => tracing::debug!(
+                %instance,
+                status = %remote.status,
+                stale = remote.stale.is_some(),
+                "another node's change to an instance registered here is not applied"
+            ),
+            None => {
+                tracing::warn!(%instance, "another node removed an instance registered here; writing it back");
+                if let Err(error) = self.inner.backend.put(current.clone()).await {
+                    tracing::warn!(%instance, %error, "could not write the instance back");
+                }
+            }
+        }
+    }
+
     /// Removes an instance and returns its last registration.
     pub async fn deregister(&self, instance: &InstanceId) -> Result<Registration, RegistryError> {
         let mut state = self.inner.state.lock().await;
@@ -387,10 +435,32 @@ impl Registry {
     /// [`HEARTBEAT_RESUMED_REASON`].
     pub async fn heartbeat(&self, instance: &InstanceId) -> Result<Registration, RegistryError> {
         let mut state = self.inner.state.lock().await;
-        let stale = known(&state, instance)?.stale;
+        let local = known(&state, instance)?;
+        let (stale, status, reason) = (local.stale, local.status, local.reason.clone());
         let now = self.now();
         let mut registration = self.inner.backend.heartbeat(instance, now).await?;
-        if let Some(mark) = stale {
+        // Another node marked this registry's own instance in a shared backend (its
+        // sweeper saw the heartbeats late): this registry knows better, and puts
+        // back what it holds.
+        let overruled = stale.is_none()
+            && (registration.stale.is_some() || registration.status != status)
+            && self.inner.local.lock().contains(instance);
+        if overruled {
+            let update = StatusUpdate {
+                status,
+                reason,
+                at: now,
+                stale: None,
+            };
+            registration = self
+                .inner
+                .backend
+                .update_status(instance, update)
+                .await?
+                .registration;
+            state.insert(instance.clone(), registration.clone());
+            self.commit(&state, Touched::Heartbeat);
+        } else if let Some(mark) = stale {
             let update = StatusUpdate {
                 status: mark.previous,
                 reason: Some(HEARTBEAT_RESUMED_REASON.to_owned()),
@@ -641,6 +711,7 @@ impl Registry {
     ) -> Result<Registration, RegistryError> {
         known(state, instance)?;
         let removed = self.inner.backend.remove(instance).await?;
+        self.inner.local.lock().remove(instance);
         let removed = match (state.remove(instance), removed) {
             (_, Some(stored)) => stored,
             (Some(mirrored), None) => mirrored,

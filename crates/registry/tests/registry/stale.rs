@@ -194,3 +194,74 @@ async fn the_sweeper_does_not_keep_a_dropped_registry_alive() {
     // The change stream ends only when the registry itself is gone.
     assert!(within(watch.next()).await.is_none());
 }
+
+/// Two nodes' registries sharing one backend (as a cluster shares NATS KV): node
+/// `b`'s sweeper sees node `a`'s instance late and marks it stale, then removes it.
+/// Node `a` registered it, so neither mark applies on `a` (it keeps routing to its
+/// own instance), `a`'s next heartbeat puts the shared entry right, and a removal
+/// by `b` is written back.
+#[tokio::test(start_paused = true)]
+async fn another_nodes_stale_mark_does_not_override_an_instance_registered_here() {
+    let shared: std::sync::Arc<dyn plexus_registry::RegistryBackend> =
+        std::sync::Arc::new(plexus_registry::MemoryBackend::new());
+    let open = || async {
+        plexus_registry::Registry::with_backend(config(), plexus_bus::Bus::new(), shared.clone())
+            .await
+            .unwrap()
+    };
+    let a = open().await;
+    register(&a, "plexus", "plexus-1@a").await;
+    set_status(&a, "plexus-1@a", ServiceStatus::Healthy, None).await;
+    let b = open().await;
+    let id: plexus_core::InstanceId = "plexus-1@a".into();
+
+    // Node b's sweeper finds the heartbeat older than the TTL: it marks the shared
+    // entry stale, and node a's watch hands that entry to node a.
+    tokio::time::advance(11 * SECOND).await;
+    assert_eq!(
+        b.sweep().await.unwrap().marked_stale,
+        std::slice::from_ref(&id)
+    );
+    let marked = shared.get(&id).await.unwrap().unwrap();
+    assert!(marked.stale.is_some() && marked.status == ServiceStatus::Unhealthy);
+    a.apply_remote(&id, Some(marked)).await;
+    assert_eq!(
+        a.routable(&"plexus".into()).len(),
+        1,
+        "a keeps its own instance"
+    );
+    assert_eq!(a.get(&id).unwrap().status, ServiceStatus::Healthy);
+
+    // Node a's next heartbeat puts its status back in the shared entry.
+    a.heartbeat(&id).await.unwrap();
+    let repaired = shared.get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (repaired.status, repaired.stale),
+        (ServiceStatus::Healthy, None)
+    );
+
+    // Node b removes it after the grace (a's heartbeats late again): a writes it back.
+    tokio::time::advance(45 * SECOND).await;
+    assert_eq!(
+        b.sweep().await.unwrap().deregistered,
+        std::slice::from_ref(&id)
+    );
+    assert!(shared.get(&id).await.unwrap().is_none());
+    a.apply_remote(&id, None).await;
+    assert!(shared.get(&id).await.unwrap().is_some(), "written back");
+    assert_eq!(a.routable(&"plexus".into()).len(), 1);
+
+    // An instance a learnt from elsewhere still takes other nodes' marks.
+    let mut other = plexus_registry::Registration::new(
+        crate::support::descriptor("cache", "cache-1@b"),
+        a.now(),
+    );
+    a.apply_remote(&"cache-1@b".into(), Some(other.clone()))
+        .await;
+    other.status = ServiceStatus::Unhealthy;
+    a.apply_remote(&"cache-1@b".into(), Some(other)).await;
+    assert_eq!(
+        a.get(&"cache-1@b".into()).unwrap().status,
+        ServiceStatus::Unhealthy
+    );
+}

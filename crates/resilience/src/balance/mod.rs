@@ -8,6 +8,11 @@
 //! calls through, and when none is left the call fails with [`NoInstanceAvailable`],
 //! which says why for each instance.
 //!
+//! An instance may be a standby ([`Instance::standby`]): it takes calls only while
+//! no other instance is available (the call path makes other nodes' instances
+//! standbys of the local ones, so calls stay local until every local instance is
+//! unhealthy or behind an open breaker).
+//!
 //! The set changes while calls run ([`Balancer::insert`], [`Balancer::remove`],
 //! [`Balancer::set_healthy`]): a call reads one immutable snapshot of it without a
 //! lock. A balancer is a `tower::Service` itself, and [`Balancer::pick`] chooses an
@@ -65,6 +70,7 @@ pub struct Instance<S> {
     service: S,
     weight: u32,
     breaker: Option<CircuitBreaker>,
+    standby: bool,
 }
 
 impl<S> Instance<S> {
@@ -75,7 +81,15 @@ impl<S> Instance<S> {
             service,
             weight: 1,
             breaker: None,
+            standby: false,
         }
+    }
+
+    /// Makes it a standby: chosen only while no instance that is not a standby is
+    /// available.
+    pub fn standby(mut self) -> Self {
+        self.standby = true;
+        self
     }
 
     /// Its weight, for the weighted and consistent-hash strategies (at least 1).
@@ -104,6 +118,7 @@ struct Entry<S> {
     service: S,
     weight: u32,
     breaker: Option<CircuitBreaker>,
+    standby: bool,
     healthy: AtomicBool,
     outstanding: AtomicUsize,
 }
@@ -128,6 +143,8 @@ impl<S> Entry<S> {
 
 struct Set<S> {
     entries: Vec<Arc<Entry<S>>>,
+    /// The entries that are not standbys, when some are (else empty).
+    preferred: Vec<Arc<Entry<S>>>,
     /// Hash ring: (point, entry index), sorted by point.
     ring: Vec<(u64, usize)>,
 }
@@ -280,6 +297,7 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> {
                 config,
                 set: ArcSwap::from_pointee(Set {
                     entries: Vec::new(),
+                    preferred: Vec::new(),
                     ring: Vec::new(),
                 }),
                 edit: Mutex::new(()),
@@ -333,6 +351,7 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> {
                 service: instance.service,
                 weight: instance.weight,
                 breaker: instance.breaker,
+                standby: instance.standby,
                 healthy: AtomicBool::new(true),
                 outstanding: AtomicUsize::new(0),
             }));
@@ -381,7 +400,16 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> {
         } else {
             Vec::new()
         };
-        self.shared.set.store(Arc::new(Set { entries, ring }));
+        let preferred = if entries.iter().any(|e| e.standby) {
+            entries.iter().filter(|e| !e.standby).cloned().collect()
+        } else {
+            Vec::new()
+        };
+        self.shared.set.store(Arc::new(Set {
+            entries,
+            preferred,
+            ring,
+        }));
     }
 
     /// The instances and their state.
@@ -421,26 +449,37 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> {
 
     fn choose(&self, key: Option<u64>) -> Result<Arc<Entry<S>>, NoInstanceAvailable> {
         let set = self.shared.set.load();
-        let entries = &set.entries;
+        // Standbys wait while an instance that is not one is available.
+        let preferred = set.preferred.iter().any(|e| e.available());
+        let entries = if preferred {
+            &set.preferred
+        } else {
+            &set.entries
+        };
         let chosen = if entries.is_empty() {
             None
         } else {
-            match self.shared.config.strategy {
-                Strategy::RoundRobin => self.round_robin(entries),
-                Strategy::Weighted => weighted(entries),
-                Strategy::LeastOutstanding => self.least_outstanding(entries),
-                Strategy::PowerOfTwoChoices => self.two_choices(entries),
-                Strategy::ConsistentHash => match key {
-                    Some(k) => on_ring(&set.ring, entries, k),
-                    None => self.round_robin(entries),
-                },
+            match (self.shared.config.strategy, key) {
+                (Strategy::RoundRobin, _) | (Strategy::ConsistentHash, None) => {
+                    self.round_robin(entries).map(|i| &entries[i])
+                }
+                (Strategy::Weighted, _) => weighted(entries).map(|i| &entries[i]),
+                (Strategy::LeastOutstanding, _) => {
+                    self.least_outstanding(entries).map(|i| &entries[i])
+                }
+                (Strategy::PowerOfTwoChoices, _) => self.two_choices(entries).map(|i| &entries[i]),
+                // The ring holds every entry.
+                (Strategy::ConsistentHash, Some(k)) => {
+                    on_ring(&set.ring, &set.entries, k, preferred).map(|i| &set.entries[i])
+                }
             }
         };
         match chosen {
-            Some(i) => Ok(entries[i].clone()),
+            Some(entry) => Ok(entry.clone()),
             None => Err(NoInstanceAvailable {
                 name: self.shared.name.clone(),
-                reasons: entries
+                reasons: set
+                    .entries
                     .iter()
                     .map(|e| {
                         let why = e.unavailable().unwrap_or(Unavailable::Unhealthy);
@@ -531,14 +570,21 @@ fn weighted<S>(entries: &[Arc<Entry<S>>]) -> Option<usize> {
     entries.iter().position(|e| e.available())
 }
 
-fn on_ring<S>(ring: &[(u64, usize)], entries: &[Arc<Entry<S>>], key: u64) -> Option<usize> {
+/// The first available entry on the ring from `key` on (not a standby when
+/// `skip_standbys`).
+fn on_ring<S>(
+    ring: &[(u64, usize)],
+    entries: &[Arc<Entry<S>>],
+    key: u64,
+    skip_standbys: bool,
+) -> Option<usize> {
     if ring.is_empty() {
         return None;
     }
     let start = ring.partition_point(|&(point, _)| point < key);
     (0..ring.len())
         .map(|i| ring[(start + i) % ring.len()].1)
-        .find(|&i| entries[i].available())
+        .find(|&i| entries[i].available() && !(skip_standbys && entries[i].standby))
 }
 
 impl<S, Req> Service<Req> for Balancer<S>

@@ -298,3 +298,39 @@ async fn the_set_changes_while_calls_run() {
     assert!(!b.remove(&"a".into()));
     assert_eq!(spread(&b, 4).await["b"], 4);
 }
+
+/// A standby takes calls only while no other instance is available, with every
+/// strategy: the others share the calls, the standby gets them all when they are
+/// out, and none once one is back.
+#[tokio::test]
+async fn a_standby_takes_calls_only_while_no_other_instance_is_available() {
+    for strategy in [
+        Strategy::RoundRobin,
+        Strategy::Weighted,
+        Strategy::LeastOutstanding,
+        Strategy::PowerOfTwoChoices,
+    ] {
+        let b = balancer(strategy, &[("a", 1), ("b", 1)]);
+        b.insert(Instance::new("remote", named("remote")).standby());
+        let counts = spread(&b, 40).await;
+        assert_eq!(counts.get("remote"), None, "{strategy:?}: {counts:?}");
+        assert_eq!(counts.len(), 2, "{strategy:?}: {counts:?}");
+
+        b.set_healthy(&"a".into(), false);
+        b.set_healthy(&"b".into(), false);
+        assert_eq!(spread(&b, 10).await, HashMap::from([("remote", 10)]));
+
+        b.set_healthy(&"b".into(), true);
+        assert_eq!(spread(&b, 10).await, HashMap::from([("b", 10)]));
+    }
+    // Consistent hashing keeps a key on the ring's first instance that is not a
+    // standby, and moves it to a standby only when none is left.
+    let b = Balancer::<Svc>::consistent_hash("storage", |k: &u64| *k);
+    b.insert(Instance::new("a", named("a")));
+    b.insert(Instance::new("remote", named("remote")).standby());
+    for key in 0..20u64 {
+        assert_eq!(b.pick_for(key).unwrap().id.as_str(), "a");
+    }
+    b.set_healthy(&"a".into(), false);
+    assert_eq!(b.pick_for(7u64).unwrap().id.as_str(), "remote");
+}

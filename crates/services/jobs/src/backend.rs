@@ -274,8 +274,10 @@ pub trait JobBackend: Send + Sync + std::fmt::Debug + 'static {
     /// Pauses (true) or resumes (false) a queue's workers.
     async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), JobError>;
 
-    /// The earliest `run_at` of a waiting job of a queue that is not paused.
-    async fn next_due(&self) -> Result<Option<i64>, JobError>;
+    /// The earliest `run_at` after `after` of a waiting job of a queue that is not
+    /// paused (jobs due by `after` and still waiting are in queues at their limit,
+    /// which a dispatcher must not spin on).
+    async fn next_due(&self, after: i64) -> Result<Option<i64>, JobError>;
 
     /// A signal that changes when any node added or released work (PostgreSQL's
     /// `LISTEN/NOTIFY`), so idle dispatchers wake at once instead of at their
@@ -283,6 +285,14 @@ pub trait JobBackend: Send + Sync + std::fmt::Debug + 'static {
     /// other nodes' jobs by polling).
     fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
+    }
+
+    /// Whether its jobs live in the DataStore's database, so a job can be added in
+    /// a DataStore transaction ([`Jobs::transaction`](crate::Jobs::transaction));
+    /// false (the default) makes those refuse with
+    /// [`JobError::NotTransactional`].
+    fn transactional(&self) -> bool {
+        false
     }
 
     /// Adds or replaces the schedule `schedule.name`.

@@ -635,14 +635,17 @@ impl Jobs {
                     Ok(None) if inner.pace.new_round() => {}
                     Ok(None) => break,
                     Err(error) => {
-                        tracing::warn!(%error, "jobs: claim failed; trying again after the poll");
+                        self.backend_failed(&error, "claim failed; trying again after the poll");
                         break;
                     }
                 }
             }
             let mut wait = poll;
+            // A job due after this round's `now` is waited for; one due by then that
+            // was not taken is in a queue at its limit (a job ending wakes this) or
+            // past its rate (the pace's next token): waiting on it would spin.
             if inner.clock.manual.is_none()
-                && let Ok(Some(due)) = inner.backend.next_due().await
+                && let Ok(Some(due)) = inner.backend.next_due(now).await
             {
                 let until = u64::try_from(due.saturating_sub(inner.clock.now_ms())).unwrap_or(0);
                 wait = wait.min(Duration::from_millis(until));
@@ -681,7 +684,7 @@ impl Jobs {
                     }
                 }
             }
-            Err(error) => tracing::warn!(%error, "jobs: recovering expired leases failed"),
+            Err(error) => self.backend_failed(&error, "recovering expired leases failed"),
         }
     }
 
@@ -727,9 +730,8 @@ impl Jobs {
         };
         let now = inner.clock.now_ms();
         match answer {
-            Ok(result) => match inner
-                .backend
-                .complete(job.id, &inner.worker, now, &result)
+            Ok(result) => match self
+                .outcome(|| inner.backend.complete(job.id, &inner.worker, now, &result))
                 .await
             {
                 Ok(true) => {
@@ -745,16 +747,17 @@ impl Jobs {
                     json!({"attempt": job.attempt, "at": now, "error": kind, "message": message});
                 let dead = job.attempt >= job.max_attempts;
                 let retry_at = (!dead).then(|| now.saturating_add(self.backoff(&job)));
-                match inner
-                    .backend
-                    .fail(
-                        job.id,
-                        &inner.worker,
-                        now,
-                        &record,
-                        retry_at,
-                        inner.config.max_errors,
-                    )
+                match self
+                    .outcome(|| {
+                        inner.backend.fail(
+                            job.id,
+                            &inner.worker,
+                            now,
+                            &record,
+                            retry_at,
+                            inner.config.max_errors,
+                        )
+                    })
                     .await
                 {
                     Ok(true) => {
@@ -772,6 +775,38 @@ impl Jobs {
                 }
             }
         }
+    }
+
+    /// Stores an attempt's outcome with `store`, trying again while the backend is
+    /// unavailable (waits from 50 ms doubling to 1 s), for at most a lease: past
+    /// it the job is another worker's to recover anyway.
+    async fn outcome<'a, F, Fut>(&self, store: F) -> Result<bool, JobError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, JobError>> + 'a,
+    {
+        let give_up = tokio::time::Instant::now() + self.inner.config.lease();
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match store().await {
+                Err(error @ JobError::Unavailable { .. })
+                    if tokio::time::Instant::now() + wait < give_up =>
+                {
+                    self.backend_failed(&error, "storing an outcome failed; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Logs a failed step of the workers, counting the backend's absences.
+    fn backend_failed(&self, error: &JobError, what: &str) {
+        if matches!(error, JobError::Unavailable { .. }) {
+            self.inner.metrics.unavailable();
+        }
+        tracing::warn!(%error, "jobs: {what}");
     }
 
     /// The context of a job's call: its enqueuer, its timeout, its headers.
@@ -803,7 +838,7 @@ impl Jobs {
             match inner.backend.renew(id, &inner.worker, until).await {
                 Ok(true) => {}
                 Ok(false) => return,
-                Err(error) => tracing::warn!(%error, job = id, "jobs: renewing a lease failed"),
+                Err(error) => self.backend_failed(&error, "renewing a lease failed"),
             }
         }
     }

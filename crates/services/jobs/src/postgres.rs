@@ -24,13 +24,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use plexus_core::async_trait;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor};
 use tokio::sync::watch;
 
-use crate::backend::{JobBackend, ListFilter, NewJob, QueueStats, ScheduleRow, Stalled};
+use crate::backend::{ListFilter, NewJob, Stalled};
 use crate::sql::{self, job_of, json_text, scopes_text, to_i64};
 use crate::{Job, JobError, JobState};
 
@@ -244,10 +243,15 @@ impl PostgresBackend {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Tells every node's listener that `queue` has work.
+    async fn announce(&self, queue: &str) -> Result<(), JobError> {
+        sqlx::query(NOTIFY).bind(queue).execute(&self.pool).await?;
+        Ok(())
+    }
 }
 
-#[async_trait]
-impl JobBackend for PostgresBackend {
+sql::sql_backend!(PostgresBackend {
     fn name(&self) -> &'static str {
         "postgres"
     }
@@ -255,6 +259,7 @@ impl JobBackend for PostgresBackend {
     fn wakeups(&self) -> Option<watch::Receiver<u64>> {
         Some(self.wakeups.clone())
     }
+
 
     async fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), JobError> {
         let since = job.created_at.saturating_sub(to_i64(job.unique_window_ms));
@@ -338,15 +343,6 @@ impl JobBackend for PostgresBackend {
         row.as_ref().map(job_of).transpose()
     }
 
-    async fn renew(&self, id: i64, worker: &str, lease_until: i64) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::RENEW)
-            .bind(id)
-            .bind(worker)
-            .bind(lease_until)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
 
     async fn complete(
         &self,
@@ -429,14 +425,6 @@ impl JobBackend for PostgresBackend {
         row.as_ref().map(job_of).transpose()
     }
 
-    async fn cancel(&self, id: i64, now: i64) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::CANCEL)
-            .bind(id)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
 
     async fn requeue(
         &self,
@@ -465,10 +453,7 @@ impl JobBackend for PostgresBackend {
             }
         };
         if done.rows_affected() > 0 {
-            sqlx::query(NOTIFY)
-                .bind(queue.unwrap_or("*"))
-                .execute(&self.pool)
-                .await?;
+            self.announce(queue.unwrap_or("*")).await?;
         }
         Ok(done.rows_affected())
     }
@@ -491,71 +476,10 @@ impl JobBackend for PostgresBackend {
         rows.iter().map(job_of).collect()
     }
 
-    async fn stats(&self, queue: Option<&str>) -> Result<Vec<QueueStats>, JobError> {
-        let counts = sqlx::query_as(sql::STATS_COUNTS)
-            .bind(queue)
-            .fetch_all(&self.pool)
-            .await?;
-        let paused = sqlx::query_as(sql::STATS_PAUSED)
-            .bind(queue)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(sql::fold_stats(paused, counts))
-    }
 
-    async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), JobError> {
-        sqlx::query(sql::SET_PAUSED)
-            .bind(queue)
-            .bind(paused)
-            .execute(&self.pool)
-            .await?;
-        if !paused {
-            sqlx::query(NOTIFY).bind(queue).execute(&self.pool).await?;
-        }
-        Ok(())
-    }
 
-    async fn next_due(&self) -> Result<Option<i64>, JobError> {
-        Ok(sqlx::query_scalar(sql::NEXT_DUE)
-            .fetch_one(&self.pool)
-            .await?)
-    }
 
-    async fn put_schedule(&self, schedule: &ScheduleRow) -> Result<(), JobError> {
-        sqlx::query(sql::PUT_SCHEDULE)
-            .bind(&schedule.name)
-            .bind(&schedule.cron)
-            .bind(&schedule.timezone)
-            .bind(json_text(&schedule.job))
-            .bind(schedule.next_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
 
-    async fn remove_schedule(&self, name: &str) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::REMOVE_SCHEDULE)
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
 
-    async fn schedules(&self, due: Option<i64>) -> Result<Vec<ScheduleRow>, JobError> {
-        let rows = sqlx::query(sql::SCHEDULES)
-            .bind(due)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(sql::schedule_of).collect()
-    }
 
-    async fn advance_schedule(&self, name: &str, from: i64, to: i64) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::ADVANCE_SCHEDULE)
-            .bind(name)
-            .bind(from)
-            .bind(to)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-}
+});

@@ -5,7 +5,10 @@
 //!
 //! What differs stays in each backend: the tables' types (JSON as text or `jsonb`),
 //! how a list is bound (`json_each` or `= ANY`), and how a unique key is held while a
-//! job is added (SQLite's single writer, PostgreSQL's advisory lock).
+//! job is added (SQLite's single writer, PostgreSQL's advisory lock). The steps
+//! that are the same statement with the same bindings on both are written once,
+//! in [`sql_backend!`], which writes each backend's `impl JobBackend` around the
+//! steps of its own.
 
 use std::collections::BTreeMap;
 
@@ -41,9 +44,9 @@ pub(crate) const STATS_PAUSED: &str =
 pub(crate) const SET_PAUSED: &str = "INSERT INTO plexus_job_queues (queue, paused) VALUES ($1, $2)
      ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused";
 
-/// The earliest `run_at` of a waiting job of a queue that is not paused.
+/// The earliest `run_at` after `$1` of a waiting job of a queue that is not paused.
 pub(crate) const NEXT_DUE: &str = "SELECT min(run_at) FROM plexus_jobs
-     WHERE state = 'pending'
+     WHERE state = 'pending' AND run_at > $1
          AND queue NOT IN (SELECT queue FROM plexus_job_queues WHERE paused)";
 
 /// The existing job holding a unique key: `$1` queue, `$2` key, `$3` window start.
@@ -79,6 +82,131 @@ pub(crate) const SCHEDULES: &str = "SELECT name, cron, timezone, job, next_at
 /// Claims fire time `$2` of schedule `$1` by moving its next fire time to `$3`.
 pub(crate) const ADVANCE_SCHEDULE: &str =
     "UPDATE plexus_job_schedules SET next_at = $3 WHERE name = $1 AND next_at = $2";
+
+/// Writes `impl JobBackend for $backend` (a type with a sqlx `pool`): the steps
+/// given (the ones that differ between the engines), then the ones both run
+/// unchanged: the lease renewal, cancel, stats, pause, the next due time and the
+/// schedules. Jobs in SQL are in the DataStore's database, so `transactional`.
+macro_rules! sql_backend {
+    ($backend:ty { $($own:tt)* }) => {
+        #[plexus_core::async_trait]
+        impl $crate::backend::JobBackend for $backend {
+            $($own)*
+
+            fn transactional(&self) -> bool {
+                true
+            }
+
+            async fn renew(
+                &self,
+                id: i64,
+                worker: &str,
+                lease_until: i64,
+            ) -> Result<bool, $crate::JobError> {
+                let done = sqlx::query($crate::sql::RENEW)
+                    .bind(id)
+                    .bind(worker)
+                    .bind(lease_until)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn cancel(&self, id: i64, now: i64) -> Result<bool, $crate::JobError> {
+                let done = sqlx::query($crate::sql::CANCEL)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn stats(
+                &self,
+                queue: Option<&str>,
+            ) -> Result<Vec<$crate::QueueStats>, $crate::JobError> {
+                let counts = sqlx::query_as($crate::sql::STATS_COUNTS)
+                    .bind(queue)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let paused = sqlx::query_as($crate::sql::STATS_PAUSED)
+                    .bind(queue)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok($crate::sql::fold_stats(paused, counts))
+            }
+
+            async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), $crate::JobError> {
+                sqlx::query($crate::sql::SET_PAUSED)
+                    .bind(queue)
+                    .bind(paused)
+                    .execute(&self.pool)
+                    .await?;
+                if !paused {
+                    self.announce(queue).await?;
+                }
+                Ok(())
+            }
+
+            async fn next_due(&self, after: i64) -> Result<Option<i64>, $crate::JobError> {
+                Ok(sqlx::query_scalar($crate::sql::NEXT_DUE)
+                    .bind(after)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn put_schedule(
+                &self,
+                schedule: &$crate::ScheduleRow,
+            ) -> Result<(), $crate::JobError> {
+                sqlx::query($crate::sql::PUT_SCHEDULE)
+                    .bind(&schedule.name)
+                    .bind(&schedule.cron)
+                    .bind(&schedule.timezone)
+                    .bind($crate::sql::json_text(&schedule.job))
+                    .bind(schedule.next_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn remove_schedule(&self, name: &str) -> Result<bool, $crate::JobError> {
+                let done = sqlx::query($crate::sql::REMOVE_SCHEDULE)
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn schedules(
+                &self,
+                due: Option<i64>,
+            ) -> Result<Vec<$crate::ScheduleRow>, $crate::JobError> {
+                let rows = sqlx::query($crate::sql::SCHEDULES)
+                    .bind(due)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map($crate::sql::schedule_of).collect()
+            }
+
+            async fn advance_schedule(
+                &self,
+                name: &str,
+                from: i64,
+                to: i64,
+            ) -> Result<bool, $crate::JobError> {
+                let done = sqlx::query($crate::sql::ADVANCE_SCHEDULE)
+                    .bind(name)
+                    .bind(from)
+                    .bind(to)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+    };
+}
+pub(crate) use sql_backend;
 
 /// Reads a schedule row.
 pub(crate) fn schedule_of<R>(row: &R) -> Result<ScheduleRow, JobError>

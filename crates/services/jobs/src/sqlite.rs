@@ -11,11 +11,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use plexus_core::async_trait;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::backend::{JobBackend, JobState, ListFilter, NewJob, QueueStats, ScheduleRow, Stalled};
+use crate::backend::{JobState, ListFilter, NewJob, Stalled};
 use crate::sql::{self, job_of, json_text, scopes_text, to_i64};
 use crate::{Job, JobError};
 
@@ -106,6 +105,12 @@ impl SqliteBackend {
         sqlx::raw_sql(sql::SCHEDULES_TABLE).execute(&pool).await?;
         Ok(Self { pool })
     }
+
+    /// Work is announced to no other node: the file is this node's (its dispatcher
+    /// is woken by the queue itself).
+    async fn announce(&self, _queue: &str) -> Result<(), JobError> {
+        Ok(())
+    }
 }
 
 #[cfg(feature = "test-util")]
@@ -140,11 +145,11 @@ impl SqliteBackend {
     }
 }
 
-#[async_trait]
-impl JobBackend for SqliteBackend {
+sql::sql_backend!(SqliteBackend {
     fn name(&self) -> &'static str {
         "sqlite"
     }
+
 
     async fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), JobError> {
         let scopes = scopes_text(job.scopes.as_ref());
@@ -210,15 +215,6 @@ impl JobBackend for SqliteBackend {
         row.as_ref().map(job_of).transpose()
     }
 
-    async fn renew(&self, id: i64, worker: &str, lease_until: i64) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::RENEW)
-            .bind(id)
-            .bind(worker)
-            .bind(lease_until)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
 
     async fn complete(
         &self,
@@ -298,14 +294,6 @@ impl JobBackend for SqliteBackend {
         row.as_ref().map(job_of).transpose()
     }
 
-    async fn cancel(&self, id: i64, now: i64) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::CANCEL)
-            .bind(id)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
 
     async fn requeue(
         &self,
@@ -352,68 +340,10 @@ impl JobBackend for SqliteBackend {
         rows.iter().map(job_of).collect()
     }
 
-    async fn stats(&self, queue: Option<&str>) -> Result<Vec<QueueStats>, JobError> {
-        let counts = sqlx::query_as(sql::STATS_COUNTS)
-            .bind(queue)
-            .fetch_all(&self.pool)
-            .await?;
-        let paused = sqlx::query_as(sql::STATS_PAUSED)
-            .bind(queue)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(sql::fold_stats(paused, counts))
-    }
 
-    async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), JobError> {
-        sqlx::query(sql::SET_PAUSED)
-            .bind(queue)
-            .bind(paused)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
 
-    async fn next_due(&self) -> Result<Option<i64>, JobError> {
-        Ok(sqlx::query_scalar(sql::NEXT_DUE)
-            .fetch_one(&self.pool)
-            .await?)
-    }
 
-    async fn put_schedule(&self, schedule: &ScheduleRow) -> Result<(), JobError> {
-        sqlx::query(sql::PUT_SCHEDULE)
-            .bind(&schedule.name)
-            .bind(&schedule.cron)
-            .bind(&schedule.timezone)
-            .bind(json_text(&schedule.job))
-            .bind(schedule.next_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
 
-    async fn remove_schedule(&self, name: &str) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::REMOVE_SCHEDULE)
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
 
-    async fn schedules(&self, due: Option<i64>) -> Result<Vec<ScheduleRow>, JobError> {
-        let rows = sqlx::query(sql::SCHEDULES)
-            .bind(due)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(sql::schedule_of).collect()
-    }
 
-    async fn advance_schedule(&self, name: &str, from: i64, to: i64) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::ADVANCE_SCHEDULE)
-            .bind(name)
-            .bind(from)
-            .bind(to)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-}
+});

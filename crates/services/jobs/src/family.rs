@@ -66,12 +66,10 @@ impl SectionFamily for JobsFamily {
         let jobs = Jobs::new(backend, settings, metrics.clone(), Clock::system());
         let service = JobService::new(jobs);
         let attach = service.clone();
-        Ok(parts
-            .service(Arc::new(service))
-            .metrics(move |node| {
-                node.metrics()
-                    .with_registry(|registry| metrics.register(registry));
-                attach.attach(node);
-            }))
+        Ok(parts.service(Arc::new(service)).metrics(move |node| {
+            node.metrics()
+                .with_registry(|registry| metrics.register(registry));
+            attach.attach(node);
+        }))
     }
 }

@@ -565,12 +565,7 @@ fn job_of(reply: Reply) -> Result<Job, JobError> {
             .transpose()
     };
     let need = |name: &str| int(name)?.ok_or_else(|| malformed(&format!("job's {name}")));
-    let json = |name: &str| {
-        fields
-            .get(name)
-            .map(|t| parse_json(name, t))
-            .transpose()
-    };
+    let json = |name: &str| fields.get(name).map(|t| parse_json(name, t)).transpose();
     let state = text("state").unwrap_or_default();
     let state = JobState::parse(&state).ok_or_else(|| JobError::Backend {
         reason: format!("unknown job state `{state}`"),
@@ -717,9 +712,8 @@ impl JobBackend for RedisBackend {
     }
 
     async fn recover(&self, now: i64) -> Result<Vec<Stalled>, JobError> {
-        let rows: Vec<(i64, String, i64, u8)> = self
-            .run(&self.scripts.recover, &[&now.to_string()])
-            .await?;
+        let rows: Vec<(i64, String, i64, u8)> =
+            self.run(&self.scripts.recover, &[&now.to_string()]).await?;
         Ok(rows
             .into_iter()
             .map(|(id, queue, attempt, dead)| Stalled {

@@ -80,8 +80,10 @@ async fn a_killed_server_loses_no_acknowledged_job() {
     let mut acked = Vec::new();
     for i in 0..HELD {
         acked.push(
-            h.enqueue(json!({"queue": "f", "target": "work.held", "params": {"tag": format!("h{i}")}}))
-                .await,
+            h.enqueue(
+                json!({"queue": "f", "target": "work.held", "params": {"tag": format!("h{i}")}}),
+            )
+            .await,
         );
     }
     h.log.wait_calls(HELD).await;
@@ -95,10 +97,16 @@ async fn a_killed_server_loses_no_acknowledged_job() {
 
     server.kill().await;
     let refused = h
-        .call("enqueue", json!({"queue": "f", "target": "work.record", "params": {"tag": "down"}}))
+        .call(
+            "enqueue",
+            json!({"queue": "f", "target": "work.record", "params": {"tag": "down"}}),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(refused, CallError::Unavailable { .. }), "{refused:?}");
+    assert!(
+        matches!(refused, CallError::Unavailable { .. }),
+        "{refused:?}"
+    );
     testing::eventually("the workers meet the outage", || async {
         h.jobs.metrics().counts().unavailable > 0
     })
@@ -109,7 +117,10 @@ async fn a_killed_server_loses_no_acknowledged_job() {
     let total = acked.len();
     testing::eventually("every acknowledged job ends", || async {
         let stats = h.jobs.stats(Some("f")).await;
-        stats.is_ok_and(|s| s.first().is_some_and(|s| s.completed + s.dead == total as u64))
+        stats.is_ok_and(|s| {
+            s.first()
+                .is_some_and(|s| s.completed + s.dead == total as u64)
+        })
     })
     .await;
 

@@ -57,6 +57,29 @@ impl JobState {
     }
 }
 
+/// A state as stored, read back.
+pub(crate) fn state_of(text: &str) -> Result<JobState, JobError> {
+    JobState::parse(text).ok_or_else(|| JobError::Backend {
+        reason: format!("unknown job state `{text}`"),
+    })
+}
+
+/// JSON as stored (`what` names it in the error), read back.
+pub(crate) fn json_of(what: &str, text: &str) -> Result<Value, JobError> {
+    serde_json::from_str(text).map_err(|e| JobError::Backend {
+        reason: format!("unreadable {what} in a job: {e}"),
+    })
+}
+
+/// The caller's scopes as stored (a JSON array of text), read back.
+pub(crate) fn scopes_of(text: Option<&str>) -> Result<Option<Vec<String>>, JobError> {
+    text.map(serde_json::from_str::<Vec<String>>)
+        .transpose()
+        .map_err(|e| JobError::Backend {
+            reason: format!("unreadable scopes in a job: {e}"),
+        })
+}
+
 /// A job to add, checked.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewJob {

@@ -55,7 +55,9 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::backend::{JobBackend, ListFilter, NewJob, QueueStats, ScheduleRow, Stalled};
+use crate::backend::{
+    JobBackend, ListFilter, NewJob, QueueStats, ScheduleRow, Stalled, json_of, scopes_of, state_of,
+};
 use crate::sql::{to_u32, to_u64};
 use crate::{Job, JobError, JobState};
 
@@ -544,12 +546,6 @@ fn malformed(what: &str) -> JobError {
     }
 }
 
-fn parse_json(what: &str, text: &str) -> Result<Value, JobError> {
-    serde_json::from_str(text).map_err(|e| JobError::Backend {
-        reason: format!("unreadable {what} in a job: {e}"),
-    })
-}
-
 /// A job from a script's `read(id)`: its hash's fields and its errors.
 fn job_of(reply: Reply) -> Result<Job, JobError> {
     let (fields, errors): (HashMap<String, String>, Vec<String>) =
@@ -565,17 +561,9 @@ fn job_of(reply: Reply) -> Result<Job, JobError> {
             .transpose()
     };
     let need = |name: &str| int(name)?.ok_or_else(|| malformed(&format!("job's {name}")));
-    let json = |name: &str| fields.get(name).map(|t| parse_json(name, t)).transpose();
-    let state = text("state").unwrap_or_default();
-    let state = JobState::parse(&state).ok_or_else(|| JobError::Backend {
-        reason: format!("unknown job state `{state}`"),
-    })?;
-    let scopes = text("scopes")
-        .map(|s| serde_json::from_str::<Vec<String>>(&s))
-        .transpose()
-        .map_err(|e| JobError::Backend {
-            reason: format!("unreadable scopes in a job: {e}"),
-        })?;
+    let json = |name: &str| fields.get(name).map(|t| json_of(name, t)).transpose();
+    let state = state_of(&text("state").unwrap_or_default())?;
+    let scopes = scopes_of(text("scopes").as_deref())?;
     Ok(Job {
         id: need("id")?,
         queue: text("queue").unwrap_or_default(),
@@ -595,7 +583,7 @@ fn job_of(reply: Reply) -> Result<Job, JobError> {
         result: json("result")?,
         errors: errors
             .iter()
-            .map(|e| parse_json("error", e))
+            .map(|e| json_of("error", e))
             .collect::<Result<_, _>>()?,
         unique_key: text("unique_key"),
         metadata: json("metadata")?.unwrap_or(Value::Null),
@@ -840,7 +828,7 @@ impl JobBackend for RedisBackend {
         let mut out = rows
             .into_iter()
             .map(|(name, body, next_at)| {
-                let mut body = parse_json("schedule", &body)?;
+                let mut body = json_of("schedule", &body)?;
                 let field = |body: &mut Value, key: &str| match body[key].take() {
                     Value::String(s) => Ok(s),
                     _ => Err(malformed("schedule")),

@@ -84,14 +84,80 @@ pub(crate) const ADVANCE_SCHEDULE: &str =
     "UPDATE plexus_job_schedules SET next_at = $3 WHERE name = $1 AND next_at = $2";
 
 /// Writes `impl JobBackend for $backend` (a type with a sqlx `pool`): the steps
-/// given (the ones that differ between the engines), then the ones both run
+/// given in braces (the ones that differ between the engines); the steps that
+/// bind and read the same on both with the engine's own statement (the five in
+/// brackets: `complete`, `fail`, `recover`, `get`, `list`); and the ones both run
 /// unchanged: the lease renewal, cancel, stats, pause, the next due time and the
 /// schedules. Jobs in SQL are in the DataStore's database, so `transactional`.
 macro_rules! sql_backend {
-    ($backend:ty { $($own:tt)* }) => {
+    ($backend:ty [$complete:expr, $fail:expr, $recover:expr, $get:expr, $list:expr] {
+        $($own:tt)*
+    }) => {
         #[plexus_core::async_trait]
         impl $crate::backend::JobBackend for $backend {
             $($own)*
+
+            async fn complete(
+                &self,
+                id: i64,
+                worker: &str,
+                now: i64,
+                result: &serde_json::Value,
+            ) -> Result<bool, $crate::JobError> {
+                let done = sqlx::query($complete)
+                    .bind(id)
+                    .bind(worker)
+                    .bind($crate::sql::json_text(result))
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn fail(
+                &self,
+                id: i64,
+                worker: &str,
+                now: i64,
+                error: &serde_json::Value,
+                retry_at: Option<i64>,
+                keep: usize,
+            ) -> Result<bool, $crate::JobError> {
+                let done = sqlx::query($fail)
+                    .bind(id)
+                    .bind(worker)
+                    .bind(now)
+                    .bind(retry_at)
+                    .bind($crate::sql::json_text(error))
+                    .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn recover(&self, now: i64) -> Result<Vec<$crate::Stalled>, $crate::JobError> {
+                let rows = sqlx::query($recover).bind(now).fetch_all(&self.pool).await?;
+                rows.iter().map($crate::sql::stalled_of).collect()
+            }
+
+            async fn get(&self, id: i64) -> Result<Option<$crate::Job>, $crate::JobError> {
+                let row = sqlx::query($get).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map($crate::sql::job_of).transpose()
+            }
+
+            async fn list(
+                &self,
+                filter: &$crate::ListFilter,
+            ) -> Result<Vec<$crate::Job>, $crate::JobError> {
+                let rows = sqlx::query($list)
+                    .bind(&filter.queue)
+                    .bind(filter.state.map($crate::JobState::as_str))
+                    .bind(filter.after.unwrap_or(0))
+                    .bind(i64::from(filter.limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map($crate::sql::job_of).collect()
+            }
 
             fn transactional(&self) -> bool {
                 true
@@ -236,9 +302,7 @@ pub(crate) fn scopes_text(scopes: Option<&Vec<String>>) -> Option<String> {
 }
 
 fn parse_json(text: &str) -> Result<Value, JobError> {
-    serde_json::from_str(text).map_err(|e| JobError::Backend {
-        reason: format!("unreadable JSON in a job: {e}"),
-    })
+    crate::backend::json_of("JSON", text)
 }
 
 /// A count or size read from the database (never negative in practice).
@@ -275,22 +339,14 @@ where
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let state: String = col(row, "state")?;
-    let state = JobState::parse(&state).ok_or_else(|| JobError::Backend {
-        reason: format!("unknown job state `{state}`"),
-    })?;
+    let state = crate::backend::state_of(&col::<_, String>(row, "state")?)?;
     let result: Option<String> = col(row, "result")?;
     let errors = match parse_json(&col::<_, String>(row, "errors")?)? {
         Value::Array(items) => items,
         other => vec![other],
     };
     let scopes: Option<String> = col(row, "scopes")?;
-    let scopes = scopes
-        .map(|s| serde_json::from_str::<Vec<String>>(&s))
-        .transpose()
-        .map_err(|e| JobError::Backend {
-            reason: format!("unreadable scopes in a job: {e}"),
-        })?;
+    let scopes = crate::backend::scopes_of(scopes.as_deref())?;
     Ok(Job {
         id: col(row, "id")?,
         queue: col(row, "queue")?,

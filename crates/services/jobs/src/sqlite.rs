@@ -11,10 +11,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::backend::{JobState, ListFilter, NewJob, Stalled};
+use crate::backend::NewJob;
 use crate::sql::{self, job_of, json_text, scopes_text, to_i64};
 use crate::{Job, JobError};
 
@@ -62,6 +61,41 @@ pub(crate) const INSERT: &str = "INSERT INTO plexus_jobs (queue, target, params,
          SELECT 1 FROM plexus_jobs WHERE queue = $1 AND unique_key = $10
              AND created_at > $14 AND state <> 'cancelled')
      RETURNING id";
+
+/// The `complete` step's statement (its bindings are `sql_backend!`'s).
+const COMPLETE: &str = "UPDATE plexus_jobs SET state = 'completed', result = ?3, finished_at = ?4,
+                 worker = NULL, lease_until = NULL
+             WHERE id = ?1 AND worker = ?2 AND state = 'running'";
+
+/// The `fail` step's statement (its bindings are `sql_backend!`'s).
+const FAIL: &str = "UPDATE plexus_jobs SET
+                 state = CASE WHEN ?4 IS NULL THEN 'dead' ELSE 'pending' END,
+                 run_at = COALESCE(?4, run_at),
+                 finished_at = CASE WHEN ?4 IS NULL THEN ?3 ELSE NULL END,
+                 worker = NULL, lease_until = NULL,
+                 errors = json_insert(
+                     CASE WHEN json_array_length(errors) >= ?6
+                          THEN json_remove(errors, '$[0]') ELSE errors END,
+                     '$[#]', json(?5))
+             WHERE id = ?1 AND worker = ?2 AND state = 'running'";
+
+/// The `recover` step's statement (its bindings are `sql_backend!`'s).
+const RECOVER: &str = "UPDATE plexus_jobs SET
+                 state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'pending' END,
+                 finished_at = CASE WHEN attempt >= max_attempts THEN ?1 ELSE NULL END,
+                 run_at = ?1, worker = NULL, lease_until = NULL,
+                 errors = json_insert(errors, '$[#]', json_object(
+                     'attempt', attempt, 'at', ?1, 'error', 'stalled: the lease ran out'))
+             WHERE state = 'running' AND lease_until < ?1
+             RETURNING id, queue, attempt, state";
+
+/// The `get` step's statement (its bindings are `sql_backend!`'s).
+const GET: &str = "SELECT * FROM plexus_jobs WHERE id = ?1";
+
+/// The `list` step's statement (its bindings are `sql_backend!`'s).
+const LIST: &str = "SELECT * FROM plexus_jobs
+             WHERE (?1 IS NULL OR queue = ?1) AND (?2 IS NULL OR state = ?2) AND id > ?3
+             ORDER BY id LIMIT ?4";
 
 /// Jobs in a SQLite file.
 #[derive(Clone, Debug)]
@@ -145,7 +179,7 @@ impl SqliteBackend {
     }
 }
 
-sql::sql_backend!(SqliteBackend {
+sql::sql_backend!(SqliteBackend [COMPLETE, FAIL, RECOVER, GET, LIST] {
     fn name(&self) -> &'static str {
         "sqlite"
     }
@@ -216,83 +250,9 @@ sql::sql_backend!(SqliteBackend {
     }
 
 
-    async fn complete(
-        &self,
-        id: i64,
-        worker: &str,
-        now: i64,
-        result: &Value,
-    ) -> Result<bool, JobError> {
-        let done = sqlx::query(
-            "UPDATE plexus_jobs SET state = 'completed', result = ?3, finished_at = ?4,
-                 worker = NULL, lease_until = NULL
-             WHERE id = ?1 AND worker = ?2 AND state = 'running'",
-        )
-        .bind(id)
-        .bind(worker)
-        .bind(json_text(result))
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
 
-    async fn fail(
-        &self,
-        id: i64,
-        worker: &str,
-        now: i64,
-        error: &Value,
-        retry_at: Option<i64>,
-        keep: usize,
-    ) -> Result<bool, JobError> {
-        let done = sqlx::query(
-            "UPDATE plexus_jobs SET
-                 state = CASE WHEN ?4 IS NULL THEN 'dead' ELSE 'pending' END,
-                 run_at = COALESCE(?4, run_at),
-                 finished_at = CASE WHEN ?4 IS NULL THEN ?3 ELSE NULL END,
-                 worker = NULL, lease_until = NULL,
-                 errors = json_insert(
-                     CASE WHEN json_array_length(errors) >= ?6
-                          THEN json_remove(errors, '$[0]') ELSE errors END,
-                     '$[#]', json(?5))
-             WHERE id = ?1 AND worker = ?2 AND state = 'running'",
-        )
-        .bind(id)
-        .bind(worker)
-        .bind(now)
-        .bind(retry_at)
-        .bind(json_text(error))
-        .bind(i64::try_from(keep).unwrap_or(i64::MAX))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
 
-    async fn recover(&self, now: i64) -> Result<Vec<Stalled>, JobError> {
-        let rows = sqlx::query(
-            "UPDATE plexus_jobs SET
-                 state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'pending' END,
-                 finished_at = CASE WHEN attempt >= max_attempts THEN ?1 ELSE NULL END,
-                 run_at = ?1, worker = NULL, lease_until = NULL,
-                 errors = json_insert(errors, '$[#]', json_object(
-                     'attempt', attempt, 'at', ?1, 'error', 'stalled: the lease ran out'))
-             WHERE state = 'running' AND lease_until < ?1
-             RETURNING id, queue, attempt, state",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(sql::stalled_of).collect()
-    }
 
-    async fn get(&self, id: i64) -> Result<Option<Job>, JobError> {
-        let row = sqlx::query("SELECT * FROM plexus_jobs WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(job_of).transpose()
-    }
 
 
     async fn requeue(
@@ -325,20 +285,6 @@ sql::sql_backend!(SqliteBackend {
         Ok(done.rows_affected())
     }
 
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, JobError> {
-        let rows = sqlx::query(
-            "SELECT * FROM plexus_jobs
-             WHERE (?1 IS NULL OR queue = ?1) AND (?2 IS NULL OR state = ?2) AND id > ?3
-             ORDER BY id LIMIT ?4",
-        )
-        .bind(&filter.queue)
-        .bind(filter.state.map(JobState::as_str))
-        .bind(filter.after.unwrap_or(0))
-        .bind(i64::from(filter.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(job_of).collect()
-    }
 
 
 

@@ -299,7 +299,6 @@ sql::sql_backend!(PostgresBackend [COMPLETE, FAIL, RECOVER, GET, LIST] {
         Some(self.wakeups.clone())
     }
 
-
     async fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), JobError> {
         let since = job.created_at.saturating_sub(to_i64(job.unique_window_ms));
         let mut tx = self.pool.begin().await?;
@@ -382,12 +381,6 @@ sql::sql_backend!(PostgresBackend [COMPLETE, FAIL, RECOVER, GET, LIST] {
         row.as_ref().map(job_of).transpose()
     }
 
-
-
-
-
-
-
     async fn requeue(
         &self,
         ids: Option<&[i64]>,
@@ -419,12 +412,5 @@ sql::sql_backend!(PostgresBackend [COMPLETE, FAIL, RECOVER, GET, LIST] {
         }
         Ok(done.rows_affected())
     }
-
-
-
-
-
-
-
 
 });

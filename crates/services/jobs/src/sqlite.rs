@@ -184,7 +184,6 @@ sql::sql_backend!(SqliteBackend [COMPLETE, FAIL, RECOVER, GET, LIST] {
         "sqlite"
     }
 
-
     async fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), JobError> {
         let scopes = scopes_text(job.scopes.as_ref());
         let since = job.created_at.saturating_sub(to_i64(job.unique_window_ms));
@@ -249,12 +248,6 @@ sql::sql_backend!(SqliteBackend [COMPLETE, FAIL, RECOVER, GET, LIST] {
         row.as_ref().map(job_of).transpose()
     }
 
-
-
-
-
-
-
     async fn requeue(
         &self,
         ids: Option<&[i64]>,
@@ -284,12 +277,5 @@ sql::sql_backend!(SqliteBackend [COMPLETE, FAIL, RECOVER, GET, LIST] {
         };
         Ok(done.rows_affected())
     }
-
-
-
-
-
-
-
 
 });

@@ -63,8 +63,9 @@ const WAITING: usize = 20;
 /// A private `redis-server` with an append-only file, killed with SIGKILL while
 /// jobs are running and waiting, then restarted on the same port: an enqueue
 /// meanwhile is refused as unavailable (not acknowledged); the workers count the
-/// outage and pause, then resume; every acknowledged job is still there and ends
-/// exactly once, completed or dead.
+/// outage and pause, the running jobs' outcomes wait for the server, then all
+/// resume; every acknowledged job is still there and ends exactly once, completed
+/// (on its first attempt: nothing ran twice) or dead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_loses_no_acknowledged_job() {
     let mut server = PrivateRedis::start_durable().await;
@@ -111,9 +112,16 @@ async fn a_killed_server_loses_no_acknowledged_job() {
         h.jobs.metrics().counts().unavailable > 0
     })
     .await;
-
-    server.restart().await;
+    // The held jobs answer while the server is down: their workers keep trying
+    // to store the outcomes (within their lease) until it is back. Ten more
+    // failed steps (each takes a failed reconnect) outlast the first try of each.
     h.log.open_gate();
+    let seen = h.jobs.metrics().counts().unavailable;
+    testing::eventually("the outcomes meet the outage", || async {
+        h.jobs.metrics().counts().unavailable >= seen + 10
+    })
+    .await;
+    server.restart().await;
     let total = acked.len();
     testing::eventually("every acknowledged job ends", || async {
         let stats = h.jobs.stats(Some("f")).await;
@@ -130,6 +138,7 @@ async fn a_killed_server_loses_no_acknowledged_job() {
         match job.state {
             JobState::Completed => {
                 completed += 1;
+                assert_eq!(job.attempt, 1, "run again: {job:?}");
                 assert!(job.result.is_some(), "{job:?}");
             }
             JobState::Dead => assert_eq!(job.errors.len(), 2, "{job:?}"),
@@ -141,5 +150,6 @@ async fn a_killed_server_loses_no_acknowledged_job() {
     assert_eq!(counts.completed, completed as u64, "a job completed twice");
     assert_eq!(counts.dead, (WAITING / 5) as u64, "a job died twice");
     assert_eq!(counts.enqueued, total as u64);
+    assert_eq!((counts.stalled, counts.lost), (0, 0), "{counts:?}");
     h.jobs.close();
 }

@@ -7,7 +7,8 @@
 //!   then oldest), at most `max_running` at once and `concurrency` per queue, the
 //!   queues taking turns and each held to its rate in `jobs.rates` (`Pace`), and is
 //!   woken by every local enqueue, every ended job and every clock advance, or else
-//!   polls every `poll_ms`;
+//!   polls every `poll_ms`; it looks for expired leases and due schedules once a
+//!   poll;
 //! - each claimed job is a **deferred call**: it goes through the node's call path
 //!   ([`Node::call`]) as the caller that enqueued it (identity and scopes), with the
 //!   job's per-attempt timeout and the headers `plexus-job-id`,
@@ -609,6 +610,10 @@ impl Jobs {
         let poll = inner.config.poll();
         // Other nodes' new work, where the backend announces it.
         let mut remote = inner.backend.wakeups();
+        // When expired leases and due schedules were last looked for: once a poll
+        // is enough (a lease or a fire time is at most a poll late), not on every
+        // wake-up, which a busy queue has once per job.
+        let mut swept: Option<i64> = None;
         while !inner.closed.load(Ordering::Acquire) {
             let wake = inner.wake.notified();
             let moved = inner.clock.moved.notified();
@@ -616,8 +621,11 @@ impl Jobs {
             wake.as_mut().enable();
             moved.as_mut().enable();
             let now = inner.clock.now_ms();
-            self.recover(now).await;
-            self.fire_schedules(now).await;
+            if swept.is_none_or(|at| now < at || now - at >= millis(poll)) {
+                self.recover(now).await;
+                self.fire_schedules(now).await;
+                swept = Some(now);
+            }
             while inner.total.load(Ordering::Acquire) < inner.config.max_running {
                 let mut skip = self.full_queues();
                 skip.extend(inner.pace.left_out(now));

@@ -151,7 +151,7 @@ impl JobMetrics {
             ),
             (
                 "plexus_jobs_backend_unavailable",
-                "Worker steps that found the jobs backend unavailable (the workers pause and try again)",
+                "Worker steps that found the jobs backend unavailable",
                 &i.unavailable,
             ),
         ];

@@ -73,7 +73,7 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         #[cfg(feature = "dsl")]
         Box::new(DslFamily),
         #[cfg(feature = "jobs")]
-        Box::new(JobsFamily),
+        Box::new(JobsFamily::new(redis.slot())),
     ]
 }
 
@@ -141,7 +141,7 @@ mod tests {
             ),
             #[cfg(feature = "jobs")]
             (
-                Box::new(JobsFamily),
+                Box::new(JobsFamily::default()),
                 json!({"lease_ms": 0}),
                 "jobs.lease_ms",
             ),

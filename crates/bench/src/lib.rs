@@ -7,7 +7,7 @@
 //! [`Report`] prints as a table for people or as one JSON object for scripts.
 //!
 //! Parts: [`bus`], [`resilience`], [`callpath`], [`store`], [`gateway`], [`redis`],
-//! [`script`], [`inference`].
+//! [`script`], [`inference`], [`jobs`].
 
 pub mod bus;
 pub mod callpath;
@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod dsl;
 pub mod gateway;
 pub mod inference;
+pub mod jobs;
 pub mod mcp;
 pub mod platform;
 pub mod redis;

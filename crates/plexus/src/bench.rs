@@ -41,6 +41,9 @@ enum Part {
     Inference,
     /// Programs through `dsl.run` beside the same calls sent directly; checking a program.
     Dsl,
+    /// The job queue on SQLite, PostgreSQL and Redis: enqueues/s, jobs processed/s,
+    /// latency from `run_at` to start.
+    Jobs,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -71,6 +74,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             plexus_bench::inference::run(options).context("the inference benchmark failed")?
         }
         Part::Dsl => plexus_bench::dsl::run(options).context("the dsl benchmark failed")?,
+        Part::Jobs => plexus_bench::jobs::run(options).context("the jobs benchmark failed")?,
     };
     if args.json {
         out!("{}", report.to_json());

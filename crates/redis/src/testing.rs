@@ -99,18 +99,31 @@ pub fn shared() -> Redis {
 }
 
 /// A `redis-server` of the test's own on a free port, in a temp folder, without
-/// persistence; killed when dropped.
+/// persistence (or, [`PrivateRedis::start_durable`], with an append-only file);
+/// killed when dropped.
 #[derive(Debug)]
 pub struct PrivateRedis {
     /// The port it listens on (127.0.0.1).
     pub port: u16,
     dir: PathBuf,
+    durable: bool,
     child: Option<Child>,
 }
 
 impl PrivateRedis {
     /// Starts one and waits until it answers.
     pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// Starts one with `appendonly yes` and `appendfsync always` (every write is in
+    /// its folder's append-only file before it is acknowledged, so a restart after
+    /// [`kill`](Self::kill) finds it) and waits until it answers.
+    pub async fn start_durable() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(durable: bool) -> Self {
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()
@@ -121,6 +134,7 @@ impl PrivateRedis {
         let mut server = Self {
             port,
             dir,
+            durable,
             child: None,
         };
         server.restart().await;
@@ -139,9 +153,15 @@ impl PrivateRedis {
 
     /// Starts the server (again) on the same port and waits until it answers.
     pub async fn restart(&mut self) {
+        let appendonly = if self.durable {
+            ["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            ["--appendonly", "no", "--appendfsync", "everysec"]
+        };
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", ""])
+            .args(appendonly)
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -157,7 +177,7 @@ impl PrivateRedis {
         .await;
     }
 
-    /// Kills the server and waits until it is gone.
+    /// Kills the server (SIGKILL) and waits until it is gone.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().await.unwrap();

@@ -57,6 +57,29 @@ impl JobState {
     }
 }
 
+/// A state as stored, read back.
+pub(crate) fn state_of(text: &str) -> Result<JobState, JobError> {
+    JobState::parse(text).ok_or_else(|| JobError::Backend {
+        reason: format!("unknown job state `{text}`"),
+    })
+}
+
+/// JSON as stored (`what` names it in the error), read back.
+pub(crate) fn json_of(what: &str, text: &str) -> Result<Value, JobError> {
+    serde_json::from_str(text).map_err(|e| JobError::Backend {
+        reason: format!("unreadable {what} in a job: {e}"),
+    })
+}
+
+/// The caller's scopes as stored (a JSON array of text), read back.
+pub(crate) fn scopes_of(text: Option<&str>) -> Result<Option<Vec<String>>, JobError> {
+    text.map(serde_json::from_str::<Vec<String>>)
+        .transpose()
+        .map_err(|e| JobError::Backend {
+            reason: format!("unreadable scopes in a job: {e}"),
+        })
+}
+
 /// A job to add, checked.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewJob {
@@ -274,8 +297,10 @@ pub trait JobBackend: Send + Sync + std::fmt::Debug + 'static {
     /// Pauses (true) or resumes (false) a queue's workers.
     async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), JobError>;
 
-    /// The earliest `run_at` of a waiting job of a queue that is not paused.
-    async fn next_due(&self) -> Result<Option<i64>, JobError>;
+    /// The earliest `run_at` after `after` of a waiting job of a queue that is not
+    /// paused (jobs due by `after` and still waiting are in queues at their limit,
+    /// which a dispatcher must not spin on).
+    async fn next_due(&self, after: i64) -> Result<Option<i64>, JobError>;
 
     /// A signal that changes when any node added or released work (PostgreSQL's
     /// `LISTEN/NOTIFY`), so idle dispatchers wake at once instead of at their
@@ -283,6 +308,14 @@ pub trait JobBackend: Send + Sync + std::fmt::Debug + 'static {
     /// other nodes' jobs by polling).
     fn wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
+    }
+
+    /// Whether its jobs live in the DataStore's database, so a job can be added in
+    /// a DataStore transaction ([`Jobs::transaction`](crate::Jobs::transaction));
+    /// false (the default) makes those refuse with
+    /// [`JobError::NotTransactional`].
+    fn transactional(&self) -> bool {
+        false
     }
 
     /// Adds or replaces the schedule `schedule.name`.

@@ -3,7 +3,8 @@
 //! bounds every enqueue is held to. Read and checked so a problem is named by its
 //! full path (`jobs.lease_ms`); without the section jobs are kept in the node's
 //! SQLite file with these defaults, and `backend = "postgres"` with a
-//! `postgres_url` keeps them in PostgreSQL, shared by every node that names it.
+//! `postgres_url` keeps them in PostgreSQL, shared by every node that names it;
+//! `backend = "redis"` keeps them on the server of the node's `[redis]` section.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,6 +24,9 @@ pub enum BackendChoice {
     Sqlite,
     /// A PostgreSQL database (`postgres_url`), shared by several nodes.
     Postgres,
+    /// The Redis/Valkey of the node's `[redis]` section (under its key prefix and
+    /// `jobs:`), shared by several nodes; no transactional enqueue.
+    Redis,
 }
 
 /// `[jobs]`.
@@ -33,7 +37,8 @@ pub struct JobsConfig {
     pub enabled: bool,
     /// Run workers on this node (default true); false only takes and answers calls.
     pub workers: bool,
-    /// Where jobs are kept: `sqlite` (default) or `postgres`.
+    /// Where jobs are kept: `sqlite` (default), `postgres` or `redis` (the node's
+    /// `[redis]` connection).
     pub backend: BackendChoice,
     /// The SQLite database (`sqlite://…`). Default: the DataStore's file,
     /// `<node.data_dir>/plexus.db`, so jobs sit beside the data.
@@ -253,7 +258,7 @@ mod tests {
                 "jobs.postgres_schema",
             ),
             (json!({"pool_size": 0}), "jobs.pool_size"),
-            (json!({"backend": "redis"}), "jobs"),
+            (json!({"backend": "mysql"}), "jobs"),
             (json!({"queues": {"Bad Name": 2}}), "jobs.queues.Bad Name"),
             (json!({"queues": {"mail": 0}}), "jobs.queues.mail"),
             (json!({"rates": {"mail": 0}}), "jobs.rates.mail"),
@@ -261,11 +266,11 @@ mod tests {
         ];
         let node = NodeSection::default();
         for (section, key) in cases {
-            let err = crate::JobsFamily
+            let err = crate::JobsFamily::default()
                 .settings(Some(&section), &node)
                 .unwrap_err();
             assert!(err.to_string().contains(key), "{section}: {err}");
         }
-        assert!(crate::JobsFamily.settings(None, &node).is_ok());
+        assert!(crate::JobsFamily::default().settings(None, &node).is_ok());
     }
 }

@@ -33,14 +33,21 @@ const BOUND: Duration = Duration::from_secs(20);
 /// The start of the manual clock: 2026-01-01.
 const START_MS: i64 = 1_767_225_600_000;
 
-/// What the `work` service saw: `(tag, attempt)` per call.
+/// What the `work` service saw: `(tag, attempt)` per call; and the gate its
+/// `held` calls wait at.
 #[derive(Debug, Default)]
 pub struct WorkLog {
     calls: Mutex<Vec<(String, u32)>>,
     changed: Notify,
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 impl WorkLog {
+    /// Lets every `work.held` call (waiting or to come) answer.
+    pub fn open_gate(&self) {
+        self.gate.send_replace(true);
+    }
+
     /// The calls so far.
     pub fn calls(&self) -> Vec<(String, u32)> {
         self.calls.lock().clone()
@@ -103,8 +110,23 @@ async fn hang(s: &Arc<WorkLog>, ctx: CallContext, p: RecordParams) -> Result<Val
     Ok(Value::Null)
 }
 
+async fn held(s: &Arc<WorkLog>, ctx: CallContext, p: RecordParams) -> Result<Value, ServiceError> {
+    let attempt = attempt_of(&ctx);
+    s.calls.lock().push((p.tag.clone(), attempt));
+    s.changed.notify_waiters();
+    let mut open = s.gate.subscribe();
+    let _ = open.wait_for(|o| *o).await;
+    Ok(json!({"tag": p.tag, "attempt": attempt}))
+}
+
 static WORK: LazyLock<MethodTable<Arc<WorkLog>>> = LazyLock::new(|| {
     MethodTable::new()
+        .method::<RecordParams, Value, _>(
+            "held",
+            "Record the call and answer once the gate is open",
+            Effect::Mutating,
+            held,
+        )
         .method::<RecordParams, Value, _>("record", "Record the call", Effect::Mutating, record)
         .method::<RecordParams, Value, _>(
             "hang",
@@ -114,7 +136,8 @@ static WORK: LazyLock<MethodTable<Arc<WorkLog>>> = LazyLock::new(|| {
         )
 });
 
-/// The jobs' target: `work.record {tag, fail_until?}` and `work.hang {tag}`.
+/// The jobs' target: `work.record {tag, fail_until?}`, `work.hang {tag}` and
+/// `work.held {tag}`.
 #[derive(Debug)]
 struct WorkService {
     log: Arc<WorkLog>,
@@ -706,6 +729,55 @@ pub async fn transactional_enqueue(backend: Arc<dyn JobBackend>, store: DataStor
         .unwrap();
     let tags: Vec<&Value> = pending.iter().map(|j| &j.params["tag"]).collect();
     assert_eq!(tags, [&json!("later")], "rolled back: {rolled_back_id}");
+    h.jobs.close();
+}
+
+/// On a backend whose jobs are not in the DataStore's database: an enqueue in a
+/// DataStore transaction is refused with [`JobError::NotTransactional`] (saying
+/// what to do instead) before anything is written, neither the data nor the job.
+pub async fn transactional_enqueue_is_refused(backend: Arc<dyn JobBackend>, store: DataStore) {
+    let h = Harness::start(backend, JobsConfig::default()).await;
+    let name = h.jobs.backend().name();
+    let ctx = CallContext::new();
+    store
+        .create_collection("orders", Default::default())
+        .await
+        .unwrap();
+    let refused = h
+        .jobs
+        .transaction(&store, vec![put("o1")], vec![tx_job("t", None)], &ctx)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, JobError::NotTransactional { backend } if backend == name),
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains("enqueue after the transaction commits"),
+        "{refused}"
+    );
+    assert!(store.get("orders", "o1").await.unwrap().is_none());
+
+    let (jobs, tx_ctx) = (h.jobs.clone(), ctx.clone());
+    let failed = store
+        .transaction_with(vec![put("o2")], |s| {
+            async move {
+                jobs.enqueue_in(s, tx_job("t", None), &tx_ctx)
+                    .await
+                    .map(|_| ())
+            }
+            .boxed()
+        })
+        .await;
+    assert!(
+        matches!(failed, Err(JobError::NotTransactional { .. })),
+        "{failed:?}"
+    );
+    assert!(store.get("orders", "o2").await.unwrap().is_none());
+    let stats = h.call("stats", json!({})).await.unwrap();
+    assert_eq!(stats["queues"], json!([]), "a refused job was kept");
     h.jobs.close();
 }
 

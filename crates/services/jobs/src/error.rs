@@ -40,6 +40,18 @@ pub enum JobError {
     /// The DataStore transaction a job was enqueued in failed (and rolled back).
     #[error("the transaction failed: {0}")]
     Store(#[from] plexus_store::StoreError),
+    /// A job was to be enqueued inside a DataStore transaction, but the queue's
+    /// backend keeps its jobs outside the store's database, so no commit could
+    /// cover both.
+    #[error(
+        "the {backend} job backend cannot enqueue inside a DataStore transaction: \
+         enqueue after the transaction commits, or keep the jobs in the store's \
+         database (jobs.backend = \"sqlite\" or \"postgres\")"
+    )]
+    NotTransactional {
+        /// The backend's name.
+        backend: &'static str,
+    },
     /// The database answered with an error, or kept something unreadable.
     #[error("jobs backend: {reason}")]
     Backend {
@@ -78,6 +90,11 @@ impl JobError {
                 data: Some(json!({"kind": "store", "store_kind": e.root().kind()})),
                 retryable: false,
             },
+            Self::NotTransactional { backend } => ServiceError::Failed {
+                message: self.to_string(),
+                data: Some(json!({"kind": "not_transactional", "backend": backend})),
+                retryable: false,
+            },
             Self::Backend { .. } => ServiceError::Internal {
                 message: self.to_string(),
                 data: None,
@@ -107,6 +124,20 @@ impl From<sqlx::Error> for JobError {
             other => Self::Backend {
                 reason: other.to_string(),
             },
+        }
+    }
+}
+
+impl From<plexus_redis::RedisError> for JobError {
+    fn from(e: plexus_redis::RedisError) -> Self {
+        if e.is_unavailable() {
+            Self::Unavailable {
+                reason: e.to_string(),
+            }
+        } else {
+            Self::Backend {
+                reason: e.to_string(),
+            }
         }
     }
 }

@@ -1,19 +1,34 @@
 //! [`JobsFamily`]: the job queue entering the node through the family door. Its
 //! `[jobs]` section opens its backend (by default the DataStore's SQLite file in
-//! the node's data folder; PostgreSQL with `backend = "postgres"`), builds the `jobs` service and its metrics; once the node
+//! the node's data folder; PostgreSQL with `backend = "postgres"`; Redis, through
+//! the node's one connection, with `backend = "redis"`), builds the `jobs` service
+//! and its metrics; once the node
 //! runs, the queue is attached to it so enqueues check targets in its registry and
 //! its workers call them through the call path.
 
 use std::sync::Arc;
 
 use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily};
+use plexus_redis::RedisSlot;
 
 use crate::config::{BackendChoice, JobsConfig, SECTION};
-use crate::{Clock, JobBackend, JobMetrics, JobService, Jobs, PostgresBackend, SqliteBackend};
+use crate::{
+    Clock, JobBackend, JobMetrics, JobService, Jobs, PostgresBackend, RedisBackend, SqliteBackend,
+};
 
 /// The Jobs family.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct JobsFamily;
+#[derive(Clone, Debug, Default)]
+pub struct JobsFamily {
+    redis: RedisSlot,
+}
+
+impl JobsFamily {
+    /// The family, reaching Redis (for `backend = "redis"`) through `redis`: the
+    /// slot of the node's [`RedisFamily`](plexus_redis::RedisFamily).
+    pub fn new(redis: RedisSlot) -> Self {
+        Self { redis }
+    }
+}
 
 #[plexus_core::async_trait]
 impl SectionFamily for JobsFamily {
@@ -28,7 +43,11 @@ impl SectionFamily for JobsFamily {
         if !settings.enabled {
             return Ok(Parts::default());
         }
+        let mut parts = Parts::default();
         let opened: Result<Arc<dyn JobBackend>, _> = match (settings.backend, settings.postgres()) {
+            (BackendChoice::Redis, _) => Ok(Arc::new(RedisBackend::new(
+                self.redis.connect(SECTION, &mut parts)?,
+            )) as Arc<dyn JobBackend>),
             (BackendChoice::Postgres, Some(options)) => PostgresBackend::connect(&options)
                 .await
                 .map(|b| Arc::new(b) as Arc<dyn JobBackend>),
@@ -47,12 +66,10 @@ impl SectionFamily for JobsFamily {
         let jobs = Jobs::new(backend, settings, metrics.clone(), Clock::system());
         let service = JobService::new(jobs);
         let attach = service.clone();
-        Ok(Parts::default()
-            .service(Arc::new(service))
-            .metrics(move |node| {
-                node.metrics()
-                    .with_registry(|registry| metrics.register(registry));
-                attach.attach(node);
-            }))
+        Ok(parts.service(Arc::new(service)).metrics(move |node| {
+            node.metrics()
+                .with_registry(|registry| metrics.register(registry));
+            attach.attach(node);
+        }))
     }
 }

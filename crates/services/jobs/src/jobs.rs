@@ -7,7 +7,8 @@
 //!   then oldest), at most `max_running` at once and `concurrency` per queue, the
 //!   queues taking turns and each held to its rate in `jobs.rates` (`Pace`), and is
 //!   woken by every local enqueue, every ended job and every clock advance, or else
-//!   polls every `poll_ms`;
+//!   polls every `poll_ms`; it looks for expired leases and due schedules once a
+//!   poll;
 //! - each claimed job is a **deferred call**: it goes through the node's call path
 //!   ([`Node::call`]) as the caller that enqueued it (identity and scopes), with the
 //!   job's per-attempt timeout and the headers `plexus-job-id`,
@@ -609,6 +610,10 @@ impl Jobs {
         let poll = inner.config.poll();
         // Other nodes' new work, where the backend announces it.
         let mut remote = inner.backend.wakeups();
+        // When expired leases and due schedules were last looked for: once a poll
+        // is enough (a lease or a fire time is at most a poll late), not on every
+        // wake-up, which a busy queue has once per job.
+        let mut swept: Option<i64> = None;
         while !inner.closed.load(Ordering::Acquire) {
             let wake = inner.wake.notified();
             let moved = inner.clock.moved.notified();
@@ -616,8 +621,11 @@ impl Jobs {
             wake.as_mut().enable();
             moved.as_mut().enable();
             let now = inner.clock.now_ms();
-            self.recover(now).await;
-            self.fire_schedules(now).await;
+            if swept.is_none_or(|at| now < at || now - at >= millis(poll)) {
+                self.recover(now).await;
+                self.fire_schedules(now).await;
+                swept = Some(now);
+            }
             while inner.total.load(Ordering::Acquire) < inner.config.max_running {
                 let mut skip = self.full_queues();
                 skip.extend(inner.pace.left_out(now));
@@ -635,14 +643,17 @@ impl Jobs {
                     Ok(None) if inner.pace.new_round() => {}
                     Ok(None) => break,
                     Err(error) => {
-                        tracing::warn!(%error, "jobs: claim failed; trying again after the poll");
+                        self.backend_failed(&error, "claim failed; trying again after the poll");
                         break;
                     }
                 }
             }
             let mut wait = poll;
+            // A job due after this round's `now` is waited for; one due by then that
+            // was not taken is in a queue at its limit (a job ending wakes this) or
+            // past its rate (the pace's next token): waiting on it would spin.
             if inner.clock.manual.is_none()
-                && let Ok(Some(due)) = inner.backend.next_due().await
+                && let Ok(Some(due)) = inner.backend.next_due(now).await
             {
                 let until = u64::try_from(due.saturating_sub(inner.clock.now_ms())).unwrap_or(0);
                 wait = wait.min(Duration::from_millis(until));
@@ -681,7 +692,7 @@ impl Jobs {
                     }
                 }
             }
-            Err(error) => tracing::warn!(%error, "jobs: recovering expired leases failed"),
+            Err(error) => self.backend_failed(&error, "recovering expired leases failed"),
         }
     }
 
@@ -727,9 +738,8 @@ impl Jobs {
         };
         let now = inner.clock.now_ms();
         match answer {
-            Ok(result) => match inner
-                .backend
-                .complete(job.id, &inner.worker, now, &result)
+            Ok(result) => match self
+                .outcome(|| inner.backend.complete(job.id, &inner.worker, now, &result))
                 .await
             {
                 Ok(true) => {
@@ -745,16 +755,17 @@ impl Jobs {
                     json!({"attempt": job.attempt, "at": now, "error": kind, "message": message});
                 let dead = job.attempt >= job.max_attempts;
                 let retry_at = (!dead).then(|| now.saturating_add(self.backoff(&job)));
-                match inner
-                    .backend
-                    .fail(
-                        job.id,
-                        &inner.worker,
-                        now,
-                        &record,
-                        retry_at,
-                        inner.config.max_errors,
-                    )
+                match self
+                    .outcome(|| {
+                        inner.backend.fail(
+                            job.id,
+                            &inner.worker,
+                            now,
+                            &record,
+                            retry_at,
+                            inner.config.max_errors,
+                        )
+                    })
                     .await
                 {
                     Ok(true) => {
@@ -772,6 +783,38 @@ impl Jobs {
                 }
             }
         }
+    }
+
+    /// Stores an attempt's outcome with `store`, trying again while the backend is
+    /// unavailable (waits from 50 ms doubling to 1 s), for at most a lease: past
+    /// it the job is another worker's to recover anyway.
+    async fn outcome<'a, F, Fut>(&self, store: F) -> Result<bool, JobError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, JobError>> + 'a,
+    {
+        let give_up = tokio::time::Instant::now() + self.inner.config.lease();
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match store().await {
+                Err(error @ JobError::Unavailable { .. })
+                    if tokio::time::Instant::now() + wait < give_up =>
+                {
+                    self.backend_failed(&error, "storing an outcome failed; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Logs a failed step of the workers, counting the backend's absences.
+    fn backend_failed(&self, error: &JobError, what: &str) {
+        if matches!(error, JobError::Unavailable { .. }) {
+            self.inner.metrics.unavailable();
+        }
+        tracing::warn!(%error, "jobs: {what}");
     }
 
     /// The context of a job's call: its enqueuer, its timeout, its headers.
@@ -803,7 +846,7 @@ impl Jobs {
             match inner.backend.renew(id, &inner.worker, until).await {
                 Ok(true) => {}
                 Ok(false) => return,
-                Err(error) => tracing::warn!(%error, job = id, "jobs: renewing a lease failed"),
+                Err(error) => self.backend_failed(&error, "renewing a lease failed"),
             }
         }
     }

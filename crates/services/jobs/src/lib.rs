@@ -5,15 +5,18 @@
 //!
 //! - `config`: the `[jobs]` section ([`JobsConfig`]).
 //! - [`JobBackend`]: what a backend does, one step per operation;
-//!   [`SqliteBackend`] (the embedded default, in the DataStore's file) and
-//!   [`PostgresBackend`] (several nodes on one database, `FOR UPDATE SKIP LOCKED`).
+//!   [`SqliteBackend`] (the embedded default, in the DataStore's file),
+//!   [`PostgresBackend`] (several nodes on one database, `FOR UPDATE SKIP LOCKED`)
+//!   and [`RedisBackend`] (several nodes on one Redis/Valkey server, every step one
+//!   Lua script, so atomic; see its page for what is and is not guaranteed).
 //! - [`Jobs`]: enqueue checks naming the field, and the node's workers (priority,
 //!   then `run_at`, then arrival; per-queue concurrency; leases renewed and
 //!   recovered; retries with exponential backoff and jitter; dead letters with
 //!   their error history; results stored; bus events `jobs.<queue>.completed`,
 //!   `failed`, `dead`, `stalled`).
 //! - Transactional enqueue ([`Jobs::transaction`], [`Jobs::enqueue_in`]): jobs
-//!   added in a DataStore transaction, existing only if it commits.
+//!   added in a DataStore transaction, existing only if it commits (SQLite and
+//!   PostgreSQL; Redis refuses it with [`JobError::NotTransactional`]).
 //! - Recurring schedules ([`Jobs::schedule`]): cron patterns in a time zone, each
 //!   fire time enqueued once across nodes.
 //! - [`JobService`]: the `jobs.*` methods.
@@ -36,6 +39,7 @@ mod jobs;
 mod metrics;
 mod pace;
 mod postgres;
+mod redis;
 mod schedule;
 mod service;
 mod sql;
@@ -56,6 +60,7 @@ pub use jobs::{
 };
 pub use metrics::{Counts, JobMetrics};
 pub use postgres::{PostgresBackend, PostgresOptions};
+pub use redis::{REQUEUE_BATCH, RedisBackend};
 pub use schedule::{Schedule, next_fire};
 pub use service::JobService;
 pub use sqlite::SqliteBackend;

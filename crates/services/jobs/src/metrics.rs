@@ -18,6 +18,7 @@ struct Inner {
     dead: Counter,
     stalled: Counter,
     lost: Counter,
+    unavailable: Counter,
     running: Gauge,
 }
 
@@ -48,6 +49,9 @@ pub struct Counts {
     pub stalled: u64,
     /// Attempts whose outcome was not stored: the worker no longer held the job.
     pub lost: u64,
+    /// Steps of this node's workers that found the backend unavailable (each
+    /// waits and tries again: the workers pause until it is back).
+    pub unavailable: u64,
 }
 
 impl JobMetrics {
@@ -91,6 +95,9 @@ impl JobMetrics {
     pub(crate) fn lost(&self) {
         self.inner.lost.inc();
     }
+    pub(crate) fn unavailable(&self) {
+        self.inner.unavailable.inc();
+    }
 
     /// The counts now.
     pub fn counts(&self) -> Counts {
@@ -105,6 +112,7 @@ impl JobMetrics {
             dead: i.dead.get(),
             stalled: i.stalled.get(),
             lost: i.lost.get(),
+            unavailable: i.unavailable.get(),
         }
     }
 
@@ -140,6 +148,11 @@ impl JobMetrics {
                 "plexus_jobs_lost",
                 "Attempts whose outcome was dropped: the worker no longer held the job",
                 &i.lost,
+            ),
+            (
+                "plexus_jobs_backend_unavailable",
+                "Worker steps that found the jobs backend unavailable",
+                &i.unavailable,
             ),
         ];
         for (name, help, counter) in counters {

@@ -24,15 +24,13 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use plexus_core::async_trait;
-use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor};
 use tokio::sync::watch;
 
-use crate::backend::{JobBackend, ListFilter, NewJob, QueueStats, ScheduleRow, Stalled};
+use crate::backend::NewJob;
 use crate::sql::{self, job_of, json_text, scopes_text, to_i64};
-use crate::{Job, JobError, JobState};
+use crate::{Job, JobError};
 
 /// Serializes the creation of the tables between nodes (`pg_advisory_xact_lock`).
 const SCHEMA_LOCK: i64 = 0x706c_6578_6a6f_6273; // "plexjobs"
@@ -99,6 +97,46 @@ pub(crate) const INSERT: &str = "INSERT INTO plexus_jobs (queue, target, params,
 /// none if this transaction rolled back.
 pub(crate) const UNIQUE_LOCK: &str =
     "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))";
+
+/// The `complete` step's statement (its bindings are `sql_backend!`'s).
+const COMPLETE: &str =
+    "UPDATE plexus_jobs SET state = 'completed', result = $3::jsonb, finished_at = $4,
+                 worker = NULL, lease_until = NULL
+             WHERE id = $1 AND worker = $2 AND state = 'running'";
+
+/// The `fail` step's statement (its bindings are `sql_backend!`'s).
+const FAIL: &str = "UPDATE plexus_jobs SET
+                 state = CASE WHEN $4::bigint IS NULL THEN 'dead' ELSE 'pending' END,
+                 run_at = COALESCE($4, run_at),
+                 finished_at = CASE WHEN $4::bigint IS NULL THEN $3 ELSE NULL END,
+                 worker = NULL, lease_until = NULL,
+                 errors = (CASE WHEN jsonb_array_length(errors) >= $6
+                                THEN errors - 0 ELSE errors END)
+                          || jsonb_build_array($5::jsonb)
+             WHERE id = $1 AND worker = $2 AND state = 'running'";
+
+/// The `recover` step's statement (its bindings are `sql_backend!`'s).
+const RECOVER: &str = "UPDATE plexus_jobs SET
+                 state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'pending' END,
+                 finished_at = CASE WHEN attempt >= max_attempts THEN $1 ELSE NULL END,
+                 run_at = $1, worker = NULL, lease_until = NULL,
+                 errors = errors || jsonb_build_array(jsonb_build_object(
+                     'attempt', attempt, 'at', $1::bigint, 'error', 'stalled: the lease ran out'))
+             WHERE state = 'running' AND lease_until < $1
+             RETURNING id, queue, attempt, state";
+
+/// The `get` step's statement (its bindings are `sql_backend!`'s).
+const GET: &str = concat!("SELECT ", columns!(), " FROM plexus_jobs WHERE id = $1");
+
+/// The `list` step's statement (its bindings are `sql_backend!`'s).
+const LIST: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM plexus_jobs
+             WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR state = $2)
+                 AND id > $3
+             ORDER BY id LIMIT $4"
+);
 
 /// Where a [`PostgresBackend`] keeps its jobs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -244,10 +282,15 @@ impl PostgresBackend {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Tells every node's listener that `queue` has work.
+    async fn announce(&self, queue: &str) -> Result<(), JobError> {
+        sqlx::query(NOTIFY).bind(queue).execute(&self.pool).await?;
+        Ok(())
+    }
 }
 
-#[async_trait]
-impl JobBackend for PostgresBackend {
+sql::sql_backend!(PostgresBackend [COMPLETE, FAIL, RECOVER, GET, LIST] {
     fn name(&self) -> &'static str {
         "postgres"
     }
@@ -338,106 +381,6 @@ impl JobBackend for PostgresBackend {
         row.as_ref().map(job_of).transpose()
     }
 
-    async fn renew(&self, id: i64, worker: &str, lease_until: i64) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::RENEW)
-            .bind(id)
-            .bind(worker)
-            .bind(lease_until)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn complete(
-        &self,
-        id: i64,
-        worker: &str,
-        now: i64,
-        result: &Value,
-    ) -> Result<bool, JobError> {
-        let done = sqlx::query(
-            "UPDATE plexus_jobs SET state = 'completed', result = $3::jsonb, finished_at = $4,
-                 worker = NULL, lease_until = NULL
-             WHERE id = $1 AND worker = $2 AND state = 'running'",
-        )
-        .bind(id)
-        .bind(worker)
-        .bind(json_text(result))
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn fail(
-        &self,
-        id: i64,
-        worker: &str,
-        now: i64,
-        error: &Value,
-        retry_at: Option<i64>,
-        keep: usize,
-    ) -> Result<bool, JobError> {
-        let done = sqlx::query(
-            "UPDATE plexus_jobs SET
-                 state = CASE WHEN $4::bigint IS NULL THEN 'dead' ELSE 'pending' END,
-                 run_at = COALESCE($4, run_at),
-                 finished_at = CASE WHEN $4::bigint IS NULL THEN $3 ELSE NULL END,
-                 worker = NULL, lease_until = NULL,
-                 errors = (CASE WHEN jsonb_array_length(errors) >= $6
-                                THEN errors - 0 ELSE errors END)
-                          || jsonb_build_array($5::jsonb)
-             WHERE id = $1 AND worker = $2 AND state = 'running'",
-        )
-        .bind(id)
-        .bind(worker)
-        .bind(now)
-        .bind(retry_at)
-        .bind(json_text(error))
-        .bind(i32::try_from(keep).unwrap_or(i32::MAX))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn recover(&self, now: i64) -> Result<Vec<Stalled>, JobError> {
-        let rows = sqlx::query(
-            "UPDATE plexus_jobs SET
-                 state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'pending' END,
-                 finished_at = CASE WHEN attempt >= max_attempts THEN $1 ELSE NULL END,
-                 run_at = $1, worker = NULL, lease_until = NULL,
-                 errors = errors || jsonb_build_array(jsonb_build_object(
-                     'attempt', attempt, 'at', $1::bigint, 'error', 'stalled: the lease ran out'))
-             WHERE state = 'running' AND lease_until < $1
-             RETURNING id, queue, attempt, state",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(sql::stalled_of).collect()
-    }
-
-    async fn get(&self, id: i64) -> Result<Option<Job>, JobError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM plexus_jobs WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(job_of).transpose()
-    }
-
-    async fn cancel(&self, id: i64, now: i64) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::CANCEL)
-            .bind(id)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     async fn requeue(
         &self,
         ids: Option<&[i64]>,
@@ -465,97 +408,9 @@ impl JobBackend for PostgresBackend {
             }
         };
         if done.rows_affected() > 0 {
-            sqlx::query(NOTIFY)
-                .bind(queue.unwrap_or("*"))
-                .execute(&self.pool)
-                .await?;
+            self.announce(queue.unwrap_or("*")).await?;
         }
         Ok(done.rows_affected())
     }
 
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, JobError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM plexus_jobs
-             WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR state = $2)
-                 AND id > $3
-             ORDER BY id LIMIT $4"
-        ))
-        .bind(&filter.queue)
-        .bind(filter.state.map(JobState::as_str))
-        .bind(filter.after.unwrap_or(0))
-        .bind(i64::from(filter.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(job_of).collect()
-    }
-
-    async fn stats(&self, queue: Option<&str>) -> Result<Vec<QueueStats>, JobError> {
-        let counts = sqlx::query_as(sql::STATS_COUNTS)
-            .bind(queue)
-            .fetch_all(&self.pool)
-            .await?;
-        let paused = sqlx::query_as(sql::STATS_PAUSED)
-            .bind(queue)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(sql::fold_stats(paused, counts))
-    }
-
-    async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), JobError> {
-        sqlx::query(sql::SET_PAUSED)
-            .bind(queue)
-            .bind(paused)
-            .execute(&self.pool)
-            .await?;
-        if !paused {
-            sqlx::query(NOTIFY).bind(queue).execute(&self.pool).await?;
-        }
-        Ok(())
-    }
-
-    async fn next_due(&self) -> Result<Option<i64>, JobError> {
-        Ok(sqlx::query_scalar(sql::NEXT_DUE)
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn put_schedule(&self, schedule: &ScheduleRow) -> Result<(), JobError> {
-        sqlx::query(sql::PUT_SCHEDULE)
-            .bind(&schedule.name)
-            .bind(&schedule.cron)
-            .bind(&schedule.timezone)
-            .bind(json_text(&schedule.job))
-            .bind(schedule.next_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn remove_schedule(&self, name: &str) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::REMOVE_SCHEDULE)
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn schedules(&self, due: Option<i64>) -> Result<Vec<ScheduleRow>, JobError> {
-        let rows = sqlx::query(sql::SCHEDULES)
-            .bind(due)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(sql::schedule_of).collect()
-    }
-
-    async fn advance_schedule(&self, name: &str, from: i64, to: i64) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::ADVANCE_SCHEDULE)
-            .bind(name)
-            .bind(from)
-            .bind(to)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-}
+});

@@ -5,7 +5,10 @@
 //!
 //! What differs stays in each backend: the tables' types (JSON as text or `jsonb`),
 //! how a list is bound (`json_each` or `= ANY`), and how a unique key is held while a
-//! job is added (SQLite's single writer, PostgreSQL's advisory lock).
+//! job is added (SQLite's single writer, PostgreSQL's advisory lock). The steps
+//! that are the same statement with the same bindings on both are written once,
+//! in [`sql_backend!`], which writes each backend's `impl JobBackend` around the
+//! steps of its own.
 
 use std::collections::BTreeMap;
 
@@ -41,9 +44,9 @@ pub(crate) const STATS_PAUSED: &str =
 pub(crate) const SET_PAUSED: &str = "INSERT INTO plexus_job_queues (queue, paused) VALUES ($1, $2)
      ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused";
 
-/// The earliest `run_at` of a waiting job of a queue that is not paused.
+/// The earliest `run_at` after `$1` of a waiting job of a queue that is not paused.
 pub(crate) const NEXT_DUE: &str = "SELECT min(run_at) FROM plexus_jobs
-     WHERE state = 'pending'
+     WHERE state = 'pending' AND run_at > $1
          AND queue NOT IN (SELECT queue FROM plexus_job_queues WHERE paused)";
 
 /// The existing job holding a unique key: `$1` queue, `$2` key, `$3` window start.
@@ -80,6 +83,197 @@ pub(crate) const SCHEDULES: &str = "SELECT name, cron, timezone, job, next_at
 pub(crate) const ADVANCE_SCHEDULE: &str =
     "UPDATE plexus_job_schedules SET next_at = $3 WHERE name = $1 AND next_at = $2";
 
+/// Writes `impl JobBackend for $backend` (a type with a sqlx `pool`): the steps
+/// given in braces (the ones that differ between the engines); the steps that
+/// bind and read the same on both with the engine's own statement (the five in
+/// brackets: `complete`, `fail`, `recover`, `get`, `list`); and the ones both run
+/// unchanged: the lease renewal, cancel, stats, pause, the next due time and the
+/// schedules. Jobs in SQL are in the DataStore's database, so `transactional`.
+macro_rules! sql_backend {
+    ($backend:ty [$complete:expr, $fail:expr, $recover:expr, $get:expr, $list:expr] {
+        $($own:tt)*
+    }) => {
+        #[plexus_core::async_trait]
+        impl $crate::backend::JobBackend for $backend {
+            $($own)*
+
+            async fn complete(
+                &self,
+                id: i64,
+                worker: &str,
+                now: i64,
+                result: &serde_json::Value,
+            ) -> Result<bool, $crate::JobError> {
+                let done = sqlx::query($complete)
+                    .bind(id)
+                    .bind(worker)
+                    .bind($crate::sql::json_text(result))
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn fail(
+                &self,
+                id: i64,
+                worker: &str,
+                now: i64,
+                error: &serde_json::Value,
+                retry_at: Option<i64>,
+                keep: usize,
+            ) -> Result<bool, $crate::JobError> {
+                let done = sqlx::query($fail)
+                    .bind(id)
+                    .bind(worker)
+                    .bind(now)
+                    .bind(retry_at)
+                    .bind($crate::sql::json_text(error))
+                    .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn recover(&self, now: i64) -> Result<Vec<$crate::Stalled>, $crate::JobError> {
+                let rows = sqlx::query($recover).bind(now).fetch_all(&self.pool).await?;
+                rows.iter().map($crate::sql::stalled_of).collect()
+            }
+
+            async fn get(&self, id: i64) -> Result<Option<$crate::Job>, $crate::JobError> {
+                let row = sqlx::query($get).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map($crate::sql::job_of).transpose()
+            }
+
+            async fn list(
+                &self,
+                filter: &$crate::ListFilter,
+            ) -> Result<Vec<$crate::Job>, $crate::JobError> {
+                let rows = sqlx::query($list)
+                    .bind(&filter.queue)
+                    .bind(filter.state.map($crate::JobState::as_str))
+                    .bind(filter.after.unwrap_or(0))
+                    .bind(i64::from(filter.limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map($crate::sql::job_of).collect()
+            }
+
+            fn transactional(&self) -> bool {
+                true
+            }
+
+            async fn renew(
+                &self,
+                id: i64,
+                worker: &str,
+                lease_until: i64,
+            ) -> Result<bool, $crate::JobError> {
+                let done = sqlx::query($crate::sql::RENEW)
+                    .bind(id)
+                    .bind(worker)
+                    .bind(lease_until)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn cancel(&self, id: i64, now: i64) -> Result<bool, $crate::JobError> {
+                let done = sqlx::query($crate::sql::CANCEL)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn stats(
+                &self,
+                queue: Option<&str>,
+            ) -> Result<Vec<$crate::QueueStats>, $crate::JobError> {
+                let counts = sqlx::query_as($crate::sql::STATS_COUNTS)
+                    .bind(queue)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let paused = sqlx::query_as($crate::sql::STATS_PAUSED)
+                    .bind(queue)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok($crate::sql::fold_stats(paused, counts))
+            }
+
+            async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), $crate::JobError> {
+                sqlx::query($crate::sql::SET_PAUSED)
+                    .bind(queue)
+                    .bind(paused)
+                    .execute(&self.pool)
+                    .await?;
+                if !paused {
+                    self.announce(queue).await?;
+                }
+                Ok(())
+            }
+
+            async fn next_due(&self, after: i64) -> Result<Option<i64>, $crate::JobError> {
+                Ok(sqlx::query_scalar($crate::sql::NEXT_DUE)
+                    .bind(after)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn put_schedule(
+                &self,
+                schedule: &$crate::ScheduleRow,
+            ) -> Result<(), $crate::JobError> {
+                sqlx::query($crate::sql::PUT_SCHEDULE)
+                    .bind(&schedule.name)
+                    .bind(&schedule.cron)
+                    .bind(&schedule.timezone)
+                    .bind($crate::sql::json_text(&schedule.job))
+                    .bind(schedule.next_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn remove_schedule(&self, name: &str) -> Result<bool, $crate::JobError> {
+                let done = sqlx::query($crate::sql::REMOVE_SCHEDULE)
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn schedules(
+                &self,
+                due: Option<i64>,
+            ) -> Result<Vec<$crate::ScheduleRow>, $crate::JobError> {
+                let rows = sqlx::query($crate::sql::SCHEDULES)
+                    .bind(due)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map($crate::sql::schedule_of).collect()
+            }
+
+            async fn advance_schedule(
+                &self,
+                name: &str,
+                from: i64,
+                to: i64,
+            ) -> Result<bool, $crate::JobError> {
+                let done = sqlx::query($crate::sql::ADVANCE_SCHEDULE)
+                    .bind(name)
+                    .bind(from)
+                    .bind(to)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+    };
+}
+pub(crate) use sql_backend;
+
 /// Reads a schedule row.
 pub(crate) fn schedule_of<R>(row: &R) -> Result<ScheduleRow, JobError>
 where
@@ -108,9 +302,7 @@ pub(crate) fn scopes_text(scopes: Option<&Vec<String>>) -> Option<String> {
 }
 
 fn parse_json(text: &str) -> Result<Value, JobError> {
-    serde_json::from_str(text).map_err(|e| JobError::Backend {
-        reason: format!("unreadable JSON in a job: {e}"),
-    })
+    crate::backend::json_of("JSON", text)
 }
 
 /// A count or size read from the database (never negative in practice).
@@ -147,22 +339,14 @@ where
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let state: String = col(row, "state")?;
-    let state = JobState::parse(&state).ok_or_else(|| JobError::Backend {
-        reason: format!("unknown job state `{state}`"),
-    })?;
+    let state = crate::backend::state_of(&col::<_, String>(row, "state")?)?;
     let result: Option<String> = col(row, "result")?;
     let errors = match parse_json(&col::<_, String>(row, "errors")?)? {
         Value::Array(items) => items,
         other => vec![other],
     };
     let scopes: Option<String> = col(row, "scopes")?;
-    let scopes = scopes
-        .map(|s| serde_json::from_str::<Vec<String>>(&s))
-        .transpose()
-        .map_err(|e| JobError::Backend {
-            reason: format!("unreadable scopes in a job: {e}"),
-        })?;
+    let scopes = crate::backend::scopes_of(scopes.as_deref())?;
     Ok(Job {
         id: col(row, "id")?,
         queue: col(row, "queue")?,

@@ -11,11 +11,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use plexus_core::async_trait;
-use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::backend::{JobBackend, JobState, ListFilter, NewJob, QueueStats, ScheduleRow, Stalled};
+use crate::backend::NewJob;
 use crate::sql::{self, job_of, json_text, scopes_text, to_i64};
 use crate::{Job, JobError};
 
@@ -64,6 +62,41 @@ pub(crate) const INSERT: &str = "INSERT INTO plexus_jobs (queue, target, params,
              AND created_at > $14 AND state <> 'cancelled')
      RETURNING id";
 
+/// The `complete` step's statement (its bindings are `sql_backend!`'s).
+const COMPLETE: &str = "UPDATE plexus_jobs SET state = 'completed', result = ?3, finished_at = ?4,
+                 worker = NULL, lease_until = NULL
+             WHERE id = ?1 AND worker = ?2 AND state = 'running'";
+
+/// The `fail` step's statement (its bindings are `sql_backend!`'s).
+const FAIL: &str = "UPDATE plexus_jobs SET
+                 state = CASE WHEN ?4 IS NULL THEN 'dead' ELSE 'pending' END,
+                 run_at = COALESCE(?4, run_at),
+                 finished_at = CASE WHEN ?4 IS NULL THEN ?3 ELSE NULL END,
+                 worker = NULL, lease_until = NULL,
+                 errors = json_insert(
+                     CASE WHEN json_array_length(errors) >= ?6
+                          THEN json_remove(errors, '$[0]') ELSE errors END,
+                     '$[#]', json(?5))
+             WHERE id = ?1 AND worker = ?2 AND state = 'running'";
+
+/// The `recover` step's statement (its bindings are `sql_backend!`'s).
+const RECOVER: &str = "UPDATE plexus_jobs SET
+                 state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'pending' END,
+                 finished_at = CASE WHEN attempt >= max_attempts THEN ?1 ELSE NULL END,
+                 run_at = ?1, worker = NULL, lease_until = NULL,
+                 errors = json_insert(errors, '$[#]', json_object(
+                     'attempt', attempt, 'at', ?1, 'error', 'stalled: the lease ran out'))
+             WHERE state = 'running' AND lease_until < ?1
+             RETURNING id, queue, attempt, state";
+
+/// The `get` step's statement (its bindings are `sql_backend!`'s).
+const GET: &str = "SELECT * FROM plexus_jobs WHERE id = ?1";
+
+/// The `list` step's statement (its bindings are `sql_backend!`'s).
+const LIST: &str = "SELECT * FROM plexus_jobs
+             WHERE (?1 IS NULL OR queue = ?1) AND (?2 IS NULL OR state = ?2) AND id > ?3
+             ORDER BY id LIMIT ?4";
+
 /// Jobs in a SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteBackend {
@@ -106,6 +139,12 @@ impl SqliteBackend {
         sqlx::raw_sql(sql::SCHEDULES_TABLE).execute(&pool).await?;
         Ok(Self { pool })
     }
+
+    /// Work is announced to no other node: the file is this node's (its dispatcher
+    /// is woken by the queue itself).
+    async fn announce(&self, _queue: &str) -> Result<(), JobError> {
+        Ok(())
+    }
 }
 
 #[cfg(feature = "test-util")]
@@ -140,8 +179,7 @@ impl SqliteBackend {
     }
 }
 
-#[async_trait]
-impl JobBackend for SqliteBackend {
+sql::sql_backend!(SqliteBackend [COMPLETE, FAIL, RECOVER, GET, LIST] {
     fn name(&self) -> &'static str {
         "sqlite"
     }
@@ -210,103 +248,6 @@ impl JobBackend for SqliteBackend {
         row.as_ref().map(job_of).transpose()
     }
 
-    async fn renew(&self, id: i64, worker: &str, lease_until: i64) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::RENEW)
-            .bind(id)
-            .bind(worker)
-            .bind(lease_until)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn complete(
-        &self,
-        id: i64,
-        worker: &str,
-        now: i64,
-        result: &Value,
-    ) -> Result<bool, JobError> {
-        let done = sqlx::query(
-            "UPDATE plexus_jobs SET state = 'completed', result = ?3, finished_at = ?4,
-                 worker = NULL, lease_until = NULL
-             WHERE id = ?1 AND worker = ?2 AND state = 'running'",
-        )
-        .bind(id)
-        .bind(worker)
-        .bind(json_text(result))
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn fail(
-        &self,
-        id: i64,
-        worker: &str,
-        now: i64,
-        error: &Value,
-        retry_at: Option<i64>,
-        keep: usize,
-    ) -> Result<bool, JobError> {
-        let done = sqlx::query(
-            "UPDATE plexus_jobs SET
-                 state = CASE WHEN ?4 IS NULL THEN 'dead' ELSE 'pending' END,
-                 run_at = COALESCE(?4, run_at),
-                 finished_at = CASE WHEN ?4 IS NULL THEN ?3 ELSE NULL END,
-                 worker = NULL, lease_until = NULL,
-                 errors = json_insert(
-                     CASE WHEN json_array_length(errors) >= ?6
-                          THEN json_remove(errors, '$[0]') ELSE errors END,
-                     '$[#]', json(?5))
-             WHERE id = ?1 AND worker = ?2 AND state = 'running'",
-        )
-        .bind(id)
-        .bind(worker)
-        .bind(now)
-        .bind(retry_at)
-        .bind(json_text(error))
-        .bind(i64::try_from(keep).unwrap_or(i64::MAX))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn recover(&self, now: i64) -> Result<Vec<Stalled>, JobError> {
-        let rows = sqlx::query(
-            "UPDATE plexus_jobs SET
-                 state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'pending' END,
-                 finished_at = CASE WHEN attempt >= max_attempts THEN ?1 ELSE NULL END,
-                 run_at = ?1, worker = NULL, lease_until = NULL,
-                 errors = json_insert(errors, '$[#]', json_object(
-                     'attempt', attempt, 'at', ?1, 'error', 'stalled: the lease ran out'))
-             WHERE state = 'running' AND lease_until < ?1
-             RETURNING id, queue, attempt, state",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(sql::stalled_of).collect()
-    }
-
-    async fn get(&self, id: i64) -> Result<Option<Job>, JobError> {
-        let row = sqlx::query("SELECT * FROM plexus_jobs WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(job_of).transpose()
-    }
-
-    async fn cancel(&self, id: i64, now: i64) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::CANCEL)
-            .bind(id)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     async fn requeue(
         &self,
         ids: Option<&[i64]>,
@@ -337,83 +278,4 @@ impl JobBackend for SqliteBackend {
         Ok(done.rows_affected())
     }
 
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, JobError> {
-        let rows = sqlx::query(
-            "SELECT * FROM plexus_jobs
-             WHERE (?1 IS NULL OR queue = ?1) AND (?2 IS NULL OR state = ?2) AND id > ?3
-             ORDER BY id LIMIT ?4",
-        )
-        .bind(&filter.queue)
-        .bind(filter.state.map(JobState::as_str))
-        .bind(filter.after.unwrap_or(0))
-        .bind(i64::from(filter.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(job_of).collect()
-    }
-
-    async fn stats(&self, queue: Option<&str>) -> Result<Vec<QueueStats>, JobError> {
-        let counts = sqlx::query_as(sql::STATS_COUNTS)
-            .bind(queue)
-            .fetch_all(&self.pool)
-            .await?;
-        let paused = sqlx::query_as(sql::STATS_PAUSED)
-            .bind(queue)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(sql::fold_stats(paused, counts))
-    }
-
-    async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), JobError> {
-        sqlx::query(sql::SET_PAUSED)
-            .bind(queue)
-            .bind(paused)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn next_due(&self) -> Result<Option<i64>, JobError> {
-        Ok(sqlx::query_scalar(sql::NEXT_DUE)
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn put_schedule(&self, schedule: &ScheduleRow) -> Result<(), JobError> {
-        sqlx::query(sql::PUT_SCHEDULE)
-            .bind(&schedule.name)
-            .bind(&schedule.cron)
-            .bind(&schedule.timezone)
-            .bind(json_text(&schedule.job))
-            .bind(schedule.next_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn remove_schedule(&self, name: &str) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::REMOVE_SCHEDULE)
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn schedules(&self, due: Option<i64>) -> Result<Vec<ScheduleRow>, JobError> {
-        let rows = sqlx::query(sql::SCHEDULES)
-            .bind(due)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(sql::schedule_of).collect()
-    }
-
-    async fn advance_schedule(&self, name: &str, from: i64, to: i64) -> Result<bool, JobError> {
-        let done = sqlx::query(sql::ADVANCE_SCHEDULE)
-            .bind(name)
-            .bind(from)
-            .bind(to)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-}
+});

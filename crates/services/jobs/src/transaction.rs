@@ -12,7 +12,9 @@
 //!
 //! The jobs' tables must be in the DataStore's database (the default SQLite file;
 //! on PostgreSQL, `jobs.postgres_url` and `jobs.postgres_schema` naming the
-//! store's database and schema).
+//! store's database and schema). A backend that keeps its jobs elsewhere (Redis)
+//! cannot: both refuse with [`JobError::NotTransactional`] before anything is
+//! written.
 
 use std::sync::Arc;
 
@@ -90,6 +92,17 @@ async fn insert(session: &mut StoreSession, job: &NewJob) -> Result<(i64, bool),
 }
 
 impl Jobs {
+    /// Refuses a transactional enqueue on a backend outside the store.
+    fn transactional(&self) -> Result<(), JobError> {
+        if self.backend().transactional() {
+            Ok(())
+        } else {
+            Err(JobError::NotTransactional {
+                backend: self.backend().name(),
+            })
+        }
+    }
+
     /// Adds a job as `ctx`'s caller, after every check, inside the open transaction
     /// of `session` (a DataStore session, as [`DataStore::transaction_with`] hands
     /// out): it exists only if that transaction commits. The workers learn of it
@@ -100,6 +113,7 @@ impl Jobs {
         req: Enqueue,
         ctx: &CallContext,
     ) -> Result<Enqueued, JobError> {
+        self.transactional()?;
         let job = self
             .check(req, ctx)
             .inspect_err(|_| self.metrics().refused())?;
@@ -118,6 +132,7 @@ impl Jobs {
         jobs: Vec<Enqueue>,
         ctx: &CallContext,
     ) -> Result<(Vec<OpResult>, Vec<Enqueued>), JobError> {
+        self.transactional()?;
         let checked = jobs
             .into_iter()
             .enumerate()

@@ -12,7 +12,7 @@ async fn the_section_opens_the_service() {
         data_dir: dir.clone(),
         ..NodeSection::default()
     };
-    let parts = JobsFamily.open(None, &node).await.unwrap();
+    let parts = JobsFamily::default().open(None, &node).await.unwrap();
     let names: Vec<String> = parts
         .services
         .iter()
@@ -26,7 +26,7 @@ async fn the_section_opens_the_service() {
 
     let off = json!({"enabled": false});
     assert!(
-        JobsFamily
+        JobsFamily::default()
             .open(Some(&off), &node)
             .await
             .unwrap()
@@ -34,7 +34,7 @@ async fn the_section_opens_the_service() {
             .is_empty()
     );
     let bad = json!({"lease_ms": 1});
-    let Err(err) = JobsFamily.open(Some(&bad), &node).await else {
+    let Err(err) = JobsFamily::default().open(Some(&bad), &node).await else {
         panic!("lease_ms = 1 was accepted");
     };
     assert!(err.to_string().contains("jobs.lease_ms"), "{err}");
@@ -50,7 +50,7 @@ async fn the_section_opens_the_queue_in_postgres() {
         "postgres_schema": schema,
         "pool_size": 2,
     });
-    let parts = JobsFamily
+    let parts = JobsFamily::default()
         .open(Some(&section), &NodeSection::default())
         .await
         .unwrap();
@@ -75,4 +75,32 @@ async fn the_section_opens_the_queue_in_postgres() {
     .execute(&pool)
     .await
     .unwrap();
+}
+
+/// `backend = "redis"` keeps the queue on the node's `[redis]` connection (which
+/// brings the `redis` health component); without a `[redis]` section the family
+/// says which setting is wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_section_opens_the_queue_on_redis() {
+    let section = json!({"backend": "redis"});
+    let Err(err) = JobsFamily::default()
+        .open(Some(&section), &NodeSection::default())
+        .await
+    else {
+        panic!("redis without the redis family opened");
+    };
+    assert!(err.to_string().contains("jobs.backend"), "{err}");
+
+    let redis = plexus_redis::RedisFamily::new();
+    let url = json!({"url": plexus_redis::testing::redis_url(), "key_prefix": plexus_redis::testing::unique_prefix()});
+    redis
+        .open(Some(&url), &NodeSection::default())
+        .await
+        .unwrap();
+    let parts = JobsFamily::new(redis.slot())
+        .open(Some(&section), &NodeSection::default())
+        .await
+        .unwrap();
+    assert_eq!(parts.services.len(), 1);
+    assert_eq!(parts.components.len(), 1, "the redis health component");
 }

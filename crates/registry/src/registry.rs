@@ -95,6 +95,8 @@ impl Drop for Inner {
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 struct Snapshot {
+    /// Grows by one with every change other than a heartbeat ([`Registry::generation`]).
+    generation: u64,
     all: Vec<Registration>,
     index: HashMap<InstanceId, usize>,
     /// Read on every call: hashed with foldhash (seeded per map), not SipHash.
@@ -166,7 +168,9 @@ impl Snapshot {
             Touched::Service(name) => rebuild(name),
             Touched::Heartbeat => {}
         }
+        let changed = u64::from(!matches!(touched, Touched::Heartbeat));
         Self {
+            generation: previous.map_or(0, |p| p.generation + changed),
             all,
             index,
             services,
@@ -563,6 +567,14 @@ impl Registry {
             Some(entry) => Arc::clone(&entry.routable),
             None => Arc::clone(&snapshot.empty),
         }
+    }
+
+    /// A number that grows whenever an instance is registered, deregistered or
+    /// changes (status, descriptor), and not on heartbeats: while it stays the same,
+    /// so do the services and their instances, so what is derived from them (a
+    /// catalog of methods) may be kept.
+    pub fn generation(&self) -> u64 {
+        self.inner.snapshot.load().generation
     }
 
     /// Every change from now on, in order. Bounded by

@@ -265,3 +265,23 @@ async fn another_nodes_stale_mark_does_not_override_an_instance_registered_here(
         ServiceStatus::Unhealthy
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_generation_grows_with_every_change_but_not_with_heartbeats() {
+    let (registry, _bus) = registry_with(config());
+    let first = registry.generation();
+    register(&registry, "storage", "storage-1").await;
+    let registered = registry.generation();
+    assert!(registered > first);
+    registry.heartbeat(&"storage-1".into()).await.unwrap();
+    assert_eq!(
+        registry.generation(),
+        registered,
+        "a heartbeat changes nothing"
+    );
+    set_status(&registry, "storage-1", ServiceStatus::Healthy, None).await;
+    let healthy = registry.generation();
+    assert!(healthy > registered);
+    registry.deregister(&"storage-1".into()).await.unwrap();
+    assert!(registry.generation() > healthy);
+}

@@ -208,6 +208,8 @@ struct Inner {
     config: DslConfig,
     cache: SchemaCache,
     node: OnceLock<WeakNode>,
+    /// The last catalog built, with the registry generation it was built at.
+    catalog: parking_lot::Mutex<Option<(u64, Arc<Catalog>)>>,
 }
 
 impl Dsl {
@@ -219,6 +221,7 @@ impl Dsl {
                 config,
                 cache,
                 node: OnceLock::new(),
+                catalog: parking_lot::Mutex::new(None),
             }),
         }
     }
@@ -241,15 +244,26 @@ impl Dsl {
             .ok_or(DslError::Detached)
     }
 
-    /// The verbs the node offers now.
-    pub fn catalog(&self) -> Result<Catalog, DslError> {
-        Ok(Catalog::of(self.node()?.registry(), &self.inner.cache))
+    /// The verbs the node offers now: built again only when the registry changed
+    /// since the last time ([`plexus_registry::Registry::generation`]).
+    pub fn catalog(&self) -> Result<Arc<Catalog>, DslError> {
+        let node = self.node()?;
+        let registry = node.registry();
+        let generation = registry.generation();
+        if let Some((built_at, catalog)) = &*self.inner.catalog.lock()
+            && *built_at == generation
+        {
+            return Ok(Arc::clone(catalog));
+        }
+        let catalog = Arc::new(Catalog::of(registry, &self.inner.cache));
+        *self.inner.catalog.lock() = Some((generation, Arc::clone(&catalog)));
+        Ok(catalog)
     }
 
     /// Reads and checks `source` (named `name` in diagnostics) for the caller of
     /// `ctx`: every problem, or the program ready to run.
     pub fn check(&self, name: &str, source: &str, ctx: &CallContext) -> Result<Checked, DslError> {
-        self.check_in(&self.catalog()?, name, source, &[], ctx)
+        self.check_in(&*self.catalog()?, name, source, &[], ctx)
     }
 
     /// [`Self::check`] with the names of `bound` already bound.
@@ -260,7 +274,7 @@ impl Dsl {
         bound: &[&str],
         ctx: &CallContext,
     ) -> Result<Checked, DslError> {
-        self.check_in(&self.catalog()?, name, source, bound, ctx)
+        self.check_in(&*self.catalog()?, name, source, bound, ctx)
     }
 
     /// [`Self::check_with`] against `catalog`.

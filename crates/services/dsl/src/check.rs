@@ -219,7 +219,7 @@ pub(crate) fn lasting_let(expr: &Expr) -> Option<Vec<(&str, Span, &Expr)>> {
         return None;
     };
     match form(items, expr.span) {
-        Ok(Form::Let { bindings, body }) if body.is_empty() => Some(bindings),
+        Ok(Form::Let { bindings, body: [] }) => Some(bindings),
         _ => None,
     }
 }

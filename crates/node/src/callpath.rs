@@ -62,6 +62,15 @@ use crate::metrics::{MethodMetrics, Metrics};
 use crate::policy::{FailureClasses, ServicePolicy};
 use crate::schema::ParamsSchema;
 
+/// The longest a call's answer waits for its audit record to be written. The record
+/// is written before the answer, so a caller that reads the trail next finds it;
+/// but with the store unreachable (a database outage) a write waits for the pool,
+/// and every mutating call, to any service, would wait with it (`plexus validate
+/// seed-002` with PostgreSQL behind the fault proxy showed every call of every
+/// module timing out while the database was down). Past this bound the record is
+/// given up and logged, as a record that fails to write already is.
+const AUDIT_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What a service's instances are reached through: an in-process service, or a proxy
 /// for one in another process (the gateway's WebSocket sessions).
 pub type Transport = Arc<dyn Service>;
@@ -539,21 +548,22 @@ impl MethodRoute {
         let (caller, correlation_id, sent) =
             (ctx.caller.clone(), ctx.correlation_id, params.clone());
         let result = self.call_recorded(route, params, ctx).await;
-        audit
-            .record(CallRecord {
-                method: self.full.clone(),
-                caller,
-                correlation_id,
-                params: sent,
-                at,
-                duration: started.elapsed(),
-                outcome: match &result {
-                    Ok(_) => "ok".to_owned(),
-                    Err(e) => e.outcome().to_owned(),
-                },
-                error: result.as_ref().err().map(|e| (e.code(), e.to_string())),
-            })
-            .await;
+        let record = audit.record(CallRecord {
+            method: self.full.clone(),
+            caller,
+            correlation_id,
+            params: sent,
+            at,
+            duration: started.elapsed(),
+            outcome: match &result {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => e.outcome().to_owned(),
+            },
+            error: result.as_ref().err().map(|e| (e.code(), e.to_string())),
+        });
+        if tokio::time::timeout(AUDIT_WAIT, record).await.is_err() {
+            tracing::error!(method = %self.full, wait = ?AUDIT_WAIT, "audit record not written in time; given up");
+        }
         result
     }
 

@@ -105,7 +105,7 @@ enum Command {
     /// Measure one part beside its ceiling in the same run.
     #[cfg(feature = "bench")]
     Bench(bench::BenchArgs),
-    /// Run a scenario (a file or a built-in: seed-001): load, faults, assertions,
+    /// Run a scenario (a file or a built-in: seed-001, seed-002): load, faults, assertions,
     /// and a report (Markdown, JSON, HTML) of measured figures; status 1 when an
     /// assertion fails.
     #[cfg(feature = "validate")]

@@ -11,7 +11,7 @@ use plexus_validate::{Options, Report, Scenario};
 /// Arguments of `plexus validate`.
 #[derive(Debug, Args)]
 pub(crate) struct ValidateArgs {
-    /// A scenario file (TOML, see docs/validate.md) or a built-in scenario: seed-001.
+    /// A scenario file (TOML, see docs/validate.md) or a built-in scenario: seed-001, seed-002.
     scenario: String,
     /// Where the report goes (report.json, report.md, report.html).
     #[arg(long, value_name = "DIR", default_value = "validate-report")]

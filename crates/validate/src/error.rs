@@ -26,7 +26,7 @@ pub enum ValidateError {
         reason: String,
     },
     /// No built-in scenario of that name.
-    #[error("no scenario file or built-in scenario called `{0}` (built-in: seed-001)")]
+    #[error("no scenario file or built-in scenario called `{0}` (built-in: seed-001, seed-002)")]
     Unknown(String),
     /// The node, a service, a proxy or the generator could not start.
     #[error("cannot start {what}: {reason}")]

@@ -52,14 +52,16 @@ fn chart(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{t}"><rect width="100%" height="100%" fill="#fff"/><text x="4" y="14" font-size="12" font-weight="bold">{t}</text>"##,
         t = esc(title)
     );
-    for (name, from, to) in faults {
+    // Labels of neighbouring windows alternate between two lines, so that a name
+    // longer than its window does not run into the next one's.
+    for (i, (name, from, to)) in faults.iter().enumerate() {
         let _ = write!(
             s,
             r##"<rect x="{:.1}" y="{TOP}" width="{:.1}" height="{ph}" fill="#f4a6a6" fill-opacity="0.35"/><text x="{:.1}" y="{:.1}" font-size="10" fill="#a33">{}</text>"##,
             x(*from),
             (x(*to) - x(*from)).max(1.0),
             x(*from) + 2.0,
-            TOP + 10.0,
+            TOP + 10.0 + 11.0 * (i % 2) as f64,
             esc(name)
         );
     }

@@ -12,7 +12,10 @@ use serde_json::Value;
 use crate::ValidateError;
 
 /// The built-in scenarios, shipped in the binary: `(name, TOML)`.
-pub const BUILT_IN: &[(&str, &str)] = &[("seed-001", include_str!("../scenarios/seed-001.toml"))];
+pub const BUILT_IN: &[(&str, &str)] = &[
+    ("seed-001", include_str!("../scenarios/seed-001.toml")),
+    ("seed-002", include_str!("../scenarios/seed-002.toml")),
+];
 
 /// One scenario.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -395,7 +398,7 @@ pub enum AssertionSpec {
 }
 
 impl Scenario {
-    /// Reads a scenario: a built-in name (`seed-001`) or a file.
+    /// Reads a scenario: a built-in name (`seed-001`, `seed-002`) or a file.
     pub fn load(name_or_path: &str) -> Result<Self, ValidateError> {
         if let Some((name, text)) = BUILT_IN.iter().find(|(n, _)| *n == name_or_path) {
             return Self::parse(name, text);

@@ -228,3 +228,68 @@ async fn a_generator_that_cannot_hold_its_rate_says_so() {
     assert!(stats.saturated);
     assert_eq!(stats.counts.dropped, starved.totals.dropped);
 }
+
+const STEADY: &str = r#"
+name = "steady"
+duration_s = 3
+warmup_s = 0.5
+
+[[services]]
+kind = "test"
+name = "svc"
+
+[[loads]]
+name = "calls"
+target = { call = "svc.read" }
+model = "open"
+rate = 100
+"#;
+
+/// `STEADY`, with the service answering `ms` later for the whole run.
+fn slowed(ms: u64) -> String {
+    format!(
+        "{STEADY}\n[[faults]]\nname = \"slow\"\ntarget = \"service:svc\"\nkind = \"latency\"\nms = {ms}\nat_s = 0\nduration_s = 3\n"
+    )
+}
+
+async fn run_text(text: &str) -> plexus_validate::Report {
+    let scenario = Scenario::parse("steady", text).unwrap();
+    plexus_validate::run_async(scenario, &Options::default())
+        .await
+        .unwrap()
+}
+
+/// What the noise bands can promise, measured: on this project's shared 2-core
+/// machine, two runs of the same scenario differ in their p50 by about 10 % (3.0 ms
+/// against 3.3 ms), while the band the report derives from one pair of runs (the
+/// spread of the 250 ms buckets) is 3–7 %: run-to-run drift is larger than the
+/// within-run spread, and only repeated runs can measure it. So this test holds the
+/// comparison to what it can promise: the throughput of the same open-model load is
+/// noise, the p50 moves far less between two identical runs than when the service
+/// really answers 40 ms later, and that slowdown reads as worse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_of_the_same_scenario_differ_less_than_a_real_change() {
+    // Each `plexus validate` is a process of its own, equally cold; in one test
+    // process the first run would pay for what every later one finds warm (the
+    // runtime's threads, the allocator, the HTTP client's first connections), so a
+    // first run is made and left out.
+    let _ = run_text(STEADY).await;
+    let first = run_text(STEADY).await;
+    let second = run_text(STEADY).await;
+    let same = plexus_validate::compare::compare(&first, &second);
+    assert_eq!(same.len(), 3, "p50, p99 and ok/s of the one load");
+    let figure = |deltas: &[plexus_validate::compare::Delta], name: &str| {
+        deltas.iter().find(|d| d.figure == name).cloned().unwrap()
+    };
+    let throughput = figure(&same, "ok_per_s");
+    assert_eq!(throughput.verdict, "noise", "{throughput:?}");
+
+    let slow = run_text(&slowed(40)).await;
+    let real = plexus_validate::compare::compare(&first, &slow);
+    let (p50_same, p50_real) = (figure(&same, "p50_ms"), figure(&real, "p50_ms"));
+    assert_eq!(p50_real.verdict, "worse", "{p50_real:?}");
+    assert!(
+        p50_same.change_pct.abs() * 10.0 < p50_real.change_pct,
+        "identical runs: {p50_same:?}; 40 ms slower: {p50_real:?}"
+    );
+}

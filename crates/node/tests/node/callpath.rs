@@ -262,3 +262,36 @@ async fn every_mutating_call_is_recorded_and_no_idempotent_one() {
     assert_eq!(records[1].outcome, "unavailable");
     assert_eq!(records[1].error.as_ref().unwrap().0, codes::UNAVAILABLE);
 }
+
+/// Never finishes writing a record, as an audit log whose database is unreachable.
+struct StuckTrail;
+
+#[plexus_core::async_trait]
+impl plexus_node::CallObserver for StuckTrail {
+    async fn record(&self, _: plexus_node::CallRecord) {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_audit_record_that_cannot_be_written_holds_the_answer_at_most_100_ms() {
+    let storage = Module::new("storage", "storage-1");
+    let node = start(
+        Node::builder("audit").audit(Arc::new(StuckTrail)),
+        &[&storage],
+    )
+    .await;
+    let started = tokio::time::Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(1),
+        node.call("storage.echo", json!({"x": 1}), CallContext::new()),
+    )
+    .await
+    .expect("the answer waited on the audit record past 1 s");
+    assert_eq!(answer.unwrap(), json!({"x": 1}));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(100) && waited < Duration::from_millis(150),
+        "waited {waited:?}"
+    );
+}

@@ -67,8 +67,9 @@ use crate::schema::ParamsSchema;
 /// but with the store unreachable (a database outage) a write waits for the pool,
 /// and every mutating call, to any service, would wait with it (`plexus validate
 /// seed-002` with PostgreSQL behind the fault proxy showed every call of every
-/// module timing out while the database was down). Past this bound the record is
-/// given up and logged, as a record that fails to write already is.
+/// module timing out while the database was down). Past this bound the answer goes
+/// and the record is written later, in its own task, when the store takes it (a
+/// record that fails to write is logged, as before).
 const AUDIT_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What a service's instances are reached through: an in-process service, or a proxy
@@ -548,7 +549,7 @@ impl MethodRoute {
         let (caller, correlation_id, sent) =
             (ctx.caller.clone(), ctx.correlation_id, params.clone());
         let result = self.call_recorded(route, params, ctx).await;
-        let record = audit.record(CallRecord {
+        let record = CallRecord {
             method: self.full.clone(),
             caller,
             correlation_id,
@@ -560,9 +561,16 @@ impl MethodRoute {
                 Err(e) => e.outcome().to_owned(),
             },
             error: result.as_ref().err().map(|e| (e.code(), e.to_string())),
-        });
-        if tokio::time::timeout(AUDIT_WAIT, record).await.is_err() {
-            tracing::error!(method = %self.full, wait = ?AUDIT_WAIT, "audit record not written in time; given up");
+        };
+        // Written in its own task: past the wait the answer goes, and the record is
+        // still written when the store can take it (or its failure logged).
+        let audit = Arc::clone(audit);
+        let mut written = tokio::spawn(async move { audit.record(record).await });
+        if tokio::time::timeout(AUDIT_WAIT, &mut written)
+            .await
+            .is_err()
+        {
+            tracing::warn!(method = %self.full, wait = ?AUDIT_WAIT, "the audit record is not written yet; answering without waiting for it");
         }
         result
     }

@@ -295,3 +295,32 @@ async fn an_audit_record_that_cannot_be_written_holds_the_answer_at_most_100_ms(
         "waited {waited:?}"
     );
 }
+
+/// Takes half a second to write each record, as an audit log on a slow database.
+#[derive(Default)]
+struct SlowTrail(parking_lot::Mutex<Vec<plexus_node::CallRecord>>);
+
+#[plexus_core::async_trait]
+impl plexus_node::CallObserver for SlowTrail {
+    async fn record(&self, record: plexus_node::CallRecord) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.0.lock().push(record);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_audit_record_is_still_written_after_the_answer_went() {
+    let storage = Module::new("storage", "storage-1");
+    let trail = Arc::new(SlowTrail::default());
+    let node = start(Node::builder("audit").audit(trail.clone()), &[&storage]).await;
+    let answer = node.call("storage.echo", json!({"x": 1}), CallContext::new());
+    assert_eq!(answer.await.unwrap(), json!({"x": 1}));
+    assert!(
+        trail.0.lock().is_empty(),
+        "answered before the record was written"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let written = trail.0.lock().clone();
+    assert_eq!(written.len(), 1, "the record was given up");
+    assert_eq!(written[0].params, json!({"x": 1}));
+}

@@ -100,6 +100,9 @@ impl Service for Noop {
 struct Bench {
     jobs: Jobs,
     noop: Arc<Noop>,
+    /// `jobs.bench.completed` events: each wakes [`Bench::completed`] (the metric
+    /// is counted before the event is published, and a full queue keeps its newest).
+    done: plexus_bus::Subscription,
     _node: Node,
 }
 
@@ -124,9 +127,17 @@ impl Bench {
             .await
             .map_err(failed)?;
         service.attach(&node);
+        let done = node
+            .bus()
+            .subscribe(
+                &format!("jobs.{QUEUE}.completed"),
+                plexus_bus::SubscribeOptions::new(),
+            )
+            .map_err(failed)?;
         Ok(Self {
             jobs,
             noop,
+            done,
             _node: node,
         })
     }
@@ -158,14 +169,24 @@ impl Bench {
     }
 
     /// Waits until `n` jobs were completed in all (bounded).
-    async fn completed(&self, n: u64) -> Result<(), BenchError> {
+    async fn completed(&mut self, n: u64) -> Result<(), BenchError> {
+        let (jobs, done) = (&self.jobs, &mut self.done);
+        let count = || jobs.metrics().counts().completed;
         tokio::time::timeout(Duration::from_secs(120), async {
-            while self.jobs.metrics().counts().completed < n {
-                tokio::time::sleep(Duration::from_millis(1)).await;
+            while count() < n {
+                if done.recv().await.is_none() {
+                    break;
+                }
             }
         })
         .await
-        .map_err(|_| failed(format!("{n} jobs did not complete within 120 s")))
+        .map_err(|_| failed(format!("{n} jobs did not complete within 120 s")))?;
+        match count() {
+            c if c >= n => Ok(()),
+            c => Err(failed(format!(
+                "the bus closed after {c} of {n} jobs completed"
+            ))),
+        }
     }
 }
 
@@ -175,7 +196,7 @@ async fn measure(
     plan: &Plan,
     report: &mut Report,
 ) -> Result<(), BenchError> {
-    let bench = Bench::start(backend).await?;
+    let mut bench = Bench::start(backend).await?;
     bench.jobs.set_paused(QUEUE, true).await.map_err(failed)?;
 
     let started = Instant::now();

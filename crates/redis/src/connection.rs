@@ -162,6 +162,32 @@ impl Redis {
         }
     }
 
+    /// Runs the Lua `script` on `keys` with `args`, in one round trip (by its SHA,
+    /// sent whole when the server does not hold it yet), within [`Redis::bound`].
+    pub async fn eval<T, K, A>(
+        &self,
+        script: &redis::Script,
+        keys: K,
+        args: A,
+    ) -> Result<T, RedisError>
+    where
+        T: redis::FromRedisValue + Send + 'static,
+        K: IntoIterator,
+        K::Item: redis::ToRedisArgs,
+        A: IntoIterator,
+        A::Item: redis::ToRedisArgs,
+    {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        for arg in args {
+            invocation.arg(arg);
+        }
+        self.run(move |mut c| async move { invocation.invoke_async(&mut c).await })
+            .await
+    }
+
     /// Answers `PING`.
     pub async fn ping(&self) -> Result<(), RedisError> {
         let pong: String = self

@@ -296,15 +296,21 @@ async fn an_audit_record_that_cannot_be_written_holds_the_answer_at_most_100_ms(
     );
 }
 
-/// Takes half a second to write each record, as an audit log on a slow database.
+/// Writes each record only once the test lets it, as an audit log on a database
+/// that answers late; says when it wrote one.
 #[derive(Default)]
-struct SlowTrail(parking_lot::Mutex<Vec<plexus_node::CallRecord>>);
+struct SlowTrail {
+    written: parking_lot::Mutex<Vec<plexus_node::CallRecord>>,
+    release: tokio::sync::Notify,
+    wrote: tokio::sync::Notify,
+}
 
 #[plexus_core::async_trait]
 impl plexus_node::CallObserver for SlowTrail {
     async fn record(&self, record: plexus_node::CallRecord) {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        self.0.lock().push(record);
+        self.release.notified().await;
+        self.written.lock().push(record);
+        self.wrote.notify_one();
     }
 }
 
@@ -316,11 +322,15 @@ async fn a_slow_audit_record_is_still_written_after_the_answer_went() {
     let answer = node.call("storage.echo", json!({"x": 1}), CallContext::new());
     assert_eq!(answer.await.unwrap(), json!({"x": 1}));
     assert!(
-        trail.0.lock().is_empty(),
+        trail.written.lock().is_empty(),
         "answered before the record was written"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let written = trail.0.lock().clone();
-    assert_eq!(written.len(), 1, "the record was given up");
+    // The store answers now: the record the answer did not wait for is written.
+    trail.release.notify_one();
+    tokio::time::timeout(Duration::from_secs(5), trail.wrote.notified())
+        .await
+        .expect("the record was given up");
+    let written = trail.written.lock().clone();
+    assert_eq!(written.len(), 1);
     assert_eq!(written[0].params, json!({"x": 1}));
 }

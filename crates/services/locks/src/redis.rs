@@ -108,17 +108,7 @@ impl RedisBackend {
         keys: Vec<String>,
         args: Vec<String>,
     ) -> Result<T, LockError> {
-        let mut invocation = script.prepare_invoke();
-        for key in keys {
-            invocation.key(key);
-        }
-        for arg in args {
-            invocation.arg(arg);
-        }
-        Ok(self
-            .redis
-            .run(move |mut c| async move { invocation.invoke_async(&mut c).await })
-            .await?)
+        Ok(self.redis.eval(script, keys, args).await?)
     }
 }
 

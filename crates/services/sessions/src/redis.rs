@@ -224,15 +224,8 @@ impl RedisBackend {
         script: &Script,
         args: &[&str],
     ) -> Result<T, SessionError> {
-        let mut invocation = script.prepare_invoke();
-        invocation.arg(&self.prefix);
-        for arg in args {
-            invocation.arg(*arg);
-        }
-        Ok(self
-            .redis
-            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
-            .await?)
+        let args = std::iter::once(self.prefix.as_str()).chain(args.iter().copied());
+        Ok(self.redis.eval(script, [0u8; 0], args).await?)
     }
 }
 

@@ -50,6 +50,10 @@ pub struct ClusterConfig {
     /// where the handlers subscribe after the node starts (external services over
     /// `/ws`), so a restart loses them nothing. Default false.
     pub durable_require_subscriber: bool,
+    /// The most durable events this node has on its bus and not yet handled
+    /// (JetStream's `max_ack_pending` for its consumer; default 1,024): each is
+    /// acknowledged once its subscribers are done with it.
+    pub durable_max_unacknowledged: usize,
 }
 
 impl Default for ClusterConfig {
@@ -67,6 +71,7 @@ impl Default for ClusterConfig {
             durable_duplicate_window_ms: 120_000,
             durable_ack_wait_ms: 30_000,
             durable_require_subscriber: false,
+            durable_max_unacknowledged: 1_024,
         }
     }
 }
@@ -131,6 +136,11 @@ impl Validate for ClusterConfig {
                 "durable_ack_wait_ms",
                 self.durable_ack_wait_ms,
                 100..=3_600_000,
+            )
+            .range(
+                "durable_max_unacknowledged",
+                self.durable_max_unacknowledged,
+                1..=1_000_000,
             );
         for (i, topic) in self.durable_topics.iter().enumerate() {
             errors.check(

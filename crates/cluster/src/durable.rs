@@ -10,18 +10,21 @@
 //!   (`duplicate_window`) drops the copy.
 //! - **Consuming**: [`DurableStream::consume`] starts a durable pull consumer
 //!   (named, so it keeps its place across restarts) that puts each event on the
-//!   local bus and acknowledges it only after the bus took it. An event the bus
-//!   refused is negatively acknowledged and comes again after `retry_delay`; one
-//!   whose node died before acknowledging comes again after `ack_wait`. Delivery is
-//!   at least once, in order until a refusal or a crash (an event that comes again
-//!   may come after later ones); a subscriber that must act once dedupes by
-//!   envelope id. "Took" means queued for the node's subscribers: an event queued
-//!   but not yet handled when the node is killed is not sent again. With
+//!   local bus and acknowledges it only once it was handled: every subscriber it
+//!   was queued for is done with it ([`plexus_core::handled`]: an event handler
+//!   returned, a `/ws` subscriber's connection took it). Up to
+//!   `max_unacknowledged` events are being handled at once; each is acknowledged
+//!   as it finishes. An event the bus refused is negatively acknowledged and
+//!   comes again after `retry_delay`; one not handled within `ack_wait` (a stuck
+//!   handler, a node that died) comes again after it. Delivery is at least once,
+//!   in order until a refusal or a crash (an event that comes again may come after
+//!   later ones); a subscriber that must act once dedupes by envelope id. With
 //!   [`ConsumerConfig::require_subscriber`], an event no subscription on the node
 //!   matched is not acknowledged either: it comes again after `idle_delay`, so
 //!   subscribers that arrive after the node started (an external service over
 //!   `/ws`, after a restart) still get it.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +33,7 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::{self, AckKind, stream};
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use plexus_bus::{Bus, BusError};
 use plexus_core::{Envelope, Timestamp, TopicPattern};
 use plexus_store::{Delivery, RelaySink};
@@ -96,11 +100,16 @@ pub struct ConsumerConfig {
     pub require_subscriber: bool,
     /// The wait before an event no subscription took comes again.
     pub idle_delay: Duration,
+    /// The most events given to the bus and not yet acknowledged (JetStream's
+    /// `max_ack_pending` for this consumer): past it, JetStream sends no more
+    /// until some are handled.
+    pub max_unacknowledged: usize,
 }
 
 impl ConsumerConfig {
     /// A consumer named `name` with default waits (30 s, 100 ms, 1 s) that
-    /// acknowledges events no subscription matched.
+    /// acknowledges events no subscription matched, with at most 1,024 events
+    /// being handled at once.
     pub fn named(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -108,6 +117,7 @@ impl ConsumerConfig {
             retry_delay: Duration::from_millis(100),
             require_subscriber: false,
             idle_delay: Duration::from_secs(1),
+            max_unacknowledged: 1_024,
         }
     }
 }
@@ -115,8 +125,13 @@ impl ConsumerConfig {
 /// What a durable consumer did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConsumerStats {
-    /// Events the bus took and JetStream was told.
+    /// Events handled on this node and acknowledged to JetStream.
     pub acknowledged: u64,
+    /// Events whose subscribers were still not done with them after `ack_wait`:
+    /// not acknowledged, so they come again.
+    pub unhandled: u64,
+    /// Events on the bus now, waiting for their subscribers to be done.
+    pub handling: u64,
     /// Events that came more than once (a refusal, a crash, an ack lost).
     pub redelivered: u64,
     /// Events the bus refused, sent back to come again.
@@ -225,6 +240,9 @@ impl DurableStream {
                     durable_name: Some(config.name.clone()),
                     ack_policy: AckPolicy::Explicit,
                     ack_wait: config.ack_wait,
+                    max_ack_pending: i64::try_from(config.max_unacknowledged)
+                        .unwrap_or(i64::MAX)
+                        .max(1),
                     deliver_policy: DeliverPolicy::All,
                     ..Default::default()
                 },
@@ -384,6 +402,10 @@ impl Drop for DurableConsumer {
     }
 }
 
+/// An event given to the bus, waiting to be handled; `None` once `ack_wait`
+/// passed first (JetStream sends it again).
+type Handling = std::pin::Pin<Box<dyn Future<Output = Option<jetstream::Message>> + Send>>;
+
 async fn deliver(
     mut messages: pull::Stream,
     bus: Bus,
@@ -391,14 +413,31 @@ async fn deliver(
     stats_tx: watch::Sender<ConsumerStats>,
 ) {
     let mut stats = ConsumerStats::default();
-    while let Some(message) = messages.next().await {
-        let message = match message {
-            Ok(message) => message,
-            Err(error) => {
-                // The client reconnects and the pull goes on; say so and wait.
-                tracing::warn!(%error, "durable consumer could not pull; trying again");
+    let mut handling = FuturesUnordered::<Handling>::new();
+    loop {
+        let message = tokio::select! {
+            biased;
+            Some(done) = handling.next(), if !handling.is_empty() => {
+                stats.handling = handling.len() as u64;
+                match done {
+                    Some(message) => {
+                        stats.acknowledged += 1;
+                        acknowledge(&message, AckKind::Ack).await;
+                    }
+                    None => stats.unhandled += 1,
+                }
+                stats_tx.send_replace(stats);
                 continue;
             }
+            next = messages.next() => match next {
+                Some(Ok(message)) => message,
+                Some(Err(error)) => {
+                    // The client reconnects and the pull goes on; say so and wait.
+                    tracing::warn!(%error, "durable consumer could not pull; trying again");
+                    continue;
+                }
+                None => break,
+            },
         };
         if let Ok(info) = message.info() {
             if info.delivered > 1 {
@@ -412,28 +451,56 @@ async fn deliver(
                 stats.malformed += 1;
                 AckKind::Term
             }
-            Ok(envelope) => match bus.publish(envelope).await {
-                Ok(receipt)
-                    if config.require_subscriber && receipt.matched == 0 && !receipt.expired =>
-                {
-                    stats.unmatched += 1;
-                    AckKind::Nak(Some(config.idle_delay))
+            Ok(mut envelope) => {
+                let handled = envelope.handled();
+                match bus.publish(envelope).await {
+                    Ok(receipt)
+                        if config.require_subscriber
+                            && receipt.matched == 0
+                            && !receipt.expired =>
+                    {
+                        stats.unmatched += 1;
+                        AckKind::Nak(Some(config.idle_delay))
+                    }
+                    Ok(_) => {
+                        let ack_wait = config.ack_wait;
+                        handling.push(Box::pin(async move {
+                            tokio::time::timeout(ack_wait, handled)
+                                .await
+                                .ok()
+                                .map(|()| message)
+                        }));
+                        stats.handling = handling.len() as u64;
+                        stats_tx.send_replace(stats);
+                        continue;
+                    }
+                    Err(BusError::ShuttingDown) => return,
+                    Err(error) => {
+                        tracing::debug!(%error, "the bus refused a durable event; it comes again");
+                        stats.refused += 1;
+                        AckKind::Nak(Some(config.retry_delay))
+                    }
                 }
-                Ok(_) => {
-                    stats.acknowledged += 1;
-                    AckKind::Ack
-                }
-                Err(BusError::ShuttingDown) => return,
-                Err(error) => {
-                    tracing::debug!(%error, "the bus refused a durable event; it comes again");
-                    stats.refused += 1;
-                    AckKind::Nak(Some(config.retry_delay))
-                }
-            },
+            }
         };
-        if let Err(error) = message.ack_with(ack).await {
-            tracing::warn!(%error, "durable consumer could not acknowledge; the event comes again");
-        }
+        acknowledge(&message, ack).await;
         stats_tx.send_replace(stats);
+    }
+    // The stream ended: acknowledge what is handled before the consumer stops.
+    while let Some(done) = handling.next().await {
+        if let Some(message) = done {
+            stats.acknowledged += 1;
+            acknowledge(&message, AckKind::Ack).await;
+        } else {
+            stats.unhandled += 1;
+        }
+        stats.handling = handling.len() as u64;
+        stats_tx.send_replace(stats);
+    }
+}
+
+async fn acknowledge(message: &jetstream::Message, ack: AckKind) {
+    if let Err(error) = message.ack_with(ack).await {
+        tracing::warn!(%error, "durable consumer could not acknowledge; the event comes again");
     }
 }

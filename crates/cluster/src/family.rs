@@ -91,6 +91,7 @@ impl SectionFamily for ClusterFamily {
             let mut consumer = ConsumerConfig::named(consumer_name(&node.name));
             consumer.ack_wait = Duration::from_millis(settings.durable_ack_wait_ms);
             consumer.require_subscriber = settings.durable_require_subscriber;
+            consumer.max_unacknowledged = settings.durable_max_unacknowledged;
             Some((stream, consumer))
         };
         let metrics = link.metrics().clone();

@@ -15,7 +15,7 @@
 //! - [`DurableStream`]: durable topics as a JetStream stream. The store's outbox
 //!   relay publishes into it with `Nats-Msg-Id` = the envelope id (JetStream drops
 //!   a relay's retry), and [`DurableConsumer`]s put its events on each node's bus,
-//!   acknowledging only after the bus took them.
+//!   acknowledging each only once the node handled it.
 
 pub mod config;
 mod durable;

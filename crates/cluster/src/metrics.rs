@@ -5,7 +5,8 @@
 //! | `plexus_cluster_remote_calls_total` | counter | `outcome`: `ok`, `error`, `unavailable`, `timeout` |
 //! | `plexus_cluster_served_calls_total` | counter | `outcome`: `ok`, `error`, `refused`, `malformed` |
 //! | `plexus_cluster_served_instances` | gauge | |
-//! | `plexus_cluster_durable_events_total` | counter | `event`: `acknowledged`, `redelivered`, `refused`, `malformed`, `unmatched` |
+//! | `plexus_cluster_durable_events_total` | counter | `event`: `acknowledged`, `redelivered`, `refused`, `malformed`, `unmatched`, `unhandled` |
+//! | `plexus_cluster_durable_handling` | gauge | |
 //! | `plexus_cluster_durable_lag` | gauge | |
 //!
 //! Remote calls are the attempts this node sent to instances on other nodes;
@@ -14,10 +15,12 @@
 //! instance's subject (it stopped) or the connection failed; `refused` a call past
 //! `max_inflight`; `malformed` a request that was not a cluster call.
 //!
-//! The durable counters are this node's durable consumer's: events its bus took
-//! (and JetStream was told), events that came more than once, events its bus
+//! The durable counters are this node's durable consumer's: events its
+//! subscribers handled (and JetStream was told), events that came more than once, events its bus
 //! refused (they come again), messages that were not envelopes, and events no
-//! subscription matched that wait for one (`durable_require_subscriber`). The lag is the
+//! subscription matched that wait for one (`durable_require_subscriber`), and
+//! events its subscribers were not done with within `durable_ack_wait_ms` (they
+//! come again). `handling` is the events on the bus now, not yet handled. The lag is the
 //! number of events in the stream still to reach this node, as JetStream reported
 //! with the last one delivered.
 
@@ -48,6 +51,7 @@ struct Inner {
     instances: Gauge,
     durable: Family<EventLabel, Counter>,
     lag: Gauge,
+    handling: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,6 +92,11 @@ impl ClusterMetrics {
             "Durable events in the stream still to reach this node",
             self.inner.lag.clone(),
         );
+        registry.register(
+            "plexus_cluster_durable_handling",
+            "Durable events on this node's bus whose subscribers are not done with them yet",
+            self.inner.handling.clone(),
+        );
     }
 
     /// Follows a durable consumer's stats until it stops.
@@ -105,6 +114,7 @@ impl ClusterMetrics {
                 ("refused", seen.refused, now.refused),
                 ("malformed", seen.malformed, now.malformed),
                 ("unmatched", seen.unmatched, now.unmatched),
+                ("unhandled", seen.unhandled, now.unhandled),
             ] {
                 inner
                     .durable
@@ -114,6 +124,9 @@ impl ClusterMetrics {
             inner
                 .lag
                 .set(i64::try_from(now.pending).unwrap_or(i64::MAX));
+            inner
+                .handling
+                .set(i64::try_from(now.handling).unwrap_or(i64::MAX));
             seen = now;
             if stats.changed().await.is_err() {
                 return;

@@ -179,3 +179,69 @@ async fn a_durable_consumer_resumes_where_it_acknowledged_and_gets_refusals_agai
     assert!(stats.redelivered >= stats.refused, "{stats:?}");
     remove(&jetstream, &stream).await;
 }
+
+/// A consumer acknowledges an event only once its node handled it: while a
+/// handler is stuck on the first event, none of the three is acknowledged, and
+/// one not handled within `ack_wait` comes again. When that node dies (its
+/// consumer stops with the events still queued or in the handler), a node back
+/// under the same name gets all three again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_acknowledged_only_once_handled_and_come_again_when_the_node_dies_first() {
+    let (stream, jetstream) = fresh().await;
+    let stuck = Bus::new();
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let _handler = stuck
+        .handle(
+            "orders.>",
+            SubscribeOptions::new().capacity(1_024),
+            move |event: std::sync::Arc<Envelope>| {
+                let _ = started_tx.send(event.topic().as_str().to_owned());
+                // A handler that never finishes: the node is busy, then dies.
+                std::future::pending::<Result<(), String>>()
+            },
+        )
+        .unwrap();
+    let config = ConsumerConfig {
+        ack_wait: Duration::from_secs(1),
+        ..ConsumerConfig::named("node-h")
+    };
+    let first = stream.consume(stuck.clone(), config.clone()).await.unwrap();
+    for n in 0..3 {
+        stream.deliver(order(n), false).await;
+    }
+    let started_on = tokio::time::timeout(PATIENCE, started.recv())
+        .await
+        .unwrap();
+    assert_eq!(started_on.as_deref(), Some("orders.o0"));
+    let mut watch = first.watch();
+    let stats = *tokio::time::timeout(PATIENCE, watch.wait_for(|s| s.unhandled >= 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stats.acknowledged, 0, "{stats:?}");
+    let stats = *tokio::time::timeout(PATIENCE, watch.wait_for(|s| s.redelivered >= 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stats.acknowledged, 0, "{stats:?}");
+    first.stop();
+
+    let bus = Bus::new();
+    let mut orders = bus
+        .subscribe("orders.>", SubscribeOptions::new().capacity(1_024))
+        .unwrap();
+    let again = stream.consume(bus.clone(), config).await.unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 3 {
+        seen.insert(next(&mut orders).await.topic().as_str().to_owned());
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["orders.o0", "orders.o1", "orders.o2"]
+    );
+    tokio::time::timeout(PATIENCE, again.watch().wait_for(|s| s.acknowledged >= 3))
+        .await
+        .unwrap()
+        .unwrap();
+    remove(&jetstream, &stream).await;
+}

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::handled::{Handled, HandledSignal};
 use crate::{
     CorrelationId, Event, EventId, Headers, Member, Payload, PayloadError, Priority, Target,
     Timestamp, Topic,
@@ -32,6 +33,7 @@ pub struct Envelope {
     headers: Headers,
     payload: Payload,
     expires_at: Option<Timestamp>,
+    handled: HandledSignal,
 }
 
 impl Envelope {
@@ -53,6 +55,7 @@ impl Envelope {
             headers: Headers::new(),
             payload,
             expires_at: None,
+            handled: HandledSignal::default(),
         }
     }
 
@@ -68,6 +71,16 @@ impl Envelope {
         next.correlation_id = self.correlation_id;
         next.causation_id = Some(self.id);
         next
+    }
+
+    /// A future that resolves once this envelope is dropped: on the bus, once every
+    /// subscriber it was queued for is done with it (see [`crate::handled`]). A
+    /// second call replaces the first signal, whose future then resolves at once.
+    /// Clones do not carry it.
+    pub fn handled(&mut self) -> Handled {
+        let (signal, handled) = HandledSignal::new();
+        self.handled = signal;
+        handled
     }
 
     /// [`Envelope::follow_up`] for a typed event, with the event's priority.
@@ -241,6 +254,7 @@ impl Envelope {
             headers: wire.headers,
             payload,
             expires_at: wire.expires_at,
+            handled: HandledSignal::default(),
         })
     }
 }

@@ -48,6 +48,7 @@
 
 mod descriptor;
 mod envelope;
+pub mod handled;
 mod headers;
 mod id;
 mod json;
@@ -69,6 +70,7 @@ pub use descriptor::{
     ServiceDescriptor, ServiceStatus,
 };
 pub use envelope::{Envelope, WireError};
+pub use handled::Handled;
 pub use headers::Headers;
 pub use id::{CorrelationId, EventId};
 pub use json::json_len;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a test failure.
 
 mod faults;
+mod handled;
 mod lanes;
 mod overflow;
 mod request;

@@ -1,6 +1,8 @@
 //! Nodes as one cluster on NATS: `plexus cluster status`, durable events across
 //! killed nodes and a restarted NATS server.
 
+use plexus_pubsub::testing::PrivateNats;
+
 use super::*;
 
 /// Two `plexus serve` nodes with `[cluster]` on the test NATS: `plexus cluster
@@ -156,80 +158,6 @@ async fn a_node_killed_with_sigkill_gets_every_durable_event_when_it_comes_back(
     let js = async_nats::jetstream::new(async_nats::connect(nats.as_str()).await.unwrap());
     js.delete_stream(&stream).await.unwrap();
     js.delete_key_value(&bucket).await.unwrap();
-}
-
-/// A private `nats-server` with JetStream on a free loopback port, its store in a
-/// directory of the test's own: never the shared server, so it can be stopped and
-/// started again (same port, same store) under running nodes.
-struct PrivateNats {
-    port: u16,
-    store: PathBuf,
-    child: Option<Child>,
-}
-
-impl PrivateNats {
-    async fn start(dir: &Path) -> Self {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let mut server = Self {
-            port,
-            store: dir.join("jetstream"),
-            child: None,
-        };
-        server.start_again().await;
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again) and waits until it accepts connections.
-    async fn start_again(&mut self) {
-        let child = Command::new("nats-server")
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(&self.store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("nats-server must be installed for these tests");
-        self.child = Some(child);
-        let addr = format!("127.0.0.1:{}", self.port);
-        tokio::time::timeout(WAIT, async {
-            let mut every = tokio::time::interval(Duration::from_millis(20));
-            loop {
-                every.tick().await;
-                if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-                    return;
-                }
-            }
-        })
-        .await
-        .expect("the private nats-server listens");
-    }
-
-    /// Stops the server as an operator restarting it does (SIGTERM), and waits
-    /// until it exited.
-    async fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
-        tokio::time::timeout(WAIT, child.wait())
-            .await
-            .expect("the private nats-server stops")
-            .unwrap();
-    }
 }
 
 /// The configuration of a node of a durable cluster on `nats` (a fresh bucket,
@@ -401,7 +329,7 @@ async fn durable_events_survive_a_killed_node_and_a_restarted_nats_server() {
         .unwrap_or(3_000);
     let started = std::time::Instant::now();
     let root = temp_dir("durable-faults");
-    let mut nats = PrivateNats::start(&root).await;
+    let mut nats = PrivateNats::start().await;
     let id = format!("faults_{}", std::process::id());
     let url = nats.url();
     let config = |name: &str| durable_node(name, &url, &id, "");
@@ -597,7 +525,7 @@ async fn durable_events_survive_a_killed_node_and_a_restarted_nats_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_with_unacknowledged_events_gets_them_again_when_it_comes_back() {
     let root = temp_dir("durable-unacked");
-    let mut nats = PrivateNats::start(&root).await;
+    let mut nats = PrivateNats::start().await;
     let id = format!("unacked_{}", std::process::id());
     let (dir_a, dir_b) = (root.join("a"), root.join("b"));
     std::fs::create_dir_all(&dir_a).unwrap();

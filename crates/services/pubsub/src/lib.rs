@@ -41,7 +41,8 @@
 //! ```
 //!
 //! ## Feature flags
-//! - `test-util`: the conformance suite ([`conformance`]).
+//! - `test-util`: the conformance suite ([`conformance`]) and a private
+//!   `nats-server` for fault tests ([`testing::PrivateNats`]).
 
 mod bridge;
 pub mod config;
@@ -53,6 +54,8 @@ mod service;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use bridge::{Bridge, Gap, ORIGIN_HEADER, SEQ_HEADER};
 pub use config::{Backend, PubSubConfig};

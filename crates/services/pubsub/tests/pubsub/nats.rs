@@ -6,6 +6,7 @@ use std::sync::Arc;
 use plexus_bus::{Bus, SubscribeOptions};
 use plexus_node::family::{Family, NodeSection};
 use plexus_pubsub::conformance::{Ends, event, eventually, next};
+use plexus_pubsub::testing::PrivateNats;
 use plexus_pubsub::{
     Backend, Bridge, NatsConnection, ORIGIN_HEADER, PubSubConfig, PubSubFamily, PubSubMetrics,
 };
@@ -126,51 +127,6 @@ async fn the_family_opens_nats_with_its_health_component() {
     assert!(err.to_string().contains("pubsub.nats_url"), "{err}");
 }
 
-/// A private `nats-server` on a free port (never the shared one), killed and
-/// restarted on the same port.
-struct PrivateNats {
-    port: u16,
-    child: Option<tokio::process::Child>,
-}
-
-impl PrivateNats {
-    async fn start() -> Self {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let mut server = Self { port, child: None };
-        server.restart().await;
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    async fn restart(&mut self) {
-        let child = tokio::process::Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("nats-server must be installed for these tests");
-        self.child = Some(child);
-        let addr = format!("127.0.0.1:{}", self.port);
-        eventually("the private nats-server listens", || async {
-            tokio::net::TcpStream::connect(&addr).await.is_ok()
-        })
-        .await;
-    }
-
-    async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.unwrap();
-        }
-    }
-}
-
 /// A private NATS killed and restarted under two bridged buses: the receiver goes
 /// down and live again by itself, and every event the sender handled is either
 /// delivered or counted as a gap by the receiver: none is lost silently.
@@ -207,7 +163,7 @@ async fn a_restarted_nats_comes_back_and_nothing_is_lost_silently() {
     for n in 1..=5 {
         a.publish(event("news.meanwhile", &json!(n))).await.unwrap();
     }
-    server.restart().await;
+    server.start_again().await;
     eventually("the receiver is live again", || async {
         receiver.live() && receiver.metrics().snapshot().resubscribes == 1
     })

@@ -61,7 +61,23 @@ async fn every_stage_sees_every_event_once_with_an_unbroken_chain() {
         .unwrap()
         .unwrap();
 
-    // What the observer saw, stage by stage, independently of the modules' own logs.
+    assert!(
+        shutdown.undelivered.is_empty(),
+        "{:?}",
+        shutdown.undelivered.len()
+    );
+    assert_eq!(bus.stats().handler_failures, 0);
+    assert_complete_run(CAPTURED, &seen, &report);
+}
+
+/// What a complete run of `captured` activities shows, in process or split
+/// across nodes: what the observer saw, stage by stage, and what the modules
+/// measured themselves.
+fn assert_complete_run(
+    captured: u64,
+    seen: &HashMap<String, Vec<StageRecord>>,
+    report: &PipelineReport,
+) {
     let flow = [
         topic_of::<ActivityCaptured>(),
         topic_of::<ActivityStored>(),
@@ -72,14 +88,14 @@ async fn every_stage_sees_every_event_once_with_an_unbroken_chain() {
     ];
     let logs: Vec<Vec<StageRecord>> = flow.iter().map(|t| seen[t].clone()).collect();
     for (topic, log) in flow.iter().zip(&logs) {
-        assert_eq!(log.len() as u64, CAPTURED, "{topic}");
+        assert_eq!(log.len() as u64, captured, "{topic}");
     }
-    assert_eq!(check_chain(CAPTURED, &logs), ChainCheck::default());
+    assert_eq!(check_chain(captured, &logs), ChainCheck::default());
 
     // What the modules measured themselves.
-    assert_eq!(report.captured, CAPTURED);
+    assert_eq!(report.captured, captured);
     for (stage, count) in &report.stages.0 {
-        assert_eq!(*count, CAPTURED, "stage {stage}");
+        assert_eq!(*count, captured, "stage {stage}");
     }
     assert_eq!(
         report.stages.0.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
@@ -97,14 +113,8 @@ async fn every_stage_sees_every_event_once_with_an_unbroken_chain() {
     assert_eq!(report.health_checks, 8);
     assert_eq!(report.config_changes, 1);
     assert_eq!(report.alerts, 1);
-    assert_eq!(report.achievements, CAPTURED / 10_000);
+    assert_eq!(report.achievements, captured / 10_000);
     assert_eq!(seen[&topic_of::<ModuleStopped>()].len(), 8);
-    assert!(
-        shutdown.undelivered.is_empty(),
-        "{:?}",
-        shutdown.undelivered.len()
-    );
-    assert_eq!(bus.stats().handler_failures, 0);
 
     // Twelve message types reached the observer. HealthPing is addressed to one
     // service at a time, so an observer with no member identity must not see it (the
@@ -122,6 +132,122 @@ async fn every_stage_sees_every_event_once_with_an_unbroken_chain() {
         assert!(topics.contains(t.as_str()), "{t} not seen");
     }
     assert_eq!(topics.len(), 12, "{topics:?}");
+}
+
+/// The topics the three nodes share through NATS: all but the health pings,
+/// which each node answers for its own modules.
+const SHARED: [&str; 9] = [
+    "assistant.capture.>",
+    "assistant.storage.>",
+    "assistant.analysis.>",
+    "assistant.gamification.>",
+    "assistant.ai.>",
+    "assistant.figurine.>",
+    "assistant.lifecycle.>",
+    "assistant.config.>",
+    "assistant.system.>",
+];
+
+/// The pipeline split across three nodes ([`three_nodes`]: every step of the flow
+/// crosses from one node to another), whose buses share the assistant's topics
+/// only through NATS (the test server, under a subject prefix of this test's
+/// own). The observer on node 0 sees what it sees in process: every stage's
+/// every event once, one correlation id per journey, each causation id the
+/// previous stage's event, the control traffic complete; no bridge drops
+/// anything or counts a gap. `PLEXUS_TEST_SPLIT_CAPTURED` sets the count
+/// (10,000 by default: one achievement).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_across_three_nodes_on_nats_the_counts_and_chains_are_those_in_process() {
+    use plexus_pubsub::{Backend, Bridge, NatsConnection, PubSubConfig, PubSubMetrics};
+
+    let captured: u64 = std::env::var("PLEXUS_TEST_SPLIT_CAPTURED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let url = std::env::var("PLEXUS_TEST_NATS_URL")
+        .unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let shared = PubSubConfig {
+        backend: Backend::Nats,
+        topics: SHARED.iter().map(|t| (*t).to_owned()).collect(),
+        nats_url: Some(url.clone()),
+        // Four publishers at full speed outrun one NATS connection: with the
+        // default 4,096 the bridge drops the oldest (counted) and the run is
+        // incomplete. A run that must lose nothing sizes the queue for its burst.
+        queue: 1 << 16,
+        subject_prefix: format!(
+            "plexus.test.split{}",
+            plexus_core::EventId::new().to_string().replace('-', "")
+        ),
+        ..PubSubConfig::default()
+    };
+    let mut nodes = Vec::new();
+    let mut bridges = Vec::new();
+    for n in 0..3 {
+        let bus = Bus::with_config(bus_config()).unwrap();
+        let nats = NatsConnection::connect(&url, &format!("assistant node {n}"))
+            .await
+            .unwrap();
+        let bridge = Bridge::nats(nats, &shared, PubSubMetrics::new());
+        bridge.start(&bus).unwrap();
+        nodes.push(bus);
+        bridges.push(bridge);
+    }
+    tokio::time::timeout(Duration::from_secs(20), async {
+        let mut every = tokio::time::interval(Duration::from_millis(10));
+        while !bridges.iter().all(Bridge::live) {
+            every.tick().await;
+        }
+    })
+    .await
+    .expect("the three bridges subscribe");
+
+    let observer = observe(&nodes[0]).await;
+    let config = PipelineConfig {
+        captured,
+        publishers: 4,
+        ..PipelineConfig::default()
+    };
+    let assistant = Assistant::start_on(&nodes, three_nodes, &config)
+        .await
+        .unwrap();
+    let elapsed = match assistant.capture(captured, config.publishers, |_| {}).await {
+        Ok(elapsed) => elapsed,
+        Err(error) => {
+            let counts: Vec<_> = bridges.iter().map(|b| b.metrics().snapshot()).collect();
+            let report = assistant.report(Duration::from_secs(1), config.publishers);
+            panic!("{error}; stages {:?}; bridges {counts:?}", report.stages);
+        }
+    };
+    let report = assistant.report(elapsed, config.publishers);
+    assistant.stop().await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(60), observer)
+        .await
+        .unwrap()
+        .unwrap();
+
+    println!(
+        "split across three nodes: {captured} journeys in {elapsed:?} ({:.0} events/s)",
+        report.events_per_s
+    );
+    assert_complete_run(captured, &seen, &report);
+    for (n, (bus, bridge)) in nodes.iter().zip(&bridges).enumerate() {
+        assert_eq!(bus.stats().handler_failures, 0, "node {n}");
+        let counts = bridge.metrics().snapshot();
+        assert!(
+            counts.published > 0 && counts.received > 0,
+            "node {n}: {counts:?}"
+        );
+        assert_eq!(
+            (
+                counts.gap_messages,
+                counts.dropped_overflow,
+                counts.dropped_publish_failed,
+                counts.dropped_bus_refused
+            ),
+            (0, 0, 0, 0),
+            "node {n}: {counts:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,6 +97,27 @@ pub enum AssistantError {
     Config(String),
 }
 
+/// Which node runs a module: an index into the buses given to
+/// [`Assistant::start_on`] (an index past the end is the last node).
+pub type Placement = fn(&str) -> usize;
+
+/// Every module on the one node.
+pub fn one_node(_module: &str) -> usize {
+    0
+}
+
+/// The modules spread over three nodes so that every step of the flow crosses
+/// from one node to another: DataCapture, Gamification, the Orchestrator and the
+/// EventBus on node 0; Storage and AI on node 1; AnalysisEngine and CuteFigurine
+/// on node 2.
+pub fn three_nodes(module: &str) -> usize {
+    match module {
+        "Storage" | "AI" => 1,
+        "AnalysisEngine" | "CuteFigurine" => 2,
+        _ => 0,
+    }
+}
+
 /// The member identity of one module.
 pub fn member(module: &str) -> Member {
     let kind = match module {
@@ -120,12 +141,30 @@ impl Assistant {
     /// Starts all eight modules on `bus` and waits until each has said it started and
     /// has answered a health ping.
     pub async fn start(bus: &Bus, config: &PipelineConfig) -> Result<Self, AssistantError> {
+        Self::start_on(std::slice::from_ref(bus), one_node, config).await
+    }
+
+    /// Starts the eight modules on several nodes' buses, each on the one
+    /// `placement` names. The buses must already share the `assistant.>` topics
+    /// (a pub/sub bridge): a module only ever subscribes and publishes on its own
+    /// node's bus. Waits as [`Assistant::start`] does; each module's health is
+    /// pinged on its own node.
+    pub async fn start_on(
+        nodes: &[Bus],
+        placement: Placement,
+        config: &PipelineConfig,
+    ) -> Result<Self, AssistantError> {
         if config.publishers == 0 {
             return Err(AssistantError::Config(
                 "publishers must be at least 1".to_owned(),
             ));
         }
-        let shared = Arc::new(Shared::new(bus.clone(), config.capacity));
+        if nodes.is_empty() {
+            return Err(AssistantError::Config(
+                "the assistant needs at least one node's bus".to_owned(),
+            ));
+        }
+        let shared = Arc::new(Shared::new(nodes.to_vec(), placement, config.capacity));
         let mut handlers = orchestrator(&shared)?;
         for module in MODULES {
             handlers.extend(control(&shared, module)?);
@@ -173,13 +212,16 @@ impl Assistant {
         };
         for module in MODULES {
             let me = Arc::new(member(module));
-            bus.publish(
-                Envelope::event(ModuleStarted {
-                    module: module.to_owned(),
-                })
-                .with_source(me),
-            )
-            .await?;
+            assistant
+                .shared
+                .bus_of(module)
+                .publish(
+                    Envelope::event(ModuleStarted {
+                        module: module.to_owned(),
+                    })
+                    .with_source(me),
+                )
+                .await?;
         }
         assistant
             .wait(
@@ -193,7 +235,11 @@ impl Assistant {
                 from: "Orchestrator".to_owned(),
             })
             .with_target(Target::Service(module.into()));
-            let pong = bus.request(ping, config.step_timeout).await?;
+            let pong = assistant
+                .shared
+                .bus_of(module)
+                .request(ping, config.step_timeout)
+                .await?;
             let pong = pong
                 .payload()
                 .decode::<HealthPong>()
@@ -202,11 +248,13 @@ impl Assistant {
                 assistant.shared.count_health_check();
             }
         }
-        bus.publish_event(ConfigChanged {
-            key: "figurine.voice".to_owned(),
-            value: "squeaky".to_owned(),
-        })
-        .await?;
+        let orchestrator = assistant.shared.bus_of("Orchestrator");
+        orchestrator
+            .publish_event(ConfigChanged {
+                key: "figurine.voice".to_owned(),
+                value: "squeaky".to_owned(),
+            })
+            .await?;
         Ok(assistant)
     }
 
@@ -230,7 +278,7 @@ impl Assistant {
         }
         // An alert while the pipeline is busy: Critical, it overtakes the backlog.
         self.shared
-            .bus
+            .bus_of("Orchestrator")
             .publish_event(SystemAlert {
                 reason: "battery low".to_owned(),
             })
@@ -260,16 +308,22 @@ impl Assistant {
         Ok(started.elapsed())
     }
 
-    /// Asks every module to stop, waits for each to say so, then shuts the bus down.
+    /// Asks every module to stop, waits for each to say so, then shuts the buses
+    /// down (the report is the first node's).
     pub async fn stop(self) -> Result<ShutdownReport, AssistantError> {
-        let bus = self.shared.bus.clone();
-        bus.publish_event(ShutdownRequested {
-            reason: "demo finished".to_owned(),
-        })
-        .await?;
+        self.shared
+            .bus_of("Orchestrator")
+            .publish_event(ShutdownRequested {
+                reason: "demo finished".to_owned(),
+            })
+            .await?;
         self.wait(&self.shared.stopped, MODULES.len() as u64, "module stop")
             .await?;
-        let report = bus.shutdown(self.step_timeout).await;
+        let nodes = self.shared.nodes();
+        let report = nodes[0].shutdown(self.step_timeout).await;
+        for other in &nodes[1..] {
+            other.shutdown(self.step_timeout).await;
+        }
         for handler in self.handlers {
             handler.join().await;
         }

@@ -11,14 +11,16 @@ use plexus_core::{Envelope, Event, Member, Payload};
 use tokio::sync::watch;
 
 use super::messages::*;
-use super::{STAGES, StageRecord, member};
+use super::{Placement, STAGES, StageRecord, member};
 
 /// Applications the capture publishers pretend to watch.
 const APPS: [&str; 4] = ["editor", "browser", "terminal", "mail"];
 
-/// State the modules share: the bus, what each stage received, and counters.
+/// State the modules share: the nodes' buses and which module runs on which,
+/// what each stage received, and counters.
 pub(crate) struct Shared {
-    pub(crate) bus: Bus,
+    nodes: Vec<Bus>,
+    placement: Placement,
     capacity: usize,
     pub(crate) logs: [Mutex<Vec<StageRecord>>; 6],
     pub(crate) completions: Mutex<Vec<StageRecord>>,
@@ -33,9 +35,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(bus: Bus, capacity: usize) -> Self {
+    /// `nodes` must not be empty; `placement` indexes into it (an index past the
+    /// end is the last node).
+    pub(crate) fn new(nodes: Vec<Bus>, placement: Placement, capacity: usize) -> Self {
+        debug_assert!(!nodes.is_empty());
         Self {
-            bus,
+            nodes,
+            placement,
             capacity,
             logs: std::array::from_fn(|_| Mutex::new(Vec::new())),
             completions: Mutex::new(Vec::new()),
@@ -48,6 +54,17 @@ impl Shared {
             achievements: AtomicU64::new(0),
             alerts: AtomicU64::new(0),
         }
+    }
+
+    /// The bus of the node `module` runs on.
+    pub(crate) fn bus_of(&self, module: &str) -> &Bus {
+        let last = self.nodes.len().saturating_sub(1);
+        &self.nodes[(self.placement)(module).min(last)]
+    }
+
+    /// Every node's bus.
+    pub(crate) fn nodes(&self) -> &[Bus] {
+        &self.nodes
     }
 
     /// Subscription options for a module: its identity, blocking backpressure.
@@ -84,7 +101,7 @@ impl Shared {
             })
             .with_source(Arc::clone(&me));
             self.record(0, &envelope);
-            self.bus.publish(envelope).await?;
+            self.bus_of("DataCapture").publish(envelope).await?;
         }
         Ok(())
     }
@@ -105,7 +122,7 @@ pub(crate) fn stage<In: Event, Out: Event>(
     let module = STAGES[index];
     let me = Arc::new(member(module));
     let s = Arc::clone(shared);
-    shared.bus.handle_event::<In, _, _, _, BusError>(
+    shared.bus_of(module).handle_event::<In, _, _, _, BusError>(
         shared.options(module),
         move |event: Arc<In>, envelope: Arc<Envelope>| {
             let s = Arc::clone(&s);
@@ -114,7 +131,7 @@ pub(crate) fn stage<In: Event, Out: Event>(
                 s.record(index, &envelope);
                 let n = s.counts[index].fetch_add(1, Ordering::Relaxed) + 1;
                 let next = envelope.follow_up_event(make(&event, n)).with_source(me);
-                s.bus.publish(next).await?;
+                s.bus_of(module).publish(next).await?;
                 Ok(())
             }
         },
@@ -125,54 +142,53 @@ pub(crate) fn stage<In: Event, Out: Event>(
 /// 10,000 of them, at High priority.
 pub(crate) fn gamification_achievements(shared: &Arc<Shared>) -> Result<HandlerHandle, BusError> {
     let s = Arc::clone(shared);
-    shared.bus.handle_event::<PointsAwarded, _, _, _, BusError>(
-        shared
-            .options("Gamification")
-            .name("Gamification.achievements"),
-        move |points: Arc<PointsAwarded>, envelope: Arc<Envelope>| {
-            let s = Arc::clone(&s);
-            async move {
-                if points.total.is_multiple_of(10_000) {
-                    let unlocked = envelope.follow_up_event(AchievementUnlocked {
-                        name: format!("{} activities", points.total),
-                        total: points.total,
-                    });
-                    s.bus.publish(unlocked).await?;
+    shared
+        .bus_of("Gamification")
+        .handle_event::<PointsAwarded, _, _, _, BusError>(
+            shared
+                .options("Gamification")
+                .name("Gamification.achievements"),
+            move |points: Arc<PointsAwarded>, envelope: Arc<Envelope>| {
+                let s = Arc::clone(&s);
+                async move {
+                    if points.total.is_multiple_of(10_000) {
+                        let unlocked = envelope.follow_up_event(AchievementUnlocked {
+                            name: format!("{} activities", points.total),
+                            total: points.total,
+                        });
+                        s.bus_of("Gamification").publish(unlocked).await?;
+                    }
+                    Ok(())
                 }
-                Ok(())
-            }
-        },
-    )
+            },
+        )
 }
 
 /// The Orchestrator: counts modules started and stopped, and completed journeys.
 pub(crate) fn orchestrator(shared: &Arc<Shared>) -> Result<Vec<HandlerHandle>, BusError> {
     let options = || shared.options("Orchestrator");
+    let bus = shared.bus_of("Orchestrator");
     let s = Arc::clone(shared);
-    let started = shared
-        .bus
-        .handle_event::<ModuleStarted, _, _, _, BusError>(options(), move |_, _| {
+    let started =
+        bus.handle_event::<ModuleStarted, _, _, _, BusError>(options(), move |_, _| {
             bump(&s.started);
             async { Ok(()) }
         })?;
     let s = Arc::clone(shared);
-    let stopped = shared
-        .bus
-        .handle_event::<ModuleStopped, _, _, _, BusError>(options(), move |_, _| {
+    let stopped =
+        bus.handle_event::<ModuleStopped, _, _, _, BusError>(options(), move |_, _| {
             bump(&s.stopped);
             async { Ok(()) }
         })?;
     let s = Arc::clone(shared);
-    let completed = shared
-        .bus
-        .handle_event::<FigureAnimated, _, _, _, BusError>(
-            options(),
-            move |_, envelope: Arc<Envelope>| {
-                s.completions.lock().push(StageRecord::of(&envelope));
-                bump(&s.completed);
-                async { Ok(()) }
-            },
-        )?;
+    let completed = bus.handle_event::<FigureAnimated, _, _, _, BusError>(
+        options(),
+        move |_, envelope: Arc<Envelope>| {
+            s.completions.lock().push(StageRecord::of(&envelope));
+            bump(&s.completed);
+            async { Ok(()) }
+        },
+    )?;
     Ok(vec![started, stopped, completed])
 }
 
@@ -182,7 +198,7 @@ pub(crate) fn control(
     shared: &Arc<Shared>,
     module: &'static str,
 ) -> Result<Vec<HandlerHandle>, BusError> {
-    let bus = &shared.bus;
+    let bus = shared.bus_of(module);
     let stage = STAGES.iter().position(|s| *s == module);
     let s = Arc::clone(shared);
     let health =
@@ -205,7 +221,7 @@ pub(crate) fn control(
                 let stopped = envelope.follow_up_event(ModuleStopped {
                     module: module.to_owned(),
                 });
-                s.bus.publish(stopped.with_source(me)).await?;
+                s.bus_of(module).publish(stopped.with_source(me)).await?;
                 Ok(())
             }
         },
@@ -230,10 +246,11 @@ fn counter<E: Event>(
     which: fn(&Shared) -> &AtomicU64,
 ) -> Result<HandlerHandle, BusError> {
     let s = Arc::clone(shared);
-    shared
-        .bus
-        .handle_event::<E, _, _, _, BusError>(shared.options(module), move |_, _| {
+    shared.bus_of(module).handle_event::<E, _, _, _, BusError>(
+        shared.options(module),
+        move |_, _| {
             which(&s).fetch_add(1, Ordering::Relaxed);
             async { Ok(()) }
-        })
+        },
+    )
 }

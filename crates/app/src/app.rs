@@ -202,6 +202,9 @@ impl AppBuilder {
         store
             .register_section::<crate::config::HealthSection>("health")
             .await?;
+        store
+            .register_section::<crate::config::RegistrySection>("registry")
+            .await?;
         Ok((store, (config, Value::clone(&document))))
     }
 }
@@ -217,7 +220,8 @@ async fn assemble(
     checked(&config.processes, "processes")?;
     let mut builder = Node::builder(config.node.name.clone())
         .bus(bus)
-        .config(store);
+        .config(store)
+        .registry_config(config.registry.registry_config());
     for service in parts.services.iter().chain(&services) {
         let name = service.descriptor().instance.to_string();
         let health = config.health.policy(&name, CheckPolicy::default());

@@ -14,6 +14,7 @@ use plexus_config::{FieldErrors, Validate};
 use plexus_gateway::GatewayConfig;
 use plexus_mcp::McpConfig;
 use plexus_node::family::{NodeSection, checked, typed};
+use plexus_registry::RegistryConfig;
 use plexus_registry::health::CheckPolicy;
 use plexus_supervisor::Restart;
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,83 @@ pub struct AppConfig {
     pub processes: Processes,
     /// How often and how strictly health components are checked.
     pub health: HealthSection,
+    /// How the registry ages instances that stop sending heartbeats.
+    pub registry: RegistrySection,
+}
+
+/// `[registry]`: when an instance that stopped sending heartbeats (an external
+/// service that hung, another node that died) is marked stale and when it is
+/// removed. In a cluster every node should have the same values: each node's
+/// sweeper ages the others' instances.
+///
+/// ```toml
+/// [registry]
+/// heartbeat_ttl_ms = 15000      # no heartbeat for this long: Unhealthy, reason "stale"
+/// deregister_after_ms = 60000   # stale for this long more: removed
+/// sweep_interval_ms = 1000      # how often staleness is looked for
+/// max_instances = 10000         # registering one more is refused
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrySection {
+    /// No heartbeat for this long marks an instance stale, in milliseconds
+    /// (default 15,000; 100 to 3,600,000). External instances are told a third of
+    /// it as their heartbeat period.
+    pub heartbeat_ttl_ms: u64,
+    /// A stale instance is removed this long after it went stale, in milliseconds
+    /// (default 60,000; 0 to 86,400,000).
+    pub deregister_after_ms: u64,
+    /// How often the sweeper looks for stale instances, in milliseconds (default
+    /// 1,000; 10 to 60,000).
+    pub sweep_interval_ms: u64,
+    /// The most instances the registry holds (default 10,000; 1 to 1,000,000).
+    pub max_instances: usize,
+}
+
+impl Default for RegistrySection {
+    fn default() -> Self {
+        let d = RegistryConfig::default();
+        Self {
+            heartbeat_ttl_ms: millis(d.heartbeat_ttl),
+            deregister_after_ms: millis(d.deregister_after),
+            sweep_interval_ms: millis(d.sweep_interval),
+            max_instances: d.max_instances,
+        }
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl RegistrySection {
+    /// The registry's configuration with these values.
+    pub fn registry_config(&self) -> RegistryConfig {
+        use std::time::Duration;
+        RegistryConfig {
+            heartbeat_ttl: Duration::from_millis(self.heartbeat_ttl_ms),
+            deregister_after: Duration::from_millis(self.deregister_after_ms),
+            sweep_interval: Duration::from_millis(self.sweep_interval_ms),
+            max_instances: self.max_instances,
+            ..RegistryConfig::default()
+        }
+    }
+}
+
+impl Validate for RegistrySection {
+    fn validate(&self) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::new();
+        errors
+            .range("heartbeat_ttl_ms", self.heartbeat_ttl_ms, 100..=3_600_000)
+            .range(
+                "deregister_after_ms",
+                self.deregister_after_ms,
+                0..=86_400_000,
+            )
+            .range("sweep_interval_ms", self.sweep_interval_ms, 10..=60_000)
+            .range("max_instances", self.max_instances, 1..=1_000_000);
+        errors.into_result()
+    }
 }
 
 /// `[health]`: the check interval, timeout and thresholds of every health component

@@ -50,7 +50,11 @@ async fn an_embedded_node_serves_its_own_and_the_built_in_services() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configuration_in_force_is_readable_with_its_defaults() {
     let dir = data_dir("effective");
-    let toml = config(&dir, "", "[calls.default]\ntimeout_ms = 2500\n");
+    let toml = config(
+        &dir,
+        "",
+        "[calls.default]\ntimeout_ms = 2500\n[registry]\nheartbeat_ttl_ms = 3000\n",
+    );
     let (app, listening) = embed::start(&toml).await.expect("the node starts");
     let node = Served::serve(app, listening, dir);
     let client = node.client();
@@ -78,6 +82,31 @@ async fn the_configuration_in_force_is_readable_with_its_defaults() {
     assert!(get("mcp").await.is_object());
     assert_eq!(get("health.default.interval_ms").await, 10000);
     assert_eq!(get("health.default.failure_threshold").await, 3);
+    assert_eq!(get("registry.heartbeat_ttl_ms").await, 3000);
+    assert_eq!(get("registry.deregister_after_ms").await, 60000);
 
     node.stop().await;
+}
+
+#[tokio::test]
+async fn registry_settings_out_of_range_are_refused_naming_the_key() {
+    let dir = data_dir("registry-bad");
+    for (bad, key) in [
+        ("heartbeat_ttl_ms = 0", "heartbeat_ttl_ms"),
+        ("sweep_interval_ms = 1", "sweep_interval_ms"),
+        ("max_instances = 0", "max_instances"),
+    ] {
+        let toml = config(&dir, "", &format!("[registry]\n{bad}\n"));
+        let Err(error) = embed::start(&toml).await else {
+            panic!("{bad} was accepted");
+        };
+        // The whole chain, as the binary prints it.
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        assert!(text.contains(key), "{bad}: {text}");
+    }
 }

@@ -638,10 +638,18 @@ impl Registry {
             .filter(|(_, age)| *age > ttl)
             .collect();
         for (instance, age) in silent {
+            // Another node's sweeper may have got there first (a shared backend):
+            // its removal reaches this registry through the backend's watch, and the
+            // sweep goes on with the others.
             if age > limit {
-                self.remove_locked(&mut state, &instance, DeregisterReason::Stale)
-                    .await?;
-                report.deregistered.push(instance);
+                match self
+                    .remove_locked(&mut state, &instance, DeregisterReason::Stale)
+                    .await
+                {
+                    Ok(_) => report.deregistered.push(instance),
+                    Err(RegistryError::NotFound { .. }) => {}
+                    Err(error) => return Err(error),
+                }
                 continue;
             }
             let Some(current) = state.get(&instance) else {
@@ -660,7 +668,11 @@ impl Registry {
                     previous: current.status,
                 }),
             };
-            let updated = self.inner.backend.update_status(&instance, update).await?;
+            let updated = match self.inner.backend.update_status(&instance, update).await {
+                Ok(updated) => updated,
+                Err(RegistryError::NotFound { .. }) => continue,
+                Err(error) => return Err(error),
+            };
             state.insert(instance.clone(), updated.registration.clone());
             self.commit(&state, Touched::Service(updated.registration.service()));
             self.emit(RegistryChange::Stale {

@@ -584,3 +584,188 @@ async fn a_node_killed_with_unacknowledged_events_gets_them_again_when_it_comes_
     drop((a, b));
     nats.stop().await;
 }
+
+/// The instances named `echo-…` node `client`'s node lists, with their status.
+async fn echo_instances(client: &Client) -> Vec<(String, String)> {
+    let Ok(services) = client.services().await else {
+        return Vec::new();
+    };
+    services
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .filter_map(|r| {
+                    let instance = r["descriptor"]["instance"].as_str()?;
+                    instance.starts_with("echo-").then(|| {
+                        let status = r["status"].as_str().unwrap_or("").to_owned();
+                        (instance.to_owned(), status)
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Three `plexus serve` nodes; `echo` runs as an external Python instance on
+/// nodes `a` and `b`, and 8 clients call `echo.say` (idempotent) through node
+/// `c`. The calls are balanced over both; a third of the way in, node `b` is
+/// killed with SIGKILL (its instance's process loses its node too). Calls fail
+/// over to `a`: none that started later than one call deadline after the kill
+/// fails (the failures before are counted and printed), and `b`'s instance goes
+/// stale at `[registry] heartbeat_ttl_ms` and is removed after
+/// `deregister_after_ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_fail_over_when_a_node_running_the_service_is_killed_mid_load() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    const CALLS: u64 = 600;
+    const DEADLINE: Duration = Duration::from_millis(2_000);
+    let nats = std::env::var("PLEXUS_TEST_NATS_URL")
+        .unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let id = format!("{}_{nanos}", std::process::id());
+    let bucket = format!("plexus_test_failover_{id}");
+    let config = |name: &str| {
+        format!(
+            "[node]\nname = \"{name}\"\n\
+             [registry]\nheartbeat_ttl_ms = 5000\nderegister_after_ms = 2000\nsweep_interval_ms = 100\n\
+             [calls.default]\ntimeout_ms = {}\n\
+             [cluster]\nnats_url = \"{nats}\"\nregistry_bucket = \"{bucket}\"\n\
+             call_prefix = \"plexus.test.{id}.call\"\n",
+            DEADLINE.as_millis()
+        )
+    };
+    let dirs: Vec<PathBuf> = ["fo-a", "fo-b", "fo-c"].map(temp_dir).into();
+    let a = Server::start(&dirs[0], &config("a")).await;
+    let mut b = Server::start(&dirs[1], &config("b")).await;
+    let c = Server::start(&dirs[2], &config("c")).await;
+    let _echo_a = python_echo(&a, "echo-a");
+    let _echo_b = python_echo(&b, "echo-b");
+    let client = Client::new(&c.url, None).unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let both = tokio::time::timeout(WAIT, async {
+        let mut every = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            every.tick().await;
+            let now = echo_instances(&client).await;
+            let healthy = now.iter().filter(|(_, status)| status == "healthy").count();
+            *seen.lock().unwrap() = now;
+            if healthy == 2 {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        both.is_ok(),
+        "node c never saw both echo instances healthy: {seen:?}; {:?}; a: {:?}",
+        client.services().await,
+        Client::new(&a.url, None).unwrap().services().await
+    );
+
+    // Eight callers take the next number until CALLS are made; each call's start
+    // (since the test began), outcome and answering instance are kept.
+    let started = std::time::Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let (done_tx, mut done) = watch::channel(0u64);
+    let done_tx = Arc::new(done_tx);
+    let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, next, outcomes, done_tx) = (
+                client.clone(),
+                next.clone(),
+                outcomes.clone(),
+                done_tx.clone(),
+            );
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < CALLS {
+                    let at = started.elapsed();
+                    let answer = client.call("echo.say", json!({"text": "hi"})).await;
+                    let instance = answer
+                        .as_ref()
+                        .map(|a| a["instance"].as_str().unwrap_or("?").to_owned())
+                        .map_err(ToString::to_string);
+                    outcomes.lock().unwrap().push((at, instance));
+                    done_tx.send_modify(|n| *n += 1);
+                }
+            })
+        })
+        .collect();
+    tokio::time::timeout(WAIT, done.wait_for(|n| *n >= CALLS / 3))
+        .await
+        .unwrap()
+        .unwrap();
+    let killed_at = started.elapsed();
+    sigkill(&mut b).await;
+    for caller in callers {
+        tokio::time::timeout(Duration::from_secs(60), caller)
+            .await
+            .expect("the callers finish")
+            .unwrap();
+    }
+
+    let outcomes = outcomes.lock().unwrap().clone();
+    assert_eq!(outcomes.len() as u64, CALLS);
+    let before: Vec<_> = outcomes.iter().filter(|(at, _)| *at < killed_at).collect();
+    for instance in ["echo-a", "echo-b"] {
+        assert!(
+            before.iter().any(|(_, r)| r.as_deref() == Ok(instance)),
+            "{instance} answered no call before the kill"
+        );
+    }
+    let failed: Vec<_> = outcomes.iter().filter(|(_, r)| r.is_err()).collect();
+    let late: Vec<_> = failed
+        .iter()
+        .filter(|(at, _)| *at > killed_at + DEADLINE)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "calls failed past one deadline after the kill: {late:?}"
+    );
+    let after_kill = outcomes.iter().filter(|(at, _)| *at >= killed_at).count();
+    println!(
+        "failover: {CALLS} calls, node b killed after {killed_at:?}; {} failed (all within \
+         one {DEADLINE:?} deadline of the kill), {after_kill} started after it",
+        failed.len()
+    );
+
+    // b's instance: stale after the TTL, then removed.
+    let gone = tokio::time::timeout(WAIT, async {
+        let mut every = tokio::time::interval(Duration::from_millis(50));
+        let mut stale_seen = false;
+        loop {
+            every.tick().await;
+            let instances = echo_instances(&client).await;
+            match instances.iter().find(|(i, _)| i.starts_with("echo-b")) {
+                Some((_, status)) if status != "healthy" => stale_seen = true,
+                Some(_) => {}
+                None => return (stale_seen, started.elapsed() - killed_at),
+            }
+        }
+    })
+    .await
+    .expect("node b's instance is removed within the wait");
+    println!(
+        "failover: node b's instance removed {:?} after the kill",
+        gone.1
+    );
+    assert!(gone.0, "node b's instance was stale before it was removed");
+    assert!(
+        gone.1 >= Duration::from_millis(5_000),
+        "removed before its TTL: {gone:?}"
+    );
+    assert!(
+        echo_instances(&client)
+            .await
+            .iter()
+            .any(|(i, s)| i.starts_with("echo-a") && s == "healthy"),
+        "a's instance stays"
+    );
+    let js = async_nats::jetstream::new(async_nats::connect(nats.as_str()).await.unwrap());
+    js.delete_key_value(&bucket).await.unwrap();
+}

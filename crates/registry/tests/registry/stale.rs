@@ -285,3 +285,36 @@ async fn the_generation_grows_with_every_change_but_not_with_heartbeats() {
     registry.deregister(&"storage-1".into()).await.unwrap();
     assert!(registry.generation() > healthy);
 }
+
+/// Two nodes on one backend both sweep a dead third node's instances: the one
+/// that comes second finds one already removed and still marks the rest stale in
+/// the same sweep (it used to stop at the first with "is not registered").
+#[tokio::test(start_paused = true)]
+async fn a_sweep_goes_on_past_an_instance_another_node_removed_first() {
+    let shared: std::sync::Arc<dyn plexus_registry::RegistryBackend> =
+        std::sync::Arc::new(plexus_registry::MemoryBackend::new());
+    let b =
+        plexus_registry::Registry::with_backend(config(), plexus_bus::Bus::new(), shared.clone())
+            .await
+            .unwrap();
+    let ids: Vec<plexus_core::InstanceId> = ["cache-1@c", "lock-1@c", "session-1@c"]
+        .map(Into::into)
+        .into();
+    for id in &ids {
+        let registration = plexus_registry::Registration::new(
+            crate::support::descriptor("svc", id.as_str()),
+            b.now(),
+        );
+        shared.put(registration.clone()).await.unwrap();
+        b.apply_remote(id, Some(registration)).await;
+    }
+    tokio::time::advance(11 * SECOND).await;
+    // Another node removed the first one; b has not heard yet.
+    shared.remove(&ids[0]).await.unwrap();
+    let report = b.sweep().await.unwrap();
+    assert_eq!(report.marked_stale, ids[1..]);
+    for id in &ids[1..] {
+        let entry = shared.get(id).await.unwrap().unwrap();
+        assert!(entry.stale.is_some(), "{id}");
+    }
+}

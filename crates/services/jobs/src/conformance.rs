@@ -823,8 +823,20 @@ pub async fn cron_fires_once_across_two_nodes(backend: Arc<dyn JobBackend>) {
         [START_MS + 60_000, START_MS + 120_000, START_MS + 180_000],
         "{fired:?}"
     );
-    let enqueued = a.jobs.metrics().counts().enqueued + b.jobs.metrics().counts().enqueued;
-    assert_eq!(enqueued, 3, "a fire time was enqueued twice");
+    // A dispatcher counts its fire just after the job exists, so the count may
+    // trail the run by a moment: give it a bounded number of turns.
+    let enqueued = || a.jobs.metrics().counts().enqueued + b.jobs.metrics().counts().enqueued;
+    for _ in 0..10_000 {
+        if enqueued() >= 3 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        enqueued(),
+        3,
+        "a fire time was enqueued twice (or never counted)"
+    );
     assert_eq!(log.calls(), vec![("tick".to_owned(), 1); 3]);
     let listed = b.call("schedules", json!({})).await.unwrap();
     assert_eq!(listed["schedules"][1]["name"], "tick");

@@ -192,10 +192,11 @@ impl Jobs {
                 false
             }
         };
+        // Counted as soon as it exists: a worker may run it before the schedule moves on.
+        self.metrics().enqueued(created);
         self.backend()
             .advance_schedule(&s.name, s.next_at, next)
             .await?;
-        self.metrics().enqueued(created);
         Ok(created)
     }
 }

@@ -288,9 +288,40 @@ const WAITING: usize = 16;
 ///   completed and dead jobs (each job ended once), and 4 stalled leases.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_with_sigkill_loses_no_acknowledged_job_and_ends_each_once() {
-    let dir = temp_dir("jobs-killed-node");
+    killed_node("jobs-killed-node", "").await;
+}
+
+/// The same with the jobs in PostgreSQL (the server at `PLEXUS_TEST_POSTGRES_URL`,
+/// default `postgres://postgres@127.0.0.1:5432/test`), in a schema of the test's
+/// own, dropped when it passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_with_sigkill_loses_no_acknowledged_job_on_postgres() {
+    let url = std::env::var("PLEXUS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let schema = format!("pjk_{}_{nanos:x}", std::process::id());
+    let section = format!(
+        "backend = \"postgres\"\npostgres_url = \"{url}\"\npostgres_schema = \"{schema}\"\n"
+    );
+    killed_node("jobs-killed-node-pg", &section).await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    // The name is ours: `pjk_`, digits, hex letters and `_`.
+    let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+/// The killed-node test with `backend` (more lines of the `[jobs]` section).
+async fn killed_node(name: &str, backend: &str) {
+    let dir = temp_dir(name);
     let config = format!(
-        "[node]\nname = \"jobs-kill\"\n[jobs]\npoll_ms = 100\nlease_ms = 1500\n\
+        "[node]\nname = \"jobs-kill\"\n[jobs]\npoll_ms = 100\nlease_ms = 3000\n{backend}\
          [jobs.queues]\nf = {HELD}\n"
     );
     let mut server = Server::start(&dir, &config).await;
@@ -413,7 +444,12 @@ async fn a_node_killed_with_sigkill_loses_no_acknowledged_job_and_ends_each_once
         // Held: interrupted by the kill, then run again. Failing: max_attempts.
         let twice = tag.starts_with('h') || job["params"]["fail"] == true;
         let expected: &[&str] = if twice { &["1", "2"] } else { &["1"] };
-        assert_eq!(attempts, expected, "job {id} ({tag}) ran: {job}");
+        assert_eq!(
+            attempts,
+            expected,
+            "job {id} ({tag}) ran: {job}\nthe node's log:\n{}",
+            server.log.borrow().as_str()
+        );
         if job["params"]["fail"] == true {
             assert_eq!(job["state"], "dead", "{job}");
             assert_eq!(job["errors"].as_array().unwrap().len(), 2, "{job}");

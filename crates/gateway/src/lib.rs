@@ -72,7 +72,7 @@
 //!
 //! **Node → service requests**: a registered service receives
 //! `{"jsonrpc":"2.0","id":"n-7","method":"<service>.<method>","params":…,"plexus":{instance,
-//! correlation_id, causation_id?, caller?, timeout_ms?}}` — the full `service.method`
+//! correlation_id, causation_id?, caller?, timeout_ms?, headers?}}` — the full `service.method`
 //! name, so one socket may serve several services — and answers with a JSON-RPC
 //! response carrying the same `id`. The calls it makes while serving one join that
 //! conversation when they carry `"plexus": {"correlation_id": …, "causation_id": …}`

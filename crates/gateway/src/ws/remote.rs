@@ -171,6 +171,16 @@ impl Service for RemoteService {
                 u64::try_from(left.as_millis()).unwrap_or(u64::MAX).into(),
             );
         }
+        // The call's headers (a job's `plexus-job-attempt`, …), so a service in
+        // another process sees what an in-process one does.
+        if !ctx.headers.is_empty() {
+            let headers: Map<String, Value> = ctx
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_owned(), Value::from(v)))
+                .collect();
+            meta.insert("headers".into(), Value::Object(headers));
+        }
         let request = json!({
             "jsonrpc": "2.0",
             "id": format!("n-{id}"),

@@ -288,20 +288,6 @@ async fn publish_durable(client: &Client, n: u64) -> Result<String, String> {
     }
 }
 
-/// Kills a served node with SIGKILL and waits until it is gone.
-async fn sigkill(server: &mut Server) {
-    kill(
-        Pid::from_raw(server.child.id().unwrap() as i32),
-        Signal::SIGKILL,
-    )
-    .unwrap();
-    let status = tokio::time::timeout(WAIT, server.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), None, "killed by a signal");
-}
-
 /// Durable events across three nodes under faults. Events (`PLEXUS_TEST_DURABLE_EVENTS`,
 /// default 3,000) are published through nodes `a`, `b` and `c` in turn by eight
 /// publishers, on a private nats-server. A quarter of the way in, node `b` is

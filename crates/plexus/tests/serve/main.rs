@@ -18,6 +18,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 mod cluster;
+mod jobs;
 
 /// How long any test waits for something before it fails.
 const WAIT: Duration = Duration::from_secs(20);
@@ -166,6 +167,20 @@ impl Server {
             .unwrap();
         status.code().unwrap_or(-1)
     }
+}
+
+/// Kills a served node with SIGKILL and waits until it is gone.
+async fn sigkill(server: &mut Server) {
+    kill(
+        Pid::from_raw(server.child.id().unwrap() as i32),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    let status = tokio::time::timeout(WAIT, server.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), None, "killed by a signal");
 }
 
 fn find_line(log: &str, needles: &[&str]) -> Option<String> {
@@ -1300,72 +1315,6 @@ async fn plexus_run_checks_a_program_file_then_runs_it() {
         ])
         .await;
     assert_eq!(missing, Value::Null);
-    assert_eq!(server.terminate().await, 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_cli_lists_counts_and_requeues_dead_jobs() {
-    let dir = temp_dir("jobs");
-    let mut server = Server::start(&dir, "").await;
-    // A job whose target always fails (no such collection), one attempt: dead.
-    let made = server
-        .json(&[
-            "call",
-            "jobs.enqueue",
-            "--params",
-            r#"{"queue": "mail", "target": "datastore.get", "params": {"collection": "nowhere", "id": "x"}, "max_attempts": 1}"#,
-            "--json",
-        ])
-        .await;
-    let id = made["id"].as_i64().unwrap();
-    let client = Client::new(&server.url, None).unwrap();
-    let client = &client;
-    let dead = || async move {
-        tokio::time::timeout(WAIT, async {
-            let mut every = tokio::time::interval(Duration::from_millis(20));
-            loop {
-                every.tick().await;
-                let job = client.call("jobs.get", json!({"id": id})).await.unwrap();
-                if job["state"] == "dead" {
-                    return job;
-                }
-            }
-        })
-        .await
-        .expect("the job died")
-    };
-    dead().await;
-
-    let listed = server
-        .json(&["jobs", "dead", "--queue", "mail", "--json"])
-        .await;
-    assert_eq!(listed["jobs"][0]["id"], id, "{listed}");
-    let stats = server.json(&["jobs", "stats", "--json"]).await;
-    let mail = stats["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["queue"] == "mail")
-        .unwrap();
-    assert_eq!(mail["dead"], 1, "{stats}");
-    let table = server.cli(&["jobs", "list", "--queue", "mail"]).await.ok();
-    assert!(table.stdout.contains("datastore.get"), "{}", table.stdout);
-    assert!(table.stdout.contains("dead"), "{}", table.stdout);
-
-    let requeued = server
-        .json(&["jobs", "requeue", "--queue", "mail", "--json"])
-        .await;
-    assert_eq!(requeued["requeued"], 1);
-    let job = dead().await;
-    assert_eq!(job["errors"].as_array().unwrap().len(), 2, "{job}");
-    let retried = server
-        .json(&["jobs", "retry", &id.to_string(), "--json"])
-        .await;
-    assert_eq!(retried["id"], id);
-    let refused = server
-        .cli(&["jobs", "requeue", "1", "--queue", "mail"])
-        .await;
-    assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert_eq!(server.terminate().await, 0);
 }
 

@@ -620,13 +620,19 @@ impl Jobs {
             tokio::pin!(wake, moved);
             wake.as_mut().enable();
             moved.as_mut().enable();
-            let now = inner.clock.now_ms();
+            let mut now = inner.clock.now_ms();
             if swept.is_none_or(|at| now < at || now - at >= millis(poll)) {
                 self.recover(now).await;
                 self.fire_schedules(now).await;
                 swept = Some(now);
             }
             while inner.total.load(Ordering::Acquire) < inner.config.max_running {
+                // A lease starts at its claim, not at the top of this round: the
+                // sweep and the claims before it may have taken a good part of
+                // a lease, and a lease dated back would run out while its
+                // worker is alive (and be run twice). What is due is then seen
+                // as of the last claim, `next_due` below included.
+                now = inner.clock.now_ms();
                 let mut skip = self.full_queues();
                 skip.extend(inner.pace.left_out(now));
                 let lease_until = now.saturating_add(millis(inner.config.lease()));

@@ -26,7 +26,8 @@
 //!
 //! The attempt number reaches the target in the header `plexus-job-attempt`
 //! ([`HEADER_ATTEMPT`]): 1 on the first run, then 2, 3… on retries and after a
-//! recovered lease, so a target can make itself idempotent.
+//! recovered lease, so a target can make itself idempotent; a target in another
+//! process finds it in the request's `plexus.headers` (docs/external-services.md).
 //!
 //! ## Feature flags
 //! - `test-util`: the conformance suite ([`conformance`]).

@@ -244,8 +244,33 @@ pub trait JobBackend: Send + Sync + std::fmt::Debug + 'static {
         lease_until: i64,
     ) -> Result<Option<Job>, JobError>;
 
+    /// Takes up to `limit` more due jobs of `queue` (unless it is paused), best
+    /// first, for `worker`, each with its attempt counted and its lease until
+    /// `lease_until`, in one step: the rest of a queue's turn after [`claim`]
+    /// chose it. Empty when none is due.
+    ///
+    /// [`claim`]: JobBackend::claim
+    async fn claim_more(
+        &self,
+        queue: &str,
+        now: i64,
+        worker: &str,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<Job>, JobError>;
+
     /// Renews `worker`'s lease on job `id`; false when it no longer holds it.
     async fn renew(&self, id: i64, worker: &str, lease_until: i64) -> Result<bool, JobError>;
+
+    /// Marks held jobs completed, each `(id, result)`, in one step (one
+    /// transaction, one script): for each, in order, false when `worker` no longer
+    /// held it.
+    async fn complete_many(
+        &self,
+        worker: &str,
+        now: i64,
+        done: &[(i64, Value)],
+    ) -> Result<Vec<bool>, JobError>;
 
     /// Marks a held job completed with `result`; false when no longer held.
     async fn complete(
@@ -254,7 +279,12 @@ pub trait JobBackend: Send + Sync + std::fmt::Debug + 'static {
         worker: &str,
         now: i64,
         result: &Value,
-    ) -> Result<bool, JobError>;
+    ) -> Result<bool, JobError> {
+        let stored = self
+            .complete_many(worker, now, &[(id, result.clone())])
+            .await?;
+        Ok(stored.first().copied().unwrap_or(false))
+    }
 
     /// Records a failed attempt (`error`, the last `keep` kept) of a held job: it
     /// waits until `retry_at`, or, with none, is dead. False when no longer held.

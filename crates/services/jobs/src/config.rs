@@ -60,6 +60,12 @@ pub struct JobsConfig {
     pub concurrency: usize,
     /// Per-queue overrides of `concurrency`.
     pub queues: BTreeMap<String, usize>,
+    /// The most jobs one claim takes and one completion write stores (default 32):
+    /// a claim takes the best due job and then, in the same turn, up to this many
+    /// of its queue (within the queue's room and rate); finished jobs' results are
+    /// stored together, one transaction for all that finished meanwhile. 1 claims
+    /// and stores one job at a time.
+    pub batch: usize,
     /// Per-queue rate limits: the most jobs of the queue this node starts per
     /// second (none by default).
     pub rates: BTreeMap<String, u32>,
@@ -110,6 +116,7 @@ impl Default for JobsConfig {
             max_running: 64,
             concurrency: 8,
             queues: BTreeMap::new(),
+            batch: 32,
             rates: BTreeMap::new(),
             lease_ms: 30_000,
             poll_ms: 1_000,
@@ -165,6 +172,7 @@ impl Validate for JobsConfig {
         errors
             .range("max_running", self.max_running, 1..=100_000)
             .range("concurrency", self.concurrency, 1..=100_000)
+            .range("batch", self.batch, 1..=1_000)
             .range("lease_ms", self.lease_ms, 100..=DAY_MS)
             .range("poll_ms", self.poll_ms, 1..=600_000)
             .range("max_attempts", self.max_attempts, 1..=10_000)
@@ -258,6 +266,8 @@ mod tests {
                 "jobs.postgres_schema",
             ),
             (json!({"pool_size": 0}), "jobs.pool_size"),
+            (json!({"batch": 0}), "jobs.batch"),
+            (json!({"batch": 1_001}), "jobs.batch"),
             (json!({"backend": "mysql"}), "jobs"),
             (json!({"queues": {"Bad Name": 2}}), "jobs.queues.Bad Name"),
             (json!({"queues": {"mail": 0}}), "jobs.queues.mail"),

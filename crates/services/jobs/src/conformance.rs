@@ -973,3 +973,121 @@ pub async fn other_nodes_are_woken_without_polling(backend: Arc<dyn JobBackend>)
     assert_eq!(calls[0].0, "w1");
     worker.jobs.close();
 }
+
+/// Batches: `claim_more` takes a queue's due jobs best first, at most its limit,
+/// none of a paused queue, none not yet due, none of another queue;
+/// `complete_many` stores what the worker holds and refuses the rest, job by
+/// job; and a node whose jobs all finish together runs each once, its results
+/// stored in batches.
+pub async fn batches_claim_and_complete(backend: Arc<dyn JobBackend>) {
+    let clock = Clock::manual(START_MS);
+    let takes = JobsConfig {
+        workers: false,
+        ..JobsConfig::default()
+    };
+    let first = Harness::start_on(backend.clone(), takes, clock.clone()).await;
+    let job = |queue: &str, tag: &str, priority: i32| json!({"queue": queue, "target": "work.record", "params": {"tag": tag}, "priority": priority});
+    let mut ids = Vec::new();
+    for (tag, priority) in [("b0", 0), ("b1", 5), ("b2", 0), ("b3", 5), ("b4", 0)] {
+        ids.push(first.enqueue(job("b", tag, priority)).await);
+    }
+    let later = first
+        .enqueue(json!({"queue": "b", "target": "work.record", "params": {"tag": "later"}, "priority": 9, "delay_ms": 60_000}))
+        .await;
+    let other = first.enqueue(job("other", "o", 9)).await;
+    first.call("pause", json!({"queue": "p"})).await.unwrap();
+    first.enqueue(job("p", "p", 0)).await;
+
+    let now = clock.now_ms();
+    let lease = now + 30_000;
+    let taken = backend.claim_more("b", now, "w", lease, 3).await.unwrap();
+    let seen: Vec<(i64, u32, JobState)> =
+        taken.iter().map(|j| (j.id, j.attempt, j.state)).collect();
+    assert_eq!(
+        seen,
+        [ids[1], ids[3], ids[0]].map(|id| (id, 1, JobState::Running)),
+        "best first, at most the limit"
+    );
+    let rest = backend.claim_more("b", now, "w", lease, 10).await.unwrap();
+    let rest: Vec<i64> = rest.iter().map(|j| j.id).collect();
+    assert_eq!(
+        rest,
+        [ids[2], ids[4]],
+        "the delayed job and other queues stay"
+    );
+    assert!(
+        backend
+            .claim_more("b", now, "w", lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        backend
+            .claim_more("p", now, "w", lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(first.state(later).await, JobState::Pending);
+    assert_eq!(first.state(other).await, JobState::Pending);
+
+    let stored = backend
+        .complete_many(
+            "w",
+            now,
+            &[(ids[1], json!(1)), (ids[3], json!(3)), (i64::MAX, json!(0))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, [true, true, false]);
+    let stored = backend
+        .complete_many("not-w", now, &[(ids[0], json!(0))])
+        .await
+        .unwrap();
+    assert_eq!(stored, [false], "another worker's job");
+    let done = first.jobs.get(ids[3]).await.unwrap();
+    assert_eq!(
+        (done.state, done.result),
+        (JobState::Completed, Some(json!(3)))
+    );
+    assert_eq!(first.state(ids[0]).await, JobState::Running);
+
+    // A node with room for all: 40 jobs finishing at once run once each.
+    let wide = JobsConfig {
+        max_running: 64,
+        concurrency: 64,
+        batch: 16,
+        ..JobsConfig::default()
+    };
+    let mut h = Harness::start_on(backend, wide, clock).await;
+    let mut many = Vec::new();
+    for i in 0..40 {
+        many.push(h.enqueue(job("many", &format!("m{i}"), 0)).await);
+    }
+    let mut left: std::collections::HashSet<i64> = many.iter().copied().collect();
+    tokio::time::timeout(BOUND, async {
+        while !left.is_empty() {
+            let envelope = h.events.recv().await.expect("bus closed");
+            if envelope.topic().as_str() == "jobs.many.completed" {
+                let payload = envelope.payload().decode::<Value>().unwrap();
+                left.remove(&payload["id"].as_i64().unwrap());
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("jobs {left:?} did not complete"));
+    let mut tags: Vec<String> = h
+        .log
+        .calls()
+        .into_iter()
+        .filter(|(t, _)| t.starts_with('m'))
+        .map(|(t, attempt)| format!("{t}/{attempt}"))
+        .collect();
+    tags.sort();
+    let mut expected: Vec<String> = (0..40).map(|i| format!("m{i}/1")).collect();
+    expected.sort();
+    assert_eq!(tags, expected, "each job once, on its first attempt");
+    first.jobs.close();
+    h.jobs.close();
+}

@@ -5,7 +5,9 @@
 //!
 //! - one dispatcher task claims due jobs (highest priority, then earliest `run_at`,
 //!   then oldest), at most `max_running` at once and `concurrency` per queue, the
-//!   queues taking turns and each held to its rate in `jobs.rates` (`Pace`), and is
+//!   queues taking turns and each held to its rate in `jobs.rates` (`Pace`); a
+//!   queue's turn is its best due job, then up to `batch − 1` more of its due jobs
+//!   in one step of the backend ([`JobBackend::claim_more`]); it is
 //!   woken by every local enqueue, every ended job and every clock advance, or else
 //!   polls every `poll_ms`; it looks for expired leases and due schedules once a
 //!   poll;
@@ -22,7 +24,9 @@
 //!   `max_backoff_ms`), less a random part of up to half ("equal jitter"), then runs
 //!   again (event `jobs.<queue>.failed`); past `max_attempts` it is dead with its
 //!   error history (`jobs.<queue>.dead`); an answer is stored as the job's result
-//!   (`jobs.<queue>.completed`).
+//!   (`jobs.<queue>.completed`) by the completer, a task that stores every result
+//!   waiting (up to `batch`) in one step ([`JobBackend::complete_many`]), so a busy
+//!   queue commits once per batch, not once per job.
 //!
 //! Times come from a [`Clock`]: the system's, or a manual one tests move.
 
@@ -40,7 +44,7 @@ use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::backend::{JobBackend, ListFilter, NewJob, QueueStats};
 use crate::pace::Pace;
@@ -193,6 +197,19 @@ struct Inner {
     total: AtomicUsize,
     started: AtomicBool,
     closed: AtomicBool,
+    /// Results waiting to be stored, in batches, by the completer.
+    finished: mpsc::Sender<Finished>,
+    /// The completer's end, until it starts.
+    finished_rx: Mutex<Option<mpsc::Receiver<Finished>>>,
+}
+
+/// An attempt that answered, waiting for its result to be stored.
+struct Finished {
+    id: i64,
+    result: Value,
+    /// Whether it was stored (false: the job was no longer this worker's), with
+    /// the result back; `None` when storing failed.
+    stored: oneshot::Sender<Option<(bool, Value)>>,
 }
 
 /// The job queue; clones share it.
@@ -224,6 +241,8 @@ impl Jobs {
             rand::rng().random::<u64>()
         );
         let pace = Pace::new(config.rates.clone());
+        // Each running job has at most one result waiting: never full.
+        let (finished, finished_rx) = mpsc::channel(config.max_running.max(1));
         Self {
             inner: Arc::new(Inner {
                 backend,
@@ -238,6 +257,8 @@ impl Jobs {
                 total: AtomicUsize::new(0),
                 started: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
+                finished,
+                finished_rx: Mutex::new(Some(finished_rx)),
             }),
         }
     }
@@ -287,6 +308,9 @@ impl Jobs {
         if self.inner.config.workers && !self.inner.started.swap(true, Ordering::AcqRel) {
             let jobs = self.clone();
             tokio::spawn(async move { jobs.dispatch().await });
+            if let Some(rx) = self.inner.finished_rx.lock().take() {
+                tokio::spawn(complete_batches(Arc::downgrade(&self.inner), rx));
+            }
         }
     }
 
@@ -642,8 +666,10 @@ impl Jobs {
                     .await
                 {
                     Ok(Some(job)) => {
-                        inner.pace.started(&job.queue, now);
+                        let queue = job.queue.clone();
+                        inner.pace.started(&queue, now);
                         self.start(job);
+                        self.claim_more(&queue, now, lease_until).await;
                     }
                     // Every queue with a due job had its turn: a new round.
                     Ok(None) if inner.pace.new_round() => {}
@@ -681,6 +707,38 @@ impl Jobs {
                 () = tokio::time::sleep(wait) => {}
                 open = announced => if !open { remote = None },
             }
+        }
+    }
+
+    /// The rest of `queue`'s turn: as many more of its due jobs as the batch, the
+    /// node's room, the queue's room and its rate allow, in one step.
+    async fn claim_more(&self, queue: &str, now: i64, lease_until: i64) {
+        let inner = &self.inner;
+        let running = inner.running.lock().get(queue).copied().unwrap_or(0);
+        let limit = (inner.config.batch.saturating_sub(1))
+            .min(
+                inner
+                    .config
+                    .max_running
+                    .saturating_sub(inner.total.load(Ordering::Acquire)),
+            )
+            .min(inner.config.concurrency_of(queue).saturating_sub(running))
+            .min(inner.pace.tokens(queue, now));
+        if limit == 0 {
+            return;
+        }
+        match inner
+            .backend
+            .claim_more(queue, now, &inner.worker, lease_until, limit)
+            .await
+        {
+            Ok(jobs) => {
+                for job in jobs {
+                    inner.pace.started(&job.queue, now);
+                    self.start(job);
+                }
+            }
+            Err(error) => self.backend_failed(&error, "claim failed; trying again after the poll"),
         }
     }
 
@@ -742,21 +800,19 @@ impl Jobs {
             }
             Err(e) => Err(("unavailable", e.to_string())),
         };
-        let now = inner.clock.now_ms();
         match answer {
-            Ok(result) => match self
-                .outcome(|| inner.backend.complete(job.id, &inner.worker, now, &result))
-                .await
-            {
-                Ok(true) => {
+            Ok(result) => match self.store_result(job.id, result).await {
+                Some((true, result)) => {
                     inner.metrics.completed();
                     let detail = json!({"id": job.id, "queue": job.queue, "target": job.target, "attempt": job.attempt, "result": result});
                     self.emit(&job.queue, "completed", &detail).await;
                 }
-                Ok(false) => inner.metrics.lost(),
-                Err(error) => tracing::warn!(%error, job = job.id, "jobs: storing a result failed"),
+                Some((false, _)) => inner.metrics.lost(),
+                // The completer logged why.
+                None => {}
             },
             Err((kind, message)) => {
+                let now = inner.clock.now_ms();
                 let record =
                     json!({"attempt": job.attempt, "at": now, "error": kind, "message": message});
                 let dead = job.attempt >= job.max_attempts;
@@ -791,13 +847,25 @@ impl Jobs {
         }
     }
 
+    /// Hands a result to the completer and waits until it is stored: whether it
+    /// was (false: the job was no longer ours), with the result back; `None` when
+    /// storing failed.
+    async fn store_result(&self, id: i64, result: Value) -> Option<(bool, Value)> {
+        let (stored, answer) = oneshot::channel();
+        let finished = Finished { id, result, stored };
+        if self.inner.finished.send(finished).await.is_err() {
+            return None;
+        }
+        answer.await.ok().flatten()
+    }
+
     /// Stores an attempt's outcome with `store`, trying again while the backend is
     /// unavailable (waits from 50 ms doubling to 1 s), for at most a lease: past
     /// it the job is another worker's to recover anyway.
-    async fn outcome<'a, F, Fut>(&self, store: F) -> Result<bool, JobError>
+    async fn outcome<'a, T, F, Fut>(&self, store: F) -> Result<T, JobError>
     where
         F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<bool, JobError>> + 'a,
+        Fut: std::future::Future<Output = Result<T, JobError>> + 'a,
     {
         let give_up = tokio::time::Instant::now() + self.inner.config.lease();
         let mut wait = Duration::from_millis(50);
@@ -884,6 +952,47 @@ impl Jobs {
         };
         if let Err(error) = node.bus().publish(envelope).await {
             tracing::warn!(%error, queue, what, "jobs: event not published");
+        }
+    }
+}
+
+/// The completer: stores the results of finished attempts, all those waiting
+/// at once (up to `jobs.batch`) in one step of the backend, so a busy queue
+/// commits once per batch instead of once per job. It ends when the queue is
+/// gone.
+async fn complete_batches(queue: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Finished>) {
+    while let Some(first) = rx.recv().await {
+        let Some(inner) = queue.upgrade() else { return };
+        let jobs = Jobs { inner };
+        let mut batch = vec![first];
+        while batch.len() < jobs.inner.config.batch {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let done: Vec<(i64, Value)> = batch
+            .iter_mut()
+            .map(|f| (f.id, std::mem::take(&mut f.result)))
+            .collect();
+        let now = jobs.inner.clock.now_ms();
+        let inner = &jobs.inner;
+        match jobs
+            .outcome(|| inner.backend.complete_many(&inner.worker, now, &done))
+            .await
+        {
+            Ok(stored) => {
+                for (i, (f, (_, result))) in batch.into_iter().zip(done).enumerate() {
+                    let ok = stored.get(i).copied().unwrap_or(false);
+                    let _ = f.stored.send(Some((ok, result)));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, jobs = batch.len(), "jobs: storing results failed");
+                for f in batch {
+                    let _ = f.stored.send(None);
+                }
+            }
         }
     }
 }

@@ -82,6 +82,18 @@ impl Pace {
             .min()
     }
 
+    /// How many jobs of `queue` its rate lets start at `now` (unbounded without
+    /// a rate).
+    pub(crate) fn tokens(&self, queue: &str, now: i64) -> usize {
+        let Some(rate) = self.rates.get(queue) else {
+            return usize::MAX;
+        };
+        let mut buckets = self.buckets.lock();
+        let tokens = self.refilled(&mut buckets, queue, *rate, now).tokens;
+        // A bucket holds at most a second's worth: a `u32`.
+        tokens.max(0.0).floor() as usize
+    }
+
     /// `queue` started a job at `now`: a token spent, its turn taken.
     pub(crate) fn started(&self, queue: &str, now: i64) {
         if let Some(rate) = self.rates.get(queue) {
@@ -115,9 +127,12 @@ mod tests {
         pace.started("r", 0);
         assert!(pace.new_round());
         assert_eq!(pace.left_out(0), ["r"]);
+        assert_eq!(pace.tokens("r", 0), 0);
+        assert_eq!(pace.tokens("other", 0), usize::MAX);
         assert_eq!(pace.next_token_ms(0), Some(500));
         assert_eq!(pace.left_out(499), ["r"]);
         assert!(pace.left_out(500).is_empty());
+        assert_eq!(pace.tokens("r", 1_000), 2);
         // Idle for long: never more than a second's worth.
         assert!(pace.left_out(60_000).is_empty());
         for _ in 0..2 {

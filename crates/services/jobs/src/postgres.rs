@@ -104,6 +104,21 @@ const COMPLETE: &str =
                  worker = NULL, lease_until = NULL
              WHERE id = $1 AND worker = $2 AND state = 'running'";
 
+/// The `claim_more` step's statement (its bindings are `sql_backend!`'s): rows
+/// another node is claiming are skipped, not waited for.
+const CLAIM_MORE: &str = concat!(
+    "UPDATE plexus_jobs SET state = 'running', attempt = attempt + 1,
+                 worker = $1, lease_until = $2
+             WHERE id IN (
+                 SELECT id FROM plexus_jobs
+                 WHERE state = 'pending' AND queue = $3 AND run_at <= $4
+                     AND NOT EXISTS (SELECT 1 FROM plexus_job_queues WHERE queue = $3 AND paused)
+                 ORDER BY priority DESC, run_at, id LIMIT $5
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING ",
+    columns!()
+);
+
 /// The `fail` step's statement (its bindings are `sql_backend!`'s).
 const FAIL: &str = "UPDATE plexus_jobs SET
                  state = CASE WHEN $4::bigint IS NULL THEN 'dead' ELSE 'pending' END,
@@ -290,7 +305,7 @@ impl PostgresBackend {
     }
 }
 
-sql::sql_backend!(PostgresBackend [COMPLETE, FAIL, RECOVER, GET, LIST] {
+sql::sql_backend!(PostgresBackend [COMPLETE, CLAIM_MORE, FAIL, RECOVER, GET, LIST] {
     fn name(&self) -> &'static str {
         "postgres"
     }

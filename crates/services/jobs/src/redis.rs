@@ -109,6 +109,23 @@ local function release(id)
   redis.call('HDEL', J(id), 'worker', 'lease_until')
 end
 local function paused(q) return redis.call('HGET', PAUSED, q) == '1' end
+local function promote(q, now)
+  local due = redis.call('ZRANGEBYSCORE', DELAYED(q), '-inf', now, 'LIMIT', 0, 1000)
+  for _, m in ipairs(due) do
+    local f = redis.call('HMGET', J(m), 'priority', 'run_at')
+    local score = (1000 - tonumber(f[1])) * SHIFT + clamp(tonumber(f[2]))
+    redis.call('ZADD', READY(q), score, m)
+    redis.call('ZREM', DELAYED(q), m)
+  end
+end
+local function take(m, q, worker, lease_until)
+  redis.call('ZREM', READY(q), m)
+  move(m, q, 'pending', 'running')
+  redis.call('HINCRBY', J(m), 'attempt', 1)
+  redis.call('HSET', J(m), 'worker', worker, 'lease_until', lease_until)
+  redis.call('ZADD', LEASES, tonumber(lease_until), m)
+  return read(m)
+end
 ";
 
 /// ARGV: prefix, queue, target, params, priority, max attempts, backoff, timeout,
@@ -152,13 +169,7 @@ for q in string.gmatch(ARGV[5], '[^,]+') do skip[q] = true end
 local best, bestq, bests
 for _, q in ipairs(redis.call('SMEMBERS', QUEUES)) do
   if not skip[q] and not paused(q) then
-    local due = redis.call('ZRANGEBYSCORE', DELAYED(q), '-inf', now, 'LIMIT', 0, 1000)
-    for _, m in ipairs(due) do
-      local f = redis.call('HMGET', J(m), 'priority', 'run_at')
-      local score = (1000 - tonumber(f[1])) * SHIFT + clamp(tonumber(f[2]))
-      redis.call('ZADD', READY(q), score, m)
-      redis.call('ZREM', DELAYED(q), m)
-    end
+    promote(q, now)
     local head = redis.call('ZRANGE', READY(q), 0, 0, 'WITHSCORES')
     if head[1] then
       local s = tonumber(head[2])
@@ -169,12 +180,20 @@ for _, q in ipairs(redis.call('SMEMBERS', QUEUES)) do
   end
 end
 if not best then return false end
-redis.call('ZREM', READY(bestq), best)
-move(best, bestq, 'pending', 'running')
-redis.call('HINCRBY', J(best), 'attempt', 1)
-redis.call('HSET', J(best), 'worker', ARGV[3], 'lease_until', ARGV[4])
-redis.call('ZADD', LEASES, tonumber(ARGV[4]), best)
-return read(best)
+return take(best, bestq, ARGV[3], ARGV[4])
+";
+
+/// ARGV: prefix, queue, now, worker, lease end, limit. The jobs taken, best first.
+const CLAIM_MORE: &str = r"
+local q, now = ARGV[2], tonumber(ARGV[3])
+local taken = {}
+if paused(q) then return taken end
+promote(q, now)
+local heads = redis.call('ZRANGE', READY(q), 0, tonumber(ARGV[6]) - 1)
+for _, m in ipairs(heads) do
+  taken[#taken + 1] = take(m, q, ARGV[4], ARGV[5])
+end
+return taken
 ";
 
 /// ARGV: prefix, id, worker, lease end. 1 when renewed.
@@ -185,15 +204,23 @@ redis.call('ZADD', LEASES, tonumber(ARGV[4]), M(ARGV[2]))
 return 1
 ";
 
-/// ARGV: prefix, id, worker, now, result. 1 when stored.
+/// ARGV: prefix, worker, now, then each job's id and result. For each, 1 when
+/// stored.
 const COMPLETE: &str = r"
-local id = ARGV[2]
-local q = held(id, ARGV[3])
-if not q then return 0 end
-release(id)
-move(id, q, 'running', 'completed')
-redis.call('HSET', J(id), 'result', ARGV[5], 'finished_at', ARGV[4])
-return 1
+local stored = {}
+for i = 4, #ARGV, 2 do
+  local id = ARGV[i]
+  local q = held(id, ARGV[2])
+  if q then
+    release(id)
+    move(id, q, 'running', 'completed')
+    redis.call('HSET', J(id), 'result', ARGV[i + 1], 'finished_at', ARGV[3])
+    stored[#stored + 1] = 1
+  else
+    stored[#stored + 1] = 0
+  end
+end
+return stored
 ";
 
 /// ARGV: prefix, id, worker, now, error, retry_at (opt), errors kept. 1 when
@@ -409,6 +436,7 @@ return 1
 struct Scripts {
     enqueue: Script,
     claim: Script,
+    claim_more: Script,
     renew: Script,
     complete: Script,
     fail: Script,
@@ -435,6 +463,7 @@ impl Scripts {
         Self {
             enqueue: script(ENQUEUE),
             claim: script(CLAIM),
+            claim_more: script(CLAIM_MORE),
             renew: script(RENEW),
             complete: script(COMPLETE),
             fail: script(FAIL),
@@ -653,21 +682,45 @@ impl JobBackend for RedisBackend {
         Ok(done == 1)
     }
 
-    async fn complete(
+    async fn claim_more(
         &self,
-        id: i64,
+        queue: &str,
+        now: i64,
+        worker: &str,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<Job>, JobError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let args = [
+            queue,
+            &now.to_string(),
+            worker,
+            &lease_until.to_string(),
+            &limit.to_string(),
+        ];
+        let taken: Vec<Reply> = self.run(&self.scripts.claim_more, &args).await?;
+        taken.into_iter().map(job_of).collect()
+    }
+
+    async fn complete_many(
+        &self,
         worker: &str,
         now: i64,
-        result: &Value,
-    ) -> Result<bool, JobError> {
-        let args = [
-            &id.to_string(),
-            worker,
-            &now.to_string(),
-            &result.to_string(),
-        ];
-        let done: u8 = self.run(&self.scripts.complete, &args).await?;
-        Ok(done == 1)
+        done: &[(i64, Value)],
+    ) -> Result<Vec<bool>, JobError> {
+        let now = now.to_string();
+        let texts: Vec<(String, String)> = done
+            .iter()
+            .map(|(id, result)| (id.to_string(), result.to_string()))
+            .collect();
+        let mut args = vec![worker, now.as_str()];
+        for (id, result) in &texts {
+            args.extend([id.as_str(), result.as_str()]);
+        }
+        let stored: Vec<u8> = self.run(&self.scripts.complete, &args).await?;
+        Ok(stored.into_iter().map(|s| s == 1).collect())
     }
 
     async fn fail(

@@ -90,28 +90,62 @@ pub(crate) const ADVANCE_SCHEDULE: &str =
 /// unchanged: the lease renewal, cancel, stats, pause, the next due time and the
 /// schedules. Jobs in SQL are in the DataStore's database, so `transactional`.
 macro_rules! sql_backend {
-    ($backend:ty [$complete:expr, $fail:expr, $recover:expr, $get:expr, $list:expr] {
+    ($backend:ty [$complete:expr, $claim_more:expr, $fail:expr, $recover:expr, $get:expr, $list:expr] {
         $($own:tt)*
     }) => {
         #[plexus_core::async_trait]
         impl $crate::backend::JobBackend for $backend {
             $($own)*
 
-            async fn complete(
+            async fn claim_more(
                 &self,
-                id: i64,
+                queue: &str,
+                now: i64,
+                worker: &str,
+                lease_until: i64,
+                limit: usize,
+            ) -> Result<Vec<$crate::Job>, $crate::JobError> {
+                if limit == 0 {
+                    return Ok(Vec::new());
+                }
+                let rows = sqlx::query($claim_more)
+                    .bind(worker)
+                    .bind(lease_until)
+                    .bind(queue)
+                    .bind(now)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut jobs = rows
+                    .iter()
+                    .map($crate::sql::job_of)
+                    .collect::<Result<Vec<_>, _>>()?;
+                // `RETURNING` keeps no order: best first, as they were chosen.
+                jobs.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.run_at, j.id));
+                Ok(jobs)
+            }
+
+            async fn complete_many(
+                &self,
                 worker: &str,
                 now: i64,
-                result: &serde_json::Value,
-            ) -> Result<bool, $crate::JobError> {
-                let done = sqlx::query($complete)
-                    .bind(id)
-                    .bind(worker)
-                    .bind($crate::sql::json_text(result))
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() == 1)
+                done: &[(i64, serde_json::Value)],
+            ) -> Result<Vec<bool>, $crate::JobError> {
+                // One transaction: one commit (one sync to disk) for the lot.
+                let mut tx = self.pool.begin().await?;
+                let mut stored = Vec::with_capacity(done.len());
+                for (id, result) in done {
+                    let outcome = sqlx::query($complete)
+                        .bind(id)
+                        .bind(worker)
+                        .bind($crate::sql::json_text(result))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    stored.push(outcome.rows_affected() == 1);
+                }
+                tx.commit().await?;
+                Ok(stored)
             }
 
             async fn fail(

@@ -67,6 +67,16 @@ const COMPLETE: &str = "UPDATE plexus_jobs SET state = 'completed', result = ?3,
                  worker = NULL, lease_until = NULL
              WHERE id = ?1 AND worker = ?2 AND state = 'running'";
 
+/// The `claim_more` step's statement (its bindings are `sql_backend!`'s).
+const CLAIM_MORE: &str = "UPDATE plexus_jobs SET state = 'running', attempt = attempt + 1,
+                 worker = ?1, lease_until = ?2
+             WHERE id IN (
+                 SELECT id FROM plexus_jobs
+                 WHERE state = 'pending' AND queue = ?3 AND run_at <= ?4
+                     AND NOT EXISTS (SELECT 1 FROM plexus_job_queues WHERE queue = ?3 AND paused)
+                 ORDER BY priority DESC, run_at, id LIMIT ?5)
+             RETURNING *";
+
 /// The `fail` step's statement (its bindings are `sql_backend!`'s).
 const FAIL: &str = "UPDATE plexus_jobs SET
                  state = CASE WHEN ?4 IS NULL THEN 'dead' ELSE 'pending' END,
@@ -179,7 +189,7 @@ impl SqliteBackend {
     }
 }
 
-sql::sql_backend!(SqliteBackend [COMPLETE, FAIL, RECOVER, GET, LIST] {
+sql::sql_backend!(SqliteBackend [COMPLETE, CLAIM_MORE, FAIL, RECOVER, GET, LIST] {
     fn name(&self) -> &'static str {
         "sqlite"
     }

@@ -92,6 +92,7 @@ suite!(
     queues_take_turns,
     rate_limit_per_queue,
     other_nodes_are_woken_without_polling,
+    batches_claim_and_complete,
 );
 
 /// The test server's URL with its address replaced by a fault proxy's, and the

@@ -53,6 +53,7 @@ suite!(
     queues_take_turns,
     rate_limit_per_queue,
     other_nodes_are_woken_without_polling,
+    batches_claim_and_complete,
 );
 
 /// How many jobs the fault test keeps running (held at the gate) when the server

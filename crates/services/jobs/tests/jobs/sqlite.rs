@@ -55,4 +55,5 @@ suite!(
     queues_take_turns,
     rate_limit_per_queue,
     other_nodes_are_woken_without_polling,
+    batches_claim_and_complete,
 );

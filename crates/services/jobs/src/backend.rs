@@ -259,6 +259,22 @@ pub trait JobBackend: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<Job>, JobError>;
 
+    /// Takes up to `want` of `queue`'s start tokens from the bucket every node
+    /// shares: it holds at most `rate` (a second's worth), is full at first, and
+    /// refills at `rate` per second of `now`. Answers how many were granted and
+    /// what is left, in one step.
+    async fn take_tokens(
+        &self,
+        queue: &str,
+        rate: u32,
+        now: i64,
+        want: u32,
+    ) -> Result<(u32, f64), JobError>;
+
+    /// Gives `n` unused tokens back to `queue`'s bucket (which holds at most
+    /// `rate`).
+    async fn return_tokens(&self, queue: &str, rate: u32, n: u32) -> Result<(), JobError>;
+
     /// Renews `worker`'s lease on job `id`; false when it no longer holds it.
     async fn renew(&self, id: i64, worker: &str, lease_until: i64) -> Result<bool, JobError>;
 

@@ -66,8 +66,9 @@ pub struct JobsConfig {
     /// stored together, one transaction for all that finished meanwhile. 1 claims
     /// and stores one job at a time.
     pub batch: usize,
-    /// Per-queue rate limits: the most jobs of the queue this node starts per
-    /// second (none by default).
+    /// Per-queue rate limits: the most jobs of the queue started per second by
+    /// all nodes sharing the backend together (none by default); its tokens are a
+    /// bucket in the backend.
     pub rates: BTreeMap<String, u32>,
     /// A running job's lease, in milliseconds (default 30,000); its worker renews it
     /// every third of it. A job whose lease ran out (its worker died) is run again.

@@ -1091,3 +1091,54 @@ pub async fn batches_claim_and_complete(backend: Arc<dyn JobBackend>) {
     first.jobs.close();
     h.jobs.close();
 }
+
+/// A queue's rate holds across nodes: two nodes with `rates.slow = 2` on one
+/// backend start two of its jobs in all, not two each, until the shared bucket
+/// refills; a node's unused tokens go back to the bucket for the others.
+pub async fn rate_limit_is_shared_by_nodes(backend: Arc<dyn JobBackend>) {
+    let clock = Clock::manual(START_MS);
+    let mut config = JobsConfig::default();
+    config.rates.insert("slow".to_owned(), 2);
+    let log = Arc::new(WorkLog::default());
+    let a =
+        Harness::start_logged(backend.clone(), config.clone(), clock.clone(), log.clone()).await;
+    for i in 0..6 {
+        a.enqueue(
+            json!({"queue": "slow", "target": "work.record", "params": {"tag": format!("s{i}")}}),
+        )
+        .await;
+    }
+    let b = Harness::start_logged(backend.clone(), config, clock.clone(), log.clone()).await;
+    log.wait_calls(2).await;
+    // Both nodes go round again (jobs of another queue on each) and still leave
+    // the limited queue alone.
+    a.enqueue(json!({"queue": "free", "target": "work.record", "params": {"tag": "f"}}))
+        .await;
+    b.enqueue(json!({"queue": "free", "target": "work.record", "params": {"tag": "f"}}))
+        .await;
+    b.enqueue(json!({"queue": "free", "target": "work.record", "params": {"tag": "f"}}))
+        .await;
+    let slow = |calls: &[(String, u32)]| calls.iter().filter(|(t, _)| t.starts_with('s')).count();
+    log.wait_calls(5).await;
+    assert_eq!(
+        slow(&log.calls()),
+        2,
+        "two nodes, one bucket: {:?}",
+        log.calls()
+    );
+
+    // A second refills the bucket: two more, whichever node takes them.
+    a.advance(Duration::from_secs(1));
+    let calls = log.wait_calls(7).await;
+    assert_eq!(slow(&calls), 4, "{calls:?}");
+    let (granted, _) = backend
+        .take_tokens("slow", 2, clock.now_ms(), 10)
+        .await
+        .unwrap();
+    assert_eq!(granted, 0, "the nodes gave back nothing they did not take");
+    a.advance(Duration::from_secs(1));
+    let calls = log.wait_calls(9).await;
+    assert_eq!(slow(&calls), 6);
+    a.jobs.close();
+    b.jobs.close();
+}

@@ -5,7 +5,8 @@
 //!
 //! - one dispatcher task claims due jobs (highest priority, then earliest `run_at`,
 //!   then oldest), at most `max_running` at once and `concurrency` per queue, the
-//!   queues taking turns and each held to its rate in `jobs.rates` (`Pace`); a
+//!   queues taking turns and each held to its rate in `jobs.rates`, a bucket of
+//!   tokens in the backend shared by every node (`Pace`); a
 //!   queue's turn is its best due job, then up to `batch − 1` more of its due jobs
 //!   in one step of the backend ([`JobBackend::claim_more`]); it is
 //!   woken by every local enqueue, every ended job and every clock advance, or else
@@ -650,6 +651,7 @@ impl Jobs {
                 self.fire_schedules(now).await;
                 swept = Some(now);
             }
+            self.claim_rated(now).await;
             while inner.total.load(Ordering::Acquire) < inner.config.max_running {
                 // A lease starts at its claim, not at the top of this round: the
                 // sweep and the claims before it may have taken a good part of
@@ -658,7 +660,7 @@ impl Jobs {
                 // as of the last claim, `next_due` below included.
                 now = inner.clock.now_ms();
                 let mut skip = self.full_queues();
-                skip.extend(inner.pace.left_out(now));
+                skip.extend(inner.pace.left_out());
                 let lease_until = now.saturating_add(millis(inner.config.lease()));
                 match inner
                     .backend
@@ -667,9 +669,10 @@ impl Jobs {
                 {
                     Ok(Some(job)) => {
                         let queue = job.queue.clone();
-                        inner.pace.started(&queue, now);
+                        inner.pace.started(&queue);
                         self.start(job);
-                        self.claim_more(&queue, now, lease_until).await;
+                        let more = self.room(&queue).min(inner.config.batch.saturating_sub(1));
+                        self.claim_more(&queue, now, lease_until, more).await;
                     }
                     // Every queue with a due job had its turn: a new round.
                     Ok(None) if inner.pace.new_round() => {}
@@ -710,22 +713,24 @@ impl Jobs {
         }
     }
 
-    /// The rest of `queue`'s turn: as many more of its due jobs as the batch, the
-    /// node's room, the queue's room and its rate allow, in one step.
-    async fn claim_more(&self, queue: &str, now: i64, lease_until: i64) {
+    /// How many more jobs of `queue` this node may start now: the node's room and
+    /// the queue's.
+    fn room(&self, queue: &str) -> usize {
         let inner = &self.inner;
         let running = inner.running.lock().get(queue).copied().unwrap_or(0);
-        let limit = (inner.config.batch.saturating_sub(1))
-            .min(
-                inner
-                    .config
-                    .max_running
-                    .saturating_sub(inner.total.load(Ordering::Acquire)),
-            )
+        inner
+            .config
+            .max_running
+            .saturating_sub(inner.total.load(Ordering::Acquire))
             .min(inner.config.concurrency_of(queue).saturating_sub(running))
-            .min(inner.pace.tokens(queue, now));
+    }
+
+    /// Up to `limit` of `queue`'s due jobs, in one step, started; answers how
+    /// many.
+    async fn claim_more(&self, queue: &str, now: i64, lease_until: i64, limit: usize) -> usize {
+        let inner = &self.inner;
         if limit == 0 {
-            return;
+            return 0;
         }
         match inner
             .backend
@@ -733,12 +738,56 @@ impl Jobs {
             .await
         {
             Ok(jobs) => {
+                let started = jobs.len();
                 for job in jobs {
-                    inner.pace.started(&job.queue, now);
                     self.start(job);
                 }
+                started
             }
-            Err(error) => self.backend_failed(&error, "claim failed; trying again after the poll"),
+            Err(error) => {
+                self.backend_failed(&error, "claim failed; trying again after the poll");
+                0
+            }
+        }
+    }
+
+    /// The turn of each queue with a rate that has room and has not had its turn
+    /// in this round: tokens taken from the bucket every node shares, as many of
+    /// its due jobs claimed, the tokens not used given back.
+    async fn claim_rated(&self, now: i64) {
+        let inner = &self.inner;
+        for (queue, rate) in inner.pace.rates() {
+            if inner.pace.served(queue) {
+                continue;
+            }
+            let want = self.room(queue).min(inner.config.batch);
+            if want == 0 {
+                continue;
+            }
+            let want = u32::try_from(want).unwrap_or(u32::MAX);
+            let (granted, left) = match inner.backend.take_tokens(queue, rate, now, want).await {
+                Ok(taken) => taken,
+                Err(error) => {
+                    self.backend_failed(&error, "taking a queue's rate tokens failed");
+                    continue;
+                }
+            };
+            if granted == 0 {
+                inner.pace.out_of_tokens(queue, rate, left, now);
+                continue;
+            }
+            let lease_until = now.saturating_add(millis(inner.config.lease()));
+            let limit = usize::try_from(granted).unwrap_or(usize::MAX);
+            let started = self.claim_more(queue, now, lease_until, limit).await;
+            if started > 0 {
+                inner.pace.started(queue);
+            }
+            let unused = granted.saturating_sub(u32::try_from(started).unwrap_or(u32::MAX));
+            if unused > 0
+                && let Err(error) = inner.backend.return_tokens(queue, rate, unused).await
+            {
+                self.backend_failed(&error, "giving back a queue's rate tokens failed");
+            }
         }
     }
 

@@ -119,6 +119,37 @@ const CLAIM_MORE: &str = concat!(
     columns!()
 );
 
+/// The refilled bucket in `take_tokens` (`$2` rate, `$3` now).
+macro_rules! refilled {
+    () => {
+        "LEAST($2::float8, plexus_job_rates.tokens
+            + GREATEST(0, $3::bigint - plexus_job_rates.at) * $2::float8 / 1000.0)"
+    };
+}
+
+/// The `take_tokens` step's statement (`$1` queue, `$2` rate, `$3` now, `$4`
+/// want): the bucket refilled to now, then the grant taken from it, under the
+/// row's lock (`ON CONFLICT DO UPDATE` takes it).
+const TAKE_TOKENS: &str = concat!(
+    "INSERT INTO plexus_job_rates (queue, tokens, at, granted)
+         VALUES ($1, $2 - LEAST($4, $2), $3, LEAST($4, $2))
+         ON CONFLICT (queue) DO UPDATE SET
+             granted = LEAST($4, floor(",
+    refilled!(),
+    ")::bigint),
+             tokens = ",
+    refilled!(),
+    " - LEAST($4, floor(",
+    refilled!(),
+    ")::bigint),
+             at = GREATEST(plexus_job_rates.at, $3)
+         RETURNING granted, tokens"
+);
+
+/// The `return_tokens` step's statement (`$1` queue, `$2` rate, `$3` tokens).
+const RETURN_TOKENS: &str = "UPDATE plexus_job_rates
+         SET tokens = LEAST($2::float8, tokens + $3) WHERE queue = $1";
+
 /// The `fail` step's statement (its bindings are `sql_backend!`'s).
 const FAIL: &str = "UPDATE plexus_jobs SET
                  state = CASE WHEN $4::bigint IS NULL THEN 'dead' ELSE 'pending' END,
@@ -250,6 +281,7 @@ impl PostgresBackend {
         sqlx::raw_sql(sql::SCHEDULES_TABLE)
             .execute(&mut *tx)
             .await?;
+        sqlx::raw_sql(sql::RATES_TABLE).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Self::listening(pool))
     }
@@ -305,7 +337,7 @@ impl PostgresBackend {
     }
 }
 
-sql::sql_backend!(PostgresBackend [COMPLETE, CLAIM_MORE, FAIL, RECOVER, GET, LIST] {
+sql::sql_backend!(PostgresBackend [COMPLETE, CLAIM_MORE, TAKE_TOKENS, RETURN_TOKENS, FAIL, RECOVER, GET, LIST] {
     fn name(&self) -> &'static str {
         "postgres"
     }

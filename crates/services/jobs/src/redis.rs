@@ -35,6 +35,8 @@
 //!   `stats`); `leases`: the running jobs by `lease_until` (recovery);
 //! - `queues` (a set) and `paused` (a hash of 1 or 0): the queues known;
 //! - `unique:{queue}:{key}`: the last job made with the key;
+//! - `rate:{queue}`: a rated queue's bucket of start tokens (`tokens`, `at`),
+//!   shared by every node;
 //! - `schedules` (a hash of each schedule's body) and `schedule-next` (a sorted
 //!   set of its next fire time);
 //! - `seq`: the last id; the channel `wake`: announces new work (enqueue, requeue,
@@ -194,6 +196,30 @@ for _, m in ipairs(heads) do
   taken[#taken + 1] = take(m, q, ARGV[4], ARGV[5])
 end
 return taken
+";
+
+/// ARGV: prefix, queue, rate, now, want. `{granted, left}` (left as text): the
+/// queue's bucket refilled to now, then the grant taken from it.
+const TAKE_TOKENS: &str = r"
+local k = P .. 'rate:' .. ARGV[2]
+local rate, now, want = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local b = redis.call('HMGET', k, 'tokens', 'at')
+local tokens, at = tonumber(b[1]) or rate, tonumber(b[2]) or now
+tokens = math.min(rate, tokens + math.max(0, now - at) * rate / 1000)
+local granted = math.min(want, math.floor(tokens))
+tokens = tokens - granted
+redis.call('HSET', k, 'tokens', string.format('%.6f', tokens), 'at', I(math.max(at, now)))
+return {granted, string.format('%.6f', tokens)}
+";
+
+/// ARGV: prefix, queue, rate, tokens given back.
+const RETURN_TOKENS: &str = r"
+local k = P .. 'rate:' .. ARGV[2]
+local tokens = tonumber(redis.call('HGET', k, 'tokens'))
+if not tokens then return 0 end
+tokens = math.min(tonumber(ARGV[3]), tokens + tonumber(ARGV[4]))
+redis.call('HSET', k, 'tokens', string.format('%.6f', tokens))
+return 1
 ";
 
 /// ARGV: prefix, id, worker, lease end. 1 when renewed.
@@ -437,6 +463,8 @@ struct Scripts {
     enqueue: Script,
     claim: Script,
     claim_more: Script,
+    take_tokens: Script,
+    return_tokens: Script,
     renew: Script,
     complete: Script,
     fail: Script,
@@ -464,6 +492,8 @@ impl Scripts {
             enqueue: script(ENQUEUE),
             claim: script(CLAIM),
             claim_more: script(CLAIM_MORE),
+            take_tokens: script(TAKE_TOKENS),
+            return_tokens: script(RETURN_TOKENS),
             renew: script(RENEW),
             complete: script(COMPLETE),
             fail: script(FAIL),
@@ -702,6 +732,30 @@ impl JobBackend for RedisBackend {
         ];
         let taken: Vec<Reply> = self.run(&self.scripts.claim_more, &args).await?;
         taken.into_iter().map(job_of).collect()
+    }
+
+    async fn take_tokens(
+        &self,
+        queue: &str,
+        rate: u32,
+        now: i64,
+        want: u32,
+    ) -> Result<(u32, f64), JobError> {
+        let args = [
+            queue,
+            &rate.to_string(),
+            &now.to_string(),
+            &want.to_string(),
+        ];
+        let (granted, left): (u32, String) = self.run(&self.scripts.take_tokens, &args).await?;
+        let left = left.parse().map_err(|_| malformed("take_tokens"))?;
+        Ok((granted, left))
+    }
+
+    async fn return_tokens(&self, queue: &str, rate: u32, n: u32) -> Result<(), JobError> {
+        let args = [queue, &rate.to_string(), &n.to_string()];
+        let _: u8 = self.run(&self.scripts.return_tokens, &args).await?;
+        Ok(())
     }
 
     async fn complete_many(

@@ -65,6 +65,16 @@ CREATE TABLE IF NOT EXISTS plexus_job_schedules (
 );
 ";
 
+/// The rate limits' buckets, one per queue, shared by every node.
+pub(crate) const RATES_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS plexus_job_rates (
+    queue TEXT PRIMARY KEY,
+    tokens DOUBLE PRECISION NOT NULL,
+    at BIGINT NOT NULL,
+    granted BIGINT NOT NULL
+);
+";
+
 /// Adds or replaces a schedule: `$1` name, `$2` cron, `$3` zone, `$4` job, `$5` next.
 pub(crate) const PUT_SCHEDULE: &str =
     "INSERT INTO plexus_job_schedules (name, cron, timezone, job, next_at)
@@ -90,7 +100,7 @@ pub(crate) const ADVANCE_SCHEDULE: &str =
 /// unchanged: the lease renewal, cancel, stats, pause, the next due time and the
 /// schedules. Jobs in SQL are in the DataStore's database, so `transactional`.
 macro_rules! sql_backend {
-    ($backend:ty [$complete:expr, $claim_more:expr, $fail:expr, $recover:expr, $get:expr, $list:expr] {
+    ($backend:ty [$complete:expr, $claim_more:expr, $take_tokens:expr, $return_tokens:expr, $fail:expr, $recover:expr, $get:expr, $list:expr] {
         $($own:tt)*
     }) => {
         #[plexus_core::async_trait]
@@ -123,6 +133,38 @@ macro_rules! sql_backend {
                 // `RETURNING` keeps no order: best first, as they were chosen.
                 jobs.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.run_at, j.id));
                 Ok(jobs)
+            }
+
+            async fn take_tokens(
+                &self,
+                queue: &str,
+                rate: u32,
+                now: i64,
+                want: u32,
+            ) -> Result<(u32, f64), $crate::JobError> {
+                let (granted, left): (i64, f64) = sqlx::query_as($take_tokens)
+                    .bind(queue)
+                    .bind(i64::from(rate))
+                    .bind(now)
+                    .bind(i64::from(want))
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok((u32::try_from(granted.max(0)).unwrap_or(0), left))
+            }
+
+            async fn return_tokens(
+                &self,
+                queue: &str,
+                rate: u32,
+                n: u32,
+            ) -> Result<(), $crate::JobError> {
+                sqlx::query($return_tokens)
+                    .bind(queue)
+                    .bind(i64::from(rate))
+                    .bind(i64::from(n))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn complete_many(

@@ -77,6 +77,22 @@ const CLAIM_MORE: &str = "UPDATE plexus_jobs SET state = 'running', attempt = at
                  ORDER BY priority DESC, run_at, id LIMIT ?5)
              RETURNING *";
 
+/// The `take_tokens` step's statement (`?1` queue, `?2` rate, `?3` now, `?4`
+/// want): the bucket refilled to now, then the grant taken from it, in one
+/// statement (SQLite's single writer makes it atomic).
+const TAKE_TOKENS: &str = "INSERT INTO plexus_job_rates (queue, tokens, at, granted)
+             VALUES (?1, ?2 - min(?4, ?2), ?3, min(?4, ?2))
+             ON CONFLICT (queue) DO UPDATE SET
+                 granted = min(?4, CAST(min(?2, tokens + max(0, ?3 - at) * ?2 / 1000.0) AS INTEGER)),
+                 tokens = min(?2, tokens + max(0, ?3 - at) * ?2 / 1000.0)
+                     - min(?4, CAST(min(?2, tokens + max(0, ?3 - at) * ?2 / 1000.0) AS INTEGER)),
+                 at = max(at, ?3)
+             RETURNING granted, CAST(tokens AS REAL)";
+
+/// The `return_tokens` step's statement (`?1` queue, `?2` rate, `?3` tokens).
+const RETURN_TOKENS: &str =
+    "UPDATE plexus_job_rates SET tokens = min(?2, tokens + ?3) WHERE queue = ?1";
+
 /// The `fail` step's statement (its bindings are `sql_backend!`'s).
 const FAIL: &str = "UPDATE plexus_jobs SET
                  state = CASE WHEN ?4 IS NULL THEN 'dead' ELSE 'pending' END,
@@ -147,6 +163,7 @@ impl SqliteBackend {
     pub async fn on_pool(pool: SqlitePool) -> Result<Self, JobError> {
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
         sqlx::raw_sql(sql::SCHEDULES_TABLE).execute(&pool).await?;
+        sqlx::raw_sql(sql::RATES_TABLE).execute(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -189,7 +206,7 @@ impl SqliteBackend {
     }
 }
 
-sql::sql_backend!(SqliteBackend [COMPLETE, CLAIM_MORE, FAIL, RECOVER, GET, LIST] {
+sql::sql_backend!(SqliteBackend [COMPLETE, CLAIM_MORE, TAKE_TOKENS, RETURN_TOKENS, FAIL, RECOVER, GET, LIST] {
     fn name(&self) -> &'static str {
         "sqlite"
     }

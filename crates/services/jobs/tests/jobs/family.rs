@@ -66,8 +66,8 @@ async fn the_section_opens_the_queue_in_postgres() {
     .await
     .unwrap();
     assert_eq!(
-        tables, 3,
-        "plexus_jobs, plexus_job_queues, plexus_job_schedules"
+        tables, 4,
+        "plexus_jobs, plexus_job_queues, plexus_job_schedules, plexus_job_rates"
     );
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP SCHEMA \"{schema}\" CASCADE"

@@ -56,4 +56,5 @@ suite!(
     rate_limit_per_queue,
     other_nodes_are_woken_without_polling,
     batches_claim_and_complete,
+    rate_limit_is_shared_by_nodes,
 );

@@ -149,6 +149,9 @@ pub struct Job {
     pub lease_until: Option<i64>,
     /// The target's answer, once completed.
     pub result: Option<Value>,
+    /// The last progress its target reported (`jobs.progress`), kept after it
+    /// ends.
+    pub progress: Option<Value>,
     /// The failed attempts, oldest first: `{attempt, at, error}`.
     pub errors: Vec<Value>,
     /// Its unique key, if any.
@@ -274,6 +277,15 @@ pub trait JobBackend: Send + Sync + std::fmt::Debug + 'static {
     /// Gives `n` unused tokens back to `queue`'s bucket (which holds at most
     /// `rate`).
     async fn return_tokens(&self, queue: &str, rate: u32, n: u32) -> Result<(), JobError>;
+
+    /// Stores `progress` as job `id`'s, while its attempt `attempt` runs; answers
+    /// its queue, or `None` when the job is not running that attempt.
+    async fn progress(
+        &self,
+        id: i64,
+        attempt: u32,
+        progress: &Value,
+    ) -> Result<Option<String>, JobError>;
 
     /// Renews `worker`'s lease on job `id`; false when it no longer holds it.
     async fn renew(&self, id: i64, worker: &str, lease_until: i64) -> Result<bool, JobError>;

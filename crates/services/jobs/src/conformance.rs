@@ -1142,3 +1142,77 @@ pub async fn rate_limit_is_shared_by_nodes(backend: Arc<dyn JobBackend>) {
     a.jobs.close();
     b.jobs.close();
 }
+
+/// A running job's target reports progress with its attempt: kept with the job,
+/// announced as `jobs.<queue>.progress`; a report naming another attempt, an
+/// oversized one, or one after the job ended is refused and changes nothing.
+pub async fn progress_is_kept_and_announced(backend: Arc<dyn JobBackend>) {
+    let config = JobsConfig {
+        max_params_bytes: 64,
+        ..JobsConfig::default()
+    };
+    let mut h = Harness::start(backend, config).await;
+    let id = h
+        .enqueue(json!({"queue": "p", "target": "work.held", "params": {"tag": "long"}}))
+        .await;
+    h.log.wait_calls(1).await;
+    let job = h
+        .call(
+            "progress",
+            json!({"id": id, "attempt": 1, "progress": {"done": 3, "of": 10}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(job["progress"], json!({"done": 3, "of": 10}));
+    let event = h.event("progress", id).await;
+    assert_eq!(
+        (event["attempt"].clone(), event["progress"].clone()),
+        (json!(1), json!({"done": 3, "of": 10}))
+    );
+
+    let stale = h
+        .call(
+            "progress",
+            json!({"id": id, "attempt": 2, "progress": "late"}),
+        )
+        .await;
+    assert!(stale.is_err(), "another attempt's report: {stale:?}");
+    let huge = h
+        .call(
+            "progress",
+            json!({"id": id, "attempt": 1, "progress": "x".repeat(100)}),
+        )
+        .await;
+    assert_eq!(invalid_field(huge.unwrap_err()), "/progress");
+    assert!(
+        h.call(
+            "progress",
+            json!({"id": id + 1_000, "attempt": 1, "progress": 1})
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(
+        h.jobs.get(id).await.unwrap().progress,
+        Some(json!({"done": 3, "of": 10})),
+        "the refused reports changed nothing"
+    );
+
+    h.log.open_gate();
+    h.event("completed", id).await;
+    let ended = h
+        .call(
+            "progress",
+            json!({"id": id, "attempt": 1, "progress": "after"}),
+        )
+        .await;
+    assert!(ended.is_err(), "a report after the end: {ended:?}");
+    let job = h.jobs.get(id).await.unwrap();
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(
+        job.progress,
+        Some(json!({"done": 3, "of": 10})),
+        "kept after the end"
+    );
+    h.jobs.close();
+}

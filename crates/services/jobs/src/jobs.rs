@@ -82,6 +82,19 @@ pub fn check_queue(queue: &str) -> Result<(), JobError> {
     }
 }
 
+/// Whether `value`, as JSON, is at most `max` bytes (`jobs.max_params_bytes`);
+/// else the refusal naming `field`.
+fn check_size(field: &str, value: &Value, max: usize) -> Result<(), JobError> {
+    let size = value.to_string().len();
+    if size > max {
+        return Err(JobError::invalid(
+            field,
+            format!("is {size} bytes, more than jobs.max_params_bytes ({max})"),
+        ));
+    }
+    Ok(())
+}
+
 /// Where the queue's times come from: milliseconds since the Unix epoch.
 #[derive(Clone, Debug)]
 pub struct Clock {
@@ -424,16 +437,7 @@ impl Jobs {
         if req.unique_window_ms.is_some() && req.unique_key.is_none() {
             return Err(JobError::invalid("/unique_window_ms", "needs a unique_key"));
         }
-        let metadata_bytes = req.metadata.to_string().len();
-        if metadata_bytes > c.max_params_bytes {
-            return Err(JobError::invalid(
-                "/metadata",
-                format!(
-                    "is {metadata_bytes} bytes, more than jobs.max_params_bytes ({})",
-                    c.max_params_bytes
-                ),
-            ));
-        }
+        check_size("/metadata", &req.metadata, c.max_params_bytes)?;
         Ok(NewJob {
             queue,
             target: req.target,
@@ -463,14 +467,7 @@ impl Jobs {
         params: Value,
         ctx: &CallContext,
     ) -> Result<Value, JobError> {
-        let size = params.to_string().len();
-        let max = self.inner.config.max_params_bytes;
-        if size > max {
-            return Err(JobError::invalid(
-                "/params",
-                format!("is {size} bytes, more than jobs.max_params_bytes ({max})"),
-            ));
-        }
+        check_size("/params", &params, self.inner.config.max_params_bytes)?;
         let Some((service, method)) = target.split_once('.') else {
             return Err(JobError::invalid("/target", "is not `service.method`"));
         };
@@ -529,6 +526,29 @@ impl Jobs {
                 reason: "only a pending or running job can be cancelled".to_owned(),
             });
         }
+        self.get(id).await
+    }
+
+    /// Records `progress` for job `id` from its running attempt `attempt` (what
+    /// its target got in `plexus-job-attempt`): kept with the job (`Job::progress`)
+    /// and announced as `jobs.<queue>.progress`. Refused when the job is not
+    /// running that attempt (a report from an attempt given up changes nothing),
+    /// or when it is larger than `jobs.max_params_bytes`.
+    pub async fn progress(&self, id: i64, attempt: u32, progress: Value) -> Result<Job, JobError> {
+        check_size("/progress", &progress, self.inner.config.max_params_bytes)?;
+        let Some(queue) = self.inner.backend.progress(id, attempt, &progress).await? else {
+            let job = self.get(id).await?;
+            return Err(JobError::WrongState {
+                id,
+                state: job.state.as_str().to_owned(),
+                reason: format!(
+                    "only the running attempt can report progress (attempt {attempt} was given; the job is at attempt {})",
+                    job.attempt
+                ),
+            });
+        };
+        let detail = json!({"id": id, "queue": queue, "attempt": attempt, "progress": progress});
+        self.emit(&queue, "progress", &detail).await;
         self.get(id).await
     }
 

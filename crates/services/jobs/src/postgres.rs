@@ -53,12 +53,14 @@ CREATE TABLE IF NOT EXISTS plexus_jobs (
     worker TEXT,
     lease_until BIGINT,
     result JSONB,
+    progress JSONB,
     errors JSONB NOT NULL DEFAULT '[]',
     unique_key TEXT,
     metadata JSONB NOT NULL DEFAULT 'null',
     caller TEXT,
     scopes JSONB
 );
+ALTER TABLE plexus_jobs ADD COLUMN IF NOT EXISTS progress JSONB;
 CREATE INDEX IF NOT EXISTS plexus_jobs_due ON plexus_jobs (priority DESC, run_at, id)
     WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS plexus_jobs_lease ON plexus_jobs (lease_until) WHERE state = 'running';
@@ -76,7 +78,7 @@ macro_rules! columns {
     () => {
         "id, queue, target, params::text AS params, priority, state, attempt, max_attempts,
          backoff_ms, timeout_ms, run_at, created_at, finished_at, worker, lease_until,
-         result::text AS result, errors::text AS errors, unique_key,
+         result::text AS result, progress::text AS progress, errors::text AS errors, unique_key,
          metadata::text AS metadata, caller, scopes::text AS scopes"
     };
 }
@@ -149,6 +151,10 @@ const TAKE_TOKENS: &str = concat!(
 /// The `return_tokens` step's statement (`$1` queue, `$2` rate, `$3` tokens).
 const RETURN_TOKENS: &str = "UPDATE plexus_job_rates
          SET tokens = LEAST($2::float8, tokens + $3) WHERE queue = $1";
+
+/// The `progress` step's statement (`$1` id, `$2` attempt, `$3` progress).
+const PROGRESS: &str = "UPDATE plexus_jobs SET progress = $3::jsonb
+             WHERE id = $1 AND attempt = $2 AND state = 'running' RETURNING queue";
 
 /// The `fail` step's statement (its bindings are `sql_backend!`'s).
 const FAIL: &str = "UPDATE plexus_jobs SET
@@ -337,7 +343,7 @@ impl PostgresBackend {
     }
 }
 
-sql::sql_backend!(PostgresBackend [COMPLETE, CLAIM_MORE, TAKE_TOKENS, RETURN_TOKENS, FAIL, RECOVER, GET, LIST] {
+sql::sql_backend!(PostgresBackend [COMPLETE, CLAIM_MORE, TAKE_TOKENS, RETURN_TOKENS, PROGRESS, FAIL, RECOVER, GET, LIST] {
     fn name(&self) -> &'static str {
         "postgres"
     }

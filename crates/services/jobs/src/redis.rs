@@ -222,6 +222,14 @@ redis.call('HSET', k, 'tokens', string.format('%.6f', tokens))
 return 1
 ";
 
+/// ARGV: prefix, id, attempt, progress. The job's queue when stored, or false.
+const PROGRESS: &str = r"
+local f = redis.call('HMGET', J(ARGV[2]), 'state', 'attempt', 'queue')
+if f[1] ~= 'running' or f[2] ~= ARGV[3] then return false end
+redis.call('HSET', J(ARGV[2]), 'progress', ARGV[4])
+return f[3]
+";
+
 /// ARGV: prefix, id, worker, lease end. 1 when renewed.
 const RENEW: &str = r"
 if not held(ARGV[2], ARGV[3]) then return 0 end
@@ -465,6 +473,7 @@ struct Scripts {
     claim_more: Script,
     take_tokens: Script,
     return_tokens: Script,
+    progress: Script,
     renew: Script,
     complete: Script,
     fail: Script,
@@ -494,6 +503,7 @@ impl Scripts {
             claim_more: script(CLAIM_MORE),
             take_tokens: script(TAKE_TOKENS),
             return_tokens: script(RETURN_TOKENS),
+            progress: script(PROGRESS),
             renew: script(RENEW),
             complete: script(COMPLETE),
             fail: script(FAIL),
@@ -633,6 +643,7 @@ fn job_of(reply: Reply) -> Result<Job, JobError> {
         worker: text("worker"),
         lease_until: int("lease_until")?,
         result: json("result")?,
+        progress: json("progress")?,
         errors: errors
             .iter()
             .map(|e| json_of("error", e))
@@ -756,6 +767,17 @@ impl JobBackend for RedisBackend {
         let args = [queue, &rate.to_string(), &n.to_string()];
         let _: u8 = self.run(&self.scripts.return_tokens, &args).await?;
         Ok(())
+    }
+
+    async fn progress(
+        &self,
+        id: i64,
+        attempt: u32,
+        progress: &Value,
+    ) -> Result<Option<String>, JobError> {
+        let args = [id.to_string(), attempt.to_string(), progress.to_string()];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(&self.scripts.progress, &args).await
     }
 
     async fn complete_many(

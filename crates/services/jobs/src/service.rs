@@ -7,6 +7,7 @@
 //! | `get` | `id` | the job |
 //! | `cancel` | `id` | the job |
 //! | `retry` | `id` | the job |
+//! | `progress` | `id`, `attempt`, `progress` (any JSON) | the job (event `jobs.<queue>.progress`) |
 //! | `list` | `queue`?, `state`?, `after`?, `limit`? | `{jobs}` |
 //! | `stats` | `queue`? | `{queues}` |
 //! | `pause` / `resume` | `queue` | `{queue, paused}` |
@@ -88,6 +89,12 @@ static METHODS: LazyLock<MethodTable<Jobs>> = LazyLock::new(|| {
             "Run a dead or cancelled job again now, attempts counted afresh",
             Effect::Mutating,
             retry,
+        )
+        .method::<ProgressParams, Job, _>(
+            "progress",
+            "Report a running job's progress from its target (the attempt it got in plexus-job-attempt): kept with the job and announced",
+            Effect::Mutating,
+            progress,
         )
         .method::<ListParams, JobList, _>(
             "list",
@@ -186,6 +193,22 @@ async fn schedules(s: &Jobs, _: CallContext, _: NoParams) -> Result<Schedules, S
     Ok(Schedules {
         schedules: s.schedules().await?,
     })
+}
+
+/// Params of `jobs.progress`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ProgressParams {
+    /// The job's id (the target's `plexus-job-id` header).
+    id: i64,
+    /// The running attempt (the target's `plexus-job-attempt` header).
+    attempt: u32,
+    /// Anything: `{"done": 3, "of": 10}`, a percentage, a stage.
+    progress: serde_json::Value,
+}
+
+async fn progress(s: &Jobs, _: CallContext, p: ProgressParams) -> Result<Job, ServiceError> {
+    Ok(s.progress(p.id, p.attempt, p.progress).await?)
 }
 
 /// Params naming a job.

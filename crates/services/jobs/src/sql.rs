@@ -100,7 +100,7 @@ pub(crate) const ADVANCE_SCHEDULE: &str =
 /// unchanged: the lease renewal, cancel, stats, pause, the next due time and the
 /// schedules. Jobs in SQL are in the DataStore's database, so `transactional`.
 macro_rules! sql_backend {
-    ($backend:ty [$complete:expr, $claim_more:expr, $take_tokens:expr, $return_tokens:expr, $fail:expr, $recover:expr, $get:expr, $list:expr] {
+    ($backend:ty [$complete:expr, $claim_more:expr, $take_tokens:expr, $return_tokens:expr, $progress:expr, $fail:expr, $recover:expr, $get:expr, $list:expr] {
         $($own:tt)*
     }) => {
         #[plexus_core::async_trait]
@@ -165,6 +165,20 @@ macro_rules! sql_backend {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn progress(
+                &self,
+                id: i64,
+                attempt: u32,
+                progress: &serde_json::Value,
+            ) -> Result<Option<String>, $crate::JobError> {
+                Ok(sqlx::query_scalar($progress)
+                    .bind(id)
+                    .bind(i64::from(attempt))
+                    .bind($crate::sql::json_text(progress))
+                    .fetch_optional(&self.pool)
+                    .await?)
             }
 
             async fn complete_many(
@@ -417,6 +431,7 @@ where
 {
     let state = crate::backend::state_of(&col::<_, String>(row, "state")?)?;
     let result: Option<String> = col(row, "result")?;
+    let progress: Option<String> = col(row, "progress")?;
     let errors = match parse_json(&col::<_, String>(row, "errors")?)? {
         Value::Array(items) => items,
         other => vec![other],
@@ -440,6 +455,7 @@ where
         worker: col(row, "worker")?,
         lease_until: col(row, "lease_until")?,
         result: result.as_deref().map(parse_json).transpose()?,
+        progress: progress.as_deref().map(parse_json).transpose()?,
         errors,
         unique_key: col(row, "unique_key")?,
         metadata: parse_json(&col::<_, String>(row, "metadata")?)?,

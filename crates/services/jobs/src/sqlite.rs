@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS plexus_jobs (
     worker TEXT,
     lease_until INTEGER,
     result TEXT,
+    progress TEXT,
     errors TEXT NOT NULL DEFAULT '[]',
     unique_key TEXT,
     metadata TEXT NOT NULL DEFAULT 'null',
@@ -92,6 +93,10 @@ const TAKE_TOKENS: &str = "INSERT INTO plexus_job_rates (queue, tokens, at, gran
 /// The `return_tokens` step's statement (`?1` queue, `?2` rate, `?3` tokens).
 const RETURN_TOKENS: &str =
     "UPDATE plexus_job_rates SET tokens = min(?2, tokens + ?3) WHERE queue = ?1";
+
+/// The `progress` step's statement (`?1` id, `?2` attempt, `?3` progress).
+const PROGRESS: &str = "UPDATE plexus_jobs SET progress = ?3
+             WHERE id = ?1 AND attempt = ?2 AND state = 'running' RETURNING queue";
 
 /// The `fail` step's statement (its bindings are `sql_backend!`'s).
 const FAIL: &str = "UPDATE plexus_jobs SET
@@ -162,6 +167,17 @@ impl SqliteBackend {
     /// Jobs in the database `pool` reaches (the DataStore's), creating the tables.
     pub async fn on_pool(pool: SqlitePool) -> Result<Self, JobError> {
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        // A file made before jobs kept their progress gains the column.
+        let has_progress: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM pragma_table_info('plexus_jobs') WHERE name = 'progress'",
+        )
+        .fetch_optional(&pool)
+        .await?;
+        if has_progress.is_none() {
+            sqlx::raw_sql("ALTER TABLE plexus_jobs ADD COLUMN progress TEXT")
+                .execute(&pool)
+                .await?;
+        }
         sqlx::raw_sql(sql::SCHEDULES_TABLE).execute(&pool).await?;
         sqlx::raw_sql(sql::RATES_TABLE).execute(&pool).await?;
         Ok(Self { pool })
@@ -206,7 +222,7 @@ impl SqliteBackend {
     }
 }
 
-sql::sql_backend!(SqliteBackend [COMPLETE, CLAIM_MORE, TAKE_TOKENS, RETURN_TOKENS, FAIL, RECOVER, GET, LIST] {
+sql::sql_backend!(SqliteBackend [COMPLETE, CLAIM_MORE, TAKE_TOKENS, RETURN_TOKENS, PROGRESS, FAIL, RECOVER, GET, LIST] {
     fn name(&self) -> &'static str {
         "sqlite"
     }

@@ -94,6 +94,7 @@ suite!(
     other_nodes_are_woken_without_polling,
     batches_claim_and_complete,
     rate_limit_is_shared_by_nodes,
+    progress_is_kept_and_announced,
 );
 
 /// The test server's URL with its address replaced by a fault proxy's, and the

@@ -55,6 +55,7 @@ suite!(
     other_nodes_are_woken_without_polling,
     batches_claim_and_complete,
     rate_limit_is_shared_by_nodes,
+    progress_is_kept_and_announced,
 );
 
 /// How many jobs the fault test keeps running (held at the gate) when the server

@@ -232,9 +232,19 @@ pub trait JobBackend: Send + Sync + std::fmt::Debug + 'static {
     /// Its name (`sqlite`).
     fn name(&self) -> &'static str;
 
-    /// Adds `job`; answers its id and whether it is new (false: an existing job with
-    /// its unique key inside the window, whose id is answered).
-    async fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), JobError>;
+    /// Adds `jobs` in one step (one transaction: all or none), in order; answers
+    /// each one's id and whether it is new (false: an existing job with its unique
+    /// key inside the window, whose id is answered; a later job of the same batch
+    /// sees an earlier one's key).
+    async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<(i64, bool)>, JobError>;
+
+    /// Adds `job`: [`enqueue_many`](JobBackend::enqueue_many) of one.
+    async fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), JobError> {
+        let added = self.enqueue_many(std::slice::from_ref(job)).await?;
+        added.first().copied().ok_or_else(|| JobError::Backend {
+            reason: "an enqueue answered nothing".to_owned(),
+        })
+    }
 
     /// Takes the best due job (highest priority, then earliest `run_at`, then
     /// oldest) of a queue that is not paused and not in `full`, for `worker`, with

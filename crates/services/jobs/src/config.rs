@@ -63,8 +63,8 @@ pub struct JobsConfig {
     /// The most jobs one claim takes and one completion write stores (default 32):
     /// a claim takes the best due job and then, in the same turn, up to this many
     /// of its queue (within the queue's room and rate); finished jobs' results are
-    /// stored together, one transaction for all that finished meanwhile. 1 claims
-    /// and stores one job at a time.
+    /// stored together, one transaction for all that finished meanwhile, and so
+    /// are concurrent enqueues. 1 claims, stores and enqueues one job at a time.
     pub batch: usize,
     /// Per-queue rate limits: the most jobs of the queue started per second by
     /// all nodes sharing the backend together (none by default); its tokens are a

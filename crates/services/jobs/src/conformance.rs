@@ -1053,6 +1053,36 @@ pub async fn batches_claim_and_complete(backend: Arc<dyn JobBackend>) {
     );
     assert_eq!(first.state(ids[0]).await, JobState::Running);
 
+    // Several enqueues in one step: a later job sees an earlier one's key.
+    let new_job = |tag: &str, key: Option<&str>| crate::NewJob {
+        queue: "e".to_owned(),
+        target: "work.record".to_owned(),
+        params: json!({"tag": tag}),
+        priority: 0,
+        run_at: now,
+        max_attempts: 1,
+        backoff_ms: 1_000,
+        timeout_ms: 1_000,
+        unique_key: key.map(str::to_owned),
+        unique_window_ms: 60_000,
+        metadata: Value::Null,
+        caller: None,
+        scopes: None,
+        created_at: now,
+    };
+    let added = backend
+        .enqueue_many(&[
+            new_job("e1", Some("k")),
+            new_job("e2", Some("k")),
+            new_job("e3", None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(added.len(), 3);
+    assert!(added[0].1 && !added[1].1 && added[2].1, "{added:?}");
+    assert_eq!(added[1].0, added[0].0, "the key's holder is answered");
+    assert!(added[2].0 > added[0].0, "ids in order");
+
     // A node with room for all: 40 jobs finishing at once run once each.
     let wide = JobsConfig {
         max_running: 64,

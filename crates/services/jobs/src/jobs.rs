@@ -45,9 +45,10 @@ use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::Notify;
 
 use crate::backend::{JobBackend, ListFilter, NewJob, QueueStats};
+use crate::batch::{self, Batcher, Requests};
 use crate::pace::Pace;
 use crate::{Job, JobError, JobMetrics, JobState, JobsConfig, SqliteBackend};
 
@@ -211,19 +212,15 @@ struct Inner {
     total: AtomicUsize,
     started: AtomicBool,
     closed: AtomicBool,
-    /// Results waiting to be stored, in batches, by the completer.
-    finished: mpsc::Sender<Finished>,
+    /// Results waiting to be stored, in batches, by the completer: `(id, result)`
+    /// answered with whether it was stored (false: the job was no longer this
+    /// worker's) and the result back, or `None` when storing failed.
+    finished: Batcher<(i64, Value), Option<(bool, Value)>>,
     /// The completer's end, until it starts.
-    finished_rx: Mutex<Option<mpsc::Receiver<Finished>>>,
-}
-
-/// An attempt that answered, waiting for its result to be stored.
-struct Finished {
-    id: i64,
-    result: Value,
-    /// Whether it was stored (false: the job was no longer this worker's), with
-    /// the result back; `None` when storing failed.
-    stored: oneshot::Sender<Option<(bool, Value)>>,
+    finished_rx: Mutex<Option<Requests<(i64, Value), Option<(bool, Value)>>>>,
+    /// Enqueues waiting to be written, in batches, by the inserter (started at
+    /// the first enqueue).
+    added: OnceLock<Batcher<NewJob, Result<(i64, bool), JobError>>>,
 }
 
 /// The job queue; clones share it.
@@ -256,7 +253,7 @@ impl Jobs {
         );
         let pace = Pace::new(config.rates.clone());
         // Each running job has at most one result waiting: never full.
-        let (finished, finished_rx) = mpsc::channel(config.max_running.max(1));
+        let (finished, finished_rx) = Batcher::new(config.max_running);
         Self {
             inner: Arc::new(Inner {
                 backend,
@@ -273,6 +270,7 @@ impl Jobs {
                 closed: AtomicBool::new(false),
                 finished,
                 finished_rx: Mutex::new(Some(finished_rx)),
+                added: OnceLock::new(),
             }),
         }
     }
@@ -322,8 +320,12 @@ impl Jobs {
         if self.inner.config.workers && !self.inner.started.swap(true, Ordering::AcqRel) {
             let jobs = self.clone();
             tokio::spawn(async move { jobs.dispatch().await });
-            if let Some(rx) = self.inner.finished_rx.lock().take() {
-                tokio::spawn(complete_batches(Arc::downgrade(&self.inner), rx));
+            if let Some(requests) = self.inner.finished_rx.lock().take() {
+                let queue = Arc::downgrade(&self.inner);
+                let max = self.inner.config.batch;
+                tokio::spawn(batch::serve(requests, max, move |done| {
+                    complete(queue.clone(), done)
+                }));
             }
         }
     }
@@ -361,12 +363,35 @@ impl Jobs {
                 return Err(e);
             }
         };
-        let (id, created) = self.inner.backend.enqueue(&job).await?;
+        let (id, created) =
+            self.inserter()
+                .ask(job)
+                .await
+                .ok_or_else(|| JobError::Unavailable {
+                    reason: "the queue is shutting down".to_owned(),
+                })??;
         self.inner.metrics.enqueued(created);
         if created {
             self.inner.wake.notify_one();
         }
         Ok(Enqueued { id, created })
+    }
+
+    /// Where enqueues wait to be written together: the first call starts the
+    /// inserter, which writes every enqueue waiting (up to `jobs.batch`) in one
+    /// transaction, so concurrent callers share a commit. Each caller still
+    /// returns only once its job is written.
+    fn inserter(&self) -> &Batcher<NewJob, Result<(i64, bool), JobError>> {
+        self.inner.added.get_or_init(|| {
+            let (batcher, requests) = Batcher::new(self.inner.config.batch);
+            let backend = self.inner.backend.clone();
+            tokio::spawn(batch::serve(
+                requests,
+                self.inner.config.batch,
+                move |jobs| insert(backend.clone(), jobs),
+            ));
+            batcher
+        })
     }
 
     /// `req` checked and completed from the settings, as `ctx`'s caller enqueues it.
@@ -920,12 +945,7 @@ impl Jobs {
     /// was (false: the job was no longer ours), with the result back; `None` when
     /// storing failed.
     async fn store_result(&self, id: i64, result: Value) -> Option<(bool, Value)> {
-        let (stored, answer) = oneshot::channel();
-        let finished = Finished { id, result, stored };
-        if self.inner.finished.send(finished).await.is_err() {
-            return None;
-        }
-        answer.await.ok().flatten()
+        self.inner.finished.ask((id, result)).await.flatten()
     }
 
     /// Stores an attempt's outcome with `store`, trying again while the backend is
@@ -1025,43 +1045,52 @@ impl Jobs {
     }
 }
 
-/// The completer: stores the results of finished attempts, all those waiting
-/// at once (up to `jobs.batch`) in one step of the backend, so a busy queue
-/// commits once per batch instead of once per job. It ends when the queue is
-/// gone.
-async fn complete_batches(queue: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Finished>) {
-    while let Some(first) = rx.recv().await {
-        let Some(inner) = queue.upgrade() else { return };
-        let jobs = Jobs { inner };
-        let mut batch = vec![first];
-        while batch.len() < jobs.inner.config.batch {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
+/// One step of the completer: stores the results of finished attempts, all
+/// those waiting at once (up to `jobs.batch`), in one step of the backend, so a
+/// busy queue commits once per batch instead of once per job. `None` once the
+/// queue is gone.
+async fn complete(
+    queue: std::sync::Weak<Inner>,
+    done: Vec<(i64, Value)>,
+) -> Option<Vec<Option<(bool, Value)>>> {
+    let jobs = Jobs {
+        inner: queue.upgrade()?,
+    };
+    let inner = &jobs.inner;
+    let now = inner.clock.now_ms();
+    match jobs
+        .outcome(|| inner.backend.complete_many(&inner.worker, now, &done))
+        .await
+    {
+        Ok(stored) => Some(
+            done.into_iter()
+                .enumerate()
+                .map(|(i, (_, result))| Some((stored.get(i).copied().unwrap_or(false), result)))
+                .collect(),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, jobs = done.len(), "jobs: storing results failed");
+            Some(vec![None; done.len()])
         }
-        let done: Vec<(i64, Value)> = batch
-            .iter_mut()
-            .map(|f| (f.id, std::mem::take(&mut f.result)))
-            .collect();
-        let now = jobs.inner.clock.now_ms();
-        let inner = &jobs.inner;
-        match jobs
-            .outcome(|| inner.backend.complete_many(&inner.worker, now, &done))
-            .await
-        {
-            Ok(stored) => {
-                for (i, (f, (_, result))) in batch.into_iter().zip(done).enumerate() {
-                    let ok = stored.get(i).copied().unwrap_or(false);
-                    let _ = f.stored.send(Some((ok, result)));
-                }
+    }
+}
+
+/// One step of the inserter: the enqueues waiting, in one transaction. When it
+/// fails (nothing was written), each is tried on its own, so one job's error is
+/// its own.
+async fn insert(
+    backend: Arc<dyn JobBackend>,
+    jobs: Vec<NewJob>,
+) -> Option<Vec<Result<(i64, bool), JobError>>> {
+    match backend.enqueue_many(&jobs).await {
+        Ok(added) => Some(added.into_iter().map(Ok).collect()),
+        Err(error) if jobs.len() == 1 => Some(vec![Err(error)]),
+        Err(_) => {
+            let mut answers = Vec::with_capacity(jobs.len());
+            for job in &jobs {
+                answers.push(backend.enqueue(job).await);
             }
-            Err(error) => {
-                tracing::warn!(%error, jobs = batch.len(), "jobs: storing results failed");
-                for f in batch {
-                    let _ = f.stored.send(None);
-                }
-            }
+            Some(answers)
         }
     }
 }

@@ -33,6 +33,7 @@
 //! - `test-util`: the conformance suite ([`conformance`]).
 
 mod backend;
+mod batch;
 pub mod config;
 mod error;
 mod family;

@@ -28,8 +28,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor};
 use tokio::sync::watch;
 
-use crate::backend::NewJob;
-use crate::sql::{self, job_of, json_text, scopes_text, to_i64};
+use crate::sql::{self, job_of};
 use crate::{Job, JobError};
 
 /// Serializes the creation of the tables between nodes (`pg_advisory_xact_lock`).
@@ -343,7 +342,7 @@ impl PostgresBackend {
     }
 }
 
-sql::sql_backend!(PostgresBackend [COMPLETE, CLAIM_MORE, TAKE_TOKENS, RETURN_TOKENS, PROGRESS, FAIL, RECOVER, GET, LIST] {
+sql::sql_backend!(PostgresBackend [INSERT, Some(UNIQUE_LOCK), Some(NOTIFY), COMPLETE, CLAIM_MORE, TAKE_TOKENS, RETURN_TOKENS, PROGRESS, FAIL, RECOVER, GET, LIST] {
     fn name(&self) -> &'static str {
         "postgres"
     }
@@ -352,58 +351,6 @@ sql::sql_backend!(PostgresBackend [COMPLETE, CLAIM_MORE, TAKE_TOKENS, RETURN_TOK
         Some(self.wakeups.clone())
     }
 
-    async fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), JobError> {
-        let since = job.created_at.saturating_sub(to_i64(job.unique_window_ms));
-        let mut tx = self.pool.begin().await?;
-        if let Some(key) = &job.unique_key {
-            sqlx::query(UNIQUE_LOCK)
-                .bind(&job.queue)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let inserted: Option<i64> = sqlx::query_scalar(INSERT)
-            .bind(&job.queue)
-            .bind(&job.target)
-            .bind(json_text(&job.params))
-            .bind(job.priority)
-            .bind(i64::from(job.max_attempts))
-            .bind(to_i64(job.backoff_ms))
-            .bind(to_i64(job.timeout_ms))
-            .bind(job.run_at)
-            .bind(job.created_at)
-            .bind(&job.unique_key)
-            .bind(json_text(&job.metadata))
-            .bind(&job.caller)
-            .bind(scopes_text(job.scopes.as_ref()))
-            .bind(since)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let answer = match inserted {
-            Some(id) => {
-                sqlx::query(NOTIFY)
-                    .bind(&job.queue)
-                    .execute(&mut *tx)
-                    .await?;
-                (id, true)
-            }
-            None => {
-                let holder: Option<i64> = sqlx::query_scalar(sql::UNIQUE_HOLDER)
-                    .bind(&job.queue)
-                    .bind(&job.unique_key)
-                    .bind(since)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let id = holder.ok_or_else(|| JobError::Unavailable {
-                    reason: "the job holding the unique key went away meanwhile; try again"
-                        .to_owned(),
-                })?;
-                (id, false)
-            }
-        };
-        tx.commit().await?;
-        Ok(answer)
-    }
 
     async fn claim(
         &self,

@@ -130,36 +130,44 @@ local function take(m, q, worker, lease_until)
 end
 ";
 
-/// ARGV: prefix, queue, target, params, priority, max attempts, backoff, timeout,
-/// run_at, created_at, unique key (opt), metadata, caller (opt), scopes (opt),
-/// window start. `{id, 1}` when added, `{holder, 0}` when the key is held.
+/// ARGV: prefix, then for each job (14 each): queue, target, params, priority,
+/// max attempts, backoff, timeout, run_at, created_at, unique key (opt), metadata,
+/// caller (opt), scopes (opt), window start. For each, in order, `{id, 1}` when
+/// added, `{holder, 0}` when the key is held (by an earlier job of the batch too).
 const ENQUEUE: &str = r"
-local q, key = ARGV[2], opt(ARGV[11])
-local U = nil
-if key then
-  U = P .. 'unique:' .. q .. ':' .. key
-  local holder = redis.call('GET', U)
-  if holder then
-    local f = redis.call('HMGET', J(holder), 'created_at', 'state')
-    if f[1] and tonumber(f[1]) > tonumber(ARGV[15]) and f[2] ~= 'cancelled' then
-      return {tonumber(holder), 0}
+local function one(o)
+  local q, key = ARGV[o + 2], opt(ARGV[o + 11])
+  local U = nil
+  if key then
+    U = P .. 'unique:' .. q .. ':' .. key
+    local holder = redis.call('GET', U)
+    if holder then
+      local f = redis.call('HMGET', J(holder), 'created_at', 'state')
+      if f[1] and tonumber(f[1]) > tonumber(ARGV[o + 15]) and f[2] ~= 'cancelled' then
+        return {tonumber(holder), 0}
+      end
     end
   end
+  local id = redis.call('INCR', P .. 'seq')
+  redis.call('HSET', J(id), 'id', id, 'queue', q, 'target', ARGV[o + 3], 'params', ARGV[o + 4],
+    'priority', ARGV[o + 5], 'state', 'pending', 'attempt', 0, 'max_attempts', ARGV[o + 6],
+    'backoff_ms', ARGV[o + 7], 'timeout_ms', ARGV[o + 8], 'created_at', ARGV[o + 10],
+    'metadata', ARGV[o + 12])
+  if key then redis.call('HSET', J(id), 'unique_key', key) end
+  if opt(ARGV[o + 13]) then redis.call('HSET', J(id), 'caller', opt(ARGV[o + 13])) end
+  if opt(ARGV[o + 14]) then redis.call('HSET', J(id), 'scopes', opt(ARGV[o + 14])) end
+  redis.call('SADD', QUEUES, q)
+  redis.call('ZADD', S('pending', q), id, M(id))
+  wait(id, q, ARGV[o + 9])
+  if U then redis.call('SET', U, id) end
+  redis.call('PUBLISH', P .. 'wake', q)
+  return {id, 1}
 end
-local id = redis.call('INCR', P .. 'seq')
-redis.call('HSET', J(id), 'id', id, 'queue', q, 'target', ARGV[3], 'params', ARGV[4],
-  'priority', ARGV[5], 'state', 'pending', 'attempt', 0, 'max_attempts', ARGV[6],
-  'backoff_ms', ARGV[7], 'timeout_ms', ARGV[8], 'created_at', ARGV[10],
-  'metadata', ARGV[12])
-if key then redis.call('HSET', J(id), 'unique_key', key) end
-if opt(ARGV[13]) then redis.call('HSET', J(id), 'caller', opt(ARGV[13])) end
-if opt(ARGV[14]) then redis.call('HSET', J(id), 'scopes', opt(ARGV[14])) end
-redis.call('SADD', QUEUES, q)
-redis.call('ZADD', S('pending', q), id, M(id))
-wait(id, q, ARGV[9])
-if U then redis.call('SET', U, id) end
-redis.call('PUBLISH', P .. 'wake', q)
-return {id, 1}
+local added = {}
+for o = 0, #ARGV - 15, 14 do
+  added[#added + 1] = one(o)
+end
+return added
 ";
 
 /// ARGV: prefix, now, worker, lease end, queues left out (comma-separated). The
@@ -672,32 +680,41 @@ impl JobBackend for RedisBackend {
         Some(self.wakeups.clone())
     }
 
-    async fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), JobError> {
-        let since = job
-            .created_at
-            .saturating_sub(i64::try_from(job.unique_window_ms).unwrap_or(i64::MAX));
-        let scopes = job
-            .scopes
-            .as_ref()
-            .map(|s| Value::from(s.clone()).to_string());
-        let args = [
-            job.queue.as_str(),
-            &job.target,
-            &job.params.to_string(),
-            &job.priority.to_string(),
-            &job.max_attempts.to_string(),
-            &job.backoff_ms.to_string(),
-            &job.timeout_ms.to_string(),
-            &job.run_at.to_string(),
-            &job.created_at.to_string(),
-            &opt(job.unique_key.as_deref()),
-            &job.metadata.to_string(),
-            &opt(job.caller.as_deref()),
-            &opt(scopes.as_deref()),
-            &since.to_string(),
-        ];
-        let (id, created): (i64, u8) = self.run(&self.scripts.enqueue, &args).await?;
-        Ok((id, created == 1))
+    async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<(i64, bool)>, JobError> {
+        let texts: Vec<[String; 14]> = jobs
+            .iter()
+            .map(|job| {
+                let since = job
+                    .created_at
+                    .saturating_sub(i64::try_from(job.unique_window_ms).unwrap_or(i64::MAX));
+                let scopes = job
+                    .scopes
+                    .as_ref()
+                    .map(|s| Value::from(s.clone()).to_string());
+                [
+                    job.queue.clone(),
+                    job.target.clone(),
+                    job.params.to_string(),
+                    job.priority.to_string(),
+                    job.max_attempts.to_string(),
+                    job.backoff_ms.to_string(),
+                    job.timeout_ms.to_string(),
+                    job.run_at.to_string(),
+                    job.created_at.to_string(),
+                    opt(job.unique_key.as_deref()),
+                    job.metadata.to_string(),
+                    opt(job.caller.as_deref()),
+                    opt(scopes.as_deref()),
+                    since.to_string(),
+                ]
+            })
+            .collect();
+        let args: Vec<&str> = texts.iter().flatten().map(String::as_str).collect();
+        let added: Vec<(i64, u8)> = self.run(&self.scripts.enqueue, &args).await?;
+        Ok(added
+            .into_iter()
+            .map(|(id, created)| (id, created == 1))
+            .collect())
     }
 
     async fn claim(

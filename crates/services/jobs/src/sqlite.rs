@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::backend::NewJob;
-use crate::sql::{self, job_of, json_text, scopes_text, to_i64};
+use crate::sql::{self, job_of};
 use crate::{Job, JobError};
 
 const SCHEMA: &str = "
@@ -222,45 +221,9 @@ impl SqliteBackend {
     }
 }
 
-sql::sql_backend!(SqliteBackend [COMPLETE, CLAIM_MORE, TAKE_TOKENS, RETURN_TOKENS, PROGRESS, FAIL, RECOVER, GET, LIST] {
+sql::sql_backend!(SqliteBackend [INSERT, None, None, COMPLETE, CLAIM_MORE, TAKE_TOKENS, RETURN_TOKENS, PROGRESS, FAIL, RECOVER, GET, LIST] {
     fn name(&self) -> &'static str {
         "sqlite"
-    }
-
-    async fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), JobError> {
-        let scopes = scopes_text(job.scopes.as_ref());
-        let since = job.created_at.saturating_sub(to_i64(job.unique_window_ms));
-        let inserted: Option<i64> = sqlx::query_scalar(INSERT)
-            .bind(&job.queue)
-            .bind(&job.target)
-            .bind(json_text(&job.params))
-            .bind(job.priority)
-            .bind(i64::from(job.max_attempts))
-            .bind(to_i64(job.backoff_ms))
-            .bind(to_i64(job.timeout_ms))
-            .bind(job.run_at)
-            .bind(job.created_at)
-            .bind(&job.unique_key)
-            .bind(json_text(&job.metadata))
-            .bind(&job.caller)
-            .bind(scopes)
-            .bind(since)
-            .fetch_optional(&self.pool)
-            .await?;
-        if let Some(id) = inserted {
-            return Ok((id, true));
-        }
-        let existing: Option<i64> = sqlx::query_scalar(sql::UNIQUE_HOLDER)
-            .bind(&job.queue)
-            .bind(&job.unique_key)
-            .bind(since)
-            .fetch_optional(&self.pool)
-            .await?;
-        existing
-            .map(|id| (id, false))
-            .ok_or_else(|| JobError::Unavailable {
-                reason: "the job holding the unique key went away meanwhile; try again".to_owned(),
-            })
     }
 
     async fn claim(

@@ -215,13 +215,20 @@ struct Inner {
     /// Results waiting to be stored, in batches, by the completer: `(id, result)`
     /// answered with whether it was stored (false: the job was no longer this
     /// worker's) and the result back, or `None` when storing failed.
-    finished: Batcher<(i64, Value), Option<(bool, Value)>>,
+    finished: Batcher<Done, Stored>,
     /// The completer's end, until it starts.
-    finished_rx: Mutex<Option<Requests<(i64, Value), Option<(bool, Value)>>>>,
+    finished_rx: Mutex<Option<Requests<Done, Stored>>>,
     /// Enqueues waiting to be written, in batches, by the inserter (started at
     /// the first enqueue).
-    added: OnceLock<Batcher<NewJob, Result<(i64, bool), JobError>>>,
+    added: OnceLock<Batcher<NewJob, Added>>,
 }
+
+/// A finished attempt's job id and result, to store.
+type Done = (i64, Value);
+/// Whether a result was stored, with the result back; `None` when storing failed.
+type Stored = Option<(bool, Value)>;
+/// An enqueue's id and whether it is new.
+type Added = Result<(i64, bool), JobError>;
 
 /// The job queue; clones share it.
 #[derive(Clone)]
@@ -381,7 +388,7 @@ impl Jobs {
     /// inserter, which writes every enqueue waiting (up to `jobs.batch`) in one
     /// transaction, so concurrent callers share a commit. Each caller still
     /// returns only once its job is written.
-    fn inserter(&self) -> &Batcher<NewJob, Result<(i64, bool), JobError>> {
+    fn inserter(&self) -> &Batcher<NewJob, Added> {
         self.inner.added.get_or_init(|| {
             let (batcher, requests) = Batcher::new(self.inner.config.batch);
             let backend = self.inner.backend.clone();
@@ -1049,10 +1056,7 @@ impl Jobs {
 /// those waiting at once (up to `jobs.batch`), in one step of the backend, so a
 /// busy queue commits once per batch instead of once per job. `None` once the
 /// queue is gone.
-async fn complete(
-    queue: std::sync::Weak<Inner>,
-    done: Vec<(i64, Value)>,
-) -> Option<Vec<Option<(bool, Value)>>> {
+async fn complete(queue: std::sync::Weak<Inner>, done: Vec<Done>) -> Option<Vec<Stored>> {
     let jobs = Jobs {
         inner: queue.upgrade()?,
     };
@@ -1078,10 +1082,7 @@ async fn complete(
 /// One step of the inserter: the enqueues waiting, in one transaction. When it
 /// fails (nothing was written), each is tried on its own, so one job's error is
 /// its own.
-async fn insert(
-    backend: Arc<dyn JobBackend>,
-    jobs: Vec<NewJob>,
-) -> Option<Vec<Result<(i64, bool), JobError>>> {
+async fn insert(backend: Arc<dyn JobBackend>, jobs: Vec<NewJob>) -> Option<Vec<Added>> {
     match backend.enqueue_many(&jobs).await {
         Ok(added) => Some(added.into_iter().map(Ok).collect()),
         Err(error) if jobs.len() == 1 => Some(vec![Err(error)]),

@@ -1082,6 +1082,19 @@ pub async fn batches_claim_and_complete(backend: Arc<dyn JobBackend>) {
     assert!(added[0].1 && !added[1].1 && added[2].1, "{added:?}");
     assert_eq!(added[1].0, added[0].0, "the key's holder is answered");
     assert!(added[2].0 > added[0].0, "ids in order");
+    let plain = backend
+        .enqueue_many(&[
+            new_job("p1", None),
+            new_job("p2", None),
+            new_job("p3", None),
+        ])
+        .await
+        .unwrap();
+    for ((id, created), tag) in plain.iter().zip(["p1", "p2", "p3"]) {
+        assert!(created);
+        let job = first.jobs.get(*id).await.unwrap();
+        assert_eq!(job.params["tag"], tag, "each id is its own job's");
+    }
 
     // A node with room for all: 40 jobs finishing at once run once each.
     let wide = JobsConfig {

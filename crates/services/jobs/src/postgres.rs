@@ -28,7 +28,8 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor};
 use tokio::sync::watch;
 
-use crate::sql::{self, job_of};
+use crate::backend::NewJob;
+use crate::sql::{self, job_of, json_text, scopes_text, to_i64};
 use crate::{Job, JobError};
 
 /// Serializes the creation of the tables between nodes (`pg_advisory_xact_lock`).
@@ -93,17 +94,35 @@ pub(crate) const INSERT: &str = "INSERT INTO plexus_jobs (queue, target, params,
              AND created_at > $14 AND state <> 'cancelled')
      RETURNING id";
 
+/// Adds jobs without unique keys, one row per element of the arrays (in their
+/// order: the ids are drawn in it); answers their ids.
+const INSERT_MANY: &str = "INSERT INTO plexus_jobs (queue, target, params, priority, state,
+         max_attempts, backoff_ms, timeout_ms, run_at, created_at, metadata, caller, scopes)
+     SELECT queue, target, params::jsonb, priority, 'pending', max_attempts, backoff_ms,
+         timeout_ms, run_at, created_at, metadata::jsonb, caller, scopes::jsonb
+     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::bigint[],
+             $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[])
+         WITH ORDINALITY AS t(queue, target, params, priority, max_attempts, backoff_ms,
+             timeout_ms, run_at, created_at, metadata, caller, scopes, n)
+     ORDER BY n
+     RETURNING id";
+
+/// Announces new work on each queue of `$1` (sent on commit).
+const NOTIFY_MANY: &str = "SELECT pg_notify('plexus_jobs', q) FROM UNNEST($1::text[]) AS q";
+
+/// Marks held jobs completed (`$1` ids, `$4` their results, as text), in one
+/// statement; answers the ids stored.
+const COMPLETE_MANY: &str = "UPDATE plexus_jobs AS j SET state = 'completed',
+         result = d.result::jsonb, finished_at = $3, worker = NULL, lease_until = NULL
+     FROM UNNEST($1::bigint[], $4::text[]) AS d(id, result)
+     WHERE j.id = d.id AND j.worker = $2 AND j.state = 'running'
+     RETURNING j.id";
+
 /// Holds (queue `$1`, key `$2`) until the transaction ends: the next enqueue of the
 /// key waits, then (its statement's snapshot taken after) sees this one's row, or
 /// none if this transaction rolled back.
 pub(crate) const UNIQUE_LOCK: &str =
     "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))";
-
-/// The `complete` step's statement (its bindings are `sql_backend!`'s).
-const COMPLETE: &str =
-    "UPDATE plexus_jobs SET state = 'completed', result = $3::jsonb, finished_at = $4,
-                 worker = NULL, lease_until = NULL
-             WHERE id = $1 AND worker = $2 AND state = 'running'";
 
 /// The `claim_more` step's statement (its bindings are `sql_backend!`'s): rows
 /// another node is claiming are skipped, not waited for.
@@ -342,7 +361,7 @@ impl PostgresBackend {
     }
 }
 
-sql::sql_backend!(PostgresBackend [INSERT, Some(UNIQUE_LOCK), Some(NOTIFY), COMPLETE, CLAIM_MORE, TAKE_TOKENS, RETURN_TOKENS, PROGRESS, FAIL, RECOVER, GET, LIST] {
+sql::sql_backend!(PostgresBackend [INSERT, Some(UNIQUE_LOCK), Some(NOTIFY), CLAIM_MORE, TAKE_TOKENS, RETURN_TOKENS, PROGRESS, FAIL, RECOVER, GET, LIST] {
     fn name(&self) -> &'static str {
         "postgres"
     }
@@ -351,6 +370,63 @@ sql::sql_backend!(PostgresBackend [INSERT, Some(UNIQUE_LOCK), Some(NOTIFY), COMP
         Some(self.wakeups.clone())
     }
 
+
+    async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<(i64, bool)>, JobError> {
+        // A unique key needs its lock and its check, job by job.
+        if jobs.iter().any(|j| j.unique_key.is_some()) {
+            return self.enqueue_each(jobs).await;
+        }
+        // Otherwise one statement for the lot: one round trip, not one per job.
+        let column = |f: &dyn Fn(&NewJob) -> String| jobs.iter().map(f).collect::<Vec<_>>();
+        let mut tx = self.pool.begin().await?;
+        let mut ids: Vec<i64> = sqlx::query_scalar(INSERT_MANY)
+            .bind(column(&|j| j.queue.clone()))
+            .bind(column(&|j| j.target.clone()))
+            .bind(column(&|j| json_text(&j.params)))
+            .bind(jobs.iter().map(|j| j.priority).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| i64::from(j.max_attempts)).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| to_i64(j.backoff_ms)).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| to_i64(j.timeout_ms)).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| j.run_at).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| j.created_at).collect::<Vec<_>>())
+            .bind(column(&|j| json_text(&j.metadata)))
+            .bind(jobs.iter().map(|j| j.caller.clone()).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| scopes_text(j.scopes.as_ref())).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        sqlx::query(NOTIFY_MANY)
+            .bind(queues)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if ids.len() != jobs.len() {
+            return Err(JobError::Backend {
+                reason: format!("{} jobs enqueued, {} ids answered", jobs.len(), ids.len()),
+            });
+        }
+        // Ids are drawn in the order the rows were inserted: the batch's.
+        ids.sort_unstable();
+        Ok(ids.into_iter().map(|id| (id, true)).collect())
+    }
+
+    async fn complete_many(
+        &self,
+        worker: &str,
+        now: i64,
+        done: &[(i64, serde_json::Value)],
+    ) -> Result<Vec<bool>, JobError> {
+        let stored: Vec<i64> = sqlx::query_scalar(COMPLETE_MANY)
+            .bind(done.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+            .bind(worker)
+            .bind(now)
+            .bind(done.iter().map(|(_, r)| json_text(r)).collect::<Vec<_>>())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(done.iter().map(|(id, _)| stored.contains(id)).collect())
+    }
 
     async fn claim(
         &self,

@@ -100,7 +100,7 @@ pub(crate) const ADVANCE_SCHEDULE: &str =
 /// unchanged: the lease renewal, cancel, stats, pause, the next due time and the
 /// schedules. Jobs in SQL are in the DataStore's database, so `transactional`.
 macro_rules! sql_backend {
-    ($backend:ty [$insert:expr, $unique_lock:expr, $notify:expr, $complete:expr, $claim_more:expr, $take_tokens:expr, $return_tokens:expr, $progress:expr, $fail:expr, $recover:expr, $get:expr, $list:expr] {
+    ($backend:ty [$insert:expr, $unique_lock:expr, $notify:expr, $claim_more:expr, $take_tokens:expr, $return_tokens:expr, $progress:expr, $fail:expr, $recover:expr, $get:expr, $list:expr] {
         $($own:tt)*
     }) => {
         #[plexus_core::async_trait]
@@ -133,77 +133,6 @@ macro_rules! sql_backend {
                 // `RETURNING` keeps no order: best first, as they were chosen.
                 jobs.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.run_at, j.id));
                 Ok(jobs)
-            }
-
-            async fn enqueue_many(
-                &self,
-                jobs: &[$crate::backend::NewJob],
-            ) -> Result<Vec<(i64, bool)>, $crate::JobError> {
-                let unique_lock: Option<&str> = $unique_lock;
-                let notify: Option<&str> = $notify;
-                let mut tx = self.pool.begin().await?;
-                // Every unique key of the batch locked first, in one order, so two
-                // nodes' batches never wait on each other in a circle.
-                if let Some(lock) = unique_lock {
-                    let mut keys: Vec<(&str, &str)> = jobs
-                        .iter()
-                        .filter_map(|j| j.unique_key.as_deref().map(|k| (j.queue.as_str(), k)))
-                        .collect();
-                    keys.sort_unstable();
-                    keys.dedup();
-                    for (queue, key) in keys {
-                        sqlx::query(lock).bind(queue).bind(key).execute(&mut *tx).await?;
-                    }
-                }
-                let mut added = Vec::with_capacity(jobs.len());
-                let mut woken: Vec<&str> = Vec::new();
-                for job in jobs {
-                    let since = job
-                        .created_at
-                        .saturating_sub($crate::sql::to_i64(job.unique_window_ms));
-                    let inserted: Option<i64> = sqlx::query_scalar($insert)
-                        .bind(&job.queue)
-                        .bind(&job.target)
-                        .bind($crate::sql::json_text(&job.params))
-                        .bind(job.priority)
-                        .bind(i64::from(job.max_attempts))
-                        .bind($crate::sql::to_i64(job.backoff_ms))
-                        .bind($crate::sql::to_i64(job.timeout_ms))
-                        .bind(job.run_at)
-                        .bind(job.created_at)
-                        .bind(&job.unique_key)
-                        .bind($crate::sql::json_text(&job.metadata))
-                        .bind(&job.caller)
-                        .bind($crate::sql::scopes_text(job.scopes.as_ref()))
-                        .bind(since)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(id) = inserted {
-                        added.push((id, true));
-                        if !woken.contains(&job.queue.as_str()) {
-                            woken.push(&job.queue);
-                        }
-                        continue;
-                    }
-                    let holder: Option<i64> = sqlx::query_scalar($crate::sql::UNIQUE_HOLDER)
-                        .bind(&job.queue)
-                        .bind(&job.unique_key)
-                        .bind(since)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let id = holder.ok_or_else(|| $crate::JobError::Unavailable {
-                        reason: "the job holding the unique key went away meanwhile; try again"
-                            .to_owned(),
-                    })?;
-                    added.push((id, false));
-                }
-                if let Some(notify) = notify {
-                    for queue in woken {
-                        sqlx::query(notify).bind(queue).execute(&mut *tx).await?;
-                    }
-                }
-                tx.commit().await?;
-                Ok(added)
             }
 
             async fn take_tokens(
@@ -250,29 +179,6 @@ macro_rules! sql_backend {
                     .bind($crate::sql::json_text(progress))
                     .fetch_optional(&self.pool)
                     .await?)
-            }
-
-            async fn complete_many(
-                &self,
-                worker: &str,
-                now: i64,
-                done: &[(i64, serde_json::Value)],
-            ) -> Result<Vec<bool>, $crate::JobError> {
-                // One transaction: one commit (one sync to disk) for the lot.
-                let mut tx = self.pool.begin().await?;
-                let mut stored = Vec::with_capacity(done.len());
-                for (id, result) in done {
-                    let outcome = sqlx::query($complete)
-                        .bind(id)
-                        .bind(worker)
-                        .bind($crate::sql::json_text(result))
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    stored.push(outcome.rows_affected() == 1);
-                }
-                tx.commit().await?;
-                Ok(stored)
             }
 
             async fn fail(
@@ -429,6 +335,81 @@ macro_rules! sql_backend {
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
+            }
+        }
+
+        impl $backend {
+            /// Adds `jobs` one statement each, in one transaction (what
+            /// `enqueue_many` does on SQLite, and on PostgreSQL with unique keys).
+            pub(crate) async fn enqueue_each(
+                &self,
+                jobs: &[$crate::backend::NewJob],
+            ) -> Result<Vec<(i64, bool)>, $crate::JobError> {
+                let unique_lock: Option<&str> = $unique_lock;
+                let notify: Option<&str> = $notify;
+                let mut tx = self.pool.begin().await?;
+                // Every unique key of the batch locked first, in one order, so two
+                // nodes' batches never wait on each other in a circle.
+                if let Some(lock) = unique_lock {
+                    let mut keys: Vec<(&str, &str)> = jobs
+                        .iter()
+                        .filter_map(|j| j.unique_key.as_deref().map(|k| (j.queue.as_str(), k)))
+                        .collect();
+                    keys.sort_unstable();
+                    keys.dedup();
+                    for (queue, key) in keys {
+                        sqlx::query(lock).bind(queue).bind(key).execute(&mut *tx).await?;
+                    }
+                }
+                let mut added = Vec::with_capacity(jobs.len());
+                let mut woken: Vec<&str> = Vec::new();
+                for job in jobs {
+                    let since = job
+                        .created_at
+                        .saturating_sub($crate::sql::to_i64(job.unique_window_ms));
+                    let inserted: Option<i64> = sqlx::query_scalar($insert)
+                        .bind(&job.queue)
+                        .bind(&job.target)
+                        .bind($crate::sql::json_text(&job.params))
+                        .bind(job.priority)
+                        .bind(i64::from(job.max_attempts))
+                        .bind($crate::sql::to_i64(job.backoff_ms))
+                        .bind($crate::sql::to_i64(job.timeout_ms))
+                        .bind(job.run_at)
+                        .bind(job.created_at)
+                        .bind(&job.unique_key)
+                        .bind($crate::sql::json_text(&job.metadata))
+                        .bind(&job.caller)
+                        .bind($crate::sql::scopes_text(job.scopes.as_ref()))
+                        .bind(since)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(id) = inserted {
+                        added.push((id, true));
+                        if !woken.contains(&job.queue.as_str()) {
+                            woken.push(&job.queue);
+                        }
+                        continue;
+                    }
+                    let holder: Option<i64> = sqlx::query_scalar($crate::sql::UNIQUE_HOLDER)
+                        .bind(&job.queue)
+                        .bind(&job.unique_key)
+                        .bind(since)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let id = holder.ok_or_else(|| $crate::JobError::Unavailable {
+                        reason: "the job holding the unique key went away meanwhile; try again"
+                            .to_owned(),
+                    })?;
+                    added.push((id, false));
+                }
+                if let Some(notify) = notify {
+                    for queue in woken {
+                        sqlx::query(notify).bind(queue).execute(&mut *tx).await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(added)
             }
         }
     };

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+use crate::backend::NewJob;
 use crate::sql::{self, job_of};
 use crate::{Job, JobError};
 
@@ -62,7 +63,8 @@ pub(crate) const INSERT: &str = "INSERT INTO plexus_jobs (queue, target, params,
              AND created_at > $14 AND state <> 'cancelled')
      RETURNING id";
 
-/// The `complete` step's statement (its bindings are `sql_backend!`'s).
+/// The `complete_many` step's statement, run once per job (`?1` id, `?2` worker,
+/// `?3` result, `?4` now).
 const COMPLETE: &str = "UPDATE plexus_jobs SET state = 'completed', result = ?3, finished_at = ?4,
                  worker = NULL, lease_until = NULL
              WHERE id = ?1 AND worker = ?2 AND state = 'running'";
@@ -221,9 +223,37 @@ impl SqliteBackend {
     }
 }
 
-sql::sql_backend!(SqliteBackend [INSERT, None, None, COMPLETE, CLAIM_MORE, TAKE_TOKENS, RETURN_TOKENS, PROGRESS, FAIL, RECOVER, GET, LIST] {
+sql::sql_backend!(SqliteBackend [INSERT, None, None, CLAIM_MORE, TAKE_TOKENS, RETURN_TOKENS, PROGRESS, FAIL, RECOVER, GET, LIST] {
     fn name(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<(i64, bool)>, JobError> {
+        // In process, a statement is cheap; the commit is what costs.
+        self.enqueue_each(jobs).await
+    }
+
+    async fn complete_many(
+        &self,
+        worker: &str,
+        now: i64,
+        done: &[(i64, serde_json::Value)],
+    ) -> Result<Vec<bool>, JobError> {
+        // One transaction: one commit (one sync to disk) for the lot.
+        let mut tx = self.pool.begin().await?;
+        let mut stored = Vec::with_capacity(done.len());
+        for (id, result) in done {
+            let outcome = sqlx::query(COMPLETE)
+                .bind(id)
+                .bind(worker)
+                .bind(sql::json_text(result))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            stored.push(outcome.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(stored)
     }
 
     async fn claim(

@@ -49,11 +49,13 @@ pub use plexus_sessions::SessionsFamily;
 pub fn default_families() -> Vec<Box<dyn Family>> {
     #[cfg(feature = "redis")]
     let redis = RedisFamily::new();
+    #[cfg(feature = "datastore")]
+    let datastore = DataStoreFamily::new();
     vec![
         #[cfg(feature = "redis")]
         Box::new(redis.clone()),
         #[cfg(feature = "datastore")]
-        Box::new(DataStoreFamily),
+        Box::new(datastore.clone()),
         #[cfg(feature = "cache")]
         Box::new(CacheFamily::new(redis.slot())),
         #[cfg(feature = "pubsub")]
@@ -72,7 +74,9 @@ pub fn default_families() -> Vec<Box<dyn Family>> {
         Box::new(InferenceFamily),
         #[cfg(feature = "dsl")]
         Box::new(DslFamily),
-        #[cfg(feature = "jobs")]
+        #[cfg(all(feature = "jobs", feature = "datastore"))]
+        Box::new(JobsFamily::new(redis.slot()).with_datastore(datastore.slot())),
+        #[cfg(all(feature = "jobs", not(feature = "datastore")))]
         Box::new(JobsFamily::new(redis.slot())),
     ]
 }
@@ -93,7 +97,7 @@ mod tests {
         let cases: Vec<(Box<dyn Family>, serde_json::Value, &str)> = vec![
             #[cfg(feature = "datastore")]
             (
-                Box::new(DataStoreFamily),
+                Box::new(DataStoreFamily::new()),
                 json!({"url": "mysql://x"}),
                 "store.url",
             ),

@@ -76,3 +76,153 @@ async fn a_job_is_a_deferred_call_on_a_served_node() {
     assert_eq!(stats["queues"][0]["completed"], 1, "{stats}");
     node.stop().await;
 }
+
+/// `jobs.transaction` over JSON-RPC: a document and its job commit together; an
+/// operation that fails rolls both back; a job whose params fail its target's
+/// schema is refused before anything is written; a token that may enqueue but
+/// not call `datastore.transaction` is forbidden, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_transaction_commits_the_data_change_and_its_jobs_together() {
+    const ADMIN: &str = "admin-token-0123456789abcdef";
+    const JOBS_ONLY: &str = "jobs-only-token-0123456789ab";
+    let tokens = format!(
+        r#"
+[[gateway.tokens]]
+name = "admin"
+token = "{ADMIN}"
+scopes = ["admin"]
+[[gateway.tokens]]
+name = "enqueuer"
+token = "{JOBS_ONLY}"
+scopes = ["call:jobs.*", "call:datastore.put"]
+"#
+    );
+    let node = Served::start("jobs-tx", "", &tokens).await;
+    let url = format!("http://{}", node.addr);
+    let admin = plexus_client::Client::new(&url, Some(ADMIN.to_owned())).expect("client");
+    let enqueuer = plexus_client::Client::new(&url, Some(JOBS_ONLY.to_owned())).expect("client");
+    admin
+        .call("datastore.create_collection", json!({"name": "orders"}))
+        .await
+        .expect("datastore.create_collection");
+    let mut completed = node
+        .node
+        .bus()
+        .subscribe(
+            "jobs.mail.completed",
+            plexus_bus::SubscribeOptions::default(),
+        )
+        .expect("subscribe");
+    let receipt = |id: &str| {
+        json!({"queue": "mail", "target": "datastore.put",
+               "params": {"collection": "orders", "id": format!("receipt-{id}"), "doc": {"for": id}}})
+    };
+
+    // Committed: the order and its job.
+    let answer = admin
+        .call(
+            "jobs.transaction",
+            json!({"ops": [{"op": "put", "collection": "orders", "id": "o1", "doc": {"total": 5}}],
+                   "jobs": [receipt("o1")]}),
+        )
+        .await
+        .expect("jobs.transaction");
+    assert_eq!(answer["results"][0]["op"], "put", "{answer}");
+    assert_eq!(answer["jobs"][0]["created"], true, "{answer}");
+    tokio::time::timeout(Duration::from_secs(20), completed.recv())
+        .await
+        .expect("the job runs")
+        .expect("the bus is open");
+    let receipt_doc = admin
+        .call(
+            "datastore.get",
+            json!({"collection": "orders", "id": "receipt-o1"}),
+        )
+        .await
+        .expect("the job wrote its receipt");
+    assert!(receipt_doc.to_string().contains("o1"), "{receipt_doc}");
+
+    // An operation fails (a put expecting a version the document does not have):
+    // neither the change nor the job.
+    let failed = admin
+        .call(
+            "jobs.transaction",
+            json!({"ops": [
+                      {"op": "put", "collection": "orders", "id": "o2", "doc": {"total": 7}},
+                      {"op": "put", "collection": "orders", "id": "o1", "doc": {"total": 6}, "expected_version": 99}],
+                   "jobs": [receipt("o2")]}),
+        )
+        .await;
+    assert!(failed.is_err(), "a failing operation committed: {failed:?}");
+    let o2 = admin
+        .call("datastore.get", json!({"collection": "orders", "id": "o2"}))
+        .await;
+    assert!(
+        o2.as_ref()
+            .map_or(true, |v| v.is_null() || v["doc"].is_null()),
+        "the rolled-back put is there: {o2:?}"
+    );
+    assert_eq!(
+        count(&admin, "pending").await + count(&admin, "running").await,
+        0
+    );
+    assert_eq!(
+        count(&admin, "completed").await,
+        1,
+        "only the committed job"
+    );
+
+    // A job that can never run is refused, naming its field; nothing written.
+    match admin
+        .call(
+            "jobs.transaction",
+            json!({"ops": [{"op": "put", "collection": "orders", "id": "o3", "doc": {}}],
+                   "jobs": [{"target": "datastore.put", "params": {"collection": "orders"}}]}),
+        )
+        .await
+    {
+        Err(ClientError::Rpc { data, .. }) => {
+            let data = data.unwrap_or_default();
+            let field = data["field"].as_str().unwrap_or_default();
+            assert!(field.starts_with("/jobs/0/params"), "{data}");
+        }
+        other => panic!("a job failing its schema was accepted: {other:?}"),
+    }
+
+    // Allowed to enqueue and to put, not to call datastore.transaction: refused.
+    match enqueuer
+        .call(
+            "jobs.transaction",
+            json!({"ops": [{"op": "put", "collection": "orders", "id": "o4", "doc": {}}],
+                   "jobs": [receipt("o4")]}),
+        )
+        .await
+    {
+        Err(ClientError::Rpc { code, .. }) => assert_eq!(code, -32002, "forbidden"),
+        other => panic!("the transaction ran without its scope: {other:?}"),
+    }
+    for id in ["o3", "o4"] {
+        let doc = admin
+            .call("datastore.get", json!({"collection": "orders", "id": id}))
+            .await;
+        assert!(
+            doc.as_ref()
+                .map_or(true, |v| v.is_null() || v["doc"].is_null()),
+            "{id} was written: {doc:?}"
+        );
+    }
+    assert_eq!(
+        count(&admin, "pending").await + count(&admin, "running").await,
+        0
+    );
+    node.stop().await;
+}
+
+/// How many jobs of the `mail` queue are in `state`.
+async fn count(client: &plexus_client::Client, state: &str) -> usize {
+    let listed = client
+        .call("jobs.list", json!({"queue": "mail", "state": state}))
+        .await
+        .expect("jobs.list");
+    listed["jobs"].as_array().map_or(0, Vec::len)
+}

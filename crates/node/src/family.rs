@@ -372,6 +372,43 @@ impl Validate for NodeSection {
     }
 }
 
+/// A part one family opens and a later one uses (the DataStore, for the jobs'
+/// transactions): the family that opens it fills the slot, the families after
+/// it in the node's list read it when they open. Clones share the slot; a node
+/// reopened fills it again.
+#[derive(Debug)]
+pub struct Slot<T> {
+    inner: Arc<parking_lot::Mutex<Option<T>>>,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(parking_lot::Mutex::new(None)),
+        }
+    }
+}
+
+impl<T> Clone for Slot<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T: Clone> Slot<T> {
+    /// Puts `value` in the slot (in place of what it held).
+    pub fn fill(&self, value: T) {
+        *self.inner.lock() = Some(value);
+    }
+
+    /// What the slot holds, if its family opened it.
+    pub fn get(&self) -> Option<T> {
+        self.inner.lock().clone()
+    }
+}
+
 /// Reads a typed section from `value`, its errors naming the key under `prefix`.
 pub fn typed<T: DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, FamilyError> {
     serde_path_to_error::deserialize(value).map_err(|e| {

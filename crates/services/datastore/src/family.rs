@@ -8,15 +8,30 @@
 
 use std::sync::Arc;
 
-use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily};
+use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily, Slot};
 use plexus_store::{AuditConfig, AuditLog, DataStore, Outbox, StoreConfig, StoreHistory};
 
 use crate::config::SECTION;
 use crate::{AuditObserver, AuditService, DataStoreService, OutboxLog, database_component};
 
 /// The DataStore family.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DataStoreFamily;
+#[derive(Clone, Debug, Default)]
+pub struct DataStoreFamily {
+    slot: Slot<DataStore>,
+}
+
+impl DataStoreFamily {
+    /// The family, with a slot of its own.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Where the families opened after this one find the DataStore it opened (the
+    /// jobs' transactions): give it to them.
+    pub fn slot(&self) -> Slot<DataStore> {
+        self.slot.clone()
+    }
+}
 
 #[plexus_core::async_trait]
 impl SectionFamily for DataStoreFamily {
@@ -43,6 +58,7 @@ impl SectionFamily for DataStoreFamily {
             backend = settings.backend().map(|b| b.as_str()).unwrap_or("?"),
             "datastore open"
         );
+        self.slot.fill(datastore.clone());
         let store = datastore.store().clone();
         let log = AuditLog::new(store.clone(), AuditConfig::default())
             .map_err(|e| FamilyError::open(SECTION, e))?;
@@ -101,7 +117,7 @@ mod tests {
     #[test]
     fn no_section_is_sqlite_in_the_data_directory() {
         let node = NodeSection::default();
-        let settings = DataStoreFamily.settings(None, &node).unwrap();
+        let settings = DataStoreFamily::new().settings(None, &node).unwrap();
         assert_eq!(settings.url, "sqlite://plexus-data/plexus.db");
     }
 
@@ -109,12 +125,16 @@ mod tests {
     fn the_section_is_checked_naming_the_field() {
         let node = NodeSection::default();
         let section = json!({"url": "mysql://x"});
-        let err = DataStoreFamily.check(Some(&section), &node).unwrap_err();
+        let err = DataStoreFamily::new()
+            .check(Some(&section), &node)
+            .unwrap_err();
         assert!(err.to_string().contains("store.url"), "{err}");
         // A configuration error (plexus-app's `AppError::is_config` reads this variant).
         assert!(matches!(err, FamilyError::Invalid { .. }), "{err:?}");
         let section = json!({"ulr": "sqlite://x"});
-        let err = DataStoreFamily.check(Some(&section), &node).unwrap_err();
+        let err = DataStoreFamily::new()
+            .check(Some(&section), &node)
+            .unwrap_err();
         assert!(err.to_string().contains("store.ulr"), "{err}");
     }
 
@@ -124,7 +144,7 @@ mod tests {
             datastore: false,
             ..NodeSection::default()
         };
-        let parts = DataStoreFamily.open(None, &node).await.unwrap();
+        let parts = DataStoreFamily::new().open(None, &node).await.unwrap();
         assert!(parts.services.is_empty() && parts.components.is_empty());
     }
 }

@@ -29,7 +29,7 @@
 //! use plexus_node::family::{Family, NodeSection};
 //!
 //! let section = serde_json::json!({"url": "sqlite://data/plexus.db"});
-//! let parts = DataStoreFamily.open(Some(&section), &NodeSection::default()).await?;
+//! let parts = DataStoreFamily::new().open(Some(&section), &NodeSection::default()).await?;
 //! assert_eq!(parts.services.len(), 2); // datastore, audit
 //! # Ok(()) }
 //! ```

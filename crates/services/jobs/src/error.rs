@@ -52,6 +52,15 @@ pub enum JobError {
         /// The backend's name.
         backend: &'static str,
     },
+    /// The caller lacks a scope the operation needs.
+    #[error(transparent)]
+    Forbidden(#[from] plexus_core::scope::Forbidden),
+    /// `jobs.transaction` on a node that runs no DataStore the queue can reach.
+    #[error(
+        "this node runs no DataStore for jobs.transaction: enable the DataStore on it, \
+         or call datastore.transaction and jobs.enqueue apart"
+    )]
+    NoDataStore,
     /// The database answered with an error, or kept something unreadable.
     #[error("jobs backend: {reason}")]
     Backend {
@@ -93,6 +102,12 @@ impl JobError {
             Self::NotTransactional { backend } => ServiceError::Failed {
                 message: self.to_string(),
                 data: Some(json!({"kind": "not_transactional", "backend": backend})),
+                retryable: false,
+            },
+            Self::Forbidden(forbidden) => ServiceError::Forbidden(forbidden.clone()),
+            Self::NoDataStore => ServiceError::Failed {
+                message: self.to_string(),
+                data: Some(json!({"kind": "no_datastore"})),
                 retryable: false,
             },
             Self::Backend { .. } => ServiceError::Internal {

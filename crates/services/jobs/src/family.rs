@@ -8,8 +8,9 @@
 
 use std::sync::Arc;
 
-use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily};
+use plexus_node::family::{FamilyError, NodeSection, Parts, SectionFamily, Slot};
 use plexus_redis::RedisSlot;
+use plexus_store::DataStore;
 
 use crate::config::{BackendChoice, JobsConfig, SECTION};
 use crate::{
@@ -20,13 +21,27 @@ use crate::{
 #[derive(Clone, Debug, Default)]
 pub struct JobsFamily {
     redis: RedisSlot,
+    datastore: Slot<DataStore>,
 }
 
 impl JobsFamily {
     /// The family, reaching Redis (for `backend = "redis"`) through `redis`: the
     /// slot of the node's [`RedisFamily`](plexus_redis::RedisFamily).
     pub fn new(redis: RedisSlot) -> Self {
-        Self { redis }
+        Self {
+            redis,
+            datastore: Slot::default(),
+        }
+    }
+
+    /// The family, with `jobs.transaction` reaching the DataStore the node's
+    /// DataStore family opens (its [`slot`](plexus_datastore_slot)): data changes
+    /// and jobs in one commit over JSON-RPC, WebSocket and MCP.
+    ///
+    /// [`plexus_datastore_slot`]: Slot
+    pub fn with_datastore(mut self, datastore: Slot<DataStore>) -> Self {
+        self.datastore = datastore;
+        self
     }
 }
 
@@ -64,6 +79,9 @@ impl SectionFamily for JobsFamily {
         tracing::info!(backend = backend.name(), "jobs open");
         let metrics = JobMetrics::new();
         let jobs = Jobs::new(backend, settings, metrics.clone(), Clock::system());
+        if let Some(datastore) = self.datastore.get() {
+            jobs.set_datastore(datastore);
+        }
         let service = JobService::new(jobs);
         let attach = service.clone();
         Ok(parts.service(Arc::new(service)).metrics(move |node| {

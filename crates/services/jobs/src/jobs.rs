@@ -221,6 +221,8 @@ struct Inner {
     /// Enqueues waiting to be written, in batches, by the inserter (started at
     /// the first enqueue).
     added: OnceLock<Batcher<NewJob, Added>>,
+    /// The node's DataStore, for `jobs.transaction`.
+    datastore: OnceLock<plexus_store::DataStore>,
 }
 
 /// A finished attempt's job id and result, to store.
@@ -278,6 +280,7 @@ impl Jobs {
                 finished,
                 finished_rx: Mutex::new(Some(finished_rx)),
                 added: OnceLock::new(),
+                datastore: OnceLock::new(),
             }),
         }
     }
@@ -335,6 +338,17 @@ impl Jobs {
                 }));
             }
         }
+    }
+
+    /// Gives the queue the node's DataStore, for [`Jobs::transaction_of`] (the
+    /// `jobs.transaction` method). Once only.
+    pub fn set_datastore(&self, datastore: plexus_store::DataStore) {
+        let _ = self.inner.datastore.set(datastore);
+    }
+
+    /// The node's DataStore, when it was given one.
+    pub fn datastore(&self) -> Option<&plexus_store::DataStore> {
+        self.inner.datastore.get()
     }
 
     /// Wakes this node's dispatcher to look for due jobs now (after a transaction

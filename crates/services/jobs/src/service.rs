@@ -7,6 +7,7 @@
 //! | `get` | `id` | the job |
 //! | `cancel` | `id` | the job |
 //! | `retry` | `id` | the job |
+//! | `transaction` | `ops` (as `datastore.transaction` takes them), `jobs` (each as `enqueue` takes it) | `{results, jobs}`: the data change and its jobs commit together or not at all |
 //! | `progress` | `id`, `attempt`, `progress` (any JSON) | the job (event `jobs.<queue>.progress`) |
 //! | `list` | `queue`?, `state`?, `after`?, `limit`? | `{jobs}` |
 //! | `stats` | `queue`? | `{queues}` |
@@ -95,6 +96,12 @@ static METHODS: LazyLock<MethodTable<Jobs>> = LazyLock::new(|| {
             "Report a running job's progress from its target (the attempt it got in plexus-job-attempt): kept with the job and announced",
             Effect::Mutating,
             progress,
+        )
+        .method::<TransactionParams, TransactionResults, _>(
+            "transaction",
+            "Apply DataStore operations and enqueue jobs in one transaction: the jobs exist only if the data change commits (needs call:datastore.transaction too)",
+            Effect::Mutating,
+            transaction,
         )
         .method::<ListParams, JobList, _>(
             "list",
@@ -193,6 +200,37 @@ async fn schedules(s: &Jobs, _: CallContext, _: NoParams) -> Result<Schedules, S
     Ok(Schedules {
         schedules: s.schedules().await?,
     })
+}
+
+/// Params of `jobs.transaction`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct TransactionParams {
+    /// The DataStore operations, applied in order (as `datastore.transaction`).
+    #[schemars(length(max = 1_000))]
+    ops: Vec<plexus_store::Op>,
+    /// The jobs to add if they all commit.
+    #[schemars(length(min = 1, max = 1_000))]
+    jobs: Vec<Enqueue>,
+}
+
+/// What `jobs.transaction` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct TransactionResults {
+    /// Each operation's outcome, as `datastore.transaction` answers it.
+    #[schemars(with = "Vec<serde_json::Value>")]
+    results: Vec<plexus_store::OpResult>,
+    /// Each job's `{id, created}`, in order.
+    jobs: Vec<Enqueued>,
+}
+
+async fn transaction(
+    s: &Jobs,
+    ctx: CallContext,
+    p: TransactionParams,
+) -> Result<TransactionResults, ServiceError> {
+    let (results, jobs) = s.transaction_of(p.ops, p.jobs, &ctx).await?;
+    Ok(TransactionResults { results, jobs })
 }
 
 /// Params of `jobs.progress`.

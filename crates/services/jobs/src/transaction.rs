@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use plexus_core::CallContext;
+use plexus_core::scope::Need;
 use plexus_store::{
     BackendKind, DataStore, Op, OpResult, Param, Statement, StatementKind, StoreSession,
 };
@@ -119,6 +120,28 @@ impl Jobs {
             .inspect_err(|_| self.metrics().refused())?;
         let (id, created) = insert(session, &job).await?;
         Ok(Enqueued { id, created })
+    }
+
+    /// [`Jobs::transaction`] on the node's DataStore ([`Jobs::set_datastore`]), as
+    /// `ctx`'s caller: what `jobs.transaction` runs. The caller must be allowed to
+    /// call `datastore.transaction` as well (its data changes are that call's), and
+    /// each job's target as `jobs.enqueue` checks it.
+    pub async fn transaction_of(
+        &self,
+        ops: Vec<Op>,
+        jobs: Vec<Enqueue>,
+        ctx: &CallContext,
+    ) -> Result<(Vec<OpResult>, Vec<Enqueued>), JobError> {
+        ctx.check(Need::Call("datastore.transaction"))?;
+        self.transactional()?;
+        let store = self.datastore().ok_or(JobError::NoDataStore)?.clone();
+        // The jobs' tables must be in the store's database: at least its engine.
+        if store.store().kind().as_str() != self.backend().name() {
+            return Err(JobError::NotTransactional {
+                backend: self.backend().name(),
+            });
+        }
+        self.transaction(&store, ops, jobs, ctx).await
     }
 
     /// Runs `ops` as [`DataStore::transaction`] does and adds `jobs` in the same

@@ -11,8 +11,10 @@
 //!   enqueue, with no delay) to its target starting, one job at a time on an idle
 //!   queue.
 //!
-//! No ceiling yet: the peer, `apalis` on the same backend, is not in this
-//! run (it is not a dependency of the workspace). SQLite lives in a temp folder;
+//! The ceiling of each is `apalis` 1.0 doing the same on the same backend in the
+//! same run ([`apalis`](self::apalis) says how), with the feature `apalis` (on in
+//! the `plexus` binary's `bench` feature; without it the figures stand alone).
+//! Target: at least 1.5 times apalis. SQLite lives in a temp folder;
 //! PostgreSQL (`PLEXUS_TEST_POSTGRES_URL`) in a schema of its own, dropped at the
 //! end; Redis (`PLEXUS_TEST_REDIS_URL`) under a key prefix of its own, removed at
 //! the end.
@@ -190,12 +192,76 @@ impl Bench {
     }
 }
 
-async fn measure(
-    name: &str,
-    backend: Arc<dyn JobBackend>,
-    plan: &Plan,
-    report: &mut Report,
-) -> Result<(), BenchError> {
+#[cfg(feature = "apalis")]
+mod apalis;
+
+/// A backend's four figures.
+struct Figures {
+    enqueue_per_s: f64,
+    processed_per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+#[cfg(feature = "apalis")]
+impl From<apalis::Figures> for Figures {
+    fn from(f: apalis::Figures) -> Self {
+        Self {
+            enqueue_per_s: f.enqueue_per_s,
+            processed_per_s: f.processed_per_s,
+            p50_us: f.p50_us,
+            p99_us: f.p99_us,
+        }
+    }
+}
+
+/// The ceiling's name in the report.
+const APALIS: &str = "apalis 1.0, same backend";
+
+/// Adds backend `name`'s results, beside `peer`'s when it was measured.
+fn add(report: &mut Report, name: &str, ours: &Figures, peer: Option<&Figures>) {
+    let results = [
+        (
+            "enqueue_per_s",
+            Unit::OpsPerSecond,
+            true,
+            ours.enqueue_per_s,
+            peer.map(|p| p.enqueue_per_s),
+        ),
+        (
+            "processed_per_s",
+            Unit::OpsPerSecond,
+            true,
+            ours.processed_per_s,
+            peer.map(|p| p.processed_per_s),
+        ),
+        (
+            "latency_p50",
+            Unit::Micros,
+            false,
+            ours.p50_us,
+            peer.map(|p| p.p50_us),
+        ),
+        (
+            "latency_p99",
+            Unit::Micros,
+            false,
+            ours.p99_us,
+            peer.map(|p| p.p99_us),
+        ),
+    ];
+    for (what, unit, higher, value, ceiling) in results {
+        let mut result = BenchResult::new(&format!("{name}_jobs_{what}"), unit, value, higher);
+        if let Some(ceiling) = ceiling {
+            result = result
+                .with_ceiling(APALIS, ceiling)
+                .with_target(">= 1.5 of apalis");
+        }
+        report.results.push(result);
+    }
+}
+
+async fn measure(backend: Arc<dyn JobBackend>, plan: &Plan) -> Result<Figures, BenchError> {
     let mut bench = Bench::start(backend).await?;
     bench.jobs.set_paused(QUEUE, true).await.map_err(failed)?;
 
@@ -238,33 +304,12 @@ async fn measure(
         let waits = bench.noop.waits.lock();
         (waits.value_at_quantile(0.5), waits.value_at_quantile(0.99))
     };
-    report.results.extend([
-        BenchResult::new(
-            &format!("{name}_jobs_enqueue_per_s"),
-            Unit::OpsPerSecond,
-            enqueue,
-            true,
-        ),
-        BenchResult::new(
-            &format!("{name}_jobs_processed_per_s"),
-            Unit::OpsPerSecond,
-            processed,
-            true,
-        ),
-        BenchResult::new(
-            &format!("{name}_jobs_latency_p50"),
-            Unit::Micros,
-            p50 as f64,
-            false,
-        ),
-        BenchResult::new(
-            &format!("{name}_jobs_latency_p99"),
-            Unit::Micros,
-            p99 as f64,
-            false,
-        ),
-    ]);
-    Ok(())
+    Ok(Figures {
+        enqueue_per_s: enqueue,
+        processed_per_s: processed,
+        p50_us: p50 as f64,
+        p99_us: p99 as f64,
+    })
 }
 
 fn postgres_url() -> String {
@@ -287,9 +332,17 @@ async fn sqlite(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
     let dir = std::env::temp_dir().join(format!("plexus-bench-jobs-{}", run_id()));
     let url = format!("sqlite://{}", dir.join("jobs.db").display());
     let backend = SqliteBackend::connect_with(&url, 8).await.map_err(failed)?;
-    let outcome = measure("sqlite", Arc::new(backend), plan, report).await;
+    let ours = measure(Arc::new(backend), plan).await;
+    #[cfg(feature = "apalis")]
+    let peer = match &ours {
+        Ok(_) => Some(Figures::from(apalis::sqlite(plan, &dir).await?)),
+        Err(_) => None,
+    };
+    #[cfg(not(feature = "apalis"))]
+    let peer: Option<Figures> = None;
     let _ = std::fs::remove_dir_all(&dir);
-    outcome
+    add(report, "sqlite", &ours?, peer.as_ref());
+    Ok(())
 }
 
 async fn postgres(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
@@ -306,13 +359,21 @@ async fn postgres(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
         ))
     })?;
     let pool = backend.pool().clone();
-    let outcome = measure("postgres", Arc::new(backend), plan, report).await;
+    let ours = measure(Arc::new(backend), plan).await;
     // The name is ours: `bench_jobs_` and digits, letters and `_`.
     let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
         .execute(&pool)
         .await;
-    outcome
+    let ours = ours?;
+    #[cfg(feature = "apalis")]
+    let peer = Some(Figures::from(
+        apalis::postgres(plan, &postgres_url(), &format!("bench_apalis_{}", run_id())).await?,
+    ));
+    #[cfg(not(feature = "apalis"))]
+    let peer: Option<Figures> = None;
+    add(report, "postgres", &ours, peer.as_ref());
+    Ok(())
 }
 
 async fn redis(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
@@ -327,13 +388,7 @@ async fn redis(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
             redis_url()
         ))
     })?;
-    let outcome = measure(
-        "redis",
-        Arc::new(RedisBackend::new(redis.clone())),
-        plan,
-        report,
-    )
-    .await;
+    let ours = measure(Arc::new(RedisBackend::new(redis.clone())), plan).await;
     let prefix = redis.key("");
     let _ = redis
         .run(|mut c| async move {
@@ -345,7 +400,20 @@ async fn redis(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
             .await
         })
         .await;
-    outcome
+    let ours = ours?;
+    #[cfg(feature = "apalis")]
+    let peer = Some(Figures::from(
+        apalis::redis(
+            plan,
+            &redis_url(),
+            &format!("plexus-bench-apalis-{}", run_id()),
+        )
+        .await?,
+    ));
+    #[cfg(not(feature = "apalis"))]
+    let peer: Option<Figures> = None;
+    add(report, "redis", &ours, peer.as_ref());
+    Ok(())
 }
 
 /// Runs the jobs benchmark.
@@ -395,6 +463,11 @@ mod tests {
                 let name = format!("{backend}_jobs_{what}");
                 let r = report.get(&name).unwrap();
                 assert!(r.value > 0.0, "{name}");
+                #[cfg(feature = "apalis")]
+                assert!(
+                    r.ceiling_value.is_some_and(|c| c > 0.0) && r.ratio.is_some(),
+                    "{name}: apalis beside it"
+                );
             }
         }
     }

@@ -135,6 +135,8 @@ end
 /// caller (opt), scopes (opt), window start. For each, in order, `{id, 1}` when
 /// added, `{holder, 0}` when the key is held (by an earlier job of the batch too).
 const ENQUEUE: &str = r"
+-- One wake-up per queue of the batch, after its jobs.
+local woken = {}
 local function one(o)
   local q, key = ARGV[o + 2], opt(ARGV[o + 11])
   local U = nil
@@ -160,13 +162,14 @@ local function one(o)
   redis.call('ZADD', S('pending', q), id, M(id))
   wait(id, q, ARGV[o + 9])
   if U then redis.call('SET', U, id) end
-  redis.call('PUBLISH', P .. 'wake', q)
+  woken[q] = true
   return {id, 1}
 end
 local added = {}
 for o = 0, #ARGV - 15, 14 do
   added[#added + 1] = one(o)
 end
+for q in pairs(woken) do redis.call('PUBLISH', P .. 'wake', q) end
 return added
 ";
 

@@ -31,6 +31,7 @@ pub mod faults;
 pub mod html;
 pub mod load;
 pub mod probe;
+pub mod process;
 pub mod report;
 mod run;
 pub mod scenario;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use plexus_app::App;
+use plexus_core::Timestamp;
 use plexus_faultproxy::FaultProxy;
 use tokio::time::Instant;
 
@@ -20,6 +21,7 @@ use crate::env::Environment;
 use crate::faults::{self, Targets};
 use crate::load::{self, LoadPlan};
 use crate::probe;
+use crate::process::Process;
 use crate::report::{LoadReport, ProxyReport, Report};
 use crate::scenario::{AssertionSpec, Model, Scenario, ServiceSpec};
 use crate::testsvc::{FaultSwitch, TestService};
@@ -231,12 +233,39 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
     let addr = listening
         .local_addr()
         .map_err(|e| ValidateError::start("the gateway", e))?;
+    let node = app.node().clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(app.serve(listening, async move {
         let _ = stop_rx.await;
     }));
 
-    let outcome = drive(&scenario, options, addr, &proxies, switches).await;
+    // The process services, once the gateway they connect to listens; the clock
+    // starts when each has registered.
+    let processes: Vec<Process> = scenario
+        .services
+        .iter()
+        .filter_map(|spec| Process::new(spec, addr, &data_dir))
+        .collect();
+    let mut started = Ok(());
+    for p in &processes {
+        started = match p.spawn().await {
+            Ok(()) => p.wait_registered(&node).await,
+            Err(e) => Err(e),
+        };
+        if started.is_err() {
+            break;
+        }
+    }
+    let outcome = match started {
+        Ok(()) => drive(&scenario, options, addr, &proxies, switches, &processes).await,
+        Err(e) => Err(e),
+    };
+    let t0_wall = outcome.as_ref().map_or_else(|_| Timestamp::now(), |d| d.3);
+    let mut process_reports = Vec::new();
+    for p in &processes {
+        process_reports.push(p.finish(&node, t0_wall).await);
+    }
+    drop(node);
 
     let _ = stop_tx.send(());
     if tokio::time::timeout(GRACE, serving).await.is_err() {
@@ -245,7 +274,7 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
     if temporary {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
-    let (loads, faults, assertions) = outcome?;
+    let (loads, faults, assertions, _) = outcome?;
     let proxies = proxies
         .iter()
         .map(|(name, state)| match state {
@@ -290,6 +319,7 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
         loads,
         faults,
         proxies,
+        processes: process_reports,
         assertions,
         passed,
         compared_with: None,
@@ -297,10 +327,13 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
     })
 }
 
+/// The loads, the faults as they happened, the assertions' outcomes, and the
+/// wall-clock time of the scenario's start.
 type Driven = (
     Vec<LoadReport>,
     Vec<faults::FaultRecord>,
     Vec<assertions::AssertionResult>,
+    Timestamp,
 );
 
 /// Loads, faults and the probe side by side on one clock; then the assertions.
@@ -310,6 +343,7 @@ async fn drive(
     addr: SocketAddr,
     proxies: &BTreeMap<String, ProxyState>,
     switches: BTreeMap<String, FaultSwitch>,
+    processes: &[Process],
 ) -> Result<Driven, ValidateError> {
     let client = load::client().map_err(|e| ValidateError::start("the HTTP client", e))?;
     // The generator runs on threads of its own, so its schedule is not queued behind
@@ -329,6 +363,7 @@ async fn drive(
     let warmup_end = Duration::from_secs_f64(scenario.warmup_s);
     // A moment to spawn everything before the clock starts.
     let t0 = Instant::now() + Duration::from_millis(100);
+    let t0_wall = Timestamp::now().saturating_add(Duration::from_millis(100));
 
     let mut recorders = Vec::new();
     let mut tasks = Vec::new();
@@ -366,6 +401,7 @@ async fn drive(
 
     let mut targets = Targets {
         services: switches,
+        processes: processes.iter().map(|p| (p.name().to_owned(), p)).collect(),
         ..Targets::default()
     };
     for (name, state) in proxies {
@@ -431,7 +467,7 @@ async fn drive(
             )
         })
         .collect();
-    Ok((loads, fault_records, results))
+    Ok((loads, fault_records, results, t0_wall))
 }
 
 /// The live progress bar: scenario time, and each load's counts.

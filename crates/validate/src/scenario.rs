@@ -78,6 +78,54 @@ pub enum ServiceSpec {
         /// The service name (`datastore`, `cache`, …).
         name: String,
     },
+    /// An external command, started once the gateway listens and killed (and
+    /// reaped) when the run ends; faults target it as `process:NAME`. In `argv` and
+    /// `env` values, `${gateway_url}` (`http://127.0.0.1:PORT`) and `${ws_url}`
+    /// (`ws://127.0.0.1:PORT/ws`) name the node, so the process can register as an
+    /// external service over `/ws`. The run starts once `service` has a registered
+    /// instance.
+    Process {
+        /// The process's name, for faults and the report.
+        name: String,
+        /// The program and its arguments (a relative program or path is looked up
+        /// from the directory `plexus validate` runs in).
+        argv: Vec<String>,
+        /// Environment variables set for it, beside the inherited ones.
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        /// The service it registers (default: `name`); the harness waits for an
+        /// instance of it before the clock starts, and again after a restart.
+        #[serde(default)]
+        service: Option<String>,
+        /// How long it may take to register, in seconds.
+        #[serde(default = "default_ready_s")]
+        ready_within_s: f64,
+    },
+}
+
+fn default_ready_s() -> f64 {
+    10.0
+}
+
+impl ServiceSpec {
+    /// The name the scenario gives it.
+    pub fn name(&self) -> &str {
+        match self {
+            ServiceSpec::Test { name, .. }
+            | ServiceSpec::BuiltIn { name }
+            | ServiceSpec::Process { name, .. } => name,
+        }
+    }
+
+    /// The service the node knows it by (a process's `service`, else its name).
+    pub fn service(&self) -> &str {
+        match self {
+            ServiceSpec::Process {
+                service: Some(s), ..
+            } => s,
+            other => other.name(),
+        }
+    }
 }
 
 fn one() -> usize {
@@ -226,7 +274,7 @@ fn default_timeout_ms() -> u64 {
 pub struct FaultSpec {
     /// Its name, for assertions.
     pub name: String,
-    /// `service:NAME` (the test service) or `proxy:NAME`.
+    /// `service:NAME` (the test service), `proxy:NAME` or `process:NAME`.
     pub target: String,
     /// When it starts, in scenario seconds.
     pub at_s: f64,
@@ -284,6 +332,15 @@ pub enum FaultKind {
     },
     /// Proxy: the upstream goes away (connections cut, new ones refused).
     Down,
+    /// Process: SIGKILL at `at_s`; with `restart`, started again (same command) at
+    /// the end of the window.
+    Kill {
+        /// Start it again at `at_s + duration_s`.
+        #[serde(default)]
+        restart: bool,
+    },
+    /// Process: SIGSTOP at `at_s`, SIGCONT at `at_s + duration_s`.
+    Stop,
 }
 
 impl FaultKind {
@@ -305,7 +362,11 @@ impl FaultKind {
                 | FaultKind::Hang
                 | FaultKind::Unavailable
                 | FaultKind::Panic
-        )
+        ) && !self.for_process()
+    }
+
+    fn for_process(&self) -> bool {
+        matches!(self, FaultKind::Kill { .. } | FaultKind::Stop)
     }
 }
 
@@ -482,6 +543,7 @@ impl Scenario {
         }
         let mut services = BTreeSet::new();
         let mut test_services = BTreeSet::new();
+        let mut processes = BTreeSet::new();
         for (i, s) in self.services.iter().enumerate() {
             let (name, test) = match s {
                 ServiceSpec::Test { name, instances } => {
@@ -491,6 +553,48 @@ impl Scenario {
                     (name, true)
                 }
                 ServiceSpec::BuiltIn { name } => (name, false),
+                ServiceSpec::Process {
+                    name,
+                    argv,
+                    env,
+                    service,
+                    ready_within_s,
+                } => {
+                    if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                        return err(
+                            format!("services[{i}].argv"),
+                            "the program and its arguments: at least the program",
+                        );
+                    }
+                    if env.keys().any(|k| k.is_empty() || k.contains(['=', '\0'])) {
+                        return err(
+                            format!("services[{i}].env"),
+                            "variable names must be non-empty, without '=' or NUL",
+                        );
+                    }
+                    if service.as_deref().is_some_and(|s| !valid_name(s)) {
+                        return err(
+                            format!("services[{i}].service"),
+                            "letters, digits, '-' and '_'",
+                        );
+                    }
+                    seconds(
+                        format!("services[{i}].ready_within_s"),
+                        *ready_within_s,
+                        600.0,
+                    )?;
+                    processes.insert(name.clone());
+                    if let Some(service) = service
+                        && service != name
+                        && !services.insert(service.clone())
+                    {
+                        return err(
+                            format!("services[{i}].service"),
+                            "a service of that name is already listed",
+                        );
+                    }
+                    (name, false)
+                }
             };
             if !valid_name(name) {
                 return err(
@@ -594,29 +698,33 @@ impl Scenario {
             if f.at_s + f.duration_s > self.duration_s {
                 return err(at("duration_s"), "the fault must end inside the scenario");
             }
-            match f.target.split_once(':') {
-                Some(("service", s)) if test_services.contains(s) => {
-                    if !f.kind.for_service() {
-                        return err(
-                            at("kind"),
-                            "this kind applies to a proxy, not to the test service",
-                        );
-                    }
-                }
+            let kind_error = match f.target.split_once(':') {
+                Some(("service", s)) if test_services.contains(s) => (!f.kind.for_service())
+                    .then_some("this kind does not apply to the test service"),
                 Some(("proxy", p)) if proxies.contains(p) => {
-                    if !f.kind.for_proxy() {
-                        return err(
-                            at("kind"),
-                            "this kind applies to the test service, not to a proxy",
-                        );
-                    }
+                    (!f.kind.for_proxy()).then_some("this kind does not apply to a proxy")
+                }
+                Some(("process", p)) if processes.contains(p) => {
+                    (!f.kind.for_process()).then_some("a process takes `kill` or `stop`")
                 }
                 _ => {
                     return err(
                         at("target"),
-                        "must be `service:NAME` of a test service or `proxy:NAME` of a listed proxy",
+                        "must be `service:NAME` of a test service, `proxy:NAME` of a listed proxy or `process:NAME` of a process service",
                     );
                 }
+            };
+            if let Some(reason) = kind_error {
+                let applies = if f.kind.for_process() {
+                    "(`kill` and `stop` apply to a process)"
+                } else if f.kind.for_service() && f.kind.for_proxy() {
+                    "(it applies to the test service or a proxy)"
+                } else if f.kind.for_service() {
+                    "(it applies to the test service)"
+                } else {
+                    "(it applies to a proxy)"
+                };
+                return Err((at("kind"), format!("{reason} {applies}")));
             }
             if let FaultKind::ErrorRate { rate } = f.kind
                 && !(0.0..=1.0).contains(&rate)
@@ -825,6 +933,31 @@ rate = 100
             .unwrap_err()
             .to_string();
         assert!(e.contains("loads[0].rate"), "{e}");
+        let process =
+            "[[services]]\nkind = \"process\"\nname = \"worker\"\nargv = [\"python3\", \"w.py\"]\n";
+        let e = error_of(&format!(
+            "{process}[[faults]]\nname = \"f\"\ntarget = \"process:nope\"\nat_s = 1\nduration_s = 1\nkind = \"kill\"\n"
+        ));
+        assert!(e.contains("faults[0].target"), "{e}");
+        let e = error_of(&format!(
+            "{process}[[faults]]\nname = \"f\"\ntarget = \"process:worker\"\nat_s = 1\nduration_s = 1\nkind = \"hang\"\n"
+        ));
+        assert!(e.contains("faults[0].kind"), "{e}");
+        let e = error_of(
+            "[[faults]]\nname = \"f\"\ntarget = \"service:flaky\"\nat_s = 1\nduration_s = 1\nkind = \"stop\"\n",
+        );
+        assert!(
+            e.contains("faults[0].kind") && e.contains("apply to a process"),
+            "{e}"
+        );
+        let e = error_of("[[services]]\nkind = \"process\"\nname = \"w\"\nargv = []\n");
+        assert!(e.contains("services[1].argv"), "{e}");
+        let ok = Scenario::parse(
+            "t.toml",
+            &format!("{MINIMAL}{process}[[faults]]\nname = \"f\"\ntarget = \"process:worker\"\nat_s = 1\nduration_s = 1\nkind = \"kill\"\nrestart = true\n"),
+        )
+        .unwrap();
+        assert_eq!(ok.faults[0].kind, FaultKind::Kill { restart: true });
         let e = Scenario::parse("t.toml", &format!("{MINIMAL}bogus = 1\n"))
             .unwrap_err()
             .to_string();

@@ -293,3 +293,130 @@ async fn two_runs_of_the_same_scenario_differ_less_than_a_real_change() {
         "identical runs: {p50_same:?}; 40 ms slower: {p50_real:?}"
     );
 }
+
+/// The shipped Python example service (`examples/python-echo`, needs `websockets`:
+/// `pip install -r examples/python-echo/requirements.txt`, which the README's set-up
+/// does), registering as `echo` over `/ws` under a fixed instance id.
+fn echo_process() -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/python-echo/echo.py")
+        .canonicalize()
+        .unwrap();
+    format!(
+        r#"
+[[services]]
+kind = "process"
+name = "echo-py"
+service = "echo"
+argv = ["python3", "{}"]
+env = {{ PLEXUS_URL = "${{ws_url}}", ECHO_INSTANCE = "echo-validate" }}
+ready_within_s = 20
+"#,
+        script.display()
+    )
+}
+
+/// The process is stopped for a second (its calls time out), then killed and
+/// started again (its calls fail until it has registered again).
+const PROCESS_FAULTS: &str = r#"
+name = "process-faults"
+duration_s = 6.5
+warmup_s = 0.25
+
+[config.calls.services.echo]
+timeout_ms = 200
+breaker = { failure_rate_threshold = 50, minimum_calls = 5, window = { kind = "count", size = 10 }, wait_in_open_ms = 200 }
+
+[[loads]]
+name = "say"
+target = { call = "echo.say", params = { text = "hi" } }
+model = "open"
+rate = 50
+timeout_ms = 1500
+
+[[faults]]
+name = "stopped"
+target = "process:echo-py"
+kind = "stop"
+at_s = 1.0
+duration_s = 1.0
+
+[[faults]]
+name = "killed"
+target = "process:echo-py"
+kind = "kill"
+restart = true
+at_s = 3.0
+duration_s = 1.0
+
+[[assertions]]
+kind = "error_rate"
+load = "say"
+max = 0.0
+to_s = 0.9
+
+[[assertions]]
+kind = "error_rate"
+load = "say"
+min = 0.9
+from_s = 1.1
+to_s = 1.9
+
+[[assertions]]
+kind = "error_rate"
+load = "say"
+max = 0.0
+from_s = 2.6
+to_s = 2.9
+
+[[assertions]]
+kind = "error_rate"
+load = "say"
+min = 0.9
+from_s = 3.1
+to_s = 3.9
+
+[[assertions]]
+kind = "error_rate"
+load = "say"
+max = 0.0
+from_s = 5.0
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_service_stopped_and_killed_fails_its_calls_only_in_the_fault_windows() {
+    let text = format!("{PROCESS_FAULTS}{}", echo_process());
+    let scenario = Scenario::parse("process-faults", &text).unwrap();
+    let report = plexus_validate::run_async(scenario, &Options::default())
+        .await
+        .unwrap();
+    let md = report.to_markdown();
+    let statuses: Vec<Status> = report.assertions.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [Status::Pass; 5], "{md}");
+    // While stopped, the node's calls to it ran out of time (-32004).
+    assert!(
+        report.loads[0]
+            .errors
+            .get("rpc -32004")
+            .is_some_and(|n| *n > 0),
+        "{md}"
+    );
+    let p = &report.processes[0];
+    assert_eq!(p.starts, 2, "{md}");
+    assert_eq!(p.exited_on_its_own, None, "{md}");
+    let instance = &p.instances[0];
+    assert_eq!(
+        (instance.instance.as_str(), instance.status.as_str()),
+        ("echo-validate", "healthy"),
+        "{md}"
+    );
+    assert!(
+        instance.registered_at_s >= 4.0,
+        "registered again after the restart: {md}"
+    );
+    let killed = &report.faults[1];
+    assert!(
+        killed.applied_at_s.unwrap() >= 3.0 && killed.note.is_none(),
+        "{md}"
+    );
+}

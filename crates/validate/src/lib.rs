@@ -20,8 +20,8 @@
 //!
 //! Modules: [`scenario`] (the file format), [`load`] (the generator), [`faults`]
 //! (faults on time), [`testsvc`] (the test service), [`probe`] (`/metrics`),
-//! [`assertions`], [`report`] and [`html`], [`compare`] (`--compare`), [`env`] (the
-//! machine).
+//! [`assertions`], [`report`] and [`html`], [`compare`] (`--compare`), [`repeat`]
+//! (`--repeat`), [`process`] (process services), [`env`] (the machine).
 
 pub mod assertions;
 pub mod compare;
@@ -32,12 +32,14 @@ pub mod html;
 pub mod load;
 pub mod probe;
 pub mod process;
+pub mod repeat;
 pub mod report;
 mod run;
 pub mod scenario;
 pub mod testsvc;
 
 pub use error::ValidateError;
+pub use repeat::{Repeated, run_repeated};
 pub use report::Report;
 pub use run::{Options, run, run_async};
 pub use scenario::Scenario;

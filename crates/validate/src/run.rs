@@ -397,6 +397,21 @@ async fn drive(
         t0,
         duration,
     ));
+    let health_components: BTreeSet<String> = scenario
+        .assertions
+        .iter()
+        .filter_map(|a| match a {
+            AssertionSpec::Health { component, .. } => Some(component.clone()),
+            _ => None,
+        })
+        .collect();
+    let health_probe = tokio::spawn(probe::health(
+        client.clone(),
+        format!("http://{addr}/health"),
+        health_components,
+        t0,
+        duration,
+    ));
     let progress = progress(options.progress, duration, t0, &recorders);
 
     let mut targets = Targets {
@@ -421,6 +436,7 @@ async fn drive(
     // Dropping a runtime may not block inside another: let its threads end on their own.
     generator.shutdown_background();
     let samples = probe.await.unwrap_or_default();
+    let health = health_probe.await.unwrap_or_default();
     if let Some(bar) = progress {
         bar.abort();
     }
@@ -444,6 +460,7 @@ async fn drive(
             .collect(),
         faults: &fault_records,
         breakers: &samples,
+        health: &health,
         metrics: &metrics,
         warmup_s: scenario.warmup_s,
     };

@@ -437,6 +437,19 @@ pub enum AssertionSpec {
         /// The bound on closing.
         closes_within_s: f64,
     },
+    /// A health component's status, read from `/health` every 50 ms, goes through
+    /// `sequence` in order: the observed statuses, with repeats merged (and
+    /// `unknown` samples, a component not checked yet, left out unless `sequence`
+    /// names `unknown`), equal `sequence` exactly.
+    Health {
+        /// The component (`database`, an instance id, …).
+        component: String,
+        /// The statuses, in order (`["healthy", "unhealthy", "healthy"]`).
+        sequence: Vec<String>,
+        /// The fault it is about: skipped when that fault is (its proxy did not run).
+        #[serde(default)]
+        fault: Option<String>,
+    },
     /// A sum of `/metrics` series read at the end: within bounds, or equal to a count
     /// the harness kept itself (`equals = "LOAD.ok"`, `LOAD.failed`, `LOAD.sent`;
     /// warm-up included, as the node counts everything).
@@ -819,6 +832,37 @@ impl Scenario {
                     seconds(at("opens_within_s"), *opens_within_s, self.duration_s)?;
                     seconds(at("closes_within_s"), *closes_within_s, self.duration_s)?;
                 }
+                AssertionSpec::Health {
+                    component,
+                    sequence,
+                    fault,
+                } => {
+                    if component.trim().is_empty() {
+                        return err(at("component"), "must not be empty");
+                    }
+                    if sequence.is_empty() {
+                        return err(at("sequence"), "at least one status");
+                    }
+                    for (j, status) in sequence.iter().enumerate() {
+                        if !HEALTH_STATUSES.contains(&status.as_str()) {
+                            return err(
+                                format!("assertions[{i}].sequence[{j}]"),
+                                "one of unknown, healthy, degraded, unhealthy",
+                            );
+                        }
+                        if j > 0 && sequence[j - 1] == *status {
+                            return err(
+                                format!("assertions[{i}].sequence[{j}]"),
+                                "repeats the status before it: list transitions",
+                            );
+                        }
+                    }
+                    if let Some(fault) = fault
+                        && !faults.contains_key(fault)
+                    {
+                        return err(at("fault"), "no fault of that name");
+                    }
+                }
                 AssertionSpec::Metric {
                     name,
                     min,
@@ -853,6 +897,9 @@ impl Scenario {
         Ok(())
     }
 }
+
+/// The statuses a health component can have.
+pub const HEALTH_STATUSES: &[&str] = &["unknown", "healthy", "degraded", "unhealthy"];
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -952,6 +999,14 @@ rate = 100
         );
         let e = error_of("[[services]]\nkind = \"process\"\nname = \"w\"\nargv = []\n");
         assert!(e.contains("services[1].argv"), "{e}");
+        let e = error_of(
+            "[[assertions]]\nkind = \"health\"\ncomponent = \"database\"\nsequence = [\"healthy\", \"sick\"]\n",
+        );
+        assert!(e.contains("assertions[0].sequence[1]"), "{e}");
+        let e = error_of(
+            "[[assertions]]\nkind = \"health\"\ncomponent = \"database\"\nsequence = [\"healthy\"]\nfault = \"nope\"\n",
+        );
+        assert!(e.contains("assertions[0].fault"), "{e}");
         let ok = Scenario::parse(
             "t.toml",
             &format!("{MINIMAL}{process}[[faults]]\nname = \"f\"\ntarget = \"process:worker\"\nat_s = 1\nduration_s = 1\nkind = \"kill\"\nrestart = true\n"),

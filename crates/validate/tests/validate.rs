@@ -381,6 +381,14 @@ kind = "error_rate"
 load = "say"
 max = 0.0
 from_s = 5.0
+
+# Its instance's health component: unhealthy once the connection is lost, healthy
+# again once it has registered again.
+[[assertions]]
+kind = "health"
+component = "echo-validate"
+sequence = ["healthy", "unhealthy", "healthy"]
+fault = "killed"
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,7 +400,7 @@ async fn a_process_service_stopped_and_killed_fails_its_calls_only_in_the_fault_
         .unwrap();
     let md = report.to_markdown();
     let statuses: Vec<Status> = report.assertions.iter().map(|a| a.status).collect();
-    assert_eq!(statuses, [Status::Pass; 5], "{md}");
+    assert_eq!(statuses, [Status::Pass; 6], "{md}");
     // While stopped, the node's calls to it ran out of time (-32004).
     assert!(
         report.loads[0]
@@ -419,4 +427,78 @@ async fn a_process_service_stopped_and_killed_fails_its_calls_only_in_the_fault_
         killed.applied_at_s.unwrap() >= 3.0 && killed.note.is_none(),
         "{md}"
     );
+}
+
+/// A short scenario whose second assertion passes or fails by the run's own noise:
+/// the repeated verdict must be the strictest of the runs.
+const REPEATED: &str = r#"
+name = "repeated"
+duration_s = 1.5
+warmup_s = 0.25
+
+[[services]]
+kind = "test"
+name = "svc"
+
+[[loads]]
+name = "calls"
+target = { call = "svc.read" }
+model = "open"
+rate = 100
+
+[[assertions]]
+kind = "error_rate"
+load = "calls"
+max = 0.0
+
+[[assertions]]
+kind = "throughput"
+load = "calls"
+min_per_s = 50
+"#;
+
+#[test]
+fn repeated_runs_give_the_median_and_range_and_pass_only_if_every_run_passed() {
+    let scenario = Scenario::parse("repeated", REPEATED).unwrap();
+    let mut seen = Vec::new();
+    let (repeated, reports) =
+        plexus_validate::run_repeated(&scenario, &Options::default(), 2, |i, r| {
+            seen.push((i, r.passed));
+        })
+        .unwrap();
+    assert_eq!(seen, [(1, true), (2, true)]);
+    assert_eq!((repeated.runs, reports.len()), (2, 2));
+    let md = repeated.to_markdown();
+    assert!(repeated.passed, "{md}");
+    // Each headline figure: the two runs' values, their median (the mean of two) and range.
+    let p50 = &repeated.loads[0].p50_ms;
+    let runs: Vec<f64> = reports.iter().map(|r| r.loads[0].latency_ms.p50).collect();
+    assert_eq!(p50.runs, runs);
+    assert_eq!(p50.min, runs[0].min(runs[1]));
+    assert_eq!(p50.max, runs[0].max(runs[1]));
+    assert!((p50.median - (runs[0] + runs[1]) / 2.0).abs() < 1e-9);
+    let throughput = repeated.assertions[1].value.as_ref().unwrap();
+    assert_eq!(
+        throughput.runs,
+        reports
+            .iter()
+            .map(|r| r.assertions[1].value.unwrap())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        md.contains("2 of 2 runs") && md.contains("passed in every run"),
+        "{md}"
+    );
+
+    // One run failing an assertion fails it, and the whole, however the other ran.
+    let mut failing = reports.clone();
+    failing[1].assertions[1].status = Status::Fail;
+    failing[1].passed = false;
+    let strict = plexus_validate::Repeated::of(&failing);
+    assert_eq!(strict.assertions[0].status, Status::Pass);
+    assert_eq!(strict.assertions[1].status, Status::Fail);
+    assert_eq!(strict.assertions[1].passed_runs, 1);
+    assert!(!strict.passed);
+    assert_eq!(strict.failures(), 1);
+    assert!(strict.to_markdown().contains("1 of 2 runs"));
 }

@@ -2,6 +2,7 @@
 //! the bound, and pass, fail or skipped (with the reason).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -10,6 +11,7 @@ use crate::faults::FaultRecord;
 use crate::load::{BUCKET, Counts, Recorder};
 use crate::probe::{HealthSample, Sample, Series, sum};
 use crate::scenario::{AssertionSpec, Window};
+use crate::writes::ReadBack;
 
 /// The verdict of one assertion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +51,8 @@ pub struct Measured<'a> {
     pub breakers: &'a [Sample],
     /// The health samples.
     pub health: &'a [HealthSample],
+    /// The read-backs of write loads, by [`read_key`].
+    pub read_backs: &'a BTreeMap<String, ReadBack>,
     /// `/metrics` at the end.
     pub metrics: &'a [Series],
     /// The end of the warm-up.
@@ -97,6 +101,11 @@ pub fn window(rec: &Recorder, start: f64, end: f64, window: &Window, warmup_s: f
         seconds: (to - from).max(0.0),
         saturated,
     }
+}
+
+/// The key of a `no_lost_writes` assertion's read-back: the load and the read.
+pub fn read_key(load: &str, read: &crate::scenario::CallSpec) -> String {
+    format!("{load}\n{}", read.body())
 }
 
 /// The statuses `component` went through, repeats merged, each with the scenario
@@ -346,6 +355,44 @@ pub fn check(spec: &AssertionSpec, m: &Measured<'_>) -> AssertionResult {
                 Some(format!("{} samples of /health", m.health.len())),
             )
         }
+        AssertionSpec::NoLostWrites { load, read } => {
+            let assertion = format!(
+                "no write of `{load}` answered ok is lost (read back with {})",
+                read.call
+            );
+            let Some(back) = m.read_backs.get(&read_key(load, read)) else {
+                return result(assertion, "not read back".into(), None, false, None);
+            };
+            let unreadable: u64 = back.unreadable.values().sum();
+            let mut measured = format!(
+                "{} lost of {} acknowledged ({} read back",
+                back.missing_count, back.acked, back.found
+            );
+            if unreadable > 0 {
+                let kinds: Vec<String> = back
+                    .unreadable
+                    .iter()
+                    .map(|(k, n)| format!("{k} × {n}"))
+                    .collect();
+                let _ = write!(measured, ", {unreadable} unreadable: {}", kinds.join(", "));
+            }
+            measured.push(')');
+            let note = (!back.missing.is_empty()).then(|| {
+                let seqs: Vec<String> = back.missing.iter().map(u64::to_string).collect();
+                format!("lost: ${{seq}} = {}", seqs.join(", "))
+            });
+            let pass = back.missing_count == 0 && unreadable == 0 && back.acked > 0;
+            let note = note.or_else(|| {
+                (back.acked == 0).then(|| "no write was acknowledged: nothing shown".to_owned())
+            });
+            result(
+                assertion,
+                measured,
+                Some(back.missing_count as f64),
+                pass,
+                note,
+            )
+        }
         AssertionSpec::Metric {
             name,
             labels,
@@ -415,6 +462,7 @@ mod tests {
             faults: &[],
             breakers: &[],
             health: &health,
+            read_backs: &BTreeMap::new(),
             metrics: &[],
             warmup_s: 0.0,
         };

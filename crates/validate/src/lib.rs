@@ -37,6 +37,7 @@ pub mod report;
 mod run;
 pub mod scenario;
 pub mod testsvc;
+pub mod writes;
 
 pub use error::ValidateError;
 pub use repeat::{Repeated, run_repeated};

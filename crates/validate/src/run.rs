@@ -361,6 +361,48 @@ async fn drive(
     let metrics_url = format!("http://{addr}/metrics");
     let duration = Duration::from_secs_f64(scenario.duration_s);
     let warmup_end = Duration::from_secs_f64(scenario.warmup_s);
+    // `${run}` in a body: this run's own token, so writes of repeated runs to a
+    // database that outlives them never share an id.
+    let run_token = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let with_run = |body: serde_json::Value| body.to_string().replace("${run}", &run_token);
+    for (i, call) in scenario.setup.iter().enumerate() {
+        let body = bytes::Bytes::from(with_run(call.body()));
+        let answer = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        let answer = match answer {
+            Ok(response) => response
+                .json::<serde_json::Value>()
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let failed = match &answer {
+            Ok(v) if v.get("result").is_some() => None,
+            Ok(v) => Some(
+                v.get("error")
+                    .map_or_else(|| v.to_string(), ToString::to_string),
+            ),
+            Err(e) => Some(e.clone()),
+        };
+        if let Some(why) = failed {
+            // The generator's runtime may not be dropped inside this one.
+            generator.shutdown_background();
+            return Err(ValidateError::start(
+                format!("setup[{i}] ({})", call.call),
+                why,
+            ));
+        }
+    }
     // A moment to spawn everything before the clock starts.
     let t0 = Instant::now() + Duration::from_millis(100);
     let t0_wall = Timestamp::now().saturating_add(Duration::from_millis(100));
@@ -371,7 +413,7 @@ async fn drive(
         let plan = LoadPlan {
             name: spec.name.clone(),
             url: url.clone(),
-            body: bytes::Bytes::from(spec.target.body().to_string()),
+            body: bytes::Bytes::from(with_run(spec.target.body())),
             model: spec.model.clone(),
             start: Duration::from_secs_f64(spec.start_s),
             end: Duration::from_secs_f64(scenario.load_end(spec)),
@@ -444,6 +486,27 @@ async fn drive(
         .await
         .unwrap_or_default();
 
+    // Every acknowledged write of a `no_lost_writes` load, read back.
+    let mut read_backs = BTreeMap::new();
+    for a in &scenario.assertions {
+        let AssertionSpec::NoLostWrites { load, read } = a else {
+            continue;
+        };
+        let Some((spec, rec)) = recorders.iter().find(|(s, _)| &s.name == load) else {
+            continue;
+        };
+        let acked = load::lock(rec).acked.clone();
+        let back = crate::writes::read_back(
+            &client,
+            &url,
+            &with_run(read.body()),
+            &acked,
+            Duration::from_millis(spec.timeout_ms),
+        )
+        .await;
+        read_backs.insert(assertions::read_key(load, read), back);
+    }
+
     let guards: Vec<_> = recorders
         .iter()
         .map(|(spec, rec)| (*spec, load::lock(rec)))
@@ -461,6 +524,7 @@ async fn drive(
         faults: &fault_records,
         breakers: &samples,
         health: &health,
+        read_backs: &read_backs,
         metrics: &metrics,
         warmup_s: scenario.warmup_s,
     };

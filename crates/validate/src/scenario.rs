@@ -42,6 +42,11 @@ pub struct Scenario {
     /// Services started beside the configured ones.
     #[serde(default)]
     pub services: Vec<ServiceSpec>,
+    /// Calls made once, in order, when everything has started and before the clock
+    /// does (`datastore.create_collection` for a write load); one that fails stops
+    /// the run. `${run}` in their params is the run's own token.
+    #[serde(default)]
+    pub setup: Vec<CallSpec>,
     /// Fault proxies, each in front of one upstream on loopback.
     #[serde(default)]
     pub proxies: Vec<ProxySpec>,
@@ -370,6 +375,29 @@ impl FaultKind {
     }
 }
 
+/// One JSON-RPC call: a setup call, or the read of one write (`datastore.get`,
+/// params naming `${seq}`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    /// `service.method`.
+    pub call: String,
+    /// Its params.
+    #[serde(default)]
+    pub params: Value,
+}
+
+impl CallSpec {
+    /// The JSON-RPC request body.
+    pub fn body(&self) -> Value {
+        Target::Call {
+            call: self.call.clone(),
+            params: self.params.clone(),
+        }
+        .body()
+    }
+}
+
 /// Which requests of a load an assertion looks at: by their intended send time.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -449,6 +477,16 @@ pub enum AssertionSpec {
         /// The fault it is about: skipped when that fault is (its proxy did not run).
         #[serde(default)]
         fault: Option<String>,
+    },
+    /// No acknowledged write lost: after the run, every request of `load` (whose
+    /// params name `${seq}`, so each writes its own id) that was answered ok is
+    /// read back with `read` (naming the same `${seq}`); a read whose result is null
+    /// is a lost write. Passes when none is lost and every read succeeded.
+    NoLostWrites {
+        /// The write load.
+        load: String,
+        /// The read of one write.
+        read: CallSpec,
     },
     /// A sum of `/metrics` series read at the end: within bounds, or equal to a count
     /// the harness kept itself (`equals = "LOAD.ok"`, `LOAD.failed`, `LOAD.sent`;
@@ -623,6 +661,14 @@ impl Scenario {
             }
             if test {
                 test_services.insert(name.clone());
+            }
+        }
+        for (i, c) in self.setup.iter().enumerate() {
+            if c.call
+                .split_once('.')
+                .is_none_or(|(s, m)| s.is_empty() || m.is_empty())
+            {
+                return err(format!("setup[{i}].call"), "must be `service.method`");
             }
         }
         let mut proxies = BTreeSet::new();
@@ -863,6 +909,33 @@ impl Scenario {
                         return err(at("fault"), "no fault of that name");
                     }
                 }
+                AssertionSpec::NoLostWrites { load, read } => {
+                    known_load(load)?;
+                    let numbered = self.loads.iter().any(|l| {
+                        &l.name == load
+                            && matches!(l.target, Target::Call { .. })
+                            && l.target.body().to_string().contains(crate::load::SEQ)
+                    });
+                    if !numbered {
+                        return err(
+                            at("load"),
+                            "must be a call load whose params name ${seq}, so each write has its own id",
+                        );
+                    }
+                    if read
+                        .call
+                        .split_once('.')
+                        .is_none_or(|(s, m)| s.is_empty() || m.is_empty())
+                    {
+                        return err(at("read.call"), "must be `service.method`");
+                    }
+                    if !read.body().to_string().contains(crate::load::SEQ) {
+                        return err(
+                            at("read.params"),
+                            "must name ${seq}, the write's sequence number",
+                        );
+                    }
+                }
                 AssertionSpec::Metric {
                     name,
                     min,
@@ -1007,6 +1080,35 @@ rate = 100
             "[[assertions]]\nkind = \"health\"\ncomponent = \"database\"\nsequence = [\"healthy\"]\nfault = \"nope\"\n",
         );
         assert!(e.contains("assertions[0].fault"), "{e}");
+        let read = "read = { call = \"datastore.get\", params = { collection = \"w\", id = \"${seq}\" } }\n";
+        let e = error_of(&format!(
+            "[[assertions]]\nkind = \"no_lost_writes\"\nload = \"steady\"\n{read}"
+        ));
+        assert!(
+            e.contains("assertions[0].load") && e.contains("${seq}"),
+            "{e}"
+        );
+        let writes = MINIMAL.replace(
+            "target = { call = \"flaky.work\" }",
+            "target = { call = \"datastore.put\", params = { collection = \"w\", id = \"${seq}\", doc = { n = 1 } } }",
+        );
+        let no_seq = read.replace("${seq}", "x");
+        let e = Scenario::parse(
+            "t.toml",
+            &format!(
+                "{writes}[[assertions]]\nkind = \"no_lost_writes\"\nload = \"steady\"\n{no_seq}"
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("assertions[0].read.params"), "{e}");
+        Scenario::parse(
+            "t.toml",
+            &format!(
+                "{writes}[[assertions]]\nkind = \"no_lost_writes\"\nload = \"steady\"\n{read}"
+            ),
+        )
+        .unwrap();
         let ok = Scenario::parse(
             "t.toml",
             &format!("{MINIMAL}{process}[[faults]]\nname = \"f\"\ntarget = \"process:worker\"\nat_s = 1\nduration_s = 1\nkind = \"kill\"\nrestart = true\n"),

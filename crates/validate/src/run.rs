@@ -346,6 +346,21 @@ async fn drive(
     processes: &[Process],
 ) -> Result<Driven, ValidateError> {
     let client = load::client().map_err(|e| ValidateError::start("the HTTP client", e))?;
+    let url = format!("http://{addr}/rpc");
+    // `${run}` in a body: this run's own token, so writes of repeated runs to a
+    // database that outlives them never share an id.
+    let run_token = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let with_run = |body: serde_json::Value| body.to_string().replace("${run}", &run_token);
+    for (i, call) in scenario.setup.iter().enumerate() {
+        setup_call(&client, &url, with_run(call.body()))
+            .await
+            .map_err(|why| ValidateError::start(format!("setup[{i}] ({})", call.call), why))?;
+    }
     // The generator runs on threads of its own, so its schedule is not queued behind
     // the node's tasks; its client (and connection pool) belongs to that runtime.
     // Nothing may return early between here and its `shutdown_background`: a
@@ -357,52 +372,9 @@ async fn drive(
         .enable_all()
         .build()
         .map_err(|e| ValidateError::start("the load generator's runtime", e))?;
-    let url = format!("http://{addr}/rpc");
     let metrics_url = format!("http://{addr}/metrics");
     let duration = Duration::from_secs_f64(scenario.duration_s);
     let warmup_end = Duration::from_secs_f64(scenario.warmup_s);
-    // `${run}` in a body: this run's own token, so writes of repeated runs to a
-    // database that outlives them never share an id.
-    let run_token = format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
-    let with_run = |body: serde_json::Value| body.to_string().replace("${run}", &run_token);
-    for (i, call) in scenario.setup.iter().enumerate() {
-        let body = bytes::Bytes::from(with_run(call.body()));
-        let answer = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await;
-        let answer = match answer {
-            Ok(response) => response
-                .json::<serde_json::Value>()
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let failed = match &answer {
-            Ok(v) if v.get("result").is_some() => None,
-            Ok(v) => Some(
-                v.get("error")
-                    .map_or_else(|| v.to_string(), ToString::to_string),
-            ),
-            Err(e) => Some(e.clone()),
-        };
-        if let Some(why) = failed {
-            // The generator's runtime may not be dropped inside this one.
-            generator.shutdown_background();
-            return Err(ValidateError::start(
-                format!("setup[{i}] ({})", call.call),
-                why,
-            ));
-        }
-    }
     // A moment to spawn everything before the clock starts.
     let t0 = Instant::now() + Duration::from_millis(100);
     let t0_wall = Timestamp::now().saturating_add(Duration::from_millis(100));
@@ -549,6 +521,25 @@ async fn drive(
         })
         .collect();
     Ok((loads, fault_records, results, t0_wall))
+}
+
+/// Makes one setup call; its error (or why it got no answer) when it failed.
+async fn setup_call(client: &reqwest::Client, url: &str, body: String) -> Result<(), String> {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    if answer.get("result").is_some() {
+        return Ok(());
+    }
+    Err(answer
+        .get("error")
+        .map_or_else(|| answer.to_string(), ToString::to_string))
 }
 
 /// The live progress bar: scenario time, and each load's counts.

@@ -502,3 +502,21 @@ fn repeated_runs_give_the_median_and_range_and_pass_only_if_every_run_passed() {
     assert_eq!(strict.failures(), 1);
     assert!(strict.to_markdown().contains("1 of 2 runs"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_setup_call_stops_the_run_naming_it() {
+    // `setup` is a top-level key: it goes before the first table.
+    let text = STEADY.replacen(
+        "warmup_s = 0.5\n",
+        "warmup_s = 0.5\nsetup = [{ call = \"svc.read\" }, { call = \"svc.nope\" }]\n",
+        1,
+    );
+    let scenario = Scenario::parse("setup", &text).unwrap();
+    assert_eq!(scenario.setup.len(), 2);
+    let error = plexus_validate::run_async(scenario, &Options::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("setup[1] (svc.nope)"), "{error}");
+    assert!(error.contains("-32601"), "{error}");
+}

@@ -2,7 +2,9 @@
 //! external service registering over `/ws`, say), signals for the `kill` and `stop`
 //! faults, and the end of the run, when every one still running is killed and reaped.
 //!
-//! A process's output goes to `process-NAME.log` in the run's data folder; when it
+//! Each process leads a process group of its own, and the `kill` and `stop` faults
+//! signal the whole group, so a wrapper (`sh -c`, `npm start`) and what it started
+//! stop and die together. A process's output goes to `process-NAME.log` in the run's data folder; when it
 //! does not register in time, the error quotes the end of that log.
 
 use std::collections::BTreeMap;
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use plexus_app::Node;
 use plexus_core::Timestamp;
@@ -141,6 +143,8 @@ impl Process {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log)
+            // A group of its own: the signals reach whatever it starts, too.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| ValidateError::start(what(), format!("`{}`: {e}", self.argv[0])))?;
@@ -206,32 +210,40 @@ impl Process {
         child.try_wait().ok().flatten().map(|s| s.to_string())
     }
 
-    /// SIGKILL, then reaps it.
+    /// SIGKILL to its process group, then reaps it.
     pub async fn kill(&self) {
         let mut state = self.state.lock().await;
         state.killed = true;
-        // One already ended (and reaped) has nothing left to kill.
+        self.signal(&state, Signal::SIGKILL);
+        // One already ended (and reaped) has nothing left to wait for.
         if let Some(child) = state.child.as_mut()
-            && matches!(child.try_wait(), Ok(None))
-            && let Err(error) = child.kill().await
+            && let Err(error) = child.wait().await
         {
-            tracing::warn!(%error, process = %self.name, "kill failed");
+            tracing::warn!(%error, process = %self.name, "reaping failed");
         }
     }
 
-    /// SIGSTOP (`true`) or SIGCONT (`false`).
+    /// SIGSTOP (`true`) or SIGCONT (`false`) to its process group.
     pub async fn pause(&self, stop: bool) {
         let state = self.state.lock().await;
-        let Some(pid) = state.child.as_ref().and_then(Child::id) else {
-            return;
-        };
         let signal = if stop {
             Signal::SIGSTOP
         } else {
             Signal::SIGCONT
         };
-        let pid = i32::try_from(pid).unwrap_or(i32::MAX);
-        if let Err(error) = kill(Pid::from_raw(pid), signal) {
+        self.signal(&state, signal);
+    }
+
+    /// Sends `signal` to the process group of the running child (none once it has
+    /// been reaped: its id may belong to another process by then).
+    fn signal(&self, state: &State, signal: Signal) {
+        let Some(pid) = state.child.as_ref().and_then(Child::id) else {
+            return;
+        };
+        let Ok(pid) = i32::try_from(pid) else {
+            return;
+        };
+        if let Err(error) = killpg(Pid::from_raw(pid), signal) {
             tracing::warn!(%error, process = %self.name, ?signal, "signal failed");
         }
     }

@@ -296,7 +296,9 @@ async fn two_runs_of_the_same_scenario_differ_less_than_a_real_change() {
 
 /// The shipped Python example service (`examples/python-echo`, needs `websockets`:
 /// `pip install -r examples/python-echo/requirements.txt`, which the README's set-up
-/// does), registering as `echo` over `/ws` under a fixed instance id.
+/// does), registering as `echo` over `/ws` under a fixed instance id. It runs under a
+/// shell that waits for it (`; exit`, so the shell cannot `exec` it): only signals to
+/// the whole process group reach the service.
 fn echo_process() -> String {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/python-echo/echo.py")
@@ -308,7 +310,7 @@ fn echo_process() -> String {
 kind = "process"
 name = "echo-py"
 service = "echo"
-argv = ["python3", "{}"]
+argv = ["sh", "-c", "python3 \"$0\"; exit $?", "{}"]
 env = {{ PLEXUS_URL = "${{ws_url}}", ECHO_INSTANCE = "echo-validate" }}
 ready_within_s = 20
 "#,

@@ -21,7 +21,8 @@
 //! Modules: [`scenario`] (the file format), [`load`] (the generator), [`faults`]
 //! (faults on time), [`testsvc`] (the test service), [`probe`] (`/metrics`),
 //! [`assertions`], [`report`] and [`html`], [`compare`] (`--compare`), [`repeat`]
-//! (`--repeat`), [`process`] (process services), [`env`] (the machine).
+//! (`--repeat`), [`process`] (process services), [`writes`] (`no_lost_writes`),
+//! [`env`](mod@env) (the machine).
 
 pub mod assertions;
 pub mod compare;

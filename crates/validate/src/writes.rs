@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::load::SEQ;
 
 /// How many reads are out at once.
-const CONCURRENCY: usize = 16;
+pub const CONCURRENCY: usize = 16;
 
 /// What the read-back of one load found.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -26,6 +26,12 @@ pub(crate) struct ValidateArgs {
     /// Print the JSON report on standard output instead of the summary.
     #[arg(long)]
     json: bool,
+    /// Run the scenario N times, one after another: each run's report goes into
+    /// `OUT/run-K/`, and `OUT/repeat.md` and `OUT/repeat.json` give each headline
+    /// figure's median and range across the runs; an assertion passes only if it
+    /// passed in every run.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100), conflicts_with = "compare")]
+    repeat: u32,
 }
 
 /// Some assertions failed: exit status 1.
@@ -39,6 +45,9 @@ pub(crate) struct Failed {
 
 pub(crate) fn run(args: &ValidateArgs) -> anyhow::Result<()> {
     let scenario = Scenario::load(&args.scenario)?;
+    if args.repeat > 1 {
+        return repeat(args, &scenario);
+    }
     let old = match &args.compare {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -112,6 +121,81 @@ pub(crate) fn run(args: &ValidateArgs) -> anyhow::Result<()> {
         return Err(Failed {
             failed,
             total: report.assertions.len(),
+            dir: args.out.display().to_string(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// `--repeat N`: N runs, each report in `OUT/run-K/`, the summary in `OUT/repeat.*`.
+fn repeat(args: &ValidateArgs, scenario: &Scenario) -> anyhow::Result<()> {
+    let options = Options {
+        quick: args.quick,
+        progress: !args.json,
+        data_dir: None,
+    };
+    let n = args.repeat as usize;
+    let mut written = Ok(());
+    let (repeated, _) = plexus_validate::run_repeated(scenario, &options, n, |i, report| {
+        let dir = args.out.join(format!("run-{i}"));
+        if let Err(e) = report.write(&dir) {
+            written = Err(e);
+        }
+        if !args.json {
+            out!(
+                "run {i} of {n}: {} ({} assertions failed), report in {}",
+                if report.passed { "PASSED" } else { "FAILED" },
+                report.failures(),
+                dir.display()
+            );
+        }
+    })
+    .with_context(|| format!("running scenario {}", args.scenario))?;
+    written?;
+    let (json, markdown) = repeated.write(&args.out)?;
+    if args.json {
+        out!("{}", repeated.to_json());
+    } else {
+        out!(
+            "{} × {n} {}: an assertion passes only if it passed in every run",
+            repeated.scenario,
+            if repeated.passed { "PASSED" } else { "FAILED" },
+        );
+        for a in &repeated.assertions {
+            let value = a.value.as_ref().map_or_else(
+                || a.measured.join("; "),
+                |s| format!("median {:.3}, range {:.3}–{:.3}", s.median, s.min, s.max),
+            );
+            out!(
+                "  {:?} in {} of {n} runs  {} — {value}",
+                a.status,
+                a.passed_runs,
+                a.assertion
+            );
+        }
+        for l in &repeated.loads {
+            out!(
+                "  load `{}`: p50 {:.2} ms ({:.2}–{:.2}), p99 {:.2} ms ({:.2}–{:.2}), {:.1} ok/s ({:.1}–{:.1})",
+                l.name,
+                l.p50_ms.median,
+                l.p50_ms.min,
+                l.p50_ms.max,
+                l.p99_ms.median,
+                l.p99_ms.min,
+                l.p99_ms.max,
+                l.ok_per_s.median,
+                l.ok_per_s.min,
+                l.ok_per_s.max
+            );
+        }
+        out!("summary: {} {}", markdown.display(), json.display());
+    }
+    let failed = repeated.failures();
+    if failed > 0 {
+        return Err(Failed {
+            failed,
+            total: repeated.assertions.len(),
             dir: args.out.display().to_string(),
         }
         .into());

@@ -208,3 +208,116 @@ fn validate_refuses_an_invalid_scenario_with_status_2_naming_the_field() {
     assert_eq!(code, 2, "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn validate_repeat_writes_each_run_and_the_median_and_range() {
+    let dir = scenario_dir(
+        "repeat",
+        r#"
+name = "repeat-twice"
+duration_s = 1.2
+[[services]]
+kind = "test"
+name = "svc"
+[[loads]]
+name = "calls"
+target = { call = "svc.read" }
+model = "open"
+rate = 50
+[[assertions]]
+kind = "error_rate"
+load = "calls"
+max = 0.0
+"#,
+    );
+    let file = dir.join("scenario.toml");
+    let out = dir.join("report");
+    let (code, stdout, stderr) = plexus(&[
+        "validate",
+        file.to_str().unwrap(),
+        "--repeat",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("run 2 of 2: PASSED"), "{stdout}");
+    assert!(stdout.contains("in 2 of 2 runs"), "{stdout}");
+    for run in ["run-1", "run-2"] {
+        assert!(out.join(run).join("report.json").exists(), "{run}");
+    }
+    let repeated: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("repeat.json")).unwrap()).unwrap();
+    assert_eq!(repeated["runs"], 2);
+    assert_eq!(repeated["passed"], true);
+    assert_eq!(
+        repeated["loads"][0]["p50_ms"]["runs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(out.join("repeat.md").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn validate_reads_every_acknowledged_write_back() {
+    // Writes with distinct ids into the DataStore (SQLite in the run's folder), each
+    // read back after the run; read back from a collection they never went to, every
+    // one is missing, and that assertion must fail.
+    let dir = scenario_dir(
+        "writes",
+        r#"
+name = "writes"
+duration_s = 1.5
+setup = [
+  { call = "datastore.create_collection", params = { name = "w" } },
+  { call = "datastore.create_collection", params = { name = "elsewhere" } },
+]
+[[services]]
+kind = "built_in"
+name = "datastore"
+[[loads]]
+name = "puts"
+target = { call = "datastore.put", params = { collection = "w", id = "${run}-${seq}", doc = { n = "${seq}" } } }
+model = "open"
+rate = 100
+[[assertions]]
+kind = "no_lost_writes"
+load = "puts"
+read = { call = "datastore.get", params = { collection = "w", id = "${run}-${seq}" } }
+[[assertions]]
+kind = "no_lost_writes"
+load = "puts"
+read = { call = "datastore.get", params = { collection = "elsewhere", id = "${run}-${seq}" } }
+"#,
+    );
+    let file = dir.join("scenario.toml");
+    let out = dir.join("report");
+    let (code, stdout, stderr) = plexus(&[
+        "validate",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let ok = report["loads"][0]["totals"]["ok"].as_u64().unwrap();
+    assert!(ok >= 100, "{stdout}");
+    let kept = &report["assertions"][0];
+    assert_eq!(kept["status"], "pass", "{stdout}");
+    assert_eq!(kept["value"], 0.0, "{stdout}");
+    assert!(
+        kept["measured"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("0 lost of {ok} acknowledged ({ok} read back")),
+        "{stdout}"
+    );
+    let elsewhere = &report["assertions"][1];
+    assert_eq!(elsewhere["status"], "fail", "{stdout}");
+    assert_eq!(elsewhere["value"], ok as f64, "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,14 +2,16 @@
 //! the bound, and pass, fail or skipped (with the reason).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::faults::FaultRecord;
 use crate::load::{BUCKET, Counts, Recorder};
-use crate::probe::{Sample, Series, sum};
+use crate::probe::{HealthSample, Sample, Series, sum};
 use crate::scenario::{AssertionSpec, Window};
+use crate::writes::ReadBack;
 
 /// The verdict of one assertion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +49,10 @@ pub struct Measured<'a> {
     pub faults: &'a [FaultRecord],
     /// The breaker samples.
     pub breakers: &'a [Sample],
+    /// The health samples.
+    pub health: &'a [HealthSample],
+    /// The read-backs of write loads, by [`read_key`].
+    pub read_backs: &'a BTreeMap<String, ReadBack>,
     /// `/metrics` at the end.
     pub metrics: &'a [Series],
     /// The end of the warm-up.
@@ -95,6 +101,35 @@ pub fn window(rec: &Recorder, start: f64, end: f64, window: &Window, warmup_s: f
         seconds: (to - from).max(0.0),
         saturated,
     }
+}
+
+/// The key of a `no_lost_writes` assertion's read-back: the load and the read.
+pub fn read_key(load: &str, read: &crate::scenario::CallSpec) -> String {
+    format!("{load}\n{}", read.body())
+}
+
+/// The statuses `component` went through, repeats merged, each with the scenario
+/// second it was first seen; `unknown` (not checked yet: just added, or registered
+/// again) left out unless `expected` names it.
+pub fn transitions(
+    samples: &[HealthSample],
+    component: &str,
+    expected: &[String],
+) -> Vec<(String, f64)> {
+    let keep_unknown = expected.iter().any(|s| s == "unknown");
+    let mut seen: Vec<(String, f64)> = Vec::new();
+    for sample in samples {
+        let Some(status) = sample.statuses.get(component) else {
+            continue;
+        };
+        if status == "unknown" && !keep_unknown {
+            continue;
+        }
+        if seen.last().is_none_or(|(s, _)| s != status) {
+            seen.push((status.clone(), sample.at_s));
+        }
+    }
+    seen
 }
 
 fn window_words(w: &Window) -> String {
@@ -270,6 +305,94 @@ pub fn check(spec: &AssertionSpec, m: &Measured<'_>) -> AssertionResult {
                 open_after <= *opens_within_s && closed.is_some_and(|c| c <= *closes_within_s);
             result(assertion, measured, Some(open_after), pass, None)
         }
+        AssertionSpec::Health {
+            component,
+            sequence,
+            fault,
+        } => {
+            let assertion = format!(
+                "health of `{component}` goes {}{}",
+                sequence.join(" → "),
+                fault
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(" across `{f}`"))
+            );
+            if let Some(reason) = fault
+                .as_ref()
+                .and_then(|f| m.faults.iter().find(|r| &r.name == f))
+                .and_then(|r| r.skipped.clone())
+            {
+                return AssertionResult {
+                    assertion,
+                    measured: "not run".into(),
+                    value: None,
+                    status: Status::Skipped,
+                    note: Some(reason),
+                };
+            }
+            let observed = transitions(m.health, component, sequence);
+            if observed.is_empty() {
+                return result(
+                    assertion,
+                    "not in /health".into(),
+                    None,
+                    false,
+                    Some(format!("{} samples of /health", m.health.len())),
+                );
+            }
+            let measured = observed
+                .iter()
+                .map(|(s, at)| format!("{s} at {at:.2} s"))
+                .collect::<Vec<_>>()
+                .join(" → ");
+            let pass = observed.len() == sequence.len()
+                && observed.iter().zip(sequence).all(|((s, _), e)| s == e);
+            result(
+                assertion,
+                measured,
+                Some((observed.len() - 1) as f64),
+                pass,
+                Some(format!("{} samples of /health", m.health.len())),
+            )
+        }
+        AssertionSpec::NoLostWrites { load, read } => {
+            let assertion = format!(
+                "no write of `{load}` answered ok is lost (read back with {})",
+                read.call
+            );
+            let Some(back) = m.read_backs.get(&read_key(load, read)) else {
+                return result(assertion, "not read back".into(), None, false, None);
+            };
+            let unreadable: u64 = back.unreadable.values().sum();
+            let mut measured = format!(
+                "{} lost of {} acknowledged ({} read back",
+                back.missing_count, back.acked, back.found
+            );
+            if unreadable > 0 {
+                let kinds: Vec<String> = back
+                    .unreadable
+                    .iter()
+                    .map(|(k, n)| format!("{k} × {n}"))
+                    .collect();
+                let _ = write!(measured, ", {unreadable} unreadable: {}", kinds.join(", "));
+            }
+            measured.push(')');
+            let note = (!back.missing.is_empty()).then(|| {
+                let seqs: Vec<String> = back.missing.iter().map(u64::to_string).collect();
+                format!("lost: ${{seq}} = {}", seqs.join(", "))
+            });
+            let pass = back.missing_count == 0 && unreadable == 0 && back.acked > 0;
+            let note = note.or_else(|| {
+                (back.acked == 0).then(|| "no write was acknowledged: nothing shown".to_owned())
+            });
+            result(
+                assertion,
+                measured,
+                Some(back.missing_count as f64),
+                pass,
+                note,
+            )
+        }
         AssertionSpec::Metric {
             name,
             labels,
@@ -313,5 +436,84 @@ pub fn check(spec: &AssertionSpec, m: &Measured<'_>) -> AssertionResult {
                 && (equals.is_none() || expected == Some(value));
             result(assertion, format!("{value}"), Some(value), pass, None)
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn samples(statuses: &[&str]) -> Vec<HealthSample> {
+        statuses
+            .iter()
+            .enumerate()
+            .map(|(i, s)| HealthSample {
+                at_s: i as f64 * 0.05,
+                statuses: [("database".to_owned(), (*s).to_owned())].into(),
+            })
+            .collect()
+    }
+
+    fn check_health(observed: &[&str], expected: &[&str]) -> AssertionResult {
+        let health = samples(observed);
+        let m = Measured {
+            loads: BTreeMap::new(),
+            faults: &[],
+            breakers: &[],
+            health: &health,
+            read_backs: &BTreeMap::new(),
+            metrics: &[],
+            warmup_s: 0.0,
+        };
+        let spec = AssertionSpec::Health {
+            component: "database".into(),
+            sequence: expected.iter().map(|s| (*s).to_owned()).collect(),
+            fault: None,
+        };
+        check(&spec, &m)
+    }
+
+    #[test]
+    fn health_transitions_must_match_in_order() {
+        let seq = ["healthy", "unhealthy", "healthy"];
+        let r = check_health(
+            &[
+                "unknown",
+                "healthy",
+                "healthy",
+                "unhealthy",
+                "unhealthy",
+                "healthy",
+            ],
+            &seq,
+        );
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        assert_eq!(
+            r.measured,
+            "healthy at 0.05 s → unhealthy at 0.15 s → healthy at 0.25 s"
+        );
+        // It never came back.
+        let r = check_health(&["healthy", "unhealthy"], &seq);
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        // It flapped.
+        let r = check_health(
+            &["healthy", "unhealthy", "healthy", "unhealthy", "healthy"],
+            &seq,
+        );
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        // `unknown` (not checked yet, as after registering again) counts only when
+        // the sequence names it.
+        let r = check_health(&["healthy", "unhealthy", "unknown", "healthy"], &seq);
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        let r = check_health(&["unknown", "healthy"], &["unknown", "healthy"]);
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        let r = check_health(
+            &["healthy", "unknown", "healthy"],
+            &["healthy", "unknown", "healthy"],
+        );
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        let r = check_health(&[], &seq);
+        assert_eq!(r.status, Status::Fail, "{r:?}");
     }
 }

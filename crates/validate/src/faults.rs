@@ -1,6 +1,7 @@
 //! Faults at scenario times: switched on at `at_s`, off `duration_s` later, on the
 //! test service (through its [`FaultSwitch`]) or on a fault proxy (as a toxic, or
-//! the proxy's `Down` mode). The times each was really applied and lifted are kept
+//! the proxy's `Down` mode), or on a process service (SIGKILL, SIGSTOP, SIGCONT).
+//! The times each was really applied and lifted are kept
 //! for the report and the breaker assertions.
 
 use std::collections::BTreeMap;
@@ -10,6 +11,7 @@ use plexus_faultproxy::{FaultProxy, Mode, Toxic};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::process::Process;
 use crate::scenario::{FaultKind, FaultSpec};
 use crate::testsvc::{FaultSwitch, ServiceFault};
 
@@ -26,7 +28,9 @@ pub fn toxic(kind: &FaultKind) -> Option<Toxic> {
         | FaultKind::Hang
         | FaultKind::Unavailable
         | FaultKind::Panic
-        | FaultKind::Down => {
+        | FaultKind::Down
+        | FaultKind::Kill { .. }
+        | FaultKind::Stop => {
             return None;
         }
     })
@@ -63,6 +67,9 @@ pub struct FaultRecord {
     /// Why it was skipped, if it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// What went wrong applying or lifting it (a process that could not restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// What faults can act on.
@@ -74,11 +81,28 @@ pub struct Targets<'a> {
     pub proxies: BTreeMap<String, &'a FaultProxy>,
     /// Proxies not started, with the reason.
     pub missing: BTreeMap<String, String>,
+    /// Process services by name.
+    pub processes: BTreeMap<String, &'a Process>,
 }
 
 impl Targets<'_> {
-    fn apply(&self, fault: &FaultSpec, on: bool) {
+    /// Applies (`on`) or lifts `fault`; what went wrong, if anything did.
+    async fn apply(&self, fault: &FaultSpec, on: bool) -> Option<String> {
         match fault.target.split_once(':') {
+            Some(("process", name)) => {
+                let process = self.processes.get(name)?;
+                match (&fault.kind, on) {
+                    (FaultKind::Kill { .. }, true) => process.kill().await,
+                    (FaultKind::Kill { restart: true }, false) => {
+                        if let Err(e) = process.spawn().await {
+                            tracing::warn!(error = %e, fault = %fault.name, "restart failed");
+                            return Some(format!("restart failed: {e}"));
+                        }
+                    }
+                    (FaultKind::Stop, on) => process.pause(on).await,
+                    _ => {}
+                }
+            }
             Some(("service", name)) => {
                 if let Some(switch) = self.services.get(name) {
                     switch.set(if on {
@@ -89,9 +113,7 @@ impl Targets<'_> {
                 }
             }
             Some(("proxy", name)) => {
-                let Some(proxy) = self.proxies.get(name) else {
-                    return;
-                };
+                let proxy = self.proxies.get(name)?;
                 match (toxic(&fault.kind), on) {
                     (Some(t), true) => {
                         if let Err(error) = proxy.add_toxic(&fault.name, t) {
@@ -106,6 +128,7 @@ impl Targets<'_> {
             }
             _ => {}
         }
+        None
     }
 
     fn skipped(&self, fault: &FaultSpec) -> Option<String> {
@@ -131,6 +154,7 @@ pub async fn run(faults: &[FaultSpec], targets: &Targets<'_>, t0: Instant) -> Ve
             applied_at_s: None,
             lifted_at_s: None,
             skipped: targets.skipped(f),
+            note: None,
         })
         .collect();
     // (time, index, on), in time order; a fault's end before another's start at the same time.
@@ -143,7 +167,9 @@ pub async fn run(faults: &[FaultSpec], targets: &Targets<'_>, t0: Instant) -> Ve
     events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
     for (at, i, on) in events {
         tokio::time::sleep_until(t0 + Duration::from_secs_f64(at)).await;
-        targets.apply(&faults[i], on);
+        if let Some(note) = targets.apply(&faults[i], on).await {
+            records[i].note = Some(note);
+        }
         let now = t0.elapsed().as_secs_f64();
         if on {
             records[i].applied_at_s = Some(now);
@@ -169,5 +195,8 @@ pub fn describe(kind: &FaultKind) -> String {
         FaultKind::Slicer { bytes, delay_us } => format!("slicer {bytes} B / {delay_us} us"),
         FaultKind::Timeout { ms } => format!("timeout {ms} ms"),
         FaultKind::Down => "down".into(),
+        FaultKind::Kill { restart: false } => "kill (SIGKILL)".into(),
+        FaultKind::Kill { restart: true } => "kill (SIGKILL), restarted at the end".into(),
+        FaultKind::Stop => "stop (SIGSTOP, then SIGCONT)".into(),
     }
 }

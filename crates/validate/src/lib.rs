@@ -20,8 +20,9 @@
 //!
 //! Modules: [`scenario`] (the file format), [`load`] (the generator), [`faults`]
 //! (faults on time), [`testsvc`] (the test service), [`probe`] (`/metrics`),
-//! [`assertions`], [`report`] and [`html`], [`compare`] (`--compare`), [`env`] (the
-//! machine).
+//! [`assertions`], [`report`] and [`html`], [`compare`] (`--compare`), [`repeat`]
+//! (`--repeat`), [`process`] (process services), [`writes`] (`no_lost_writes`),
+//! [`env`](mod@env) (the machine).
 
 pub mod assertions;
 pub mod compare;
@@ -31,12 +32,16 @@ pub mod faults;
 pub mod html;
 pub mod load;
 pub mod probe;
+pub mod process;
+pub mod repeat;
 pub mod report;
 mod run;
 pub mod scenario;
 pub mod testsvc;
+pub mod writes;
 
 pub use error::ValidateError;
+pub use repeat::{Repeated, run_repeated};
 pub use report::Report;
 pub use run::{Options, run, run_async};
 pub use scenario::Scenario;

@@ -39,6 +39,10 @@ pub const SATURATION_LAG_US: u64 = 10_000;
 /// The longest latency a histogram holds (µs): longer ones are clamped to it.
 const MAX_US: u64 = 120_000_000;
 
+/// Where a request body takes the request's sequence number (1, 2, …, distinct
+/// within the load), so that each write of a load can have its own id.
+pub const SEQ: &str = "${seq}";
+
 /// One load, ready to run.
 #[derive(Clone, Debug)]
 pub struct LoadPlan {
@@ -46,7 +50,8 @@ pub struct LoadPlan {
     pub name: String,
     /// The URL requests are posted to (`http://127.0.0.1:PORT/rpc`).
     pub url: String,
-    /// The request body.
+    /// The request body; every [`SEQ`] in it becomes the request's sequence number,
+    /// and the numbers of the requests answered ok are kept ([`Recorder::acked`]).
     pub body: bytes::Bytes,
     /// The arrival model.
     pub model: Model,
@@ -144,6 +149,9 @@ pub struct Recorder {
     pub buckets: Vec<Bucket>,
     /// Failures by kind, after the warm-up.
     pub errors: BTreeMap<String, u64>,
+    /// The sequence numbers of the requests answered ok, warm-up included (kept
+    /// only when the body names [`SEQ`]).
+    pub acked: Vec<u64>,
     warmup_end: Duration,
 }
 
@@ -155,6 +163,7 @@ impl Recorder {
             lag: histogram(3),
             buckets: Vec::new(),
             errors: BTreeMap::new(),
+            acked: Vec::new(),
             warmup_end,
         }
     }
@@ -192,8 +201,11 @@ impl Recorder {
         }
     }
 
-    fn ended(&mut self, at: Duration, latency: Duration, outcome: Outcome) {
+    fn ended(&mut self, at: Duration, latency: Duration, outcome: Outcome, seq: Option<u64>) {
         let measured = at >= self.warmup_end;
+        if let (Outcome::Ok, Some(seq)) = (&outcome, seq) {
+            self.acked.push(seq);
+        }
         let mut counts = Counts::default();
         match &outcome {
             Outcome::Ok => counts.ok = 1,
@@ -242,6 +254,30 @@ pub fn client() -> Result<reqwest::Client, reqwest::Error> {
 /// A new recorder for `plan`.
 pub fn recorder(plan: &LoadPlan) -> Shared {
     Arc::new(Mutex::new(Recorder::new(plan.warmup_end)))
+}
+
+/// A body with [`SEQ`] in it, cut at each: the request numbered `n` is the parts
+/// joined by `n`.
+#[derive(Clone, Debug)]
+struct Template(Option<Arc<[String]>>);
+
+impl Template {
+    fn of(body: &bytes::Bytes) -> Self {
+        Self(
+            std::str::from_utf8(body)
+                .ok()
+                .filter(|s| s.contains(SEQ))
+                .map(|s| s.split(SEQ).map(str::to_owned).collect()),
+        )
+    }
+
+    /// The body of request `n`, and its number when the body takes one.
+    fn render(&self, body: &bytes::Bytes, n: u64) -> (bytes::Bytes, Option<u64>) {
+        match &self.0 {
+            None => (body.clone(), None),
+            Some(parts) => (bytes::Bytes::from(parts.join(&n.to_string())), Some(n)),
+        }
+    }
 }
 
 /// Runs `plan` from `t0` (the run's start) to its end; every loop is bounded by the
@@ -298,6 +334,7 @@ async fn open(
     // Told when the last request out ends (a permit is kept if nobody waits yet).
     let idle = Arc::new(tokio::sync::Notify::new());
     let length = plan.end.saturating_sub(plan.start);
+    let template = Template::of(&plan.body);
     let mut i = 0u64;
     while let Some(offset) = schedule(i, rates, length) {
         i += 1;
@@ -313,10 +350,11 @@ async fn open(
         in_flight.fetch_add(1, Ordering::Relaxed);
         let (client, rec, in_flight, idle) =
             (client.clone(), rec.clone(), in_flight.clone(), idle.clone());
-        let (url, body, timeout) = (plan.url.clone(), plan.body.clone(), plan.timeout);
+        let (body, seq) = template.render(&plan.body, i);
+        let (url, timeout) = (plan.url.clone(), plan.timeout);
         tokio::spawn(async move {
             let outcome = send(&client, &url, body, timeout).await;
-            lock(&rec).ended(at, intended.elapsed(), outcome);
+            lock(&rec).ended(at, intended.elapsed(), outcome, seq);
             // Let go of the shared state before saying so: the waiter takes it back.
             drop((rec, client));
             if in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -345,17 +383,22 @@ async fn closed(
 ) {
     tokio::time::sleep_until(t0 + plan.start).await;
     let end = t0 + plan.end;
+    let template = Template::of(&plan.body);
+    let numbers = Arc::new(std::sync::atomic::AtomicU64::new(1));
     let mut tasks = Vec::with_capacity(clients);
     for _ in 0..clients {
         let (client, rec) = (client.clone(), rec.clone());
+        let (template, numbers) = (template.clone(), numbers.clone());
         let (url, body, timeout) = (plan.url.clone(), plan.body.clone(), plan.timeout);
         tasks.push(tokio::spawn(async move {
             while Instant::now() < end {
                 let sent = Instant::now();
                 let at = sent - t0;
                 lock(&rec).due(at, None, false);
-                let outcome = send(&client, &url, body.clone(), timeout).await;
-                lock(&rec).ended(at, sent.elapsed(), outcome);
+                let (request, seq) =
+                    template.render(&body, numbers.fetch_add(1, Ordering::Relaxed));
+                let outcome = send(&client, &url, request, timeout).await;
+                lock(&rec).ended(at, sent.elapsed(), outcome, seq);
             }
         }));
     }
@@ -466,12 +509,14 @@ mod tests {
             Duration::from_millis(500),
             Duration::from_millis(3),
             Outcome::Ok,
+            Some(1),
         );
         rec.due(Duration::from_millis(1500), Some(Duration::ZERO), false);
         rec.ended(
             Duration::from_millis(1500),
             Duration::from_millis(7),
             Outcome::TimedOut,
+            Some(2),
         );
         assert_eq!(rec.totals.ok, 1);
         assert_eq!(rec.totals.timed_out, 1);
@@ -480,6 +525,26 @@ mod tests {
         assert!(rec.latency.max() >= 7000, "{}", rec.latency.max());
         assert_eq!(rec.errors.get("timed out"), Some(&1));
         assert_eq!(rec.buckets.len(), 7);
+        // Only the request answered ok was acknowledged.
+        assert_eq!(rec.acked, [1]);
+    }
+
+    #[test]
+    fn a_body_with_seq_numbers_each_request() {
+        let body = bytes::Bytes::from_static(br#"{"id":"w-${seq}","n":"${seq}"}"#);
+        let t = Template::of(&body);
+        assert_eq!(
+            t.render(&body, 17),
+            (
+                bytes::Bytes::from_static(br#"{"id":"w-17","n":"17"}"#),
+                Some(17)
+            )
+        );
+        let plain = bytes::Bytes::from_static(b"{}");
+        assert_eq!(
+            Template::of(&plain).render(&plain, 3),
+            (plain.clone(), None)
+        );
     }
 
     fn with_late_sends(late: u64, dropped: bool) -> Recorder {
@@ -488,7 +553,7 @@ mod tests {
             let at = Duration::from_millis(i);
             let lag = Duration::from_millis(if i < late { 20 } else { 0 });
             rec.due(at, Some(lag), dropped && i == 50);
-            rec.ended(at, Duration::from_millis(1), Outcome::Ok);
+            rec.ended(at, Duration::from_millis(1), Outcome::Ok, None);
         }
         rec
     }

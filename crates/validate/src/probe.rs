@@ -1,5 +1,6 @@
-//! Reading the node's `/metrics`: a parser of the Prometheus text format, and a probe
-//! that samples breaker states every [`PERIOD`] while the scenario runs.
+//! Reading the node's `/metrics` and `/health`: a parser of the Prometheus text
+//! format, a probe that samples breaker states every [`PERIOD`] while the scenario
+//! runs, and one that samples health components as often.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -166,6 +167,72 @@ pub async fn breakers(
     samples
 }
 
+/// The statuses of some health components at one moment, from `/health`.
+#[derive(Clone, Debug)]
+pub struct HealthSample {
+    /// Scenario seconds.
+    pub at_s: f64,
+    /// Per component, its status (`unknown`, `healthy`, `degraded`, `unhealthy`);
+    /// a component `/health` did not list is absent.
+    pub statuses: BTreeMap<String, String>,
+}
+
+/// The component statuses of a `/health` document, for `components`.
+pub fn health_statuses(
+    doc: &serde_json::Value,
+    components: &BTreeSet<String>,
+) -> BTreeMap<String, String> {
+    doc.get("components")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let name = c.get("component")?.as_str()?;
+            let status = c.get("status")?.as_str()?;
+            components
+                .contains(name)
+                .then(|| (name.to_owned(), status.to_lowercase()))
+        })
+        .collect()
+}
+
+/// Samples the status of `components` from `/health` (`url`) every [`PERIOD`] from
+/// `t0` until `end`. A sample whose request failed is left out.
+pub async fn health(
+    client: reqwest::Client,
+    url: String,
+    components: BTreeSet<String>,
+    t0: Instant,
+    end: Duration,
+) -> Vec<HealthSample> {
+    let mut samples = Vec::new();
+    if components.is_empty() {
+        return samples;
+    }
+    let mut tick = tokio::time::interval_at(t0, PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while t0.elapsed() < end {
+        tick.tick().await;
+        let Ok(response) = client
+            .get(&url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+        else {
+            continue;
+        };
+        // 503 (the system is Critical) still carries the document.
+        let Ok(doc) = response.json::<serde_json::Value>().await else {
+            continue;
+        };
+        samples.push(HealthSample {
+            at_s: t0.elapsed().as_secs_f64(),
+            statuses: health_statuses(&doc, &components),
+        });
+    }
+    samples
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -187,5 +254,19 @@ mod tests {
         );
         assert_eq!(series[3].labels["k"], "q\"uote");
         assert_eq!(sum(&series, "missing", &BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn health_components_are_read_from_the_document() {
+        let doc = serde_json::json!({"status": "degraded", "components": [
+            {"component": "database", "status": "unhealthy", "reason": "x"},
+            {"component": "echo-1", "status": "healthy"},
+            {"component": "other", "status": "healthy"},
+        ]});
+        let wanted: BTreeSet<String> = ["database".to_owned(), "echo-1".to_owned()].into();
+        let got = health_statuses(&doc, &wanted);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got["database"], "unhealthy");
+        assert_eq!(got["echo-1"], "healthy");
     }
 }

@@ -14,6 +14,7 @@ use crate::assertions::{AssertionResult, Status};
 use crate::env::Environment;
 use crate::faults::FaultRecord;
 use crate::load::{BUCKET, Counts, Recorder, SATURATION_LAG_US};
+use crate::process::ProcessReport;
 
 /// A latency distribution, in milliseconds.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
@@ -217,6 +218,9 @@ pub struct Report {
     pub faults: Vec<FaultRecord>,
     /// The proxies.
     pub proxies: Vec<ProxyReport>,
+    /// The process services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessReport>,
     /// The assertions.
     pub assertions: Vec<AssertionResult>,
     /// Whether no assertion failed.
@@ -392,6 +396,45 @@ impl Report {
                         .as_ref()
                         .map_or_else(|| t(f.applied_at_s), |why| format!("skipped: {why}")),
                     t(f.lifted_at_s)
+                );
+            }
+            for f in self.faults.iter().filter(|f| f.note.is_some()) {
+                let _ = writeln!(
+                    md,
+                    "\nFault `{}`: {}.",
+                    f.name,
+                    f.note.as_deref().unwrap_or_default()
+                );
+            }
+        }
+        if !self.processes.is_empty() {
+            let _ = writeln!(md, "\n## Process services\n");
+            for p in &self.processes {
+                let seen: Vec<String> = p
+                    .instances
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{} {} (registered at {:.2} s)",
+                            i.instance, i.status, i.registered_at_s
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(
+                    md,
+                    "- `{}`: `{}`, service `{}`, started {} time(s); instances at the end: {}{}",
+                    p.name,
+                    p.command,
+                    p.service,
+                    p.starts,
+                    if seen.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        seen.join(", ")
+                    },
+                    p.exited_on_its_own
+                        .as_ref()
+                        .map_or(String::new(), |s| format!("; **exited on its own** ({s})"))
                 );
             }
         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use plexus_app::App;
+use plexus_core::Timestamp;
 use plexus_faultproxy::FaultProxy;
 use tokio::time::Instant;
 
@@ -20,6 +21,7 @@ use crate::env::Environment;
 use crate::faults::{self, Targets};
 use crate::load::{self, LoadPlan};
 use crate::probe;
+use crate::process::Process;
 use crate::report::{LoadReport, ProxyReport, Report};
 use crate::scenario::{AssertionSpec, Model, Scenario, ServiceSpec};
 use crate::testsvc::{FaultSwitch, TestService};
@@ -231,12 +233,39 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
     let addr = listening
         .local_addr()
         .map_err(|e| ValidateError::start("the gateway", e))?;
+    let node = app.node().clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(app.serve(listening, async move {
         let _ = stop_rx.await;
     }));
 
-    let outcome = drive(&scenario, options, addr, &proxies, switches).await;
+    // The process services, once the gateway they connect to listens; the clock
+    // starts when each has registered.
+    let processes: Vec<Process> = scenario
+        .services
+        .iter()
+        .filter_map(|spec| Process::new(spec, addr, &data_dir))
+        .collect();
+    let mut started = Ok(());
+    for p in &processes {
+        started = match p.spawn().await {
+            Ok(()) => p.wait_registered(&node).await,
+            Err(e) => Err(e),
+        };
+        if started.is_err() {
+            break;
+        }
+    }
+    let outcome = match started {
+        Ok(()) => drive(&scenario, options, addr, &proxies, switches, &processes).await,
+        Err(e) => Err(e),
+    };
+    let t0_wall = outcome.as_ref().map_or_else(|_| Timestamp::now(), |d| d.3);
+    let mut process_reports = Vec::new();
+    for p in &processes {
+        process_reports.push(p.finish(&node, t0_wall).await);
+    }
+    drop(node);
 
     let _ = stop_tx.send(());
     if tokio::time::timeout(GRACE, serving).await.is_err() {
@@ -245,7 +274,7 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
     if temporary {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
-    let (loads, faults, assertions) = outcome?;
+    let (loads, faults, assertions, _) = outcome?;
     let proxies = proxies
         .iter()
         .map(|(name, state)| match state {
@@ -290,6 +319,7 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
         loads,
         faults,
         proxies,
+        processes: process_reports,
         assertions,
         passed,
         compared_with: None,
@@ -297,10 +327,13 @@ pub async fn run_async(scenario: Scenario, options: &Options) -> Result<Report, 
     })
 }
 
+/// The loads, the faults as they happened, the assertions' outcomes, and the
+/// wall-clock time of the scenario's start.
 type Driven = (
     Vec<LoadReport>,
     Vec<faults::FaultRecord>,
     Vec<assertions::AssertionResult>,
+    Timestamp,
 );
 
 /// Loads, faults and the probe side by side on one clock; then the assertions.
@@ -310,8 +343,24 @@ async fn drive(
     addr: SocketAddr,
     proxies: &BTreeMap<String, ProxyState>,
     switches: BTreeMap<String, FaultSwitch>,
+    processes: &[Process],
 ) -> Result<Driven, ValidateError> {
     let client = load::client().map_err(|e| ValidateError::start("the HTTP client", e))?;
+    let url = format!("http://{addr}/rpc");
+    // `${run}` in a body: this run's own token, so writes of repeated runs to a
+    // database that outlives them never share an id.
+    let run_token = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let with_run = |body: serde_json::Value| body.to_string().replace("${run}", &run_token);
+    for (i, call) in scenario.setup.iter().enumerate() {
+        setup_call(&client, &url, with_run(call.body()))
+            .await
+            .map_err(|why| ValidateError::start(format!("setup[{i}] ({})", call.call), why))?;
+    }
     // The generator runs on threads of its own, so its schedule is not queued behind
     // the node's tasks; its client (and connection pool) belongs to that runtime.
     // Nothing may return early between here and its `shutdown_background`: a
@@ -323,12 +372,12 @@ async fn drive(
         .enable_all()
         .build()
         .map_err(|e| ValidateError::start("the load generator's runtime", e))?;
-    let url = format!("http://{addr}/rpc");
     let metrics_url = format!("http://{addr}/metrics");
     let duration = Duration::from_secs_f64(scenario.duration_s);
     let warmup_end = Duration::from_secs_f64(scenario.warmup_s);
     // A moment to spawn everything before the clock starts.
     let t0 = Instant::now() + Duration::from_millis(100);
+    let t0_wall = Timestamp::now().saturating_add(Duration::from_millis(100));
 
     let mut recorders = Vec::new();
     let mut tasks = Vec::new();
@@ -336,7 +385,7 @@ async fn drive(
         let plan = LoadPlan {
             name: spec.name.clone(),
             url: url.clone(),
-            body: bytes::Bytes::from(spec.target.body().to_string()),
+            body: bytes::Bytes::from(with_run(spec.target.body())),
             model: spec.model.clone(),
             start: Duration::from_secs_f64(spec.start_s),
             end: Duration::from_secs_f64(scenario.load_end(spec)),
@@ -362,10 +411,26 @@ async fn drive(
         t0,
         duration,
     ));
+    let health_components: BTreeSet<String> = scenario
+        .assertions
+        .iter()
+        .filter_map(|a| match a {
+            AssertionSpec::Health { component, .. } => Some(component.clone()),
+            _ => None,
+        })
+        .collect();
+    let health_probe = tokio::spawn(probe::health(
+        client.clone(),
+        format!("http://{addr}/health"),
+        health_components,
+        t0,
+        duration,
+    ));
     let progress = progress(options.progress, duration, t0, &recorders);
 
     let mut targets = Targets {
         services: switches,
+        processes: processes.iter().map(|p| (p.name().to_owned(), p)).collect(),
         ..Targets::default()
     };
     for (name, state) in proxies {
@@ -385,12 +450,34 @@ async fn drive(
     // Dropping a runtime may not block inside another: let its threads end on their own.
     generator.shutdown_background();
     let samples = probe.await.unwrap_or_default();
+    let health = health_probe.await.unwrap_or_default();
     if let Some(bar) = progress {
         bar.abort();
     }
     let metrics = probe::scrape(&client, &metrics_url)
         .await
         .unwrap_or_default();
+
+    // Every acknowledged write of a `no_lost_writes` load, read back.
+    let mut read_backs = BTreeMap::new();
+    for a in &scenario.assertions {
+        let AssertionSpec::NoLostWrites { load, read } = a else {
+            continue;
+        };
+        let Some((spec, rec)) = recorders.iter().find(|(s, _)| &s.name == load) else {
+            continue;
+        };
+        let acked = load::lock(rec).acked.clone();
+        let back = crate::writes::read_back(
+            &client,
+            &url,
+            &with_run(read.body()),
+            &acked,
+            Duration::from_millis(spec.timeout_ms),
+        )
+        .await;
+        read_backs.insert(assertions::read_key(load, read), back);
+    }
 
     let guards: Vec<_> = recorders
         .iter()
@@ -408,6 +495,8 @@ async fn drive(
             .collect(),
         faults: &fault_records,
         breakers: &samples,
+        health: &health,
+        read_backs: &read_backs,
         metrics: &metrics,
         warmup_s: scenario.warmup_s,
     };
@@ -431,7 +520,26 @@ async fn drive(
             )
         })
         .collect();
-    Ok((loads, fault_records, results))
+    Ok((loads, fault_records, results, t0_wall))
+}
+
+/// Makes one setup call; its error (or why it got no answer) when it failed.
+async fn setup_call(client: &reqwest::Client, url: &str, body: String) -> Result<(), String> {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    if answer.get("result").is_some() {
+        return Ok(());
+    }
+    Err(answer
+        .get("error")
+        .map_or_else(|| answer.to_string(), ToString::to_string))
 }
 
 /// The live progress bar: scenario time, and each load's counts.

@@ -42,6 +42,11 @@ pub struct Scenario {
     /// Services started beside the configured ones.
     #[serde(default)]
     pub services: Vec<ServiceSpec>,
+    /// Calls made once, in order, when everything has started and before the clock
+    /// does (`datastore.create_collection` for a write load); one that fails stops
+    /// the run. `${run}` in their params is the run's own token.
+    #[serde(default)]
+    pub setup: Vec<CallSpec>,
     /// Fault proxies, each in front of one upstream on loopback.
     #[serde(default)]
     pub proxies: Vec<ProxySpec>,
@@ -78,6 +83,54 @@ pub enum ServiceSpec {
         /// The service name (`datastore`, `cache`, …).
         name: String,
     },
+    /// An external command, started once the gateway listens and killed (and
+    /// reaped) when the run ends; faults target it as `process:NAME`. In `argv` and
+    /// `env` values, `${gateway_url}` (`http://127.0.0.1:PORT`) and `${ws_url}`
+    /// (`ws://127.0.0.1:PORT/ws`) name the node, so the process can register as an
+    /// external service over `/ws`. The run starts once `service` has a registered
+    /// instance.
+    Process {
+        /// The process's name, for faults and the report.
+        name: String,
+        /// The program and its arguments (a relative program or path is looked up
+        /// from the directory `plexus validate` runs in).
+        argv: Vec<String>,
+        /// Environment variables set for it, beside the inherited ones.
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        /// The service it registers (default: `name`); the harness waits for an
+        /// instance of it before the clock starts, and again after a restart.
+        #[serde(default)]
+        service: Option<String>,
+        /// How long it may take to register, in seconds.
+        #[serde(default = "default_ready_s")]
+        ready_within_s: f64,
+    },
+}
+
+fn default_ready_s() -> f64 {
+    10.0
+}
+
+impl ServiceSpec {
+    /// The name the scenario gives it.
+    pub fn name(&self) -> &str {
+        match self {
+            ServiceSpec::Test { name, .. }
+            | ServiceSpec::BuiltIn { name }
+            | ServiceSpec::Process { name, .. } => name,
+        }
+    }
+
+    /// The service the node knows it by (a process's `service`, else its name).
+    pub fn service(&self) -> &str {
+        match self {
+            ServiceSpec::Process {
+                service: Some(s), ..
+            } => s,
+            other => other.name(),
+        }
+    }
 }
 
 fn one() -> usize {
@@ -226,7 +279,7 @@ fn default_timeout_ms() -> u64 {
 pub struct FaultSpec {
     /// Its name, for assertions.
     pub name: String,
-    /// `service:NAME` (the test service) or `proxy:NAME`.
+    /// `service:NAME` (the test service), `proxy:NAME` or `process:NAME`.
     pub target: String,
     /// When it starts, in scenario seconds.
     pub at_s: f64,
@@ -284,6 +337,15 @@ pub enum FaultKind {
     },
     /// Proxy: the upstream goes away (connections cut, new ones refused).
     Down,
+    /// Process: SIGKILL at `at_s`; with `restart`, started again (same command) at
+    /// the end of the window.
+    Kill {
+        /// Start it again at `at_s + duration_s`.
+        #[serde(default)]
+        restart: bool,
+    },
+    /// Process: SIGSTOP at `at_s`, SIGCONT at `at_s + duration_s`.
+    Stop,
 }
 
 impl FaultKind {
@@ -305,7 +367,34 @@ impl FaultKind {
                 | FaultKind::Hang
                 | FaultKind::Unavailable
                 | FaultKind::Panic
-        )
+        ) && !self.for_process()
+    }
+
+    fn for_process(&self) -> bool {
+        matches!(self, FaultKind::Kill { .. } | FaultKind::Stop)
+    }
+}
+
+/// One JSON-RPC call: a setup call, or the read of one write (`datastore.get`,
+/// params naming `${seq}`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    /// `service.method`.
+    pub call: String,
+    /// Its params.
+    #[serde(default)]
+    pub params: Value,
+}
+
+impl CallSpec {
+    /// The JSON-RPC request body.
+    pub fn body(&self) -> Value {
+        Target::Call {
+            call: self.call.clone(),
+            params: self.params.clone(),
+        }
+        .body()
     }
 }
 
@@ -375,6 +464,29 @@ pub enum AssertionSpec {
         opens_within_s: f64,
         /// The bound on closing.
         closes_within_s: f64,
+    },
+    /// A health component's status, read from `/health` every 50 ms, goes through
+    /// `sequence` in order: the observed statuses, with repeats merged (and
+    /// `unknown` samples, a component not checked yet, left out unless `sequence`
+    /// names `unknown`), equal `sequence` exactly.
+    Health {
+        /// The component (`database`, an instance id, …).
+        component: String,
+        /// The statuses, in order (`["healthy", "unhealthy", "healthy"]`).
+        sequence: Vec<String>,
+        /// The fault it is about: skipped when that fault is (its proxy did not run).
+        #[serde(default)]
+        fault: Option<String>,
+    },
+    /// No acknowledged write lost: after the run, every request of `load` (whose
+    /// params name `${seq}`, so each writes its own id) that was answered ok is
+    /// read back with `read` (naming the same `${seq}`); a read whose result is null
+    /// is a lost write. Passes when none is lost and every read succeeded.
+    NoLostWrites {
+        /// The write load.
+        load: String,
+        /// The read of one write.
+        read: CallSpec,
     },
     /// A sum of `/metrics` series read at the end: within bounds, or equal to a count
     /// the harness kept itself (`equals = "LOAD.ok"`, `LOAD.failed`, `LOAD.sent`;
@@ -482,6 +594,7 @@ impl Scenario {
         }
         let mut services = BTreeSet::new();
         let mut test_services = BTreeSet::new();
+        let mut processes = BTreeSet::new();
         for (i, s) in self.services.iter().enumerate() {
             let (name, test) = match s {
                 ServiceSpec::Test { name, instances } => {
@@ -491,6 +604,48 @@ impl Scenario {
                     (name, true)
                 }
                 ServiceSpec::BuiltIn { name } => (name, false),
+                ServiceSpec::Process {
+                    name,
+                    argv,
+                    env,
+                    service,
+                    ready_within_s,
+                } => {
+                    if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                        return err(
+                            format!("services[{i}].argv"),
+                            "the program and its arguments: at least the program",
+                        );
+                    }
+                    if env.keys().any(|k| k.is_empty() || k.contains(['=', '\0'])) {
+                        return err(
+                            format!("services[{i}].env"),
+                            "variable names must be non-empty, without '=' or NUL",
+                        );
+                    }
+                    if service.as_deref().is_some_and(|s| !valid_name(s)) {
+                        return err(
+                            format!("services[{i}].service"),
+                            "letters, digits, '-' and '_'",
+                        );
+                    }
+                    seconds(
+                        format!("services[{i}].ready_within_s"),
+                        *ready_within_s,
+                        600.0,
+                    )?;
+                    processes.insert(name.clone());
+                    if let Some(service) = service
+                        && service != name
+                        && !services.insert(service.clone())
+                    {
+                        return err(
+                            format!("services[{i}].service"),
+                            "a service of that name is already listed",
+                        );
+                    }
+                    (name, false)
+                }
             };
             if !valid_name(name) {
                 return err(
@@ -506,6 +661,14 @@ impl Scenario {
             }
             if test {
                 test_services.insert(name.clone());
+            }
+        }
+        for (i, c) in self.setup.iter().enumerate() {
+            if c.call
+                .split_once('.')
+                .is_none_or(|(s, m)| s.is_empty() || m.is_empty())
+            {
+                return err(format!("setup[{i}].call"), "must be `service.method`");
             }
         }
         let mut proxies = BTreeSet::new();
@@ -594,29 +757,33 @@ impl Scenario {
             if f.at_s + f.duration_s > self.duration_s {
                 return err(at("duration_s"), "the fault must end inside the scenario");
             }
-            match f.target.split_once(':') {
-                Some(("service", s)) if test_services.contains(s) => {
-                    if !f.kind.for_service() {
-                        return err(
-                            at("kind"),
-                            "this kind applies to a proxy, not to the test service",
-                        );
-                    }
-                }
+            let kind_error = match f.target.split_once(':') {
+                Some(("service", s)) if test_services.contains(s) => (!f.kind.for_service())
+                    .then_some("this kind does not apply to the test service"),
                 Some(("proxy", p)) if proxies.contains(p) => {
-                    if !f.kind.for_proxy() {
-                        return err(
-                            at("kind"),
-                            "this kind applies to the test service, not to a proxy",
-                        );
-                    }
+                    (!f.kind.for_proxy()).then_some("this kind does not apply to a proxy")
+                }
+                Some(("process", p)) if processes.contains(p) => {
+                    (!f.kind.for_process()).then_some("a process takes `kill` or `stop`")
                 }
                 _ => {
                     return err(
                         at("target"),
-                        "must be `service:NAME` of a test service or `proxy:NAME` of a listed proxy",
+                        "must be `service:NAME` of a test service, `proxy:NAME` of a listed proxy or `process:NAME` of a process service",
                     );
                 }
+            };
+            if let Some(reason) = kind_error {
+                let applies = if f.kind.for_process() {
+                    "(`kill` and `stop` apply to a process)"
+                } else if f.kind.for_service() && f.kind.for_proxy() {
+                    "(it applies to the test service or a proxy)"
+                } else if f.kind.for_service() {
+                    "(it applies to the test service)"
+                } else {
+                    "(it applies to a proxy)"
+                };
+                return Err((at("kind"), format!("{reason} {applies}")));
             }
             if let FaultKind::ErrorRate { rate } = f.kind
                 && !(0.0..=1.0).contains(&rate)
@@ -711,6 +878,64 @@ impl Scenario {
                     seconds(at("opens_within_s"), *opens_within_s, self.duration_s)?;
                     seconds(at("closes_within_s"), *closes_within_s, self.duration_s)?;
                 }
+                AssertionSpec::Health {
+                    component,
+                    sequence,
+                    fault,
+                } => {
+                    if component.trim().is_empty() {
+                        return err(at("component"), "must not be empty");
+                    }
+                    if sequence.is_empty() {
+                        return err(at("sequence"), "at least one status");
+                    }
+                    for (j, status) in sequence.iter().enumerate() {
+                        if !HEALTH_STATUSES.contains(&status.as_str()) {
+                            return err(
+                                format!("assertions[{i}].sequence[{j}]"),
+                                "one of unknown, healthy, degraded, unhealthy",
+                            );
+                        }
+                        if j > 0 && sequence[j - 1] == *status {
+                            return err(
+                                format!("assertions[{i}].sequence[{j}]"),
+                                "repeats the status before it: list transitions",
+                            );
+                        }
+                    }
+                    if let Some(fault) = fault
+                        && !faults.contains_key(fault)
+                    {
+                        return err(at("fault"), "no fault of that name");
+                    }
+                }
+                AssertionSpec::NoLostWrites { load, read } => {
+                    known_load(load)?;
+                    let numbered = self.loads.iter().any(|l| {
+                        &l.name == load
+                            && matches!(l.target, Target::Call { .. })
+                            && l.target.body().to_string().contains(crate::load::SEQ)
+                    });
+                    if !numbered {
+                        return err(
+                            at("load"),
+                            "must be a call load whose params name ${seq}, so each write has its own id",
+                        );
+                    }
+                    if read
+                        .call
+                        .split_once('.')
+                        .is_none_or(|(s, m)| s.is_empty() || m.is_empty())
+                    {
+                        return err(at("read.call"), "must be `service.method`");
+                    }
+                    if !read.body().to_string().contains(crate::load::SEQ) {
+                        return err(
+                            at("read.params"),
+                            "must name ${seq}, the write's sequence number",
+                        );
+                    }
+                }
                 AssertionSpec::Metric {
                     name,
                     min,
@@ -745,6 +970,9 @@ impl Scenario {
         Ok(())
     }
 }
+
+/// The statuses a health component can have.
+pub const HEALTH_STATUSES: &[&str] = &["unknown", "healthy", "degraded", "unhealthy"];
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -825,6 +1053,68 @@ rate = 100
             .unwrap_err()
             .to_string();
         assert!(e.contains("loads[0].rate"), "{e}");
+        let process =
+            "[[services]]\nkind = \"process\"\nname = \"worker\"\nargv = [\"python3\", \"w.py\"]\n";
+        let e = error_of(&format!(
+            "{process}[[faults]]\nname = \"f\"\ntarget = \"process:nope\"\nat_s = 1\nduration_s = 1\nkind = \"kill\"\n"
+        ));
+        assert!(e.contains("faults[0].target"), "{e}");
+        let e = error_of(&format!(
+            "{process}[[faults]]\nname = \"f\"\ntarget = \"process:worker\"\nat_s = 1\nduration_s = 1\nkind = \"hang\"\n"
+        ));
+        assert!(e.contains("faults[0].kind"), "{e}");
+        let e = error_of(
+            "[[faults]]\nname = \"f\"\ntarget = \"service:flaky\"\nat_s = 1\nduration_s = 1\nkind = \"stop\"\n",
+        );
+        assert!(
+            e.contains("faults[0].kind") && e.contains("apply to a process"),
+            "{e}"
+        );
+        let e = error_of("[[services]]\nkind = \"process\"\nname = \"w\"\nargv = []\n");
+        assert!(e.contains("services[1].argv"), "{e}");
+        let e = error_of(
+            "[[assertions]]\nkind = \"health\"\ncomponent = \"database\"\nsequence = [\"healthy\", \"sick\"]\n",
+        );
+        assert!(e.contains("assertions[0].sequence[1]"), "{e}");
+        let e = error_of(
+            "[[assertions]]\nkind = \"health\"\ncomponent = \"database\"\nsequence = [\"healthy\"]\nfault = \"nope\"\n",
+        );
+        assert!(e.contains("assertions[0].fault"), "{e}");
+        let read = "read = { call = \"datastore.get\", params = { collection = \"w\", id = \"${seq}\" } }\n";
+        let e = error_of(&format!(
+            "[[assertions]]\nkind = \"no_lost_writes\"\nload = \"steady\"\n{read}"
+        ));
+        assert!(
+            e.contains("assertions[0].load") && e.contains("${seq}"),
+            "{e}"
+        );
+        let writes = MINIMAL.replace(
+            "target = { call = \"flaky.work\" }",
+            "target = { call = \"datastore.put\", params = { collection = \"w\", id = \"${seq}\", doc = { n = 1 } } }",
+        );
+        let no_seq = read.replace("${seq}", "x");
+        let e = Scenario::parse(
+            "t.toml",
+            &format!(
+                "{writes}[[assertions]]\nkind = \"no_lost_writes\"\nload = \"steady\"\n{no_seq}"
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("assertions[0].read.params"), "{e}");
+        Scenario::parse(
+            "t.toml",
+            &format!(
+                "{writes}[[assertions]]\nkind = \"no_lost_writes\"\nload = \"steady\"\n{read}"
+            ),
+        )
+        .unwrap();
+        let ok = Scenario::parse(
+            "t.toml",
+            &format!("{MINIMAL}{process}[[faults]]\nname = \"f\"\ntarget = \"process:worker\"\nat_s = 1\nduration_s = 1\nkind = \"kill\"\nrestart = true\n"),
+        )
+        .unwrap();
+        assert_eq!(ok.faults[0].kind, FaultKind::Kill { restart: true });
         let e = Scenario::parse("t.toml", &format!("{MINIMAL}bogus = 1\n"))
             .unwrap_err()
             .to_string();

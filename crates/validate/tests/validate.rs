@@ -293,3 +293,232 @@ async fn two_runs_of_the_same_scenario_differ_less_than_a_real_change() {
         "identical runs: {p50_same:?}; 40 ms slower: {p50_real:?}"
     );
 }
+
+/// The shipped Python example service (`examples/python-echo`, needs `websockets`:
+/// `pip install -r examples/python-echo/requirements.txt`, which the README's set-up
+/// does), registering as `echo` over `/ws` under a fixed instance id. It runs under a
+/// shell that waits for it (`; exit`, so the shell cannot `exec` it): only signals to
+/// the whole process group reach the service.
+fn echo_process() -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/python-echo/echo.py")
+        .canonicalize()
+        .unwrap();
+    format!(
+        r#"
+[[services]]
+kind = "process"
+name = "echo-py"
+service = "echo"
+argv = ["sh", "-c", "python3 \"$0\"; exit $?", "{}"]
+env = {{ PLEXUS_URL = "${{ws_url}}", ECHO_INSTANCE = "echo-validate" }}
+ready_within_s = 20
+"#,
+        script.display()
+    )
+}
+
+/// The process is stopped for a second (its calls time out), then killed and
+/// started again (its calls fail until it has registered again).
+const PROCESS_FAULTS: &str = r#"
+name = "process-faults"
+duration_s = 6.5
+warmup_s = 0.25
+
+[config.calls.services.echo]
+timeout_ms = 200
+breaker = { failure_rate_threshold = 50, minimum_calls = 5, window = { kind = "count", size = 10 }, wait_in_open_ms = 200 }
+
+[[loads]]
+name = "say"
+target = { call = "echo.say", params = { text = "hi" } }
+model = "open"
+rate = 50
+timeout_ms = 1500
+
+[[faults]]
+name = "stopped"
+target = "process:echo-py"
+kind = "stop"
+at_s = 1.0
+duration_s = 1.0
+
+[[faults]]
+name = "killed"
+target = "process:echo-py"
+kind = "kill"
+restart = true
+at_s = 3.0
+duration_s = 1.0
+
+[[assertions]]
+kind = "error_rate"
+load = "say"
+max = 0.0
+to_s = 0.9
+
+[[assertions]]
+kind = "error_rate"
+load = "say"
+min = 0.9
+from_s = 1.1
+to_s = 1.9
+
+[[assertions]]
+kind = "error_rate"
+load = "say"
+max = 0.0
+from_s = 2.6
+to_s = 2.9
+
+[[assertions]]
+kind = "error_rate"
+load = "say"
+min = 0.9
+from_s = 3.1
+to_s = 3.9
+
+[[assertions]]
+kind = "error_rate"
+load = "say"
+max = 0.0
+from_s = 5.0
+
+# Its instance's health component: unhealthy once the connection is lost, healthy
+# again once it has registered again.
+[[assertions]]
+kind = "health"
+component = "echo-validate"
+sequence = ["healthy", "unhealthy", "healthy"]
+fault = "killed"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_service_stopped_and_killed_fails_its_calls_only_in_the_fault_windows() {
+    let text = format!("{PROCESS_FAULTS}{}", echo_process());
+    let scenario = Scenario::parse("process-faults", &text).unwrap();
+    let report = plexus_validate::run_async(scenario, &Options::default())
+        .await
+        .unwrap();
+    let md = report.to_markdown();
+    let statuses: Vec<Status> = report.assertions.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [Status::Pass; 6], "{md}");
+    // While stopped, the node's calls to it ran out of time (-32004).
+    assert!(
+        report.loads[0]
+            .errors
+            .get("rpc -32004")
+            .is_some_and(|n| *n > 0),
+        "{md}"
+    );
+    let p = &report.processes[0];
+    assert_eq!(p.starts, 2, "{md}");
+    assert_eq!(p.exited_on_its_own, None, "{md}");
+    let instance = &p.instances[0];
+    assert_eq!(
+        (instance.instance.as_str(), instance.status.as_str()),
+        ("echo-validate", "healthy"),
+        "{md}"
+    );
+    assert!(
+        instance.registered_at_s >= 4.0,
+        "registered again after the restart: {md}"
+    );
+    let killed = &report.faults[1];
+    assert!(
+        killed.applied_at_s.unwrap() >= 3.0 && killed.note.is_none(),
+        "{md}"
+    );
+}
+
+/// A short scenario whose second assertion passes or fails by the run's own noise:
+/// the repeated verdict must be the strictest of the runs.
+const REPEATED: &str = r#"
+name = "repeated"
+duration_s = 1.5
+warmup_s = 0.25
+
+[[services]]
+kind = "test"
+name = "svc"
+
+[[loads]]
+name = "calls"
+target = { call = "svc.read" }
+model = "open"
+rate = 100
+
+[[assertions]]
+kind = "error_rate"
+load = "calls"
+max = 0.0
+
+[[assertions]]
+kind = "throughput"
+load = "calls"
+min_per_s = 50
+"#;
+
+#[test]
+fn repeated_runs_give_the_median_and_range_and_pass_only_if_every_run_passed() {
+    let scenario = Scenario::parse("repeated", REPEATED).unwrap();
+    let mut seen = Vec::new();
+    let (repeated, reports) =
+        plexus_validate::run_repeated(&scenario, &Options::default(), 2, |i, r| {
+            seen.push((i, r.passed));
+        })
+        .unwrap();
+    assert_eq!(seen, [(1, true), (2, true)]);
+    assert_eq!((repeated.runs, reports.len()), (2, 2));
+    let md = repeated.to_markdown();
+    assert!(repeated.passed, "{md}");
+    // Each headline figure: the two runs' values, their median (the mean of two) and range.
+    let p50 = &repeated.loads[0].p50_ms;
+    let runs: Vec<f64> = reports.iter().map(|r| r.loads[0].latency_ms.p50).collect();
+    assert_eq!(p50.runs, runs);
+    assert_eq!(p50.min, runs[0].min(runs[1]));
+    assert_eq!(p50.max, runs[0].max(runs[1]));
+    assert!((p50.median - (runs[0] + runs[1]) / 2.0).abs() < 1e-9);
+    let throughput = repeated.assertions[1].value.as_ref().unwrap();
+    assert_eq!(
+        throughput.runs,
+        reports
+            .iter()
+            .map(|r| r.assertions[1].value.unwrap())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        md.contains("2 of 2 runs") && md.contains("passed in every run"),
+        "{md}"
+    );
+
+    // One run failing an assertion fails it, and the whole, however the other ran.
+    let mut failing = reports.clone();
+    failing[1].assertions[1].status = Status::Fail;
+    failing[1].passed = false;
+    let strict = plexus_validate::Repeated::of(&failing);
+    assert_eq!(strict.assertions[0].status, Status::Pass);
+    assert_eq!(strict.assertions[1].status, Status::Fail);
+    assert_eq!(strict.assertions[1].passed_runs, 1);
+    assert!(!strict.passed);
+    assert_eq!(strict.failures(), 1);
+    assert!(strict.to_markdown().contains("1 of 2 runs"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_setup_call_stops_the_run_naming_it() {
+    // `setup` is a top-level key: it goes before the first table.
+    let text = STEADY.replacen(
+        "warmup_s = 0.5\n",
+        "warmup_s = 0.5\nsetup = [{ call = \"svc.read\" }, { call = \"svc.nope\" }]\n",
+        1,
+    );
+    let scenario = Scenario::parse("setup", &text).unwrap();
+    assert_eq!(scenario.setup.len(), 2);
+    let error = plexus_validate::run_async(scenario, &Options::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("setup[1] (svc.nope)"), "{error}");
+    assert!(error.contains("-32601"), "{error}");
+}

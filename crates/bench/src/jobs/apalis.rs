@@ -239,7 +239,7 @@ async fn postgres_in(plan: &Plan, pool: &apalis_postgres::PgPool) -> Result<Figu
         let mut s = storage.clone();
         Box::pin(async move { s.push(t).await.map_err(|e| e.to_string()) })
     });
-    let figures = measure(plan, push, |counter| {
+    measure(plan, push, |counter| {
         let backend = PostgresStorage::<Tick>::new(&pool)
             .with_config(config)
             .with_pubsub();
@@ -252,8 +252,7 @@ async fn postgres_in(plan: &Plan, pool: &apalis_postgres::PgPool) -> Result<Figu
             let _ = worker.run().await;
         })
     })
-    .await;
-    figures
+    .await
 }
 
 /// apalis on Redis at `url`, under queue `queue` (its keys deleted after).

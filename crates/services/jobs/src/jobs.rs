@@ -4,7 +4,9 @@
 //! bounded), and runs the node's share of the work:
 //!
 //! - one dispatcher task claims due jobs (highest priority, then earliest `run_at`,
-//!   then oldest), at most `max_running` at once and `concurrency` per queue, the
+//!   then oldest), at most `max_running` targets at once and `concurrency` per
+//!   queue (a slot is free once its target answered, while the outcome is stored,
+//!   with at most `max_running` outcomes waiting to be), the
 //!   queues taking turns and each held to its rate in `jobs.rates`, a bucket of
 //!   tokens in the backend shared by every node (`Pace`); a
 //!   queue's turn is its best due job, then up to `batch − 1` more of its due jobs
@@ -209,7 +211,13 @@ struct Inner {
     worker: String,
     running: Mutex<HashMap<String, usize>>,
     pace: Pace,
+    /// Targets running on this node (at most `max_running`).
     total: AtomicUsize,
+    /// Attempts whose target answered and whose outcome is being stored (at
+    /// most `max_running`): their slot is free for the next job, and this bound
+    /// holds claims back while the backend is slower to store than targets are
+    /// to answer.
+    storing: AtomicUsize,
     started: AtomicBool,
     closed: AtomicBool,
     /// Results waiting to be stored, in batches, by the completer: `(id, result)`
@@ -275,6 +283,7 @@ impl Jobs {
                 running: Mutex::new(HashMap::new()),
                 pace,
                 total: AtomicUsize::new(0),
+                storing: AtomicUsize::new(0),
                 started: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 finished,
@@ -718,7 +727,7 @@ impl Jobs {
                 swept = Some(now);
             }
             self.claim_rated(now).await;
-            while inner.total.load(Ordering::Acquire) < inner.config.max_running {
+            while self.node_room() > 0 {
                 // A lease starts at its claim, not at the top of this round: the
                 // sweep and the claims before it may have taken a good part of
                 // a lease, and a lease dated back would run out while its
@@ -735,9 +744,14 @@ impl Jobs {
                 {
                     Ok(Some(job)) => {
                         let queue = job.queue.clone();
+                        // The room as of this claim (less the job's own slot): a
+                        // job that answers at once must not make its turn longer.
+                        let more = self
+                            .room(&queue)
+                            .saturating_sub(1)
+                            .min(inner.config.batch.saturating_sub(1));
                         inner.pace.started(&queue);
                         self.start(job);
-                        let more = self.room(&queue).min(inner.config.batch.saturating_sub(1));
                         self.claim_more(&queue, now, lease_until, more).await;
                     }
                     // Every queue with a due job had its turn: a new round.
@@ -784,11 +798,17 @@ impl Jobs {
     fn room(&self, queue: &str) -> usize {
         let inner = &self.inner;
         let running = inner.running.lock().get(queue).copied().unwrap_or(0);
-        inner
-            .config
-            .max_running
-            .saturating_sub(inner.total.load(Ordering::Acquire))
+        self.node_room()
             .min(inner.config.concurrency_of(queue).saturating_sub(running))
+    }
+
+    /// How many more jobs this node may start now: free slots, while fewer than
+    /// `max_running` outcomes wait to be stored.
+    fn node_room(&self) -> usize {
+        let inner = &self.inner;
+        let max = inner.config.max_running;
+        max.saturating_sub(inner.total.load(Ordering::Acquire))
+            .min(max.saturating_sub(inner.storing.load(Ordering::Acquire)))
     }
 
     /// Up to `limit` of `queue`'s due jobs, in one step, started; answers how
@@ -886,21 +906,30 @@ impl Jobs {
         self.inner.metrics.started();
         let jobs = self.clone();
         tokio::spawn(async move {
-            let queue = job.queue.clone();
             jobs.run(job).await;
-            {
-                let mut running = jobs.inner.running.lock();
-                if let Some(n) = running.get_mut(&queue) {
-                    *n = n.saturating_sub(1);
-                }
-            }
-            jobs.inner.total.fetch_sub(1, Ordering::AcqRel);
-            jobs.inner.metrics.ended();
+            jobs.inner.storing.fetch_sub(1, Ordering::AcqRel);
             jobs.inner.wake.notify_one();
         });
     }
 
-    /// One attempt: the call with its lease renewed, then its outcome stored.
+    /// A target answered: its slot is free for the next job while its outcome is
+    /// stored.
+    fn answered(&self, queue: &str) {
+        let inner = &self.inner;
+        {
+            let mut running = inner.running.lock();
+            if let Some(n) = running.get_mut(queue) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        inner.storing.fetch_add(1, Ordering::AcqRel);
+        inner.total.fetch_sub(1, Ordering::AcqRel);
+        inner.metrics.ended();
+        inner.wake.notify_one();
+    }
+
+    /// One attempt: the call with its lease renewed, then (its slot freed) its
+    /// outcome stored.
     async fn run(&self, job: Job) {
         let inner = &self.inner;
         let answer: Result<Value, (&str, String)> = match self.node() {
@@ -915,6 +944,7 @@ impl Jobs {
             }
             Err(e) => Err(("unavailable", e.to_string())),
         };
+        self.answered(&job.queue);
         match answer {
             Ok(result) => match self.store_result(job.id, result).await {
                 Some((true, result)) => {

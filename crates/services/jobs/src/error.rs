@@ -125,17 +125,20 @@ impl From<JobError> for ServiceError {
 }
 
 impl From<sqlx::Error> for JobError {
+    /// Sorted as the DataStore sorts driver errors: a connection that failed in
+    /// any way (I/O, TLS or protocol during a connect, class 08 codes, shutdowns),
+    /// a pool that timed out and a busy or locked database are `Unavailable`
+    /// (the workers pause and try again); the rest is the backend's.
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => Self::Unavailable {
-                reason: e.to_string(),
+        use plexus_store::StoreError;
+        match StoreError::from_sqlx(e, std::time::Duration::ZERO) {
+            StoreError::Unavailable { reason } | StoreError::Busy { reason } => {
+                Self::Unavailable { reason }
+            }
+            StoreError::PoolTimeout { .. } => Self::Unavailable {
+                reason: "no database connection free within jobs.acquire_timeout_ms".to_owned(),
             },
-            sqlx::Error::Database(ref db) if db.message().contains("locked") => Self::Unavailable {
-                reason: e.to_string(),
-            },
+            StoreError::Backend { reason } => Self::Backend { reason },
             other => Self::Backend {
                 reason: other.to_string(),
             },
@@ -154,5 +157,32 @@ impl From<plexus_redis::RedisError> for JobError {
                 reason: e.to_string(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_connection_in_any_form_is_unavailable_and_the_rest_the_backends() {
+        // What sqlx says when a proxy closes a new connection during its TLS
+        // request: the workers must pause, not fail the job.
+        let protocol = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
+        for lost in [
+            protocol,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+            sqlx::Error::PoolTimedOut,
+        ] {
+            let sorted = JobError::from(lost);
+            assert!(
+                matches!(sorted, JobError::Unavailable { .. }),
+                "{sorted:?}"
+            );
+        }
+        assert!(matches!(
+            JobError::from(sqlx::Error::RowNotFound),
+            JobError::Backend { .. }
+        ));
     }
 }

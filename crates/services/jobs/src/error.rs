@@ -175,10 +175,7 @@ mod tests {
             sqlx::Error::PoolTimedOut,
         ] {
             let sorted = JobError::from(lost);
-            assert!(
-                matches!(sorted, JobError::Unavailable { .. }),
-                "{sorted:?}"
-            );
+            assert!(matches!(sorted, JobError::Unavailable { .. }), "{sorted:?}");
         }
         assert!(matches!(
             JobError::from(sqlx::Error::RowNotFound),

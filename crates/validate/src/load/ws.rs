@@ -207,11 +207,12 @@ impl Session {
     /// Sends one JSON-RPC request (its `id` replaced by the session's own) and waits
     /// up to `timeout` for the answer.
     pub(crate) async fn call(&self, body: &[u8], timeout: Duration) -> Outcome {
-        let Ok(mut request) = serde_json::from_slice::<serde_json::Value>(body) else {
+        let Ok(serde_json::Value::Object(mut request)) = serde_json::from_slice(body) else {
             return Outcome::Failed("invalid request".into());
         };
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
-        request["id"] = id.into();
+        request.insert("id".into(), id.into());
+        let request = serde_json::Value::Object(request);
         let (tx, rx) = oneshot::channel();
         {
             let mut state = lock(&self.state);

@@ -417,13 +417,7 @@ async fn open(
     }
 }
 
-async fn closed(
-    plan: &LoadPlan,
-    via: Via,
-    t0: Instant,
-    rec: Shared,
-    clients: usize,
-) {
+async fn closed(plan: &LoadPlan, via: Via, t0: Instant, rec: Shared, clients: usize) {
     tokio::time::sleep_until(t0 + plan.start).await;
     let end = t0 + plan.end;
     let template = Template::of(&plan.body);

@@ -1193,8 +1193,14 @@ rate = 100
         }
         let s = ws("transport = \"ws\"\nsessions = 8").unwrap();
         assert_eq!(s.loads[0].ws_sessions(), Some(8));
-        assert_eq!(Scenario::parse("t", MINIMAL).unwrap().loads[0].ws_sessions(), None);
-        let closed = MINIMAL.replace("model = \"open\"\nrate = 100", "model = \"closed\"\nclients = 3");
+        assert_eq!(
+            Scenario::parse("t", MINIMAL).unwrap().loads[0].ws_sessions(),
+            None
+        );
+        let closed = MINIMAL.replace(
+            "model = \"open\"\nrate = 100",
+            "model = \"closed\"\nclients = 3",
+        );
         let s = Scenario::parse("t", &format!("{closed}transport = \"ws\"\n")).unwrap();
         assert_eq!(s.loads[0].ws_sessions(), Some(3));
         let e = Scenario::parse("t", &format!("{closed}transport = \"ws\"\nsessions = 2\n"))

@@ -173,7 +173,13 @@ async fn measure(model: Model) -> load::Recorder {
         timeout: Duration::from_secs(3),
     };
     let rec = load::recorder(&plan);
-    load::run(plan, load::Via::Http(load::client().unwrap()), t0, rec.clone()).await;
+    load::run(
+        plan,
+        load::Via::Http(load::client().unwrap()),
+        t0,
+        rec.clone(),
+    )
+    .await;
     std::sync::Arc::try_unwrap(rec)
         .unwrap()
         .into_inner()
@@ -660,9 +666,16 @@ async fn a_hanging_service_times_out_the_requests_of_a_ws_load_in_the_fault_wind
         .iter()
         .filter(|p| p.t_s >= 1.0 - 1e-9 && p.t_s < 1.5)
         .fold((0, 0, 0), |(due, t, f), p| {
-            (due + p.counts.due, t + p.counts.timed_out, f + p.counts.failed)
+            (
+                due + p.counts.due,
+                t + p.counts.timed_out,
+                f + p.counts.failed,
+            )
         });
-    assert!(in_hang.0 > 0 && in_hang.1 * 10 >= in_hang.0 * 9, "{in_hang:?}: {md}");
+    assert!(
+        in_hang.0 > 0 && in_hang.1 * 10 >= in_hang.0 * 9,
+        "{in_hang:?}: {md}"
+    );
     assert_eq!(in_hang.2, 0, "{md}");
     assert!(ws.errors.get("timed out").is_some_and(|n| *n > 0), "{md}");
     let s = ws.sessions.unwrap();
@@ -701,15 +714,16 @@ async fn ws_server(close_at: Option<usize>) -> String {
     }
 
     let connections = Arc::new(AtomicUsize::new(0));
-    let router = Router::new().route(
-        "/ws",
-        axum::routing::get(move |upgrade: WebSocketUpgrade| {
-            let first = connections.fetch_add(1, Ordering::Relaxed) == 0;
-            async move {
-                upgrade.on_upgrade(move |socket| serve(socket, close_at.filter(|_| first)))
-            }
-        }),
-    );
+    let router =
+        Router::new().route(
+            "/ws",
+            axum::routing::get(move |upgrade: WebSocketUpgrade| {
+                let first = connections.fetch_add(1, Ordering::Relaxed) == 0;
+                async move {
+                    upgrade.on_upgrade(move |socket| serve(socket, close_at.filter(|_| first)))
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });
@@ -732,7 +746,13 @@ async fn over_ws(url: &str, model: Model, sessions: usize, end: Duration) -> loa
     };
     let rec = load::recorder(&plan);
     let t0 = Instant::now() + Duration::from_millis(20);
-    load::run(plan, load::Via::Ws(std::sync::Arc::new(sessions)), t0, rec.clone()).await;
+    load::run(
+        plan,
+        load::Via::Ws(std::sync::Arc::new(sessions)),
+        t0,
+        rec.clone(),
+    )
+    .await;
     std::sync::Arc::try_unwrap(rec)
         .unwrap()
         .into_inner()

@@ -684,8 +684,9 @@ async fn a_hanging_service_times_out_the_requests_of_a_ws_load_in_the_fault_wind
 
 /// A JSON-RPC WebSocket server on loopback that answers every request with a result,
 /// except that its first connection is closed when its `close_at`th request arrives
-/// (unanswered). Its `ws://` URL.
-async fn ws_server(close_at: Option<usize>) -> String {
+/// (unanswered). Its `ws://` URL, and the task that accepts connections (abort it to
+/// refuse new ones: the connections made go on).
+async fn ws_server(close_at: Option<usize>) -> (String, tokio::task::JoinHandle<()>) {
     use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -726,14 +727,25 @@ async fn ws_server(close_at: Option<usize>) -> String {
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    url
+    let accepting = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (url, accepting)
 }
 
-async fn over_ws(url: &str, model: Model, sessions: usize, end: Duration) -> load::Recorder {
+/// Runs a load over `sessions` opened to `url`; then (before the clock starts)
+/// `after_open` is done, so the server can stop accepting.
+async fn over_ws(
+    url: &str,
+    model: Model,
+    sessions: usize,
+    end: Duration,
+    after_open: impl FnOnce(),
+) -> load::Recorder {
     let sessions = load::ws::Sessions::open(url.to_owned(), sessions)
         .await
         .unwrap();
+    after_open();
     let plan = LoadPlan {
         name: "ws".into(),
         url: url.to_owned(),
@@ -761,7 +773,7 @@ async fn over_ws(url: &str, model: Model, sessions: usize, end: Duration) -> loa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ws_session_that_drops_fails_its_requests_in_flight_and_reconnects() {
-    let url = ws_server(Some(6)).await;
+    let (url, _accepting) = ws_server(Some(6)).await;
     let rec = over_ws(
         &url,
         Model::Open {
@@ -771,6 +783,7 @@ async fn a_ws_session_that_drops_fails_its_requests_in_flight_and_reconnects() {
         },
         1,
         Duration::from_millis(800),
+        || {},
     )
     .await;
     let c = rec.totals;
@@ -795,16 +808,52 @@ async fn a_ws_session_that_drops_fails_its_requests_in_flight_and_reconnects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_ws_load_gives_each_client_its_own_session() {
-    let url = ws_server(None).await;
+    let (url, _accepting) = ws_server(None).await;
     let rec = over_ws(
         &url,
         Model::Closed { clients: 3 },
         3,
         Duration::from_millis(200),
+        || {},
     )
     .await;
     let c = rec.totals;
     assert!(c.ok > 0 && c.ok == c.due, "{c:?}");
     let s = rec.sessions.unwrap();
     assert_eq!((s.opened, s.dropped, s.lost), (3, 0, 0), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ws_session_that_cannot_reconnect_is_reported_lost() {
+    let (url, accepting) = ws_server(Some(6)).await;
+    // Once the session is open the server refuses new connections: the session
+    // dropped on the 6th request finds the port closed on every attempt.
+    let rec = over_ws(
+        &url,
+        Model::Open {
+            rate: 100.0,
+            rate_to: None,
+            max_in_flight: 100,
+        },
+        1,
+        Duration::from_millis(500),
+        move || accepting.abort(),
+    )
+    .await;
+    let c = rec.totals;
+    assert_eq!(c.due, 50, "{c:?}");
+    // Five answered, then every request failed: in flight on the drop, or sent while
+    // the session was down. None left to time out, none lost silently.
+    assert_eq!((c.ok, c.failed, c.timed_out), (5, 45, 0), "{c:?}");
+    assert!(
+        rec.errors.get("ws session down").is_some_and(|n| *n >= 40),
+        "{:?}",
+        rec.errors
+    );
+    let s = rec.sessions.unwrap();
+    assert_eq!(
+        (s.opened, s.dropped, s.reconnected, s.lost),
+        (1, 1, 0, 1),
+        "{s:?}"
+    );
 }

@@ -7,8 +7,8 @@
 //! mid-run, every request still waiting on it ends at once as failed
 //! (`ws session lost`, never left to look like a timeout or forgotten), requests made
 //! while it is down fail as `ws session down`, and the session connects again, up to
-//! [`MAX_RECONNECTS`] times in a row; a session that could not is lost, and the
-//! report says how many were. An answer that arrives after its request was given up
+//! [`MAX_RECONNECTS`] times in a row; a session still down when the load ends is
+//! lost, and the report says how many were. An answer that arrives after its request was given up
 //! (timed out) is dropped.
 
 use std::collections::HashMap;
@@ -38,7 +38,8 @@ pub struct SessionStats {
     pub dropped: u64,
     /// Times a dropped session connected again.
     pub reconnected: u64,
-    /// Sessions that could not connect again within [`MAX_RECONNECTS`] attempts.
+    /// Sessions down when the load ended: dropped and not connected again (their
+    /// [`MAX_RECONNECTS`] attempts used up, or still under way).
     pub lost: u64,
     /// Requests in flight on a connection when it dropped (counted as failed).
     pub failed_in_flight: u64,
@@ -60,7 +61,6 @@ pub struct OpenError {
 struct Counters {
     dropped: AtomicU64,
     reconnected: AtomicU64,
-    lost: AtomicU64,
     failed_in_flight: AtomicU64,
 }
 
@@ -135,7 +135,7 @@ impl Sessions {
             opened: self.sessions.len() as u64,
             dropped: c.dropped.load(Ordering::Relaxed),
             reconnected: c.reconnected.load(Ordering::Relaxed),
-            lost: c.lost.load(Ordering::Relaxed),
+            lost: self.sessions.iter().filter(|s| !s.is_up()).count() as u64,
             failed_in_flight: c.failed_in_flight.load(Ordering::Relaxed),
         }
     }
@@ -202,6 +202,11 @@ impl Session {
             state,
             ids: AtomicU64::new(1),
         }
+    }
+
+    /// Whether its connection is up.
+    fn is_up(&self) -> bool {
+        lock(&self.state).out.is_some()
     }
 
     /// Sends one JSON-RPC request (its `id` replaced by the session's own) and waits
@@ -282,7 +287,7 @@ async fn drive(
             }
         }
         if socket.is_none() {
-            counters.lost.fetch_add(1, Ordering::Relaxed);
+            // Lost: down from now on, and counted so by `Sessions::stats`.
             return;
         }
         counters.reconnected.fetch_add(1, Ordering::Relaxed);

@@ -14,8 +14,9 @@
 //! the scenario says, so its latency would look better than it is.
 //!
 //! Every request ends as one of: ok, failed (a JSON-RPC error, an HTTP error status,
-//! a broken connection or WebSocket session), timed out (no answer within `timeout_ms`; its latency is
-//! recorded as the time it was given up after), or dropped (never sent). Figures are
+//! a broken connection or WebSocket session), timed out (no answer within
+//! `timeout_ms`; its latency is recorded as the time it was given up after), or
+//! dropped (never sent). Figures are
 //! kept per [`BUCKET`] of scenario time by intended send time, so a window of the run
 //! (before, during, after a fault) can be asserted on; requests due in the warm-up
 //! are sent but only counted in the totals.

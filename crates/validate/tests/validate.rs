@@ -684,20 +684,30 @@ async fn a_hanging_service_times_out_the_requests_of_a_ws_load_in_the_fault_wind
 
 /// A JSON-RPC WebSocket server on loopback that answers every request with a result,
 /// except that its first connection is closed when its `close_at`th request arrives
-/// (unanswered). Its `ws://` URL, and the task that accepts connections (abort it to
-/// refuse new ones: the connections made go on).
-async fn ws_server(close_at: Option<usize>) -> (String, tokio::task::JoinHandle<()>) {
+/// (unanswered). Its `ws://` URL, the task that accepts connections (abort it to
+/// refuse new ones: the connections made go on), and a count of the connections that
+/// carried at least one request.
+async fn ws_server(
+    close_at: Option<usize>,
+) -> (
+    String,
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    async fn serve(mut socket: WebSocket, close_at: Option<usize>) {
+    async fn serve(mut socket: WebSocket, close_at: Option<usize>, used: Arc<AtomicUsize>) {
         let mut seen = 0;
         while let Some(Ok(message)) = socket.recv().await {
             let Message::Text(text) = message else {
                 continue;
             };
             seen += 1;
+            if seen == 1 {
+                used.fetch_add(1, Ordering::Relaxed);
+            }
             if Some(seen) == close_at {
                 let _ = socket.send(Message::Close(None)).await;
                 return;
@@ -715,22 +725,24 @@ async fn ws_server(close_at: Option<usize>) -> (String, tokio::task::JoinHandle<
     }
 
     let connections = Arc::new(AtomicUsize::new(0));
-    let router =
-        Router::new().route(
-            "/ws",
-            axum::routing::get(move |upgrade: WebSocketUpgrade| {
-                let first = connections.fetch_add(1, Ordering::Relaxed) == 0;
-                async move {
-                    upgrade.on_upgrade(move |socket| serve(socket, close_at.filter(|_| first)))
-                }
-            }),
-        );
+    let used = Arc::new(AtomicUsize::new(0));
+    let serving = used.clone();
+    let router = Router::new().route(
+        "/ws",
+        axum::routing::get(move |upgrade: WebSocketUpgrade| {
+            let first = connections.fetch_add(1, Ordering::Relaxed) == 0;
+            let used = used.clone();
+            async move {
+                upgrade.on_upgrade(move |socket| serve(socket, close_at.filter(|_| first), used))
+            }
+        }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
     let accepting = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    (url, accepting)
+    (url, accepting, serving)
 }
 
 /// Runs a load over `sessions` opened to `url`; then (before the clock starts)
@@ -773,7 +785,7 @@ async fn over_ws(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ws_session_that_drops_fails_its_requests_in_flight_and_reconnects() {
-    let (url, _accepting) = ws_server(Some(6)).await;
+    let (url, _accepting, _) = ws_server(Some(6)).await;
     let rec = over_ws(
         &url,
         Model::Open {
@@ -808,7 +820,7 @@ async fn a_ws_session_that_drops_fails_its_requests_in_flight_and_reconnects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_ws_load_gives_each_client_its_own_session() {
-    let (url, _accepting) = ws_server(None).await;
+    let (url, _accepting, used) = ws_server(None).await;
     let rec = over_ws(
         &url,
         Model::Closed { clients: 3 },
@@ -821,11 +833,13 @@ async fn a_closed_ws_load_gives_each_client_its_own_session() {
     assert!(c.ok > 0 && c.ok == c.due, "{c:?}");
     let s = rec.sessions.unwrap();
     assert_eq!((s.opened, s.dropped, s.lost), (3, 0, 0), "{s:?}");
+    // Every client sent over a connection of its own.
+    assert_eq!(used.load(std::sync::atomic::Ordering::Relaxed), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ws_session_that_cannot_reconnect_is_reported_lost() {
-    let (url, accepting) = ws_server(Some(6)).await;
+    let (url, accepting, _) = ws_server(Some(6)).await;
     // Once the session is open the server refuses new connections: the session
     // dropped on the 6th request finds the port closed on every attempt.
     let rec = over_ws(

@@ -3,8 +3,8 @@
 //!
 //! A [`Scenario`] (TOML; `docs/validate.md`) names the node's configuration, the
 //! services to start (a test service whose faults can be switched on), fault proxies
-//! in front of real servers, load profiles in the open or closed model, faults at
-//! given times, and assertions. [`run`] starts it all on loopback, drives the load
+//! in front of real servers, load profiles in the open or closed model (over HTTP or
+//! WebSocket sessions), faults at given times, and assertions. [`run`] starts it all on loopback, drives the load
 //! (latency from the intended send time, HDR histograms, the generator's own
 //! saturation detected), applies the faults on time, samples `/metrics`, checks the
 //! assertions and returns a [`Report`] that writes itself as JSON, Markdown and one

@@ -1,6 +1,7 @@
-//! The load generator: JSON-RPC requests over HTTP to a node on loopback, in the
-//! open model (requests start on a schedule whatever the answers do) or the closed
-//! model (N clients, each waiting for its answer).
+//! The load generator: JSON-RPC requests to a node on loopback, over HTTP
+//! (`POST /rpc`) or over long-lived WebSocket sessions ([`ws`]: `/ws`, answers matched
+//! by id), in the open model (requests start on a schedule whatever the answers do) or
+//! the closed model (N clients, each waiting for its answer).
 //!
 //! In the open model a request's latency runs from its *intended* send time, not
 //! from when the generator got round to sending it, so a stall of the server shows
@@ -13,8 +14,9 @@
 //! the scenario says, so its latency would look better than it is.
 //!
 //! Every request ends as one of: ok, failed (a JSON-RPC error, an HTTP error status,
-//! a broken connection), timed out (no answer within `timeout_ms`; its latency is
-//! recorded as the time it was given up after), or dropped (never sent). Figures are
+//! a broken connection or WebSocket session), timed out (no answer within
+//! `timeout_ms`; its latency is recorded as the time it was given up after), or
+//! dropped (never sent). Figures are
 //! kept per [`BUCKET`] of scenario time by intended send time, so a window of the run
 //! (before, during, after a fault) can be asserted on; requests due in the warm-up
 //! are sent but only counted in the totals.
@@ -29,6 +31,8 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::scenario::Model;
+
+pub mod ws;
 
 /// The width of a timeline bucket.
 pub const BUCKET: Duration = Duration::from_millis(250);
@@ -48,7 +52,8 @@ pub const SEQ: &str = "${seq}";
 pub struct LoadPlan {
     /// Its name.
     pub name: String,
-    /// The URL requests are posted to (`http://127.0.0.1:PORT/rpc`).
+    /// The URL requests are posted to (`http://127.0.0.1:PORT/rpc`); for a load over
+    /// WebSocket sessions, the URL they were opened to (`ws://127.0.0.1:PORT/ws`).
     pub url: String,
     /// The request body; every [`SEQ`] in it becomes the request's sequence number,
     /// and the numbers of the requests answered ok are kept ([`Recorder::acked`]).
@@ -152,6 +157,8 @@ pub struct Recorder {
     /// The sequence numbers of the requests answered ok, warm-up included (kept
     /// only when the body names [`SEQ`]).
     pub acked: Vec<u64>,
+    /// How its WebSocket sessions fared, for a load over them (set when it ends).
+    pub sessions: Option<ws::SessionStats>,
     warmup_end: Duration,
 }
 
@@ -164,6 +171,7 @@ impl Recorder {
             buckets: Vec::new(),
             errors: BTreeMap::new(),
             acked: Vec::new(),
+            sessions: None,
             warmup_end,
         }
     }
@@ -280,9 +288,42 @@ impl Template {
     }
 }
 
+/// How a load's requests travel.
+#[derive(Clone, Debug)]
+pub enum Via {
+    /// One `POST` of [`LoadPlan::url`] each, on this client's pooled connections.
+    Http(reqwest::Client),
+    /// Over these sessions, opened before the clock starts: round-robin in the open
+    /// model, session `i` for client `i` in the closed one.
+    Ws(Arc<ws::Sessions>),
+}
+
+impl Via {
+    /// Sends one request (as client `client` in the closed model) and classifies
+    /// its answer.
+    async fn send(
+        &self,
+        url: &str,
+        body: bytes::Bytes,
+        timeout: Duration,
+        client: Option<usize>,
+    ) -> Outcome {
+        match self {
+            Via::Http(http) => send(http, url, body, timeout).await,
+            Via::Ws(sessions) => {
+                let session = match client {
+                    Some(i) => sessions.get(i),
+                    None => sessions.next(),
+                };
+                session.call(&body, timeout).await
+            }
+        }
+    }
+}
+
 /// Runs `plan` from `t0` (the run's start) to its end; every loop is bounded by the
 /// plan's end and every request by its timeout.
-pub async fn run(plan: LoadPlan, client: reqwest::Client, t0: Instant, rec: Shared) {
+pub async fn run(plan: LoadPlan, via: Via, t0: Instant, rec: Shared) {
     match plan.model {
         Model::Open {
             rate,
@@ -291,15 +332,18 @@ pub async fn run(plan: LoadPlan, client: reqwest::Client, t0: Instant, rec: Shar
         } => {
             open(
                 &plan,
-                client,
+                via.clone(),
                 t0,
-                rec,
+                rec.clone(),
                 (rate, rate_to.unwrap_or(rate)),
                 max_in_flight,
             )
             .await
         }
-        Model::Closed { clients } => closed(&plan, client, t0, rec, clients).await,
+        Model::Closed { clients } => closed(&plan, via.clone(), t0, rec.clone(), clients).await,
+    }
+    if let Via::Ws(sessions) = via {
+        lock(&rec).sessions = Some(sessions.stats());
     }
 }
 
@@ -324,7 +368,7 @@ pub fn schedule(i: u64, (r0, r1): (f64, f64), length: Duration) -> Option<Durati
 
 async fn open(
     plan: &LoadPlan,
-    client: reqwest::Client,
+    via: Via,
     t0: Instant,
     rec: Shared,
     rates: (f64, f64),
@@ -348,15 +392,15 @@ async fn open(
         }
         lock(&rec).due(at, Some(lag), false);
         in_flight.fetch_add(1, Ordering::Relaxed);
-        let (client, rec, in_flight, idle) =
-            (client.clone(), rec.clone(), in_flight.clone(), idle.clone());
+        let (via, rec, in_flight, idle) =
+            (via.clone(), rec.clone(), in_flight.clone(), idle.clone());
         let (body, seq) = template.render(&plan.body, i);
         let (url, timeout) = (plan.url.clone(), plan.timeout);
         tokio::spawn(async move {
-            let outcome = send(&client, &url, body, timeout).await;
+            let outcome = via.send(&url, body, timeout, None).await;
             lock(&rec).ended(at, intended.elapsed(), outcome, seq);
             // Let go of the shared state before saying so: the waiter takes it back.
-            drop((rec, client));
+            drop((rec, via));
             if in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
                 idle.notify_one();
             }
@@ -374,20 +418,14 @@ async fn open(
     }
 }
 
-async fn closed(
-    plan: &LoadPlan,
-    client: reqwest::Client,
-    t0: Instant,
-    rec: Shared,
-    clients: usize,
-) {
+async fn closed(plan: &LoadPlan, via: Via, t0: Instant, rec: Shared, clients: usize) {
     tokio::time::sleep_until(t0 + plan.start).await;
     let end = t0 + plan.end;
     let template = Template::of(&plan.body);
     let numbers = Arc::new(std::sync::atomic::AtomicU64::new(1));
     let mut tasks = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        let (client, rec) = (client.clone(), rec.clone());
+    for i in 0..clients {
+        let (via, rec) = (via.clone(), rec.clone());
         let (template, numbers) = (template.clone(), numbers.clone());
         let (url, body, timeout) = (plan.url.clone(), plan.body.clone(), plan.timeout);
         tasks.push(tokio::spawn(async move {
@@ -397,7 +435,7 @@ async fn closed(
                 lock(&rec).due(at, None, false);
                 let (request, seq) =
                     template.render(&body, numbers.fetch_add(1, Ordering::Relaxed));
-                let outcome = send(&client, &url, request, timeout).await;
+                let outcome = via.send(&url, request, timeout, Some(i)).await;
                 lock(&rec).ended(at, sent.elapsed(), outcome, seq);
             }
         }));
@@ -440,9 +478,14 @@ pub async fn send(
 
 /// A JSON-RPC answer: ok when it has a `result`, failed with its code otherwise.
 fn classify(body: &[u8]) -> Outcome {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return Outcome::Failed("invalid answer".into());
-    };
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) => classify_value(&value),
+        Err(_) => Outcome::Failed("invalid answer".into()),
+    }
+}
+
+/// [`classify`] of an answer already parsed.
+fn classify_value(value: &serde_json::Value) -> Outcome {
     match value.get("error") {
         None if value.get("result").is_some() => Outcome::Ok,
         None => Outcome::Failed("invalid answer".into()),

@@ -13,6 +13,7 @@ use crate::ValidateError;
 use crate::assertions::{AssertionResult, Status};
 use crate::env::Environment;
 use crate::faults::FaultRecord;
+use crate::load::ws::SessionStats;
 use crate::load::{BUCKET, Counts, Recorder, SATURATION_LAG_US};
 use crate::process::ProcessReport;
 
@@ -97,6 +98,9 @@ pub struct LoadReport {
     pub errors: BTreeMap<String, u64>,
     /// The timeline, one point per 250 ms.
     pub timeline: Vec<Point>,
+    /// How its WebSocket sessions fared, for a load over them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionStats>,
 }
 
 impl LoadReport {
@@ -174,6 +178,7 @@ impl LoadReport {
             saturated,
             errors: rec.errors.clone(),
             timeline,
+            sessions: rec.sessions,
         }
     }
 }
@@ -376,6 +381,20 @@ impl Report {
             .collect();
         if !errors.is_empty() {
             let _ = writeln!(md, "\nFailures by kind: {}.", errors.join("; "));
+        }
+        let sessions: Vec<String> = self
+            .loads
+            .iter()
+            .filter_map(|l| {
+                let s = l.sessions?;
+                Some(format!(
+                    "`{}`: {} opened, {} dropped mid-run ({} requests in flight on them failed), {} reconnected, {} lost",
+                    l.name, s.opened, s.dropped, s.failed_in_flight, s.reconnected, s.lost
+                ))
+            })
+            .collect();
+        if !sessions.is_empty() {
+            let _ = writeln!(md, "\nWebSocket sessions: {}.", sessions.join("; "));
         }
         if !self.faults.is_empty() {
             let _ = writeln!(

@@ -375,16 +375,45 @@ async fn drive(
     let metrics_url = format!("http://{addr}/metrics");
     let duration = Duration::from_secs_f64(scenario.duration_s);
     let warmup_end = Duration::from_secs_f64(scenario.warmup_s);
+    // The WebSocket sessions of the loads over them, opened (on the generator's
+    // runtime, which serves them) before the clock starts.
+    let ws_url = format!("ws://{addr}/ws");
+    let mut vias = Vec::with_capacity(scenario.loads.len());
+    for spec in &scenario.loads {
+        let via = match spec.ws_sessions() {
+            None => Ok(load::Via::Http(load_client.clone())),
+            Some(n) => generator
+                .spawn(load::ws::Sessions::open(ws_url.clone(), n))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|opened| opened.map_err(|e| e.to_string()))
+                .map(|sessions| load::Via::Ws(std::sync::Arc::new(sessions))),
+        };
+        match via {
+            Ok(via) => vias.push(via),
+            Err(why) => {
+                drop(vias);
+                generator.shutdown_background();
+                return Err(ValidateError::start(
+                    format!("the WebSocket sessions of load {}", spec.name),
+                    why,
+                ));
+            }
+        }
+    }
     // A moment to spawn everything before the clock starts.
     let t0 = Instant::now() + Duration::from_millis(100);
     let t0_wall = Timestamp::now().saturating_add(Duration::from_millis(100));
 
     let mut recorders = Vec::new();
     let mut tasks = Vec::new();
-    for spec in &scenario.loads {
+    for (spec, via) in scenario.loads.iter().zip(vias) {
         let plan = LoadPlan {
             name: spec.name.clone(),
-            url: url.clone(),
+            url: match via {
+                load::Via::Http(_) => url.clone(),
+                load::Via::Ws(_) => ws_url.clone(),
+            },
             body: bytes::Bytes::from(with_run(spec.target.body())),
             model: spec.model.clone(),
             start: Duration::from_secs_f64(spec.start_s),
@@ -394,7 +423,7 @@ async fn drive(
         };
         let rec = load::recorder(&plan);
         recorders.push((spec, rec.clone()));
-        tasks.push(generator.spawn(load::run(plan, load_client.clone(), t0, rec)));
+        tasks.push(generator.spawn(load::run(plan, via, t0, rec)));
     }
     let breaker_services: BTreeSet<String> = scenario
         .assertions
@@ -508,7 +537,13 @@ async fn drive(
     let loads = guards
         .iter()
         .map(|(spec, rec)| {
-            let (model, offered) = model_words(&spec.model);
+            let (mut model, offered) = model_words(&spec.model);
+            if let Some(n) = spec.ws_sessions() {
+                model.push_str(&format!(
+                    " over {n} ws session{}",
+                    if n == 1 { "" } else { "s" }
+                ));
+            }
             LoadReport::new(
                 &spec.name,
                 spec.target.label(),

@@ -267,10 +267,45 @@ pub struct LoadSpec {
     /// A request unanswered after this is counted as timed out.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// How its requests travel: `"http"` (`POST /rpc`, the default) or `"ws"`
+    /// (long-lived WebSocket sessions to `/ws`, opened before the clock starts).
+    #[serde(default)]
+    pub transport: Transport,
+    /// With `transport = "ws"`, how many sessions (1 to [`MAX_SESSIONS`]; default 1 in
+    /// the open model, which sends over them round-robin, and one per client in the
+    /// closed model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<usize>,
 }
 
 fn default_timeout_ms() -> u64 {
     2000
+}
+
+/// The most WebSocket sessions one load opens.
+pub const MAX_SESSIONS: usize = 1000;
+
+/// How a load's requests travel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// One `POST /rpc` per request.
+    #[default]
+    Http,
+    /// JSON-RPC over WebSocket sessions to `/ws`, answers matched by id.
+    Ws,
+}
+
+impl LoadSpec {
+    /// The WebSocket sessions the load opens: none over HTTP, one per client in the
+    /// closed model, else `sessions` (default 1).
+    pub fn ws_sessions(&self) -> Option<usize> {
+        match (self.transport, &self.model) {
+            (Transport::Http, _) => None,
+            (Transport::Ws, Model::Closed { clients }) => Some(*clients),
+            (Transport::Ws, Model::Open { .. }) => Some(self.sessions.unwrap_or(1)),
+        }
+    }
 }
 
 /// A fault at a given time.
@@ -738,6 +773,32 @@ impl Scenario {
                     }
                 }
             }
+            match (l.transport, l.sessions, &l.model) {
+                (Transport::Http, Some(_), _) => {
+                    return err(at("sessions"), "applies to transport = \"ws\" only");
+                }
+                (_, Some(n), _) if !(1..=MAX_SESSIONS).contains(&n) => {
+                    return Err((
+                        at("sessions"),
+                        format!("must be 1 to {MAX_SESSIONS} WebSocket sessions"),
+                    ));
+                }
+                (Transport::Ws, Some(n), Model::Closed { clients }) if n != *clients => {
+                    return err(
+                        at("sessions"),
+                        "a closed-model ws load opens one session per client: leave it out or make it equal to clients",
+                    );
+                }
+                (Transport::Ws, None, Model::Closed { clients }) if *clients > MAX_SESSIONS => {
+                    return Err((
+                        at("clients"),
+                        format!(
+                            "a closed-model ws load opens one session per client: at most {MAX_SESSIONS}"
+                        ),
+                    ));
+                }
+                _ => {}
+            }
             if let Target::Call { call, .. } = &l.target
                 && call
                     .split_once('.')
@@ -1115,6 +1176,37 @@ rate = 100
         )
         .unwrap();
         assert_eq!(ok.faults[0].kind, FaultKind::Kill { restart: true });
+        let ws = |extra: &str| {
+            Scenario::parse(
+                "t.toml",
+                &MINIMAL.replace("rate = 100", &format!("rate = 100\n{extra}")),
+            )
+        };
+        for (extra, field) in [
+            ("transport = \"ws\"\nsessions = 0", "loads[0].sessions"),
+            ("transport = \"ws\"\nsessions = 1001", "loads[0].sessions"),
+            ("sessions = 2", "loads[0].sessions"),
+            ("transport = \"smoke\"", "loads[0].transport"),
+        ] {
+            let e = ws(extra).unwrap_err().to_string();
+            assert!(e.contains(field), "{extra}: {e}");
+        }
+        let s = ws("transport = \"ws\"\nsessions = 8").unwrap();
+        assert_eq!(s.loads[0].ws_sessions(), Some(8));
+        assert_eq!(
+            Scenario::parse("t", MINIMAL).unwrap().loads[0].ws_sessions(),
+            None
+        );
+        let closed = MINIMAL.replace(
+            "model = \"open\"\nrate = 100",
+            "model = \"closed\"\nclients = 3",
+        );
+        let s = Scenario::parse("t", &format!("{closed}transport = \"ws\"\n")).unwrap();
+        assert_eq!(s.loads[0].ws_sessions(), Some(3));
+        let e = Scenario::parse("t", &format!("{closed}transport = \"ws\"\nsessions = 2\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loads[0].sessions"), "{e}");
         let e = Scenario::parse("t.toml", &format!("{MINIMAL}bogus = 1\n"))
             .unwrap_err()
             .to_string();

@@ -173,7 +173,13 @@ async fn measure(model: Model) -> load::Recorder {
         timeout: Duration::from_secs(3),
     };
     let rec = load::recorder(&plan);
-    load::run(plan, load::client().unwrap(), t0, rec.clone()).await;
+    load::run(
+        plan,
+        load::Via::Http(load::client().unwrap()),
+        t0,
+        rec.clone(),
+    )
+    .await;
     std::sync::Arc::try_unwrap(rec)
         .unwrap()
         .into_inner()
@@ -521,4 +527,347 @@ async fn a_failing_setup_call_stops_the_run_naming_it() {
         .to_string();
     assert!(error.contains("setup[1] (svc.nope)"), "{error}");
     assert!(error.contains("-32601"), "{error}");
+}
+
+/// The same open-model load over HTTP and over WebSocket sessions, and a publish
+/// load over sessions, against the test service at a modest rate.
+const OVER_WS: &str = r#"
+name = "over-ws"
+duration_s = 2
+warmup_s = 0.25
+
+[[services]]
+kind = "test"
+name = "svc"
+
+[[loads]]
+name = "http"
+target = { call = "svc.read", params = { n = 1 } }
+model = "open"
+rate = 100
+
+[[loads]]
+name = "ws"
+target = { call = "svc.read", params = { n = 1 } }
+model = "open"
+rate = 100
+transport = "ws"
+sessions = 4
+
+[[loads]]
+name = "events"
+target = { publish = "validate.ws", payload = { n = 1 } }
+model = "open"
+rate = 50
+transport = "ws"
+sessions = 2
+
+[[assertions]]
+kind = "error_rate"
+load = "ws"
+max = 0.0
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ws_load_gets_the_answers_an_http_load_gets() {
+    let scenario = Scenario::parse("over-ws", OVER_WS).unwrap();
+    let report = plexus_validate::run_async(scenario, &Options::default())
+        .await
+        .unwrap();
+    let md = report.to_markdown();
+    assert!(report.passed, "{md}");
+    let (http, ws, events) = (&report.loads[0], &report.loads[1], &report.loads[2]);
+    for l in [http, ws, events] {
+        let c = &l.measured;
+        assert!(c.due > 0, "{md}");
+        assert_eq!(
+            (c.ok, c.failed, c.timed_out, c.dropped),
+            (c.due, 0, 0, 0),
+            "{}: {md}",
+            l.name
+        );
+    }
+    // The same schedule, the same answers.
+    assert_eq!(ws.measured, http.measured, "{md}");
+    assert_eq!(ws.totals, http.totals, "{md}");
+    assert_eq!(http.model, "open 100/s", "{md}");
+    assert_eq!(ws.model, "open 100/s over 4 ws sessions", "{md}");
+    assert_eq!(events.model, "open 50/s over 2 ws sessions", "{md}");
+    assert_eq!(http.sessions, None);
+    let s = ws.sessions.unwrap();
+    assert_eq!((s.opened, s.dropped, s.lost), (4, 0, 0), "{md}");
+    assert!(md.contains("WebSocket sessions: `ws`: 4 opened"), "{md}");
+}
+
+/// A ws load whose service hangs from 1 s to 2 s: the requests due in the hang are
+/// not answered within the load's 300 ms and count as timed out (the node's own
+/// timeout for the service is longer than the hang).
+const WS_HANG: &str = r#"
+name = "ws-hang"
+duration_s = 3
+warmup_s = 0.25
+
+[config.calls.services.svc]
+timeout_ms = 3000
+
+[[services]]
+kind = "test"
+name = "svc"
+
+[[loads]]
+name = "ws"
+target = { call = "svc.read" }
+model = "open"
+rate = 50
+timeout_ms = 300
+transport = "ws"
+sessions = 2
+
+[[faults]]
+name = "hang"
+target = "service:svc"
+kind = "hang"
+at_s = 1.0
+duration_s = 1.0
+
+[[assertions]]
+kind = "error_rate"
+load = "ws"
+max = 0.0
+to_s = 0.75
+
+[[assertions]]
+kind = "error_rate"
+load = "ws"
+min = 0.9
+from_s = 1.0
+to_s = 1.5
+
+[[assertions]]
+kind = "error_rate"
+load = "ws"
+max = 0.0
+from_s = 2.25
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_service_times_out_the_requests_of_a_ws_load_in_the_fault_window() {
+    let scenario = Scenario::parse("ws-hang", WS_HANG).unwrap();
+    let report = plexus_validate::run_async(scenario, &Options::default())
+        .await
+        .unwrap();
+    let md = report.to_markdown();
+    let statuses: Vec<Status> = report.assertions.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [Status::Pass; 3], "{md}");
+    let ws = &report.loads[0];
+    // Timed out, not failed: the sessions stayed up and the answers never came in time.
+    let in_hang = ws
+        .timeline
+        .iter()
+        .filter(|p| p.t_s >= 1.0 - 1e-9 && p.t_s < 1.5)
+        .fold((0, 0, 0), |(due, t, f), p| {
+            (
+                due + p.counts.due,
+                t + p.counts.timed_out,
+                f + p.counts.failed,
+            )
+        });
+    assert!(
+        in_hang.0 > 0 && in_hang.1 * 10 >= in_hang.0 * 9,
+        "{in_hang:?}: {md}"
+    );
+    assert_eq!(in_hang.2, 0, "{md}");
+    assert!(ws.errors.get("timed out").is_some_and(|n| *n > 0), "{md}");
+    let s = ws.sessions.unwrap();
+    assert_eq!((s.opened, s.dropped, s.lost), (2, 0, 0), "{md}");
+}
+
+/// A JSON-RPC WebSocket server on loopback that answers every request with a result,
+/// except that its first connection is closed when its `close_at`th request arrives
+/// (unanswered). Its `ws://` URL, the task that accepts connections (abort it to
+/// refuse new ones: the connections made go on), and a count of the connections that
+/// carried at least one request.
+async fn ws_server(
+    close_at: Option<usize>,
+) -> (
+    String,
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    async fn serve(mut socket: WebSocket, close_at: Option<usize>, used: Arc<AtomicUsize>) {
+        let mut seen = 0;
+        while let Some(Ok(message)) = socket.recv().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            seen += 1;
+            if seen == 1 {
+                used.fetch_add(1, Ordering::Relaxed);
+            }
+            if Some(seen) == close_at {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+            let request: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+            let answer = serde_json::json!({"jsonrpc": "2.0", "id": request["id"], "result": {}});
+            if socket
+                .send(Message::Text(answer.to_string().into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    let connections = Arc::new(AtomicUsize::new(0));
+    let used = Arc::new(AtomicUsize::new(0));
+    let serving = used.clone();
+    let router = Router::new().route(
+        "/ws",
+        axum::routing::get(move |upgrade: WebSocketUpgrade| {
+            let first = connections.fetch_add(1, Ordering::Relaxed) == 0;
+            let used = used.clone();
+            async move {
+                upgrade.on_upgrade(move |socket| serve(socket, close_at.filter(|_| first), used))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    let accepting = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (url, accepting, serving)
+}
+
+/// Runs a load over `sessions` opened to `url`; then (before the clock starts)
+/// `after_open` is done, so the server can stop accepting.
+async fn over_ws(
+    url: &str,
+    model: Model,
+    sessions: usize,
+    end: Duration,
+    after_open: impl FnOnce(),
+) -> load::Recorder {
+    let sessions = load::ws::Sessions::open(url.to_owned(), sessions)
+        .await
+        .unwrap();
+    after_open();
+    let plan = LoadPlan {
+        name: "ws".into(),
+        url: url.to_owned(),
+        body: bytes::Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"x.y","params":{}}"#),
+        model,
+        start: Duration::ZERO,
+        end,
+        warmup_end: Duration::ZERO,
+        timeout: Duration::from_secs(1),
+    };
+    let rec = load::recorder(&plan);
+    let t0 = Instant::now() + Duration::from_millis(20);
+    load::run(
+        plan,
+        load::Via::Ws(std::sync::Arc::new(sessions)),
+        t0,
+        rec.clone(),
+    )
+    .await;
+    std::sync::Arc::try_unwrap(rec)
+        .unwrap()
+        .into_inner()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ws_session_that_drops_fails_its_requests_in_flight_and_reconnects() {
+    let (url, _accepting, _) = ws_server(Some(6)).await;
+    let rec = over_ws(
+        &url,
+        Model::Open {
+            rate: 100.0,
+            rate_to: None,
+            max_in_flight: 100,
+        },
+        1,
+        Duration::from_millis(800),
+        || {},
+    )
+    .await;
+    let c = rec.totals;
+    // Every request ended, none silently: the one the server closed on failed.
+    assert_eq!(c.due, 80, "{c:?}");
+    assert_eq!(c.ok + c.failed, c.due, "{c:?}");
+    assert_eq!(c.timed_out, 0, "{c:?}");
+    assert!(c.failed >= 1 && c.ok >= 70, "{c:?}");
+    assert!(
+        rec.errors.get("ws session lost").is_some_and(|n| *n >= 1),
+        "{:?}",
+        rec.errors
+    );
+    let s = rec.sessions.unwrap();
+    assert_eq!(
+        (s.opened, s.dropped, s.reconnected, s.lost),
+        (1, 1, 1, 0),
+        "{s:?}"
+    );
+    assert!(s.failed_in_flight >= 1, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_ws_load_gives_each_client_its_own_session() {
+    let (url, _accepting, used) = ws_server(None).await;
+    let rec = over_ws(
+        &url,
+        Model::Closed { clients: 3 },
+        3,
+        Duration::from_millis(200),
+        || {},
+    )
+    .await;
+    let c = rec.totals;
+    assert!(c.ok > 0 && c.ok == c.due, "{c:?}");
+    let s = rec.sessions.unwrap();
+    assert_eq!((s.opened, s.dropped, s.lost), (3, 0, 0), "{s:?}");
+    // Every client sent over a connection of its own.
+    assert_eq!(used.load(std::sync::atomic::Ordering::Relaxed), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ws_session_that_cannot_reconnect_is_reported_lost() {
+    let (url, accepting, _) = ws_server(Some(6)).await;
+    // Once the session is open the server refuses new connections: the session
+    // dropped on the 6th request finds the port closed on every attempt.
+    let rec = over_ws(
+        &url,
+        Model::Open {
+            rate: 100.0,
+            rate_to: None,
+            max_in_flight: 100,
+        },
+        1,
+        Duration::from_millis(500),
+        move || accepting.abort(),
+    )
+    .await;
+    let c = rec.totals;
+    assert_eq!(c.due, 50, "{c:?}");
+    // Five answered, then every request failed: in flight on the drop, or sent while
+    // the session was down. None left to time out, none lost silently.
+    assert_eq!((c.ok, c.failed, c.timed_out), (5, 45, 0), "{c:?}");
+    assert!(
+        rec.errors.get("ws session down").is_some_and(|n| *n >= 40),
+        "{:?}",
+        rec.errors
+    );
+    let s = rec.sessions.unwrap();
+    assert_eq!(
+        (s.opened, s.dropped, s.reconnected, s.lost),
+        (1, 1, 0, 1),
+        "{s:?}"
+    );
 }

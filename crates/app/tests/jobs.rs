@@ -11,6 +11,17 @@ use plexus_client::ClientError;
 use serde_json::json;
 use support::Served;
 
+/// The node's `jobs.mail.completed` events, from now on.
+fn mail_completions(node: &Served) -> plexus_bus::Subscription {
+    node.node
+        .bus()
+        .subscribe(
+            "jobs.mail.completed",
+            plexus_bus::SubscribeOptions::default(),
+        )
+        .expect("subscribe")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_is_a_deferred_call_on_a_served_node() {
     let node = Served::start("jobs", "", "").await;
@@ -19,14 +30,7 @@ async fn a_job_is_a_deferred_call_on_a_served_node() {
         .call("datastore.create_collection", json!({"name": "notes"}))
         .await
         .expect("datastore.create_collection");
-    let mut completed = node
-        .node
-        .bus()
-        .subscribe(
-            "jobs.mail.completed",
-            plexus_bus::SubscribeOptions::default(),
-        )
-        .expect("subscribe");
+    let mut completed = mail_completions(&node);
 
     let put = json!({"collection": "notes", "id": "n1", "doc": {"text": "later"}});
     let answer = client
@@ -105,14 +109,7 @@ scopes = ["call:jobs.*", "call:datastore.put"]
         .call("datastore.create_collection", json!({"name": "orders"}))
         .await
         .expect("datastore.create_collection");
-    let mut completed = node
-        .node
-        .bus()
-        .subscribe(
-            "jobs.mail.completed",
-            plexus_bus::SubscribeOptions::default(),
-        )
-        .expect("subscribe");
+    let mut completed = mail_completions(&node);
     let receipt = |id: &str| {
         json!({"queue": "mail", "target": "datastore.put",
                "params": {"collection": "orders", "id": format!("receipt-{id}"), "doc": {"for": id}}})

@@ -203,18 +203,6 @@ struct Figures {
     p99_us: f64,
 }
 
-#[cfg(feature = "apalis")]
-impl From<apalis::Figures> for Figures {
-    fn from(f: apalis::Figures) -> Self {
-        Self {
-            enqueue_per_s: f.enqueue_per_s,
-            processed_per_s: f.processed_per_s,
-            p50_us: f.p50_us,
-            p99_us: f.p99_us,
-        }
-    }
-}
-
 /// The ceiling's name in the report.
 const APALIS: &str = "apalis 1.0, same backend";
 
@@ -335,7 +323,7 @@ async fn sqlite(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
     let ours = measure(Arc::new(backend), plan).await;
     #[cfg(feature = "apalis")]
     let peer = match &ours {
-        Ok(_) => Some(Figures::from(apalis::sqlite(plan, &dir).await?)),
+        Ok(_) => Some(apalis::sqlite(plan, &dir).await?),
         Err(_) => None,
     };
     #[cfg(not(feature = "apalis"))]
@@ -367,9 +355,8 @@ async fn postgres(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
         .await;
     let ours = ours?;
     #[cfg(feature = "apalis")]
-    let peer = Some(Figures::from(
-        apalis::postgres(plan, &postgres_url(), &format!("bench_apalis_{}", run_id())).await?,
-    ));
+    let peer =
+        Some(apalis::postgres(plan, &postgres_url(), &format!("bench_apalis_{}", run_id())).await?);
     #[cfg(not(feature = "apalis"))]
     let peer: Option<Figures> = None;
     add(report, "postgres", &ours, peer.as_ref());
@@ -402,14 +389,14 @@ async fn redis(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
         .await;
     let ours = ours?;
     #[cfg(feature = "apalis")]
-    let peer = Some(Figures::from(
+    let peer = Some(
         apalis::redis(
             plan,
             &redis_url(),
             &format!("plexus-bench-apalis-{}", run_id()),
         )
         .await?,
-    ));
+    );
     #[cfg(not(feature = "apalis"))]
     let peer: Option<Figures> = None;
     add(report, "redis", &ours, peer.as_ref());

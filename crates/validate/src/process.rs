@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use futures::StreamExt;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use plexus_app::Node;
@@ -23,9 +24,6 @@ use tokio::time::Instant;
 
 use crate::ValidateError;
 use crate::scenario::ServiceSpec;
-
-/// How often the harness looks for a process's registration.
-const POLL: Duration = Duration::from_millis(20);
 
 /// What the report says about one process.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -157,31 +155,49 @@ impl Process {
     }
 
     /// Waits, at most its `ready_within_s`, until an instance of its service that
-    /// registered since the last start is healthy in `app`.
+    /// registered since the last start is healthy in `app`: looked for again at
+    /// every change of the registry, given up when the process exits first.
     pub async fn wait_registered(&self, node: &Node) -> Result<(), ValidateError> {
         let deadline = Instant::now() + self.ready_within;
         let since = self.state.lock().await.spawned_at;
-        loop {
-            let fresh = node
-                .registry()
-                .instances_named(&self.service)
-                .iter()
-                .any(|r| {
-                    r.status == plexus_core::ServiceStatus::Healthy && r.registered_at >= since
-                });
-            if fresh {
-                return Ok(());
+        let registry = node.registry();
+        // Watched before the first look, so no change between the two is missed.
+        let mut changes = registry.watch();
+        let fresh = || {
+            registry.instances_named(&self.service).iter().any(|r| {
+                r.status == plexus_core::ServiceStatus::Healthy && r.registered_at >= since
+            })
+        };
+        while !fresh() {
+            tokio::select! {
+                // A change, or a watcher that fell behind: look again.
+                change = changes.next() => if change.is_none() {
+                    return Err(self.not_ready("the node's registry closed".to_owned()));
+                },
+                status = self.exit() => {
+                    return Err(self.not_ready(format!("it exited ({status})")));
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(self.not_ready(format!(
+                        "no healthy instance of `{}` registered within {:?}",
+                        self.service, self.ready_within
+                    )));
+                }
             }
-            if let Some(status) = self.exited().await {
-                return Err(self.not_ready(format!("it exited ({status})")));
-            }
-            if Instant::now() >= deadline {
-                return Err(self.not_ready(format!(
-                    "no healthy instance of `{}` registered within {:?}",
-                    self.service, self.ready_within
-                )));
-            }
-            tokio::time::sleep(POLL).await;
+        }
+        Ok(())
+    }
+
+    /// Waits until the process exits (never, when none runs): its status.
+    async fn exit(&self) -> String {
+        let mut state = self.state.lock().await;
+        match state.child.as_mut() {
+            // `Child::wait` is cancel-safe: a change of the registry may win.
+            Some(child) => match child.wait().await {
+                Ok(status) => status.to_string(),
+                Err(error) => format!("waiting on it failed: {error}"),
+            },
+            None => std::future::pending().await,
         }
     }
 

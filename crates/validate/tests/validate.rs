@@ -529,6 +529,35 @@ async fn a_failing_setup_call_stops_the_run_naming_it() {
     assert!(error.contains("-32601"), "{error}");
 }
 
+/// A process that exits before it registers stops the run at once with its exit
+/// status (not at the end of its `ready_within_s`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_exits_before_registering_stops_the_run_with_its_status() {
+    let text = r#"
+name = "exits"
+duration_s = 1
+
+[[services]]
+kind = "process"
+name = "quitter"
+argv = ["sh", "-c", "exit 3"]
+ready_within_s = 60
+"#;
+    let scenario = Scenario::parse("exits", text).unwrap();
+    let started = Instant::now();
+    let error = plexus_validate::run_async(scenario, &Options::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("it exited"), "{error}");
+    assert!(error.contains('3'), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "noticed only after {:?}",
+        started.elapsed()
+    );
+}
+
 /// The same open-model load over HTTP and over WebSocket sessions, and a publish
 /// load over sessions, against the test service at a modest rate.
 const OVER_WS: &str = r#"

@@ -33,16 +33,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::{CLIENTS, Plan, failed, now_us};
+use super::{CLIENTS, Figures, Plan, failed, now_us};
 use crate::BenchError;
-
-/// What a backend gave.
-pub(super) struct Figures {
-    pub(super) enqueue_per_s: f64,
-    pub(super) processed_per_s: f64,
-    pub(super) p50_us: f64,
-    pub(super) p99_us: f64,
-}
 
 /// The job: when it was pushed (µs since the epoch).
 #[derive(Clone, Debug, Serialize, Deserialize)]
